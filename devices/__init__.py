@@ -1,0 +1,31 @@
+"""The contract every part of Siaga agrees on, free of I/O.
+
+Stations and their registry, topic names, payload formats and their decoders.
+"""
+
+from devices.readings import Decoded, Reading, Reason, Rejection
+from devices.stations import (
+    MetricSpec,
+    StaticRegistry,
+    Station,
+    StationFileError,
+    StationRegistry,
+    load_stations,
+    parse_stations,
+)
+from devices.topics import TopicScheme
+
+__all__ = [
+    "Decoded",
+    "MetricSpec",
+    "Reading",
+    "Reason",
+    "Rejection",
+    "StaticRegistry",
+    "Station",
+    "StationFileError",
+    "StationRegistry",
+    "TopicScheme",
+    "load_stations",
+    "parse_stations",
+]

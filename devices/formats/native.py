@@ -1,0 +1,176 @@
+"""Siaga's native JSON payload.
+
+A JSON object ``{"ts": ..., "seq": 17, "water_level_cm": 182.4, ...}`` or an array of them.
+``ts`` is required (RFC 3339 or epoch seconds/milliseconds), ``seq`` optional, ``station``
+optional but must equal the topic's station; every other key is a metric with a number value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+
+from devices.readings import Decoded, Reading, Reason, Rejection
+from devices.timestamps import TimestampError, parse_timestamp_ns
+
+RESERVED_KEYS = frozenset({"ts", "seq", "station"})
+
+
+class _NonFiniteError(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFiniteError(name)
+
+
+def decode_native(payload: bytes, station_id: str, max_readings: int) -> Decoded:
+    """Decode a native payload published on ``station_id``'s topic.
+
+    Args:
+        payload: The message body.
+        station_id: The station named by the topic.
+        max_readings: The most readings one message may carry.
+
+    Returns:
+        The readings that are well formed, and one rejection per message or reading that is not.
+        Unknown metrics and ranges are the validator's business: it knows the station.
+    """
+    document, problem = _parse_json(payload)
+    if problem is not None:
+        return Decoded([], [Rejection(problem[0], problem[1], station_id)])
+    if isinstance(document, dict):
+        items: list[Any] = [document]
+    elif isinstance(document, list):
+        items = document
+        if not items:
+            return _whole(Reason.BAD_SHAPE, "empty array carries no readings", station_id)
+        if len(items) > max_readings:
+            return _whole(
+                Reason.TOO_MANY_READINGS,
+                f"{len(items)} readings in one message; the limit is {max_readings}",
+                station_id,
+            )
+    else:
+        return _whole(
+            Reason.BAD_SHAPE,
+            f"payload must be a JSON object or array of objects, got {_json_type(document)}",
+            station_id,
+        )
+    readings: list[Reading] = []
+    rejections: list[Rejection] = []
+    for index, item in enumerate(items):
+        reading = _decode_reading(item, station_id, index if len(items) > 1 else None, rejections)
+        if reading is not None:
+            readings.append(reading)
+    return Decoded(readings, rejections)
+
+
+def _whole(reason: Reason, detail: str, station_id: str) -> Decoded:
+    return Decoded([], [Rejection(reason, detail, station_id)])
+
+
+def _parse_json(payload: bytes) -> tuple[Any, tuple[Reason, str] | None]:
+    try:
+        return orjson.loads(payload), None
+    except orjson.JSONDecodeError as fast_error:
+        # Slow path, bad input only: tell undecodable bytes and NaN/Infinity from other errors.
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, (Reason.UNDECODABLE, f"payload is not UTF-8 (byte {exc.start})")
+        try:
+            json.loads(text, parse_constant=_refuse_constant)
+        except _NonFiniteError as exc:
+            return None, (Reason.NON_FINITE, f"{exc} is not a number JSON allows")
+        except (ValueError, RecursionError):
+            pass
+        else:
+            # Only a number overflowing to infinity parses in stdlib json but not in orjson.
+            return None, (Reason.NON_FINITE, "a number overflows to infinity")
+        return None, (Reason.INVALID_JSON, str(fast_error)[:200])
+
+
+def _decode_reading(
+    item: Any, station_id: str, index: int | None, rejections: list[Rejection]
+) -> Reading | None:
+    """Decode one reading; structural faults reject it whole, value faults only that metric."""
+    where = "" if index is None else f"reading {index}: "
+    problem = _structural_problem(item, station_id, where)
+    if problem is not None:
+        rejections.append(problem)
+        return None
+    try:
+        ts_ns = parse_timestamp_ns(item["ts"])
+    except TimestampError as exc:
+        rejections.append(Rejection(Reason.BAD_TIMESTAMP, f"{where}{exc}", station_id))
+        return None
+    values: dict[str, float] = {}
+    metric_count = 0
+    for key, value in item.items():
+        if key in RESERVED_KEYS:
+            continue
+        metric_count += 1
+        kind = type(value)
+        if kind is float:
+            if math.isfinite(value):
+                values[key] = value
+            else:
+                rejections.append(
+                    Rejection(Reason.NON_FINITE, f"{where}{key} is not finite", station_id)
+                )
+        elif kind is int:
+            values[key] = float(value)
+        else:
+            rejections.append(
+                Rejection(
+                    Reason.WRONG_TYPE,
+                    f"{where}{key[:64]} must be a number, got {_json_type(value)}",
+                    station_id,
+                )
+            )
+    if metric_count == 0:
+        rejections.append(Rejection(Reason.NO_METRICS, f"{where}no metric values", station_id))
+        return None
+    return Reading(station_id, ts_ns, values, item.get("seq"))
+
+
+def _structural_problem(item: Any, station_id: str, where: str) -> Rejection | None:
+    if not isinstance(item, dict):
+        return Rejection(
+            Reason.BAD_SHAPE, f"{where}expected a JSON object, got {_json_type(item)}", station_id
+        )
+    named = item.get("station")
+    if named is not None and named != station_id:
+        return Rejection(
+            Reason.STATION_MISMATCH,
+            f"{where}payload names station {str(named)[:64]!r} but was published on "
+            f"{station_id!r}'s topic",
+            station_id,
+        )
+    if "ts" not in item:
+        return Rejection(Reason.MISSING_TIMESTAMP, f"{where}no 'ts' field", station_id)
+    seq = item.get("seq")
+    if seq is not None and (type(seq) is not int or seq < 0):
+        return Rejection(Reason.WRONG_TYPE, f"{where}seq must be a non-negative integer", station_id)
+    return None
+
+
+def _json_type(value: Any) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "boolean"
+        case int() | float():
+            return "number"
+        case str():
+            return "string"
+        case list():
+            return "array"
+        case dict():
+            return "object"
+    return type(value).__name__

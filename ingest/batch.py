@@ -1,0 +1,145 @@
+"""Batches: what is stored together and acknowledged together, and when to flush one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from devices import Reading, Reason, Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRejection:
+    """A rejection as stored: the reason plus where it came from.
+
+    Attributes:
+        rejection: Reason, detail and station.
+        topic: The MQTT topic the message arrived on.
+        payload_excerpt: The start of the payload, as text (undecodable bytes escaped).
+        received_ns: When the worker received it; the stored point's timestamp.
+    """
+
+    rejection: Rejection
+    topic: str
+    payload_excerpt: str
+    received_ns: int
+
+
+@dataclass(slots=True)
+class Batch:
+    """Readings and rejections that are written, spooled and acknowledged as one."""
+
+    readings: list[Reading] = field(default_factory=list)
+    rejections: list[StoredRejection] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.readings) + len(self.rejections)
+
+
+def excerpt(payload: bytes, limit: int = 512) -> str:
+    """The first ``limit`` bytes of a payload as text, with undecodable bytes escaped."""
+    text = payload[:limit].decode("utf-8", errors="backslashreplace")
+    return text + "…" if len(payload) > limit else text
+
+
+def serialize_batch(batch: Batch) -> bytes:
+    """Encode a batch for the spool (compact JSON, exact floats)."""
+    return orjson.dumps(
+        {
+            "r": [[r.station_id, r.ts_ns, r.seq, r.values] for r in batch.readings],
+            "j": [
+                [
+                    j.rejection.reason.value,
+                    j.rejection.detail,
+                    j.rejection.station_id,
+                    j.topic,
+                    j.payload_excerpt,
+                    j.received_ns,
+                ]
+                for j in batch.rejections
+            ],
+        }
+    )
+
+
+def deserialize_batch(data: bytes) -> Batch:
+    """Decode a batch written by :func:`serialize_batch`."""
+    document: dict[str, Any] = orjson.loads(data)
+    return Batch(
+        [Reading(s, ts, values, seq) for s, ts, seq, values in document["r"]],
+        [
+            StoredRejection(Rejection(Reason(reason), detail, station), topic, text, received)
+            for reason, detail, station, topic, text, received in document["j"]
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """When a batch is flushed: at ``max_points`` entries or ``max_age_s`` after its first."""
+
+    max_points: int = 5000
+    max_age_s: float = 0.2
+
+
+class Batcher:
+    """Accumulates entries and their acknowledgement tokens; decides when to flush. No I/O.
+
+    Args:
+        policy: Size and age bounds.
+    """
+
+    def __init__(self, policy: BatchPolicy) -> None:
+        self._policy = policy
+        self._batch = Batch()
+        self._tokens: list[object] = []
+        self._opened_at: float | None = None
+
+    def add(
+        self,
+        readings: Sequence[Reading],
+        rejections: Sequence[StoredRejection],
+        token: object,
+        now_s: float,
+    ) -> None:
+        """Add one message's outcome and the token that acknowledges it (None for QoS 0)."""
+        if self._opened_at is None:
+            self._opened_at = now_s
+        self._batch.readings.extend(readings)
+        self._batch.rejections.extend(rejections)
+        if token is not None:
+            self._tokens.append(token)
+
+    @property
+    def pending(self) -> int:
+        """Entries waiting in the open batch."""
+        return len(self._batch)
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing waits: no entries and no tokens to acknowledge."""
+        return self._opened_at is None
+
+    def due(self, now_s: float) -> bool:
+        """Whether the open batch should be flushed now."""
+        if self._opened_at is None:
+            return False
+        return (
+            len(self._batch) >= self._policy.max_points
+            or now_s - self._opened_at >= self._policy.max_age_s
+        )
+
+    def seconds_until_due(self, now_s: float) -> float | None:
+        """How long until the open batch is due by age; None when nothing waits."""
+        if self._opened_at is None:
+            return None
+        return max(0.0, self._opened_at + self._policy.max_age_s - now_s)
+
+    def take(self) -> tuple[Batch, list[object]]:
+        """Close the open batch and return it with its tokens."""
+        batch, tokens = self._batch, self._tokens
+        self._batch, self._tokens, self._opened_at = Batch(), [], None
+        return batch, tokens

@@ -1,0 +1,364 @@
+"""MQTT 5 packets for a subscribing client: encoders and an incremental parser. No I/O.
+
+Only what a subscriber needs: CONNECT, SUBSCRIBE, PUBACK, PINGREQ and DISCONNECT out; CONNACK,
+SUBACK, PUBLISH, PINGRESP and DISCONNECT in. :class:`PacketReader` takes bytes as the socket gives
+them and returns every complete packet, so one read of 64 KiB yields hundreds of PUBLISHes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+PROTOCOL_NAME = b"\x00\x04MQTT"
+PROTOCOL_LEVEL = 5
+PINGREQ = b"\xc0\x00"
+DISCONNECT_NORMAL = b"\xe0\x00"
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+
+class ProtocolError(ValueError):
+    """The peer sent bytes that are not valid MQTT 5."""
+
+
+class PacketType(IntEnum):
+    """Control packet types (the high nibble of the first byte)."""
+
+    CONNECT = 1
+    CONNACK = 2
+    PUBLISH = 3
+    PUBACK = 4
+    SUBSCRIBE = 8
+    SUBACK = 9
+    PINGREQ = 12
+    PINGRESP = 13
+    DISCONNECT = 14
+    AUTH = 15
+
+
+CONNACK_REASONS = {
+    0x00: "success",
+    0x80: "unspecified error",
+    0x81: "malformed packet",
+    0x82: "protocol error",
+    0x83: "implementation specific error",
+    0x84: "unsupported protocol version",
+    0x85: "client identifier not valid",
+    0x86: "bad user name or password",
+    0x87: "not authorized",
+    0x88: "server unavailable",
+    0x89: "server busy",
+    0x8A: "banned",
+    0x8C: "bad authentication method",
+    0x95: "packet too large",
+    0x97: "quota exceeded",
+    0x9C: "use another server",
+    0x9D: "server moved",
+    0x9F: "connection rate exceeded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """An application message from the broker.
+
+    Attributes:
+        topic: Its topic name.
+        payload: Its body.
+        qos: 0 or 1 (a subscriber at QoS 1 is never sent QoS 2).
+        packet_id: The id to acknowledge, for QoS 1 and 2.
+        dup: Whether the broker says this may be a redelivery.
+    """
+
+    topic: str
+    payload: bytes
+    qos: int
+    packet_id: int | None
+    dup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnAck:
+    """The broker's answer to CONNECT."""
+
+    session_present: bool
+    reason_code: int
+    properties: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SubAck:
+    """The broker's answer to SUBSCRIBE: one reason code per topic filter."""
+
+    packet_id: int
+    reason_codes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PingResp:
+    """The answer to PINGREQ."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """The broker is closing the connection, and why."""
+
+    reason_code: int
+    reason: str | None = None
+
+
+Packet = Publish | ConnAck | SubAck | PingResp | Disconnect
+
+
+def encode_varint(value: int) -> bytes:
+    """MQTT's variable byte integer (1 to 4 bytes, up to 268,435,455)."""
+    if not 0 <= value <= 268_435_455:
+        raise ValueError(f"{value} does not fit a variable byte integer")
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | 0x80 if value else byte)
+        if not value:
+            return bytes(out)
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 0xFFFF:
+        raise ValueError("string longer than 65535 bytes")
+    return _U16.pack(len(raw)) + raw
+
+
+def _binary(data: bytes) -> bytes:
+    if len(data) > 0xFFFF:
+        raise ValueError("binary data longer than 65535 bytes")
+    return _U16.pack(len(data)) + data
+
+
+def _packet(first_byte: int, body: bytes) -> bytes:
+    return bytes([first_byte]) + encode_varint(len(body)) + body
+
+
+def encode_connect(
+    client_id: str,
+    *,
+    keepalive_s: int,
+    clean_start: bool,
+    session_expiry_s: int,
+    receive_maximum: int,
+    username: str | None = None,
+    password: bytes | None = None,
+) -> bytes:
+    """A CONNECT packet.
+
+    Args:
+        client_id: Stable per worker: the broker keys the session (and queued messages) on it.
+        keepalive_s: Longest silence before the broker drops the connection.
+        clean_start: False to resume the session the broker kept.
+        session_expiry_s: How long the broker keeps the session after a disconnect.
+        receive_maximum: QoS 1 messages the broker may have unacknowledged with this client.
+        username: Optional user name.
+        password: Optional password.
+    """
+    flags = 0x00 if not clean_start else 0x02
+    if username is not None:
+        flags |= 0x80
+    if password is not None:
+        flags |= 0x40
+    properties = (
+        b"\x11" + _U32.pack(session_expiry_s) + b"\x21" + _U16.pack(receive_maximum)
+    )
+    body = (
+        PROTOCOL_NAME
+        + bytes([PROTOCOL_LEVEL, flags])
+        + _U16.pack(keepalive_s)
+        + encode_varint(len(properties))
+        + properties
+        + _string(client_id)
+    )
+    if username is not None:
+        body += _string(username)
+    if password is not None:
+        body += _binary(password)
+    return _packet(PacketType.CONNECT << 4, body)
+
+
+def encode_subscribe(packet_id: int, topic_filter: str, qos: int) -> bytes:
+    """A SUBSCRIBE packet for one filter (no retained messages on a shared subscription)."""
+    options = qos & 0x03
+    body = _U16.pack(packet_id) + b"\x00" + _string(topic_filter) + bytes([options])
+    return _packet((PacketType.SUBSCRIBE << 4) | 0x02, body)
+
+
+def encode_pubacks(packet_ids: list[int]) -> bytes:
+    """PUBACKs (success, no properties: the 2-byte short form) for many messages at once."""
+    return b"".join(b"\x40\x02" + _U16.pack(packet_id) for packet_id in packet_ids)
+
+
+# Property identifier → value kind, MQTT 5 section 2.2.2.2.
+_BYTE, _TWO, _FOUR, _VARINT, _STRING, _BINARY, _PAIR = range(7)
+_PROPERTY_KINDS = {
+    0x01: _BYTE, 0x02: _FOUR, 0x03: _STRING, 0x08: _STRING, 0x09: _BINARY, 0x0B: _VARINT,
+    0x11: _FOUR, 0x12: _STRING, 0x13: _TWO, 0x15: _STRING, 0x16: _BINARY, 0x17: _BYTE,
+    0x18: _FOUR, 0x19: _BYTE, 0x1A: _STRING, 0x1C: _STRING, 0x1F: _STRING, 0x21: _TWO,
+    0x22: _TWO, 0x23: _TWO, 0x24: _BYTE, 0x25: _BYTE, 0x26: _PAIR, 0x27: _FOUR, 0x28: _BYTE,
+    0x29: _BYTE, 0x2A: _BYTE,
+}  # fmt: skip
+REASON_STRING = 0x1F
+
+
+def _read_varint(data: bytes | bytearray | memoryview, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    for index in range(offset, min(offset + 4, len(data))):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, index + 1
+        shift += 7
+    if len(data) - offset >= 4:
+        raise ProtocolError("variable byte integer longer than 4 bytes")
+    raise IndexError("incomplete variable byte integer")
+
+
+def decode_properties(data: bytes, offset: int) -> tuple[dict[int, Any], int]:
+    """Properties at ``offset``: (identifier → value, offset after them)."""
+    length, offset = _read_varint(data, offset)
+    end = offset + length
+    if end > len(data):
+        raise ProtocolError("properties run past the packet")
+    properties: dict[int, Any] = {}
+    while offset < end:
+        identifier = data[offset]
+        kind = _PROPERTY_KINDS.get(identifier)
+        offset += 1
+        value: Any
+        if kind == _BYTE:
+            value, offset = data[offset], offset + 1
+        elif kind == _TWO:
+            (value,), offset = _U16.unpack_from(data, offset), offset + 2
+        elif kind == _FOUR:
+            (value,), offset = _U32.unpack_from(data, offset), offset + 4
+        elif kind == _VARINT:
+            value, offset = _read_varint(data, offset)
+        elif kind in {_STRING, _BINARY}:
+            (size,) = _U16.unpack_from(data, offset)
+            raw, offset = data[offset + 2 : offset + 2 + size], offset + 2 + size
+            value = raw.decode("utf-8", errors="replace") if kind == _STRING else raw
+        elif kind == _PAIR:
+            (size,) = _U16.unpack_from(data, offset)
+            key = data[offset + 2 : offset + 2 + size].decode("utf-8", errors="replace")
+            offset += 2 + size
+            (size,) = _U16.unpack_from(data, offset)
+            text = data[offset + 2 : offset + 2 + size].decode("utf-8", errors="replace")
+            offset += 2 + size
+            value = properties.get(identifier, ()) + ((key, text),)
+        else:
+            raise ProtocolError(f"unknown property identifier 0x{identifier:02x}")
+        properties[identifier] = value
+    if offset != end:
+        raise ProtocolError("properties overrun their length")
+    return properties, end
+
+
+class PacketReader:
+    """Turns a byte stream into packets; keeps incomplete bytes for the next feed.
+
+    Args:
+        max_packet_bytes: Larger packets are a protocol error (the broker ignored our limit).
+    """
+
+    def __init__(self, max_packet_bytes: int = 256 << 20) -> None:
+        self._buffer = bytearray()
+        self._max = max_packet_bytes
+        self._topics: dict[bytes, str] = {}
+
+    def feed(self, data: bytes) -> list[Packet]:
+        """Add bytes; return the packets they complete, in order.
+
+        Raises:
+            ProtocolError: The stream is not valid MQTT 5; the connection must be closed.
+        """
+        buffer = self._buffer
+        buffer += data
+        packets: list[Packet] = []
+        offset = 0
+        size = len(buffer)
+        topics = self._topics
+        while size - offset >= 2:
+            first = buffer[offset]
+            # Remaining length, inlined for the common one- and two-byte cases.
+            byte = buffer[offset + 1]
+            if byte < 0x80:
+                length, start = byte, offset + 2
+            else:
+                try:
+                    length, start = _read_varint(buffer, offset + 1)
+                except IndexError:
+                    break
+                if length > self._max:
+                    raise ProtocolError(f"packet of {length} bytes exceeds the limit")
+            end = start + length
+            if end > size:
+                break
+            if first >> 4 == PacketType.PUBLISH:
+                packets.append(_publish(buffer, first, start, end, topics))
+            else:
+                packets.append(_control(bytes(buffer[start:end]), first))
+            offset = end
+        if offset:
+            del buffer[:offset]
+        return packets
+
+
+def _publish(
+    buffer: bytearray, first: int, start: int, end: int, topics: dict[bytes, str]
+) -> Publish:
+    qos = (first >> 1) & 0x03
+    if qos == 3:
+        raise ProtocolError("PUBLISH with QoS 3")
+    topic_length = (buffer[start] << 8) | buffer[start + 1]
+    cursor = start + 2 + topic_length
+    raw_topic = bytes(buffer[start + 2 : cursor])
+    topic = topics.get(raw_topic)
+    if topic is None:
+        topic = raw_topic.decode("utf-8", errors="replace")
+        if len(topics) < 100_000:
+            topics[raw_topic] = topic
+    packet_id = None
+    if qos:
+        packet_id = (buffer[cursor] << 8) | buffer[cursor + 1]
+        cursor += 2
+    # Properties: skip them (a subscriber needs none of them).
+    byte = buffer[cursor]
+    if byte < 0x80:
+        cursor += 1 + byte
+    else:
+        prop_length, cursor = _read_varint(buffer, cursor)
+        cursor += prop_length
+    if cursor > end:
+        raise ProtocolError("PUBLISH header runs past the packet")
+    return Publish(topic, bytes(buffer[cursor:end]), qos, packet_id, bool(first & 0x08))
+
+
+def _control(body: bytes, first: int) -> Packet:
+    kind = first >> 4
+    try:
+        if kind == PacketType.CONNACK:
+            properties, _ = decode_properties(body, 2) if len(body) > 2 else ({}, 2)
+            return ConnAck(bool(body[0] & 0x01), body[1], properties)
+        if kind == PacketType.SUBACK:
+            (packet_id,) = _U16.unpack_from(body, 0)
+            _, offset = decode_properties(body, 2)
+            return SubAck(packet_id, tuple(body[offset:]))
+        if kind == PacketType.PINGRESP:
+            return PingResp()
+        if kind == PacketType.DISCONNECT:
+            code = body[0] if body else 0
+            properties, _ = decode_properties(body, 1) if len(body) > 1 else ({}, 1)
+            return Disconnect(code, properties.get(REASON_STRING))
+    except (IndexError, struct.error) as exc:
+        raise ProtocolError(f"truncated {PacketType(kind).name} packet") from exc
+    raise ProtocolError(f"unexpected packet type {kind} from the broker")

@@ -1,0 +1,294 @@
+"""Local Mosquitto and InfluxDB servers for development, demos, benchmarks and tests.
+
+Each server runs from Debian's binaries with a configuration written into its own directory, on
+the port it is given, and is stopped when its context ends. Nothing here is used in production,
+where the regency's own broker and database are configured instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.errors import ServerError
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` until it holds, or raise :class:`ServerError` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.01
+    while not condition():
+        if time.monotonic() > deadline:
+            raise ServerError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.2)
+
+
+def require_binary(name: str) -> str:
+    """The path of an installed program, or a ServerError telling how to install it."""
+    found = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if found is None:
+        raise ServerError(
+            f"{name} is not installed; run ./scripts/test once as root, or "
+            "apt-get install mosquitto mosquitto-clients influxdb"
+        )
+    return found
+
+
+@dataclass
+class _Process:
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+@dataclass
+class MosquittoServer:
+    """A Mosquitto broker with persistence, listening on 127.0.0.1.
+
+    Args:
+        directory: Where its configuration, persistence file and log live.
+        port: The TCP port of its MQTT listener.
+        extra_config: More mosquitto.conf lines (passwords, ACLs, TLS listeners).
+        allow_anonymous: Whether clients without credentials may connect.
+    """
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    extra_config: list[str] = field(default_factory=list)
+    allow_anonymous: bool = True
+    _process: _Process | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker's MQTT URL."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        """The generated mosquitto.conf."""
+        return self.directory / "mosquitto.conf"
+
+    def write_config(self) -> None:
+        """Write mosquitto.conf; persistence on and no queue limit, so nothing queued is lost."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"user {getpass.getuser()}",
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            "persistence true",
+            f"persistence_location {self.directory}/",
+            # Mosquitto drops messages beyond 1000 queued for an offline session by default.
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            "set_tcp_nodelay true",
+            f"log_dest file {self.directory}/mosquitto.log",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            *self.extra_config,
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        """Start the broker and wait until it accepts connections."""
+        self.write_config()
+        binary = require_binary("mosquitto")
+        self._process = _Process(
+            [binary, "-c", str(self.config_path)], self.directory / "stdout.log"
+        )
+        self._process.spawn()
+        try:
+            wait_until(self._ready, 15, f"mosquitto on port {self.port}")
+        except ServerError:
+            raise ServerError(
+                f"mosquitto did not start:\n{self._process.log_tail()}\n"
+                f"{(self.directory / 'mosquitto.log').read_text(errors='replace')[-2000:]}"
+                if (self.directory / "mosquitto.log").exists()
+                else f"mosquitto did not start:\n{self._process.log_tail()}"
+            ) from None
+
+    def _ready(self) -> bool:
+        if self._process is None or not self._process.running():
+            raise ServerError("mosquitto exited during start-up")
+        return port_open(self.port)
+
+    def stop(self) -> None:
+        """Stop the broker gracefully: it writes its persistence file on the way out."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def reload(self) -> None:
+        """Ask the broker to re-read password and ACL files (SIGHUP) without dropping clients."""
+        if self._process is not None and self._process.process is not None:
+            self._process.process.send_signal(signal.SIGHUP)
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs."""
+        if self._process is None or self._process.process is None:
+            return None
+        return self._process.process.pid
+
+    def __enter__(self) -> MosquittoServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@dataclass
+class InfluxServer:
+    """An InfluxDB 1.x server (Debian's ``influxd``) listening on 127.0.0.1, reporting off.
+
+    Args:
+        directory: Where its configuration, data, WAL and meta directories live.
+        port: The TCP port of its HTTP API.
+    """
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    _process: _Process | None = None
+
+    @property
+    def url(self) -> str:
+        """The HTTP API's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self) -> Path:
+        """Write influxdb.conf into the server's directory and return its path."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        rpc_port = free_port()
+        path = self.directory / "influxdb.conf"
+        path.write_text(
+            f"""reporting-enabled = false
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{self.directory}/meta"
+[data]
+  dir = "{self.directory}/data"
+  wal-dir = "{self.directory}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{self.port}"
+  log-enabled = false
+  max-body-size = 0
+[logging]
+  level = "warn"
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+"""
+        )
+        return path
+
+    def start(self) -> None:
+        """Start influxd and wait until /ping answers."""
+        config = self.write_config()
+        binary = require_binary("influxd")
+        env_free = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}
+        self._process = _Process([binary, "-config", str(config)], self.directory / "influxd.log")
+        with contextlib.ExitStack():
+            saved = dict(os.environ)
+            os.environ.clear()
+            os.environ.update(env_free)
+            try:
+                self._process.spawn()
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+        try:
+            wait_until(self._ready, 30, f"influxd on port {self.port}")
+        except ServerError:
+            raise ServerError(f"influxd did not start:\n{self._process.log_tail()}") from None
+
+    def _ready(self) -> bool:
+        if self._process is None or not self._process.running():
+            raise ServerError("influxd exited during start-up")
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as response:  # noqa: S310
+                return bool(response.status == 204)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        """Stop influxd gracefully."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def __enter__(self) -> InfluxServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def local_stack(directory: Path) -> Iterator[tuple[MosquittoServer, InfluxServer]]:
+    """A broker and a database side by side under one directory, stopped on exit."""
+    with (
+        MosquittoServer(directory / "mosquitto") as broker,
+        InfluxServer(directory / "influxdb") as influx,
+    ):
+        yield broker, influx

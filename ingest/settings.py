@@ -1,0 +1,262 @@
+"""Siaga's one typed settings tree: YAML file, overridden by ``SIAGA_*`` environment variables.
+
+``SIAGA_MQTT__URL=mqtt://user:pass@host:1883`` sets ``mqtt.url``; ``__`` separates levels.
+Units are in field names; secrets are :class:`~pydantic.SecretStr` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from ingest.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/siaga.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    """The broker the worker subscribes to."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str = Field(
+        default_factory=lambda: f"siaga-ingest-{socket.gethostname()}"[:64], min_length=1
+    )
+    topic_prefix: str = Field(default="siaga", pattern=r"^[A-Za-z0-9_./-]+$")
+    shared_group: str | None = Field(default="siaga-ingest", pattern=r"^[A-Za-z0-9_-]+$")
+    keepalive_s: int = Field(default=30, ge=5, le=65535)
+    session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    receive_maximum: int = Field(default=65535, ge=1, le=65535)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    reconnect_initial_s: float = Field(default=0.2, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_from_url(cls, data: Any) -> Any:
+        # Credentials in the URL move to their own fields so the URL can be logged.
+        if isinstance(data, dict) and isinstance(data.get("url"), str):
+            parts = urlsplit(data["url"])
+            if parts.username is not None:
+                data = dict(data)
+                data.setdefault("username", unquote(parts.username))
+                if parts.password is not None:
+                    data.setdefault("password", unquote(parts.password))
+                netloc = parts.hostname or ""
+                if parts.port is not None:
+                    netloc += f":{parts.port}"
+                data["url"] = parts._replace(netloc=netloc).geturl()
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in {"mqtt", "tcp"}:
+            raise ValueError(f"scheme must be mqtt:// (got {parts.scheme or 'none'}://)")
+        if not parts.hostname:
+            raise ValueError("URL has no host")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("port is not a number between 0 and 65535") from None
+        return url
+
+    @property
+    def host(self) -> str:
+        """The broker's host name."""
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """The broker's port (1883 when the URL names none)."""
+        return urlsplit(self.url).port or 1883
+
+
+class InfluxSettings(_Section):
+    """The InfluxDB server, through its v1 HTTP API (also served by InfluxDB 2.x and 3.x)."""
+
+    url: str = "http://127.0.0.1:8086"
+    database: str = Field(default="siaga", pattern=r"^[A-Za-z0-9_-]+$")
+    retention_policy: str = Field(default="siaga_1y", pattern=r"^[A-Za-z0-9_-]+$")
+    retention_days: int = Field(default=365, ge=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    create_database: bool = True
+    gzip: bool = True
+    timeout_s: float = Field(default=10.0, gt=0)
+    write_retry_deadline_s: float = Field(default=2.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("put credentials in influx.username/password or influx.token")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_kind_of_auth(self) -> InfluxSettings:
+        if self.token is not None and (self.username or self.password):
+            raise ValueError("give either token or username/password, not both")
+        return self
+
+
+class BatchSettings(_Section):
+    """When the worker flushes a batch to storage."""
+
+    max_points: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(default=0.2, gt=0, le=60)
+    max_batches_in_flight: int = Field(default=4, ge=1, le=64)
+
+
+class SpoolSettings(_Section):
+    """The on-disk spool that keeps batches while storage is down."""
+
+    dir: Path = Path("var/spool")
+    max_bytes: int = Field(default=2 << 30, ge=1 << 20)
+    segment_bytes: int = Field(default=64 << 20, ge=4096)
+    warn_fraction: float = Field(default=0.8, gt=0, le=1)
+
+
+class ValidationSettings(_Section):
+    """Bounds every message and reading must respect."""
+
+    max_payload_bytes: int = Field(default=64 * 1024, ge=64)
+    max_readings_per_message: int = Field(default=1000, ge=1)
+    max_future_s: float = Field(default=300.0, ge=0)
+    max_age_s: float | None = Field(
+        default=None, gt=0, description="defaults to the retention window"
+    )
+
+
+class StationsSettings(_Section):
+    """Where the station registry comes from."""
+
+    file: Path = Path("config/stations.yaml")
+
+
+class MetricsSettings(_Section):
+    """The Prometheus endpoint."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+    enabled: bool = True
+
+
+class LogSettings(_Section):
+    """Logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """Every setting of a Siaga process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIAGA_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    batch: BatchSettings = BatchSettings()
+    spool: SpoolSettings = SpoolSettings()
+    validation: ValidationSettings = ValidationSettings()
+    stations: StationsSettings = StationsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: explicit arguments, then environment, then the YAML file."""
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        yaml_file = _CONFIG_FILE.get("path")
+        if yaml_file is not None:
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),)
+        return sources
+
+    @property
+    def max_age_s(self) -> float:
+        """How old a reading may be: the configured bound, or the retention window."""
+        if self.validation.max_age_s is not None:
+            return self.validation.max_age_s
+        return self.influx.retention_days * 86400.0
+
+
+_CONFIG_FILE: dict[str, Path] = {}
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings tree, refusing bad values with the key that holds them.
+
+    Args:
+        config_file: A YAML file; ``config/siaga.yaml`` is used when it exists and none is given.
+        overrides: Top-level sections given directly (tests, benchmarks).
+
+    Raises:
+        ConfigError: Naming each bad key (``mqtt.url: ...``) and what is wrong with it.
+    """
+    if config_file is None and DEFAULT_CONFIG.exists() and "SIAGA_CONFIG" not in os.environ:
+        config_file = DEFAULT_CONFIG
+    if config_file is None and "SIAGA_CONFIG" in os.environ:
+        config_file = Path(os.environ["SIAGA_CONFIG"])
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    _CONFIG_FILE.clear()
+    if config_file is not None:
+        _CONFIG_FILE["path"] = config_file
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file)) from None
+    except (ValueError, OSError) as exc:  # malformed YAML or environment JSON
+        raise ConfigError(f"cannot read configuration: {exc}") from None
+    finally:
+        _CONFIG_FILE.clear()
+
+
+def _describe(exc: ValidationError, config_file: Path | None) -> str:
+    where = f" (file {config_file}, environment SIAGA_*)" if config_file else " (environment SIAGA_*)"
+    lines = [f"invalid configuration{where}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,6 @@
+"""Storage backends behind one interface: InfluxDB (v1 API) and in-memory."""
+
+from ingest.storage.base import LatestReading, Storage, WindowStat, WriteReport
+from ingest.storage.memory import MemoryStorage
+
+__all__ = ["LatestReading", "MemoryStorage", "Storage", "WindowStat", "WriteReport"]

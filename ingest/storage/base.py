@@ -1,0 +1,85 @@
+"""The one storage interface: what the worker writes through and operators read through."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from devices import Reason
+
+from ingest.batch import Batch, StoredRejection
+
+TELEMETRY = "telemetry"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    """What a write did.
+
+    Attributes:
+        stored: Entries the backend accepted.
+        refused: Entries the backend refused as bad data; they were stored as rejections with
+            reason ``storage_rejected`` instead.
+    """
+
+    stored: int
+    refused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LatestReading:
+    """A station's newest reading, by the reading's own time (not by arrival)."""
+
+    station_id: str
+    ts_ns: int
+    values: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStat:
+    """One time window of a metric: start, mean, min, max and how many readings."""
+
+    start_ns: int
+    mean: float
+    min: float
+    max: float
+    count: int
+
+
+class Storage(Protocol):
+    """A time-series store for readings and rejections."""
+
+    async def prepare(self) -> None:
+        """Create what must exist (database, retention policy); idempotent."""
+        ...
+
+    async def write(self, batch: Batch) -> WriteReport:
+        """Store a batch. Storing the same reading again overwrites it (same identity).
+
+        Raises:
+            RetryableStorageError: The store is unreachable or failing; try again later.
+            PermanentStorageError: The store refuses the request itself (credentials, database).
+        """
+        ...
+
+    async def latest(self, station_ids: Sequence[str] | None = None) -> dict[str, LatestReading]:
+        """Each station's newest reading; all stations when ``station_ids`` is None."""
+        ...
+
+    async def window(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, window_s: int
+    ) -> list[WindowStat]:
+        """A metric over ``[start_ns, end_ns)`` aggregated into windows of ``window_s``."""
+        ...
+
+    async def rejections(
+        self, since_ns: int, limit: int = 100, reason: Reason | None = None
+    ) -> list[StoredRejection]:
+        """The newest rejections received at or after ``since_ns``, newest first."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,347 @@
+"""InfluxDB through its v1 HTTP API: ``/write`` line protocol and ``/query`` InfluxQL.
+
+InfluxDB 1.x serves this API natively and 2.x/3.x serve it for compatibility (token auth), so one
+backend reaches all three. Schema: measurement ``telemetry`` (tags ``station``, ``regency``,
+``river``; fields the metrics and ``seq``) and ``rejected`` (tags ``reason``, ``station`` when
+known; fields ``topic``, ``payload``, ``detail``). A point's identity is its series and time, so
+a replayed reading overwrites itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from devices import Reading, Reason, Rejection, StationRegistry
+
+from ingest.batch import Batch, StoredRejection
+from ingest.errors import PermanentStorageError, RetryableStorageError
+from ingest.lineprotocol import LineProtocolError, encode_fields, escape_key, series_key
+from ingest.settings import InfluxSettings
+from ingest.storage.base import REJECTED, TELEMETRY, LatestReading, WindowStat, WriteReport
+
+log = logging.getLogger(__name__)
+
+StationTags = Callable[[str], Mapping[str, str]]
+_GZIP_MIN_BYTES = 4096
+
+
+def registry_tags(registry: StationRegistry) -> StationTags:
+    """Tags for a station's telemetry series, read from the registry."""
+
+    def tags(station_id: str) -> Mapping[str, str]:
+        station = registry.get(station_id)
+        if station is None:
+            return {"station": station_id}
+        return {"station": station_id, "regency": station.regency, "river": station.river or ""}
+
+    return tags
+
+
+class LineEncoder:
+    """Encodes readings and rejections as line protocol, caching each station's series key."""
+
+    def __init__(self, station_tags: StationTags) -> None:
+        self._station_tags = station_tags
+        self._series: dict[str, str] = {}
+        self._field_keys: dict[str, str] = {}
+
+    def forget_stations(self) -> None:
+        """Drop cached series keys (after the registry changed)."""
+        self._series.clear()
+
+    def reading(self, reading: Reading) -> str:
+        """One telemetry line. Metric values are always floats, so types never conflict."""
+        series = self._series.get(reading.station_id)
+        if series is None:
+            series = series_key(TELEMETRY, self._station_tags(reading.station_id))
+            self._series[reading.station_id] = series
+        keys = self._field_keys
+        parts = []
+        for name, value in reading.values.items():
+            key = keys.get(name)
+            if key is None:
+                key = keys[name] = escape_key(name)
+            parts.append(f"{key}={value!r}")
+        if reading.seq is not None:
+            parts.append(f"seq={reading.seq}i")
+        return f"{series} {','.join(parts)} {reading.ts_ns}"
+
+    @staticmethod
+    def rejection(stored: StoredRejection) -> str:
+        """One ``rejected`` line."""
+        tags = {"reason": stored.rejection.reason.value}
+        if stored.rejection.station_id:
+            tags["station"] = stored.rejection.station_id
+        fields = {
+            "topic": stored.topic,
+            "payload": stored.payload_excerpt,
+            "detail": stored.rejection.detail,
+        }
+        return f"{series_key(REJECTED, tags)} {encode_fields(fields)} {stored.received_ns}"
+
+
+def _quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class InfluxStorage:
+    """Storage on an InfluxDB server's v1 API.
+
+    Args:
+        settings: URL, database, credentials and timeouts.
+        station_tags: Tags for each station's telemetry series.
+        transport: An httpx transport to use instead of the network (tests).
+    """
+
+    def __init__(
+        self,
+        settings: InfluxSettings,
+        station_tags: StationTags,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self.encoder = LineEncoder(station_tags)
+        headers = {}
+        auth: httpx.BasicAuth | None = None
+        if settings.token is not None:
+            headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        elif settings.username is not None:
+            password = settings.password.get_secret_value() if settings.password else ""
+            auth = httpx.BasicAuth(settings.username, password)
+        self._client = httpx.AsyncClient(
+            base_url=settings.url,
+            headers=headers,
+            auth=auth,
+            timeout=settings.timeout_s,
+            transport=transport,
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+        )
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> InfluxStorage:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def _request(
+        self, method: str, path: str, params: dict[str, str], **kwargs: Any
+    ) -> httpx.Response:
+        """One request, with transport failures and 5xx translated to RetryableStorageError."""
+        try:
+            response = await self._client.request(method, path, params=params, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise RetryableStorageError(f"InfluxDB timed out: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise RetryableStorageError(f"InfluxDB unreachable: {exc}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise RetryableStorageError(
+                f"InfluxDB answered {response.status_code}: {response.text[:200]}"
+            )
+        if response.status_code in {401, 403}:
+            raise PermanentStorageError(
+                f"InfluxDB refused the credentials ({response.status_code})", response.status_code
+            )
+        return response
+
+    async def query(self, statement: str, *, write: bool = False) -> list[dict[str, Any]]:
+        """Run InfluxQL and return the first statement's series (``name``, ``columns``, ...)."""
+        params = {"q": statement, "db": self._settings.database, "epoch": "ns"}
+        response = await self._request("POST" if write else "GET", "/query", params)
+        if response.status_code >= 400:
+            raise PermanentStorageError(
+                f"InfluxDB refused the query ({response.status_code}): {response.text[:300]}",
+                response.status_code,
+            )
+        document = response.json()
+        result = (document.get("results") or [{}])[0]
+        if "error" in result:
+            raise PermanentStorageError(f"InfluxDB query failed: {result['error']}")
+        series: list[dict[str, Any]] = result.get("series") or []
+        return series
+
+    async def prepare(self) -> None:
+        """Create the database and its retention policy when missing."""
+        if not self._settings.create_database:
+            return
+        database = _quote_identifier(self._settings.database)
+        policy = _quote_identifier(self._settings.retention_policy)
+        await self.query(f"CREATE DATABASE {database}", write=True)
+        existing = await self.query(f"SHOW RETENTION POLICIES ON {database}")
+        names = {row[0] for s in existing for row in s.get("values", [])}
+        if self._settings.retention_policy not in names:
+            await self.query(
+                f"CREATE RETENTION POLICY {policy} ON {database} "
+                f"DURATION {self._settings.retention_days}d REPLICATION 1 DEFAULT",
+                write=True,
+            )
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def write(self, batch: Batch) -> WriteReport:
+        """Write a batch; lines the server refuses as bad data become rejections."""
+        lines: list[str] = []
+        sources: list[Reading | StoredRejection] = []
+        refused: list[StoredRejection] = []
+        for reading in batch.readings:
+            try:
+                lines.append(self.encoder.reading(reading))
+                sources.append(reading)
+            except LineProtocolError as exc:
+                refused.append(_refusal(reading, str(exc)))
+        for stored in batch.rejections:
+            lines.append(self.encoder.rejection(stored))
+            sources.append(stored)
+        bad = await self._write_lines(lines, 0, len(lines))
+        for index, message in bad:
+            source = sources[index]
+            if isinstance(source, StoredRejection):
+                # A rejection record the server will not take: say so loudly, do not loop.
+                log.error("InfluxDB refused a rejection record: %s", message[:300])
+            else:
+                refused.append(_refusal(source, message))
+        if refused:
+            await self._write_lines([self.encoder.rejection(r) for r in refused], 0, len(refused))
+        return WriteReport(stored=len(lines) - len(bad), refused=len(refused))
+
+    async def _write_lines(self, lines: list[str], start: int, end: int) -> list[tuple[int, str]]:
+        """POST ``lines[start:end]``; on a 400 split in halves to find the lines at fault.
+
+        InfluxDB 1.x stores the good lines of a partial write anyway; rewriting them is harmless
+        because points are idempotent, and 2.x/3.x, which may store nothing, are covered too.
+        """
+        if start == end:
+            return []
+        body = ("\n".join(lines[start:end]) + "\n").encode()
+        status, text = await self._post_write(body)
+        if status < 300:
+            return []
+        if status not in {400, 413}:
+            raise PermanentStorageError(f"InfluxDB refused the write ({status}): {text}", status)
+        if end - start == 1:
+            return [(start, text)]
+        middle = (start + end) // 2
+        return await self._write_lines(lines, start, middle) + await self._write_lines(
+            lines, middle, end
+        )
+
+    async def _post_write(self, body: bytes) -> tuple[int, str]:
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self._settings.gzip and len(body) >= _GZIP_MIN_BYTES:
+            # zlib releases the GIL: compressing in a thread overlaps with message parsing.
+            body = await asyncio.to_thread(gzip.compress, body, 1)
+            headers["Content-Encoding"] = "gzip"
+        params = {
+            "db": self._settings.database,
+            "rp": self._settings.retention_policy,
+            "precision": "ns",
+        }
+        response = await self._request("POST", "/write", params, content=body, headers=headers)
+        if response.status_code == 404:
+            # The database is missing: InfluxDB was down at start-up, or it was dropped.
+            if self._settings.create_database:
+                await self.prepare()
+                response = await self._request(
+                    "POST", "/write", params, content=body, headers=headers
+                )
+            if response.status_code == 404:
+                raise RetryableStorageError(f"InfluxDB: {response.text[:200]}")
+        return response.status_code, response.text[:500]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def latest(self, station_ids: Sequence[str] | None = None) -> dict[str, LatestReading]:
+        """Each station's reading with the newest timestamp."""
+        where = ""
+        if station_ids is not None:
+            if not station_ids:
+                return {}
+            where = " WHERE " + " OR ".join(f"station = {_quote_string(s)}" for s in station_ids)
+        series = await self.query(
+            f"SELECT * FROM {TELEMETRY}{where} GROUP BY station ORDER BY time DESC LIMIT 1"
+        )
+        found: dict[str, LatestReading] = {}
+        for entry in series:
+            station_id = entry["tags"]["station"]
+            columns = entry["columns"]
+            row = entry["values"][0]
+            values = {
+                c: float(v)
+                for c, v in zip(columns, row, strict=True)
+                if c not in {"time", "station", "regency", "river", "seq"}
+                and isinstance(v, int | float)
+            }
+            found[station_id] = LatestReading(station_id, int(row[0]), values)
+        return found
+
+    async def window(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, window_s: int
+    ) -> list[WindowStat]:
+        """Mean, min, max and count per window, windows aligned to the epoch."""
+        field = _quote_identifier(metric)
+        series = await self.query(
+            f"SELECT mean({field}), min({field}), max({field}), count({field}) FROM {TELEMETRY} "
+            f"WHERE station = {_quote_string(station_id)} AND time >= {start_ns} "
+            f"AND time < {end_ns} GROUP BY time({int(window_s)}s) fill(none)"
+        )
+        if not series:
+            return []
+        return [
+            WindowStat(int(t), float(mean), float(lo), float(hi), int(count))
+            for t, mean, lo, hi, count in series[0]["values"]
+        ]
+
+    async def rejections(
+        self, since_ns: int, limit: int = 100, reason: Reason | None = None
+    ) -> list[StoredRejection]:
+        """Newest first."""
+        condition = f"time >= {since_ns}"
+        if reason is not None:
+            condition += f" AND reason = {_quote_string(reason.value)}"
+        series = await self.query(
+            f"SELECT * FROM {REJECTED} WHERE {condition} ORDER BY time DESC LIMIT {int(limit)}"
+        )
+        if not series:
+            return []
+        columns = series[0]["columns"]
+        found = []
+        for row in series[0]["values"]:
+            record = dict(zip(columns, row, strict=True))
+            found.append(
+                StoredRejection(
+                    Rejection(Reason(record["reason"]), record["detail"], record.get("station")),
+                    record["topic"],
+                    record["payload"],
+                    int(record["time"]),
+                )
+            )
+        return found
+
+
+def _refusal(source: Reading | StoredRejection, message: str) -> StoredRejection:
+    if isinstance(source, StoredRejection):
+        return source
+    return StoredRejection(
+        Rejection(
+            Reason.STORAGE_REJECTED, f"InfluxDB refused the reading: {message[:300]}",
+            source.station_id,
+        ),
+        topic="",
+        payload_excerpt=repr(source.values)[:512],
+        received_ns=source.ts_ns,
+    )

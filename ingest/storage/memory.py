@@ -1,0 +1,82 @@
+"""An in-memory storage backend with InfluxDB's overwrite semantics.
+
+Used by component tests and anywhere no database is wanted. ``available`` can be switched off to
+rehearse an outage: writes then fail as a real unreachable server's would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from devices import Reason
+
+from ingest.batch import Batch, StoredRejection
+from ingest.errors import RetryableStorageError
+from ingest.storage.base import LatestReading, WindowStat, WriteReport
+
+
+class MemoryStorage:
+    """Readings keyed by identity ``(station, ts)``; fields of a repeated identity merge."""
+
+    def __init__(self) -> None:
+        self.points: dict[tuple[str, int], dict[str, float]] = {}
+        self.stored_rejections: list[StoredRejection] = []
+        self.available = True
+        self.writes = 0
+
+    async def prepare(self) -> None:
+        """Nothing to create."""
+
+    async def write(self, batch: Batch) -> WriteReport:
+        """Store a batch, or fail like an unreachable server while ``available`` is False."""
+        if not self.available:
+            raise RetryableStorageError("memory storage is switched off")
+        self.writes += 1
+        for reading in batch.readings:
+            fields = self.points.setdefault((reading.station_id, reading.ts_ns), {})
+            fields.update(reading.values)
+            if reading.seq is not None:
+                fields["seq"] = float(reading.seq)
+        self.stored_rejections.extend(batch.rejections)
+        return WriteReport(len(batch))
+
+    async def latest(self, station_ids: Sequence[str] | None = None) -> dict[str, LatestReading]:
+        """Each station's reading with the newest timestamp."""
+        wanted = None if station_ids is None else set(station_ids)
+        newest: dict[str, LatestReading] = {}
+        for (station_id, ts_ns), values in self.points.items():
+            if wanted is not None and station_id not in wanted:
+                continue
+            current = newest.get(station_id)
+            if current is None or ts_ns > current.ts_ns:
+                newest[station_id] = LatestReading(station_id, ts_ns, dict(values))
+        return newest
+
+    async def window(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, window_s: int
+    ) -> list[WindowStat]:
+        """Windows aligned to the epoch, like InfluxQL's ``GROUP BY time()``."""
+        width = window_s * 1_000_000_000
+        buckets: dict[int, list[float]] = {}
+        for (sid, ts_ns), values in self.points.items():
+            if sid == station_id and start_ns <= ts_ns < end_ns and metric in values:
+                buckets.setdefault(ts_ns - ts_ns % width, []).append(values[metric])
+        return [
+            WindowStat(start, sum(v) / len(v), min(v), max(v), len(v))
+            for start, v in sorted(buckets.items())
+        ]
+
+    async def rejections(
+        self, since_ns: int, limit: int = 100, reason: Reason | None = None
+    ) -> list[StoredRejection]:
+        """Newest first."""
+        found = [
+            r
+            for r in self.stored_rejections
+            if r.received_ns >= since_ns and (reason is None or r.rejection.reason == reason)
+        ]
+        found.sort(key=lambda r: r.received_ns, reverse=True)
+        return found[:limit]
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

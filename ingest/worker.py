@@ -1,0 +1,285 @@
+"""The ingest worker: source → validate → batch → store (or spool) → acknowledge → observers.
+
+A message is acknowledged to its source only after every reading and rejection it produced is
+durable: written to storage, or appended and fsync'd to the spool. While the spool holds
+anything, new batches join it behind the older ones, so storage receives batches in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from devices import Reading, Reason, Rejection
+
+from ingest.batch import (
+    Batch,
+    Batcher,
+    BatchPolicy,
+    StoredRejection,
+    deserialize_batch,
+    excerpt,
+    serialize_batch,
+)
+from ingest.errors import RetryableStorageError, SpoolFullError, StorageError
+from ingest.metrics import IngestMetrics
+from ingest.retry import RetryPolicy
+from ingest.source import Delivery, MessageSource
+from ingest.spool import Spool
+from ingest.storage.base import Storage, WriteReport
+from ingest.validation import Outcome, Validator
+
+log = logging.getLogger(__name__)
+
+Observer = Callable[[Sequence[Reading]], Awaitable[None]]
+"""Called with each batch's readings once they are durable (alert evaluation plugs in here)."""
+
+_IDLE_WAIT_S = 0.25
+
+
+class IngestWorker:
+    """Moves messages from a source into storage without losing any it acknowledged.
+
+    Args:
+        source: Where messages come from.
+        storage: Where readings and rejections go.
+        spool: Where batches wait while storage is down.
+        validator: Turns messages into readings and rejections.
+        metrics: Counters to update.
+        batch_policy: When to flush a batch.
+        write_retry: How long to retry a write before spooling the batch.
+        drain_retry: How to retry draining the spool while storage stays down.
+        max_batches_in_flight: Batches queued for the writer before the consumer waits.
+        observers: Called with durable readings, in order.
+        spool_warn_fraction: Log loudly when the spool fills past this fraction of its budget.
+        clock_ns: Wall clock (time bounds, rejection timestamps).
+        monotonic: Monotonic clock (batch ages).
+    """
+
+    def __init__(
+        self,
+        source: MessageSource,
+        storage: Storage,
+        spool: Spool,
+        validator: Validator,
+        metrics: IngestMetrics,
+        *,
+        batch_policy: BatchPolicy,
+        write_retry: RetryPolicy,
+        drain_retry: RetryPolicy | None = None,
+        max_batches_in_flight: int = 4,
+        observers: Sequence[Observer] = (),
+        spool_warn_fraction: float = 0.8,
+        clock_ns: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._storage = storage
+        self._spool = spool
+        self._validator = validator
+        self.metrics = metrics
+        self._batcher = Batcher(batch_policy)
+        self._write_retry = write_retry
+        self._drain_retry = drain_retry or RetryPolicy(initial_s=0.5, max_s=10, deadline_s=None)
+        self._writes: asyncio.Queue[tuple[Batch, list[object]]] = asyncio.Queue(
+            max_batches_in_flight
+        )
+        self._observers = list(observers)
+        self._spool_warn_fraction = spool_warn_fraction
+        self._spool_warned = False
+        self._spool_has_data = asyncio.Event()
+        self._clock_ns = clock_ns
+        self._monotonic = monotonic
+        self._last_rejection_ns = 0
+        self.ready = asyncio.Event()
+        self._refresh_spool_metrics()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then flush, acknowledge and return."""
+        if not self._spool.empty:
+            log.warning("spool holds %d batches from before; draining them first",
+                        self._spool.stats().records)
+            self._spool_has_data.set()
+        async with asyncio.TaskGroup() as group:
+            source = group.create_task(self._source.run(), name="siaga.ingest.source")
+            drain = group.create_task(self._drain_spool(), name="siaga.ingest.spool-drain")
+            writer = group.create_task(self._write_loop(), name="siaga.ingest.writer")
+            self.ready.set()
+            await self._consume(stop)
+            await self._writes.join()
+            for task in (source, drain, writer):
+                task.cancel()
+        await self._source.disconnect()
+        log.info("ingest worker stopped after flushing")
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        batcher = self._batcher
+        while not stop.is_set():
+            wait_s = batcher.seconds_until_due(self._monotonic())
+            chunk = await self._source.next_chunk(
+                _IDLE_WAIT_S if wait_s is None else min(wait_s, _IDLE_WAIT_S)
+            )
+            if chunk:
+                self._process(chunk)
+            if batcher.due(self._monotonic()):
+                await self._writes.put(batcher.take())
+        # Graceful stop: take nothing new, store what we hold, acknowledge it.
+        self._source.stop_reading()
+        self._process(self._source.drain_buffered())
+        if not batcher.empty:
+            await self._writes.put(batcher.take())
+
+    def _process(self, chunk: list[Delivery]) -> None:
+        if not chunk:
+            return
+        now_ns = self._clock_ns()
+        now_s = self._monotonic()
+        validate = self._validator.validate
+        add = self._batcher.add
+        valid = 0
+        reasons: list[Reason] = []
+        for delivery in chunk:
+            try:
+                outcome = validate(delivery.topic, delivery.payload, now_ns)
+            except Exception as exc:
+                # A decoder bug must cost one message, never the loop; the tests fail on it.
+                log.exception("validating a message on %s raised", delivery.topic[:100])
+                outcome = Outcome([], [Rejection(Reason.DECODER_ERROR, repr(exc)[:300])])
+            stored: list[StoredRejection] = []
+            for rejection in outcome.rejections:
+                reasons.append(rejection.reason)
+                stored.append(
+                    StoredRejection(
+                        rejection,
+                        delivery.topic,
+                        excerpt(delivery.payload),
+                        self._unique_rejection_ns(now_ns),
+                    )
+                )
+            valid += len(outcome.readings)
+            add(outcome.readings, stored, delivery.token, now_s)
+        self.metrics.messages_received.inc(len(chunk))
+        self.metrics.readings_received.inc(valid)
+        if reasons:
+            self.metrics.count_rejections(reasons)
+
+    def _unique_rejection_ns(self, now_ns: int) -> int:
+        # Rejections are points too: distinct timestamps keep two from overwriting each other.
+        self._last_rejection_ns = max(now_ns, self._last_rejection_ns + 1)
+        return self._last_rejection_ns
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch, tokens = await self._writes.get()
+            try:
+                await self._make_durable(batch)
+                acked = self._source.ack(tokens)  # type: ignore[arg-type]
+                self.metrics.messages_acked.inc(acked)
+                self.metrics.readings_stored.inc(len(batch.readings))
+                self.metrics.batch_points.observe(len(batch))
+                await self._notify(batch.readings)
+            finally:
+                self._writes.task_done()
+
+    async def _make_durable(self, batch: Batch) -> None:
+        if not batch:
+            return
+        while True:
+            if self._spool.empty:
+                try:
+                    await self._write_with_retry(batch)
+                    return
+                except StorageError as exc:
+                    log.warning("storage write failed (%s); spooling %d entries", exc, len(batch))
+            try:
+                await asyncio.to_thread(self._spool.append, serialize_batch(batch))
+            except SpoolFullError as exc:
+                self.metrics.spool_full.inc()
+                log.error("SPOOL FULL, holding acknowledgements until storage returns: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            self.metrics.spooled_batches.inc()
+            self._refresh_spool_metrics()
+            self._spool_has_data.set()
+            return
+
+    async def _write_with_retry(self, batch: Batch) -> WriteReport:
+        deadline = self._monotonic() + (self._write_retry.deadline_s or 0)
+        for delay_s in self._write_retry.delays():
+            started = self._monotonic()
+            try:
+                report = await self._storage.write(batch)
+            except RetryableStorageError:
+                self.metrics.storage_failures.inc()
+                self.metrics.storage_up.set(0)
+                if self._monotonic() + delay_s > deadline:
+                    raise
+                await asyncio.sleep(delay_s)
+                continue
+            except StorageError:
+                self.metrics.storage_failures.inc()
+                self.metrics.storage_up.set(0)
+                raise
+            self.metrics.write_seconds.observe(self._monotonic() - started)
+            self.metrics.storage_up.set(1)
+            if report.refused:
+                self.metrics.rejections.labels("storage_rejected").inc(report.refused)
+            return report
+        raise AssertionError("retry delays never end")  # pragma: no cover
+
+    async def _notify(self, readings: list[Reading]) -> None:
+        if not readings:
+            return
+        for observer in self._observers:
+            try:
+                await observer(readings)
+            except Exception:
+                # An observer's bug must not stop ingestion; the readings are already durable.
+                log.exception("observer %r failed", observer)
+
+    # -- the spool ----------------------------------------------------------------------------
+
+    async def _drain_spool(self) -> None:
+        delays = self._drain_retry.delays()
+        while True:
+            entry = await asyncio.to_thread(self._spool.peek)
+            if entry is None:
+                self._spool_has_data.clear()
+                self._refresh_spool_metrics()
+                await self._spool_has_data.wait()
+                continue
+            try:
+                started = self._monotonic()
+                report = await self._storage.write(deserialize_batch(entry.body))
+            except StorageError as exc:
+                self.metrics.storage_up.set(0)
+                delay_s = next(delays)
+                log.info("storage still unavailable (%s); next drain attempt in %.1f s",
+                         exc, delay_s)
+                await asyncio.sleep(delay_s)
+                continue
+            self.metrics.write_seconds.observe(self._monotonic() - started)
+            self.metrics.storage_up.set(1)
+            if report.refused:
+                self.metrics.rejections.labels("storage_rejected").inc(report.refused)
+            await asyncio.to_thread(self._spool.pop, entry)
+            self._refresh_spool_metrics()
+            delays = self._drain_retry.delays()
+
+    def _refresh_spool_metrics(self) -> None:
+        stats = self._spool.stats()
+        self.metrics.spool_records.set(stats.records)
+        self.metrics.spool_bytes.set(stats.bytes)
+        self.metrics.spool_budget_bytes.set(stats.budget_bytes)
+        if stats.fill_ratio >= self._spool_warn_fraction and not self._spool_warned:
+            log.error("SPOOL NEARLY FULL: %d of %d bytes (%.0f%%); storage has been down long",
+                      stats.bytes, stats.budget_bytes, 100 * stats.fill_ratio)
+            self._spool_warned = True
+        elif stats.fill_ratio < self._spool_warn_fraction / 2:
+            self._spool_warned = False

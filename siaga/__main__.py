@@ -1,0 +1,3 @@
+from siaga.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Field devices in software (a later issue). Depends on :mod:`devices` only."""
