@@ -2,13 +2,66 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from devices import Reason
+
+
+LAG_BUCKETS_S = (
+    0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0,
+    3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+)  # fmt: skip
+
+
+class BulkHistogram(Collector):
+    """A histogram that takes many observations in one call (one lock, no per-value objects).
+
+    Args:
+        name: Metric name, without ``_bucket``/``_sum``/``_count``.
+        documentation: Help text.
+        buckets: Upper bounds, ascending; +Inf is added.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = list(buckets)
+        self._counts = [0] * (len(self._bounds) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        """Record each value."""
+        bounds = self._bounds
+        counts = [0] * len(self._counts)
+        total = 0.0
+        for value in values:
+            counts[bisect.bisect_left(bounds, value)] += 1
+            total += value
+        with self._lock:
+            for index, count in enumerate(counts):
+                self._counts[index] += count
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        """Export cumulative buckets."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative = []
+        running = 0
+        for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
+            running += count
+            cumulative.append((str(bound) if bound != float("inf") else "+Inf", running))
+        family = HistogramMetricFamily(self._name, self._documentation)
+        family.add_metric([], cumulative, total)
+        yield family
 
 
 class IngestMetrics:
@@ -44,6 +97,12 @@ class IngestMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.reading_lag = BulkHistogram(
+            "siaga_reading_lag_seconds",
+            "From a reading's own time to the moment it was durable",
+            LAG_BUCKETS_S,
+        )
+        r.register(self.reading_lag)
         self.storage_failures = Counter(
             "siaga_storage_write_failures", "Failed write attempts to storage", registry=r
         )

@@ -182,6 +182,10 @@ class IngestWorker:
                 acked = self._source.ack(tokens)  # type: ignore[arg-type]
                 self.metrics.messages_acked.inc(acked)
                 self.metrics.readings_stored.inc(len(batch.readings))
+                durable_ns = self._clock_ns()
+                self.metrics.reading_lag.observe_many(
+                    (durable_ns - r.ts_ns) / 1e9 for r in batch.readings
+                )
                 self.metrics.batch_points.observe(len(batch))
                 await self._notify(batch.readings)
             finally:
