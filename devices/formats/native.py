@@ -135,6 +135,8 @@ def _decode_reading(
     if metric_count == 0:
         rejections.append(Rejection(Reason.NO_METRICS, f"{where}no metric values", station_id))
         return None
+    if not values:
+        return None  # every metric was refused above, each with its reason
     return Reading(station_id, ts_ns, values, item.get("seq"))
 
 

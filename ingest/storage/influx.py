@@ -68,6 +68,8 @@ class LineEncoder:
             if key is None:
                 key = keys[name] = escape_key(name)
             parts.append(f"{key}={value!r}")
+        if not parts:
+            raise LineProtocolError("a reading without values cannot be stored")
         if reading.seq is not None:
             parts.append(f"seq={reading.seq}i")
         return f"{series} {','.join(parts)} {reading.ts_ns}"

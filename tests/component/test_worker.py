@@ -1,0 +1,246 @@
+"""The worker with in-memory parts: acknowledgement only after durability, spooling, order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devices import Reading, Reason, TopicScheme, load_stations
+from devices.formats import DECODERS
+from devices.readings import Decoded
+from ingest.batch import BatchPolicy
+from ingest.metrics import IngestMetrics
+from ingest.retry import RetryPolicy
+from ingest.source import MemorySource
+from ingest.spool import Spool
+from ingest.storage.memory import MemoryStorage
+from ingest.validation import Limits, Validator
+from ingest.worker import IngestWorker, Observer
+from tests.conftest import STATIONS_FILE
+from tests.helpers import eventually, reading_payload
+
+TOPIC = "siaga/tb-menggala/telemetry"
+
+
+@dataclass
+class Rig:
+    source: MemorySource
+    storage: MemoryStorage
+    spool: Spool
+    metrics: IngestMetrics
+    worker: IngestWorker
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def finish(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 10)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def start_rig(
+    tmp_path: Path,
+    *,
+    spool_budget: int = 50 << 20,
+    observers: Sequence[Observer] = (),
+    validator: Validator | None = None,
+    max_points: int = 100,
+) -> Rig:
+    source = MemorySource()
+    storage = MemoryStorage()
+    spool = Spool(tmp_path / "spool", spool_budget, segment_bytes=64 << 10)
+    metrics = IngestMetrics()
+    validator = validator or Validator(load_stations(STATIONS_FILE), TopicScheme(), Limits())
+    worker = IngestWorker(
+        source,
+        storage,
+        spool,
+        validator,
+        metrics,
+        batch_policy=BatchPolicy(max_points=max_points, max_age_s=0.02),
+        write_retry=RetryPolicy(initial_s=0.005, max_s=0.02, deadline_s=0.05),
+        drain_retry=RetryPolicy(initial_s=0.005, max_s=0.02, deadline_s=None),
+        observers=observers,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await worker.ready.wait()
+    return Rig(source, storage, spool, metrics, worker, stop, task)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    rig = await start_rig(tmp_path)
+    yield rig
+    if not rig.task.done():
+        await rig.finish()
+
+
+def publish_readings(source: MemorySource, count: int, base_ms: int, level: float = 150.0) -> None:
+    for i in range(count):
+        source.publish(TOPIC, reading_payload(base_ms + i, seq=i, water_level_cm=level + i % 50))
+
+
+async def test_readings_are_stored_then_acknowledged(rig: Rig) -> None:
+    publish_readings(rig.source, 250, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="all acknowledged")
+    assert len(rig.storage.points) == 250
+    assert rig.metrics.readings_stored._value.get() == 250
+    assert rig.metrics.messages_acked._value.get() == 250
+
+
+async def test_nothing_is_acknowledged_before_it_is_durable(tmp_path: Path) -> None:
+    # Storage down and a spool too small for even one batch: nothing may be acknowledged.
+    rig = await start_rig(tmp_path, spool_budget=1 << 10)
+    rig.storage.available = False
+    publish_readings(rig.source, 300, now_ms() - 60_000)
+    await eventually(lambda: rig.metrics.spool_full._value.get() >= 1, what="spool full")
+    assert len(rig.source.unacked) == 300
+    assert rig.storage.points == {}
+    rig.storage.available = True
+    await eventually(lambda: not rig.source.unacked, what="acknowledged after recovery")
+    assert len(rig.storage.points) == 300
+    await rig.finish()
+
+
+async def test_outage_spools_acknowledges_and_drains(rig: Rig, tmp_path: Path) -> None:
+    rig.storage.available = False
+    publish_readings(rig.source, 500, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="acknowledged from the spool")
+    assert rig.storage.points == {}
+    assert rig.spool.stats().records >= 1
+    assert rig.metrics.spool_records._value.get() >= 1
+    rig.storage.available = True
+    await eventually(lambda: rig.spool.empty and len(rig.storage.points) == 500, what="drained")
+    await eventually(lambda: rig.metrics.spool_records._value.get() == 0, what="gauge updated")
+    assert list((tmp_path / "spool").glob("*.spool")) == []
+
+
+async def test_batches_reach_storage_in_order_across_an_outage(rig: Rig) -> None:
+    # The same reading (same identity) twice, the newer value last: order decides what stays.
+    ts = now_ms() - 60_000
+    rig.storage.available = False
+    rig.source.publish(TOPIC, reading_payload(ts, water_level_cm=100.0))
+    await eventually(lambda: not rig.source.unacked, what="first spooled")
+    rig.storage.available = True
+    rig.source.publish(TOPIC, reading_payload(ts, water_level_cm=200.0))
+    await eventually(lambda: not rig.source.unacked and rig.spool.empty, what="all stored")
+    await eventually(lambda: rig.storage.writes >= 2, what="both written")
+    ts_ns = ts * 1_000_000
+    assert rig.storage.points[("tb-menggala", ts_ns)]["water_level_cm"] == 200.0
+
+
+async def test_spool_left_by_a_previous_run_is_drained_at_start(tmp_path: Path) -> None:
+    first = await start_rig(tmp_path)
+    first.storage.available = False
+    publish_readings(first.source, 120, now_ms() - 60_000)
+    await eventually(lambda: not first.source.unacked, what="spooled")
+    await first.finish()
+    first.spool.close()
+    second = await start_rig(tmp_path)
+    await eventually(lambda: len(second.storage.points) == 120, what="drained by the next run")
+    await second.finish()
+
+
+async def test_redelivery_after_a_crash_stores_each_reading_once(rig: Rig) -> None:
+    rig.storage.available = False
+    publish_readings(rig.source, 50, now_ms() - 60_000)
+    rig.source.crash()  # the broker offers everything unacknowledged again
+    rig.storage.available = True
+    await eventually(lambda: not rig.source.unacked and rig.spool.empty, what="settled")
+    assert len(rig.storage.points) == 50
+
+
+async def test_graceful_stop_flushes_what_it_holds(tmp_path: Path) -> None:
+    rig = await start_rig(tmp_path, max_points=10_000)
+    publish_readings(rig.source, 40, now_ms() - 60_000)
+    await eventually(lambda: rig.metrics.messages_received._value.get() == 40, what="received")
+    await rig.finish()
+    assert len(rig.storage.points) == 40
+    assert not rig.source.unacked
+
+
+async def test_bad_input_is_stored_counted_and_acknowledged(rig: Rig) -> None:
+    cases = {
+        b"\xff\xfe\x00": Reason.UNDECODABLE,
+        b"{not json": Reason.INVALID_JSON,
+        b'{"ts": 1700000000, "water_level_cm": NaN}': Reason.NON_FINITE,
+        b"[1, 2]": Reason.BAD_SHAPE,
+        b'{"water_level_cm": 100}': Reason.MISSING_TIMESTAMP,
+        b'{"station": "tb-banjar-agung", "ts": 1, "water_level_cm": 1}': Reason.STATION_MISMATCH,
+        b'{"ts": "yesterday", "water_level_cm": 1}': Reason.BAD_TIMESTAMP,
+    }
+    for payload in cases:
+        rig.source.publish(TOPIC, payload)
+    rig.source.publish("siaga/no-such-station/telemetry", reading_payload(now_ms(), x=1))
+    rig.source.publish(TOPIC, b" " * (70 * 1024))
+    await eventually(lambda: not rig.source.unacked, what="all acknowledged")
+    stored = {r.rejection.reason for r in rig.storage.stored_rejections}
+    assert stored == {*cases.values(), Reason.UNKNOWN_STATION, Reason.PAYLOAD_TOO_LARGE}
+    tally = Counter(r.rejection.reason for r in rig.storage.stored_rejections)
+    assert tally[Reason.BAD_SHAPE] == 2  # one per array element
+    for reason, count in tally.items():
+        assert rig.metrics.rejected_total(reason) == count
+    unknown = next(
+        r for r in rig.storage.stored_rejections if r.rejection.reason is Reason.UNKNOWN_STATION
+    )
+    assert unknown.rejection.station_id is None
+    assert unknown.topic == "siaga/no-such-station/telemetry"
+    excerpts = {r.rejection.reason: r.payload_excerpt for r in rig.storage.stored_rejections}
+    assert excerpts[Reason.UNDECODABLE] == "\\xff\\xfe\x00"
+    assert len(excerpts[Reason.PAYLOAD_TOO_LARGE]) == 513  # 512 bytes and an ellipsis
+    timestamps = [r.received_ns for r in rig.storage.stored_rejections]
+    assert len(set(timestamps)) == len(timestamps)
+
+
+@pytest.mark.logged_exceptions
+async def test_a_decoder_bug_costs_one_message_not_the_loop(tmp_path: Path) -> None:
+    def explode(payload: bytes, station_id: str, max_readings: int) -> Decoded:
+        if payload == b"boom":
+            raise RuntimeError("decoder bug")
+        return DECODERS["native"](payload, station_id, max_readings)
+
+    validator = Validator(
+        load_stations(STATIONS_FILE), TopicScheme(), Limits(), decoders={"native": explode}
+    )
+    rig = await start_rig(tmp_path, validator=validator)
+    rig.source.publish(TOPIC, b"boom")
+    publish_readings(rig.source, 5, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="all acknowledged")
+    assert len(rig.storage.points) == 5
+    assert [r.rejection.reason for r in rig.storage.stored_rejections] == [Reason.DECODER_ERROR]
+    await rig.finish()
+
+
+@pytest.mark.logged_exceptions
+async def test_observers_get_durable_readings_and_cannot_stop_ingest(tmp_path: Path) -> None:
+    seen: list[Reading] = []
+
+    async def record(readings: Sequence[Reading]) -> None:
+        seen.extend(readings)
+
+    async def broken(readings: Sequence[Reading]) -> None:
+        raise ValueError("observer bug")
+
+    rig = await start_rig(tmp_path, observers=[broken, record])
+    publish_readings(rig.source, 30, now_ms() - 60_000)
+    await eventually(lambda: len(seen) == 30, what="observed")
+    assert [r.seq for r in seen] == list(range(30))
+    assert len(rig.storage.points) == 30
+    await rig.finish()
+
+
+async def test_qos0_messages_are_stored_without_tokens(rig: Rig) -> None:
+    for i in range(5):
+        rig.source.publish(TOPIC, reading_payload(now_ms() - 1000 + i, water_level_cm=1.0), qos=0)
+    await eventually(lambda: len(rig.storage.points) == 5, what="stored")
+    assert rig.source.acked == []

@@ -1,0 +1,136 @@
+"""Nothing acknowledged is lost: worker crash, InfluxDB outage, broker restart, shared groups."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.servers import InfluxServer, MosquittoServer
+from tests.helpers import influx_count, influx_query, wait_for
+from tests.integration.drivers import WorkerProcess, paho_publish, telemetry_messages
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def recent_ms() -> int:
+    return time.time_ns() // 1_000_000 - 3_600_000
+
+
+def seq_sum(influx: InfluxServer, database: str) -> int:
+    series = influx_query(influx.url, database, "SELECT sum(seq) FROM telemetry")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+class Publisher(threading.Thread):
+    """Publishes in the background; re-raises its failure on join."""
+
+    def __init__(self, port: int, messages: list[tuple[str, bytes]], client_id: str) -> None:
+        super().__init__(daemon=True)
+        self.args_ = (port, messages, client_id)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            paho_publish(*self.args_)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            self.error = exc
+
+    def finish(self, timeout_s: float = 120) -> None:
+        self.join(timeout_s)
+        assert not self.is_alive(), "publisher did not finish"
+        if self.error is not None:
+            raise self.error
+
+
+def test_kill_9_mid_run_then_restart_stores_exactly_what_was_published(
+    tmp_path: Path, broker: MosquittoServer, influx_session: InfluxServer, database: str
+) -> None:
+    total = 50_000
+    messages = telemetry_messages(total, recent_ms())
+    worker = WorkerProcess(tmp_path / "w", broker.url, influx_session.url, database).start()
+    publisher = Publisher(broker.port, messages, "pub-kill9")
+    publisher.start()
+    wait_for(lambda: worker.metric("siaga_readings_stored_total") >= 10_000, 60, "10k stored")
+    worker.kill()
+    killed_at = influx_count(influx_session.url, database)
+    publisher.finish()
+    assert killed_at < total, "the worker was killed too late to test anything"
+    with WorkerProcess(tmp_path / "w", broker.url, influx_session.url, database) as restarted:
+        wait_for(lambda: influx_count(influx_session.url, database) >= total, 120, "all stored")
+        wait_for(lambda: restarted.metric("siaga_spool_records") == 0, 10, "spool empty")
+    assert influx_count(influx_session.url, database) == total
+    assert seq_sum(influx_session, database) == total * (total - 1) // 2
+    assert influx_query(influx_session.url, database, "SELECT * FROM rejected") == []
+
+
+def test_influxdb_down_for_20_s_spools_then_drains_exactly(
+    tmp_path: Path, broker_session: MosquittoServer, influx: InfluxServer, database: str
+) -> None:
+    total = 30_000
+    prefix = "outage"
+    messages = telemetry_messages(total, recent_ms(), prefix=prefix)
+    with WorkerProcess(tmp_path / "w", broker_session.url, influx.url, database,
+                       client_id="w-outage", topic_prefix=prefix,
+                       shared_group="g-outage") as worker:
+        paho_publish(broker_session.port, messages[:10_000], "pub-outage-1")
+        wait_for(lambda: influx_count(influx.url, database) == 10_000, 60, "first third")
+        influx.stop()
+        outage_started = time.monotonic()
+        publisher = Publisher(broker_session.port, messages[10_000:], "pub-outage-2")
+        publisher.start()
+        publisher.finish()
+        wait_for(lambda: worker.metric("siaga_messages_acknowledged_total") == total, 60,
+                 "everything acknowledged from the spool while InfluxDB is down")
+        assert worker.metric("siaga_spool_records") > 0
+        assert worker.metric("siaga_storage_up") == 0
+        wait_for(lambda: time.monotonic() - outage_started >= 20, 30, "a 20 s outage")
+        influx.start()
+        wait_for(lambda: influx_count(influx.url, database) == total, 90, "drained")
+        wait_for(lambda: worker.metric("siaga_spool_records") == 0, 10, "spool gauge empty")
+        assert worker.metric("siaga_spooled_batches_total") > 0
+        assert worker.metric("siaga_storage_up") == 1
+    assert list((tmp_path / "w" / "spool").glob("*.spool")) == []
+    assert seq_sum(influx, database) == total * (total - 1) // 2
+
+
+def test_broker_restart_mid_run_reconnects_and_loses_nothing(
+    tmp_path: Path, broker: MosquittoServer, influx_session: InfluxServer, database: str
+) -> None:
+    first, second = 20_000, 10_000
+    base = recent_ms()
+    with WorkerProcess(tmp_path / "w", broker.url, influx_session.url, database,
+                       client_id="w-restart") as worker:
+        paho_publish(broker.port, telemetry_messages(first, base), "pub-restart-1")
+        broker.stop()  # graceful: mosquitto writes its persistence file, unacked messages too
+        broker.start()
+        wait_for(lambda: worker.metric("siaga_mqtt_connected") == 1, 30, "reconnected")
+        paho_publish(broker.port, telemetry_messages(second, base, start=first), "pub-restart-2")
+        wait_for(lambda: influx_count(influx_session.url, database) == first + second, 90,
+                 "every reading from both sides of the restart")
+        assert worker.metric("siaga_mqtt_reconnects_total") >= 1
+    assert seq_sum(influx_session, database) == (first + second) * (first + second - 1) // 2
+
+
+def test_two_workers_in_a_shared_group_store_every_reading_once(
+    tmp_path: Path, broker_session: MosquittoServer, influx_session: InfluxServer, database: str
+) -> None:
+    total = 20_000
+    prefix = "shared"
+    common = {"topic_prefix": prefix, "shared_group": "g-shared"}
+    with (
+        WorkerProcess(tmp_path / "a", broker_session.url, influx_session.url, database,
+                      client_id="w-shared-a", **common) as a,  # type: ignore[arg-type]
+        WorkerProcess(tmp_path / "b", broker_session.url, influx_session.url, database,
+                      client_id="w-shared-b", **common) as b,  # type: ignore[arg-type]
+    ):
+        paho_publish(broker_session.port, telemetry_messages(total, recent_ms(), prefix=prefix),
+                     "pub-shared")
+        wait_for(lambda: influx_count(influx_session.url, database) == total, 60, "all stored")
+        received_a = a.metric("siaga_messages_received_total")
+        received_b = b.metric("siaga_messages_received_total")
+    assert received_a + received_b == total
+    assert received_a > total * 0.2
+    assert received_b > total * 0.2
