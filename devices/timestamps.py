@@ -35,7 +35,9 @@ def parse_timestamp_ns(value: object) -> int:
         return _epoch_to_ns(value)
     if isinstance(value, str):
         return _rfc3339_to_ns(value)
-    raise TimestampError(f"ts must be an RFC 3339 string or epoch number, got {type(value).__name__}")
+    raise TimestampError(
+        f"ts must be an RFC 3339 string or epoch number, got {type(value).__name__}"
+    )
 
 
 def _epoch_to_ns(value: float) -> int:

@@ -46,7 +46,5 @@ async def run_up(settings: Settings, state_dir: Path) -> None:
             parts = urlsplit(influx.url)
             if parts.hostname in _LOCAL_HOSTS:
                 log.info("no InfluxDB answers at %s: starting influxd there", influx.url)
-                servers.enter_context(
-                    InfluxServer(state_dir / "influxdb", port=parts.port or 8086)
-                )
+                servers.enter_context(InfluxServer(state_dir / "influxdb", port=parts.port or 8086))
         await run_ingest(settings, asyncio.Event())

@@ -13,7 +13,6 @@ from prometheus_client.registry import Collector
 
 from devices import Reason
 
-
 LAG_BUCKETS_S = (
     0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0,
     3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
@@ -106,7 +105,9 @@ class IngestMetrics:
         self.storage_failures = Counter(
             "siaga_storage_write_failures", "Failed write attempts to storage", registry=r
         )
-        self.spool_records = Gauge("siaga_spool_records", "Batches waiting in the spool", registry=r)
+        self.spool_records = Gauge(
+            "siaga_spool_records", "Batches waiting in the spool", registry=r
+        )
         self.spool_bytes = Gauge("siaga_spool_bytes", "Bytes used by the spool", registry=r)
         self.spool_budget_bytes = Gauge(
             "siaga_spool_budget_bytes", "The spool's disk budget", registry=r

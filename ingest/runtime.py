@@ -9,7 +9,6 @@ import signal
 from collections.abc import Sequence
 
 from devices import TopicScheme, load_stations
-
 from ingest.batch import BatchPolicy
 from ingest.errors import ConfigError, StorageError
 from ingest.metrics import IngestMetrics
@@ -108,5 +107,6 @@ async def _prepare_storage(storage: InfluxStorage) -> None:
     try:
         await storage.prepare()
     except StorageError as exc:
-        log.warning("could not prepare InfluxDB now (%s); readings will spool until it answers",
-                    exc)
+        log.warning(
+            "could not prepare InfluxDB now (%s); readings will spool until it answers", exc
+        )

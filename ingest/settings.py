@@ -251,7 +251,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 
 def _describe(exc: ValidationError, config_file: Path | None) -> str:
-    where = f" (file {config_file}, environment SIAGA_*)" if config_file else " (environment SIAGA_*)"
+    where = (
+        f" (file {config_file}, environment SIAGA_*)" if config_file else " (environment SIAGA_*)"
+    )
     lines = [f"invalid configuration{where}:"]
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])

@@ -175,9 +175,7 @@ class Spool:
             for segment in self._segments:
                 if segment.read_index < len(segment.record_ends):
                     end = segment.record_ends[segment.read_index]
-                    start = (
-                        segment.record_ends[segment.read_index - 1] if segment.read_index else 0
-                    )
+                    start = segment.record_ends[segment.read_index - 1] if segment.read_index else 0
                     with segment.path.open("rb") as handle:
                         handle.seek(start + _HEADER.size)
                         body = handle.read(end - start - _HEADER.size)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from devices import Reading, Reason, Rejection
-
 from ingest.batch import (
     Batch,
     Batcher,
@@ -99,8 +98,10 @@ class IngestWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then flush, acknowledge and return."""
         if not self._spool.empty:
-            log.warning("spool holds %d batches from before; draining them first",
-                        self._spool.stats().records)
+            log.warning(
+                "spool holds %d batches from before; draining them first",
+                self._spool.stats().records,
+            )
             self._spool_has_data.set()
         async with asyncio.TaskGroup() as group:
             source = group.create_task(self._source.run(), name="siaga.ingest.source")
@@ -264,8 +265,9 @@ class IngestWorker:
             except StorageError as exc:
                 self.metrics.storage_up.set(0)
                 delay_s = next(delays)
-                log.info("storage still unavailable (%s); next drain attempt in %.1f s",
-                         exc, delay_s)
+                log.info(
+                    "storage still unavailable (%s); next drain attempt in %.1f s", exc, delay_s
+                )
                 await asyncio.sleep(delay_s)
                 continue
             self.metrics.write_seconds.observe(self._monotonic() - started)
@@ -282,8 +284,12 @@ class IngestWorker:
         self.metrics.spool_bytes.set(stats.bytes)
         self.metrics.spool_budget_bytes.set(stats.budget_bytes)
         if stats.fill_ratio >= self._spool_warn_fraction and not self._spool_warned:
-            log.error("SPOOL NEARLY FULL: %d of %d bytes (%.0f%%); storage has been down long",
-                      stats.bytes, stats.budget_bytes, 100 * stats.fill_ratio)
+            log.error(
+                "SPOOL NEARLY FULL: %d of %d bytes (%.0f%%); storage has been down long",
+                stats.bytes,
+                stats.budget_bytes,
+                100 * stats.fill_ratio,
+            )
             self._spool_warned = True
         elif stats.fill_ratio < self._spool_warn_fraction / 2:
             self._spool_warned = False

@@ -12,8 +12,9 @@ from ingest.errors import ConfigError, ServerError
 from ingest.logs import configure_logging
 from ingest.settings import load_settings
 
-app = typer.Typer(help="Siaga: river gauges over MQTT into InfluxDB, with flood alerts.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Siaga: river gauges over MQTT into InfluxDB, with flood alerts.", no_args_is_help=True
+)
 
 ConfigOption = Annotated[
     Path | None,

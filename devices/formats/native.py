@@ -157,7 +157,9 @@ def _structural_problem(item: Any, station_id: str, where: str) -> Rejection | N
         return Rejection(Reason.MISSING_TIMESTAMP, f"{where}no 'ts' field", station_id)
     seq = item.get("seq")
     if seq is not None and (type(seq) is not int or seq < 0):
-        return Rejection(Reason.WRONG_TYPE, f"{where}seq must be a non-negative integer", station_id)
+        return Rejection(
+            Reason.WRONG_TYPE, f"{where}seq must be a non-negative integer", station_id
+        )
     return None
 
 

@@ -18,7 +18,7 @@ import collections
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.errors import ConnectionLostError, ConnectRefusedError, SourceError
 from ingest.mqtt.codec import (
@@ -61,7 +61,9 @@ class ConnectOptions:
     session_expiry_s: int = 7 * 86400
     receive_maximum: int = 65535
     connect_timeout_s: float = 10.0
-    reconnect: RetryPolicy = RetryPolicy(initial_s=0.2, max_s=10.0, deadline_s=None)
+    reconnect: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(initial_s=0.2, max_s=10.0, deadline_s=None)
+    )
     max_buffered_messages: int = 100_000
 
 
@@ -227,8 +229,12 @@ class MqttSubscriber:
             except ConnectRefusedError as exc:
                 log.error("MQTT broker refused the connection: %s", exc)
             except (OSError, SourceError, TimeoutError) as exc:
-                log.warning("MQTT connection to %s:%d lost: %s",
-                            self._options.host, self._options.port, exc or type(exc).__name__)
+                log.warning(
+                    "MQTT connection to %s:%d lost: %s",
+                    self._options.host,
+                    self._options.port,
+                    exc or type(exc).__name__,
+                )
             finally:
                 if self.connected.is_set():
                     self.connected.clear()
@@ -278,7 +284,10 @@ class MqttSubscriber:
                 )
             log.info(
                 "MQTT subscribed to %s on %s:%d as %s (session %s)",
-                options.topic_filter, options.host, options.port, options.client_id,
+                options.topic_filter,
+                options.host,
+                options.port,
+                options.client_id,
                 "resumed" if connack.session_present else "new",
             )
             self.connected.set()
@@ -298,7 +307,9 @@ class MqttSubscriber:
             except TimeoutError:
                 silent_s = time.monotonic() - protocol.last_received
                 if silent_s > self._options.keepalive_s * 1.5 and not self._paused:
-                    raise ConnectionLostError(f"no data from the broker for {silent_s:.0f} s")
+                    raise ConnectionLostError(
+                        f"no data from the broker for {silent_s:.0f} s"
+                    ) from None
                 assert protocol.transport is not None
                 protocol.transport.write(PINGREQ)
                 continue
@@ -307,7 +318,7 @@ class MqttSubscriber:
     async def disconnect(self) -> None:
         """Say goodbye (normal disconnect: the broker keeps the session and queued messages)."""
         protocol = self._protocol
-        if protocol is not None and protocol.transport is not None:
-            if not protocol.transport.is_closing():
-                protocol.transport.write(DISCONNECT_NORMAL)
-                protocol.transport.close()
+        transport = protocol.transport if protocol is not None else None
+        if transport is not None and not transport.is_closing():
+            transport.write(DISCONNECT_NORMAL)
+            transport.close()

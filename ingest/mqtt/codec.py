@@ -168,9 +168,7 @@ def encode_connect(
         flags |= 0x80
     if password is not None:
         flags |= 0x40
-    properties = (
-        b"\x11" + _U32.pack(session_expiry_s) + b"\x21" + _U16.pack(receive_maximum)
-    )
+    properties = b"\x11" + _U32.pack(session_expiry_s) + b"\x21" + _U16.pack(receive_maximum)
     body = (
         PROTOCOL_NAME
         + bytes([PROTOCOL_LEVEL, flags])
@@ -254,7 +252,7 @@ def decode_properties(data: bytes, offset: int) -> tuple[dict[int, Any], int]:
             (size,) = _U16.unpack_from(data, offset)
             text = data[offset + 2 : offset + 2 + size].decode("utf-8", errors="replace")
             offset += 2 + size
-            value = properties.get(identifier, ()) + ((key, text),)
+            value = (*properties.get(identifier, ()), (key, text))
         else:
             raise ProtocolError(f"unknown property identifier 0x{identifier:02x}")
         properties[identifier] = value

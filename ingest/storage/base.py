@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from devices import Reason
-
 from ingest.batch import Batch, StoredRejection
 
 TELEMETRY = "telemetry"

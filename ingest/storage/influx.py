@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 
 from devices import Reading, Reason, Rejection, StationRegistry
-
 from ingest.batch import Batch, StoredRejection
 from ingest.errors import PermanentStorageError, RetryableStorageError
 from ingest.lineprotocol import LineProtocolError, encode_fields, escape_key, series_key
@@ -340,7 +339,8 @@ def _refusal(source: Reading | StoredRejection, message: str) -> StoredRejection
         return source
     return StoredRejection(
         Rejection(
-            Reason.STORAGE_REJECTED, f"InfluxDB refused the reading: {message[:300]}",
+            Reason.STORAGE_REJECTED,
+            f"InfluxDB refused the reading: {message[:300]}",
             source.station_id,
         ),
         topic="",

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from devices import Reason
-
 from ingest.batch import Batch, StoredRejection
 from ingest.errors import RetryableStorageError
 from ingest.storage.base import LatestReading, WindowStat, WriteReport

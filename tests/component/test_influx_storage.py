@@ -34,8 +34,10 @@ def storage(handler: Handler, **settings: object) -> InfluxStorage:
 
 
 def readings(count: int) -> list[Reading]:
-    return [Reading("tb-menggala", 1_700_000_000_000_000_000 + i, {"level": float(i)}, i)
-            for i in range(count)]
+    return [
+        Reading("tb-menggala", 1_700_000_000_000_000_000 + i, {"level": float(i)}, i)
+        for i in range(count)
+    ]
 
 
 async def test_lines_are_exact_and_tags_sorted() -> None:
@@ -50,7 +52,9 @@ async def test_lines_are_exact_and_tags_sorted() -> None:
 
     rejection = StoredRejection(
         Rejection(Reason.OUT_OF_RANGE, 'level = 9e9 is "high"', "tb-menggala"),
-        "siaga/tb-menggala/telemetry", '{"a": 1}', 5,
+        "siaga/tb-menggala/telemetry",
+        '{"a": 1}',
+        5,
     )
     async with storage(handler) as store:
         report = await store.write(Batch(readings(1), [rejection]))

@@ -20,8 +20,14 @@ from ingest.servers import free_port
 from tests.conftest import REPO_ROOT, STATIONS_FILE
 from tests.helpers import wait_for
 
-STATIONS = ["tb-menggala", "tb-banjar-agung", "wk-blambangan-umpu", "jr-bedadung-kota",
-            "rb-lasem", "tl-tanjung"]
+STATIONS = [
+    "tb-menggala",
+    "tb-banjar-agung",
+    "wk-blambangan-umpu",
+    "jr-bedadung-kota",
+    "rb-lasem",
+    "tl-tanjung",
+]
 
 
 @dataclass
@@ -60,7 +66,10 @@ class WorkerProcess:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "siaga", "ingest"],
-                cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_for(lambda: self.metric("siaga_mqtt_connected") == 1, 30, "worker subscribed")
         return self
@@ -117,16 +126,14 @@ def telemetry_messages(
     messages = []
     for i in range(start, start + count):
         station = stations[i % len(stations)]
-        payload = {"ts": base_ms + i, "seq": i, "water_level_cm": float(i % 2000),
-                   "battery_v": 3.9}
+        payload = {"ts": base_ms + i, "seq": i, "water_level_cm": float(i % 2000), "battery_v": 3.9}
         messages.append((f"{prefix}/{station}/telemetry", json.dumps(payload).encode()))
     return messages
 
 
 def paho_publish(port: int, messages: Iterable[tuple[str, bytes]], client_id: str) -> None:
     """Publish at QoS 1 with paho and return once the broker acknowledged every message."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=paho.MQTTv311)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
@@ -146,5 +153,7 @@ def mosquitto_pub(port: int, topic: str, payload: bytes, qos: int = 1) -> None:
     """Publish one message with the C client (a client Siaga did not write)."""
     subprocess.run(
         ["mosquitto_pub", "-p", str(port), "-q", str(qos), "-t", topic, "-s"],
-        input=payload, check=True, timeout=10,
+        input=payload,
+        check=True,
+        timeout=10,
     )

@@ -35,7 +35,7 @@ class Publisher(threading.Thread):
     def run(self) -> None:
         try:
             paho_publish(*self.args_)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:
             self.error = exc
 
     def finish(self, timeout_s: float = 120) -> None:
@@ -72,9 +72,15 @@ def test_influxdb_down_for_20_s_spools_then_drains_exactly(
     total = 30_000
     prefix = "outage"
     messages = telemetry_messages(total, recent_ms(), prefix=prefix)
-    with WorkerProcess(tmp_path / "w", broker_session.url, influx.url, database,
-                       client_id="w-outage", topic_prefix=prefix,
-                       shared_group="g-outage") as worker:
+    with WorkerProcess(
+        tmp_path / "w",
+        broker_session.url,
+        influx.url,
+        database,
+        client_id="w-outage",
+        topic_prefix=prefix,
+        shared_group="g-outage",
+    ) as worker:
         paho_publish(broker_session.port, messages[:10_000], "pub-outage-1")
         wait_for(lambda: influx_count(influx.url, database) == 10_000, 60, "first third")
         influx.stop()
@@ -82,8 +88,11 @@ def test_influxdb_down_for_20_s_spools_then_drains_exactly(
         publisher = Publisher(broker_session.port, messages[10_000:], "pub-outage-2")
         publisher.start()
         publisher.finish()
-        wait_for(lambda: worker.metric("siaga_messages_acknowledged_total") == total, 60,
-                 "everything acknowledged from the spool while InfluxDB is down")
+        wait_for(
+            lambda: worker.metric("siaga_messages_acknowledged_total") == total,
+            60,
+            "everything acknowledged from the spool while InfluxDB is down",
+        )
         assert worker.metric("siaga_spool_records") > 0
         assert worker.metric("siaga_storage_up") == 0
         wait_for(lambda: time.monotonic() - outage_started >= 20, 30, "a 20 s outage")
@@ -101,15 +110,19 @@ def test_broker_restart_mid_run_reconnects_and_loses_nothing(
 ) -> None:
     first, second = 20_000, 10_000
     base = recent_ms()
-    with WorkerProcess(tmp_path / "w", broker.url, influx_session.url, database,
-                       client_id="w-restart") as worker:
+    with WorkerProcess(
+        tmp_path / "w", broker.url, influx_session.url, database, client_id="w-restart"
+    ) as worker:
         paho_publish(broker.port, telemetry_messages(first, base), "pub-restart-1")
         broker.stop()  # graceful: mosquitto writes its persistence file, unacked messages too
         broker.start()
         wait_for(lambda: worker.metric("siaga_mqtt_connected") == 1, 30, "reconnected")
         paho_publish(broker.port, telemetry_messages(second, base, start=first), "pub-restart-2")
-        wait_for(lambda: influx_count(influx_session.url, database) == first + second, 90,
-                 "every reading from both sides of the restart")
+        wait_for(
+            lambda: influx_count(influx_session.url, database) == first + second,
+            90,
+            "every reading from both sides of the restart",
+        )
         assert worker.metric("siaga_mqtt_reconnects_total") >= 1
     assert seq_sum(influx_session, database) == (first + second) * (first + second - 1) // 2
 
@@ -121,13 +134,26 @@ def test_two_workers_in_a_shared_group_store_every_reading_once(
     prefix = "shared"
     common = {"topic_prefix": prefix, "shared_group": "g-shared"}
     with (
-        WorkerProcess(tmp_path / "a", broker_session.url, influx_session.url, database,
-                      client_id="w-shared-a", **common) as a,  # type: ignore[arg-type]
-        WorkerProcess(tmp_path / "b", broker_session.url, influx_session.url, database,
-                      client_id="w-shared-b", **common) as b,  # type: ignore[arg-type]
+        WorkerProcess(
+            tmp_path / "a",
+            broker_session.url,
+            influx_session.url,
+            database,
+            client_id="w-shared-a",
+            **common,
+        ) as a,  # type: ignore[arg-type]
+        WorkerProcess(
+            tmp_path / "b",
+            broker_session.url,
+            influx_session.url,
+            database,
+            client_id="w-shared-b",
+            **common,
+        ) as b,  # type: ignore[arg-type]
     ):
-        paho_publish(broker_session.port, telemetry_messages(total, recent_ms(), prefix=prefix),
-                     "pub-shared")
+        paho_publish(
+            broker_session.port, telemetry_messages(total, recent_ms(), prefix=prefix), "pub-shared"
+        )
         wait_for(lambda: influx_count(influx_session.url, database) == total, 60, "all stored")
         received_a = a.metric("siaga_messages_received_total")
         received_b = b.metric("siaga_messages_received_total")
