@@ -110,7 +110,7 @@ class _Protocol(asyncio.Protocol):
                 )
             elif isinstance(packet, PingResp):
                 pass
-        if deliveries:
+        if deliveries and not self._owner._stopping:
             self._owner._deliver(deliveries)
 
     def _fail(self, exc: Exception) -> None:
@@ -315,10 +315,23 @@ class MqttSubscriber:
                 continue
             raise ConnectionLostError(str(reason) if reason else "connection closed")
 
-    async def disconnect(self) -> None:
-        """Say goodbye (normal disconnect: the broker keeps the session and queued messages)."""
+    async def disconnect(self, timeout_s: float = 5.0) -> None:
+        """Say goodbye (normal disconnect: the broker keeps the session and queued messages).
+
+        Waits for the broker to close the connection: it does so only after processing what
+        was sent before the DISCONNECT, so the last acknowledgements are not cut off.
+        """
         protocol = self._protocol
         transport = protocol.transport if protocol is not None else None
-        if transport is not None and not transport.is_closing():
-            transport.write(DISCONNECT_NORMAL)
+        if protocol is None or transport is None or transport.is_closing():
+            return
+        self._stopping = True
+        transport.write(DISCONNECT_NORMAL)
+        transport.resume_reading()  # to see the broker's close; late messages are not handed out
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(protocol.lost)
+        except TimeoutError:
+            log.warning("broker did not close the connection within %.0f s", timeout_s)
+        finally:
             transport.close()
