@@ -26,6 +26,8 @@ class Reason(StrEnum):
     UNKNOWN_METRIC = "unknown_metric"
     OUT_OF_RANGE = "out_of_range"
     NO_METRICS = "no_metrics"
+    SENSOR_FAULT = "sensor_fault"
+    UNKNOWN_DEVICE = "unknown_device"
     STORAGE_REJECTED = "storage_rejected"
     DECODER_ERROR = "decoder_error"
 

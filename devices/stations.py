@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from devices.levels import Thresholds
 from devices.topics import STATION_ID_PATTERN
 
 METRIC_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -35,8 +36,26 @@ class MetricSpec(BaseModel):
         return self
 
 
+class Link(BaseModel):
+    """A river link: this station drains to ``station``, water arriving after ``travel_min``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    station: str = Field(pattern=STATION_ID_PATTERN.pattern)
+    travel_min: float = Field(gt=0)
+
+
 class Station(BaseModel):
-    """A place in the field that reports readings."""
+    """A place in the field that reports readings.
+
+    Attributes:
+        mounting_height_cm: For distance (ultrasonic/radar) sensors: height of the sensor above
+            the gauge zero; water level = mounting height - measured distance.
+        datum_m: Gauge zero in metres above mean sea level, when surveyed.
+        interval_s: How often the station reports in normal times (for completeness).
+        downstream: Where its water goes next, and how long it takes.
+        thresholds: Warning thresholds for ``water_level_cm``, versioned by ``valid_from``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -47,9 +66,15 @@ class Station(BaseModel):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     metrics: dict[str, MetricSpec] = Field(min_length=1)
-    payload_format: str = Field(default="native", pattern=r"^[a-z0-9_]+$")
+    district: str | None = Field(default=None, max_length=100)
+    basin: str | None = Field(default=None, max_length=100)
+    datum_m: float | None = None
+    mounting_height_cm: float | None = Field(default=None, gt=0)
+    interval_s: int = Field(default=900, gt=0)
+    downstream: list[Link] = Field(default_factory=list)
+    thresholds: list[Thresholds] = Field(default_factory=list)
 
-    @field_validator("name", "regency", "river")
+    @field_validator("name", "regency", "river", "district", "basin")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         # These become InfluxDB tags: no control characters, and no backslash, which

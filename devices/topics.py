@@ -39,3 +39,49 @@ class TopicScheme:
         if not sep or suffix != TELEMETRY_SUFFIX or not STATION_ID_PATTERN.match(station_id):
             return None
         return station_id
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a topic names.
+
+    Attributes:
+        kind: ``native`` (``<prefix>/<station>/telemetry``), ``ttn``
+            (``v3/<app>[@<tenant>]/devices/<device>/up``) or ``chirpstack``
+            (``application/<app>/device/<dev_eui>/event/<event>``).
+        key: The station id, the TTS device id, or the DevEUI.
+        application_id: The LoRaWAN application, when there is one.
+        event: ChirpStack's event name (``up``, ``status``, ...).
+    """
+
+    kind: str
+    key: str
+    application_id: str | None = None
+    event: str | None = None
+
+
+_TTN = re.compile(r"^v3/([^/@]{1,100})(?:@([^/]{1,100}))?/devices/([^/]{1,100})/up$")
+_CHIRPSTACK = re.compile(
+    r"^application/([^/]{1,100})/device/([0-9A-Fa-f]{16})/event/([a-z]{1,20})$"
+)
+
+LORAWAN_FILTERS = (
+    "v3/+/devices/+/up",
+    "application/+/device/+/event/up",
+    "application/+/device/+/event/status",
+)
+"""The network servers' topic filters a worker subscribes to besides the native one."""
+
+
+def parse_route(topic: str, scheme: TopicScheme) -> Route | None:
+    """Classify a topic, or None when it is none of the known shapes."""
+    station_id = scheme.station_of(topic)
+    if station_id is not None:
+        return Route("native", station_id)
+    match = _TTN.match(topic)
+    if match is not None:
+        return Route("ttn", match.group(3), application_id=match.group(1))
+    match = _CHIRPSTACK.match(topic)
+    if match is not None:
+        return Route("chirpstack", match.group(2).upper(), match.group(1), match.group(3))
+    return None

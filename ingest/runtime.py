@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from devices import TopicScheme, load_stations
+from devices import TopicScheme
+from devices.registry import Registry, load_registry
+from devices.topics import LORAWAN_FILTERS
 from ingest.batch import BatchPolicy
 from ingest.errors import ConfigError, StorageError
 from ingest.metrics import IngestMetrics
 from ingest.mqtt.client import ConnectOptions, MqttSubscriber
+from ingest.registry_watch import RegistryWatcher
 from ingest.retry import RetryPolicy
 from ingest.settings import Settings
 from ingest.spool import Spool
@@ -27,11 +30,16 @@ def connect_options(settings: Settings) -> ConnectOptions:
     """The MQTT subscriber's options, from the settings."""
     mqtt = settings.mqtt
     topics = TopicScheme(mqtt.topic_prefix)
+    filters = [topics.subscription(None)]
+    if mqtt.lorawan:
+        filters += LORAWAN_FILTERS
+    if mqtt.shared_group:
+        filters = [f"$share/{mqtt.shared_group}/{f}" for f in filters]
     return ConnectOptions(
         host=mqtt.host,
         port=mqtt.port,
         client_id=mqtt.client_id,
-        topic_filter=topics.subscription(mqtt.shared_group),
+        topic_filters=tuple(filters),
         username=mqtt.username,
         password=mqtt.password.get_secret_value().encode() if mqtt.password else None,
         keepalive_s=mqtt.keepalive_s,
@@ -55,8 +63,12 @@ async def run_ingest(
     Raises:
         ConfigError: The station file or spool directory is unusable.
     """
+
+    def load() -> Registry:
+        return load_registry(settings.stations.file, settings.stations.devices_file)
+
     try:
-        registry = load_stations(settings.stations.file)
+        registry = load()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     stop = stop or asyncio.Event()
@@ -80,7 +92,24 @@ async def run_ingest(
     )
     spool = Spool(settings.spool.dir, settings.spool.max_bytes, settings.spool.segment_bytes)
     subscriber = MqttSubscriber(connect_options(settings), on_state=metrics.set_mqtt_connected)
-    async with InfluxStorage(settings.influx, registry_tags(registry)) as storage:
+    current = [registry]
+
+    def station_tags(station_id: str) -> Mapping[str, str]:
+        return registry_tags(current[0])(station_id)
+
+    async with InfluxStorage(settings.influx, station_tags) as storage:
+
+        def apply(new: Registry) -> None:
+            current[0] = new
+            validator.use_registry(new)
+            storage.encoder.forget_stations()
+
+        watcher = RegistryWatcher(
+            [settings.stations.file, settings.stations.devices_file],
+            load,
+            apply,
+            settings.stations.reload_interval_s,
+        )
         await _prepare_storage(storage)
         worker = IngestWorker(
             subscriber,
@@ -97,7 +126,7 @@ async def run_ingest(
             spool_warn_fraction=settings.spool.warn_fraction,
         )
         try:
-            await worker.run(stop)
+            await worker.run(stop, {"registry-watch": watcher.run})
         finally:
             spool.close()
 

@@ -51,6 +51,9 @@ class MqttSettings(_Section):
     keepalive_s: int = Field(default=30, ge=5, le=65535)
     session_expiry_s: int = Field(default=7 * 86400, ge=0)
     receive_maximum: int = Field(default=65535, ge=1, le=65535)
+    lorawan: bool = Field(
+        default=True, description="also subscribe to The Things Stack and ChirpStack uplinks"
+    )
     connect_timeout_s: float = Field(default=10.0, gt=0)
     reconnect_initial_s: float = Field(default=0.2, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
@@ -158,9 +161,11 @@ class ValidationSettings(_Section):
 
 
 class StationsSettings(_Section):
-    """Where the station registry comes from."""
+    """Where the station and device registry comes from."""
 
     file: Path = Path("config/stations.yaml")
+    devices_file: Path = Path("config/devices.yaml")
+    reload_interval_s: float = Field(default=2.0, gt=0)
 
 
 class MetricsSettings(_Section):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from devices import Reading, Reason, Rejection, Station, StationRegistry, TopicScheme
-from devices.formats import DECODERS, Decoder
+from devices import Reading, Reason, Rejection, StaticRegistry, StationRegistry, TopicScheme
+from devices.formats import DECODERS, DecodeContext, Decoder
+from devices.registry import Registry
 from devices.timestamps import NS_PER_S
+from devices.topics import parse_route
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,25 +37,32 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class _StationRules:
-    station: Station
+class _Sender:
+    """A topic's resolved sender, compiled once per topic and registry."""
+
+    context: DecodeContext
     ranges: dict[str, tuple[float, float]]
     decoder: Decoder | None
+    format: str
+
+
+_Unresolved = tuple[Reason, str]
 
 
 class Validator:
     """Turns ``(topic, payload)`` into validated readings and reasoned rejections.
 
     Args:
-        registry: Which stations exist and what they may report.
-        topics: The topic scheme messages arrive on.
+        registry: Which stations and devices exist and how to read them. A plain
+            :class:`~devices.StationRegistry` (stations only) is read as native stations.
+        topics: The native topic scheme.
         limits: Size, count and time bounds.
         decoders: Payload format name → decoder.
     """
 
     def __init__(
         self,
-        registry: StationRegistry,
+        registry: StationRegistry | Registry,
         topics: TopicScheme,
         limits: Limits,
         decoders: dict[str, Decoder] | None = None,
@@ -61,37 +70,57 @@ class Validator:
         self._topics = topics
         self._limits = limits
         self._decoders = DECODERS if decoders is None else decoders
-        self._rules: dict[str, _StationRules] = {}
-        self._station_of_topic: dict[str, str | None] = {}
+        self._senders: dict[str, _Sender | _Unresolved] = {}
         self.use_registry(registry)
 
-    def use_registry(self, registry: StationRegistry) -> None:
-        """Switch to a new registry (after a reload); rules are recompiled from it."""
+    def use_registry(self, registry: StationRegistry | Registry) -> None:
+        """Switch to a new registry (after a reload); topics are resolved afresh."""
+        if not isinstance(registry, Registry):
+            registry = Registry(StaticRegistry(registry.stations()))
         self._registry = registry
-        self._rules = {}
+        self._senders = {}
 
-    def _rules_for(self, station_id: str) -> _StationRules | None:
-        rules = self._rules.get(station_id)
-        if rules is None:
-            station = self._registry.get(station_id)
-            if station is None:
-                return None
-            rules = _StationRules(
-                station,
-                {name: (spec.min, spec.max) for name, spec in station.metrics.items()},
-                self._decoders.get(station.payload_format),
-            )
-            self._rules[station_id] = rules
-        return rules
+    @property
+    def registry(self) -> Registry:
+        """The registry in use."""
+        return self._registry
 
-    def _station_id(self, topic: str) -> str | None:
-        try:
-            return self._station_of_topic[topic]
-        except KeyError:
-            station_id = self._topics.station_of(topic)
-            if len(self._station_of_topic) < 100_000:
-                self._station_of_topic[topic] = station_id
-            return station_id
+    def _sender(self, topic: str) -> _Sender | _Unresolved:
+        found = self._senders.get(topic)
+        if found is None:
+            found = self._resolve(topic)
+            if len(self._senders) < 200_000:
+                self._senders[topic] = found
+        return found
+
+    def _resolve(self, topic: str) -> _Sender | _Unresolved:
+        route = parse_route(topic, self._topics)
+        if route is None:
+            return Reason.BAD_TOPIC, f"topic {topic[:100]!r} is not a telemetry topic"
+        if route.kind == "native":
+            resolved = self._registry.for_station_topic(route.key)
+            if resolved is None:
+                # The claimed id stays out of the station tag: unknown ids must not mint series.
+                return Reason.UNKNOWN_STATION, f"station {route.key[:64]!r} is not registered"
+        else:
+            if route.kind == "ttn":
+                assert route.application_id is not None
+                resolved = self._registry.for_ttn(route.application_id, route.key)
+            else:
+                resolved = self._registry.for_chirpstack(route.key)
+            if resolved is None:
+                return (
+                    Reason.UNKNOWN_DEVICE,
+                    f"{route.kind} device {route.key[:64]!r} of application "
+                    f"{(route.application_id or '')[:64]!r} is not registered",
+                )
+        station = resolved.station
+        fmt = resolved.device.format if resolved.device is not None else "native"
+        context = DecodeContext(
+            station, resolved.device, resolved.profile, route, self._limits.max_readings_per_message
+        )
+        ranges = {name: (spec.min, spec.max) for name, spec in station.metrics.items()}
+        return _Sender(context, ranges, self._decoders.get(fmt), fmt)
 
     def validate(self, topic: str, payload: bytes, now_ns: int) -> Outcome:
         """Validate one message.
@@ -104,9 +133,10 @@ class Validator:
         Returns:
             The valid readings (only valid metrics kept) and every rejection with its reason.
         """
-        station_id = self._station_id(topic)
-        if station_id is None:
-            return _reject(Reason.BAD_TOPIC, f"topic {topic[:100]!r} is not a telemetry topic")
+        sender = self._sender(topic)
+        if isinstance(sender, tuple):
+            return _reject(*sender)
+        station_id = sender.context.station.id
         limits = self._limits
         if len(payload) > limits.max_payload_bytes:
             return _reject(
@@ -114,22 +144,16 @@ class Validator:
                 f"payload is {len(payload)} bytes; the limit is {limits.max_payload_bytes}",
                 station_id,
             )
-        rules = self._rules_for(station_id)
-        if rules is None:
-            # The claimed id stays out of the station tag: unknown ids must not mint series.
-            return _reject(Reason.UNKNOWN_STATION, f"station {station_id!r} is not registered")
-        if rules.decoder is None:
+        if sender.decoder is None:
             return _reject(
-                Reason.UNDECODABLE,
-                f"no decoder for payload format {rules.station.payload_format!r}",
-                station_id,
+                Reason.UNDECODABLE, f"no decoder for payload format {sender.format!r}", station_id
             )
-        decoded = rules.decoder(payload, station_id, limits.max_readings_per_message)
+        decoded = sender.decoder(payload, sender.context)
         outcome = Outcome([], decoded.rejections)
         newest_ns = now_ns + int(limits.max_future_s * NS_PER_S)
         oldest_ns = now_ns - int(limits.max_age_s * NS_PER_S)
         for reading in decoded.readings:
-            kept = _check_reading(reading, rules.ranges, newest_ns, oldest_ns, outcome.rejections)
+            kept = _check_reading(reading, sender.ranges, newest_ns, oldest_ns, outcome.rejections)
             if kept is not None:
                 outcome.readings.append(kept)
         return outcome

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 from devices import Reading, Reason, Rejection
 from ingest.batch import (
@@ -95,8 +96,18 @@ class IngestWorker:
         self.ready = asyncio.Event()
         self._refresh_spool_metrics()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then flush, acknowledge and return."""
+    async def run(
+        self,
+        stop: asyncio.Event,
+        companions: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
+    ) -> None:
+        """Run until ``stop`` is set, then flush, acknowledge and return.
+
+        Args:
+            stop: Set it to stop gracefully.
+            companions: More background loops (name → coroutine function) to run in the same
+                task group and cancel at the end, e.g. the registry watcher.
+        """
         if not self._spool.empty:
             log.warning(
                 "spool holds %d batches from before; draining them first",
@@ -107,10 +118,14 @@ class IngestWorker:
             source = group.create_task(self._source.run(), name="siaga.ingest.source")
             drain = group.create_task(self._drain_spool(), name="siaga.ingest.spool-drain")
             writer = group.create_task(self._write_loop(), name="siaga.ingest.writer")
+            others = [
+                group.create_task(start(), name=f"siaga.ingest.{name}")
+                for name, start in (companions or {}).items()
+            ]
             self.ready.set()
             await self._consume(stop)
             await self._writes.join()
-            for task in (source, drain, writer):
+            for task in (source, drain, writer, *others):
                 task.cancel()
         await self._source.disconnect()
         log.info("ingest worker stopped after flushing")

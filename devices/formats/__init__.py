@@ -1,19 +1,25 @@
 """Payload formats: one module each, turning a message's bytes into readings.
 
-A decoder is a pure function ``(payload, station_id, max_readings) -> Decoded``; it never raises
-for bad input, it returns rejections with reasons instead.
+A decoder is a pure function ``(payload, context) -> Decoded``; it never raises for bad input,
+it returns rejections with reasons instead. :data:`DECODERS` maps a device's ``format`` to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from devices.formats.context import DecodeContext
 from devices.formats.native import decode_native
 from devices.readings import Decoded
 
-Decoder = Callable[[bytes, str, int], Decoded]
+Decoder = Callable[[bytes, DecodeContext], Decoded]
 
-DECODERS: dict[str, Decoder] = {"native": decode_native}
-"""Payload format name → decoder. Later formats register here."""
 
-__all__ = ["DECODERS", "Decoder", "decode_native"]
+def _native(payload: bytes, context: DecodeContext) -> Decoded:
+    return decode_native(payload, context.station.id, context.max_readings)
+
+
+DECODERS: dict[str, Decoder] = {"native": _native}
+"""Payload format name → decoder."""
+
+__all__ = ["DECODERS", "DecodeContext", "Decoder", "decode_native"]

@@ -53,7 +53,7 @@ class ConnectOptions:
     host: str
     port: int
     client_id: str
-    topic_filter: str
+    topic_filters: tuple[str, ...]
     username: str | None = None
     password: bytes | None = None
     qos: int = 1
@@ -274,17 +274,21 @@ class MqttSubscriber:
                 reason = CONNACK_REASONS.get(connack.reason_code, hex(connack.reason_code))
                 extra = connack.properties.get(REASON_STRING)
                 raise ConnectRefusedError(reason + (f": {extra}" if extra else ""))
-            transport.write(encode_subscribe(1, options.topic_filter, options.qos))
+            transport.write(encode_subscribe(1, options.topic_filters, options.qos))
             async with asyncio.timeout(options.connect_timeout_s):
                 suback = await protocol.suback
-            if any(code >= 0x80 for code in suback.reason_codes):
-                raise ConnectRefusedError(
-                    f"subscription to {options.topic_filter!r} refused "
-                    f"(reason 0x{suback.reason_codes[0]:02x})"
+            refused = [
+                f"{topic_filter} (reason 0x{code:02x})"
+                for topic_filter, code in zip(
+                    options.topic_filters, suback.reason_codes, strict=False
                 )
+                if code >= 0x80
+            ]
+            if refused:
+                raise ConnectRefusedError(f"subscription refused: {', '.join(refused)}")
             log.info(
                 "MQTT subscribed to %s on %s:%d as %s (session %s)",
-                options.topic_filter,
+                ", ".join(options.topic_filters),
                 options.host,
                 options.port,
                 options.client_id,

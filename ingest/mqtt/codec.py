@@ -8,6 +8,7 @@ them and returns every complete packet, so one read of 64 KiB yields hundreds of
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -184,10 +185,14 @@ def encode_connect(
     return _packet(PacketType.CONNECT << 4, body)
 
 
-def encode_subscribe(packet_id: int, topic_filter: str, qos: int) -> bytes:
-    """A SUBSCRIBE packet for one filter (no retained messages on a shared subscription)."""
-    options = qos & 0x03
-    body = _U16.pack(packet_id) + b"\x00" + _string(topic_filter) + bytes([options])
+def encode_subscribe(packet_id: int, topic_filters: str | Sequence[str], qos: int) -> bytes:
+    """A SUBSCRIBE packet for one or more filters, each at ``qos``."""
+    if isinstance(topic_filters, str):
+        topic_filters = [topic_filters]
+    if not topic_filters:
+        raise ValueError("SUBSCRIBE needs at least one topic filter")
+    options = bytes([qos & 0x03])
+    body = _U16.pack(packet_id) + b"\x00" + b"".join(_string(f) + options for f in topic_filters)
     return _packet((PacketType.SUBSCRIBE << 4) | 0x02, body)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devices import Reading, Reason, TopicScheme, load_stations
-from devices.formats import DECODERS
+from devices.formats import DECODERS, DecodeContext
 from devices.readings import Decoded
 from ingest.batch import BatchPolicy
 from ingest.metrics import IngestMetrics
@@ -204,10 +204,10 @@ async def test_bad_input_is_stored_counted_and_acknowledged(rig: Rig) -> None:
 
 @pytest.mark.logged_exceptions
 async def test_a_decoder_bug_costs_one_message_not_the_loop(tmp_path: Path) -> None:
-    def explode(payload: bytes, station_id: str, max_readings: int) -> Decoded:
+    def explode(payload: bytes, context: DecodeContext) -> Decoded:
         if payload == b"boom":
             raise RuntimeError("decoder bug")
-        return DECODERS["native"](payload, station_id, max_readings)
+        return DECODERS["native"](payload, context)
 
     validator = Validator(
         load_stations(STATIONS_FILE), TopicScheme(), Limits(), decoders={"native": explode}

@@ -23,7 +23,7 @@ def options(broker: MosquittoServer, client_id: str, **overrides: object) -> Con
         "host": "127.0.0.1",
         "port": broker.port,
         "client_id": client_id,
-        "topic_filter": f"t/{client_id}/+",
+        "topic_filters": (f"t/{client_id}/+",),
         "reconnect": RetryPolicy(initial_s=0.05, max_s=0.2, deadline_s=None),
     }
     values.update(overrides)
