@@ -13,6 +13,7 @@ from devices.registry import Registry, load_registry
 from devices.topics import LORAWAN_FILTERS
 from ingest.batch import BatchPolicy
 from ingest.errors import ConfigError, StorageError
+from ingest.health import HealthRecorder
 from ingest.metrics import IngestMetrics
 from ingest.mqtt.client import ConnectOptions, MqttSubscriber
 from ingest.registry_watch import RegistryWatcher
@@ -98,11 +99,13 @@ async def run_ingest(
         return registry_tags(current[0])(station_id)
 
     async with InfluxStorage(settings.influx, station_tags) as storage:
+        health = HealthRecorder(registry, storage, settings.health.interval_s)
 
         def apply(new: Registry) -> None:
             current[0] = new
             validator.use_registry(new)
             storage.encoder.forget_stations()
+            health.tracker.use_registry(new)
 
         watcher = RegistryWatcher(
             [settings.stations.file, settings.stations.devices_file],
@@ -122,11 +125,11 @@ async def run_ingest(
                 initial_s=0.05, max_s=1.0, deadline_s=settings.influx.write_retry_deadline_s
             ),
             max_batches_in_flight=settings.batch.max_batches_in_flight,
-            observers=observers,
+            observers=[health.observe, *observers],
             spool_warn_fraction=settings.spool.warn_fraction,
         )
         try:
-            await worker.run(stop, {"registry-watch": watcher.run})
+            await worker.run(stop, {"registry-watch": watcher.run, "health": health.run})
         finally:
             spool.close()
 

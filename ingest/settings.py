@@ -168,6 +168,12 @@ class StationsSettings(_Section):
     reload_interval_s: float = Field(default=2.0, gt=0)
 
 
+class HealthSettings(_Section):
+    """Device health snapshots (measurement ``device_health``)."""
+
+    interval_s: float = Field(default=60.0, gt=0)
+
+
 class MetricsSettings(_Section):
     """The Prometheus endpoint."""
 
@@ -196,6 +202,7 @@ class Settings(BaseSettings):
     spool: SpoolSettings = SpoolSettings()
     validation: ValidationSettings = ValidationSettings()
     stations: StationsSettings = StationsSettings()
+    health: HealthSettings = HealthSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from devices import Reason
+from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
 
 TELEMETRY = "telemetry"
 REJECTED = "rejected"
+DEVICE_HEALTH = "device_health"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,14 @@ class Storage(Protocol):
         self, since_ns: int, limit: int = 100, reason: Reason | None = None
     ) -> list[StoredRejection]:
         """The newest rejections received at or after ``since_ns``, newest first."""
+        ...
+
+    async def write_health(self, snapshots: Sequence[StationHealth], ts_ns: int) -> None:
+        """Store device health snapshots taken at ``ts_ns`` (measurement ``device_health``)."""
+        ...
+
+    async def health(self) -> dict[str, StationHealth]:
+        """Each station's latest stored health."""
         ...
 
     async def aclose(self) -> None:

@@ -18,11 +18,19 @@ from typing import Any
 import httpx
 
 from devices import Reading, Reason, Rejection, StationRegistry
+from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
 from ingest.errors import PermanentStorageError, RetryableStorageError
 from ingest.lineprotocol import LineProtocolError, encode_fields, escape_key, series_key
 from ingest.settings import InfluxSettings
-from ingest.storage.base import REJECTED, TELEMETRY, LatestReading, WindowStat, WriteReport
+from ingest.storage.base import (
+    DEVICE_HEALTH,
+    REJECTED,
+    TELEMETRY,
+    LatestReading,
+    WindowStat,
+    WriteReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,10 @@ class LineEncoder:
         self._station_tags = station_tags
         self._series: dict[str, str] = {}
         self._field_keys: dict[str, str] = {}
+
+    def station_tags(self, station_id: str) -> Mapping[str, str]:
+        """The tags of a station's series."""
+        return self._station_tags(station_id)
 
     def forget_stations(self) -> None:
         """Drop cached series keys (after the registry changed)."""
@@ -264,6 +276,28 @@ class InfluxStorage:
                 raise RetryableStorageError(f"InfluxDB: {response.text[:200]}")
         return response.status_code, response.text[:500]
 
+    async def write_health(self, snapshots: Sequence[StationHealth], ts_ns: int) -> None:
+        """Store health snapshots as measurement ``device_health``."""
+        lines = [_health_line(s, self.encoder.station_tags(s.station_id), ts_ns) for s in snapshots]
+        bad = await self._write_lines(lines, 0, len(lines))
+        for _, message in bad:
+            log.error("InfluxDB refused a device_health line: %s", message[:300])
+
+    async def health(self) -> dict[str, StationHealth]:
+        """Each station's latest health snapshot."""
+        series = await self.query(
+            f"SELECT * FROM {DEVICE_HEALTH} GROUP BY station ORDER BY time DESC LIMIT 1"
+        )
+        found = {}
+        for entry in series:
+            record = dict(zip(entry["columns"], entry["values"][0], strict=True))
+            station_id = entry["tags"]["station"]
+            values = {name: record.get(name) for name in _HEALTH_FIELDS}
+            for name in _HEALTH_INTEGERS:
+                values[name] = int(values[name] or 0)
+            found[station_id] = StationHealth(station_id=station_id, **values)  # type: ignore[arg-type]
+        return found
+
     # -- reading -----------------------------------------------------------------------------
 
     async def latest(self, station_ids: Sequence[str] | None = None) -> dict[str, LatestReading]:
@@ -332,6 +366,22 @@ class InfluxStorage:
                 )
             )
         return found
+
+
+_HEALTH_FIELDS = (
+    "last_seen_ns", "readings_24h", "expected_24h", "completeness_pct", "missing_by_seq",
+    "clock_skew_s", "battery_v", "battery_pct", "rssi_dbm", "snr_db",
+)  # fmt: skip
+_HEALTH_INTEGERS = frozenset({"last_seen_ns", "readings_24h", "expected_24h", "missing_by_seq"})
+
+
+def _health_line(snapshot: StationHealth, tags: Mapping[str, str], ts_ns: int) -> str:
+    fields: dict[str, float | int] = {}
+    for name in _HEALTH_FIELDS:
+        value = getattr(snapshot, name)
+        if value is not None:
+            fields[name] = int(value) if name in _HEALTH_INTEGERS else float(value)
+    return f"{series_key(DEVICE_HEALTH, tags)} {encode_fields(fields)} {ts_ns}"
 
 
 def _refusal(source: Reading | StoredRejection, message: str) -> StoredRejection:

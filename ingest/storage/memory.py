@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from devices import Reason
+from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
 from ingest.errors import RetryableStorageError
 from ingest.storage.base import LatestReading, WindowStat, WriteReport
@@ -20,6 +21,7 @@ class MemoryStorage:
     def __init__(self) -> None:
         self.points: dict[tuple[str, int], dict[str, float]] = {}
         self.stored_rejections: list[StoredRejection] = []
+        self.health_snapshots: dict[str, StationHealth] = {}
         self.available = True
         self.writes = 0
 
@@ -76,6 +78,17 @@ class MemoryStorage:
         ]
         found.sort(key=lambda r: r.received_ns, reverse=True)
         return found[:limit]
+
+    async def write_health(self, snapshots: Sequence[StationHealth], ts_ns: int) -> None:
+        """Keep the latest snapshot per station."""
+        if not self.available:
+            raise RetryableStorageError("memory storage is switched off")
+        for snapshot in snapshots:
+            self.health_snapshots[snapshot.station_id] = snapshot
+
+    async def health(self) -> dict[str, StationHealth]:
+        """The latest snapshot per station."""
+        return dict(self.health_snapshots)
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -24,8 +24,8 @@ STATIONS = [
     "tb-menggala",
     "tb-banjar-agung",
     "wk-blambangan-umpu",
-    "jr-bedadung-kota",
-    "rb-lasem",
+    "ciliwung-depok",
+    "ciliwung-manggarai",
     "tl-tanjung",
 ]
 

@@ -1,0 +1,144 @@
+"""Device health from the readings themselves. Pure: readings in, snapshots out.
+
+"Last seen" is the newest reading *time*, not the last arrival: a store-and-forward backlog
+arrives late and out of order and must not make a station look fresh (or stale).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from devices.readings import Reading
+from devices.stations import StationRegistry
+
+NS_PER_S = 1_000_000_000
+_SKEW_SAMPLES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class StationHealth:
+    """One station's health at a moment.
+
+    Attributes:
+        station_id: The station.
+        last_seen_ns: Time of its newest reading (by the reading's own clock).
+        readings_24h: Distinct readings in the window.
+        expected_24h: Readings its interval promises over the part of the window it was known.
+        completeness_pct: ``readings / expected`` over the window, at most 100.
+        missing_by_seq: Readings missing by gaps in its sequence numbers (or frame counters).
+        clock_skew_s: Arrival minus reading time, the smallest of the latest readings: positive
+            when the device clock lags (or the network delays), negative when it runs ahead.
+        battery_v, battery_pct, rssi_dbm, snr_db: From its newest reading carrying each.
+    """
+
+    station_id: str
+    last_seen_ns: int
+    readings_24h: int
+    expected_24h: int
+    completeness_pct: float
+    missing_by_seq: int
+    clock_skew_s: float | None
+    battery_v: float | None = None
+    battery_pct: float | None = None
+    rssi_dbm: float | None = None
+    snr_db: float | None = None
+
+
+_VITALS = ("battery_v", "battery_pct", "rssi_dbm", "snr_db")
+
+
+@dataclass
+class _Track:
+    first_seen_ns: int
+    readings: dict[int, int | None] = field(default_factory=dict)  # ts_ns -> seq
+    vitals: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (ts, value)
+    skews_ns: collections.deque[int] = field(
+        default_factory=lambda: collections.deque(maxlen=_SKEW_SAMPLES)
+    )
+
+
+def missing_from_sequence(points: Iterable[tuple[int, int | None]]) -> int:
+    """Readings missing by sequence gaps, given ``(ts_ns, seq)`` pairs in any order.
+
+    Ordered by time, a sequence that falls back starts a new run (a reboot or counter reset);
+    each run misses ``max - min + 1 - distinct`` numbers.
+    """
+    missing = 0
+    run: set[int] = set()
+    previous: int | None = None
+    for _, seq in sorted(p for p in points if p[1] is not None):
+        assert seq is not None
+        if previous is not None and seq < previous and seq not in run:
+            missing += max(run) - min(run) + 1 - len(run)
+            run = set()
+        run.add(seq)
+        previous = seq
+    if run:
+        missing += max(run) - min(run) + 1 - len(run)
+    return missing
+
+
+class HealthTracker:
+    """Keeps a sliding window of each station's readings and derives its health.
+
+    Args:
+        registry: Stations and their reporting intervals.
+        window_s: The completeness window (24 h).
+    """
+
+    def __init__(self, registry: StationRegistry, window_s: float = 86400.0) -> None:
+        self._registry = registry
+        self._window_ns = int(window_s * NS_PER_S)
+        self._tracks: dict[str, _Track] = {}
+
+    def use_registry(self, registry: StationRegistry) -> None:
+        """Follow a reloaded registry (intervals may have changed)."""
+        self._registry = registry
+
+    def observe(self, readings: Sequence[Reading], arrival_ns: int) -> None:
+        """Take readings that arrived (were made durable) at ``arrival_ns``."""
+        for reading in readings:
+            track = self._tracks.get(reading.station_id)
+            if track is None:
+                track = self._tracks[reading.station_id] = _Track(first_seen_ns=reading.ts_ns)
+            track.first_seen_ns = min(track.first_seen_ns, reading.ts_ns)
+            track.readings[reading.ts_ns] = reading.seq
+            track.skews_ns.append(arrival_ns - reading.ts_ns)
+            for name in _VITALS:
+                value = reading.values.get(name)
+                if value is not None:
+                    seen = track.vitals.get(name)
+                    if seen is None or reading.ts_ns >= seen[0]:
+                        track.vitals[name] = (reading.ts_ns, value)
+
+    def snapshot(self, now_ns: int) -> list[StationHealth]:
+        """Every observed station's health now; readings older than the window are forgotten."""
+        start_ns = now_ns - self._window_ns
+        snapshots = []
+        for station_id, track in sorted(self._tracks.items()):
+            for ts in [ts for ts in track.readings if ts < start_ns]:
+                del track.readings[ts]
+            station = self._registry.get(station_id)
+            interval_ns = (station.interval_s if station else 900) * NS_PER_S
+            known_from_ns = max(start_ns, track.first_seen_ns)
+            expected = max(1, (now_ns - known_from_ns) // interval_ns)
+            received = len({ts // interval_ns for ts in track.readings})
+            last_seen = max(track.readings, default=None)
+            if last_seen is None:
+                last_seen = max((ts for ts, _ in track.vitals.values()), default=start_ns)
+            vitals = {name: value for name, (_, value) in track.vitals.items()}
+            snapshots.append(
+                StationHealth(
+                    station_id=station_id,
+                    last_seen_ns=last_seen,
+                    readings_24h=len(track.readings),
+                    expected_24h=int(expected),
+                    completeness_pct=round(min(100.0, 100.0 * received / expected), 2),
+                    missing_by_seq=missing_from_sequence(track.readings.items()),
+                    clock_skew_s=(min(track.skews_ns) / NS_PER_S) if track.skews_ns else None,
+                    **vitals,
+                )
+            )
+        return snapshots
