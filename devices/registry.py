@@ -66,6 +66,16 @@ class LoRaWANIds(_Model):
     device_id: str | None = Field(default=None, max_length=100)
     dev_eui: str | None = None
 
+    @field_validator("dev_eui", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        if isinstance(value, int):
+            # YAML reads an all-digit EUI as a number, dropping its leading zeros. (ValueError,
+            # not TypeError: pydantic turns only ValueError into a validation message.)
+            message = 'dev_eui must be quoted in YAML, e.g. dev_eui: "0004A30B001C0530"'
+            raise ValueError(message)  # noqa: TRY004
+        return value
+
     @field_validator("dev_eui")
     @classmethod
     def _eui(cls, value: str | None) -> str | None:
@@ -109,7 +119,10 @@ class Integration(_Model):
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """Who a message speaks for: the station, the device (None: a native station without one)."""
+    """Who a message speaks for: the station, the device (None: a native station without one).
+
+    A revoked device still resolves, so that its messages are rejected under its own name.
+    """
 
     station: Station
     device: Device | None
@@ -200,7 +213,7 @@ class Registry:
     # lookups by what a topic names
     def _resolved(self, device: Device | None, station_id: str) -> Resolved | None:
         station = self._stations.get(station_id)
-        if station is None or (device is not None and device.revoked):
+        if station is None:
             return None
         profile = self.profiles.get(device.profile) if device and device.profile else None
         return Resolved(station, device, profile)

@@ -31,7 +31,7 @@ class MetricSpec(BaseModel):
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> MetricSpec:
-        if self.min > self.max:
+        if not self.min <= self.max:  # also refuses NaN, which compares false
             raise ValueError(f"min {self.min} is above max {self.max}")
         return self
 
@@ -41,7 +41,7 @@ class Link(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    station: str = Field(pattern=STATION_ID_PATTERN.pattern)
+    station: str = Field(pattern=f"^{STATION_ID_PATTERN.pattern}$")
     travel_min: float = Field(gt=0)
 
 
@@ -59,7 +59,7 @@ class Station(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(pattern=STATION_ID_PATTERN.pattern)
+    id: str = Field(pattern=f"^{STATION_ID_PATTERN.pattern}$")
     name: str = Field(min_length=1, max_length=200)
     regency: str = Field(min_length=1, max_length=100)
     river: str | None = Field(default=None, max_length=100)
@@ -168,10 +168,15 @@ def _station_from_entry(
     metrics: dict[str, Any] = {}
     profile_name = fields.pop("profile", None)
     if profile_name is not None:
-        if profile_name not in profiles:
+        if not isinstance(profile_name, str) or profile_name not in profiles:
             raise StationFileError(f"{label}: unknown profile {profile_name!r}")
+        if not isinstance(profiles[profile_name], Mapping):
+            raise StationFileError(f"{label}: profile {profile_name!r} must be a mapping")
         metrics.update(profiles[profile_name])
-    metrics.update(fields.get("metrics") or {})
+    inline = fields.get("metrics") or {}
+    if not isinstance(inline, Mapping):
+        raise StationFileError(f"{label}: metrics must be a mapping of name to unit and range")
+    metrics.update(inline)
     fields["metrics"] = metrics
     try:
         return Station.model_validate(fields)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 NS_PER_S = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STORABLE_NS = (-(2**63) + 2, 2**63 - 2)
+"""InfluxDB stores int64 nanoseconds: 1677-09-21 to 2262-04-11 (its own limits, minus one)."""
 _EPOCH_MS_THRESHOLD = 1e11
 """Epoch numbers at or above this are milliseconds: 1e11 seconds is the year 5138."""
 _EPOCH_MAX_MS = 1e14
@@ -32,16 +35,22 @@ def parse_timestamp_ns(value: object) -> int:
     if isinstance(value, bool):
         raise TimestampError("ts must be an RFC 3339 string or epoch number, got a boolean")
     if isinstance(value, int | float):
-        return _epoch_to_ns(value)
+        return _storable(_epoch_to_ns(value), value)
     if isinstance(value, str):
-        return _rfc3339_to_ns(value)
+        return _storable(_rfc3339_to_ns(value), value)
     raise TimestampError(
         f"ts must be an RFC 3339 string or epoch number, got {type(value).__name__}"
     )
 
 
+def _storable(ts_ns: int, value: object) -> int:
+    if not STORABLE_NS[0] <= ts_ns <= STORABLE_NS[1]:
+        raise TimestampError(f"ts {str(value)[:40]!r} is outside 1677-2262, which cannot be stored")
+    return ts_ns
+
+
 def _epoch_to_ns(value: float) -> int:
-    if not math.isfinite(value) or value < 0:
+    if (isinstance(value, float) and not math.isfinite(value)) or value < 0:
         raise TimestampError(f"ts {value!r} is not a non-negative finite epoch number")
     if value >= _EPOCH_MAX_MS:
         raise TimestampError(
@@ -62,9 +71,8 @@ def _rfc3339_to_ns(text: str) -> int:
     offset = moment.utcoffset()
     if offset is None:
         raise TimestampError(f"ts {text!r} has no UTC offset; add 'Z' or '+07:00'")
-    # Integer arithmetic keeps microseconds exact where float seconds would round.
-    whole = (moment.replace(microsecond=0) - offset).replace(tzinfo=None)
-    seconds = int((whole - datetime(1970, 1, 1)).total_seconds())
+    # Aware minus aware cannot overflow at datetime's edges; integer division keeps it exact.
+    seconds = (moment.replace(microsecond=0) - _EPOCH) // timedelta(seconds=1)
     return seconds * NS_PER_S + moment.microsecond * 1000
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-STATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STATION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """Station ids are safe as MQTT topic levels, InfluxDB tag values and file names."""
 
 TELEMETRY_SUFFIX = "telemetry"
@@ -36,7 +36,7 @@ class TopicScheme:
         if head or not sep:
             return None
         station_id, sep, suffix = rest.partition("/")
-        if not sep or suffix != TELEMETRY_SUFFIX or not STATION_ID_PATTERN.match(station_id):
+        if not sep or suffix != TELEMETRY_SUFFIX or not STATION_ID_PATTERN.fullmatch(station_id):
             return None
         return station_id
 
@@ -60,7 +60,7 @@ class Route:
     event: str | None = None
 
 
-_TTN = re.compile(r"^v3/([^/@]{1,100})(?:@([^/]{1,100}))?/devices/([^/]{1,100})/up$")
+_TTN = re.compile(r"v3/([^/@]{1,100})(?:@([^/]{1,100}))?/devices/([^/]{1,100})/up")
 _CHIRPSTACK = re.compile(
     r"^application/([^/]{1,100})/device/([0-9A-Fa-f]{16})/event/([a-z]{1,20})$"
 )
@@ -78,10 +78,10 @@ def parse_route(topic: str, scheme: TopicScheme) -> Route | None:
     station_id = scheme.station_of(topic)
     if station_id is not None:
         return Route("native", station_id)
-    match = _TTN.match(topic)
+    match = _TTN.fullmatch(topic)
     if match is not None:
         return Route("ttn", match.group(3), application_id=match.group(1))
-    match = _CHIRPSTACK.match(topic)
+    match = _CHIRPSTACK.fullmatch(topic)
     if match is not None:
         return Route("chirpstack", match.group(2).upper(), match.group(1), match.group(3))
     return None

@@ -10,12 +10,14 @@ parse it whatever the escaping). Empty tag values are left out, as InfluxDB does
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _STRING_ESCAPES = str.maketrans({'"': r"\"", "\\": "\\\\"})
 _LINE_BREAKS = frozenset("\n\r")
+_BACKSLASH_BEFORE_SPECIAL = re.compile(r'\\[ ,="]')
 
 FieldValue = float | int | bool | str
 
@@ -31,9 +33,18 @@ def _check_plain(text: str, what: str) -> None:
         raise LineProtocolError(f"{what} {text[:40]!r} contains a line break")
 
 
+def _check_backslashes(text: str, what: str) -> None:
+    # InfluxDB 1.x drops or refuses a backslash before these, whatever the escaping.
+    if _BACKSLASH_BEFORE_SPECIAL.search(text):
+        raise LineProtocolError(f"{what} {text[:40]!r} has a backslash before a special character")
+
+
 def escape_measurement(name: str) -> str:
     """Escape a measurement name."""
     _check_plain(name, "measurement")
+    if name.startswith("#"):
+        raise LineProtocolError(f"measurement {name[:40]!r} starts with '#' (a comment line)")
+    _check_backslashes(name, "measurement")
     if name.endswith("\\"):
         raise LineProtocolError(f"measurement {name[:40]!r} ends in a backslash")
     return name.translate(_MEASUREMENT_ESCAPES)
@@ -75,11 +86,17 @@ def series_key(measurement: str, tags: Mapping[str, str]) -> str:
     return ",".join(parts)
 
 
+def escape_field_key(key: str) -> str:
+    """Escape a field key (stricter than tags: InfluxDB 1.x mangles backslash sequences)."""
+    _check_backslashes(key, "field key")
+    return escape_key(key)
+
+
 def encode_fields(fields: Mapping[str, FieldValue]) -> str:
     """The ``key=value,...`` field set; at least one field is required."""
     if not fields:
         raise LineProtocolError("a point needs at least one field")
-    return ",".join(f"{escape_key(k)}={format_field_value(v)}" for k, v in fields.items())
+    return ",".join(f"{escape_field_key(k)}={format_field_value(v)}" for k, v in fields.items())
 
 
 def encode_line(

@@ -127,6 +127,12 @@ class IngestMetrics:
         self.storage_up = Gauge(
             "siaga_storage_up", "1 while the last storage write succeeded", registry=r
         )
+        self.registry_reloads = Counter(
+            "siaga_registry_reloads", "Registry reloads picked up while running", registry=r
+        )
+        self.registry_stations = Gauge(
+            "siaga_registry_stations", "Stations in the registry in use", registry=r
+        )
         for reason in Reason:
             self.rejections.labels(reason.value)
 

@@ -1,4 +1,4 @@
-"""A retry policy is a value: exponential backoff with full jitter, a cap and a deadline."""
+"""A retry policy is a value: exponential backoff with jitter, a cap and a deadline."""
 
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ class RetryPolicy:
     deadline_s: float | None = 2.0
 
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
-        """Successive delays: each uniformly random in [0, bound], bound growing to ``max_s``.
+        """Successive delays: each uniformly random in [bound/2, bound], bound growing to ``max_s``.
 
-        Full jitter keeps many workers from retrying in step after a shared outage.
+        Jitter keeps many workers from retrying in step after a shared outage; the lower half
+        is cut off so that a retry never comes back immediately.
         """
         draw = (rng or random.Random()).uniform  # noqa: S311 - jitter, not cryptography
-        bound = self.initial_s
+        bound = min(self.initial_s, self.max_s)
         while True:
             yield draw(bound / 2, bound)
             bound = min(bound * self.multiplier, self.max_s)

@@ -94,6 +94,7 @@ async def run_ingest(
     spool = Spool(settings.spool.dir, settings.spool.max_bytes, settings.spool.segment_bytes)
     subscriber = MqttSubscriber(connect_options(settings), on_state=metrics.set_mqtt_connected)
     current = [registry]
+    metrics.registry_stations.set(len(registry.stations()))
 
     def station_tags(station_id: str) -> Mapping[str, str]:
         return registry_tags(current[0])(station_id)
@@ -106,6 +107,8 @@ async def run_ingest(
             validator.use_registry(new)
             storage.encoder.forget_stations()
             health.tracker.use_registry(new)
+            metrics.registry_reloads.inc()
+            metrics.registry_stations.set(len(new.stations()))
 
         watcher = RegistryWatcher(
             [settings.stations.file, settings.stations.devices_file],

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -69,9 +70,7 @@ class MqttSettings(_Section):
                 data.setdefault("username", unquote(parts.username))
                 if parts.password is not None:
                     data.setdefault("password", unquote(parts.password))
-                netloc = parts.hostname or ""
-                if parts.port is not None:
-                    netloc += f":{parts.port}"
+                netloc = parts.netloc.rpartition("@")[2]
                 data["url"] = parts._replace(netloc=netloc).geturl()
         return data
 
@@ -256,7 +255,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_file)) from None
-    except (ValueError, OSError) as exc:  # malformed YAML or environment JSON
+    except (ValueError, OSError, yaml.YAMLError) as exc:  # malformed YAML or environment JSON
         raise ConfigError(f"cannot read configuration: {exc}") from None
     finally:
         _CONFIG_FILE.clear()

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">II")
 _SUFFIX = ".spool"
+_CRC_SEED = 1  # crc32(b"") is 0: unseeded, a zero-filled torn tail would read as empty records
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ class Spool:
         while offset + _HEADER.size <= len(data):
             length, crc = _HEADER.unpack_from(data, offset)
             end = offset + _HEADER.size + length
-            if end > len(data) or zlib.crc32(data[offset + _HEADER.size : end]) != crc:
+            if end > len(data) or zlib.crc32(data[offset + _HEADER.size : end], _CRC_SEED) != crc:
                 break
             ends.append(end)
             offset = end
@@ -129,7 +130,7 @@ class Spool:
             SpoolFullError: The record would take the spool past its budget.
             SpoolError: The disk refused the write.
         """
-        record = _HEADER.pack(len(body), zlib.crc32(body)) + body
+        record = _HEADER.pack(len(body), zlib.crc32(body, _CRC_SEED)) + body
         with self._lock:
             used = sum(s.size for s in self._segments)
             if used + len(record) > self._budget:

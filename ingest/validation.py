@@ -115,6 +115,8 @@ class Validator:
                     f"{(route.application_id or '')[:64]!r} is not registered",
                 )
         station = resolved.station
+        if resolved.device is not None and resolved.device.revoked:
+            return Reason.UNKNOWN_DEVICE, f"device {resolved.device.id!r} is revoked"
         fmt = resolved.device.format if resolved.device is not None else "native"
         context = DecodeContext(
             station, resolved.device, resolved.profile, route, self._limits.max_readings_per_message

@@ -24,7 +24,14 @@ class _NonFiniteError(ValueError):
 
 
 def _refuse_constant(name: str) -> Any:
-    raise _NonFiniteError(name)
+    raise _NonFiniteError(f"{name} is not a number JSON allows")
+
+
+def _refuse_overflow(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFiniteError(f"a number overflows to infinity ({text[:40]})")
+    return value
 
 
 def decode_native(payload: bytes, station_id: str, max_readings: int) -> Decoded:
@@ -83,14 +90,11 @@ def _parse_json(payload: bytes) -> tuple[Any, tuple[Reason, str] | None]:
         except UnicodeDecodeError as exc:
             return None, (Reason.UNDECODABLE, f"payload is not UTF-8 (byte {exc.start})")
         try:
-            json.loads(text, parse_constant=_refuse_constant)
+            json.loads(text, parse_constant=_refuse_constant, parse_float=_refuse_overflow)
         except _NonFiniteError as exc:
-            return None, (Reason.NON_FINITE, f"{exc} is not a number JSON allows")
+            return None, (Reason.NON_FINITE, str(exc))
         except (ValueError, RecursionError):
             pass
-        else:
-            # Only a number overflowing to infinity parses in stdlib json but not in orjson.
-            return None, (Reason.NON_FINITE, "a number overflows to infinity")
         return None, (Reason.INVALID_JSON, str(fast_error)[:200])
 
 
@@ -156,9 +160,9 @@ def _structural_problem(item: Any, station_id: str, where: str) -> Rejection | N
     if "ts" not in item:
         return Rejection(Reason.MISSING_TIMESTAMP, f"{where}no 'ts' field", station_id)
     seq = item.get("seq")
-    if seq is not None and (type(seq) is not int or seq < 0):
+    if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
         return Rejection(
-            Reason.WRONG_TYPE, f"{where}seq must be a non-negative integer", station_id
+            Reason.WRONG_TYPE, f"{where}seq must be an integer from 0 to 2**63-1", station_id
         )
     return None
 

@@ -307,7 +307,10 @@ class PacketReader:
             if end > size:
                 break
             if first >> 4 == PacketType.PUBLISH:
-                packets.append(_publish(buffer, first, start, end, topics))
+                try:
+                    packets.append(_publish(buffer, first, start, end, topics))
+                except IndexError:
+                    raise ProtocolError("truncated PUBLISH packet") from None
             else:
                 packets.append(_control(bytes(buffer[start:end]), first))
             offset = end

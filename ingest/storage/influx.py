@@ -21,7 +21,7 @@ from devices import Reading, Reason, Rejection, StationRegistry
 from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
 from ingest.errors import PermanentStorageError, RetryableStorageError
-from ingest.lineprotocol import LineProtocolError, encode_fields, escape_key, series_key
+from ingest.lineprotocol import LineProtocolError, encode_fields, escape_field_key, series_key
 from ingest.settings import InfluxSettings
 from ingest.storage.base import (
     DEVICE_HEALTH,
@@ -77,7 +77,7 @@ class LineEncoder:
         for name, value in reading.values.items():
             key = keys.get(name)
             if key is None:
-                key = keys[name] = escape_key(name)
+                key = keys[name] = escape_field_key(name)
             parts.append(f"{key}={value!r}")
         if not parts:
             raise LineProtocolError("a reading without values cannot be stored")
@@ -218,7 +218,12 @@ class InfluxStorage:
             except LineProtocolError as exc:
                 refused.append(_refusal(reading, str(exc)))
         for stored in batch.rejections:
-            lines.append(self.encoder.rejection(stored))
+            try:
+                lines.append(self.encoder.rejection(stored))
+            except LineProtocolError as exc:
+                # Cannot happen with the tags Siaga produces; never let it stop the writer.
+                log.error("a rejection record cannot be encoded (%s): %r", exc, stored)
+                continue
             sources.append(stored)
         bad = await self._write_lines(lines, 0, len(lines))
         for index, message in bad:

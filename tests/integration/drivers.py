@@ -60,8 +60,8 @@ class WorkerProcess:
             SIAGA_METRICS__PORT=str(self.metrics_port),
             SIAGA_MQTT__RECONNECT_MAX_S="1",
             SIAGA_BATCH__FLUSH_INTERVAL_S="0.05",
-            **self.extra_env,
         )
+        env.update(self.extra_env)
         self.log_path = self.directory / f"worker-{time.monotonic_ns()}.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
