@@ -117,6 +117,13 @@ class Integration(_Model):
     revoked: bool = False
 
 
+class WorkerAccount(_Model):
+    """An ingest worker's MQTT account: it may only subscribe."""
+
+    id: str = Field(pattern=ACCOUNT_PATTERN)
+    revoked: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """Who a message speaks for: the station, the device (None: a native station without one).
@@ -141,6 +148,7 @@ class Registry:
         profiles: Mapping[str, DeviceProfile] | None = None,
         devices: list[Device] | None = None,
         integrations: list[Integration] | None = None,
+        workers: list[WorkerAccount] | None = None,
     ) -> None:
         self._stations = stations
         self.profiles = dict(profiles or {})
@@ -151,10 +159,16 @@ class Registry:
         self._eui: dict[str, Device] = {}
         for device in devices or []:
             self._add_device(device)
-        for integration in integrations or []:
-            if integration.id in self.integrations or integration.id in self.devices:
-                raise ValueError(f"account {integration.id!r} is defined twice")
-            self.integrations[integration.id] = integration
+        self.workers: dict[str, WorkerAccount] = {}
+        accounts: list[Integration | WorkerAccount] = [*(integrations or []), *(workers or [])]
+        for account in accounts:
+            taken = self.integrations.keys() | self.devices.keys() | self.workers.keys()
+            if account.id in taken:
+                raise ValueError(f"account {account.id!r} is defined twice")
+            if isinstance(account, Integration):
+                self.integrations[account.id] = account
+            else:
+                self.workers[account.id] = account
 
     def _add_device(self, device: Device) -> None:
         where = f"device {device.id!r}"
@@ -200,6 +214,31 @@ class Registry:
                 raise ValueError(f"{where}: chirpstack devices need lorawan.dev_eui")
             self._eui[device.lorawan.dev_eui] = device
         self.devices[device.id] = device
+
+    def accounts(self) -> dict[str, Device | Integration | WorkerAccount]:
+        """Every MQTT account the registry defines, by user name (LoRaWAN devices have none)."""
+        found: dict[str, Device | Integration | WorkerAccount] = {
+            d.id: d for d in self.devices.values() if d.format in DIRECT_FORMATS
+        }
+        found.update(self.integrations)
+        found.update(self.workers)
+        return found
+
+    def with_changes(
+        self,
+        *,
+        devices: list[Device] | None = None,
+        integrations: list[Integration] | None = None,
+        workers: list[WorkerAccount] | None = None,
+    ) -> Registry:
+        """A new registry with these lists replaced (validated like a loaded one)."""
+        return Registry(
+            self._stations,
+            self.profiles,
+            list(self.devices.values()) if devices is None else devices,
+            list(self.integrations.values()) if integrations is None else integrations,
+            list(self.workers.values()) if workers is None else workers,
+        )
 
     # StationRegistry
     def get(self, station_id: str) -> Station | None:
@@ -300,8 +339,11 @@ def parse_registry(
         devices_source,
         "integrations",
     )
+    workers = _models(
+        WorkerAccount, _entries(document, "workers", devices_source), devices_source, "workers"
+    )
     try:
-        return Registry(stations, profiles, devices, integrations)
+        return Registry(stations, profiles, devices, integrations, workers)
     except ValueError as exc:
         raise RegistryFileError(f"{devices_source}: {exc}") from None
 
@@ -318,3 +360,33 @@ def load_registry(stations_file: Path, devices_file: Path | None = None) -> Regi
     except OSError as exc:
         raise RegistryFileError(f"cannot read registry: {exc}") from None
     return parse_registry(stations_text, devices_text, str(stations_file), str(devices_file))
+
+
+DEVICES_HEADER = """\
+# Siaga devices: which device speaks for which station, in which payload format.
+# Written by `siaga devices` (add, remove, rotate, revoke); review changes in git. Credentials
+# are not here: the broker's password file holds only salted hashes.
+#
+# Native and SenML devices connect to the broker themselves: their id is their MQTT user name
+# and they may publish only on <prefix>/<station>/telemetry. LoRaWAN devices are published by
+# their network server, which connects through an integration account per application.
+# Workers are the ingest workers' accounts: they may only subscribe.
+"""
+
+
+def render_devices(registry: Registry) -> str:
+    """The devices document for ``registry``: stable order, defaults left out, one line each."""
+
+    def dump(model: _Model) -> str:
+        data = model.model_dump(mode="json", exclude_defaults=True)
+        return yaml.safe_dump(data, default_flow_style=True, sort_keys=False, width=1000).strip()
+
+    sections = [DEVICES_HEADER]
+    for key, items in (
+        ("devices", sorted(registry.devices.values(), key=lambda d: d.id)),
+        ("integrations", sorted(registry.integrations.values(), key=lambda i: i.id)),
+        ("workers", sorted(registry.workers.values(), key=lambda w: w.id)),
+    ):
+        sections.append(f"{key}:" + ("" if items else " []"))
+        sections.extend(f"  - {dump(item)}" for item in items)
+    return "\n".join(sections) + "\n"

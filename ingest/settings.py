@@ -167,6 +167,16 @@ class StationsSettings(_Section):
     reload_interval_s: float = Field(default=2.0, gt=0)
 
 
+class BrokerSettings(_Section):
+    """The broker's files that ``siaga devices`` maintains (Mosquitto format)."""
+
+    password_file: Path = Path("var/broker/passwd")
+    acl_file: Path = Path("var/broker/acl")
+    pid_file: Path | None = Field(
+        default=None, description="when set, the broker is sent SIGHUP after each change"
+    )
+
+
 class HealthSettings(_Section):
     """Device health snapshots (measurement ``device_health``)."""
 
@@ -201,6 +211,7 @@ class Settings(BaseSettings):
     spool: SpoolSettings = SpoolSettings()
     validation: ValidationSettings = ValidationSettings()
     stations: StationsSettings = StationsSettings()
+    broker: BrokerSettings = BrokerSettings()
     health: HealthSettings = HealthSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()

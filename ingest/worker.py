@@ -23,7 +23,7 @@ from ingest.batch import (
     excerpt,
     serialize_batch,
 )
-from ingest.errors import RetryableStorageError, SpoolFullError, StorageError
+from ingest.errors import RetryableStorageError, SpoolError, SpoolFullError, StorageError
 from ingest.metrics import IngestMetrics
 from ingest.retry import RetryPolicy
 from ingest.source import Delivery, MessageSource
@@ -222,6 +222,12 @@ class IngestWorker:
             except SpoolFullError as exc:
                 self.metrics.spool_full.inc()
                 log.error("SPOOL FULL, holding acknowledgements until storage returns: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            except SpoolError as exc:
+                # A disk fault: nothing is durable, so nothing is acknowledged; the broker keeps
+                # the messages while we retry.
+                log.error("SPOOL WRITE FAILED, holding acknowledgements: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
             self.metrics.spooled_batches.inc()
