@@ -24,7 +24,8 @@ class StationHealth:
     Attributes:
         station_id: The station.
         last_seen_ns: Time of its newest reading (by the reading's own clock).
-        readings_24h: Distinct readings in the window.
+        readings_24h: Distinct readings in the window (counted up to twice what the station's
+            interval promises: memory is bounded per station, not by traffic).
         expected_24h: Readings its interval promises over the part of the window it was known.
         completeness_pct: ``readings / expected`` over the window, at most 100.
         missing_by_seq: Readings missing by gaps in its sequence numbers (or frame counters).
@@ -52,7 +53,8 @@ _VITALS = ("battery_v", "battery_pct", "rssi_dbm", "snr_db")
 @dataclass
 class _Track:
     first_seen_ns: int
-    readings: dict[int, int | None] = field(default_factory=dict)  # ts_ns -> seq
+    # ts_ns -> seq, bounded: at most a little over what the interval promises per window.
+    readings: dict[int, int | None] = field(default_factory=dict)
     vitals: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (ts, value)
     skews_ns: collections.deque[int] = field(
         default_factory=lambda: collections.deque(maxlen=_SKEW_SAMPLES)
@@ -90,12 +92,26 @@ class HealthTracker:
 
     def __init__(self, registry: StationRegistry, window_s: float = 86400.0) -> None:
         self._registry = registry
+        self._window_s = window_s
         self._window_ns = int(window_s * NS_PER_S)
         self._tracks: dict[str, _Track] = {}
+        self._caps: dict[str, int] = {}
+        self._changed: set[str] = set()
+
+    def _cap(self, station_id: str) -> int:
+        # Memory per station is bounded by what its interval promises over the window (twice,
+        # for duplicates and a faster-than-configured device), not by how much it sends.
+        cap = self._caps.get(station_id)
+        if cap is None:
+            station = self._registry.get(station_id)
+            interval_s = station.interval_s if station else 900
+            cap = self._caps[station_id] = 2 * int(self._window_s / interval_s) + 16
+        return cap
 
     def use_registry(self, registry: StationRegistry) -> None:
         """Follow a reloaded registry (intervals may have changed)."""
         self._registry = registry
+        self._caps.clear()
 
     def observe(self, readings: Sequence[Reading], arrival_ns: int) -> None:
         """Take readings that arrived (were made durable) at ``arrival_ns``."""
@@ -104,7 +120,14 @@ class HealthTracker:
             if track is None:
                 track = self._tracks[reading.station_id] = _Track(first_seen_ns=reading.ts_ns)
             track.first_seen_ns = min(track.first_seen_ns, reading.ts_ns)
-            track.readings[reading.ts_ns] = reading.seq
+            kept = track.readings
+            kept[reading.ts_ns] = reading.seq
+            cap = self._cap(reading.station_id)
+            if len(kept) > cap + cap // 2:
+                # Trim in bulk (amortised): keep the newest ``cap`` readings.
+                for ts in sorted(kept)[: len(kept) - cap]:
+                    del kept[ts]
+            self._changed.add(reading.station_id)
             track.skews_ns.append(arrival_ns - reading.ts_ns)
             for name in _VITALS:
                 value = reading.values.get(name)
@@ -113,11 +136,27 @@ class HealthTracker:
                     if seen is None or reading.ts_ns >= seen[0]:
                         track.vitals[name] = (reading.ts_ns, value)
 
-    def snapshot(self, now_ns: int) -> list[StationHealth]:
-        """Every observed station's health now; readings older than the window are forgotten."""
+    def take_changed(self) -> list[str]:
+        """Stations that received readings since the last call, sorted."""
+        changed, self._changed = sorted(self._changed), set()
+        return changed
+
+    @property
+    def station_ids(self) -> list[str]:
+        """Every observed station, sorted."""
+        return sorted(self._tracks)
+
+    def snapshot(
+        self, now_ns: int, station_ids: Iterable[str] | None = None
+    ) -> list[StationHealth]:
+        """Health now of the given stations (default: all observed); old readings are forgotten."""
         start_ns = now_ns - self._window_ns
         snapshots = []
-        for station_id, track in sorted(self._tracks.items()):
+        wanted = self.station_ids if station_ids is None else station_ids
+        for station_id in wanted:
+            track = self._tracks.get(station_id)
+            if track is None:
+                continue
             for ts in [ts for ts in track.readings if ts < start_ns]:
                 del track.readings[ts]
             station = self._registry.get(station_id)

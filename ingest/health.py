@@ -14,6 +14,9 @@ from ingest.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
+_CHUNK = 500
+_FULL_EVERY = 10
+
 
 class HealthRecorder:
     """Feeds a :class:`HealthTracker` from the worker and writes ``device_health`` points.
@@ -44,20 +47,35 @@ class HealthRecorder:
         """Worker observer: readings just made durable."""
         self.tracker.observe(readings, self._clock_ns())
 
-    async def record(self) -> int:
-        """Store one snapshot of every observed station; returns how many stations."""
-        now_ns = self._clock_ns()
-        snapshots = self.tracker.snapshot(now_ns)
-        if snapshots:
+    async def record(self, everyone: bool = False) -> int:
+        """Store snapshots of the stations that reported since the last call (or of all).
+
+        Snapshots are computed in chunks that yield to the event loop, so a national fleet
+        does not stall ingestion. Returns how many stations were stored.
+        """
+        changed = self.tracker.take_changed()
+        station_ids = self.tracker.station_ids if everyone else changed
+        stored = 0
+        for start in range(0, len(station_ids), _CHUNK):
+            now_ns = self._clock_ns()
+            snapshots = self.tracker.snapshot(now_ns, station_ids[start : start + _CHUNK])
             try:
                 await self._storage.write_health(snapshots, now_ns)
             except StorageError as exc:
                 log.warning("device health not stored this time: %s", exc)
-                return 0
-        return len(snapshots)
+                return stored
+            stored += len(snapshots)
+            await asyncio.sleep(0)
+        return stored
 
     async def run(self) -> None:
-        """Store a snapshot every ``interval_s`` until cancelled."""
+        """Store snapshots every ``interval_s`` until cancelled.
+
+        Every tenth round covers every station, so that a station gone silent shows its
+        completeness falling even though it sends nothing.
+        """
+        rounds = 0
         while True:
             await asyncio.sleep(self._interval_s)
-            await self.record()
+            rounds += 1
+            await self.record(everyone=rounds % _FULL_EVERY == 0)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message on the hot path (see Reading)
 class Delivery:
     """A message handed to the worker; ``token`` is None when nothing is to be acknowledged."""
 

@@ -46,7 +46,7 @@ def decode_native(payload: bytes, station_id: str, max_readings: int) -> Decoded
         The readings that are well formed, and one rejection per message or reading that is not.
         Unknown metrics and ranges are the validator's business: it knows the station.
     """
-    document, problem = _parse_json(payload)
+    document, problem = parse_json(payload)
     if problem is not None:
         return Decoded([], [Rejection(problem[0], problem[1], station_id)])
     if isinstance(document, dict):
@@ -80,7 +80,14 @@ def _whole(reason: Reason, detail: str, station_id: str) -> Decoded:
     return Decoded([], [Rejection(reason, detail, station_id)])
 
 
-def _parse_json(payload: bytes) -> tuple[Any, tuple[Reason, str] | None]:
+def parse_json(payload: bytes) -> tuple[Any, tuple[Reason, str] | None]:
+    """Parse a JSON payload; on failure say why, the same way for every JSON format.
+
+    Returns:
+        The document and None, or None and ``(reason, detail)``: ``undecodable`` for bytes
+        that are not UTF-8, ``non_finite`` for NaN/Infinity or an overflowing number, and
+        ``invalid_json`` for anything else.
+    """
     try:
         return orjson.loads(payload), None
     except orjson.JSONDecodeError as fast_error:

@@ -62,7 +62,7 @@ CONNACK_REASONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message on the hot path
 class Publish:
     """An application message from the broker.
 
@@ -286,6 +286,15 @@ class PacketReader:
         """
         buffer = self._buffer
         buffer += data
+        # Slices of a view copy once; bytearray slices copy twice. The view must be released
+        # before the buffer is resized, whatever happens in between.
+        with memoryview(buffer) as view:
+            packets, offset = self._parse(buffer, view)
+        if offset:
+            del buffer[:offset]
+        return packets
+
+    def _parse(self, buffer: bytearray, view: memoryview) -> tuple[list[Packet], int]:
         packets: list[Packet] = []
         offset = 0
         size = len(buffer)
@@ -306,21 +315,22 @@ class PacketReader:
             end = start + length
             if end > size:
                 break
-            if first >> 4 == PacketType.PUBLISH:
+            if first >> 4 == _PUBLISH:
                 try:
-                    packets.append(_publish(buffer, first, start, end, topics))
+                    packets.append(_publish(view, first, start, end, topics))
                 except IndexError:
                     raise ProtocolError("truncated PUBLISH packet") from None
             else:
-                packets.append(_control(bytes(buffer[start:end]), first))
+                packets.append(_control(bytes(view[start:end]), first))
             offset = end
-        if offset:
-            del buffer[:offset]
-        return packets
+        return packets, offset
+
+
+_PUBLISH = int(PacketType.PUBLISH)  # a plain int compares several times faster than an IntEnum
 
 
 def _publish(
-    buffer: bytearray, first: int, start: int, end: int, topics: dict[bytes, str]
+    buffer: memoryview, first: int, start: int, end: int, topics: dict[bytes, str]
 ) -> Publish:
     qos = (first >> 1) & 0x03
     if qos == 3:

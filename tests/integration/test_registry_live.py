@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ingest.servers import InfluxServer, MosquittoServer
 from tests.conftest import REPO_ROOT
@@ -76,12 +77,11 @@ def test_add_revoke_and_a_broken_edit_while_running(
         publish("tb-gedung-aji", 2000)
         wait_for(lambda: influx_count(influx_session.url, database) == 1, 20, "new station stored")
 
-        devices.write_text(
-            devices.read_text().replace(
-                "{id: gauge-tb-menggala, station: tb-menggala, format: native}",
-                "{id: gauge-tb-menggala, station: tb-menggala, format: native, revoked: true}",
-            )
-        )
+        document = yaml.safe_load(devices.read_text())
+        for entry in document["devices"]:
+            if entry["id"] == "gauge-tb-menggala":
+                entry["revoked"] = True
+        devices.write_text(yaml.safe_dump(document))
         wait_for(lambda: reloads() == 2, 20, "reload after revoking")
         publish("tb-menggala", 3000)
         wait_for(

@@ -80,3 +80,19 @@ def test_readings_older_than_the_window_are_forgotten() -> None:
     tracker.observe([reading(90, seq=1), reading(30, seq=2)], arrival_ns=NOW)
     (health,) = tracker.snapshot(NOW)
     assert health.readings_24h == 1
+
+
+def test_memory_per_station_is_bounded_by_its_interval_not_its_traffic() -> None:
+    tracker = HealthTracker(REGISTRY, window_s=3600)  # 10 min interval: 6 promised per window
+    tracker.observe([reading(i / 600, seq=i) for i in range(10_000)], arrival_ns=NOW)
+    (health,) = tracker.snapshot(NOW)
+    assert health.readings_24h <= 2 * 6 + 16 + (2 * 6 + 16) // 2
+    assert health.last_seen_ns == NOW  # the newest readings are the ones kept
+
+
+def test_only_stations_that_reported_are_listed_as_changed() -> None:
+    tracker = HealthTracker(REGISTRY)
+    tracker.observe([reading(5)], arrival_ns=NOW)
+    assert tracker.take_changed() == ["g1"]
+    assert tracker.take_changed() == []
+    assert tracker.station_ids == ["g1"]
