@@ -9,9 +9,9 @@ NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STORABLE_NS = (-(2**63) + 2, 2**63 - 2)
 """InfluxDB stores int64 nanoseconds: 1677-09-21 to 2262-04-11 (its own limits, minus one)."""
-_EPOCH_MS_THRESHOLD = 1e11
+EPOCH_MS_THRESHOLD = 1e11
 """Epoch numbers at or above this are milliseconds: 1e11 seconds is the year 5138."""
-_EPOCH_MAX_MS = 1e14
+EPOCH_MAX_MS = 1e14
 """Above this a number is neither plausible seconds nor milliseconds (µs or ns, most likely)."""
 
 
@@ -52,11 +52,11 @@ def _storable(ts_ns: int, value: object) -> int:
 def _epoch_to_ns(value: float) -> int:
     if (isinstance(value, float) and not math.isfinite(value)) or value < 0:
         raise TimestampError(f"ts {value!r} is not a non-negative finite epoch number")
-    if value >= _EPOCH_MAX_MS:
+    if value >= EPOCH_MAX_MS:
         raise TimestampError(
             f"ts {value!r} is too large for epoch seconds or milliseconds (µs/ns are not accepted)"
         )
-    if value >= _EPOCH_MS_THRESHOLD:
+    if value >= EPOCH_MS_THRESHOLD:
         return round(value * 1_000_000) if isinstance(value, float) else value * 1_000_000
     return round(value * NS_PER_S) if isinstance(value, float) else value * NS_PER_S
 

@@ -702,10 +702,9 @@ class _Bench:
         return report
 
     def _pids(self, **more: int) -> dict[str, int | None]:
-        influxd = self.influx_server._process  # InfluxServer has no pid property
         return {
             "mosquitto": self.broker.pid,
-            "influxd": influxd.process.pid if influxd and influxd.process else None,
+            "influxd": self.influx_server.pid,
             "publisher (bench)": os.getpid(),
             **more,
         }

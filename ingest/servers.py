@@ -78,6 +78,10 @@ class _Process:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.running() and self.process is not None else None
+
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
         if self.process is None:
             return
@@ -181,9 +185,7 @@ class MosquittoServer:
     @property
     def pid(self) -> int | None:
         """The broker's process id while it runs."""
-        if self._process is None or self._process.process is None:
-            return None
-        return self._process.process.pid
+        return self._process.pid if self._process is not None else None
 
     def __enter__(self) -> MosquittoServer:
         self.start()
@@ -269,6 +271,11 @@ bind-address = "127.0.0.1:{rpc_port}"
                 return bool(response.status == 204)
         except (urllib.error.URLError, OSError):
             return False
+
+    @property
+    def pid(self) -> int | None:
+        """influxd's process id while it runs."""
+        return self._process.pid if self._process is not None else None
 
     def stop(self) -> None:
         """Stop influxd gracefully."""

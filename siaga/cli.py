@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ingest.errors import ConfigError, ServerError
 from ingest.logs import configure_logging
 from ingest.settings import load_settings
+
+if TYPE_CHECKING:
+    from ingest.devicectl import DeviceAdmin
 
 app = typer.Typer(
     help="Siaga: river gauges over MQTT into InfluxDB, with flood alerts.", no_args_is_help=True
@@ -58,6 +62,187 @@ def up(
         raise _fail(str(exc)) from None
 
 
+devices_app = typer.Typer(
+    help="The device registry and the broker's credentials: list, show, add, rotate, revoke.",
+    no_args_is_help=True,
+)
+app.add_typer(devices_app, name="devices")
+
+
+def _admin(config: Path | None) -> DeviceAdmin:
+    from devices import TopicScheme
+    from ingest.brokeradmin import BrokerFiles
+    from ingest.devicectl import DeviceAdmin
+
+    settings = load_settings(config)
+    return DeviceAdmin(
+        stations_file=settings.stations.file,
+        devices_file=settings.stations.devices_file,
+        broker=BrokerFiles(
+            settings.broker.password_file, settings.broker.acl_file, settings.broker.pid_file
+        ),
+        topics=TopicScheme(settings.mqtt.topic_prefix),
+        shared_group=settings.mqtt.shared_group,
+    )
+
+
+def _run_admin(action: Callable[[DeviceAdmin], str | None], config: Path | None) -> None:
+    from ingest.devicectl import DeviceAdminError
+
+    try:
+        message = action(_admin(config))
+    except (ConfigError, DeviceAdminError) as exc:
+        raise _fail(str(exc)) from None
+    if message:
+        typer.echo(message)
+
+
+def _credential(account: str, password: str | None) -> str:
+    if password is None:
+        return f"{account}: registered (its network server publishes for it; no credential)"
+    return f"{account}: MQTT password (shown once, store it in the device now):\n{password}"
+
+
+@devices_app.command("list")
+def devices_list(config: ConfigOption = None) -> None:
+    """Every device, integration and worker account, with its station and state."""
+    from rich.console import Console
+    from rich.table import Table
+
+    registry = _admin(config).load()
+    table = Table("id", "kind", "station", "format", "state")
+    for device in sorted(registry.devices.values(), key=lambda d: d.id):
+        state = "revoked" if device.revoked else "active"
+        table.add_row(device.id, "device", device.station, device.format, state)
+    for integration in sorted(registry.integrations.values(), key=lambda i: i.id):
+        state = "revoked" if integration.revoked else "active"
+        table.add_row(integration.id, f"{integration.kind} integration", "", "", state)
+    for worker in sorted(registry.workers.values(), key=lambda w: w.id):
+        table.add_row(worker.id, "worker", "", "", "revoked" if worker.revoked else "active")
+    Console().print(table)
+
+
+@devices_app.command("show")
+def devices_show(account: str, config: ConfigOption = None) -> None:
+    """One device's registry entry and its station."""
+    registry = _admin(config).load()
+    device = registry.devices.get(account)
+    entry = device or registry.integrations.get(account) or registry.workers.get(account)
+    if entry is None:
+        raise _fail(f"no device, integration or worker named {account!r}")
+    typer.echo(entry.model_dump_json(indent=2, exclude_defaults=True))
+    if device is not None:
+        station = registry.get(device.station)
+        assert station is not None
+        typer.echo(station.model_dump_json(indent=2, exclude_defaults=True))
+
+
+@devices_app.command("add")
+def devices_add(
+    account: Annotated[str, typer.Argument(help="Device id (its MQTT user name).")],
+    station: Annotated[str, typer.Option(help="The station it speaks for.")],
+    payload_format: Annotated[
+        str, typer.Option("--format", help="native, senml, ttn or chirpstack.")
+    ] = "native",
+    profile: Annotated[str | None, typer.Option(help="Device profile (field mapping).")] = None,
+    application_id: Annotated[str | None, typer.Option(help="LoRaWAN application.")] = None,
+    tenant_id: Annotated[str | None, typer.Option(help="The Things Stack tenant.")] = None,
+    lorawan_device_id: Annotated[str | None, typer.Option(help="TTS device id.")] = None,
+    dev_eui: Annotated[str | None, typer.Option(help="LoRaWAN DevEUI.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a device; native and SenML devices get an MQTT credential, shown once."""
+    from pydantic import ValidationError
+
+    from devices.registry import Device
+
+    lorawan = None
+    if application_id is not None:
+        lorawan = {
+            "application_id": application_id,
+            "tenant_id": tenant_id,
+            "device_id": lorawan_device_id,
+            "dev_eui": dev_eui,
+        }
+    try:
+        device = Device.model_validate(
+            {
+                "id": account,
+                "station": station,
+                "format": payload_format,
+                "profile": profile,
+                "lorawan": lorawan,
+            }
+        )
+    except ValidationError as exc:
+        raise _fail(f"invalid device: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+    _run_admin(lambda admin: _credential(account, admin.add_device(device)), config)
+
+
+@devices_app.command("add-integration")
+def devices_add_integration(
+    account: str,
+    kind: Annotated[str, typer.Option(help="ttn or chirpstack.")],
+    application_id: Annotated[str, typer.Option(help="The LoRaWAN application.")],
+    tenant_id: Annotated[str | None, typer.Option(help="The Things Stack tenant.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a network server's account for one application; its credential is shown once."""
+    from devices.registry import Integration
+
+    integration = Integration.model_validate(
+        {"id": account, "kind": kind, "application_id": application_id, "tenant_id": tenant_id}
+    )
+    _run_admin(lambda admin: _credential(account, admin.add_integration(integration)), config)
+
+
+@devices_app.command("add-worker")
+def devices_add_worker(account: str, config: ConfigOption = None) -> None:
+    """Register an ingest worker's account (subscribe only); its credential is shown once."""
+    _run_admin(lambda admin: _credential(account, admin.add_worker(account)), config)
+
+
+@devices_app.command("rotate")
+def devices_rotate(account: str, config: ConfigOption = None) -> None:
+    """Issue a new credential; the old one stops working when the broker reloads."""
+    _run_admin(lambda admin: _credential(account, admin.rotate(account)), config)
+
+
+@devices_app.command("revoke")
+def devices_revoke(account: str, config: ConfigOption = None) -> None:
+    """Revoke at once: credential and ACL removed, broker reloaded, history kept."""
+
+    def revoke(admin: DeviceAdmin) -> str:
+        admin.revoke(account)
+        return f"{account}: revoked"
+
+    _run_admin(revoke, config)
+
+
+@devices_app.command("remove")
+def devices_remove(account: str, config: ConfigOption = None) -> None:
+    """Forget a device, integration or worker entirely."""
+
+    def remove(admin: DeviceAdmin) -> str:
+        admin.remove(account)
+        return f"{account}: removed"
+
+    _run_admin(remove, config)
+
+
+@devices_app.command("sync")
+def devices_sync(config: ConfigOption = None) -> None:
+    """Rewrite the broker's password and ACL files from the registry and reload the broker."""
+
+    def sync(admin: DeviceAdmin) -> str:
+        reloaded = admin.sync()
+        return "broker files written" + (
+            ", broker reloaded" if reloaded else " (no pid file: reload the broker yourself)"
+        )
+
+    _run_admin(sync, config)
+
+
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")
 
@@ -67,11 +252,21 @@ def bench_ingest(
     messages: Annotated[int, typer.Option(help="Messages to publish.")] = 200_000,
     stations: Annotated[int, typer.Option(help="Stations in the fleet.")] = 1000,
     output: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here.")] = None,
+    trials: Annotated[int, typer.Option(help="Full-speed runs per contender; best counts.")] = 2,
+    paced_s: Annotated[float, typer.Option(help="Seconds of the half-load latency run.")] = 20.0,
+    soak_s: Annotated[float, typer.Option(help="Seconds of the memory soak (0: none).")] = 60.0,
 ) -> None:
     """Sustained ingest rate and latency next to broker, InfluxDB and naive-client ceilings."""
     from ingest.bench import run_ingest_benchmark
 
     try:
-        run_ingest_benchmark(messages=messages, stations=stations, output=output)
+        run_ingest_benchmark(
+            messages=messages,
+            stations=stations,
+            output=output,
+            trials=trials,
+            paced_s=paced_s,
+            soak_s=soak_s,
+        )
     except ServerError as exc:
         raise _fail(str(exc)) from None

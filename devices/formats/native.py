@@ -14,9 +14,17 @@ from typing import Any
 import orjson
 
 from devices.readings import Decoded, Reading, Reason, Rejection
-from devices.timestamps import TimestampError, parse_timestamp_ns
+from devices.timestamps import (
+    EPOCH_MAX_MS,
+    EPOCH_MS_THRESHOLD,
+    NS_PER_S,
+    STORABLE_NS,
+    TimestampError,
+    parse_timestamp_ns,
+)
 
 RESERVED_KEYS = frozenset({"ts", "seq", "station"})
+_TS_AND_SEQ = frozenset({"ts", "seq"})
 
 
 class _NonFiniteError(ValueError):
@@ -49,6 +57,47 @@ def decode_native(payload: bytes, station_id: str, max_readings: int) -> Decoded
     document, problem = parse_json(payload)
     if problem is not None:
         return Decoded([], [Rejection(problem[0], problem[1], station_id)])
+    if type(document) is dict:
+        plain = plain_reading(document, station_id)
+        if plain is not None:
+            return Decoded([plain], [])
+    return decode_document(document, station_id, max_readings)
+
+
+def plain_reading(item: dict[str, Any], station_id: str) -> Reading | None:
+    """The common case in one pass: integer epoch ``ts``, optional ``seq``, number metrics.
+
+    Returns None at the first thing out of the ordinary, for :func:`decode_document` to judge
+    and explain; when it returns a reading, :func:`decode_document` returns the same one (a
+    property test holds the two to that). It exists because it is three times cheaper.
+    """
+    ts = item.get("ts")
+    if type(ts) is not int or ts < 0:
+        return None
+    ts_ns = ts * 1_000_000 if ts >= EPOCH_MS_THRESHOLD else ts * NS_PER_S
+    if ts >= EPOCH_MAX_MS or ts_ns > STORABLE_NS[1]:
+        return None
+    seq = item.get("seq")
+    if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
+        return None
+    values: dict[str, float] = {}
+    for key, value in item.items():
+        if key in _TS_AND_SEQ:
+            continue
+        kind = type(value)
+        if kind is float:
+            values[key] = value  # orjson never yields NaN or infinities
+        elif kind is int:
+            values[key] = float(value)
+        else:
+            return None  # strings, booleans, null, nesting, a "station" key: the general path
+    if not values:
+        return None
+    return Reading(station_id, ts_ns, values, seq)
+
+
+def decode_document(document: Any, station_id: str, max_readings: int) -> Decoded:
+    """Judge a parsed native document in full, with a reason for every fault."""
     if isinstance(document, dict):
         items: list[Any] = [document]
     elif isinstance(document, list):
