@@ -8,6 +8,7 @@ stored or logged in clear.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +23,15 @@ from devices.registry import (
     load_registry,
     render_devices,
 )
-from ingest.brokeradmin import BrokerFiles, write_atomically
+from devices.tls import make_ca, make_server_cert
+from ingest.brokeradmin import (
+    KEY_FILE_MODE,
+    BrokerFiles,
+    TlsPaths,
+    mosquitto_listener_config,
+    write_atomically,
+)
 from ingest.errors import SiagaError
-
 
 DEVICES_FILE_MODE = 0o644
 
@@ -170,3 +177,23 @@ class DeviceAdmin:
         if not changes:
             raise DeviceAdminError(f"no device, integration or worker named {account_id!r}")
         self._save(self._change(registry, changes), self.broker.read_passwords())
+
+
+def init_tls(
+    directory: Path, hostnames: Sequence[str], days: int, files: BrokerFiles, port: int = 8883
+) -> tuple[TlsPaths, list[str]]:
+    """Make a CA and a server certificate for a test or small deployment.
+
+    Writes ``ca.pem`` (give it to devices), ``ca.key`` (keep it offline: it signs more
+    certificates), ``server.pem`` and ``server.key`` into ``directory``.
+
+    Returns:
+        The paths, and the mosquitto.conf lines for a TLS listener on ``port`` that uses them
+        together with the password and ACL files.
+    """
+    ca_pem, ca_key = make_ca("Siaga broker CA", days)
+    cert_pem, key_pem = make_server_cert(ca_pem, ca_key, hostnames, days)
+    tls = TlsPaths(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    tls.write(ca_cert_pem=ca_pem, cert_pem=cert_pem, key_pem=key_pem)
+    write_atomically(directory / "ca.key", ca_key, KEY_FILE_MODE)
+    return tls, mosquitto_listener_config(files, port=port, tls=tls)

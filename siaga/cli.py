@@ -243,6 +243,26 @@ def devices_sync(config: ConfigOption = None) -> None:
     _run_admin(sync, config)
 
 
+@devices_app.command("tls-init")
+def devices_tls_init(
+    host: Annotated[list[str], typer.Option(help="Names clients connect to (repeatable).")],
+    directory: Annotated[Path, typer.Option(help="Where to write the PEM files.")] = Path(
+        "var/broker/tls"
+    ),
+    days: Annotated[int, typer.Option(help="Validity of the certificates.")] = 825,
+    port: Annotated[int, typer.Option(help="The TLS listener's port.")] = 8883,
+    config: ConfigOption = None,
+) -> None:
+    """Make a CA and a server certificate, and print the broker's TLS listener configuration."""
+    from ingest.devicectl import init_tls
+
+    admin = _admin(config)
+    tls, lines = init_tls(directory, host, days, admin.broker, port)
+    typer.echo(f"CA for devices: {tls.cafile} (keep {directory / 'ca.key'} offline)")
+    typer.echo("mosquitto.conf:")
+    typer.echo("\n".join(lines))
+
+
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")
 

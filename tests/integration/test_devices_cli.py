@@ -59,30 +59,34 @@ class Cli:
         return self(*args).strip().splitlines()[-1]
 
 
-def connect(port: int, user: str, password: str) -> paho.ReasonCode | int:
-    """Connect and return the CONNACK reason (0 is success)."""
+def connect(
+    port: int, user: str, password: str, ca: Path | None = None, host: str = "127.0.0.1"
+) -> int:
+    """Connect (over TLS trusting only ``ca`` when given); the CONNACK reason (0 is success)."""
     client = paho.Client(
         CallbackAPIVersion.VERSION2, client_id=f"probe-{time.monotonic_ns()}", protocol=paho.MQTTv5
     )
+    if ca is not None:
+        client.tls_set(ca_certs=str(ca))
     client.username_pw_set(user, password)
     answered = threading.Event()
-    outcome: list[paho.ReasonCode] = []
+    outcome: list[int] = []
 
     def on_connect(
         c: paho.Client, u: object, f: object, reason: paho.ReasonCode, p: object
     ) -> None:
-        outcome.append(reason)
+        outcome.append(reason.value)
         answered.set()
 
     client.on_connect = on_connect
-    client.connect("127.0.0.1", port)
+    client.connect(host, port)
     client.loop_start()
     try:
         assert answered.wait(10), "no CONNACK"
     finally:
         client.disconnect()
         client.loop_stop()
-    return outcome[0].value
+    return outcome[0]
 
 
 def publish(port: int, user: str, password: str, topic: str, payload: bytes) -> None:
@@ -147,3 +151,24 @@ def test_issue_rotate_and_revoke_take_effect_on_a_running_broker(
             # The worker kept its connection through three reloads.
             assert worker.metric("siaga_mqtt_reconnects_total") == 0
     assert "gauge-menggala-2" not in cli.files.password_file.read_text()
+
+
+def test_tls_init_gives_a_listener_that_verifies_with_its_ca(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    password = cli.password("add-worker", "tls-worker")
+    tls_port = free_port()
+    output = cli(
+        "tls-init",
+        "--host",
+        "localhost",
+        "--host",
+        "127.0.0.1",
+        "--directory",
+        str(tmp_path / "tls"),
+        "--port",
+        str(tls_port),
+    )
+    lines = output.split("mosquitto.conf:\n", 1)[1].strip().splitlines()
+    with MosquittoServer(tmp_path / "mosquitto", allow_anonymous=False, extra_config=lines):
+        ca = tmp_path / "tls" / "ca.pem"
+        assert connect(tls_port, "tls-worker", password, ca=ca, host="localhost") == 0
