@@ -130,14 +130,13 @@ def test_issue_rotate_and_revoke_take_effect_on_a_running_broker(
         with worker:
             now_ms = time.time_ns() // 1_000_000
             topic = "siaga/tb-menggala/telemetry"
-            publish(
-                port,
-                "gauge-menggala-2",
-                first,
-                topic,
-                reading_payload(now_ms - 3000, water_level_cm=100),
-            )
+            # Spoofing another station: the broker drops it, so it never reaches InfluxDB.
+            spoofed = reading_payload(now_ms - 4000, water_level_cm=999)
+            publish(port, "gauge-menggala-2", first, "siaga/tb-banjar-agung/telemetry", spoofed)
+            own = reading_payload(now_ms - 3000, water_level_cm=100)
+            publish(port, "gauge-menggala-2", first, topic, own)
             wait_for(lambda: influx_count(influx_session.url, database) == 1, 20, "stored")
+            assert worker.metric("siaga_messages_received_total") == 1
 
             # The broker re-reads its files on SIGHUP, asynchronously: wait for it, briefly.
             second = cli.password("rotate", "gauge-menggala-2")
