@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Mapping, Sequence
 
 from devices import TopicScheme
@@ -47,6 +48,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
         session_expiry_s=mqtt.session_expiry_s,
         receive_maximum=mqtt.receive_maximum,
         connect_timeout_s=mqtt.connect_timeout_s,
+        tls=ssl.create_default_context(cafile=mqtt.ca_file) if mqtt.tls else None,
         reconnect=RetryPolicy(
             initial_s=mqtt.reconnect_initial_s, max_s=mqtt.reconnect_max_s, deadline_s=None
         ),

@@ -56,6 +56,9 @@ class MqttSettings(_Section):
         default=True, description="also subscribe to The Things Stack and ChirpStack uplinks"
     )
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    ca_file: Path | None = Field(
+        default=None, description="CA certificate to trust for mqtts:// (default: the system's)"
+    )
     reconnect_initial_s: float = Field(default=0.2, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
 
@@ -78,8 +81,10 @@ class MqttSettings(_Section):
     @classmethod
     def _mqtt_url(cls, url: str) -> str:
         parts = urlsplit(url)
-        if parts.scheme not in {"mqtt", "tcp"}:
-            raise ValueError(f"scheme must be mqtt:// (got {parts.scheme or 'none'}://)")
+        if parts.scheme not in {"mqtt", "tcp", "mqtts", "ssl"}:
+            raise ValueError(
+                f"scheme must be mqtt:// or mqtts:// (got {parts.scheme or 'none'}://)"
+            )
         if not parts.hostname:
             raise ValueError("URL has no host")
         try:
@@ -94,9 +99,14 @@ class MqttSettings(_Section):
         return urlsplit(self.url).hostname or "127.0.0.1"
 
     @property
+    def tls(self) -> bool:
+        """Whether the URL asks for TLS (``mqtts://``)."""
+        return urlsplit(self.url).scheme in {"mqtts", "ssl"}
+
+    @property
     def port(self) -> int:
-        """The broker's port (1883 when the URL names none)."""
-        return urlsplit(self.url).port or 1883
+        """The broker's port (1883, or 8883 for mqtts://, when the URL names none)."""
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
 
 
 class InfluxSettings(_Section):

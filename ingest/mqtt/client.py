@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class ConnectOptions:
     session_expiry_s: int = 7 * 86400
     receive_maximum: int = 65535
     connect_timeout_s: float = 10.0
+    tls: ssl.SSLContext | None = None
     reconnect: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(initial_s=0.2, max_s=10.0, deadline_s=None)
     )
@@ -251,7 +253,7 @@ class MqttSubscriber:
         generation = self._generation
         async with asyncio.timeout(options.connect_timeout_s):
             _, protocol = await loop.create_connection(
-                lambda: _Protocol(self, generation), options.host, options.port
+                lambda: _Protocol(self, generation), options.host, options.port, ssl=options.tls
             )
         self._protocol = protocol
         assert protocol.transport is not None

@@ -152,7 +152,9 @@ def test_issue_rotate_and_revoke_take_effect_on_a_running_broker(
     assert "gauge-menggala-2" not in cli.files.password_file.read_text()
 
 
-def test_tls_init_gives_a_listener_that_verifies_with_its_ca(tmp_path: Path) -> None:
+def test_tls_init_gives_a_listener_that_verifies_with_its_ca(
+    tmp_path: Path, influx_session: InfluxServer, database: str
+) -> None:
     cli = Cli(tmp_path)
     password = cli.password("add-worker", "tls-worker")
     tls_port = free_port()
@@ -171,3 +173,14 @@ def test_tls_init_gives_a_listener_that_verifies_with_its_ca(tmp_path: Path) -> 
     with MosquittoServer(tmp_path / "mosquitto", allow_anonymous=False, extra_config=lines):
         ca = tmp_path / "tls" / "ca.pem"
         assert connect(tls_port, "tls-worker", password, ca=ca, host="localhost") == 0
+        # The ingest worker over TLS, trusting the same CA.
+        url = f"mqtts://tls-worker:{password}@localhost:{tls_port}"
+        with WorkerProcess(
+            tmp_path / "w",
+            url,
+            influx_session.url,
+            database,
+            client_id="w-tls",
+            extra_env={"SIAGA_MQTT__CA_FILE": str(ca)},
+        ) as w:
+            assert w.metric("siaga_mqtt_connected") == 1
