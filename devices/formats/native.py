@@ -72,7 +72,7 @@ def plain_reading(item: dict[str, Any], station_id: str) -> Reading | None:
     property test holds the two to that). It exists because it is three times cheaper.
     """
     ts = item.get("ts")
-    if type(ts) is not int or ts < 0:
+    if type(ts) is not int or ts < 0 or "station" in item:
         return None
     ts_ns = ts * 1_000_000 if ts >= EPOCH_MS_THRESHOLD else ts * NS_PER_S
     if ts >= EPOCH_MAX_MS or ts_ns > STORABLE_NS[1]:
@@ -90,7 +90,7 @@ def plain_reading(item: dict[str, Any], station_id: str) -> Reading | None:
         elif kind is int:
             values[key] = float(value)
         else:
-            return None  # strings, booleans, null, nesting, a "station" key: the general path
+            return None  # strings, booleans, null, nesting: the general path explains them
     if not values:
         return None
     return Reading(station_id, ts_ns, values, seq)

@@ -30,6 +30,7 @@ VALUES = (
 @example({"ts": 1_773_093_600, "water_level_cm": 1})
 @example({"ts": 9_223_372_036_855, "x": 1.0})  # ms beyond int64 nanoseconds
 @example({"ts": 1_773_093_600, "seq": 2**63, "x": 1.0})
+@example({"ts": 0, "station": 0})  # found by this test: a numeric station key is no metric
 def test_the_fast_path_gives_what_the_general_path_gives(document: dict[str, Any]) -> None:
     fast = plain_reading(document, "s1")
     if fast is not None:
