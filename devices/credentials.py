@@ -9,7 +9,8 @@ What Mosquitto 2.0.11 does with these files (checked against the real broker):
   the message's own topic. So a worker subscribing with ``$share/<group>/siaga/+/telemetry`` needs
   ``topic read siaga/+/telemetry``; an ACL line naming ``$share/...`` grants nothing.
 - A publish without ``topic write`` is dropped: MQTT 5 clients get PUBACK "Not authorized",
-  MQTT 3.1.1 clients get an ordinary PUBACK.
+  MQTT 3.1.1 clients get an ordinary PUBACK. With ``max_queued_messages 0`` the broker then also
+  closes the connection (any QoS, either protocol version); with a queue limit it does not.
 - ``@`` has no special meaning in a topic or an ACL line; ``+`` in a ``topic`` line matches
   exactly one level, so ``v3/app@tenant/devices/+/up`` admits one device id and no other tenant.
 - On SIGHUP the broker re-reads both files and disconnects connected clients whose account is

@@ -18,7 +18,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from devices.stations import StaticRegistry, Station, StationFileError, parse_stations
+from devices.stations import (
+    StaticRegistry,
+    Station,
+    StationFileError,
+    load_yaml,
+    stations_from_document,
+)
 
 Format = Literal["native", "senml", "ttn", "chirpstack"]
 DIRECT_FORMATS = frozenset({"native", "senml"})
@@ -311,8 +317,11 @@ def parse_registry(
         StationFileError: The stations document is unusable.
         RegistryFileError: The devices document is unusable; names the entry and field.
     """
-    stations = parse_stations(stations_text, stations_source)
-    raw_stations = yaml.safe_load(stations_text) or {}
+    try:
+        raw_stations = load_yaml(stations_text)
+    except yaml.YAMLError as exc:
+        raise StationFileError(f"{stations_source}: not valid YAML: {exc}") from None
+    stations = stations_from_document(raw_stations, stations_source)
     profiles_raw = raw_stations.get("device_profiles") or {}
     if not isinstance(profiles_raw, Mapping):
         raise StationFileError(f"{stations_source}: 'device_profiles' must be a mapping")
@@ -325,7 +334,7 @@ def parse_registry(
                 f"{stations_source}: device_profiles.{name}: {exc.errors()[0]['msg']}"
             ) from None
     try:
-        document = yaml.safe_load(devices_text) if devices_text.strip() else {}
+        document = load_yaml(devices_text) if devices_text.strip() else {}
     except yaml.YAMLError as exc:
         raise RegistryFileError(f"{devices_source}: not valid YAML: {exc}") from None
     if not isinstance(document, Mapping):

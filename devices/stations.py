@@ -130,6 +130,14 @@ class StationFileError(ValueError):
     """A station file that cannot be used; the message names the entry and the problem."""
 
 
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely, with libyaml's C loader when present (about ten times faster)."""
+    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader, C or Python
+
+
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_stations(text: str, source: str = "<stations>") -> StaticRegistry:
     """Parse a stations YAML document.
 
@@ -140,9 +148,14 @@ def parse_stations(text: str, source: str = "<stations>") -> StaticRegistry:
         StationFileError: With the station and field at fault.
     """
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError as exc:
         raise StationFileError(f"{source}: not valid YAML: {exc}") from None
+    return stations_from_document(document, source)
+
+
+def stations_from_document(document: Any, source: str = "<stations>") -> StaticRegistry:
+    """Build the station registry from a parsed stations document (see :func:`parse_stations`)."""
     if not isinstance(document, Mapping) or not isinstance(document.get("stations"), list):
         raise StationFileError(f"{source}: expected a mapping with a list 'stations'")
     profiles = document.get("profiles") or {}

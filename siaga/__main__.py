@@ -1,3 +1,4 @@
 from siaga.cli import app
 
-app()
+if __name__ == "__main__":  # a guard, so that multiprocessing's spawn can import this module
+    app()

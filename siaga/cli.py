@@ -12,6 +12,7 @@ import typer
 from ingest.errors import ConfigError, ServerError
 from ingest.logs import configure_logging
 from ingest.settings import load_settings
+from simulators.cli import simulate_app
 
 if TYPE_CHECKING:
     from ingest.devicectl import DeviceAdmin
@@ -262,6 +263,8 @@ def devices_tls_init(
     typer.echo("mosquitto.conf:")
     typer.echo("\n".join(lines))
 
+
+app.add_typer(simulate_app, name="simulate")
 
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")

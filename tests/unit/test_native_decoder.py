@@ -321,7 +321,9 @@ def test_no_metrics(payload: str, detail: str) -> None:
 @pytest.mark.parametrize("seq", ["-1", "1.5", "1.0", '"7"', "true", "[1]", "{}"])
 def test_seq_must_be_a_non_negative_integer(seq: str) -> None:
     rejection = only_rejection(decode(f'{{"ts": 1700000000, "seq": {seq}, "level": 1}}'))
-    assert rejection == Rejection(Reason.WRONG_TYPE, "seq must be an integer from 0 to 2**63-1", STATION)
+    assert rejection == Rejection(
+        Reason.WRONG_TYPE, "seq must be an integer from 0 to 2**63-1", STATION
+    )
 
 
 @pytest.mark.parametrize("seq", [0, 1, 2**63 - 1])

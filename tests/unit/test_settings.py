@@ -189,8 +189,14 @@ def test_token_with_username_or_password_is_refused(tmp_path: Path, section: str
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        ("mqtt: {url: 'http://broker'}", "mqtt.url: scheme must be mqtt:// or mqtts:// (got http://)"),
-        ("mqtt: {url: 'broker:1883'}", "mqtt.url: scheme must be mqtt:// or mqtts:// (got broker://)"),
+        (
+            "mqtt: {url: 'http://broker'}",
+            "mqtt.url: scheme must be mqtt:// or mqtts:// (got http://)",
+        ),
+        (
+            "mqtt: {url: 'broker:1883'}",
+            "mqtt.url: scheme must be mqtt:// or mqtts:// (got broker://)",
+        ),
         ("mqtt: {url: 'mqtt://'}", "mqtt.url: URL has no host"),
         ("mqtt: {url: 'mqtt://h:99999'}", "mqtt.url: port is not a number between 0 and 65535"),
         ("mqtt: {url: 'mqtt://h:port'}", "mqtt.url: port is not a number between 0 and 65535"),

@@ -103,8 +103,13 @@ def test_epoch_seconds_below_1e11_milliseconds_from_it(value: float, expected_ns
 
 @pytest.mark.parametrize(
     "value",
-    [99_999_999_999, 9_300_000_000, 99_999_999_999_999, "2263-01-01T00:00:00Z",
-     "1600-01-01T00:00:00Z"],
+    [
+        99_999_999_999,
+        9_300_000_000,
+        99_999_999_999_999,
+        "2263-01-01T00:00:00Z",
+        "1600-01-01T00:00:00Z",
+    ],
 )
 def test_instants_influxdb_cannot_store_are_refused(value: object) -> None:
     # Seconds just below 1e11 (year 5138) still read as seconds, but InfluxDB stores int64 ns.
