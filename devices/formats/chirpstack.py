@@ -25,10 +25,9 @@ from typing import Any
 import orjson
 
 from devices.formats.context import DecodeContext
-from devices.formats.mapping import apply_profile, json_type, signal_values
-from devices.formats.native import parse_json
+from devices.formats.mapping import apply_profile, rfc3339_field, signal_values
+from devices.formats.native import json_type, parse_json
 from devices.readings import Decoded, Reading, Reason, Rejection
-from devices.timestamps import TimestampError, parse_timestamp_ns
 
 _HEX_EUI = re.compile(r"[0-9A-Fa-f]{16}")
 STATUS_FIELDS = ("batteryLevel", "margin")
@@ -209,20 +208,9 @@ def _v3_eui(value: Any) -> str | None:
 
 
 def _event_ns(document: dict[str, Any], station_id: str) -> int | Rejection:
-    label = "time" if "time" in document else "publishedAt"
+    label = "time" if "time" in document else "publishedAt"  # v4, else v3
     value = document.get(label)
-    if value is None:
-        return Rejection(Reason.MISSING_TIMESTAMP, "event has no time", station_id)
-    if not isinstance(value, str):
-        return Rejection(
-            Reason.BAD_TIMESTAMP,
-            f"{label} must be an RFC 3339 string, got {json_type(value)}",
-            station_id,
-        )
-    try:
-        return parse_timestamp_ns(value)
-    except TimestampError as exc:
-        return Rejection(Reason.BAD_TIMESTAMP, f"{label}: {exc}", station_id)
+    return rfc3339_field(value, label if value is not None else "time", "event", station_id)
 
 
 def _whole(reason: Reason, detail: str, station_id: str) -> Decoded:

@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from devices.formats.context import DecodeContext
+from devices.formats.native import json_type
 from devices.formats.units import NonFiniteError, UnitError, convert, decimal_of, parse_quantity
 from devices.readings import Reason, Rejection
 from devices.registry import FieldMap
+from devices.timestamps import TimestampError, parse_timestamp_ns
 
 RSSI_METRIC = "rssi_dbm"
 SNR_METRIC = "snr_db"
@@ -186,22 +188,27 @@ def signal_values(
     return values, rejections
 
 
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, for rejection details."""
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "boolean"
-        case int() | float():
-            return "number"
-        case str():
-            return "string"
-        case list():
-            return "array"
-        case dict():
-            return "object"
-    return type(value).__name__
+def rfc3339_field(value: Any, label: str, holder: str, station_id: str) -> int | Rejection:
+    """A network server's RFC 3339 time field as nanoseconds, or the rejection saying why not.
+
+    Args:
+        value: The field's value (None when absent).
+        label: The field's name, for the detail.
+        holder: What should have carried it ("uplink", "event"), for the detail.
+        station_id: The station, for the rejection.
+    """
+    if value is None:
+        return Rejection(Reason.MISSING_TIMESTAMP, f"{holder} has no {label}", station_id)
+    if not isinstance(value, str):
+        return Rejection(
+            Reason.BAD_TIMESTAMP,
+            f"{label} must be an RFC 3339 string, got {json_type(value)}",
+            station_id,
+        )
+    try:
+        return parse_timestamp_ns(value)
+    except TimestampError as exc:
+        return Rejection(Reason.BAD_TIMESTAMP, f"{label}: {exc}", station_id)
 
 
 def _fields(context: DecodeContext) -> Mapping[str, FieldMap]:

@@ -113,7 +113,7 @@ def decode_document(document: Any, station_id: str, max_readings: int) -> Decode
     else:
         return _whole(
             Reason.BAD_SHAPE,
-            f"payload must be a JSON object or array of objects, got {_json_type(document)}",
+            f"payload must be a JSON object or array of objects, got {json_type(document)}",
             station_id,
         )
     readings: list[Reading] = []
@@ -188,7 +188,7 @@ def _decode_reading(
             rejections.append(
                 Rejection(
                     Reason.WRONG_TYPE,
-                    f"{where}{key[:64]} must be a number, got {_json_type(value)}",
+                    f"{where}{key[:64]} must be a number, got {json_type(value)}",
                     station_id,
                 )
             )
@@ -203,7 +203,7 @@ def _decode_reading(
 def _structural_problem(item: Any, station_id: str, where: str) -> Rejection | None:
     if not isinstance(item, dict):
         return Rejection(
-            Reason.BAD_SHAPE, f"{where}expected a JSON object, got {_json_type(item)}", station_id
+            Reason.BAD_SHAPE, f"{where}expected a JSON object, got {json_type(item)}", station_id
         )
     named = item.get("station")
     if named is not None and named != station_id:
@@ -223,7 +223,8 @@ def _structural_problem(item: Any, station_id: str, where: str) -> Rejection | N
     return None
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for rejection details."""
     match value:
         case None:
             return "null"

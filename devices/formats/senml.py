@@ -19,8 +19,8 @@ from collections import Counter
 from typing import Any
 
 from devices.formats.context import DecodeContext
-from devices.formats.mapping import json_type, map_value
-from devices.formats.native import parse_json
+from devices.formats.mapping import map_value
+from devices.formats.native import json_type, parse_json
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import FieldMap
 from devices.timestamps import NS_PER_S

@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from devices.formats.context import DecodeContext
-from devices.formats.mapping import apply_profile, json_type, signal_values
-from devices.formats.native import parse_json
+from devices.formats.mapping import apply_profile, rfc3339_field, signal_values
+from devices.formats.native import json_type, parse_json
 from devices.readings import Decoded, Reading, Reason, Rejection
-from devices.timestamps import TimestampError, parse_timestamp_ns
 
 OTHER_MESSAGES = (
     "join_accept",
@@ -151,19 +150,9 @@ def _uplink_problem(document: dict[str, Any], station_id: str) -> Rejection | No
 def _received_ns(
     uplink: dict[str, Any], document: dict[str, Any], station_id: str
 ) -> int | Rejection:
-    received = uplink.get("received_at", document.get("received_at"))
-    if received is None:
-        return Rejection(Reason.MISSING_TIMESTAMP, "uplink has no received_at", station_id)
-    if not isinstance(received, str):
-        return Rejection(
-            Reason.BAD_TIMESTAMP,
-            f"received_at must be an RFC 3339 string, got {json_type(received)}",
-            station_id,
-        )
-    try:
-        return parse_timestamp_ns(received)
-    except TimestampError as exc:
-        return Rejection(Reason.BAD_TIMESTAMP, f"received_at: {exc}", station_id)
+    return rfc3339_field(
+        uplink.get("received_at", document.get("received_at")), "received_at", "uplink", station_id
+    )
 
 
 def _no_metrics(context: DecodeContext) -> Rejection:
