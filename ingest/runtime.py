@@ -130,11 +130,14 @@ async def run_ingest(
                 initial_s=0.05, max_s=1.0, deadline_s=settings.influx.write_retry_deadline_s
             ),
             max_batches_in_flight=settings.batch.max_batches_in_flight,
-            observers=[health.observe, *observers],
+            observers=[health.observe, *observers] if settings.health.enabled else observers,
             spool_warn_fraction=settings.spool.warn_fraction,
         )
         try:
-            await worker.run(stop, {"registry-watch": watcher.run, "health": health.run})
+            companions = {"registry-watch": watcher.run}
+            if settings.health.enabled:
+                companions["health"] = health.run
+            await worker.run(stop, companions)
         finally:
             spool.close()
 

@@ -190,6 +190,7 @@ class BrokerSettings(_Section):
 class HealthSettings(_Section):
     """Device health snapshots (measurement ``device_health``)."""
 
+    enabled: bool = True
     interval_s: float = Field(default=60.0, gt=0)
 
 
