@@ -50,6 +50,10 @@ class StationHealth:
 _VITALS = ("battery_v", "battery_pct", "rssi_dbm", "snr_db")
 
 
+def _reading_time(reading: Reading) -> int:
+    return reading.ts_ns
+
+
 @dataclass
 class _Track:
     first_seen_ns: int
@@ -114,27 +118,52 @@ class HealthTracker:
         self._caps.clear()
 
     def observe(self, readings: Sequence[Reading], arrival_ns: int) -> None:
-        """Take readings that arrived (were made durable) at ``arrival_ns``."""
+        """Take readings that arrived (were made durable) at ``arrival_ns``.
+
+        Work is per station of the batch wherever it can be: this runs for every stored reading.
+        """
+        by_station: dict[str, list[Reading]] = {}
         for reading in readings:
-            track = self._tracks.get(reading.station_id)
-            if track is None:
-                track = self._tracks[reading.station_id] = _Track(first_seen_ns=reading.ts_ns)
-            track.first_seen_ns = min(track.first_seen_ns, reading.ts_ns)
-            kept = track.readings
+            group = by_station.get(reading.station_id)
+            if group is None:
+                by_station[reading.station_id] = [reading]
+            else:
+                group.append(reading)
+        for station_id, group in by_station.items():
+            self._observe_station(station_id, group, arrival_ns)
+        self._changed.update(by_station)
+
+    def _observe_station(self, station_id: str, group: list[Reading], arrival_ns: int) -> None:
+        track = self._tracks.get(station_id)
+        oldest_ns = min(r.ts_ns for r in group)
+        if track is None:
+            track = self._tracks[station_id] = _Track(first_seen_ns=oldest_ns)
+        track.first_seen_ns = min(track.first_seen_ns, oldest_ns)
+        kept = track.readings
+        for reading in group:
             kept[reading.ts_ns] = reading.seq
-            cap = self._cap(reading.station_id)
-            if len(kept) > cap + cap // 2:
-                # Trim in bulk (amortised): keep the newest ``cap`` readings.
-                for ts in sorted(kept)[: len(kept) - cap]:
-                    del kept[ts]
-            self._changed.add(reading.station_id)
-            track.skews_ns.append(arrival_ns - reading.ts_ns)
-            for name in _VITALS:
-                value = reading.values.get(name)
-                if value is not None:
-                    seen = track.vitals.get(name)
-                    if seen is None or reading.ts_ns >= seen[0]:
-                        track.vitals[name] = (reading.ts_ns, value)
+        cap = self._cap(station_id)
+        if len(kept) > cap + cap // 2:
+            # Trim in bulk (amortised): keep the newest ``cap`` readings.
+            for ts in sorted(kept)[: len(kept) - cap]:
+                del kept[ts]
+        newest = max(group, key=_reading_time)
+        # The freshest reading of the batch has the smallest delay: the best skew sample.
+        track.skews_ns.append(arrival_ns - newest.ts_ns)
+        vitals = track.vitals
+        for name in _VITALS:
+            value = newest.values.get(name)
+            if value is not None:
+                ts_ns = newest.ts_ns
+            else:
+                # Rare (a status message apart from the readings): look through the batch.
+                found = [(r.ts_ns, r.values[name]) for r in group if name in r.values]
+                if not found:
+                    continue
+                ts_ns, value = max(found)
+            seen = vitals.get(name)
+            if seen is None or ts_ns >= seen[0]:
+                vitals[name] = (ts_ns, value)
 
     def take_changed(self) -> list[str]:
         """Stations that received readings since the last call, sorted."""

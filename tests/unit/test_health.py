@@ -96,3 +96,12 @@ def test_only_stations_that_reported_are_listed_as_changed() -> None:
     assert tracker.take_changed() == ["g1"]
     assert tracker.take_changed() == []
     assert tracker.station_ids == ["g1"]
+
+
+def test_a_vital_carried_by_an_older_reading_of_the_batch_is_kept() -> None:
+    tracker = HealthTracker(REGISTRY)
+    status = Reading("g1", NOW - 120 * S, {"battery_v": 3.6})
+    tracker.observe([status, reading(1), reading(0, rssi_dbm=-90.0)], arrival_ns=NOW)
+    (health,) = tracker.snapshot(NOW)
+    assert health.battery_v == 3.6
+    assert health.rssi_dbm == -90.0
