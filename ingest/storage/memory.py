@@ -50,7 +50,8 @@ class MemoryStorage:
                 continue
             current = newest.get(station_id)
             if current is None or ts_ns > current.ts_ns:
-                newest[station_id] = LatestReading(station_id, ts_ns, dict(values))
+                metrics = {name: value for name, value in values.items() if name != "seq"}
+                newest[station_id] = LatestReading(station_id, ts_ns, metrics)
         return newest
 
     async def window(

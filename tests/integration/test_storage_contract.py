@@ -1,0 +1,106 @@
+"""One contract, two backends: InfluxDB (real server) and in-memory answer the same way."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from devices import Reading, Reason, Rejection
+from devices.health import StationHealth
+from ingest.batch import Batch, StoredRejection
+from ingest.servers import InfluxServer
+from ingest.settings import InfluxSettings
+from ingest.storage.base import LatestReading, Storage, WindowStat
+from ingest.storage.influx import InfluxStorage
+from ingest.storage.memory import MemoryStorage
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_790_000_400_000_000_000  # a multiple of 10 min: windows align to the epoch
+MIN = 60_000_000_000
+
+
+@pytest.fixture(params=["influx", "memory"])
+async def storage(
+    request: pytest.FixtureRequest, influx_session: InfluxServer, database: str
+) -> AsyncIterator[Storage]:
+    if request.param == "memory":
+        yield MemoryStorage()
+        return
+    tags = {"station": "", "regency": "Tulang Bawang", "river": "Way Tulang Bawang"}
+    influx = InfluxStorage(
+        InfluxSettings(url=influx_session.url, database=database),
+        lambda station_id: {**tags, "station": station_id},
+    )
+    await influx.prepare()
+    yield influx
+    await influx.aclose()
+
+
+def level(station: str, minute: float, cm: float, seq: int | None = None) -> Reading:
+    return Reading(station, T0 + int(minute * MIN), {"water_level_cm": cm, "battery_v": 3.9}, seq)
+
+
+async def test_latest_is_the_newest_reading_time_not_the_last_written(storage: Storage) -> None:
+    await storage.write(Batch([level("a", 5, 150.0, 5), level("b", 1, 80.0)]))
+    await storage.write(Batch([level("a", 2, 120.0, 2)]))  # a late backlog reading
+    latest = await storage.latest()
+    assert latest["a"] == LatestReading(
+        "a", T0 + 5 * MIN, {"water_level_cm": 150.0, "battery_v": 3.9}
+    )
+    assert set(latest) == {"a", "b"}
+    assert set(await storage.latest(["b"])) == {"b"}
+    assert await storage.latest([]) == {}
+
+
+async def test_a_rewritten_reading_overwrites_itself(storage: Storage) -> None:
+    await storage.write(Batch([level("a", 1, 100.0)]))
+    await storage.write(Batch([level("a", 1, 101.0)]))
+    (stat,) = await storage.window("a", "water_level_cm", T0, T0 + 10 * MIN, 600)
+    assert stat.count == 1
+    assert stat.mean == 101.0
+
+
+async def test_windows_aggregate_mean_min_max_count(storage: Storage) -> None:
+    await storage.write(
+        Batch([level("a", m, cm) for m, cm in [(0, 100.0), (1, 110.0), (2, 130.0), (11, 90.0)]])
+    )
+    stats = await storage.window("a", "water_level_cm", T0, T0 + 20 * MIN, 600)
+    assert stats == [
+        WindowStat(T0, 340.0 / 3, 100.0, 130.0, 3),
+        WindowStat(T0 + 10 * MIN, 90.0, 90.0, 90.0, 1),
+    ]
+    assert await storage.window("a", "water_level_cm", T0 + 30 * MIN, T0 + 40 * MIN, 60) == []
+
+
+async def test_rejections_newest_first_and_by_reason(storage: Storage) -> None:
+    def rejected(reason: Reason, at: int, station: str | None = "a") -> StoredRejection:
+        return StoredRejection(
+            Rejection(reason, f"{reason} detail", station), "siaga/a/telemetry", '{"x": 1}', T0 + at
+        )
+
+    await storage.write(
+        Batch(
+            [],
+            [
+                rejected(Reason.OUT_OF_RANGE, 1),
+                rejected(Reason.BAD_SHAPE, 2),
+                rejected(Reason.UNKNOWN_STATION, 3, None),
+            ],
+        )
+    )
+    found = await storage.rejections(T0)
+    assert [r.received_ns for r in found] == [T0 + 3, T0 + 2, T0 + 1]
+    assert found[0].rejection.station_id is None
+    assert found[2] == rejected(Reason.OUT_OF_RANGE, 1)
+    only = await storage.rejections(T0, reason=Reason.BAD_SHAPE)
+    assert [r.rejection.reason for r in only] == [Reason.BAD_SHAPE]
+    assert len(await storage.rejections(T0, limit=2)) == 2
+    assert await storage.rejections(T0 + 4) == []
+
+
+async def test_health_snapshots_round_trip(storage: Storage) -> None:
+    health = StationHealth("a", T0, 90, 96, 93.75, 3, 1.5, battery_v=3.9, rssi_dbm=-97.0)
+    await storage.write_health([health], T0 + MIN)
+    assert (await storage.health())["a"] == health
