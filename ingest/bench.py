@@ -844,7 +844,12 @@ class _Bench:
         metrics_port = free_port()
         database = "siaga_bench"
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")},
+            # SIAGA_BATCH__* pass through, so that batching defaults can be swept.
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith("SIAGA_") or k.startswith("SIAGA_BATCH__")
+            },
             "SIAGA_MQTT__URL": self.broker.url,
             "SIAGA_MQTT__CLIENT_ID": f"siaga-bench-{uuid.uuid4().hex[:8]}",
             "SIAGA_INFLUX__URL": self.influx_server.url,

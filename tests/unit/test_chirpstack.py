@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from devices.formats.context import DecodeContext
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap, load_registry
 from devices.topics import Route, TopicScheme, parse_route
+from tests.unit import lorawan_fixtures
+from tests.unit.lorawan_fixtures import DDS75, DDS75_FIELDS, LORAWAN_METRICS
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PAYLOADS = REPO / "tests" / "fixtures" / "payloads"
@@ -30,20 +31,7 @@ DEV_EUI = "a84041000181c7b2"
 UP_NS = 1_736_891_225_118_293_000
 STATUS_NS = 1_736_891_225_204_518_000
 
-METRICS = {
-    "water_level_cm": MetricSpec(unit="cm", min=0, max=2000),
-    "battery_v": MetricSpec(unit="V", min=0, max=15),
-    "battery_pct": MetricSpec(unit="%", min=0, max=100),
-    "rssi_dbm": MetricSpec(unit="dBm", min=-150, max=0),
-    "snr_db": MetricSpec(unit="dB", min=-30, max=30),
-    "margin_db": MetricSpec(unit="dB", min=-32, max=31),
-}
-DDS75_FIELDS = {
-    "Bat": FieldMap(metric="battery_v", unit="V"),
-    "distance": FieldMap(metric="water_level_cm", unit="mm", kind="distance"),
-    "batteryLevel": FieldMap(metric="battery_pct", unit="%"),
-}
-DDS75 = DeviceProfile(fields=DDS75_FIELDS, distance_absent_mm=0, distance_min_valid_mm=280)
+METRICS = {**LORAWAN_METRICS, "margin_db": MetricSpec(unit="dB", min=-32, max=31)}
 WITH_MARGIN = DeviceProfile(
     fields={**DDS75_FIELDS, "margin": FieldMap(metric="margin_db", unit="dB")},
     distance_absent_mm=0,
@@ -365,21 +353,7 @@ def test_json_faults(payload: bytes, reason: Reason) -> None:
 
 
 def check_well_formed(decoded: Decoded) -> None:
-    assert isinstance(decoded, Decoded)
-    assert len(decoded.readings) <= 1
-    for reading in decoded.readings:
-        assert reading.station_id == STATION
-        assert type(reading.ts_ns) is int
-        assert reading.seq is None or (type(reading.seq) is int and reading.seq >= 0)
-        assert reading.values
-        assert set(reading.values) <= set(METRICS)
-        assert all(type(v) is float and math.isfinite(v) for v in reading.values.values())
-    for rejection in decoded.rejections:
-        assert isinstance(rejection.reason, Reason)
-        assert rejection.detail
-        assert len(rejection.detail) < 400
-        assert rejection.station_id == STATION
-    assert decoded.readings or decoded.rejections
+    lorawan_fixtures.check_well_formed(decoded, STATION, METRICS, seq_required=False)
 
 
 EVENTS = st.sampled_from(["up", "status"])

@@ -22,24 +22,9 @@ from devices.formats.mapping import (
 from devices.readings import Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap
 from devices.topics import Route
+from tests.unit.lorawan_fixtures import DDS75, LORAWAN_METRICS
 
 STATION = "tb-dente-teladas"
-LORAWAN_METRICS = {
-    "water_level_cm": MetricSpec(unit="cm", min=0, max=2000),
-    "battery_v": MetricSpec(unit="V", min=0, max=15),
-    "battery_pct": MetricSpec(unit="%", min=0, max=100),
-    "rssi_dbm": MetricSpec(unit="dBm", min=-150, max=0),
-    "snr_db": MetricSpec(unit="dB", min=-30, max=30),
-}
-DDS75 = DeviceProfile(
-    fields={
-        "Bat": FieldMap(metric="battery_v", unit="V"),
-        "distance": FieldMap(metric="water_level_cm", unit="mm", kind="distance"),
-        "batteryLevel": FieldMap(metric="battery_pct", unit="%"),
-    },
-    distance_absent_mm=0,
-    distance_min_valid_mm=280,
-)
 
 
 def station(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from devices.formats.ttn import OTHER_MESSAGES, decode_ttn
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap, load_registry
 from devices.topics import TopicScheme, parse_route
+from tests.unit import lorawan_fixtures
+from tests.unit.lorawan_fixtures import DDS75, LORAWAN_METRICS
 
 REPO = Path(__file__).resolve().parent.parent.parent
 FIXTURE = json.loads(
@@ -29,23 +30,6 @@ DEVICE = "dds75-dente-teladas"
 APPLICATION = "siaga-tulang-bawang"
 TOPIC = f"v3/{APPLICATION}@ttn/devices/{DEVICE}/up"
 RECEIVED_NS = 1_741_572_942_306_848_000  # uplink_message.received_at, to the microsecond
-
-LORAWAN_METRICS = {
-    "water_level_cm": MetricSpec(unit="cm", min=0, max=2000),
-    "battery_v": MetricSpec(unit="V", min=0, max=15),
-    "battery_pct": MetricSpec(unit="%", min=0, max=100),
-    "rssi_dbm": MetricSpec(unit="dBm", min=-150, max=0),
-    "snr_db": MetricSpec(unit="dB", min=-30, max=30),
-}
-DDS75 = DeviceProfile(
-    fields={
-        "Bat": FieldMap(metric="battery_v", unit="V"),
-        "distance": FieldMap(metric="water_level_cm", unit="mm", kind="distance"),
-        "batteryLevel": FieldMap(metric="battery_pct", unit="%"),
-    },
-    distance_absent_mm=0,
-    distance_min_valid_mm=280,
-)
 
 
 def context(
@@ -342,22 +326,7 @@ def test_json_faults(payload: bytes, reason: Reason) -> None:
 
 
 def check_well_formed(decoded: Decoded) -> None:
-    assert isinstance(decoded, Decoded)
-    assert len(decoded.readings) <= 1
-    for reading in decoded.readings:
-        assert reading.station_id == STATION
-        assert type(reading.ts_ns) is int
-        assert type(reading.seq) is int
-        assert reading.seq >= 0
-        assert reading.values
-        assert set(reading.values) <= set(LORAWAN_METRICS)
-        assert all(type(v) is float and math.isfinite(v) for v in reading.values.values())
-    for rejection in decoded.rejections:
-        assert isinstance(rejection.reason, Reason)
-        assert rejection.detail
-        assert len(rejection.detail) < 400
-        assert rejection.station_id == STATION
-    assert decoded.readings or decoded.rejections
+    lorawan_fixtures.check_well_formed(decoded, STATION, LORAWAN_METRICS, seq_required=True)
 
 
 @settings(max_examples=200)
