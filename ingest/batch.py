@@ -82,7 +82,7 @@ class BatchPolicy:
     """When a batch is flushed: at ``max_points`` entries or ``max_age_s`` after its first."""
 
     max_points: int = 5000
-    max_age_s: float = 0.2
+    max_age_s: float = 0.05
 
 
 class Batcher:

@@ -145,7 +145,7 @@ class BatchSettings(_Section):
     """When the worker flushes a batch to storage."""
 
     max_points: int = Field(default=5000, ge=1, le=100_000)
-    flush_interval_s: float = Field(default=0.2, gt=0, le=60)
+    flush_interval_s: float = Field(default=0.05, gt=0, le=60)
     max_batches_in_flight: int = Field(default=4, ge=1, le=64)
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ingest.servers import InfluxServer, MosquittoServer
-from tests.conftest import unique_name
 from tests.helpers import influx_count, influx_query, wait_for
 from tests.integration.drivers import (
     WorkerProcess,
@@ -20,28 +18,6 @@ from tests.integration.drivers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def worker(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    broker_session: MosquittoServer,
-    influx_session: InfluxServer,
-    database: str,
-) -> Iterator[WorkerProcess]:
-    name = unique_name(request)
-    process = WorkerProcess(
-        tmp_path / "worker",
-        broker_session.url,
-        influx_session.url,
-        database,
-        client_id=f"w-{name}",
-        topic_prefix=f"p{name}",
-        shared_group=f"g{name}",
-    )
-    with process:
-        yield process
 
 
 def test_readings_are_stored_once_with_tags_fields_and_their_own_time(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -68,27 +67,6 @@ def rejected_counts(influx: InfluxServer, database: str) -> dict[str, int]:
         influx.url, database, "SELECT count(detail) FROM rejected GROUP BY reason"
     )
     return {s["tags"]["reason"]: int(s["values"][0][1]) for s in series}
-
-
-@pytest.fixture
-def worker(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    broker_session: MosquittoServer,
-    influx_session: InfluxServer,
-    database: str,
-) -> Iterator[WorkerProcess]:
-    name = unique_name(request)
-    with WorkerProcess(
-        tmp_path / "worker",
-        broker_session.url,
-        influx_session.url,
-        database,
-        client_id=f"w-{name}",
-        topic_prefix=f"p{name}",
-        shared_group=f"g{name}",
-    ) as process:
-        yield process
 
 
 def test_a_compressed_quiet_day_lands_exactly_as_the_simulator_reports(

@@ -120,7 +120,7 @@ def test_take_of_an_empty_batcher() -> None:
 
 
 def test_default_policy() -> None:
-    assert BatchPolicy() == BatchPolicy(max_points=5000, max_age_s=0.2)
+    assert BatchPolicy() == BatchPolicy(max_points=5000, max_age_s=0.05)
 
 
 @pytest.mark.parametrize(
