@@ -160,3 +160,41 @@ def test_two_workers_in_a_shared_group_store_every_reading_once(
     assert received_a + received_b == total
     assert received_a > total * 0.2
     assert received_b > total * 0.2
+
+
+def test_retiring_a_worker_from_a_shared_group_as_the_readme_says(
+    tmp_path: Path, broker_session: MosquittoServer, influx_session: InfluxServer, database: str
+) -> None:
+    prefix, group = "retire", "g-retire"
+    base = recent_ms()
+
+    def worker(name: str, **env: str) -> WorkerProcess:
+        return WorkerProcess(
+            tmp_path / name,
+            broker_session.url,
+            influx_session.url,
+            database,
+            client_id=f"w-retire-{name}",
+            topic_prefix=prefix,
+            shared_group=group,
+            extra_env=env,
+        )
+
+    with worker("a") as a:
+        with worker("b"):
+            pass  # b now has a persistent session in the group, and is offline
+        paho_publish(broker_session.port, telemetry_messages(2000, base, prefix=prefix), "p-r1")
+        # Mosquitto queues a share for b's offline session: nothing is lost, but it waits.
+        wait_for(lambda: a.metric("siaga_messages_acknowledged_total") > 0, 20, "a's share")
+        assert influx_count(influx_session.url, database) < 2000
+        # Retire b: start it once with session expiry 0; it stores its share, then its session
+        # ends with the connection.
+        with worker("b", SIAGA_MQTT__SESSION_EXPIRY_S="0") as b:
+            wait_for(lambda: influx_count(influx_session.url, database) == 2000, 30, "b drained")
+            wait_for(lambda: b.metric("siaga_messages_acknowledged_total") > 0, 10, "b acked")
+        received_before = a.metric("siaga_messages_received_total")
+        paho_publish(
+            broker_session.port, telemetry_messages(1000, base, prefix=prefix, start=2000), "p-r2"
+        )
+        wait_for(lambda: influx_count(influx_session.url, database) == 3000, 30, "all stored")
+        assert a.metric("siaga_messages_received_total") == received_before + 1000  # a alone
