@@ -10,6 +10,8 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from devices.readings import Decoded, Rejection
+
 
 async def eventually(
     condition: Callable[[], bool | Awaitable[bool]], timeout_s: float = 10.0, what: str = ""
@@ -44,6 +46,13 @@ def reading_payload(ts_ms: int, seq: int | None = None, **metrics: float) -> byt
     if seq is not None:
         document["seq"] = seq
     return json.dumps(document).encode()
+
+
+def only_rejection(decoded: Decoded) -> Rejection:
+    """The one rejection of a decoded message that yielded no reading."""
+    assert decoded.readings == []
+    assert len(decoded.rejections) == 1
+    return decoded.rejections[0]
 
 
 def influx_query(url: str, database: str, statement: str) -> list[dict[str, Any]]:

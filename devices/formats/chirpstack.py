@@ -26,7 +26,7 @@ import orjson
 
 from devices.formats.context import DecodeContext
 from devices.formats.mapping import apply_profile, rfc3339_field, signal_values
-from devices.formats.native import json_type, parse_json
+from devices.formats.native import json_object, json_type, reject_whole
 from devices.readings import Decoded, Reading, Reason, Rejection
 
 _HEX_EUI = re.compile(r"[0-9A-Fa-f]{16}")
@@ -49,18 +49,12 @@ def decode_chirpstack(payload: bytes, context: DecodeContext) -> Decoded:
     station_id = context.station.id
     event = context.route.event
     if event not in {"up", "status"}:
-        return _whole(
+        return reject_whole(
             Reason.BAD_SHAPE, f"ChirpStack {str(event)[:20]!r} events carry no readings", station_id
         )
-    document, problem = parse_json(payload)
-    if problem is not None:
-        return _whole(problem[0], problem[1], station_id)
-    if not isinstance(document, dict):
-        return _whole(
-            Reason.BAD_SHAPE,
-            f"expected a ChirpStack event object, got {json_type(document)}",
-            station_id,
-        )
+    document = json_object(payload, station_id, "a ChirpStack event")
+    if isinstance(document, Decoded):
+        return document
     rejection = _identity_problem(document, context)
     if rejection is not None:
         return Decoded([], [rejection])
@@ -76,7 +70,7 @@ def _up(document: dict[str, Any], ts_ns: int, context: DecodeContext) -> Decoded
     station_id = context.station.id
     f_cnt = document.get("fCnt", 0)
     if type(f_cnt) is not int or f_cnt < 0:
-        return _whole(Reason.WRONG_TYPE, "fCnt must be a non-negative integer", station_id)
+        return reject_whole(Reason.WRONG_TYPE, "fCnt must be a non-negative integer", station_id)
     decoded = _object(document, station_id)
     if isinstance(decoded, Rejection):
         return Decoded([], [decoded])
@@ -134,7 +128,7 @@ def _status(document: dict[str, Any], ts_ns: int, context: DecodeContext) -> Dec
     fields = context.profile.fields if context.profile is not None else {}
     mapped = [name for name in STATUS_FIELDS if name in fields]
     if not mapped:
-        return _whole(
+        return reject_whole(
             Reason.NO_METRICS, "status event carries nothing this station records", station_id
         )
     source: dict[str, Any] = {"margin": document.get("margin", 0)}
@@ -211,7 +205,3 @@ def _event_ns(document: dict[str, Any], station_id: str) -> int | Rejection:
     label = "time" if "time" in document else "publishedAt"  # v4, else v3
     value = document.get(label)
     return rfc3339_field(value, label if value is not None else "time", "event", station_id)
-
-
-def _whole(reason: Reason, detail: str, station_id: str) -> Decoded:
-    return Decoded([], [Rejection(reason, detail, station_id)])

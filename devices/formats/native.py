@@ -103,15 +103,15 @@ def decode_document(document: Any, station_id: str, max_readings: int) -> Decode
     elif isinstance(document, list):
         items = document
         if not items:
-            return _whole(Reason.BAD_SHAPE, "empty array carries no readings", station_id)
+            return reject_whole(Reason.BAD_SHAPE, "empty array carries no readings", station_id)
         if len(items) > max_readings:
-            return _whole(
+            return reject_whole(
                 Reason.TOO_MANY_READINGS,
                 f"{len(items)} readings in one message; the limit is {max_readings}",
                 station_id,
             )
     else:
-        return _whole(
+        return reject_whole(
             Reason.BAD_SHAPE,
             f"payload must be a JSON object or array of objects, got {json_type(document)}",
             station_id,
@@ -125,8 +125,21 @@ def decode_document(document: Any, station_id: str, max_readings: int) -> Decode
     return Decoded(readings, rejections)
 
 
-def _whole(reason: Reason, detail: str, station_id: str) -> Decoded:
+def reject_whole(reason: Reason, detail: str, station_id: str) -> Decoded:
+    """A message rejected as a whole, with one reason."""
     return Decoded([], [Rejection(reason, detail, station_id)])
+
+
+def json_object(payload: bytes, station_id: str, what: str) -> dict[str, Any] | Decoded:
+    """A payload that must be one JSON object (``what`` names it), or its rejection."""
+    document, problem = parse_json(payload)
+    if problem is not None:
+        return reject_whole(problem[0], problem[1], station_id)
+    if not isinstance(document, dict):
+        return reject_whole(
+            Reason.BAD_SHAPE, f"expected {what} object, got {json_type(document)}", station_id
+        )
+    return document
 
 
 def parse_json(payload: bytes) -> tuple[Any, tuple[Reason, str] | None]:

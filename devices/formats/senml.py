@@ -20,7 +20,7 @@ from typing import Any
 
 from devices.formats.context import DecodeContext
 from devices.formats.mapping import map_value
-from devices.formats.native import json_type, parse_json
+from devices.formats.native import json_type, parse_json, reject_whole
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import FieldMap
 from devices.timestamps import NS_PER_S
@@ -59,18 +59,18 @@ def decode_senml(payload: bytes, context: DecodeContext) -> Decoded:
     station_id = context.station.id
     document, problem = parse_json(payload)
     if problem is not None:
-        return _whole(problem[0], problem[1], station_id)
+        return reject_whole(problem[0], problem[1], station_id)
     if not isinstance(document, list):
-        return _whole(
+        return reject_whole(
             Reason.BAD_SHAPE,
             f"a SenML pack must be a JSON array of records, got {json_type(document)}",
             station_id,
         )
     if not document:
-        return _whole(Reason.BAD_SHAPE, "empty SenML pack carries no records", station_id)
+        return reject_whole(Reason.BAD_SHAPE, "empty SenML pack carries no records", station_id)
     record_limit = context.max_readings * RECORDS_PER_READING
     if len(document) > record_limit:
-        return _whole(
+        return reject_whole(
             Reason.TOO_MANY_READINGS,
             f"{len(document)} records in one pack; the limit is {record_limit}",
             station_id,
@@ -80,9 +80,9 @@ def decode_senml(payload: bytes, context: DecodeContext) -> Decoded:
         for index, record in enumerate(document):
             resolver.add(index, record)
     except _PackError as exc:
-        return _whole(Reason.BAD_SHAPE, str(exc), station_id)
+        return reject_whole(Reason.BAD_SHAPE, str(exc), station_id)
     if len(resolver.times) > context.max_readings:
-        return _whole(
+        return reject_whole(
             Reason.TOO_MANY_READINGS,
             f"{len(resolver.times)} distinct times in one pack; the limit is "
             f"{context.max_readings} readings",
@@ -92,7 +92,9 @@ def decode_senml(payload: bytes, context: DecodeContext) -> Decoded:
         Reading(station_id, ts_ns, values) for ts_ns, values in sorted(resolver.times.items())
     ]
     if not readings and not resolver.rejections:
-        return _whole(Reason.NO_METRICS, "no record names a metric of this station", station_id)
+        return reject_whole(
+            Reason.NO_METRICS, "no record names a metric of this station", station_id
+        )
     return Decoded(readings, _bounded(resolver.rejections, station_id))
 
 
@@ -270,7 +272,3 @@ def _number(value: Any) -> float | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _whole(reason: Reason, detail: str, station_id: str) -> Decoded:
-    return Decoded([], [Rejection(reason, detail, station_id)])

@@ -16,7 +16,7 @@ from typing import Any
 
 from devices.formats.context import DecodeContext
 from devices.formats.mapping import apply_profile, rfc3339_field, signal_values
-from devices.formats.native import json_type, parse_json
+from devices.formats.native import json_object, json_type, reject_whole
 from devices.readings import Decoded, Reading, Reason, Rejection
 
 OTHER_MESSAGES = (
@@ -47,28 +47,22 @@ def decode_ttn(payload: bytes, context: DecodeContext) -> Decoded:
         ``decoded_payload`` that cannot be used is rejected alone; the others are kept.
     """
     station_id = context.station.id
-    document, problem = parse_json(payload)
-    if problem is not None:
-        return _whole(problem[0], problem[1], station_id)
-    if not isinstance(document, dict):
-        return _whole(
-            Reason.BAD_SHAPE,
-            f"expected a The Things Stack message object, got {json_type(document)}",
-            station_id,
-        )
+    document = json_object(payload, station_id, "a The Things Stack message")
+    if isinstance(document, Decoded):
+        return document
     rejection = _identity_problem(document, context) or _uplink_problem(document, station_id)
     if rejection is not None:
         return Decoded([], [rejection])
     uplink: dict[str, Any] = document["uplink_message"]
     decoded_payload = uplink.get("decoded_payload")
     if decoded_payload is None:
-        return _whole(
+        return reject_whole(
             Reason.UNDECODABLE,
             "uplink has no decoded_payload; configure a payload formatter",
             station_id,
         )
     if not isinstance(decoded_payload, dict):
-        return _whole(
+        return reject_whole(
             Reason.BAD_SHAPE,
             f"decoded_payload must be an object, got {json_type(decoded_payload)}",
             station_id,
@@ -78,7 +72,7 @@ def decode_ttn(payload: bytes, context: DecodeContext) -> Decoded:
         return Decoded([], [ts_ns])
     f_cnt = uplink.get("f_cnt", 0)
     if type(f_cnt) is not int or f_cnt < 0:
-        return _whole(
+        return reject_whole(
             Reason.WRONG_TYPE, "uplink_message.f_cnt must be a non-negative integer", station_id
         )
     values, rejections = apply_profile(decoded_payload, context, "")
@@ -170,7 +164,3 @@ def _get(document: Any, *path: str) -> Any:
             return None
         document = document.get(key)
     return document
-
-
-def _whole(reason: Reason, detail: str, station_id: str) -> Decoded:
-    return Decoded([], [Rejection(reason, detail, station_id)])

@@ -18,6 +18,7 @@ from devices.formats.context import DecodeContext
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap, load_registry
 from devices.topics import Route, TopicScheme, parse_route
+from tests.helpers import only_rejection
 from tests.unit import lorawan_fixtures
 from tests.unit.lorawan_fixtures import DDS75, DDS75_FIELDS, LORAWAN_METRICS
 
@@ -79,12 +80,6 @@ def decode(document: Any, ctx: DecodeContext | None = None) -> Decoded:
 
 def status(document: Any, profile: DeviceProfile | None = DDS75) -> Decoded:
     return decode(document, context("status", profile))
-
-
-def only_rejection(decoded: Decoded) -> Rejection:
-    assert decoded.readings == []
-    assert len(decoded.rejections) == 1
-    return decoded.rejections[0]
 
 
 def rejected(reason: Reason, detail: str) -> Rejection:

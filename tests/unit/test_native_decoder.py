@@ -16,6 +16,7 @@ from devices.formats import DECODERS, DecodeContext, decode_native
 from devices.formats.native import RESERVED_KEYS
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.topics import Route
+from tests.helpers import only_rejection
 
 STATION = "tb-menggala"
 TS_S = 1_700_000_000
@@ -25,12 +26,6 @@ TS_NS = TS_S * 1_000_000_000
 def decode(payload: bytes | str, max_readings: int = 10) -> Decoded:
     raw = payload.encode() if isinstance(payload, str) else payload
     return decode_native(raw, STATION, max_readings)
-
-
-def only_rejection(decoded: Decoded) -> Rejection:
-    assert decoded.readings == []
-    assert len(decoded.rejections) == 1
-    return decoded.rejections[0]
 
 
 def test_native_is_registered_by_name_and_reads_the_context() -> None:

@@ -17,6 +17,7 @@ from devices.formats.senml import RECORDS_PER_READING, decode_senml
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap
 from devices.topics import Route
+from tests.helpers import only_rejection
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
 STATION = "jr-bedadung-kota"
@@ -57,12 +58,6 @@ def context(
 def decode(pack: Any, ctx: DecodeContext | None = None) -> Decoded:
     raw = pack if isinstance(pack, bytes) else json.dumps(pack).encode()
     return decode_senml(raw, ctx or context())
-
-
-def only_rejection(decoded: Decoded) -> Rejection:
-    assert decoded.readings == []
-    assert len(decoded.rejections) == 1
-    return decoded.rejections[0]
 
 
 def rejected(reason: Reason, detail: str) -> Rejection:

@@ -18,6 +18,7 @@ from devices.formats.ttn import OTHER_MESSAGES, decode_ttn
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap, load_registry
 from devices.topics import TopicScheme, parse_route
+from tests.helpers import only_rejection
 from tests.unit import lorawan_fixtures
 from tests.unit.lorawan_fixtures import DDS75, LORAWAN_METRICS
 
@@ -63,12 +64,6 @@ def uplink(**changes: Any) -> dict[str, Any]:
 def decode(document: Any, ctx: DecodeContext | None = None) -> Decoded:
     raw = document if isinstance(document, bytes) else json.dumps(document).encode()
     return decode_ttn(raw, ctx or context())
-
-
-def only_rejection(decoded: Decoded) -> Rejection:
-    assert decoded.readings == []
-    assert len(decoded.rejections) == 1
-    return decoded.rejections[0]
 
 
 def rejected(reason: Reason, detail: str) -> Rejection:
