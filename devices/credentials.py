@@ -1,7 +1,7 @@
 """Broker credentials and access rules in Mosquitto's formats, built without touching a file.
 
 ``siaga devices`` keeps the broker's password file and ACL file in step with the registry; this
-module makes their text, :mod:`ingest.brokeradmin` writes it and tells the broker to reload.
+module makes their text, :mod:`ops.brokeradmin` writes it and tells the broker to reload.
 
 What Mosquitto 2.0.11 does with these files (checked against the real broker):
 

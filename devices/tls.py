@@ -1,6 +1,6 @@
 """A private certificate authority and server certificates for the broker's TLS listener.
 
-Everything here returns PEM bytes and writes nothing; :mod:`ingest.brokeradmin` puts them on
+Everything here returns PEM bytes and writes nothing; :mod:`ops.brokeradmin` puts them on
 disk. Keys are EC P-256, unencrypted PKCS#8 (Mosquitto reads them without a passphrase).
 """
 

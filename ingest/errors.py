@@ -2,7 +2,6 @@
 
     SiagaError
     ├── ConfigError            the settings or a referenced file are unusable (start-up only)
-    ├── ServerError            a local server could not be started or reached
     ├── SourceError            the message source (MQTT) failed
     │   ├── ConnectionLostError     the connection dropped; reconnect
     │   └── ConnectRefusedError     the broker said no (bad credentials, not authorised)
@@ -24,10 +23,6 @@ class SiagaError(Exception):
 
 class ConfigError(SiagaError):
     """The configuration is unusable; the message names the key and the problem."""
-
-
-class ServerError(SiagaError):
-    """A local server could not be started or reached."""
 
 
 class SourceError(SiagaError):

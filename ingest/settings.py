@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -34,11 +34,13 @@ from ingest.errors import ConfigError
 DEFAULT_CONFIG = Path("config/siaga.yaml")
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are refused, values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class MqttSettings(_Section):
+class MqttSettings(Section):
     """The broker the worker subscribes to."""
 
     url: str = "mqtt://127.0.0.1:1883"
@@ -109,7 +111,7 @@ class MqttSettings(_Section):
         return urlsplit(self.url).port or (8883 if self.tls else 1883)
 
 
-class InfluxSettings(_Section):
+class InfluxSettings(Section):
     """The InfluxDB server, through its v1 HTTP API (also served by InfluxDB 2.x and 3.x)."""
 
     url: str = "http://127.0.0.1:8086"
@@ -141,7 +143,7 @@ class InfluxSettings(_Section):
         return self
 
 
-class BatchSettings(_Section):
+class BatchSettings(Section):
     """When the worker flushes a batch to storage."""
 
     max_points: int = Field(default=5000, ge=1, le=100_000)
@@ -149,7 +151,7 @@ class BatchSettings(_Section):
     max_batches_in_flight: int = Field(default=4, ge=1, le=64)
 
 
-class SpoolSettings(_Section):
+class SpoolSettings(Section):
     """The on-disk spool that keeps batches while storage is down."""
 
     dir: Path = Path("var/spool")
@@ -158,7 +160,7 @@ class SpoolSettings(_Section):
     warn_fraction: float = Field(default=0.8, gt=0, le=1)
 
 
-class ValidationSettings(_Section):
+class ValidationSettings(Section):
     """Bounds every message and reading must respect."""
 
     max_payload_bytes: int = Field(default=64 * 1024, ge=64)
@@ -169,7 +171,7 @@ class ValidationSettings(_Section):
     )
 
 
-class StationsSettings(_Section):
+class StationsSettings(Section):
     """Where the station and device registry comes from."""
 
     file: Path = Path("config/stations.yaml")
@@ -177,24 +179,14 @@ class StationsSettings(_Section):
     reload_interval_s: float = Field(default=2.0, gt=0)
 
 
-class BrokerSettings(_Section):
-    """The broker's files that ``siaga devices`` maintains (Mosquitto format)."""
-
-    password_file: Path = Path("var/broker/passwd")
-    acl_file: Path = Path("var/broker/acl")
-    pid_file: Path | None = Field(
-        default=None, description="when set, the broker is sent SIGHUP after each change"
-    )
-
-
-class HealthSettings(_Section):
+class HealthSettings(Section):
     """Device health snapshots (measurement ``device_health``)."""
 
     enabled: bool = True
     interval_s: float = Field(default=60.0, gt=0)
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """The Prometheus endpoint."""
 
     host: str = "127.0.0.1"
@@ -202,7 +194,7 @@ class MetricsSettings(_Section):
     enabled: bool = True
 
 
-class LogSettings(_Section):
+class LogSettings(Section):
     """Logging."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -210,7 +202,13 @@ class LogSettings(_Section):
 
 
 class Settings(BaseSettings):
-    """Every setting of a Siaga process."""
+    """The data plane's settings: the root of Siaga's one settings tree.
+
+    Each package that builds on ``ingest`` extends this class with its own sections
+    (``alerts.settings.Settings`` adds alerting, ``dashboards.settings.Settings`` the API,
+    ``ops.settings.Settings`` the broker files and the supervisor). The ``siaga`` command loads
+    the most derived one, so every process validates the whole tree at start-up.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="SIAGA_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -222,7 +220,6 @@ class Settings(BaseSettings):
     spool: SpoolSettings = SpoolSettings()
     validation: ValidationSettings = ValidationSettings()
     stations: StationsSettings = StationsSettings()
-    broker: BrokerSettings = BrokerSettings()
     health: HealthSettings = HealthSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
@@ -252,13 +249,21 @@ class Settings(BaseSettings):
 
 
 _CONFIG_FILE: dict[str, Path] = {}
+SettingsT = TypeVar("SettingsT", bound=Settings)
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    settings_cls: type[SettingsT] | None = None,
+    **overrides: Any,
+) -> SettingsT:
     """Read the settings tree, refusing bad values with the key that holds them.
 
     Args:
         config_file: A YAML file; ``config/siaga.yaml`` is used when it exists and none is given.
+        settings_cls: The tree to read (default: this package's :class:`Settings`); the
+            ``siaga`` command passes the most derived one.
         overrides: Top-level sections given directly (tests, benchmarks).
 
     Raises:
@@ -274,7 +279,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if config_file is not None:
         _CONFIG_FILE["path"] = config_file
     try:
-        return Settings(**overrides)
+        cls: type[Any] = Settings if settings_cls is None else settings_cls
+        settings: SettingsT = cls(**overrides)
+        return settings
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_file)) from None
     except (ValueError, OSError, yaml.YAMLError) as exc:  # malformed YAML or environment JSON

@@ -14,6 +14,12 @@ install_debian_packages() {
   have mosquitto_pub || missing+=(mosquitto-clients)
   have influxd || missing+=(influxdb)
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if [[ ",${SIAGA_EXTRAS:-}," == *,test,* ]]; then
+    # The tests start their own PostgreSQL (initdb, pg_ctl) and drive a real browser.
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+    have chromium || missing+=(chromium)
+    have chromedriver || missing+=(chromium-driver)
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     echo "Siaga needs: ${missing[*]}. Run this as root, or: sudo apt-get install ${missing[*]}" >&2

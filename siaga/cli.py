@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ingest.errors import ConfigError, ServerError
+from ingest.errors import ConfigError
 from ingest.logs import configure_logging
-from ingest.settings import load_settings
+from ops.errors import ServerError
+from ops.settings import load as load_settings
 from simulators.cli import simulate_app
 
 if TYPE_CHECKING:
-    from ingest.devicectl import DeviceAdmin
+    from ops.devicectl import DeviceAdmin
 
 app = typer.Typer(
     help="Siaga: river gauges over MQTT into InfluxDB, with flood alerts.", no_args_is_help=True
@@ -53,7 +54,7 @@ def up(
     ] = Path("var/local"),
 ) -> None:
     """Run Siaga with the broker and InfluxDB it finds, starting local ones where none answer."""
-    from ingest.localrun import run_up
+    from ops.localrun import run_up
 
     try:
         settings = load_settings(config)
@@ -72,8 +73,8 @@ app.add_typer(devices_app, name="devices")
 
 def _admin(config: Path | None) -> DeviceAdmin:
     from devices import TopicScheme
-    from ingest.brokeradmin import BrokerFiles
-    from ingest.devicectl import DeviceAdmin
+    from ops.brokeradmin import BrokerFiles
+    from ops.devicectl import DeviceAdmin
 
     settings = load_settings(config)
     return DeviceAdmin(
@@ -88,7 +89,7 @@ def _admin(config: Path | None) -> DeviceAdmin:
 
 
 def _run_admin(action: Callable[[DeviceAdmin], str | None], config: Path | None) -> None:
-    from ingest.devicectl import DeviceAdminError
+    from ops.devicectl import DeviceAdminError
 
     try:
         message = action(_admin(config))
@@ -255,7 +256,7 @@ def devices_tls_init(
     config: ConfigOption = None,
 ) -> None:
     """Make a CA and a server certificate, and print the broker's TLS listener configuration."""
-    from ingest.devicectl import init_tls
+    from ops.devicectl import init_tls
 
     admin = _admin(config)
     tls, lines = init_tls(directory, host, days, admin.broker, port)
@@ -280,7 +281,7 @@ def bench_ingest(
     soak_s: Annotated[float, typer.Option(help="Seconds of the memory soak (0: none).")] = 60.0,
 ) -> None:
     """Sustained ingest rate and latency next to broker, InfluxDB and naive-client ceilings."""
-    from ingest.bench import run_ingest_benchmark
+    from benchmarks.ingest import run_ingest_benchmark
 
     try:
         run_ingest_benchmark(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.servers import InfluxServer, MosquittoServer
+from ops.servers import InfluxServer, MosquittoServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATIONS_FILE = REPO_ROOT / "config" / "stations.yaml"

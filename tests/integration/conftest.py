@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.servers import InfluxServer, MosquittoServer
+from ops.servers import InfluxServer, MosquittoServer
 from tests.conftest import unique_name
 from tests.integration.drivers import WorkerProcess
 

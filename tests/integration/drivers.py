@@ -16,7 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.servers import free_port
+from ops.servers import free_port
 from tests.conftest import REPO_ROOT, STATIONS_FILE
 from tests.helpers import wait_for
 

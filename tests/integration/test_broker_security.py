@@ -28,8 +28,8 @@ from devices.credentials import acl_file, generate_password, hash_password
 from devices.registry import DIRECT_FORMATS, parse_registry
 from devices.tls import make_ca, make_server_cert
 from devices.topics import LORAWAN_FILTERS
-from ingest.brokeradmin import BrokerFiles, TlsPaths, mosquitto_listener_config
-from ingest.servers import MosquittoServer, free_port
+from ops.brokeradmin import BrokerFiles, TlsPaths, mosquitto_listener_config
+from ops.servers import MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.servers import free_port, port_open
+from ops.servers import free_port, port_open
 from tests.conftest import REPO_ROOT, STATIONS_FILE
 from tests.helpers import influx_count, wait_for
 from tests.integration.drivers import paho_publish, telemetry_messages

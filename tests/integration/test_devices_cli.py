@@ -14,8 +14,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.brokeradmin import BrokerFiles, mosquitto_listener_config
-from ingest.servers import InfluxServer, MosquittoServer, free_port
+from ops.brokeradmin import BrokerFiles, mosquitto_listener_config
+from ops.servers import InfluxServer, MosquittoServer, free_port
 from tests.conftest import REPO_ROOT
 from tests.helpers import influx_count, reading_payload, wait_for
 from tests.integration.drivers import WorkerProcess

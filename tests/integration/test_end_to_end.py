@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.servers import InfluxServer, MosquittoServer
+from ops.servers import InfluxServer, MosquittoServer
 from tests.helpers import influx_count, influx_query, wait_for
 from tests.integration.drivers import (
     WorkerProcess,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devices.timestamps import format_rfc3339
-from ingest.servers import InfluxServer, MosquittoServer
+from ops.servers import InfluxServer, MosquittoServer
 from tests.conftest import REPO_ROOT
 from tests.helpers import influx_query, wait_for
 from tests.integration.drivers import WorkerProcess, mosquitto_pub

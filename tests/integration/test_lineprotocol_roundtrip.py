@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.lineprotocol import FieldValue, LineProtocolError, encode_line
-from ingest.servers import InfluxServer
+from ops.servers import InfluxServer
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 
 from ingest.mqtt.client import ConnectOptions, MqttSubscriber
 from ingest.retry import RetryPolicy
-from ingest.servers import MosquittoServer
 from ingest.source import Delivery
+from ops.servers import MosquittoServer
 from tests.helpers import eventually
 from tests.integration.drivers import paho_publish
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest.servers import InfluxServer, MosquittoServer
+from ops.servers import InfluxServer, MosquittoServer
 from tests.conftest import REPO_ROOT
 from tests.helpers import influx_count, influx_query, reading_payload, wait_for
 from tests.integration.drivers import WorkerProcess, mosquitto_pub

@@ -13,7 +13,7 @@ import yaml
 from devices.formats import DECODERS
 from devices.registry import Registry, load_registry
 from devices.topics import TopicScheme
-from ingest.servers import InfluxServer, MosquittoServer
+from ops.servers import InfluxServer, MosquittoServer
 from simulators.fleet import run_fleet, write_fleet_stations
 from simulators.plan import Plan
 from simulators.replay import run_replay

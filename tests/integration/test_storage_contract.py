@@ -9,11 +9,11 @@ import pytest
 from devices import Reading, Reason, Rejection
 from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
-from ingest.servers import InfluxServer
 from ingest.settings import InfluxSettings
 from ingest.storage.base import LatestReading, Storage, WindowStat
 from ingest.storage.influx import InfluxStorage
 from ingest.storage.memory import MemoryStorage
+from ops.servers import InfluxServer
 
 pytestmark = pytest.mark.integration
 

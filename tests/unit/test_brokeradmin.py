@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from devices.credentials import hash_password
-from ingest.brokeradmin import BrokerFiles, TlsPaths, mosquitto_listener_config, write_atomically
 from ingest.errors import ConfigError
+from ops.brokeradmin import BrokerFiles, TlsPaths, mosquitto_listener_config, write_atomically
 
 
 def files(tmp_path: Path, pid_file: bool = False) -> BrokerFiles:

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ingest.servers import free_port
+from ops.servers import free_port
 from simulators.cli import simulate_app
 from tests.conftest import REPO_ROOT
 

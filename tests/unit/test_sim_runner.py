@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devices.registry import Registry, load_registry
-from ingest.servers import free_port
+from ops.servers import free_port
 from simulators.plan import Plan
 from simulators.runner import (
     BrokerAddress,

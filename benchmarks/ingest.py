@@ -14,8 +14,8 @@ chunks of a thousand and sent in one write, PUBACKs counted by a reader thread. 
 ``ts`` is its publish time, so ``siaga_reading_lag_seconds`` is publish-to-durable latency.
 Process figures come from ``/proc``, so the benchmark runs on Linux only.
 
-Run it as ``siaga bench ingest``; ``python -m ingest.bench naive ...`` is the naive subscriber the
-benchmark starts as its own process.
+Run it as ``siaga bench ingest``; ``python -m benchmarks.ingest naive ...`` is the naive
+subscriber the benchmark starts as its own process.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ingest.errors import ServerError
-from ingest.servers import InfluxServer, MosquittoServer, free_port, require_binary, wait_until
+from ops.errors import ServerError
+from ops.servers import InfluxServer, MosquittoServer, free_port, require_binary, wait_until
 
 INFLUX_BATCH_POINTS = 5000
 TARGET_VS_NAIVE = 2.0
@@ -788,7 +788,7 @@ class _Bench:
         """The naive paho subscriber in its own process, fed by the fleet publisher."""
         database = "bench_naive"
         command = [
-            sys.executable, "-m", "ingest.bench", "naive",
+            sys.executable, "-m", "benchmarks.ingest", "naive",
             "--broker-port", str(self.broker.port),
             "--influx-port", str(self.influx_server.port),
             "--database", database,
@@ -1371,8 +1371,8 @@ def run_ingest_benchmark(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m ingest.bench naive ...`` (started by the benchmark) or ``run ...``."""
-    parser = argparse.ArgumentParser(prog="python -m ingest.bench")
+    """``python -m benchmarks.ingest naive ...`` (started by the benchmark) or ``run ...``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest")
     commands = parser.add_subparsers(dest="command", required=True)
     naive = commands.add_parser("naive", help="the naive paho subscriber (internal)")
     naive.add_argument("--broker-port", type=int, required=True)

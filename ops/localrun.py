@@ -11,8 +11,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ingest.runtime import run_ingest
-from ingest.servers import InfluxServer, MosquittoServer, port_open
 from ingest.settings import Settings
+from ops.servers import InfluxServer, MosquittoServer, port_open
 
 log = logging.getLogger(__name__)
 

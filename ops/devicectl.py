@@ -24,14 +24,14 @@ from devices.registry import (
     render_devices,
 )
 from devices.tls import make_ca, make_server_cert
-from ingest.brokeradmin import (
+from ingest.errors import SiagaError
+from ops.brokeradmin import (
     KEY_FILE_MODE,
     BrokerFiles,
     TlsPaths,
     mosquitto_listener_config,
     write_atomically,
 )
-from ingest.errors import SiagaError
 
 DEVICES_FILE_MODE = 0o644
 

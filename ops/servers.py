@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.errors import ServerError
+from ops.errors import ServerError
 
 
 def free_port() -> int:
