@@ -49,17 +49,50 @@ def ingest(config: ConfigOption = None) -> None:
 @app.command()
 def up(
     config: ConfigOption = None,
-    state_dir: Annotated[
-        Path, typer.Option(help="Where servers started by Siaga keep their data.")
-    ] = Path("var/local"),
+    data_dir: Annotated[
+        Path, typer.Option(help="Where everything started here keeps its data.")
+    ] = Path(".siaga"),
+    demo: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo/--no-demo",
+            help="Play the way-tulang-bawang-flood scenario (default: on a new data directory).",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="The web UI's address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The web UI's port.")] = 8080,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="Use this MQTT 5 broker (mqtt://user:pass@host:port) instead of our own."
+        ),
+    ] = None,
+    storage: Annotated[
+        str, typer.Option(help="auto (InfluxDB when available), influx, or sqlite (embedded).")
+    ] = "auto",
+    demo_speed: Annotated[
+        float, typer.Option(help="Simulated seconds per wall second of the demo.")
+    ] = 3600.0,
 ) -> None:
-    """Run Siaga with the broker and InfluxDB it finds, starting local ones where none answer."""
-    from ops.localrun import run_up
+    """Run the whole platform: broker, storage, ingest, alerts, web UI (and a demo flood)."""
+    from ops.up import UpOptions, run_up
 
+    if storage not in {"auto", "influx", "sqlite"}:
+        raise _fail(f"--storage must be auto, influx or sqlite (got {storage!r})")
     try:
         settings = load_settings(config)
         configure_logging(settings.log.level, settings.log.format)
-        asyncio.run(run_up(settings, state_dir))
+        options = UpOptions(
+            data_dir=data_dir,
+            demo=demo,
+            config=config,
+            web_host=host,
+            web_port=port,
+            broker_url=broker,
+            storage=storage,  # type: ignore[arg-type]
+            demo_speed=demo_speed,
+        )
+        run_up(settings, options, lambda line: typer.echo(line, err=True))
     except (ConfigError, ServerError) as exc:
         raise _fail(str(exc)) from None
 

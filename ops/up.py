@@ -1,0 +1,471 @@
+"""``siaga up``: the whole platform in one command, supervised, with a flood to watch.
+
+It starts, in order: Siaga's own mosquitto (or checks the MQTT 5 broker it is given), InfluxDB
+(the configured one when it answers, else its own ``influxd``, else the embedded storage), the
+ingest worker, the alert engine, the web UI and API, and on a first run the demo flood. All of it
+keeps its data under one data directory, so a second ``siaga up`` there continues where the first
+stopped. Deciding what to start (:func:`plan_storage`, :func:`accounts`) is pure; the supervisor
+(:mod:`ops.supervisor`) moves the processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from devices.credentials import acl_file, generate_password, hash_password
+from devices.registry import DIRECT_FORMATS, Registry, load_registry
+from devices.topics import TopicScheme
+from ingest.settings import MqttSettings
+from ops.brokeradmin import BrokerFiles
+from ops.datadir import DataDir
+from ops.errors import ServerError
+from ops.probe import MqttProbe, http_ok, influx_answers, probe_mqtt5
+from ops.servers import InfluxServer, MosquittoServer, free_port, port_open, require_binary
+from ops.settings import Settings
+from ops.status import Status, read_metrics, status_from_metrics, status_line
+from ops.supervisor import Part, PartFailedError, Supervisor
+
+log = logging.getLogger(__name__)
+
+INGEST_ACCOUNT = "siaga-up-ingest"
+ALERTS_ACCOUNT = "siaga-up-alerts"
+DEMO_SCENARIO = "way-tulang-bawang-flood"
+StorageChoice = Literal["auto", "influx", "sqlite"]
+
+BROKER_REQUIREMENTS = """\
+An existing broker keeps Siaga's promise ("nothing acknowledged is ever lost") only when it has:
+  - MQTT 5 with persistent sessions, and QoS 1 kept for offline sessions without a queue cap
+    (mosquitto: persistence true, max_queued_messages 0, a memory bound in bytes);
+  - no anonymous access, one account per device with an ACL (see `siaga devices`);
+  - shared subscriptions ($share/...) when several ingest workers split the stream.
+See config/mosquitto/mosquitto.conf."""
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What the user asked of ``siaga up``.
+
+    Attributes:
+        data_dir: Where everything started here keeps its data.
+        demo: Run the demo flood; None: only on a first run (a new data directory).
+        config: The settings file the children read (None: their default).
+        web_host: The web UI's address.
+        web_port: The web UI's port.
+        broker_url: An existing MQTT 5 broker to use instead of Siaga's own mosquitto.
+        storage: ``influx``, ``sqlite`` (embedded), or ``auto`` (InfluxDB when one answers or
+            ``influxd`` is installed, else embedded).
+        demo_speed: Simulated seconds per wall second of the demo flood.
+        status_interval_s: How often the status line is refreshed.
+    """
+
+    data_dir: Path = Path(".siaga")
+    demo: bool | None = None
+    config: Path | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    broker_url: str | None = None
+    storage: StorageChoice = "auto"
+    demo_speed: float = 3600.0
+    status_interval_s: float = 2.0
+
+
+def plan_storage(
+    choice: StorageChoice, *, configured_answers: bool, influxd_installed: bool
+) -> Literal["external-influx", "own-influx", "sqlite"]:
+    """Which storage ``siaga up`` uses.
+
+    Args:
+        choice: What the user asked for.
+        configured_answers: The configured InfluxDB answers ``/ping``.
+        influxd_installed: ``influxd`` can be started locally.
+
+    Raises:
+        ServerError: InfluxDB was asked for and none can be had.
+    """
+    if choice == "sqlite":
+        return "sqlite"
+    if configured_answers:
+        return "external-influx"
+    if influxd_installed:
+        return "own-influx"
+    if choice == "influx":
+        raise ServerError(
+            "storage: no InfluxDB answers and influxd is not installed; "
+            "apt-get install influxdb, set influx.url, or use --storage sqlite"
+        )
+    return "sqlite"
+
+
+def accounts(registry: Registry) -> list[str]:
+    """The MQTT accounts of a local broker: the registry's publishers plus Siaga's own readers."""
+    publishers = [
+        device.id
+        for device in registry.devices.values()
+        if not device.revoked and device.format in DIRECT_FORMATS
+    ]
+    publishers += [i.id for i in registry.integrations.values() if not i.revoked]
+    return sorted({*publishers, INGEST_ACCOUNT, ALERTS_ACCOUNT})
+
+
+def with_passwords(known: dict[str, str], names: Iterable[str]) -> dict[str, str]:
+    """``known`` plus a new password for each account that has none."""
+    return {name: known.get(name) or generate_password() for name in names}
+
+
+def _port(state: dict[str, object], key: str) -> int:
+    """The port saved under ``key``, or a new free one when it is unset or taken now."""
+    saved = state.get(key)
+    if isinstance(saved, int) and not port_open(saved):
+        return saved
+    port = free_port()
+    state[key] = port
+    return port
+
+
+class Platform:
+    """One ``siaga up`` run over a data directory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: UpOptions,
+        say: Callable[[str], None],
+    ) -> None:
+        self._settings = settings
+        self._options = options
+        self._say = say
+        self._dir = DataDir(options.data_dir.resolve())
+        self._supervisor = Supervisor(self._dir.logs, report=say)
+        self._siaga = [sys.executable, "-m", "siaga"]
+        self.first_run = self._dir.is_new()
+        self.demo = options.demo if options.demo is not None else self.first_run
+        self._state: dict[str, object] = {}
+        self._secrets: dict[str, str] = {}
+        self._mqtt_url = ""
+        self._influx_url: str | None = None
+        self._metrics_port = 0
+
+    # -- the parts ----------------------------------------------------------------------------
+
+    def _registry(self) -> Registry:
+        stations = self._settings.stations
+        return load_registry(stations.file, stations.devices_file)
+
+    def _broker(self, registry: Registry) -> Part | None:
+        options = self._options
+        if options.broker_url is not None:
+            self._use_existing_broker(options.broker_url)
+            return None
+        try:
+            binary = require_binary("mosquitto")
+        except ServerError:
+            raise PartFailedError(
+                "broker",
+                "mosquitto is not installed. Install it (apt-get install mosquitto), or give "
+                "--broker mqtt://host:port of an MQTT 5 broker. Siaga does not embed a broker: "
+                "the Python ones tried do not keep its guarantees (README, 'siaga up').",
+            ) from None
+        port = _port(self._state, "mqtt_port")
+        files = BrokerFiles(self._dir.broker / "passwd", self._dir.broker / "acl")
+        files.write(
+            {user: hash_password(password) for user, password in self._secrets.items()},
+            acl_file(
+                registry,
+                topics=TopicScheme(self._settings.mqtt.topic_prefix),
+                worker_accounts=[INGEST_ACCOUNT, ALERTS_ACCOUNT],
+                shared_group=self._settings.mqtt.shared_group,
+            ),
+        )
+        server = MosquittoServer(
+            self._dir.broker,
+            port=port,
+            allow_anonymous=False,
+            extra_config=[f"password_file {files.password_file}", f"acl_file {files.acl_file}"],
+        )
+        server.write_config()
+        self._mqtt_url = server.url
+        password = self._secrets[INGEST_ACCOUNT]
+        return Part(
+            "broker",
+            [binary, "-c", str(server.config_path)],
+            ready=lambda: (
+                probe_mqtt5("127.0.0.1", port, username=INGEST_ACCOUNT, password=password).accepted
+            ),
+            ready_timeout_s=20,
+        )
+
+    def _use_existing_broker(self, url: str) -> None:
+        mqtt = MqttSettings(url=url)
+        found: MqttProbe = probe_mqtt5(
+            mqtt.host,
+            mqtt.port,
+            username=mqtt.username,
+            password=None if mqtt.password is None else mqtt.password.get_secret_value(),
+        )
+        if not found.is_mqtt5:
+            raise PartFailedError("broker", f"{mqtt.url}: {found.detail}")
+        if not found.accepted:
+            raise PartFailedError("broker", f"{mqtt.url}: {found.detail}")
+        self._say(f"using the MQTT 5 broker at {mqtt.url}.\n{BROKER_REQUIREMENTS}")
+        self._mqtt_url = url
+
+    def _storage(self) -> Part | None:
+        influx = self._settings.influx
+        where = plan_storage(
+            self._options.storage,
+            configured_answers=self._options.storage != "sqlite" and influx_answers(influx.url),
+            influxd_installed=_installed("influxd"),
+        )
+        if where == "external-influx":
+            self._influx_url = influx.url
+            self._say(f"storage: the InfluxDB at {influx.url}")
+            return None
+        if where == "sqlite":
+            self._influx_url = None
+            self._say(
+                f"storage: embedded (SQLite, {self._dir.readings_db}); no InfluxDB answers and "
+                "influxd is not installed (apt-get install influxdb for production scale)"
+            )
+            return None
+        port = _port(self._state, "influx_port")
+        server = InfluxServer(self._dir.influxdb, port=port)
+        config = server.write_config()
+        self._influx_url = server.url
+        self._say(f"storage: Siaga's own influxd at {server.url} ({self._dir.influxdb})")
+        return Part(
+            "influxdb",
+            [require_binary("influxd"), "-config", str(config)],
+            ready=lambda: influx_answers(server.url),
+            ready_timeout_s=60,
+        )
+
+    def _environment(self) -> dict[str, str]:
+        env = {
+            "SIAGA_MQTT__URL": self._mqtt_url,
+            "SIAGA_SPOOL__DIR": str(self._dir.root / "spool"),
+            "SIAGA_DATABASE__URL": f"sqlite:///{self._dir.database}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self._options.config is not None:
+            env["SIAGA_CONFIG"] = str(self._options.config.resolve())
+        if self._influx_url is not None:
+            env["SIAGA_INFLUX__URL"] = self._influx_url
+            env["SIAGA_STORAGE__BACKEND"] = "influx"
+        else:
+            env["SIAGA_STORAGE__BACKEND"] = "sqlite"
+            env["SIAGA_STORAGE__SQLITE_PATH"] = str(self._dir.readings_db)
+        return env
+
+    def _client_id(self, role: str) -> str:
+        # Stable per data directory, distinct between data directories: two platforms on one
+        # broker never take over each other's session.
+        tag = hashlib.blake2b(str(self._dir.root).encode(), digest_size=4).hexdigest()
+        return f"siaga-{role}-{tag}"
+
+    def _processes(self) -> list[Part]:
+        env = self._environment()
+        mqtt_url = self._mqtt_url
+        self._metrics_port = _port(self._state, "metrics_port")
+        ingest_env = {
+            **env,
+            "SIAGA_MQTT__CLIENT_ID": self._client_id("ingest"),
+            "SIAGA_METRICS__PORT": str(self._metrics_port),
+        }
+        alerts_env = {
+            **env,
+            "SIAGA_MQTT__CLIENT_ID": self._client_id("alerts"),
+            "SIAGA_SPOOL__DIR": str(self._dir.root / "alerts-spool"),
+            "SIAGA_METRICS__PORT": str(_port(self._state, "alerts_metrics_port")),
+        }
+        if self._options.broker_url is None:
+            for part_env, account in ((ingest_env, INGEST_ACCOUNT), (alerts_env, ALERTS_ACCOUNT)):
+                part_env["SIAGA_MQTT__USERNAME"] = account
+                part_env["SIAGA_MQTT__PASSWORD"] = self._secrets[account]
+        web = f"http://{self._options.web_host}:{self._options.web_port}"
+        metrics_url = f"http://127.0.0.1:{self._metrics_port}/metrics"
+        parts = [
+            Part(
+                "ingest",
+                [*self._siaga, "ingest"],
+                ingest_env,
+                ready=lambda: read_metrics(metrics_url) is not None,
+                ready_timeout_s=60,
+            ),
+            Part("alerts", [*self._siaga, "alerts", "run"], alerts_env, ready_timeout_s=60),
+            Part(
+                "web",
+                [
+                    *self._siaga,
+                    "serve",
+                    "--host",
+                    self._options.web_host,
+                    "--port",
+                    str(self._options.web_port),
+                ],
+                env,
+                ready=lambda: http_ok(f"{web}/healthz"),
+                ready_timeout_s=60,
+            ),
+        ]
+        if self.demo:
+            parts.append(
+                Part(
+                    "demo",
+                    [
+                        *self._siaga,
+                        "simulate",
+                        "--scenario",
+                        DEMO_SCENARIO,
+                        "--speed",
+                        str(self._options.demo_speed),
+                        "--broker",
+                        mqtt_url,
+                        "--credentials",
+                        str(self._dir.secrets_file),
+                    ],
+                    env,
+                    restart=False,
+                )
+            )
+        return parts
+
+    def _check_web_port(self) -> None:
+        port = self._options.web_port
+        if port_open(port, self._options.web_host):
+            raise PartFailedError(
+                "web",
+                f"port {port} on {self._options.web_host} is taken by another program; "
+                "stop it or choose another port with --port",
+            )
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start everything, report, keep it running until ``stop``, then stop it all cleanly.
+
+        Raises:
+            AlreadyRunningError: Another ``siaga up`` holds the data directory.
+            PartFailedError: A part could not start (named, with the reason); the rest stopped.
+        """
+        with self._dir.locked():
+            self._state = self._dir.read_state()
+            registry = self._registry()
+            self._secrets = with_passwords(self._dir.read_secrets(), accounts(registry))
+            self._dir.write_secrets(self._secrets)
+            self._check_web_port()
+            started = False
+            try:
+                broker = self._broker(registry)
+                storage = self._storage()
+                for part in (broker, storage):
+                    if part is not None:
+                        await self._supervisor.start(part)
+                for part in self._processes():
+                    await self._supervisor.start(part)
+                self._dir.write_state(self._state)
+                started = True
+                self._say(self._summary())
+                self._say("ready")
+                watch = asyncio.create_task(self._supervisor.watch(), name="siaga.up.watch")
+                status = asyncio.create_task(self._report_status(stop), name="siaga.up.status")
+                await stop.wait()
+                for task in (watch, status):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            finally:
+                if not started:
+                    self._say("stopping what was started")
+                await self._supervisor.stop_all()
+            self._say(
+                "Siaga stopped; everything acknowledged was stored. Data: " + str(self._dir.root)
+            )
+
+    def _summary(self) -> str:
+        options = self._options
+        lines = [
+            "",
+            "Siaga is running.",
+            f"  web UI and API   http://{options.web_host}:{options.web_port}/",
+            f"  MQTT broker      {self._mqtt_url}"
+            + (" (Siaga's own mosquitto; per-device passwords)" if not options.broker_url else ""),
+            f"  storage          {self._influx_url or f'embedded SQLite {self._dir.readings_db}'}",
+            f"  incidents, users {self._dir.database}",
+            f"  data directory   {self._dir.root}",
+            f"  logs             {self._dir.logs}/<part>.log",
+            f"  metrics          http://127.0.0.1:{self._metrics_port}/metrics",
+        ]
+        if options.broker_url is None:
+            lines += [
+                "Publish a first reading as the device of station tb-menggala:",
+                f"  mosquitto_pub -V mqttv5 -p {self._mqtt_url.rsplit(':', 1)[1]} -q 1 "
+                f'-u gauge-tb-menggala -P "$(python3 -c "import json;print(json.load(open('
+                f"'{self._dir.secrets_file}'))['gauge-tb-menggala'])\")\" "
+                "-t siaga/tb-menggala/telemetry "
+                '-m \'{"ts": "\'$(date -u +%FT%TZ)\'", "water_level_cm": 182.4}\'',
+            ]
+        if self.demo:
+            lines.append(
+                f"Demo: the {DEMO_SCENARIO} flood plays at {options.demo_speed:g}x; its readings "
+                "carry simulated (back-dated) times, so they count as late data. Menggala crosses "
+                "Waspada, Siaga and Awas within a few minutes; notifications go to "
+                f"{self._dir.inbox}."
+            )
+        lines.append("Ctrl-C stops everything; nothing acknowledged is lost.")
+        return "\n".join(lines)
+
+    async def _report_status(self, stop: asyncio.Event) -> None:
+        url = f"http://127.0.0.1:{self._metrics_port}/metrics"
+        previous: Status | None = None
+        previous_at = time.monotonic()
+        interactive = sys.stderr.isatty()
+        last_printed = 0.0
+        while not stop.is_set():
+            await asyncio.sleep(self._options.status_interval_s)
+            samples = await asyncio.to_thread(read_metrics, url)
+            if samples is None:
+                continue
+            current = status_from_metrics(samples)
+            now = time.monotonic()
+            line = status_line(previous, current, now - previous_at)
+            previous, previous_at = current, now
+            if interactive:
+                print(f"\r\x1b[2K{line}", end="", file=sys.stderr, flush=True)
+            elif now - last_printed >= 30:
+                self._say(line)
+                last_printed = now
+
+
+def _installed(name: str) -> bool:
+    try:
+        require_binary(name)
+    except ServerError:
+        return False
+    return True
+
+
+def run_up(settings: Settings, options: UpOptions, say: Callable[[str], None]) -> None:
+    """Run the platform until SIGINT or SIGTERM.
+
+    Raises:
+        ServerError: A part could not start, or the data directory is in use.
+    """
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await Platform(settings, options, say).run(stop)
+
+    asyncio.run(main())

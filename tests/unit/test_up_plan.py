@@ -1,0 +1,99 @@
+"""The pure decisions of ``siaga up``: storage, accounts, restarts, the status line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devices.registry import load_registry
+from ops.errors import ServerError
+from ops.status import Status, metric_total, parse_metrics, status_from_metrics, status_line
+from ops.supervisor import RestartPolicy
+from ops.up import ALERTS_ACCOUNT, INGEST_ACCOUNT, accounts, plan_storage, with_passwords
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("choice", "answers", "installed", "expected"),
+    [
+        ("auto", True, True, "external-influx"),
+        ("auto", False, True, "own-influx"),
+        ("auto", False, False, "sqlite"),
+        ("influx", True, False, "external-influx"),
+        ("influx", False, True, "own-influx"),
+        ("sqlite", True, True, "sqlite"),
+    ],
+)
+def test_storage_is_influxdb_when_one_can_be_had(
+    choice: str, answers: bool, installed: bool, expected: str
+) -> None:
+    assert (
+        plan_storage(choice, configured_answers=answers, influxd_installed=installed)  # type: ignore[arg-type]
+        == expected
+    )
+
+
+def test_asking_for_influxdb_where_none_can_be_had_says_what_to_install() -> None:
+    with pytest.raises(ServerError, match="apt-get install influxdb"):
+        plan_storage("influx", configured_answers=False, influxd_installed=False)
+
+
+def test_local_accounts_are_the_publishers_and_siagas_own_readers() -> None:
+    registry = load_registry(REPO / "config/stations.yaml", REPO / "config/devices.yaml")
+    names = accounts(registry)
+    assert INGEST_ACCOUNT in names
+    assert ALERTS_ACCOUNT in names
+    assert "gauge-tb-menggala" in names
+    lorawan = [d.id for d in registry.devices.values() if d.format in {"ttn", "chirpstack"}]
+    assert lorawan
+    assert not set(lorawan) & set(names), "LoRaWAN devices publish through their integration"
+    assert names == sorted(names)
+
+
+def test_passwords_are_kept_across_runs_and_made_for_new_accounts() -> None:
+    first = with_passwords({}, ["a", "b"])
+    assert len({first["a"], first["b"]}) == 2
+    second = with_passwords(first, ["a", "b", "c"])
+    assert second["a"] == first["a"]
+    assert second["b"] == first["b"]
+    assert second["c"] not in {first["a"], first["b"]}
+
+
+def test_restart_backoff_doubles_up_to_its_cap_and_resets_after_a_stable_run() -> None:
+    policy = RestartPolicy(initial_s=1, max_s=10, stable_s=60)
+    assert [policy.delay_s(n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+    assert policy.failures_after(5, ran_for_s=3) == 6
+    assert policy.failures_after(5, ran_for_s=61) == 1
+
+
+METRICS = """\
+# HELP siaga_readings_stored_total Readings made durable.
+# TYPE siaga_readings_stored_total counter
+siaga_readings_stored_total 1200.0
+siaga_rejections_total{reason="out_of_range"} 3.0
+siaga_rejections_total{reason="bad_topic"} 2.0
+siaga_spool_records 4.0
+siaga_storage_up 1.0
+garbage line without value x
+"""
+
+
+def test_metrics_text_is_summed_over_labels() -> None:
+    samples = parse_metrics(METRICS)
+    assert metric_total(samples, "siaga_rejections_total") == 5
+    assert metric_total(samples, "siaga_readings_stored") == 0, "a prefix is not a metric"
+    status = status_from_metrics(samples)
+    assert status == Status(1200, 5, 4, storage_up=True)
+
+
+def test_status_line_shows_the_rate_between_two_readings() -> None:
+    before = Status(1000, 0, 0, True)
+    after = Status(1500, 2, 3, True, stations_reporting=6, active_incidents=1)
+    line = status_line(before, after, elapsed_s=2.0)
+    assert line.startswith("250 readings/s")
+    assert "6 stations reporting" in line
+    assert "1 active incidents" in line
+    assert "spool 3 batches" in line
+    assert "STORAGE DOWN" in status_line(None, Status(10, 0, 1, False), 1.0)
