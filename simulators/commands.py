@@ -6,7 +6,12 @@ start-up: the models, numpy and paho are imported only when a simulation runs.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 
@@ -15,6 +20,7 @@ from devices.stations import StationFileError
 from simulators.display import LiveDisplay, render_fleet_report, render_report
 from simulators.encoding import EncodingError
 from simulators.fleet import run_fleet, write_fleet_stations
+from simulators.promises import check_sent
 from simulators.replay import ReplayError, run_replay
 from simulators.runner import RunError, load_credentials, parse_start, run_scenario
 from simulators.scenario import ScenarioError, load_scenario, parse_duration_s
@@ -63,7 +69,7 @@ def simulate_scenario(
         chosen = load_scenario(scenario)
         registry = load_registry(stations_file, devices_file)
         passwords = load_credentials(credentials) if credentials else None
-        with LiveDisplay(chosen.name, console=console) as display:
+        with LiveDisplay(chosen.name, console=console) as display, _sigterm_interrupts():
             report = run_scenario(
                 chosen,
                 broker_url=broker,
@@ -77,7 +83,28 @@ def simulate_scenario(
             )
     except EXPECTED_ERRORS as exc:
         raise CommandError(str(exc)) from None
-    console.print(render_report(report))
+    console.print(render_report(report, check_sent(chosen, registry, report)))
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM stops a run the way Ctrl-C does: the summary is still printed.
+
+    A supervisor (``siaga up``, systemd) stops a simulation with SIGTERM, whose default action
+    would end the process before it reports what it sent.
+    """
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def simulate_fleet(
@@ -138,7 +165,7 @@ def simulate_replay(
     try:
         registry = load_registry(stations_file, devices_file)
         passwords = load_credentials(credentials) if credentials else None
-        with LiveDisplay(file.name, console=console) as display:
+        with LiveDisplay(file.name, console=console) as display, _sigterm_interrupts():
             report = run_replay(
                 file,
                 broker_url=broker,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -15,6 +16,7 @@ from rich.table import Table
 from simulators.faults import Outgoing
 from simulators.fleet import FleetReport
 from simulators.runner import RunReport
+from simulators.scenario import ExpectationResult
 
 NS_PER_S = 1_000_000_000
 
@@ -40,13 +42,19 @@ class LiveDisplay:
 
     title: str
     console: Console | None = None
+    progress_every_s: float = 10.0
     formats: dict[str, str] = field(default_factory=dict)
     _rows: dict[str, _StationRow] = field(default_factory=dict)
     _faults: dict[str, int] = field(default_factory=dict)
     _sim_ns: int = 0
     _live: Live | None = None
+    _plain: bool = False
+    _last_line_s: float = 0.0
 
     def __post_init__(self) -> None:
+        # Off a terminal (a log file, systemd, CI) a live display draws nothing at all, so a
+        # plain progress line is printed every ``progress_every_s`` instead.
+        self._plain = not (self.console or Console()).is_terminal
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -76,6 +84,10 @@ class LiveDisplay:
         for station in formats:
             self._rows.setdefault(station, _StationRow())
         self._progress.update(self._task, total=total)
+        if self._plain:
+            self._say(f"{self.title}: publishing {total} messages for {len(formats)} stations")
+            self._last_line_s = time.monotonic()
+            return
         if self._live is None:
             # Drawn from here on only: a run that fails before publishing shows just its error.
             self._live = Live(
@@ -95,6 +107,27 @@ class LiveDisplay:
             kind = message.fault.split(":", 1)[0]
             self._faults[kind] = self._faults.get(kind, 0) + 1
         self._progress.update(self._task, completed=sent, total=total, sim=_clock(sim_ns))
+        if self._plain and (
+            sent == total or time.monotonic() - self._last_line_s >= self.progress_every_s
+        ):
+            self._last_line_s = time.monotonic()
+            self._say(self.progress_line(sent, total))
+
+    def progress_line(self, sent: int, total: int) -> str:
+        """One line: messages sent, simulated time, and the latest level of each station."""
+        share = 100 * sent / total if total else 100.0
+        levels = ", ".join(
+            f"{station} {row.level_cm:.0f} cm"
+            for station, row in sorted(self._rows.items())
+            if row.level_cm is not None
+        )
+        return (
+            f"{self.title}: {sent}/{total} messages ({share:.0f}%), simulated "
+            f"{_clock(self._sim_ns)}" + (f"; {levels}" if levels else "")
+        )
+
+    def _say(self, line: str) -> None:
+        (self.console or Console()).print(line, highlight=False, soft_wrap=True)
 
     def _render(self) -> RenderableType:
         table = Table("station", "format", "sent", "level cm", "faults", expand=False)
@@ -111,8 +144,9 @@ def _clock(ts_ns: int) -> str:
     return datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def render_report(report: RunReport) -> RenderableType:
-    """A run's report: valid readings per station, expected rejections, faults, refusals."""
+def render_report(report: RunReport, promises: Sequence[ExpectationResult] = ()) -> RenderableType:
+    """A run's report: valid readings per station, expected rejections, faults, refusals, and
+    whether the readings sent kept the scenario's promised crossings."""
     header = (
         f"[bold]{report.name}[/]: {report.messages_sent} messages in {report.wall_s:.1f} s "
         f"(speed {report.speed:g}, simulated from {_clock(report.start_ns)})"
@@ -130,6 +164,12 @@ def render_report(report: RunReport) -> RenderableType:
         outcome = record.outcome + (f" ({record.reason})" if record.reason else "")
         faults.add_row(record.kind, record.station, str(record.readings), outcome)
     parts: list[RenderableType] = [header, readings, rejections, faults]
+    if promises:
+        kept = Table("station", "promise", "in the readings sent", title="promised crossings")
+        for result in promises:
+            mark = "[green]kept[/]" if result.held else "[red]NOT KEPT[/]"
+            kept.add_row(result.station, result.promise, f"{mark}: {result.observed}")
+        parts.append(kept)
     if report.refused:
         refused = Table("topic", "broker's reason", title="refused by the broker")
         for topic, reason in report.refused:

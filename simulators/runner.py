@@ -407,6 +407,8 @@ class RunReport:
         rejections: Reason → how many rejections the ingest side will store.
         faults: Every injected fault with its expected outcome.
         refused: Messages the broker refused (e.g. an ACL stopping a spoof): (topic, reason).
+        levels: Station → (simulated time ns, level cm) of each fault-free water level sent and
+            acknowledged, to judge the scenario's promises against what was really sent.
         wall_s: How long the run took.
         interrupted: The run was stopped early; the counts cover what was sent.
     """
@@ -419,6 +421,7 @@ class RunReport:
     rejections: dict[str, int] = field(default_factory=dict)
     faults: list[FaultRecord] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    levels: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     wall_s: float = 0.0
     interrupted: bool = False
 
@@ -506,6 +509,9 @@ def publish_schedule(
             report.valid.setdefault(station, set()).add(ts_ns)
         for rejection in message.rejections:
             report.rejections[rejection] = report.rejections.get(rejection, 0) + 1
+        if message.level_cm is not None and message.fault is None:
+            sim_ns = start_ns + round(message.at_s * NS_PER_S)
+            report.levels.setdefault(message.station, []).append((sim_ns, message.level_cm))
     report.wall_s = clock.monotonic() - began
     return report
 
