@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     from ops.devicectl import DeviceAdmin
 
 app = typer.Typer(
-    help="Siaga: river gauges over MQTT into InfluxDB, with flood alerts.", no_args_is_help=True
+    help=(
+        "Siaga: river gauges over MQTT into InfluxDB, flood alerts to emergency staff, and an "
+        "operator web UI."
+    ),
+    no_args_is_help=True,
 )
 
 ConfigOption = Annotated[
@@ -154,7 +158,11 @@ def devices_list(config: ConfigOption = None) -> None:
         table.add_row(integration.id, f"{integration.kind} integration", "", "", state)
     for worker in sorted(registry.workers.values(), key=lambda w: w.id):
         table.add_row(worker.id, "worker", "", "", "revoked" if worker.revoked else "active")
-    Console().print(table)
+    console = Console()
+    # Ids are what people copy into the next command: never cut them short to fit 80 columns.
+    needed = console.measure(table, options=console.options.update_width(10_000)).maximum
+    console.width = max(console.width, needed)
+    console.print(table)
 
 
 @devices_app.command("show")

@@ -184,3 +184,13 @@ def test_tls_init_gives_a_listener_that_verifies_with_its_ca(
             extra_env={"SIAGA_MQTT__CA_FILE": str(ca)},
         ) as w:
             assert w.metric("siaga_mqtt_connected") == 1
+
+
+def test_list_shows_whole_ids_on_an_80_column_terminal(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    long_id = "gauge-tb-dente-teladas-dermaga-kecamatan-dente-teladas"
+    cli("add", long_id, "--station", "tb-dente-teladas")
+    cli.env["COLUMNS"] = "80"
+    listing = cli("list")
+    assert long_id in listing
+    assert "dds75-dente-teladas" in listing
