@@ -49,6 +49,17 @@ class WindowStat:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class MetricSpan:
+    """A station's first and last value of a metric within a time range (for trends)."""
+
+    station_id: str
+    first_ns: int
+    first: float
+    last_ns: int
+    last: float
+
+
 class Storage(Protocol):
     """A time-series store for readings and rejections."""
 
@@ -76,9 +87,26 @@ class Storage(Protocol):
         ...
 
     async def rejections(
-        self, since_ns: int, limit: int = 100, reason: Reason | None = None
+        self,
+        since_ns: int,
+        limit: int = 100,
+        reason: Reason | None = None,
+        station_id: str | None = None,
+        until_ns: int | None = None,
     ) -> list[StoredRejection]:
-        """The newest rejections received at or after ``since_ns``, newest first."""
+        """The newest rejections received in ``[since_ns, until_ns)``, newest first."""
+        ...
+
+    async def readings(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, limit: int
+    ) -> list[tuple[int, float]]:
+        """A metric's raw values over ``[start_ns, end_ns)``, oldest first, at most ``limit``."""
+        ...
+
+    async def spans(
+        self, metric: str, since_ns: int, station_ids: Sequence[str] | None = None
+    ) -> dict[str, MetricSpan]:
+        """Each station's first and last value of ``metric`` at or after ``since_ns``."""
         ...
 
     async def write_health(self, snapshots: Sequence[StationHealth], ts_ns: int) -> None:

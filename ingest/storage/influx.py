@@ -28,6 +28,7 @@ from ingest.storage.base import (
     REJECTED,
     TELEMETRY,
     LatestReading,
+    MetricSpan,
     WindowStat,
     WriteReport,
 )
@@ -347,12 +348,21 @@ class InfluxStorage:
         ]
 
     async def rejections(
-        self, since_ns: int, limit: int = 100, reason: Reason | None = None
+        self,
+        since_ns: int,
+        limit: int = 100,
+        reason: Reason | None = None,
+        station_id: str | None = None,
+        until_ns: int | None = None,
     ) -> list[StoredRejection]:
         """Newest first."""
-        condition = f"time >= {since_ns}"
+        condition = f"time >= {int(since_ns)}"
+        if until_ns is not None:
+            condition += f" AND time < {int(until_ns)}"
         if reason is not None:
             condition += f" AND reason = {_quote_string(reason.value)}"
+        if station_id is not None:
+            condition += f" AND station = {_quote_string(station_id)}"
         series = await self.query(
             f"SELECT * FROM {REJECTED} WHERE {condition} ORDER BY time DESC LIMIT {int(limit)}"
         )
@@ -369,6 +379,45 @@ class InfluxStorage:
                     record["payload"],
                     int(record["time"]),
                 )
+            )
+        return found
+
+    async def readings(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, limit: int
+    ) -> list[tuple[int, float]]:
+        """Oldest first, at most ``limit``."""
+        field = _quote_identifier(metric)
+        series = await self.query(
+            f"SELECT {field} FROM {TELEMETRY} WHERE station = {_quote_string(station_id)} "
+            f"AND time >= {int(start_ns)} AND time < {int(end_ns)} LIMIT {int(limit)}"
+        )
+        if not series:
+            return []
+        return [(int(t), float(v)) for t, v in series[0]["values"] if v is not None]
+
+    async def spans(
+        self, metric: str, since_ns: int, station_ids: Sequence[str] | None = None
+    ) -> dict[str, MetricSpan]:
+        """First and last value per station: two selector queries, run together."""
+        field = _quote_identifier(metric)
+        where = f"time >= {int(since_ns)}"
+        if station_ids is not None:
+            if not station_ids:
+                return {}
+            where += " AND (" + " OR ".join(f"station = {_quote_string(s)}" for s in station_ids)
+            where += ")"
+        first, last = await asyncio.gather(
+            self.query(f"SELECT first({field}) FROM {TELEMETRY} WHERE {where} GROUP BY station"),
+            self.query(f"SELECT last({field}) FROM {TELEMETRY} WHERE {where} GROUP BY station"),
+        )
+        firsts = {e["tags"]["station"]: e["values"][0] for e in first}
+        found: dict[str, MetricSpan] = {}
+        for entry in last:
+            station_id = entry["tags"]["station"]
+            last_ns, last_value = entry["values"][0]
+            first_ns, first_value = firsts.get(station_id, (last_ns, last_value))
+            found[station_id] = MetricSpan(
+                station_id, int(first_ns), float(first_value), int(last_ns), float(last_value)
             )
         return found
 
