@@ -48,6 +48,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "stale": ("usang", "stale"),
     "station.back": ("← Ikhtisar", "← Overview"),
     "station.range": ("Rentang", "Range"),
+    "station.time": ("Waktu", "Time"),
     "station.water": ("Tinggi muka air (cm)", "Water level (cm)"),
     "station.rain": ("Curah hujan (mm)", "Rain (mm)"),
     "station.battery": ("Baterai (V)", "Battery (V)"),

@@ -75,7 +75,8 @@
     }
     for (const [id, marker] of markers) if (!seen.has(id)) { points.removeLayer(marker); markers.delete(id); }
     if (!fitted && stations.length) {
-      map.fitBounds(L.latLngBounds(stations.map((s) => [s.latitude, s.longitude])).pad(0.15), { maxZoom: 9 });
+      map.invalidateSize();
+      map.fitBounds(L.latLngBounds(stations.map((s) => [s.latitude, s.longitude])).pad(0.15), { maxZoom: 9, animate: false });
       fitted = true;
     }
   }

@@ -89,6 +89,30 @@
 
   function width(node) { return Math.max(280, node.clientWidth - 8); }
   const tzDate = (seconds) => uPlot.tzDate(new Date(seconds * 1000), zone?.iana || "Asia/Jakarta");
+  const locale = config.lang === "id" ? "id-ID" : "en-GB";
+  const formatters = {};
+  function formatter(kind) {
+    const options = {
+      time: { hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+      day: { day: "numeric", month: "short" },
+      full: { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+    }[kind];
+    formatters[kind] ??= new Intl.DateTimeFormat(locale, { ...options, timeZone: zone?.iana || "Asia/Jakarta" });
+    return formatters[kind];
+  }
+  // Axis ticks in the station's zone, 24-hour clock: dates at midnight or when ticks are days apart.
+  const timeAxis = {
+    values: (u, splits, axisIdx, foundSpace, foundIncr) => splits.map((s) => {
+      const date = new Date(s * 1000);
+      const parts = formatter("time").format(date);
+      if (foundIncr >= 86400 || parts === "00.00" || parts === "00:00") return formatter("day").format(date);
+      return parts;
+    }),
+  };
+  const timeSeries = {
+    label: t("station.time"),
+    value: (u, v) => (v === null || v === undefined ? "–" : `${formatter("full").format(new Date(v * 1000))} ${zone?.abbreviation || ""}`),
+  };
 
   function drawWater(series, incidents, start, end, now) {
     const node = document.getElementById("chart-water");
@@ -110,30 +134,35 @@
           return [Math.max(0, Math.floor(low)), Math.ceil(high)];
         } },
       },
-      axes: [{}, { label: t("station.water"), size: 60 }],
-      series: [{}, ...series.map((s) => ({
+      axes: [timeAxis, { label: t("station.water"), size: 60 }],
+      series: [timeSeries, ...series.map((s) => ({
         label: s.label, stroke: s.colour, width: s.dash ? 1.5 : 2, dash: s.dash, spanGaps: false,
         value: (u, v) => (v === null || v === undefined ? "–" : `${v.toFixed(1)} cm`),
       }))],
       plugins: [bandsPlugin(thresholds), marksPlugin(incidents, now)],
     };
     charts.water = new uPlot(opts, data, node);
+    window.SiagaCharts = charts;  // for the browser test and the curious
+    window.SiagaStation = station;
   }
 
   function drawSmall(metric, labelKey, colour, bars, table, start, end) {
-    const node = document.getElementById(metric === "rain_mm" ? "chart-rain" : `chart-${metric}`);
+    const node = smallNode(metric);
     charts[metric]?.destroy();
-    if (!table[0].length) { node.hidden = true; return; }
-    node.hidden = false;
+    delete charts[metric];
+    if (!table[0].length) return;
     charts[metric] = new uPlot({
       width: width(node), height: 150, tzDate, cursor: { sync: { key: "siaga" } },
       scales: { x: { time: true, range: () => [start, end] } },
-      axes: [{}, { size: 50 }],
-      series: [{}, { label: t(labelKey), stroke: colour, fill: bars ? `${colour}55` : null,
+      axes: [timeAxis, { size: 50 }],
+      series: [timeSeries, { label: t(labelKey), stroke: colour, fill: bars ? `${colour}55` : null,
         paths: bars ? uPlot.paths.bars({ size: [0.9, 12] }) : undefined }],
     }, table, node);
   }
 
+  const smallNode = (metric) => document.getElementById(metric === "rain_mm" ? "chart-rain" : `chart-${metric}`);
+  // Ask only for the metrics this station reports (its newest reading names them).
+  const reports = (metric) => !station.values || metric in station.values;
   const asTable = (rows, shift = 0) => [rows.map((r) => toSeconds(r.ts) + shift), rows.map((r) => r.mean)];
 
   async function render() {
@@ -146,7 +175,7 @@
       readings(id, "water_level_cm", start, now + 60),
       api(`/api/v1/incidents?${new URLSearchParams({ station: id, since: iso(start) })}`).catch(() => ({ data: [] })),
       ...upstream.map((link) => readings(link.station, "water_level_cm", start - link.travel_min * 60, now + 60)),
-      ...SMALL.map(([metric]) => readings(id, metric, start, now + 60)),
+      ...SMALL.map(([metric]) => (reports(metric) ? readings(id, metric, start, now + 60) : Promise.resolve([]))),
     ]);
     const upstreamRows = rest.slice(0, upstream.length);
     const smallRows = rest.slice(upstream.length);
@@ -157,6 +186,8 @@
         colour: "#7b1fa2", dash: [6, 4], table: asTable(upstreamRows[index], link.travel_min * 60) });
     });
     drawWater(series, incidentsBody.data, start, end, now);
+    // Show the small charts that have data first, so that each is sized to its final cell.
+    SMALL.forEach(([metric], index) => { smallNode(metric).hidden = !smallRows[index].length; });
     SMALL.forEach(([metric, key, colour, bars], index) => drawSmall(metric, key, colour, bars, asTable(smallRows[index]), start, end));
     renderIncidents(incidentsBody.data);
   }
