@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException
 
 from dashboards.api.schemas import Problem
 
@@ -18,6 +18,6 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "descripti
 def bad_parameter(location: str, name: str, message: str) -> HTTPException:
     """A 422 naming the parameter, shaped like FastAPI's own validation errors."""
     return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY,
+        422,
         [{"loc": [location, name], "msg": message, "type": "value_error"}],
     )

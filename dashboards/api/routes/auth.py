@@ -47,7 +47,7 @@ async def _login_request(request: Request) -> LoginRequest:
             {"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
             for e in exc.errors()
         ]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, errors) from None
+        raise HTTPException(422, errors) from None
 
 
 @router.post(
