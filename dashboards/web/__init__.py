@@ -9,20 +9,21 @@ are vendored under ``static/vendor`` with their licences, so the UI works with n
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from dashboards.web.i18n import COOKIE, LANGUAGES, Language, pick_language, strings
 from dashboards.web.zones import province_at, shipped_provinces, zone_at
+from devices.topics import STATION_ID_PATTERN
 
 __all__ = ["mount"]
 
-HERE = Path(__file__).parent
+HERE = FilePath(__file__).parent
 STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 
@@ -73,7 +74,10 @@ def mount(app: FastAPI) -> None:
         return _page(request, "overview.html", "nav.overview", page="overview")
 
     @app.get("/stations/{station_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def station_page(request: Request, station_id: str) -> Response:
+    async def station_page(
+        request: Request,
+        station_id: Annotated[str, Path(pattern=f"^{STATION_ID_PATTERN.pattern}$")],
+    ) -> Response:
         return _page(request, "station.html", "col.station", page="station", station=station_id)
 
     @app.get("/incidents", response_class=HTMLResponse, include_in_schema=False)
