@@ -24,6 +24,7 @@ from dashboards.api.app import create_app, sql_engine
 from dashboards.api.memory import MemoryIncidents
 from dashboards.settings import Settings
 from devices.levels import Level
+from devices.registry import load_registry
 from ops.servers import InfluxServer, MosquittoServer, free_port
 from tests.conftest import REPO_ROOT, STATIONS_FILE
 from tests.helpers import wait_for
@@ -95,6 +96,31 @@ def web(
                 severity=Level.SIAGA,
                 value=285.0,
                 detail="Depok 285 cm: Siaga 2",
+            ),
+        )
+    )
+    incidents.put(
+        Incident(
+            id=8,
+            subject="ciliwung-depok",
+            rule="upstream:ciliwung-katulampa",
+            kind=EventKind.UPSTREAM,
+            state=IncidentState.FIRING,
+            severity=Level.AWAS,
+            opened_ns=now_ns - 20 * MINUTE_NS,
+            updated_ns=now_ns - 20 * MINUTE_NS,
+            labels={"station": "ciliwung-depok", "regency": "Kota Depok"},
+            last_event=AlertEvent(
+                at_ns=now_ns - 20 * MINUTE_NS,
+                subject="ciliwung-depok",
+                kind=EventKind.UPSTREAM,
+                rule="upstream:ciliwung-katulampa",
+                firing=True,
+                severity=Level.AWAS,
+                value=210.0,
+                source="ciliwung-katulampa",
+                expected_at_ns=now_ns + 160 * MINUTE_NS,
+                detail="Katulampa 210 cm (Siaga 1): wave expected at Depok",
             ),
         )
     )
@@ -223,7 +249,13 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     depok_value = page.locator("tr[data-station='ciliwung-depok'] td[data-field=value]")
     depok_value.wait_for()
     wait_for(lambda: depok_value.inner_text() == "290", 20, "Depok's stored level listed")
-    assert page.locator(".leaflet-overlay-pane path.leaflet-interactive").count() >= 3
+    registry = load_registry(STATIONS_FILE)
+    links = sum(
+        1 for s in registry.stations() for link in s.downstream if registry.get(link.station)
+    )
+    assert page.locator("path.river").count() == links
+    depok_marker = page.locator("path.station-marker[data-station='ciliwung-depok']")
+    assert depok_marker.get_attribute("fill") == "#ef6c00"  # SIAGA
     until(page, "document.getElementById('live').dataset.state === 'on'")
     screenshot(page, "overview")
 
@@ -262,6 +294,12 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     assert "WIB" in wave.inner_text()
     screenshot(page, "station-depok")
 
+    # Zoom out to 90 days: hourly windows, still drawn.
+    with page.expect_response(lambda r: "window=1h" in r.url and "water_level_cm" in r.url):
+        page.click(".range button[data-range='90d']")
+    until(page, "Number(document.getElementById('chart-water').dataset.points) > 3")
+    assert "range=90d" in page.url
+
     # Tabalong keeps WITA.
     page.goto(f"{web.url}/stations/tl-tanjung")
     until(page, "document.getElementById('station-meta').textContent.includes('WITA')")
@@ -277,6 +315,21 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     assert "Tim BPBD menuju lokasi" in page.locator("#incident-7 .acked").inner_text()
     stored = page.request.get(f"{web.url}/api/v1/incidents/7").json()
     assert stored["acknowledged"]["by"] == "sari"
+    assert "Perkiraan tiba" in page.locator("#incident-8").inner_text()
+
+    # Assign and silence.
+    card.locator("form.assign input[name=assignee]").fill("budi")
+    card.locator("form.assign button").click()
+    page.locator("#incident-7 .assigned").wait_for()
+    assert "budi" in page.locator("#incident-7 .assigned").inner_text()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/silences")) as silenced:
+        page.locator("#incident-8 form.silence input[name=duration_min]").fill("90")
+        page.locator("#incident-8 form.silence button").click()
+    assert silenced.value.status == 201
+    silences = page.request.get(f"{web.url}/api/v1/silences").json()["data"]
+    assert [s["matchers"] for s in silences] == [
+        {"station": "ciliwung-depok", "rule": "upstream:ciliwung-katulampa"}
+    ]
     screenshot(page, "incidents-acknowledged")
 
     # Language: Indonesian by default, English on request, remembered by a cookie.

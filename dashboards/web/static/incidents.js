@@ -71,10 +71,12 @@
       incident.acknowledged ? el("div", { class: "acked" }, "✔ ", t("incidents.acked_by", { by: incident.acknowledged.by, at: formatTime(incident.acknowledged.at, zone) }),
         incident.acknowledged.comment ? ` — “${incident.acknowledged.comment}”` : "") : null,
       incident.assignee ? el("div", { class: "assigned" }, t("incidents.assigned_to", { who: incident.assignee })) : null,
-      incident.state === "resolved" ? null : forms(incident));
+      incident.state === "resolved" || !mayAct ? null : forms(incident));
   }
 
+  let mayAct = false;
   async function load() {
+    mayAct = ["operator", "admin"].includes((await Siaga.whoami()).role);
     if (!stations.size) {
       const body = await api("/api/v1/stations");
       for (const station of body.data) stations.set(station.id, station);

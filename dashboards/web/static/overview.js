@@ -43,7 +43,7 @@
         if (!to) continue;
         const hours = (link.travel_min / 60).toFixed(link.travel_min % 60 ? 1 : 0);
         L.polyline([[from.latitude, from.longitude], [to.latitude, to.longitude]], {
-          color: "#1e6fb8", weight: 3, opacity: 0.75,
+          color: "#1e6fb8", weight: 3, opacity: 0.75, className: "river",
         }).bindTooltip(`${from.river || ""} ${from.name} → ${to.name} (${hours} h)`, { sticky: true })
           .addTo(rivers);
       }
@@ -63,7 +63,7 @@
       const tip = `<b>${escapeHtml(s.name)}</b><br>${value} · ${escapeHtml(s.level_label || levelName(s.level))}`;
       let marker = markers.get(s.id);
       if (!marker) {
-        marker = L.circleMarker([s.latitude, s.longitude], style).addTo(points);
+        marker = L.circleMarker([s.latitude, s.longitude], { ...style, className: "station-marker" }).addTo(points);
         marker.on("click", () => location.assign(`/stations/${encodeURIComponent(s.id)}`));
         markers.set(s.id, marker);
       } else {
