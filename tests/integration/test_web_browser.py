@@ -269,6 +269,23 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     print(f"reading on screen {elapsed_s:.2f} s after publishing")
     screenshot(page, "overview-live")
 
+    # A new incident appears among the active ones, again without a reload.
+    web.incidents.put(
+        Incident(
+            id=9,
+            subject="tl-tanjung",
+            rule="rate:rise",
+            kind=EventKind.RATE,
+            state=IncidentState.FIRING,
+            severity=Level.WASPADA,
+            opened_ns=time.time_ns(),
+            updated_ns=time.time_ns(),
+            labels={"station": "tl-tanjung", "regency": "Tabalong"},
+        )
+    )
+    page.locator("#active-incidents li[data-incident='9']").wait_for(timeout=5000)
+    assert page.evaluate("window.__sameDocument") is True
+
     # Station page: the chart with its threshold bands, the upstream wave and its arrival.
     page.click("tr[data-station='ciliwung-depok'] a")
     page.wait_for_url("**/stations/ciliwung-depok")
@@ -293,6 +310,10 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     wave = page.locator("#wave-list li[data-upstream='ciliwung-katulampa']")
     assert "WIB" in wave.inner_text()
     screenshot(page, "station-depok")
+
+    # The station page follows its own readings live.
+    publish(broker_session, worker.topic_prefix, [("ciliwung-depok", time.time_ns(), 318.0)])
+    sync_api.expect(page.locator("#latest")).to_contain_text("318 cm", timeout=3000)
 
     # Zoom out to 90 days: hourly windows, still drawn.
     with page.expect_response(lambda r: "window=1h" in r.url and "water_level_cm" in r.url):
