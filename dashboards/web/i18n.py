@@ -49,6 +49,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "station.back": ("← Ikhtisar", "← Overview"),
     "station.range": ("Rentang", "Range"),
     "station.time": ("Waktu", "Time"),
+    "station.expected": ("perkiraan tiba", "expected"),
     "station.water": ("Tinggi muka air (cm)", "Water level (cm)"),
     "station.rain": ("Curah hujan (mm)", "Rain (mm)"),
     "station.battery": ("Baterai (V)", "Battery (V)"),

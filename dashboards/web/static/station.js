@@ -66,15 +66,33 @@
           const { ctx, bbox } = u;
           ctx.save();
           ctx.lineWidth = 2 * devicePixelRatio;
-          for (const incident of incidents) {
-            const x = u.valToPos(toSeconds(incident.opened), "x", true);
-            if (x < bbox.left || x > bbox.left + bbox.width) continue;
-            ctx.strokeStyle = LEVEL_COLOURS[incident.level] || "#555";
-            ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+          const px = devicePixelRatio;
+          ctx.font = `${11 * px}px sans-serif`;
+          ctx.textAlign = "left";  // uPlot leaves the axes' alignment behind
+          ctx.textBaseline = "alphabetic";
+          // Each label goes on the first row where it overlaps no earlier label.
+          const rowEnds = [];
+          const mark = (seconds, colour, text, dash) => {
+            const x = u.valToPos(seconds, "x", true);
+            if (x < bbox.left || x > bbox.left + bbox.width) return;
+            ctx.strokeStyle = colour;
+            ctx.setLineDash(dash.map((d) => d * px));
             ctx.beginPath(); ctx.moveTo(x, bbox.top); ctx.lineTo(x, bbox.top + bbox.height); ctx.stroke();
-            ctx.fillStyle = ctx.strokeStyle;
-            ctx.font = `${11 * devicePixelRatio}px sans-serif`;
-            ctx.fillText(`⚑ ${t(`kind.${incident.kind}`)}`, x + 3 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+            const width = ctx.measureText(text).width;
+            const left = x + 3 * px + width > bbox.left + bbox.width ? x - 3 * px - width : x + 3 * px;
+            let row = rowEnds.findIndex((end) => end + 6 * px < left);
+            if (row < 0) row = rowEnds.length;
+            rowEnds[row] = left + width;
+            ctx.fillStyle = colour;
+            ctx.fillText(text, left, bbox.top + (12 + 13 * row) * px);
+          };
+          const sorted = [...incidents].sort((a, b) => Date.parse(a.opened) - Date.parse(b.opened));
+          for (const incident of sorted) {
+            const colour = LEVEL_COLOURS[incident.level] || "#555";
+            mark(toSeconds(incident.opened), colour, `⚑ ${t(`kind.${incident.kind}`)}`, [6, 4]);
+            if (incident.expected_at && incident.state !== "resolved") {
+              mark(toSeconds(incident.expected_at), colour, `▼ ${t("station.expected")}`, [2, 2]);
+            }
           }
           const xNow = u.valToPos(now, "x", true);
           if (xNow > bbox.left && xNow < bbox.left + bbox.width) {
