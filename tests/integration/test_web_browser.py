@@ -46,6 +46,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts" / "web"
 OPERATOR = ("sari", "operator-password-1")
+VIEWER = ("wati", "viewer-password-1")
 MINUTE_NS = 60 * 1_000_000_000
 
 
@@ -74,6 +75,7 @@ def web(
     accounts = Accounts(sql_engine(settings.database.url))
     accounts.create_tables()
     accounts.add_user(OPERATOR[0], Role.OPERATOR, OPERATOR[1], time.time_ns())
+    accounts.add_user(VIEWER[0], Role.VIEWER, VIEWER[1], time.time_ns())
     now_ns = time.time_ns()
     incidents = MemoryIncidents()
     incidents.put(
@@ -362,6 +364,18 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     assert page.locator("nav a[href='/incidents']").inner_text() == "Incidents"
     page.locator("tr[data-station='ciliwung-depok']").wait_for()
     screenshot(page, "overview-english")
+
+    # A viewer reads incidents but gets no forms.
+    page.click("#logout")
+    page.wait_for_url("**/login")
+    page.goto(f"{web.url}/incidents")
+    page.wait_for_url("**/login?next=*")
+    page.fill("input[name=username]", VIEWER[0])
+    page.fill("input[name=password]", VIEWER[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{web.url}/incidents")
+    page.locator("#incident-7").wait_for()
+    assert page.locator("#incident-7 form").count() == 0
 
     # A phone.
     page.set_viewport_size({"width": 390, "height": 844})

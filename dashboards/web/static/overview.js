@@ -139,6 +139,24 @@
   function nameOf(id) { return stations.find((s) => s.id === id)?.name || id; }
 
   const refreshStations = Siaga.debounce(() => loadStations().catch(() => null), 150);
+  // A reading event carries the new level: apply it at once; trends and health come with a full
+  // re-read, at most every 10 s, so that a thousand reporting stations do not mean a thousand reads.
+  const refreshSlowly = Siaga.throttle(refreshStations, 10_000);
+  const redraw = Siaga.debounce(() => { drawMarkers(); renderTable(); }, 50);
+  function applyReading(event) {
+    const station = stations.find((s) => s.id === event.station);
+    if (!station) { refreshStations(); return; }
+    if (station.ts && Date.parse(event.ts) <= Date.parse(station.ts)) return;
+    Object.assign(station, {
+      ts: event.ts, values: event.values, stale: false,
+      stale_s: Math.max(0, (Date.now() - Date.parse(event.ts)) / 1000),
+    });
+    if (event.value_cm !== null && event.value_cm !== undefined) {
+      Object.assign(station, { value_cm: event.value_cm, level: event.level, level_label: event.level_label });
+    }
+    redraw();
+    refreshSlowly();
+  }
   const refreshIncidents = Siaga.debounce(() => loadIncidents().catch(() => null), 300);
 
   loadOutlines().catch(() => null);
@@ -147,7 +165,7 @@
     if (error.status !== 401) Siaga.toast(t("error.load"));
   });
   Siaga.live({
-    reading: () => refreshStations(),
+    reading: applyReading,
     alert: () => { refreshIncidents(); refreshStations(); },
     incident: () => refreshIncidents(),
   });

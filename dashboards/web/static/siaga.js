@@ -141,6 +141,17 @@ const Siaga = (() => {
     return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
   }
 
+  // At most one call per ``ms``; a call inside the pause runs once at its end.
+  function throttle(fn, ms) {
+    let last = 0;
+    let timer = null;
+    return (...args) => {
+      const wait = last + ms - Date.now();
+      if (wait <= 0) { last = Date.now(); fn(...args); return; }
+      if (timer === null) timer = setTimeout(() => { timer = null; last = Date.now(); fn(...args); }, wait);
+    };
+  }
+
   document.getElementById("logout")?.addEventListener("click", async () => {
     await api("/api/v1/logout", { json: {} }).catch(() => null);
     location.assign("/login");
@@ -154,5 +165,5 @@ const Siaga = (() => {
   }
 
   return { config, LEVELS, t, el, api, ApiError, whoami, formatTime, age, levelName, levelBadge,
-    zoneOf, live, toast, debounce };
+    zoneOf, live, toast, debounce, throttle };
 })();
