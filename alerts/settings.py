@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -39,8 +40,32 @@ class NotifySettings(Section):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
 
 
+class AlertsSettings(Section):
+    """The alert engine (``siaga alerts run``) and its rules."""
+
+    rules_file: Path | None = Field(
+        default=Path("config/rules.yaml"),
+        description="rule overrides; a missing file means the defaults (the registry alone)",
+    )
+    reload_interval_s: float = Field(default=2.0, gt=0)
+    stations: list[str] | None = Field(
+        default=None, description="evaluate only these stations (with regencies: either)"
+    )
+    regencies: list[str] | None = Field(
+        default=None, description="evaluate only the stations of these regencies"
+    )
+    late_lag_s: float = Field(
+        default=600.0, gt=0, description="readings older than this on arrival are marked late"
+    )
+    tick_interval_s: float = Field(
+        default=10.0, gt=0, description="how often time-driven rules (no data) are judged"
+    )
+    health_window_s: float = Field(default=86400.0, gt=0)
+
+
 class Settings(IngestSettings):
     """The data plane's settings plus alerting's."""
 
     database: DatabaseSettings = DatabaseSettings()
     notify: NotifySettings = NotifySettings()
+    alerts: AlertsSettings = AlertsSettings()
