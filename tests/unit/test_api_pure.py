@@ -9,9 +9,9 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from alerts.acklinks import AckLinkError, ack_link, sign_ack_token, verify_ack_token
+from alerts.notify.cap import CapDocument
 from dashboards.api.atom import ATOM_NS, atom_feed
 from dashboards.api.live import LiveEvent, LiveHub, changed_incidents, new_readings
-from dashboards.api.ports import CapDocument
 from dashboards.api.ratelimit import LoginLimiter
 from dashboards.api.views import to_datetime, to_ns, trend_cm_h
 from ingest.storage.base import LatestReading, MetricSpan
@@ -139,7 +139,16 @@ def test_times_round_trip_at_microsecond_precision() -> None:
 
 def test_the_atom_feed_links_each_cap_document() -> None:
     documents = [
-        CapDocument("siaga-1,2", 2_000_000_000_000_000_000, "Awas: Menggala", "<alert/>"),
+        CapDocument(
+            identifier="siaga-1,2",
+            incident_id=1,
+            msg_type="Alert",
+            sent="2033-05-18T03:33:20+00:00",
+            sent_ns=2_000_000_000_000_000_000,
+            station="tb-menggala",
+            headline="Awas: Menggala",
+            xml="<alert/>",
+        ),
     ]
     feed = ET.fromstring(
         atom_feed(documents, base_url="https://s.example/", feed_id="urn:x", now_ns=0)
