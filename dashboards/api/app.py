@@ -16,7 +16,13 @@ from alerts.incidents.store import create_sql_engine
 from alerts.notify.memory import MemoryNotifyStore
 from dashboards.api.accounts import Accounts
 from dashboards.api.context import ApiContext
-from dashboards.api.live import LiveEvent, LiveHub, changed_incidents, new_readings
+from dashboards.api.live import (
+    Fingerprint,
+    LiveEvent,
+    LiveHub,
+    changed_incidents,
+    new_readings,
+)
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
 from dashboards.api.routes import auth, incidents, stations, system
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 API_VERSION = "1"
 # Incidents seen by the live stream are remembered this long (bounded memory).
 _SEEN_INCIDENTS_MAX = 10_000
+_LIVE_INCIDENTS = 500
+_RECENT_NS = 3600 * 1_000_000_000
 
 
 def sql_engine(url: str) -> Engine:
@@ -67,18 +75,24 @@ def _reading_event(registry: StationRegistry, reading: LatestReading) -> LiveEve
 
 def _poller(ctx: ApiContext) -> Callable[[], asyncio.Future[list[LiveEvent]]]:
     latest: dict[str, LatestReading] = {}
-    seen: dict[int, int] = {}
+    seen: dict[int, Fingerprint] = {}
 
     async def poll() -> list[LiveEvent]:
         nonlocal latest
         current = await ctx.storage.latest()
         fresh = new_readings(latest, current)
         latest = current
-        since_ns = max(seen.values(), default=ctx.clock_ns()) - 60 * 1_000_000_000
-        updated = await ctx.incidents.list(active_only=False, since_ns=since_ns, limit=500)
-        changed = changed_incidents(seen, updated)
+        # Active incidents (acknowledgements, assignments, escalations) and the ones updated
+        # lately (resolutions): an incident resolved long ago changes no more.
+        active, recent = await asyncio.gather(
+            ctx.incidents.list(active_only=True, limit=_LIVE_INCIDENTS),
+            ctx.incidents.list(
+                active_only=False, since_ns=ctx.clock_ns() - _RECENT_NS, limit=_LIVE_INCIDENTS
+            ),
+        )
+        changed = changed_incidents(seen, {i.id: i for i in [*recent, *active]}.values())
         if len(seen) > _SEEN_INCIDENTS_MAX:
-            for incident_id in sorted(seen, key=seen.__getitem__)[: len(seen) // 2]:
+            for incident_id in sorted(seen, key=lambda i: seen[i][0])[: len(seen) // 2]:
                 del seen[incident_id]
         events = [_reading_event(ctx.registry, r) for r in fresh]
         events += [
