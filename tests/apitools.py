@@ -12,17 +12,18 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from alerts.model import AlertEvent, EventKind, Incident, IncidentState, Transition
+from alerts.notify.memory import MemoryNotifyStore
 from alerts.settings import DatabaseSettings
 from dashboards.api import create_app
 from dashboards.api.accounts import Accounts, Role
 from dashboards.api.app import sql_engine
 from dashboards.api.context import ApiContext
-from dashboards.api.memory import MemoryCapArchive, MemoryIncidents, MemorySilences
 from dashboards.settings import ApiSettings, Settings
 from devices.levels import Level
 from devices.stations import StaticRegistry, load_stations
 from ingest.storage.base import Storage
 from tests.conftest import STATIONS_FILE
+from tests.fake_incidents import MemoryIncidents
 
 NS = 1_000_000_000
 NOW_NS = 1_780_000_000 * NS  # 2026-05-28T20:26:40Z
@@ -99,8 +100,7 @@ def build(
         storage=storage,
         registry=registry(),
         incidents_store=incidents if incidents is not None else MemoryIncidents(),
-        silences=MemorySilences(),
-        cap=MemoryCapArchive(),
+        notify=MemoryNotifyStore(),
         accounts=accounts,
         clock_ns=clock,
         live=live,

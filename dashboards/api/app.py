@@ -7,17 +7,23 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from fastapi import FastAPI
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
+from alerts.incidents.memory import MemoryIncidentStore
+from alerts.incidents.store import create_sql_engine
+from alerts.notify.memory import MemoryNotifyStore
 from dashboards.api.accounts import Accounts
 from dashboards.api.context import ApiContext
-from dashboards.api.live import LiveEvent, LiveHub, changed_incidents, new_readings
-from dashboards.api.memory import MemoryCapArchive, MemoryIncidents, MemorySilences
-from dashboards.api.ports import CapArchive, IncidentStore, SilenceStore
+from dashboards.api.live import (
+    Fingerprint,
+    LiveEvent,
+    LiveHub,
+    changed_incidents,
+    new_readings,
+)
+from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
 from dashboards.api.routes import auth, incidents, stations, system
 from dashboards.api.routes.system import event_json
@@ -34,14 +40,13 @@ log = logging.getLogger(__name__)
 API_VERSION = "1"
 # Incidents seen by the live stream are remembered this long (bounded memory).
 _SEEN_INCIDENTS_MAX = 10_000
+_LIVE_INCIDENTS = 500
+_RECENT_NS = 3600 * 1_000_000_000
 
 
 def sql_engine(url: str) -> Engine:
-    """An engine for the incident database; a SQLite file's folder is created when missing."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in {None, "", ":memory:"}:
-        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, pool_pre_ping=True)
+    """An engine for the incident database (SQLite with WAL and foreign keys, or PostgreSQL)."""
+    return create_sql_engine(url)
 
 
 def _reading_event(registry: StationRegistry, reading: LatestReading) -> LiveEvent:
@@ -70,18 +75,24 @@ def _reading_event(registry: StationRegistry, reading: LatestReading) -> LiveEve
 
 def _poller(ctx: ApiContext) -> Callable[[], asyncio.Future[list[LiveEvent]]]:
     latest: dict[str, LatestReading] = {}
-    seen: dict[int, int] = {}
+    seen: dict[int, Fingerprint] = {}
 
     async def poll() -> list[LiveEvent]:
         nonlocal latest
         current = await ctx.storage.latest()
         fresh = new_readings(latest, current)
         latest = current
-        since_ns = max(seen.values(), default=ctx.clock_ns()) - 60 * 1_000_000_000
-        updated = await ctx.incidents.list(active_only=False, since_ns=since_ns, limit=500)
-        changed = changed_incidents(seen, updated)
+        # Active incidents (acknowledgements, assignments, escalations) and the ones updated
+        # lately (resolutions): an incident resolved long ago changes no more.
+        active, recent = await asyncio.gather(
+            ctx.incidents.list(active_only=True, limit=_LIVE_INCIDENTS),
+            ctx.incidents.list(
+                active_only=False, since_ns=ctx.clock_ns() - _RECENT_NS, limit=_LIVE_INCIDENTS
+            ),
+        )
+        changed = changed_incidents(seen, {i.id: i for i in [*recent, *active]}.values())
         if len(seen) > _SEEN_INCIDENTS_MAX:
-            for incident_id in sorted(seen, key=seen.__getitem__)[: len(seen) // 2]:
+            for incident_id in sorted(seen, key=lambda i: seen[i][0])[: len(seen) // 2]:
                 del seen[incident_id]
         events = [_reading_event(ctx.registry, r) for r in fresh]
         events += [
@@ -98,8 +109,7 @@ def create_app(
     storage: Storage | None = None,
     registry: StationRegistry | None = None,
     incidents_store: IncidentStore | None = None,
-    silences: SilenceStore | None = None,
-    cap: CapArchive | None = None,
+    notify: NotifyReader | None = None,
     accounts: Accounts | None = None,
     clock_ns: Callable[[], int] = time.time_ns,
     live: bool = True,
@@ -113,8 +123,8 @@ def create_app(
         registry: The stations (default: read from ``settings.stations``).
         incidents_store: The incident store (default: an empty in-memory one; ``siaga serve``
             passes the SQL store).
-        silences: Silences (default: in memory).
-        cap: CAP documents (default: in memory).
+        notify: Silences and CAP documents (default: an empty in-memory one; ``siaga serve``
+            passes the SQL store).
         accounts: Users, keys and sessions (default: on ``settings.database.url``; the API's
             tables are created where missing).
         clock_ns: The clock (tests pass their own).
@@ -133,9 +143,8 @@ def create_app(
         storage=storage,
         registry=registry,
         accounts=accounts,
-        incidents=incidents_store if incidents_store is not None else MemoryIncidents(),
-        silences=silences if silences is not None else MemorySilences(),
-        cap=cap if cap is not None else MemoryCapArchive(),
+        incidents=incidents_store if incidents_store is not None else MemoryIncidentStore(),
+        notify=notify if notify is not None else MemoryNotifyStore(),
         secret_key=settings.api.resolve_secret_key(),
         limiter=LoginLimiter(settings.api.login_max_failures, settings.api.login_window_s),
         clock_ns=clock_ns,

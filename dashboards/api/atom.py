@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
-from dashboards.api.ports import CapDocument
+from alerts.notify.cap import CapDocument
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CAP_MEDIA_TYPE = "application/cap+xml"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from dashboards.api.accounts import Accounts
 from dashboards.api.live import LiveHub
-from dashboards.api.ports import CapArchive, IncidentStore, SilenceStore
+from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
 from dashboards.settings import ApiSettings
 from devices.stations import StationRegistry
@@ -24,8 +24,7 @@ class ApiContext:
     registry: StationRegistry
     accounts: Accounts
     incidents: IncidentStore
-    silences: SilenceStore
-    cap: CapArchive
+    notify: NotifyReader
     secret_key: bytes
     limiter: LoginLimiter
     clock_ns: Callable[[], int] = time.time_ns

@@ -38,12 +38,35 @@ def new_readings(
     ]
 
 
-def changed_incidents(seen: dict[int, int], incidents: Iterable[Incident]) -> list[Incident]:
-    """Incidents updated since last seen; updates ``seen`` (id → updated_ns) as it goes."""
+Fingerprint = tuple[int, str, int, str | None, int | None, str | None]
+
+
+def fingerprint(incident: Incident) -> Fingerprint:
+    """What people see change: state, level, update time, acknowledgement, assignee.
+
+    Acknowledging or assigning does not move ``updated_ns`` (that is the event time), so the
+    fingerprint holds them too.
+    """
+    ack = incident.acknowledged
+    return (
+        incident.updated_ns,
+        incident.state.value,
+        int(incident.severity),
+        ack.by if ack else None,
+        ack.at_ns if ack else None,
+        incident.assignee,
+    )
+
+
+def changed_incidents(
+    seen: dict[int, Fingerprint], incidents: Iterable[Incident]
+) -> list[Incident]:
+    """Incidents that changed since last seen; updates ``seen`` as it goes."""
     changed = []
     for incident in incidents:
-        if seen.get(incident.id, -1) < incident.updated_ns:
-            seen[incident.id] = incident.updated_ns
+        now = fingerprint(incident)
+        if seen.get(incident.id) != now:
+            seen[incident.id] = now
             changed.append(incident)
     return changed
 

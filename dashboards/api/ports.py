@@ -1,17 +1,17 @@
 """The narrow interfaces the API reads and changes alerting through.
 
-The incident store (``alerts/incidents/store.py``) satisfies :class:`IncidentStore` structurally;
-silences and CAP documents come from the notification pipeline. Each has an in-memory twin in
-:mod:`dashboards.api.memory`.
+The incident store (``alerts/incidents/store.py``) satisfies :class:`IncidentStore` and the
+notification store (``alerts/notify/store.py``) :class:`NotifyReader` structurally; their
+in-memory twins (``alerts/incidents/memory.py``, ``alerts/notify/memory.py``) too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from alerts.model import EventKind, Incident
+from alerts.notify.cap import CapDocument
+from alerts.pipeline.silence import Silence
 from devices.levels import Level
 
 
@@ -47,56 +47,21 @@ class IncidentStore(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Silence:
-    """Notifications matching ``matchers`` (label → value) are held between start and end."""
+class NotifyReader(Protocol):
+    """The part of the notification store (``alerts/notify/store.py``) the API uses."""
 
-    id: int
-    matchers: Mapping[str, str]
-    starts_ns: int
-    ends_ns: int
-    created_by: str
-    comment: str = ""
-
-
-class SilenceStore(Protocol):
-    """Silences, kept by the notification pipeline."""
-
-    async def add(
-        self,
-        matchers: Mapping[str, str],
-        starts_ns: int,
-        ends_ns: int,
-        created_by: str,
-        comment: str,
-    ) -> Silence:
-        """Store a new silence."""
+    async def add_silence(self, silence: Silence) -> Silence:
+        """Store a silence; returns it with its id."""
         ...
 
-    async def list(self, active_at_ns: int | None = None) -> list[Silence]:
-        """Silences, only those in force at ``active_at_ns`` when given."""
+    async def expire_silence(self, silence_id: int, at_ns: int) -> bool:
+        """End a silence now; False when there is no such silence."""
         ...
 
-
-@dataclass(frozen=True, slots=True)
-class CapDocument:
-    """One CAP 1.2 alert message as the notification pipeline produced it."""
-
-    identifier: str
-    sent_ns: int
-    headline: str
-    xml: str
-    incident_id: int | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-
-class CapArchive(Protocol):
-    """The CAP documents produced so far."""
-
-    async def recent(self, limit: int) -> list[CapDocument]:
-        """The newest documents first."""
+    async def silences(self, now_ns: int | None = None) -> list[Silence]:
+        """Silences not yet ended at ``now_ns`` (all when None)."""
         ...
 
-    async def get(self, identifier: str) -> CapDocument | None:
-        """One document."""
+    async def cap_feed_entries(self, since_ns: int | None, limit: int) -> list[CapDocument]:
+        """CAP documents sent at or after ``since_ns``, newest first."""
         ...

@@ -170,23 +170,31 @@ class AssignRequest(_In):
     assignee: str = Field(min_length=1, max_length=200)
 
 
-class SilenceCreate(_In):
-    """Hold notifications that match every label in ``matchers`` for a while."""
+class MatcherSchema(_In):
+    """One label condition: ``=`` equal, ``!=`` not equal, ``=~`` / ``!~`` whole-value regex."""
 
-    matchers: dict[str, str] = Field(
-        min_length=1, description="labels such as station, regency, kind, rule"
+    name: str = Field(
+        min_length=1, max_length=64, description="station, regency, river, kind, severity, rule"
     )
+    value: str = Field(max_length=500)
+    op: Literal["=", "!=", "=~", "!~"] = "="
+
+
+class SilenceCreate(_In):
+    """Hold notifications that match every matcher for a while, saying why."""
+
+    matchers: list[MatcherSchema] = Field(min_length=1, max_length=20)
     starts: datetime | None = Field(default=None, description="default: now")
     ends: datetime | None = Field(default=None, description="default: starts + duration_min")
     duration_min: int = Field(default=60, ge=1, le=30 * 24 * 60)
-    comment: str = Field(default="", max_length=2000)
+    comment: str = Field(min_length=1, max_length=2000, description="why, e.g. a ticket")
 
 
 class SilencePublic(_Out):
     """A silence."""
 
     id: int
-    matchers: dict[str, str]
+    matchers: list[MatcherSchema]
     starts: datetime
     ends: datetime
     created_by: str

@@ -6,17 +6,20 @@ import secrets
 import time
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from alerts.incidents.store import SqlIncidentStore
 from dashboards.api.accounts import Accounts, Role, User
 from dashboards.api.app import create_app, sql_engine
 from dashboards.settings import Settings
 
 
 def accounts_for(settings: Settings) -> Accounts:
-    """The user store of the configured database, its tables created where missing."""
-    accounts = Accounts(sql_engine(settings.database.url))
-    accounts.create_tables()
-    return accounts
+    """The user store of the configured database, migrated to the newest schema first."""
+    from alerts.incidents.migrations import upgrade  # noqa: PLC0415 - alembic is heavy
+
+    upgrade(settings.database.url)
+    return Accounts(sql_engine(settings.database.url))
 
 
 def add_user(
@@ -35,8 +38,16 @@ def add_user(
 
 
 async def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Run the API and web UI under uvicorn until SIGINT/SIGTERM."""
-    app = create_app(settings)
+    """Run the API and web UI under uvicorn until SIGINT/SIGTERM.
+
+    The incident database is migrated first (the API's tables are among its revisions).
+    """
+    async with SqlIncidentStore(settings.database.url) as incidents:
+        app = create_app(settings, incidents_store=incidents, accounts=Accounts(incidents.engine))
+        await _serve(app, settings, host, port)
+
+
+async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int | None) -> None:
     config = uvicorn.Config(
         app,
         host=host or settings.api.host,

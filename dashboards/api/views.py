@@ -6,12 +6,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from alerts.model import Incident, Transition
-from dashboards.api.ports import Silence
+from alerts.pipeline.silence import Silence
 from dashboards.api.schemas import (
     AckPublic,
     HealthPublic,
     IncidentPublic,
     LinkPublic,
+    MatcherSchema,
     RejectionPublic,
     SilencePublic,
     StationHealthPublic,
@@ -205,7 +206,7 @@ def silence_public(silence: Silence) -> SilencePublic:
     """A silence for the API."""
     return SilencePublic(
         id=silence.id,
-        matchers=dict(silence.matchers),
+        matchers=[MatcherSchema(name=m.name, value=m.value, op=m.op) for m in silence.matchers],
         starts=to_datetime(silence.starts_ns),
         ends=to_datetime(silence.ends_ns),
         created_by=silence.created_by,

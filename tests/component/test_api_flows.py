@@ -280,7 +280,11 @@ async def test_an_operator_silences_and_assigns(harness: ApiHarness) -> None:
     async with harness.client(Role.OPERATOR) as client:
         created = await client.post(
             "/api/v1/silences",
-            json={"matchers": {"station": "tb-menggala"}, "duration_min": 30, "comment": "repair"},
+            json={
+                "matchers": [{"name": "station", "value": "tb-menggala"}],
+                "duration_min": 30,
+                "comment": "repair",
+            },
         )
         assert created.status_code == 201
         assert created.json()["created_by"] == "key:operator-key"
@@ -291,13 +295,25 @@ async def test_an_operator_silences_and_assigns(harness: ApiHarness) -> None:
         backwards = await client.post(
             "/api/v1/silences",
             json={
-                "matchers": {"a": "b"},
+                "matchers": [{"name": "a", "value": "b"}],
+                "comment": "c",
                 "starts": "2026-01-02T00:00:00Z",
                 "ends": "2026-01-01T00:00:00Z",
             },
         )
         assert backwards.status_code == 422
         assert backwards.json()["detail"][0]["loc"] == ["body", "ends"]
+        everything = await client.post(
+            "/api/v1/silences",
+            json={"matchers": [{"name": "station", "value": ".*", "op": "=~"}], "comment": "c"},
+        )
+        assert everything.status_code == 422
+        assert everything.json()["detail"][0]["loc"] == ["body", "matchers"]
+        silence_id = created.json()["id"]
+        harness.clock.now_ns += NS
+        assert (await client.delete(f"/api/v1/silences/{silence_id}")).status_code == 204
+        assert (await client.get("/api/v1/silences")).json()["count"] == 0
+        assert (await client.delete("/api/v1/silences/999")).status_code == 404
 
 
 async def test_rejections_filter_by_reason_and_station(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
 import pytest
 
 from alerts.acklinks import AckLinkError, ack_link, sign_ack_token, verify_ack_token
+from alerts.model import Acknowledgement
+from alerts.notify.cap import CapDocument
 from dashboards.api.atom import ATOM_NS, atom_feed
-from dashboards.api.live import LiveEvent, LiveHub, changed_incidents, new_readings
-from dashboards.api.ports import CapDocument
+from dashboards.api.live import Fingerprint, LiveEvent, LiveHub, changed_incidents, new_readings
 from dashboards.api.ratelimit import LoginLimiter
 from dashboards.api.views import to_datetime, to_ns, trend_cm_h
 from ingest.storage.base import LatestReading, MetricSpan
@@ -73,12 +75,16 @@ def test_new_readings_are_newer_by_reading_time() -> None:
 
 
 def test_changed_incidents_are_reported_once_per_update() -> None:
-    seen: dict[int, int] = {}
+    seen: dict[int, Fingerprint] = {}
     first = incident(1, updated_ns=100)
     assert changed_incidents(seen, [first]) == [first]
     assert changed_incidents(seen, [first]) == []
     later = incident(1, updated_ns=200)
     assert changed_incidents(seen, [later]) == [later]
+    acknowledged = dataclasses.replace(later, acknowledged=Acknowledgement("siti", 300))
+    assert changed_incidents(seen, [acknowledged]) == [acknowledged]
+    assigned = dataclasses.replace(acknowledged, assignee="budi")
+    assert changed_incidents(seen, [assigned, assigned]) == [assigned]
 
 
 async def test_a_full_client_queue_drops_and_counts_without_blocking_others() -> None:
@@ -139,7 +145,16 @@ def test_times_round_trip_at_microsecond_precision() -> None:
 
 def test_the_atom_feed_links_each_cap_document() -> None:
     documents = [
-        CapDocument("siaga-1,2", 2_000_000_000_000_000_000, "Awas: Menggala", "<alert/>"),
+        CapDocument(
+            identifier="siaga-1,2",
+            incident_id=1,
+            msg_type="Alert",
+            sent="2033-05-18T03:33:20+00:00",
+            sent_ns=2_000_000_000_000_000_000,
+            station="tb-menggala",
+            headline="Awas: Menggala",
+            xml="<alert/>",
+        ),
     ]
     feed = ET.fromstring(
         atom_feed(documents, base_url="https://s.example/", feed_id="urn:x", now_ns=0)

@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from alerts.acklinks import AckLinkError, verify_ack_token
 from alerts.model import EventKind
+from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Operator, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
@@ -117,10 +119,13 @@ async def assign(
 
 @router.get("/silences", summary="Silences", responses=AUTH_RESPONSES)
 async def list_silences(
-    ctx: Context, _who: Viewer, active: Annotated[bool, Query()] = True
+    ctx: Context,
+    _who: Viewer,
+    active: Annotated[bool, Query(description="only silences not yet ended")] = True,
 ) -> SilenceList:
-    """Silences, those in force now unless ``active=false``."""
-    found = await ctx.silences.list(ctx.clock_ns() if active else None)
+    """Silences, newest first."""
+    found = await ctx.notify.silences(ctx.clock_ns() if active else None)
+    found = sorted(found, key=lambda s: (s.starts_ns, s.id), reverse=True)
     return SilenceList(data=[silence_public(s) for s in found], count=len(found))
 
 
@@ -131,7 +136,7 @@ async def list_silences(
     responses=AUTH_RESPONSES,
 )
 async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> SilencePublic:
-    """Hold notifications matching every label in ``matchers`` from ``starts`` to ``ends``."""
+    """Hold notifications matching every matcher from ``starts`` to ``ends``."""
     try:
         starts_ns = to_ns(body.starts) if body.starts is not None else ctx.clock_ns()
         ends_ns = (
@@ -141,14 +146,33 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
         raise bad_parameter("body", "starts", "time out of range") from None
     if ends_ns <= starts_ns:
         raise bad_parameter("body", "ends", "ends must be after starts")
-    silence = await ctx.silences.add(
-        matchers=body.matchers,
-        starts_ns=starts_ns,
-        ends_ns=ends_ns,
-        created_by=who.name,
-        comment=body.comment,
-    )
-    return silence_public(silence)
+    try:
+        silence = Silence(
+            matchers=[Matcher(name=m.name, value=m.value, op=m.op) for m in body.matchers],
+            starts_ns=starts_ns,
+            ends_ns=ends_ns,
+            created_by=who.name,
+            comment=body.comment,
+        )
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise bad_parameter("body", "matchers", message) from None
+    return silence_public(await ctx.notify.add_silence(silence))
+
+
+@router.delete(
+    "/silences/{silence_id}",
+    summary="End a silence now",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=AUTH_RESPONSES | NOT_FOUND,
+)
+async def expire_silence(
+    ctx: Context, _who: Operator, silence_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> Response:
+    """Ends the silence at once (it stays in the history)."""
+    if not await ctx.notify.expire_silence(silence_id, ctx.clock_ns()):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 # -- signed one-click links -------------------------------------------------------------------

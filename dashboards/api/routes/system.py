@@ -25,6 +25,8 @@ router = APIRouter(prefix="/api/v1", tags=["operations"])
 probes = APIRouter(tags=["probes"])
 
 KEEPALIVE_S = 15.0
+# The notification store looks documents up by time, not identifier: the newest suffice.
+CAP_LOOKUP_LIMIT = 1000
 
 
 @router.get("/rejections", summary="Refused messages and readings", responses=AUTH_RESPONSES)
@@ -131,7 +133,7 @@ async def cap_feed(
 ) -> Response:
     """The newest CAP documents, each linked as ``application/cap+xml``."""
     _ = key
-    documents = await ctx.cap.recent(limit)
+    documents = await ctx.notify.cap_feed_entries(None, limit)
     body = atom_feed(
         documents,
         base_url=ctx.settings.public_url,
@@ -160,7 +162,8 @@ async def cap_document(
 ) -> Response:
     """The document as the notification pipeline produced it."""
     _ = key
-    document = await ctx.cap.get(identifier)
+    recent = await ctx.notify.cap_feed_entries(None, CAP_LOOKUP_LIMIT)
+    document = next((d for d in recent if d.identifier == identifier), None)
     if document is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no CAP document {identifier!r}")
     return Response(document.xml, media_type=CAP_MEDIA_TYPE)

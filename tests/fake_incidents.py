@@ -1,4 +1,4 @@
-"""In-memory twins of the stores the API uses: for tests, benchmarks and a store-less start."""
+"""A fake incident store whose incidents a test puts in directly (the real twin needs commits)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import dataclasses
 from collections.abc import Mapping
 
 from alerts.model import Acknowledgement, EventKind, Incident, IncidentState
-from dashboards.api.ports import CapDocument, Silence
 from devices.levels import Level
 
 
@@ -80,53 +79,3 @@ class MemoryIncidents:
         )
         self.incidents[incident_id] = incident
         return incident
-
-
-class MemorySilences:
-    """Silences in a list."""
-
-    def __init__(self) -> None:
-        self.silences: list[Silence] = []
-
-    async def add(
-        self,
-        matchers: Mapping[str, str],
-        starts_ns: int,
-        ends_ns: int,
-        created_by: str,
-        comment: str,
-    ) -> Silence:
-        """Store a new silence."""
-        silence = Silence(
-            id=len(self.silences) + 1,
-            matchers=dict(matchers),
-            starts_ns=starts_ns,
-            ends_ns=ends_ns,
-            created_by=created_by,
-            comment=comment,
-        )
-        self.silences.append(silence)
-        return silence
-
-    async def list(self, active_at_ns: int | None = None) -> builtins.list[Silence]:
-        """Silences, only those in force at ``active_at_ns`` when given."""
-        return [
-            s
-            for s in self.silences
-            if active_at_ns is None or s.starts_ns <= active_at_ns < s.ends_ns
-        ]
-
-
-class MemoryCapArchive:
-    """CAP documents in a list."""
-
-    def __init__(self) -> None:
-        self.documents: list[CapDocument] = []
-
-    async def recent(self, limit: int) -> list[CapDocument]:
-        """The newest documents first."""
-        return sorted(self.documents, key=lambda d: d.sent_ns, reverse=True)[:limit]
-
-    async def get(self, identifier: str) -> CapDocument | None:
-        """One document."""
-        return next((d for d in self.documents if d.identifier == identifier), None)
