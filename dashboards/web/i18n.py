@@ -86,6 +86,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "incidents.assignee": ("Petugas", "Assignee"),
     "incidents.silence": ("Bisukan", "Silence"),
     "incidents.silence_min": ("Durasi (menit)", "Duration (min)"),
+    "incidents.silence_why": ("Alasan membisukan", "Why silence"),
     "incidents.silenced": ("Notifikasi dibisukan sampai {at}", "Notifications silenced until {at}"),
     "incidents.done": ("Tersimpan", "Saved"),
     "incidents.forbidden": ("Peran Anda tidak boleh melakukan ini", "Your role may not do this"),

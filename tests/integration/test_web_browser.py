@@ -21,12 +21,12 @@ import uvicorn
 from alerts.model import AlertEvent, EventKind, Incident, IncidentState
 from dashboards.api.accounts import Accounts, Role
 from dashboards.api.app import create_app, sql_engine
-from dashboards.api.memory import MemoryIncidents
 from dashboards.settings import Settings
 from devices.levels import Level
 from devices.registry import load_registry
 from ops.servers import InfluxServer, MosquittoServer, free_port
 from tests.conftest import REPO_ROOT, STATIONS_FILE
+from tests.fake_incidents import MemoryIncidents
 from tests.helpers import wait_for
 from tests.integration.drivers import WorkerProcess, paho_publish
 
@@ -347,11 +347,18 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     assert "budi" in page.locator("#incident-7 .assigned").inner_text()
     with page.expect_response(lambda r: r.url.endswith("/api/v1/silences")) as silenced:
         page.locator("#incident-8 form.silence input[name=duration_min]").fill("90")
+        page.locator("#incident-8 form.silence input[name=comment]").fill("tanggul diperiksa")
         page.locator("#incident-8 form.silence button").click()
     assert silenced.value.status == 201
     silences = page.request.get(f"{web.url}/api/v1/silences").json()["data"]
-    assert [s["matchers"] for s in silences] == [
-        {"station": "ciliwung-depok", "rule": "upstream:ciliwung-katulampa"}
+    assert [(s["matchers"], s["comment"]) for s in silences] == [
+        (
+            [
+                {"name": "station", "value": "ciliwung-depok", "op": "="},
+                {"name": "rule", "value": "upstream:ciliwung-katulampa", "op": "="},
+            ],
+            "tanggul diperiksa",
+        )
     ]
     screenshot(page, "incidents-acknowledged")
 

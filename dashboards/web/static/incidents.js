@@ -46,11 +46,14 @@
     });
     const silence = el("form", { class: "silence", "data-action": "silence" },
       el("input", { name: "duration_min", type: "number", min: "1", max: "43200", value: "60", "aria-label": t("incidents.silence_min"), title: t("incidents.silence_min") }),
-      el("input", { name: "comment", placeholder: t("incidents.comment"), "aria-label": t("incidents.comment"), maxlength: "2000" }),
+      el("input", { name: "comment", placeholder: t("incidents.silence_why"), "aria-label": t("incidents.silence_why"), maxlength: "2000", required: true }),
       el("button", { type: "submit" }, t("incidents.silence")));
     silence.addEventListener("submit", (e) => {
       e.preventDefault();
-      const matchers = { station: incident.subject, rule: incident.rule };
+      const matchers = [
+        { name: "station", value: incident.labels?.station || incident.subject, op: "=" },
+        { name: "rule", value: incident.rule, op: "=" },
+      ];
       act(incident, "/api/v1/silences", { matchers, duration_min: Number(silence.duration_min.value), comment: silence.comment.value }, silence);
     });
     return el("div", { class: "actions" }, incident.acknowledged ? null : ack, assign, silence);
