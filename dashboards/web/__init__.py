@@ -16,6 +16,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.gzip import GZipMiddleware
 
 from dashboards.web.i18n import COOKIE, LANGUAGES, Language, pick_language, strings
 from dashboards.web.zones import province_at, shipped_provinces, zone_at
@@ -67,7 +68,10 @@ def _page(request: Request, template: str, title_key: str, **context: object) ->
 
 def mount(app: FastAPI) -> None:
     """Add the pages (``/``, ``/stations/{id}``, ``/incidents``, ``/login``) and ``/static``."""
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Gzip for the static files only (the outlines shrink from 710 to 150 kB for phones); the
+    # API's event stream must not pass through a compressing buffer.
+    static = GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024)
+    app.mount("/static", static, name="static")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def overview_page(request: Request) -> Response:

@@ -112,3 +112,13 @@ async def test_the_zone_of_a_place(client: httpx.AsyncClient) -> None:
         "province": "Kalimantan Selatan",
     }
     assert (await client.get("/ui/zone", params={"lat": 95, "lon": 0})).status_code == 422
+
+
+async def test_static_files_are_compressed_for_slow_networks(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/static/vendor/naturalearth/provinces.geojson", headers={"Accept-Encoding": "gzip"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert int(response.headers["content-length"]) < 100_000
+    assert response.json()["type"] == "FeatureCollection"
