@@ -271,6 +271,15 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     print(f"reading on screen {elapsed_s:.2f} s after publishing")
     screenshot(page, "overview-live")
 
+    # The list sorts by level (the default), rise rate and staleness.
+    first_row = page.locator("#station-rows tr").first
+    assert first_row.get_attribute("data-station") == "ciliwung-katulampa"  # AWAS
+    page.select_option("#sort", "trend")
+    assert first_row.get_attribute("data-station") == "ciliwung-depok"  # rising fastest
+    page.select_option("#sort", "stale")
+    assert first_row.locator("td[data-field=value]").inner_text() == "\N{EN DASH}"  # no data
+    page.select_option("#sort", "level")
+
     # A new incident appears among the active ones, again without a reload.
     web.incidents.put(
         Incident(
