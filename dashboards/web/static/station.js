@@ -235,12 +235,25 @@
     document.getElementById("latest-at").textContent = station.ts ? formatTime(station.ts, zone) : "";
     const trend = station.trend_cm_h;
     document.getElementById("trend").textContent = trend === null || trend === undefined ? "–" : `${trend > 0 ? "+" : ""}${trend.toFixed(1)}`;
+    renderHealth(station.health);
     const thr = station.thresholds;
     const box = document.getElementById("thresholds");
     if (!thr) { box.textContent = "–"; return; }
     const labels = thr.labels || {};
     box.replaceChildren(...[["WASPADA", thr.waspada_cm], ["SIAGA", thr.siaga_cm], ["AWAS", thr.awas_cm]].map(([level, cm]) =>
       el("div", { class: "thr" }, levelBadge(level, labels[level]), el("span", {}, `${thr.inclusive ? "≥" : ">"} ${cm} cm`))));
+  }
+
+  function renderHealth(health) {
+    const box = document.getElementById("health");
+    if (!health) { box.textContent = "–"; return; }
+    const rows = [
+      ["health.completeness", health.completeness_pct, (v) => `${v.toFixed(0)} % (${health.readings_24h}/${health.expected_24h})`],
+      ["health.battery", health.battery_v, (v) => `${v.toFixed(2)} V${health.battery_pct === null ? "" : ` (${health.battery_pct.toFixed(0)} %)`}`],
+      ["health.signal", health.rssi_dbm, (v) => `${v.toFixed(0)} dBm${health.snr_db === null ? "" : ` · SNR ${health.snr_db.toFixed(1)} dB`}`],
+      ["health.skew", health.clock_skew_s, (v) => `${v.toFixed(0)} s`],
+    ].filter(([, value]) => value !== null && value !== undefined);
+    box.replaceChildren(...rows.map(([key, value, show]) => el("div", { class: "thr" }, el("span", {}, t(key)), el("span", {}, show(value)))));
   }
 
   const upstreamNames = new Map();
