@@ -336,6 +336,8 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     page.goto(f"{web.url}/stations/tl-tanjung")
     until(page, "document.getElementById('station-meta').textContent.includes('WITA')")
     until(page, "document.getElementById('latest-at').textContent.includes('WITA')")
+    until(page, "Number(document.getElementById('chart-water').dataset.points) > 30")
+    screenshot(page, "station-tabalong")
 
     # Incidents: acknowledge with a comment.
     page.goto(f"{web.url}/incidents")

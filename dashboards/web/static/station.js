@@ -146,10 +146,18 @@
       cursor: { sync: { key: "siaga" } },
       scales: {
         x: { time: true, range: () => [start, end] },
+        // From the data up to the next threshold above it: how far the water is from the next step.
         y: { range: (u, min, max) => {
-          const low = Math.min(min ?? 0, thresholds ? thresholds.waspada_cm * 0.6 : 0);
-          const high = Math.max(max ?? 1, thresholds ? thresholds.awas_cm * 1.15 : 1);
-          return [Math.max(0, Math.floor(low)), Math.ceil(high)];
+          if (min === null || max === null) {
+            return thresholds ? [0, thresholds.awas_cm * 1.1] : [0, 100];
+          }
+          let high = max;
+          if (thresholds) {
+            const edges = [thresholds.waspada_cm, thresholds.siaga_cm, thresholds.awas_cm];
+            high = Math.max(max, edges.find((edge) => edge > max) ?? max);
+          }
+          const pad = Math.max(5, (high - min) * 0.08);
+          return [Math.max(0, Math.floor(min - pad)), Math.ceil(high + pad)];
         } },
       },
       axes: [timeAxis, { label: t("station.water"), size: 60 }],
@@ -172,7 +180,7 @@
     charts[metric] = new uPlot({
       width: width(node), height: 150, tzDate, cursor: { sync: { key: "siaga" } },
       scales: { x: { time: true, range: () => [start, end] } },
-      axes: [timeAxis, { size: 50 }],
+      axes: [timeAxis, { label: t(labelKey), size: 60 }],
       series: [timeSeries, { label: t(labelKey), stroke: colour, fill: bars ? `${colour}55` : null,
         paths: bars ? uPlot.paths.bars({ size: [0.9, 12] }) : undefined }],
     }, table, node);
