@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 
 from ingest.settings import Section
@@ -17,7 +20,52 @@ class DatabaseSettings(Section):
     )
 
 
+class NotifySettings(Section):
+    """Notifications: the policy file, CAP identity, and how the sender retries."""
+
+    policy_file: str = Field(default="config/alerts.yaml", description="Routing policy (YAML)")
+    policy_reload_s: float = Field(default=5.0, gt=0)
+    cap_sender: str = Field(default="siaga@bpbd.example.go.id", min_length=1)
+    cap_status: Literal["Actual", "Exercise", "System", "Test", "Draft"] = "Actual"
+    cap_radius_km: float = Field(default=5.0, gt=0)
+    tick_s: float = Field(default=0.2, gt=0, description="Dispatcher/sender poll period")
+    claim_limit: int = Field(default=200, gt=0)
+    lease_s: float = Field(default=60.0, gt=0, description="A claimed delivery's send budget")
+    retry_initial_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    retry_multiplier: float = Field(default=2.0, ge=1)
+    retry_jitter: Literal["equal", "full"] = "equal"
+    delivery_deadline_s: float = Field(default=6 * 3600.0, gt=0)
+    channel_concurrency: int = Field(default=8, gt=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class AlertsSettings(Section):
+    """The alert engine (``siaga alerts run``) and its rules."""
+
+    rules_file: Path | None = Field(
+        default=Path("config/rules.yaml"),
+        description="rule overrides; a missing file means the defaults (the registry alone)",
+    )
+    reload_interval_s: float = Field(default=2.0, gt=0)
+    stations: list[str] | None = Field(
+        default=None, description="evaluate only these stations (with regencies: either)"
+    )
+    regencies: list[str] | None = Field(
+        default=None, description="evaluate only the stations of these regencies"
+    )
+    late_lag_s: float = Field(
+        default=600.0, gt=0, description="readings older than this on arrival are marked late"
+    )
+    tick_interval_s: float = Field(
+        default=10.0, gt=0, description="how often time-driven rules (no data) are judged"
+    )
+    health_window_s: float = Field(default=86400.0, gt=0)
+
+
 class Settings(IngestSettings):
     """The data plane's settings plus alerting's."""
 
     database: DatabaseSettings = DatabaseSettings()
+    notify: NotifySettings = NotifySettings()
+    alerts: AlertsSettings = AlertsSettings()

@@ -79,11 +79,32 @@ def _die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+def _become(user: str | None) -> Callable[[], None]:
+    """A ``preexec_fn``: switch to ``user`` (when given), then die with the parent.
+
+    The order matters: Linux clears the parent-death signal when credentials change.
+    """
+    if user is None:
+        return _die_with_parent
+    import pwd  # noqa: PLC0415
+
+    entry = pwd.getpwnam(user)
+
+    def switch() -> None:
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+        _die_with_parent()
+
+    return switch
+
+
 @dataclass
 class _Process:
     command: list[str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    user: str | None = None
 
     def spawn(self) -> None:
         with self.log_path.open("ab") as log:
@@ -92,7 +113,7 @@ class _Process:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe: one syscall
+                preexec_fn=_become(self.user),  # noqa: PLW1509 - a few syscalls, no locks
             )
 
     def running(self) -> bool:
@@ -304,6 +325,179 @@ bind-address = "127.0.0.1:{rpc_port}"
             self._process = None
 
     def __enter__(self) -> InfluxServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+_POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+_POSTGRES_USER = "postgres"
+
+
+def _postgres_binary(name: str) -> str:
+    found = _POSTGRES_BIN / name
+    if not found.exists():
+        candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+        if not candidates:
+            raise ServerError(f"{name} is not installed; apt-get install postgresql")
+        found = candidates[-1]
+    return str(found)
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (initdb + postgres) on 127.0.0.1, trust authentication.
+
+    PostgreSQL refuses to run as root, so as root the cluster lives in a fresh directory under
+    the system temp dir owned by the ``postgres`` user and runs as that user; ``directory``
+    then only keeps the log. The cluster's files are removed when it stops.
+
+    Args:
+        directory: Where its log (and, when not root, its data) live.
+        port: The TCP port it listens on.
+        database: A database created at start for the tests.
+    """
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    database: str = "siaga"
+    _process: _Process | None = None
+    _data: Path | None = None
+    _owned_temp: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """A SQLAlchemy URL of the test database (psycopg 3)."""
+        return self.database_url(self.database)
+
+    def database_url(self, name: str) -> str:
+        """A SQLAlchemy URL of database ``name`` on this server."""
+        return f"postgresql+psycopg://{_POSTGRES_USER}@127.0.0.1:{self.port}/{name}"
+
+    @property
+    def _owner(self) -> str | None:
+        return _POSTGRES_USER if os.geteuid() == 0 else None
+
+    def start(self) -> None:
+        """initdb, start postgres, wait until it accepts connections, create the database."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            import tempfile  # noqa: PLC0415
+
+            self._owned_temp = Path(tempfile.mkdtemp(prefix="siaga-pg-"))
+            shutil.chown(self._owned_temp, _POSTGRES_USER, _POSTGRES_USER)
+            self._data = self._owned_temp / "data"
+        else:
+            self._data = self.directory / "data"
+        initdb = subprocess.run(
+            [
+                _postgres_binary("initdb"),
+                "-D",
+                str(self._data),
+                "-U",
+                _POSTGRES_USER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            check=False,
+            cwd="/",
+            preexec_fn=_become(self._owner),
+        )
+        if initdb.returncode != 0:
+            raise ServerError(
+                f"initdb failed:\n{initdb.stdout[-2000:]!r}\n{initdb.stderr[-2000:]!r}"
+            )
+        log_path = self.directory / "postgres.log"
+        if os.geteuid() == 0:
+            log_path.touch()
+            shutil.chown(log_path, _POSTGRES_USER)
+        self._process = _Process(
+            [
+                _postgres_binary("postgres"),
+                "-D",
+                str(self._data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self._data),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
+            log_path,
+            user=self._owner,
+        )
+        self._process.spawn()
+        try:
+            wait_until(self._ready, 30, f"postgres on port {self.port}")
+        except ServerError:
+            raise ServerError(f"postgres did not start:\n{self._process.log_tail()}") from None
+        self.create_database(self.database)
+
+    def _ready(self) -> bool:
+        if self._process is None or not self._process.running():
+            raise ServerError("postgres exited during start-up")
+        return self.psql("SELECT 1", database="postgres", check=False).returncode == 0
+
+    def psql(
+        self, sql: str, database: str | None = None, *, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run one SQL command with psql over TCP."""
+        return subprocess.run(
+            [
+                _postgres_binary("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                _POSTGRES_USER,
+                "-d",
+                database or self.database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            check=check,
+            timeout=30,
+        )
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` (letters, digits, underscores) and return its URL."""
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a plain database name: {name!r}")
+        self.psql(f'CREATE DATABASE "{name}"', database="postgres")
+        return self.database_url(name)
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> None:
+        """Stop postgres (fast shutdown) and remove a temp cluster."""
+        if self._process is not None:
+            self._process.stop(signal.SIGINT)
+            self._process = None
+        if self._owned_temp is not None:
+            shutil.rmtree(self._owned_temp, ignore_errors=True)
+            self._owned_temp = None
+
+    def __enter__(self) -> PostgresServer:
         self.start()
         return self
 

@@ -308,6 +308,83 @@ def devices_tls_init(
 
 app.add_typer(simulate_app, name="simulate")
 
+# -- the HTTP API and web UI (dashboards/api) -------------------------------------------------
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (api.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (api.port).")] = None,
+) -> None:
+    """Run the HTTP API and the web UI (uvicorn) until SIGTERM."""
+    from dashboards.api.service import serve as run_serve
+
+    try:
+        settings = load_settings(config)
+        configure_logging(settings.log.level, settings.log.format)
+        asyncio.run(run_serve(settings, host, port))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+users_app = typer.Typer(help="People who sign in to the API and web UI.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="viewer, operator or admin.")] = "viewer",
+    password: Annotated[
+        str | None, typer.Option(help="The password (default: generated and printed once).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add a user; without --password one is generated and printed this once."""
+    from dashboards.api.accounts import AccountError, Role
+    from dashboards.api.service import add_user
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise _fail(f"--role must be viewer, operator or admin (got {role!r})") from None
+    try:
+        user, generated = add_user(load_settings(config), username, chosen, password)
+    except (ConfigError, AccountError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"added {user.username} ({user.role.value})")
+    if generated is not None:
+        typer.echo(f"password: {generated}")
+
+
+@users_app.command("list")
+def users_list(config: ConfigOption = None) -> None:
+    """List users and their roles."""
+    from dashboards.api.service import accounts_for
+
+    try:
+        found = accounts_for(load_settings(config)).list_users()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    for user in found:
+        typer.echo(f"{user.username}\t{user.role.value}")
+
+
+@users_app.command("remove")
+def users_remove(username: str, config: ConfigOption = None) -> None:
+    """Remove a user and end their sessions."""
+    from dashboards.api.service import accounts_for
+
+    try:
+        removed = accounts_for(load_settings(config)).remove_user(username)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if not removed:
+        raise _fail(f"no user {username!r}")
+    typer.echo(f"removed {username}")
+
+
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.servers import InfluxServer, MosquittoServer
+from ops.servers import InfluxServer, MosquittoServer, PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATIONS_FILE = REPO_ROOT / "config" / "stations.yaml"
@@ -80,3 +80,16 @@ def influx(tmp_path: Path) -> Iterator[InfluxServer]:
 def database(request: pytest.FixtureRequest) -> str:
     """A database name unique to this test."""
     return "t_" + unique_name(request)
+
+
+@pytest.fixture(scope="session")
+def postgres_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster shared by tests; each test creates its own database."""
+    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest, postgres_session: PostgresServer) -> str:
+    """The URL of a fresh PostgreSQL database of this test's own."""
+    return postgres_session.create_database(("t_" + unique_name(request)).lower())

@@ -13,6 +13,34 @@ from ingest.batch import Batch, StoredRejection
 TELEMETRY = "telemetry"
 REJECTED = "rejected"
 DEVICE_HEALTH = "device_health"
+ALERTS = "alerts"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert event as stored in measurement ``alerts`` (Grafana annotations).
+
+    Attributes:
+        ts_ns: The event time (the reading's time).
+        station_id: The event's subject (a station, or ``regency:<name>`` for a group).
+        kind: ``level``, ``rate``, ``upstream``, ``no_data``, ``sensor_fault``.
+        rule: The rule instance (``level``, ``rate:rise``, ...).
+        level: Canonical level name: NORMAL, WASPADA, SIAGA, AWAS.
+        firing: True when the condition holds, False when it cleared.
+        late: The reading was a backlog when it arrived.
+        text: One line for people.
+        event_id: The event's stable id.
+    """
+
+    ts_ns: int
+    station_id: str
+    kind: str
+    rule: str
+    level: str
+    firing: bool
+    late: bool
+    text: str
+    event_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +77,17 @@ class WindowStat:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class MetricSpan:
+    """A station's first and last value of a metric within a time range (for trends)."""
+
+    station_id: str
+    first_ns: int
+    first: float
+    last_ns: int
+    last: float
+
+
 class Storage(Protocol):
     """A time-series store for readings and rejections."""
 
@@ -76,9 +115,26 @@ class Storage(Protocol):
         ...
 
     async def rejections(
-        self, since_ns: int, limit: int = 100, reason: Reason | None = None
+        self,
+        since_ns: int,
+        limit: int = 100,
+        reason: Reason | None = None,
+        station_id: str | None = None,
+        until_ns: int | None = None,
     ) -> list[StoredRejection]:
-        """The newest rejections received at or after ``since_ns``, newest first."""
+        """The newest rejections received in ``[since_ns, until_ns)``, newest first."""
+        ...
+
+    async def readings(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, limit: int
+    ) -> list[tuple[int, float]]:
+        """A metric's raw values over ``[start_ns, end_ns)``, oldest first, at most ``limit``."""
+        ...
+
+    async def spans(
+        self, metric: str, since_ns: int, station_ids: Sequence[str] | None = None
+    ) -> dict[str, MetricSpan]:
+        """Each station's first and last value of ``metric`` at or after ``since_ns``."""
         ...
 
     async def write_health(self, snapshots: Sequence[StationHealth], ts_ns: int) -> None:
@@ -87,6 +143,24 @@ class Storage(Protocol):
 
     async def health(self) -> dict[str, StationHealth]:
         """Each station's latest stored health."""
+        ...
+
+    async def write_alerts(self, records: Sequence[AlertRecord]) -> None:
+        """Store alert events (measurement ``alerts``); the same event again overwrites itself.
+
+        Raises:
+            RetryableStorageError: The store is unreachable; the caller spools and retries.
+        """
+        ...
+
+    async def alerts(
+        self,
+        since_ns: int,
+        until_ns: int | None = None,
+        station_ids: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[AlertRecord]:
+        """Alert events with ``since_ns <= ts < until_ns``, oldest first, at most ``limit``."""
         ...
 
     async def aclose(self) -> None:

@@ -24,10 +24,13 @@ from ingest.errors import PermanentStorageError, RetryableStorageError
 from ingest.lineprotocol import LineProtocolError, encode_fields, escape_field_key, series_key
 from ingest.settings import InfluxSettings
 from ingest.storage.base import (
+    ALERTS,
     DEVICE_HEALTH,
     REJECTED,
     TELEMETRY,
+    AlertRecord,
     LatestReading,
+    MetricSpan,
     WindowStat,
     WriteReport,
 )
@@ -303,6 +306,56 @@ class InfluxStorage:
             found[station_id] = StationHealth(station_id=station_id, **values)  # type: ignore[arg-type]
         return found
 
+    async def write_alerts(self, records: Sequence[AlertRecord]) -> None:
+        """Store alert events as measurement ``alerts``."""
+        if not records:
+            return
+        lines = [alert_line(r) for r in records]
+        bad = await self._write_lines(lines, 0, len(lines))
+        for _, message in bad:
+            log.error("InfluxDB refused an alerts line: %s", message[:300])
+
+    async def alerts(
+        self,
+        since_ns: int,
+        until_ns: int | None = None,
+        station_ids: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[AlertRecord]:
+        """Oldest first."""
+        condition = f"time >= {int(since_ns)}"
+        if until_ns is not None:
+            condition += f" AND time < {int(until_ns)}"
+        if station_ids is not None:
+            if not station_ids:
+                return []
+            condition += (
+                " AND (" + " OR ".join(f"station = {_quote_string(s)}" for s in station_ids) + ")"
+            )
+        series = await self.query(
+            f"SELECT * FROM {ALERTS} WHERE {condition} ORDER BY time ASC LIMIT {int(limit)}"
+        )
+        if not series:
+            return []
+        columns = series[0]["columns"]
+        found = []
+        for row in series[0]["values"]:
+            record = dict(zip(columns, row, strict=True))
+            found.append(
+                AlertRecord(
+                    ts_ns=int(record["time"]),
+                    station_id=record.get("station") or "",
+                    kind=record.get("kind") or "",
+                    rule=record.get("rule") or "",
+                    level=record.get("level") or "",
+                    firing=bool(record.get("firing")),
+                    late=bool(record.get("late")),
+                    text=record.get("text") or "",
+                    event_id=record.get("event_id") or "",
+                )
+            )
+        return found
+
     # -- reading -----------------------------------------------------------------------------
 
     async def latest(self, station_ids: Sequence[str] | None = None) -> dict[str, LatestReading]:
@@ -347,12 +400,21 @@ class InfluxStorage:
         ]
 
     async def rejections(
-        self, since_ns: int, limit: int = 100, reason: Reason | None = None
+        self,
+        since_ns: int,
+        limit: int = 100,
+        reason: Reason | None = None,
+        station_id: str | None = None,
+        until_ns: int | None = None,
     ) -> list[StoredRejection]:
         """Newest first."""
-        condition = f"time >= {since_ns}"
+        condition = f"time >= {int(since_ns)}"
+        if until_ns is not None:
+            condition += f" AND time < {int(until_ns)}"
         if reason is not None:
             condition += f" AND reason = {_quote_string(reason.value)}"
+        if station_id is not None:
+            condition += f" AND station = {_quote_string(station_id)}"
         series = await self.query(
             f"SELECT * FROM {REJECTED} WHERE {condition} ORDER BY time DESC LIMIT {int(limit)}"
         )
@@ -372,12 +434,68 @@ class InfluxStorage:
             )
         return found
 
+    async def readings(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, limit: int
+    ) -> list[tuple[int, float]]:
+        """Oldest first, at most ``limit``."""
+        field = _quote_identifier(metric)
+        series = await self.query(
+            f"SELECT {field} FROM {TELEMETRY} WHERE station = {_quote_string(station_id)} "
+            f"AND time >= {int(start_ns)} AND time < {int(end_ns)} LIMIT {int(limit)}"
+        )
+        if not series:
+            return []
+        return [(int(t), float(v)) for t, v in series[0]["values"] if v is not None]
+
+    async def spans(
+        self, metric: str, since_ns: int, station_ids: Sequence[str] | None = None
+    ) -> dict[str, MetricSpan]:
+        """First and last value per station: two selector queries, run together."""
+        field = _quote_identifier(metric)
+        where = f"time >= {int(since_ns)}"
+        if station_ids is not None:
+            if not station_ids:
+                return {}
+            where += " AND (" + " OR ".join(f"station = {_quote_string(s)}" for s in station_ids)
+            where += ")"
+        first, last = await asyncio.gather(
+            self.query(f"SELECT first({field}) FROM {TELEMETRY} WHERE {where} GROUP BY station"),
+            self.query(f"SELECT last({field}) FROM {TELEMETRY} WHERE {where} GROUP BY station"),
+        )
+        firsts = {e["tags"]["station"]: e["values"][0] for e in first}
+        found: dict[str, MetricSpan] = {}
+        for entry in last:
+            station_id = entry["tags"]["station"]
+            last_ns, last_value = entry["values"][0]
+            first_ns, first_value = firsts.get(station_id, (last_ns, last_value))
+            found[station_id] = MetricSpan(
+                station_id, int(first_ns), float(first_value), int(last_ns), float(last_value)
+            )
+        return found
+
 
 _HEALTH_FIELDS = (
     "last_seen_ns", "readings_24h", "expected_24h", "completeness_pct", "missing_by_seq",
     "clock_skew_s", "battery_v", "battery_pct", "rssi_dbm", "snr_db",
 )  # fmt: skip
 _HEALTH_INTEGERS = frozenset({"last_seen_ns", "readings_24h", "expected_24h", "missing_by_seq"})
+
+
+def alert_line(record: AlertRecord) -> str:
+    """One ``alerts`` line: tags station, kind, rule, level; fields firing, late, text, id."""
+    tags = {
+        "station": record.station_id,
+        "kind": record.kind,
+        "rule": record.rule,
+        "level": record.level,
+    }
+    fields: dict[str, bool | str] = {
+        "firing": record.firing,
+        "late": record.late,
+        "text": record.text,
+        "event_id": record.event_id,
+    }
+    return f"{series_key(ALERTS, tags)} {encode_fields(fields)} {record.ts_ns}"
 
 
 def _health_line(snapshot: StationHealth, tags: Mapping[str, str], ts_ns: int) -> str:

@@ -10,7 +10,7 @@ from devices import Reading, Reason, Rejection
 from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
 from ingest.settings import InfluxSettings
-from ingest.storage.base import LatestReading, Storage, WindowStat
+from ingest.storage.base import AlertRecord, LatestReading, MetricSpan, Storage, WindowStat
 from ingest.storage.influx import InfluxStorage
 from ingest.storage.memory import MemoryStorage
 from ops.servers import InfluxServer
@@ -104,3 +104,78 @@ async def test_health_snapshots_round_trip(storage: Storage) -> None:
     health = StationHealth("a", T0, 90, 96, 93.75, 3, 1.5, battery_v=3.9, rssi_dbm=-97.0)
     await storage.write_health([health], T0 + MIN)
     assert (await storage.health())["a"] == health
+
+
+async def test_raw_readings_of_one_metric_oldest_first_up_to_a_limit(storage: Storage) -> None:
+    await storage.write(Batch([level("a", m, 100.0 + m) for m in (3, 1, 2)] + [level("b", 1, 5)]))
+    await storage.write(Batch([Reading("a", T0 + 4 * MIN, {"battery_v": 3.8})]))
+    found = await storage.readings("a", "water_level_cm", T0, T0 + 10 * MIN, 100)
+    assert found == [(T0 + MIN, 101.0), (T0 + 2 * MIN, 102.0), (T0 + 3 * MIN, 103.0)]
+    assert len(await storage.readings("a", "water_level_cm", T0, T0 + 10 * MIN, 2)) == 2
+    assert await storage.readings("a", "water_level_cm", T0 + 2 * MIN, T0 + 3 * MIN, 9) == [
+        (T0 + 2 * MIN, 102.0)
+    ]
+
+
+async def test_spans_give_each_stations_first_and_last_value_since(storage: Storage) -> None:
+    await storage.write(
+        Batch([level("a", m, 100.0 + 10 * m) for m in (0, 5, 9)] + [level("b", 8, 40.0)])
+    )
+    spans = await storage.spans("water_level_cm", T0 + MIN)
+    assert spans["a"] == MetricSpan("a", T0 + 5 * MIN, 150.0, T0 + 9 * MIN, 190.0)
+    assert spans["b"] == MetricSpan("b", T0 + 8 * MIN, 40.0, T0 + 8 * MIN, 40.0)
+    assert set(await storage.spans("water_level_cm", T0, ["b"])) == {"b"}
+    assert await storage.spans("water_level_cm", T0 + 10 * MIN) == {}
+
+
+async def test_rejections_by_station_and_until(storage: Storage) -> None:
+    def rejected(at: int, station: str | None) -> StoredRejection:
+        return StoredRejection(
+            Rejection(Reason.OUT_OF_RANGE, "too high", station), "t", "{}", T0 + at * MIN
+        )
+
+    await storage.write(Batch(rejections=[rejected(1, "a"), rejected(2, "b"), rejected(3, "a")]))
+    by_station = await storage.rejections(T0, station_id="a")
+    assert [r.received_ns for r in by_station] == [T0 + 3 * MIN, T0 + MIN]
+    until = await storage.rejections(T0, until_ns=T0 + 3 * MIN)
+    assert [r.received_ns for r in until] == [T0 + 2 * MIN, T0 + MIN]
+
+
+def alert(
+    station: str, minute: float, level: str, firing: bool = True, **extra: object
+) -> AlertRecord:
+    values: dict[str, object] = {
+        "ts_ns": T0 + int(minute * MIN),
+        "station_id": station,
+        "kind": "level",
+        "rule": "level",
+        "level": level,
+        "firing": firing,
+        "late": False,
+        "text": f'{station} {level}, "naik" = cepat',
+        "event_id": f"e{station}{minute}",
+    }
+    values.update(extra)
+    return AlertRecord(**values)  # type: ignore[arg-type]
+
+
+async def test_alerts_come_back_oldest_first_by_time_and_station(storage: Storage) -> None:
+    records = [
+        alert("b", 3, "SIAGA"),
+        alert("a", 1, "WASPADA"),
+        alert("a", 2, "AWAS", late=True),
+        alert("regency:Tulang Bawang", 4, "NORMAL", firing=False, kind="no_data", rule="no_data"),
+    ]
+    await storage.write_alerts(records)
+    assert await storage.alerts(T0) == [records[1], records[2], records[0], records[3]]
+    assert await storage.alerts(T0 + 2 * MIN, T0 + 4 * MIN) == [records[2], records[0]]
+    assert await storage.alerts(T0, station_ids=["a"]) == [records[1], records[2]]
+    assert await storage.alerts(T0, station_ids=[]) == []
+    assert await storage.alerts(T0, limit=1) == [records[1]]
+
+
+async def test_the_same_alert_written_twice_is_stored_once(storage: Storage) -> None:
+    await storage.write_alerts([alert("a", 1, "SIAGA")])
+    await storage.write_alerts([alert("a", 1, "SIAGA")])
+    await storage.write_alerts([])
+    assert await storage.alerts(T0) == [alert("a", 1, "SIAGA")]

@@ -1,0 +1,595 @@
+"""The alert engine: readings in, alert events and incident transitions out. No I/O of its own.
+
+The process around it (``siaga alerts run``) feeds it every reading of the stations in its
+scope with :meth:`Engine.process`, calls :meth:`Engine.tick` for the rules that depend on time
+alone (no data, pending incidents), and makes each :class:`Step` durable together with
+:meth:`Engine.dirty_state` before acknowledging the readings that caused it. After a crash,
+:meth:`Engine.restore` with the last durable states gives the same decisions again: a reading
+seen before is recognised by ``(station, ts)`` and transitions nothing twice.
+
+Per station, readings pass the fault rule first (which decides which water levels to trust),
+then the level and rate rules; their events feed the upstream rule, and every event moves its
+incident (one per ``(subject, rule)``) through pending → firing → resolved.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from alerts.model import AlertEvent, EventKind, IncidentState, Transition
+from alerts.rules import LEVEL_METRIC, faults, level, nodata, rate, upstream
+from alerts.rules.config import RulesConfig, RuleSet
+from devices.health import HealthTracker, StationHealth
+from devices.levels import Level, Thresholds
+from devices.readings import Reading
+from devices.stations import Station, StationRegistry
+
+NS_PER_S = 1_000_000_000
+STATE_VERSION = 1
+SEEN_PER_STATION = 64
+"""How many recent reading times each station remembers to recognise a redelivery. A reading
+older than all of them (and not among them) is taken as handled: it could change no decision."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which stations this engine evaluates (None: no restriction on that side).
+
+    Attributes:
+        stations: Only these station ids ...
+        regencies: ... or the stations of these regencies (a station in either is in scope).
+    """
+
+    stations: frozenset[str] | None = None
+    regencies: frozenset[str] | None = None
+
+    def includes(self, station: Station) -> bool:
+        """Whether ``station`` is evaluated here."""
+        if self.stations is None and self.regencies is None:
+            return True
+        return (self.stations is not None and station.id in self.stations) or (
+            self.regencies is not None and station.regency in self.regencies
+        )
+
+
+@dataclass(slots=True)
+class Step:
+    """What one call decided.
+
+    Attributes:
+        events: Every rule decision, in order.
+        transitions: The incident changes those events caused (what notifiers consume).
+        duplicates: Readings recognised as seen before (redeliveries), not evaluated again.
+        ignored: Readings of stations unknown or outside this engine's scope.
+    """
+
+    events: list[AlertEvent] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    duplicates: int = 0
+    ignored: int = 0
+
+    def extend(self, other: Step) -> None:
+        """Append another step's results."""
+        self.events.extend(other.events)
+        self.transitions.extend(other.transitions)
+        self.duplicates += other.duplicates
+        self.ignored += other.ignored
+
+
+@dataclass(frozen=True, slots=True)
+class _Incident:
+    state: IncidentState
+    severity: Level
+    since_ns: int
+    kind: EventKind
+
+
+@dataclass(slots=True)
+class _StationState:
+    level: level.LevelState = level.INITIAL
+    rate: rate.RateState = rate.INITIAL
+    faults: faults.FaultState = faults.INITIAL
+    warned: Level = Level.NORMAL
+    last_seen_ns: int | None = None
+    no_data: bool = False
+    seen: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A station's compiled rules (rebuilt when the registry or the rules change)."""
+
+    station: Station
+    rules: RuleSet
+    thresholds: tuple[Thresholds, ...]
+    downstream: tuple[upstream.Reach, ...]
+    group: str
+
+    def thresholds_at(self, ts_ns: int) -> Thresholds | None:
+        versions = self.thresholds
+        if len(versions) == 1:
+            only = versions[0]
+            return only if only.valid_from_ns <= ts_ns else None
+        found = None
+        for version in versions:
+            if version.valid_from_ns <= ts_ns:
+                found = version
+            else:
+                break
+        return found
+
+
+class Engine:
+    """Evaluates the flood rules over readings; holds every station's rule and incident state.
+
+    Args:
+        registry: Stations, thresholds, intervals and river links.
+        rules: The rules file (None: the defaults, which alert from the registry alone).
+        scope: The stations this engine evaluates (a country splits by regency).
+        late_lag_s: A reading older than this when it arrives is a backlog: its events say
+            ``late``.
+        clock: Wall clock in ns, read once for the start (the no-data rule counts a station
+            never seen from then).
+        started_ns: The start, instead of the clock (backtests use the first reading's time).
+        health_window_s: Device health's completeness window.
+    """
+
+    def __init__(
+        self,
+        registry: StationRegistry,
+        rules: RulesConfig | None = None,
+        *,
+        scope: Scope | None = None,
+        late_lag_s: float = 600.0,
+        clock: Callable[[], int] = time.time_ns,
+        started_ns: int | None = None,
+        health_window_s: float = 86400.0,
+    ) -> None:
+        self._rules = rules or RulesConfig()
+        self._scope = scope or Scope()
+        self._late_lag_ns = int(late_lag_s * NS_PER_S)
+        self.started_ns = clock() if started_ns is None else started_ns
+        self._states: dict[str, _StationState] = {}
+        self._incidents: dict[str, dict[str, _Incident]] = {}
+        self._groups_firing: set[str] = set()
+        self._dirty: set[str] = set()
+        self._plans: dict[str, _Plan] = {}
+        self._groups: dict[str, list[str]] = {}
+        self._registry = registry
+        self.health = HealthTracker(registry, window_s=health_window_s)
+        self._compile()
+
+    # -- configuration --------------------------------------------------------------------
+
+    def _compile(self) -> None:
+        registry = self._registry
+        plans: dict[str, _Plan] = {}
+        groups: dict[str, list[str]] = {}
+        for station in registry.stations():
+            if not self._scope.includes(station):
+                continue
+            rules = self._rules.for_station(station)
+            reach = (
+                upstream.reaches(station, registry.get, rules.upstream.max_travel_s)
+                if rules.upstream.enabled
+                else ()
+            )
+            group = f"regency:{station.regency}"
+            plans[station.id] = _Plan(
+                station,
+                rules,
+                tuple(sorted(station.thresholds, key=lambda t: t.valid_from_ns)),
+                reach,
+                group,
+            )
+            groups.setdefault(group, []).append(station.id)
+        self._plans = plans
+        self._groups = groups
+
+    def use_registry(self, registry: StationRegistry) -> None:
+        """Follow a reloaded registry; states of stations that remain are kept."""
+        self._registry = registry
+        self.health.use_registry(registry)
+        self._compile()
+
+    def use_rules(self, rules: RulesConfig) -> None:
+        """Follow a reloaded rules file; states are kept."""
+        self._rules = rules
+        self._compile()
+
+    @property
+    def rules(self) -> RulesConfig:
+        """The rules in force."""
+        return self._rules
+
+    def in_scope(self, station_id: str) -> bool:
+        """Whether this engine evaluates ``station_id``."""
+        return station_id in self._plans
+
+    # -- evaluation -----------------------------------------------------------------------
+
+    def process(self, readings: Sequence[Reading], now_ns: int) -> Step:
+        """Evaluate readings that arrived at ``now_ns`` (any order, duplicates allowed).
+
+        Within the call, readings are judged in the order of their own time. Device health
+        takes every reading of the stations in scope.
+        """
+        step = Step()
+        ordered = sorted(readings, key=_reading_time)
+        fresh: list[Reading] = []
+        plans = self._plans
+        for reading in ordered:
+            plan = plans.get(reading.station_id)
+            if plan is None:
+                step.ignored += 1
+                continue
+            fresh.append(reading)
+            state = self._states.get(reading.station_id)
+            if state is None:
+                state = self._states[reading.station_id] = _StationState()
+            if not _first_time(state.seen, reading.ts_ns):
+                step.duplicates += 1
+                continue
+            self._dirty.add(reading.station_id)
+            self._evaluate(plan, state, reading, now_ns - reading.ts_ns > self._late_lag_ns, step)
+        if fresh:
+            self.health.observe(fresh, now_ns)
+        return step
+
+    def _evaluate(
+        self, plan: _Plan, state: _StationState, reading: Reading, late: bool, step: Step
+    ) -> None:
+        station_id = reading.station_id
+        ts_ns = reading.ts_ns
+        rules = plan.rules
+        events: list[AlertEvent] = []
+        if state.last_seen_ns is None or ts_ns > state.last_seen_ns:
+            state.last_seen_ns = ts_ns
+        if state.no_data:
+            state.no_data = False
+            events.append(
+                AlertEvent(
+                    at_ns=ts_ns,
+                    subject=station_id,
+                    kind=EventKind.NO_DATA,
+                    rule=nodata.RULE,
+                    firing=False,
+                    severity=Level.NORMAL,
+                    late=late,
+                    detail=f"{station_id}: reporting again",
+                )
+            )
+        values = reading.values
+        newest = ts_ns > state.faults.newest_ns
+        if newest and ("battery_v" in values or "battery_pct" in values):
+            state.faults, found = faults.evaluate_battery(
+                state.faults,
+                station_id,
+                ts_ns,
+                values.get("battery_v"),
+                values.get("battery_pct"),
+                rule=rules.faults,
+                late=late,
+            )
+            events.extend(found)
+        value = values.get(LEVEL_METRIC)
+        if value is not None:
+            state.faults, found, trusted = faults.evaluate_level(
+                state.faults, station_id, ts_ns, value, rule=rules.faults, late=late
+            )
+            events.extend(found)
+            for at_ns, trusted_value in trusted:
+                self._judge_level(plan, state, at_ns, trusted_value, late=late, events=events)
+        self._apply(events, step)
+
+    def _judge_level(
+        self,
+        plan: _Plan,
+        state: _StationState,
+        ts_ns: int,
+        value: float,
+        *,
+        late: bool,
+        events: list[AlertEvent],
+    ) -> None:
+        station_id = plan.station.id
+        rules = plan.rules
+        state.rate, rate_events = rate.evaluate(
+            state.rate, station_id, ts_ns, value, rules.rate, late=late
+        )
+        own: list[AlertEvent] = list(rate_events)
+        thresholds = plan.thresholds_at(ts_ns)
+        if thresholds is not None and rules.level.enabled:
+            trend = rate.trend_cm_h(state.rate, ts_ns)
+            state.level, level_events = level.evaluate(
+                state.level,
+                station_id,
+                ts_ns,
+                value,
+                thresholds=thresholds,
+                rule=rules.level,
+                late=late,
+                trend_cm_h=trend,
+            )
+            own.extend(level_events)
+        events.extend(own)
+        if not plan.downstream:
+            return
+        rising = any(_is_rise(rules, name) for name, _ in state.rate.firing)
+        for event in own:
+            if event.kind is EventKind.RATE and not (
+                rules.upstream.on_rate and _is_rise(rules, event.rule.removeprefix("rate:"))
+            ):
+                continue
+            state.warned, warnings = upstream.evaluate(
+                state.warned,
+                station_id,
+                event,
+                plan.downstream,
+                source_level=state.level.level,
+                rate_firing=rising and rules.upstream.on_rate,
+            )
+            events.extend(warnings)
+
+    def tick(self, now_ns: int) -> Step:
+        """Judge what depends on time alone: silent stations and pending incidents."""
+        step = Step()
+        events: list[AlertEvent] = []
+        for group, station_ids in self._groups.items():
+            members = []
+            for station_id in station_ids:
+                plan = self._plans[station_id]
+                if not plan.rules.no_data.enabled:
+                    continue
+                state = self._states.get(station_id)
+                last_seen = state.last_seen_ns if state and state.last_seen_ns else None
+                members.append(
+                    nodata.Member(
+                        station_id,
+                        self.started_ns if last_seen is None else max(last_seen, 0),
+                        float(plan.station.interval_s),
+                        bool(state and state.no_data),
+                        plan.rules.no_data,
+                    )
+                )
+            if not members:
+                continue
+            earliest = min(nodata.overdue_since_ns(m) for m in members)
+            if (
+                earliest > now_ns
+                and group not in self._groups_firing
+                and not any(m.firing for m in members)
+            ):
+                continue  # nobody overdue: the common case, kept cheap
+            firing, group_firing, found = nodata.evaluate_group(
+                group, members, group in self._groups_firing, now_ns
+            )
+            for member in members:
+                now_firing = member.station_id in firing
+                if now_firing != member.firing:
+                    self._state(member.station_id).no_data = now_firing
+                    self._dirty.add(member.station_id)
+            if group_firing != (group in self._groups_firing):
+                self._dirty.add(group)
+                if group_firing:
+                    self._groups_firing.add(group)
+                else:
+                    self._groups_firing.discard(group)
+            events.extend(found)
+        self._apply(events, step)
+        self._promote_pending(now_ns, step)
+        return step
+
+    def _state(self, station_id: str) -> _StationState:
+        state = self._states.get(station_id)
+        if state is None:
+            state = self._states[station_id] = _StationState()
+        return state
+
+    # -- incidents ------------------------------------------------------------------------
+
+    def _pending_ns(self, subject: str, kind: EventKind) -> int:
+        plan = self._plans.get(subject)
+        rules = plan.rules if plan is not None else self._rules.defaults
+        return int(rules.pending_s.get(kind.value, 0.0) * NS_PER_S)
+
+    def _apply(self, events: Iterable[AlertEvent], step: Step) -> None:
+        for event in events:
+            step.events.append(event)
+            transition = self._transition(event)
+            if transition is not None:
+                step.transitions.append(transition)
+
+    def _transition(self, event: AlertEvent) -> Transition | None:
+        subject, rule = event.subject, event.rule
+        incidents = self._incidents.get(subject)
+        current = incidents.get(rule) if incidents else None
+        before = current.state if current is not None else None
+        if event.firing:
+            if current is None:
+                pending = self._pending_ns(subject, event.kind) > 0
+                state = IncidentState.PENDING if pending else IncidentState.FIRING
+                since = event.at_ns
+            elif current.severity != event.severity:
+                state, since = current.state, current.since_ns
+            else:
+                return None
+            self._incidents.setdefault(subject, {})[rule] = _Incident(
+                state, event.severity, since, event.kind
+            )
+        else:
+            if current is None:
+                return None
+            state = IncidentState.RESOLVED
+            assert incidents is not None
+            del incidents[rule]
+            if not incidents:
+                del self._incidents[subject]
+        self._dirty.add(subject)
+        return Transition(subject, rule, before, state, event)
+
+    def _promote_pending(self, now_ns: int, step: Step) -> None:
+        for subject, incidents in self._incidents.items():
+            for rule, incident in list(incidents.items()):
+                if incident.state is not IncidentState.PENDING:
+                    continue
+                if now_ns - incident.since_ns < self._pending_ns(subject, incident.kind):
+                    continue
+                incidents[rule] = _Incident(
+                    IncidentState.FIRING, incident.severity, incident.since_ns, incident.kind
+                )
+                self._dirty.add(subject)
+                event = AlertEvent(
+                    at_ns=now_ns,
+                    subject=subject,
+                    kind=incident.kind,
+                    rule=rule,
+                    firing=True,
+                    severity=incident.severity,
+                    detail=f"{subject}: {rule} still holds after its pending time",
+                )
+                step.events.append(event)
+                step.transitions.append(
+                    Transition(subject, rule, IncidentState.PENDING, IncidentState.FIRING, event)
+                )
+
+    def incidents(self) -> dict[tuple[str, str], tuple[IncidentState, Level]]:
+        """Open incidents: ``(subject, rule)`` → (state, severity)."""
+        return {
+            (subject, rule): (incident.state, incident.severity)
+            for subject, incidents in self._incidents.items()
+            for rule, incident in incidents.items()
+        }
+
+    def level_of(self, station_id: str) -> Level:
+        """A station's current level (NORMAL when never judged)."""
+        state = self._states.get(station_id)
+        return state.level.level if state is not None else Level.NORMAL
+
+    def health_snapshot(self, now_ns: int) -> list[StationHealth]:
+        """Device health of every station seen, from all of its readings."""
+        return self.health.snapshot(now_ns)
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def dirty_state(self) -> dict[str, bytes]:
+        """Serialized state of every key changed since the last call (and forget the marks).
+
+        Keys are subjects: a station id, or ``regency:<name>`` for a group. Write them in the
+        same transaction as the transitions of the steps since the last call.
+        """
+        dirty, self._dirty = self._dirty, set()
+        return {key: self._encode(key) for key in sorted(dirty)}
+
+    def state(self) -> dict[str, bytes]:
+        """Every key's serialized state (a full snapshot)."""
+        keys = set(self._states) | set(self._incidents) | self._groups_firing
+        return {key: self._encode(key) for key in sorted(keys)}
+
+    def restore(self, states: Mapping[str, bytes]) -> None:
+        """Load states written by :meth:`dirty_state` (after a restart, before any reading)."""
+        for key, blob in states.items():
+            self._decode(key, blob)
+        self._dirty.clear()
+
+    def _encode(self, key: str) -> bytes:
+        document: dict[str, object] = {"v": STATE_VERSION}
+        state = self._states.get(key)
+        if state is not None:
+            lv, rt, ft = state.level, state.rate, state.faults
+            document["lv"] = [int(lv.level), lv.newest_ns, lv.below_since_ns, int(lv.below_peak)]
+            document["rt"] = [list(rt.times_ns), list(rt.values), [list(f) for f in rt.firing]]
+            document["ft"] = [
+                ft.newest_ns,
+                ft.last_value,
+                list(ft.held) if ft.held else None,
+                ft.flat_value,
+                ft.flat_since_ns,
+                ft.flat_count,
+                ft.flatline,
+                ft.spike_ns,
+                ft.battery_low,
+                ft.battery_peak_v,
+            ]
+            document["up"] = int(state.warned)
+            document["ls"] = state.last_seen_ns
+            document["nd"] = state.no_data
+            document["sn"] = state.seen
+        if key in self._groups_firing:
+            document["gf"] = True
+        incidents = self._incidents.get(key)
+        if incidents:
+            document["in"] = {
+                rule: [i.state.value, int(i.severity), i.since_ns, i.kind.value]
+                for rule, i in incidents.items()
+            }
+        return orjson.dumps(document)
+
+    def _decode(self, key: str, blob: bytes) -> None:
+        document = orjson.loads(blob)
+        if document.get("v") != STATE_VERSION:
+            raise ValueError(f"state of {key!r} has version {document.get('v')!r}")
+        if "lv" in document:
+            lv, rt, ft = document["lv"], document["rt"], document["ft"]
+            self._states[key] = _StationState(
+                level=level.LevelState(Level(lv[0]), lv[1], lv[2], Level(lv[3])),
+                rate=rate.RateState(
+                    tuple(rt[0]), tuple(rt[1]), tuple((str(n), int(t)) for n, t in rt[2])
+                ),
+                faults=faults.FaultState(
+                    ft[0],
+                    ft[1],
+                    (int(ft[2][0]), float(ft[2][1])) if ft[2] else None,
+                    ft[3],
+                    ft[4],
+                    ft[5],
+                    ft[6],
+                    ft[7],
+                    ft[8],
+                    ft[9],
+                ),
+                warned=Level(document["up"]),
+                last_seen_ns=document["ls"],
+                no_data=document["nd"],
+                seen=list(document["sn"]),
+            )
+        else:
+            self._states.pop(key, None)
+        if document.get("gf"):
+            self._groups_firing.add(key)
+        else:
+            self._groups_firing.discard(key)
+        incidents = {
+            rule: _Incident(IncidentState(i[0]), Level(i[1]), i[2], EventKind(i[3]))
+            for rule, i in document.get("in", {}).items()
+        }
+        if incidents:
+            self._incidents[key] = incidents
+        else:
+            self._incidents.pop(key, None)
+
+
+def _reading_time(reading: Reading) -> int:
+    return reading.ts_ns
+
+
+def _first_time(seen: list[int], ts_ns: int) -> bool:
+    """Record ``ts_ns`` among a station's recent reading times; False if seen (or too old)."""
+    position = bisect_left(seen, ts_ns)
+    if position < len(seen) and seen[position] == ts_ns:
+        return False
+    if position == 0 and len(seen) >= SEEN_PER_STATION:
+        return False
+    insort(seen, ts_ns)
+    if len(seen) > SEEN_PER_STATION:
+        del seen[0]
+    return True
+
+
+def _is_rise(rules: RuleSet, name: str) -> bool:
+    return any(rule.name == name and rule.rise_cm is not None for rule in rules.rate)

@@ -1,0 +1,212 @@
+"""The incident store in memory: the same contract as :class:`SqlIncidentStore`, no database.
+
+Used by component tests, backtests and the notifier's and API's tests. ``available`` can be
+switched off to rehearse a database outage.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+
+from alerts.incidents.errors import IncidentNotFoundError, IncidentStoreError
+from alerts.incidents.records import (
+    NEW,
+    ROUTED,
+    CommitReport,
+    IncidentFilter,
+    OutboxEntry,
+    acknowledged,
+    apply_transition,
+    incident_labels,
+    open_key,
+    transition_key,
+)
+from alerts.model import EventKind, Incident, IncidentState, Transition
+from devices.levels import Level
+
+Labels = Mapping[str, Mapping[str, str]]
+
+
+@dataclasses.dataclass(slots=True)
+class _OutboxRow:
+    id: int
+    transition_id: int
+    incident_id: int
+    created_ns: int
+    state: str = NEW
+    routed_ns: int | None = None
+
+
+class MemoryIncidentStore:
+    """Incidents, history, outbox and engine state in dictionaries."""
+
+    def __init__(self) -> None:
+        self.incidents: dict[int, Incident] = {}
+        self.history: dict[int, tuple[int, Transition]] = {}  # transition id -> (incident, t)
+        self.outbox: dict[int, _OutboxRow] = {}
+        self.states: dict[str, bytes] = {}
+        self._open: dict[str, int] = {}
+        self._keys: set[str] = set()
+        self.available = True
+        self.leading = True
+
+    async def prepare(self) -> None:
+        """Nothing to create."""
+
+    async def __aenter__(self) -> MemoryIncidentStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    async def lead(self, poll_s: float = 1.0) -> None:
+        """One process, always the leader."""
+
+    async def check_leadership(self) -> None:
+        """Always leading."""
+
+    def _check(self) -> None:
+        if not self.available:
+            raise IncidentStoreError("memory incident store is switched off")
+
+    async def commit(
+        self,
+        transitions: Sequence[Transition],
+        states: Mapping[str, bytes],
+        labels: Labels | None = None,
+        now_ns: int | None = None,
+    ) -> CommitReport:
+        """See :meth:`alerts.incidents.store.IncidentStore.commit` (all or nothing)."""
+        self._check()
+        now = time.time_ns() if now_ns is None else now_ns
+        labels = labels or {}
+        stored: list[int] = []
+        duplicates = 0
+        # Work on copies, then swap in: a failure half-way leaves nothing behind.
+        incidents, opened, keys = dict(self.incidents), dict(self._open), set(self._keys)
+        history, outbox = dict(self.history), dict(self.outbox)
+        for transition in transitions:
+            key = transition_key(transition)
+            if key in keys:
+                duplicates += 1
+                continue
+            keys.add(key)
+            slot = open_key(transition.subject, transition.rule)
+            incident_id = opened.get(slot)
+            if incident_id is None:
+                incident_id = max(incidents, default=0) + 1
+                event = transition.event
+                current = Incident(
+                    id=incident_id,
+                    subject=transition.subject,
+                    rule=transition.rule,
+                    kind=event.kind,
+                    state=transition.state,
+                    severity=event.severity,
+                    opened_ns=event.at_ns,
+                    updated_ns=event.at_ns,
+                    labels=incident_labels(dict(labels.get(transition.subject, {})), event),
+                )
+            else:
+                current = incidents[incident_id]
+            after = apply_transition(current, transition)
+            incidents[incident_id] = after
+            if after.state == IncidentState.RESOLVED:
+                opened.pop(slot, None)
+            else:
+                opened[slot] = incident_id
+            transition_id = len(history) + 1
+            history[transition_id] = (incident_id, transition)
+            outbox_id = len(outbox) + 1
+            outbox[outbox_id] = _OutboxRow(outbox_id, transition_id, incident_id, now)
+            stored.append(transition_id)
+        self.incidents, self._open, self._keys = incidents, opened, keys
+        self.history, self.outbox = history, outbox
+        self.states.update(states)
+        return CommitReport(tuple(stored), duplicates)
+
+    async def load_states(self) -> dict[str, bytes]:
+        """The saved engine state."""
+        self._check()
+        return dict(self.states)
+
+    async def list(
+        self,
+        active_only: bool = True,
+        *,
+        regency: str | None = None,
+        station: str | None = None,
+        kind: EventKind | None = None,
+        severity: Level | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[Incident]:
+        """See :meth:`alerts.incidents.store.IncidentStore.list`."""
+        self._check()
+        wanted = IncidentFilter(
+            active_only, regency, station, kind, severity, since_ns, until_ns, limit, offset
+        )
+        found = [i for i in self.incidents.values() if wanted.matches(i)]
+        found.sort(key=lambda i: (i.updated_ns, i.id), reverse=True)
+        return found[offset : offset + limit]
+
+    async def get(self, incident_id: int) -> Incident | None:
+        """One incident with its transitions."""
+        self._check()
+        incident = self.incidents.get(incident_id)
+        if incident is None:
+            return None
+        transitions = tuple(t for i, t in self.history.values() if i == incident_id)
+        return dataclasses.replace(incident, transitions=transitions)
+
+    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
+        """Record an acknowledgement."""
+        self._check()
+        incident = self.incidents.get(incident_id)
+        if incident is None:
+            raise IncidentNotFoundError(f"no incident {incident_id}")
+        self.incidents[incident_id] = acknowledged(incident, by, comment, at_ns)
+        found = await self.get(incident_id)
+        assert found is not None
+        return found
+
+    async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
+        """Assign (or unassign) an incident."""
+        self._check()
+        incident = self.incidents.get(incident_id)
+        if incident is None:
+            raise IncidentNotFoundError(f"no incident {incident_id}")
+        self.incidents[incident_id] = dataclasses.replace(incident, assignee=assignee)
+        found = await self.get(incident_id)
+        assert found is not None
+        return found
+
+    async def outbox_new(self, limit: int = 100) -> builtins.list[OutboxEntry]:
+        """The oldest new outbox rows."""
+        self._check()
+        rows = [r for r in self.outbox.values() if r.state == NEW][:limit]
+        return [
+            OutboxEntry(
+                r.id, r.transition_id, r.incident_id, self.history[r.transition_id][1], r.created_ns
+            )
+            for r in rows
+        ]
+
+    async def mark_routed(self, outbox_ids: Sequence[int], at_ns: int) -> int:
+        """Mark rows routed."""
+        self._check()
+        changed = 0
+        for outbox_id in outbox_ids:
+            row = self.outbox.get(outbox_id)
+            if row is not None and row.state == NEW:
+                row.state, row.routed_ns = ROUTED, at_ns
+                changed += 1
+        return changed

@@ -1,0 +1,681 @@
+"""The incident store: the protocol the engine, the notifier and the API code against, and its
+SQLAlchemy implementation for SQLite (the default, one file, WAL) and PostgreSQL (psycopg 3).
+
+The engine's :meth:`IncidentStore.commit` writes transitions, their outbox rows and the engine's
+state in ONE transaction: either the incident state a reading caused is durable, with the
+notifications it owes and the memory that it was seen, or none of it is.
+
+Leadership (hot standby): :meth:`SqlIncidentStore.lead` waits for the leader lock, a
+PostgreSQL session advisory lock (SQLite: an exclusive ``flock`` on ``<file>.lock``). On
+PostgreSQL every commit then runs on the very connection that holds the lock, so a leader whose
+connection died (and with it the lock) cannot commit anything more: fencing without clocks.
+
+SQLAlchemy's synchronous API runs in worker threads (``asyncio.to_thread``): one code path for
+both databases, no extra async drivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from alerts.incidents import tables
+from alerts.incidents.errors import (
+    IncidentNotFoundError,
+    IncidentStoreError,
+    LeadershipLostError,
+)
+from alerts.incidents.records import (
+    NEW,
+    ROUTED,
+    CommitReport,
+    OutboxEntry,
+    apply_transition,
+    event_from_json,
+    event_to_json,
+    incident_labels,
+    open_key,
+    transition_key,
+)
+from alerts.model import Acknowledgement, EventKind, Incident, IncidentState, Transition
+from devices.levels import Level
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+Labels = Mapping[str, Mapping[str, str]]
+"""Routing labels per subject (``regency``, ``river``, ``station``), from the registry."""
+
+
+class IncidentStore(Protocol):
+    """Incidents, their history, the outbox and the engine's state. All methods are async."""
+
+    async def list(
+        self,
+        active_only: bool = True,
+        *,
+        regency: str | None = None,
+        station: str | None = None,
+        kind: EventKind | None = None,
+        severity: Level | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[Incident]:
+        """Incidents, most recently updated first, without their transitions.
+
+        ``since_ns`` keeps incidents updated at or after it; ``until_ns`` those opened before it.
+        """
+        ...
+
+    async def get(self, incident_id: int) -> Incident | None:
+        """One incident with all its transitions (oldest first), or None."""
+        ...
+
+    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
+        """Record who acknowledged the incident. Raises :class:`IncidentNotFoundError`."""
+        ...
+
+    async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
+        """Assign the incident (None unassigns). Raises :class:`IncidentNotFoundError`."""
+        ...
+
+    async def commit(
+        self,
+        transitions: Sequence[Transition],
+        states: Mapping[str, bytes],
+        labels: Labels | None = None,
+        now_ns: int | None = None,
+    ) -> CommitReport:
+        """Atomically store transitions, one outbox row each, and the engine's changed state.
+
+        A transition already stored (same event, same new state) is skipped, so replaying a
+        step after a crash between commit and acknowledgement repeats nothing.
+
+        Raises:
+            LeadershipLostError: This store was leading and lost the lock (nothing stored).
+            IncidentStoreError: The database failed (nothing stored).
+        """
+        ...
+
+    async def load_states(self) -> dict[str, bytes]:
+        """The engine state saved by :meth:`commit`, for ``Engine.restore``."""
+        ...
+
+    async def outbox_new(self, limit: int = 100) -> builtins.list[OutboxEntry]:
+        """The oldest outbox rows still ``new``, in commit order."""
+        ...
+
+    async def mark_routed(self, outbox_ids: Sequence[int], at_ns: int) -> int:
+        """Mark outbox rows ``routed``; returns how many changed."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and the leader lock."""
+        ...
+
+
+# -- SQLAlchemy -------------------------------------------------------------------------------
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL, or None (another database, or in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def create_sql_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a generous busy timeout.
+
+    A bare ``postgresql://`` URL is taken to mean psycopg 3 (the only driver installed).
+    """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: object) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for a lock name."""
+    value = zlib.crc32(name.encode()) | (0x5141 << 32)
+    return value if value < 1 << 63 else value - (1 << 64)
+
+
+def _incident_from_row(row: RowMapping) -> Incident:
+    ack = None
+    if row["acknowledged_by"] is not None:
+        ack = Acknowledgement(
+            row["acknowledged_by"], int(row["acknowledged_ns"]), row["ack_comment"] or ""
+        )
+    last = row["last_event"]
+    return Incident(
+        id=int(row["id"]),
+        subject=row["subject"],
+        rule=row["rule"],
+        kind=EventKind(row["kind"]),
+        state=IncidentState(row["state"]),
+        severity=Level[row["severity"]],
+        opened_ns=int(row["opened_ns"]),
+        updated_ns=int(row["updated_ns"]),
+        resolved_ns=None if row["resolved_ns"] is None else int(row["resolved_ns"]),
+        acknowledged=ack,
+        assignee=row["assignee"],
+        labels=dict(row["labels"] or {}),
+        last_event=None if last is None else event_from_json(last),
+    )
+
+
+def _transition_from_row(row: RowMapping) -> Transition:
+    event = event_from_json(row["event"])
+    previous = row["previous_state"]
+    return Transition(
+        subject=event.subject,
+        rule=event.rule,
+        previous_state=None if previous is None else IncidentState(previous),
+        state=IncidentState(row["state"]),
+        event=event,
+    )
+
+
+class SqlIncidentStore:
+    """The incident store on SQLite or PostgreSQL.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///var/siaga.db``, ``postgresql+psycopg://...``).
+        lock_name: The leader lock's name; engines sharing a database and a scope share it.
+        migrate: Run the Alembic migrations at start (``upgrade heads``).
+    """
+
+    def __init__(self, url: str, lock_name: str = "siaga-alerts", migrate: bool = True) -> None:
+        self.url = url
+        self._lock_name = lock_name
+        self._migrate = migrate
+        self.engine = create_sql_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._leader: Connection | None = None
+        self._leader_file: int | None = None
+        self._leader_guard = threading.Lock()
+        self._lost = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Create or upgrade the schema (Alembic)."""
+        if self._migrate:
+            from alerts.incidents.migrations import upgrade  # noqa: PLC0415 - alembic is heavy
+
+            try:
+                await asyncio.to_thread(upgrade, self.url)
+            except SQLAlchemyError as exc:
+                raise IncidentStoreError(f"migrating the incident database failed: {exc}") from exc
+
+    async def __aenter__(self) -> SqlIncidentStore:
+        await self.prepare()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the leader lock and every connection."""
+        await asyncio.to_thread(self._release)
+        await asyncio.to_thread(self.engine.dispose)
+
+    def _release(self) -> None:
+        with self._leader_guard:
+            if self._leader is not None:
+                with contextlib.suppress(SQLAlchemyError):
+                    self._leader.close()
+                self._leader = None
+            if self._leader_file is not None:
+                os.close(self._leader_file)  # closing the descriptor drops the flock
+                self._leader_file = None
+
+    # -- leadership -------------------------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        """Whether this store holds the leader lock (and has not lost it)."""
+        return (self._leader is not None or self._leader_file is not None) and not self._lost
+
+    async def lead(self, poll_s: float = 1.0) -> None:
+        """Wait until this process holds the leader lock. Cancel it to give up waiting."""
+        announced = False
+        while not await asyncio.to_thread(self._try_lead):
+            if not announced:
+                log.info("another engine leads (lock %r); standing by", self._lock_name)
+                announced = True
+            await asyncio.sleep(poll_s)
+        log.info("leading: holding lock %r", self._lock_name)
+
+    def _try_lead(self) -> bool:
+        with self._leader_guard:
+            if self.dialect == "postgresql":
+                return self._try_pg_lock()
+            return self._try_file_lock()
+
+    def _try_pg_lock(self) -> bool:
+        try:
+            connection = self.engine.connect()
+        except SQLAlchemyError as exc:
+            log.warning("cannot reach the incident database to take the lock: %s", exc)
+            return False
+        try:
+            held = connection.execute(
+                select(func.pg_try_advisory_lock(advisory_key(self._lock_name)))
+            ).scalar_one()
+            connection.commit()
+        except SQLAlchemyError as exc:
+            connection.close()
+            log.warning("taking the leader lock failed: %s", exc)
+            return False
+        if not held:
+            connection.close()
+            return False
+        self._leader = connection
+        return True
+
+    def _try_file_lock(self) -> bool:
+        path = sqlite_path(self.url)
+        if path is None:  # in-memory SQLite: one process by construction
+            self._leader_file = os.open(os.devnull, os.O_RDONLY)
+            return True
+        lock_path = path.with_name(path.name + ".lock")
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return False
+        self._leader_file = descriptor
+        return True
+
+    async def check_leadership(self) -> None:
+        """Raise :class:`LeadershipLostError` when the lock's connection is gone."""
+        await asyncio.to_thread(self._check_leadership)
+
+    def _check_leadership(self) -> None:
+        with self._leader_guard:
+            if self._lost:
+                raise LeadershipLostError("the leader lock was lost")
+            if self._leader is None:
+                return
+            try:
+                self._leader.execute(select(1)).scalar_one()
+                self._leader.commit()
+            except SQLAlchemyError as exc:
+                self._lost = True
+                raise LeadershipLostError(f"the leader lock's connection failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[Connection]:
+        """A connection in a transaction for writes: the leader's own one when leading."""
+        with self._leader_guard:
+            if self._lost:
+                raise LeadershipLostError("the leader lock was lost")
+            if self._leader is not None:
+                connection = self._leader
+                try:
+                    with connection.begin():
+                        yield connection
+                except SQLAlchemyError as exc:
+                    if connection.invalidated or connection.closed:
+                        self._lost = True
+                        raise LeadershipLostError(
+                            f"the leader lock's connection failed: {exc}"
+                        ) from exc
+                    raise
+                return
+            with self.engine.begin() as connection:
+                yield connection
+
+    # -- the engine's commit ----------------------------------------------------------------
+
+    async def commit(
+        self,
+        transitions: Sequence[Transition],
+        states: Mapping[str, bytes],
+        labels: Labels | None = None,
+        now_ns: int | None = None,
+    ) -> CommitReport:
+        """See :meth:`IncidentStore.commit`."""
+        if not transitions and not states:
+            return CommitReport(())
+        now = time.time_ns() if now_ns is None else now_ns
+        try:
+            return await asyncio.to_thread(self._commit, transitions, states, labels or {}, now)
+        except LeadershipLostError:
+            raise
+        except SQLAlchemyError as exc:
+            raise IncidentStoreError(f"committing transitions failed: {exc}") from exc
+
+    def _commit(
+        self,
+        transitions: Sequence[Transition],
+        states: Mapping[str, bytes],
+        labels: Labels,
+        now_ns: int,
+    ) -> CommitReport:
+        stored: list[int] = []
+        duplicates = 0
+        with self._writer() as connection:
+            for transition in transitions:
+                key = transition_key(transition)
+                exists = connection.execute(
+                    select(tables.incident_transitions.c.id).where(
+                        tables.incident_transitions.c.transition_key == key
+                    )
+                ).first()
+                if exists is not None:
+                    duplicates += 1
+                    continue
+                incident_id = self._apply(connection, transition, labels)
+                stored.append(self._record(connection, incident_id, transition, key, now_ns))
+            if states:
+                self._save_states(connection, states, now_ns)
+        return CommitReport(tuple(stored), duplicates)
+
+    def _apply(self, connection: Connection, transition: Transition, labels: Labels) -> int:
+        table = tables.incidents
+        key = open_key(transition.subject, transition.rule)
+        row = connection.execute(select(table).where(table.c.open_key == key)).mappings().first()
+        event = transition.event
+        if row is None:
+            subject_labels = incident_labels(dict(labels.get(transition.subject, {})), event)
+            current = Incident(
+                id=0,
+                subject=transition.subject,
+                rule=transition.rule,
+                kind=event.kind,
+                state=transition.state,
+                severity=event.severity,
+                opened_ns=event.at_ns,
+                updated_ns=event.at_ns,
+                labels=subject_labels,
+            )
+        else:
+            current = _incident_from_row(row)
+        after = apply_transition(current, transition)
+        values = {
+            "state": after.state.value,
+            "severity": after.severity.name,
+            "updated_ns": after.updated_ns,
+            "resolved_ns": after.resolved_ns,
+            "labels": after.labels,
+            "last_event": event_to_json(event),
+            "open_key": None if after.state == IncidentState.RESOLVED else key,
+        }
+        if row is None:
+            result = connection.execute(
+                table.insert().values(
+                    subject=after.subject,
+                    rule=after.rule,
+                    kind=after.kind.value,
+                    regency=after.labels.get("regency", ""),
+                    river=after.labels.get("river", ""),
+                    opened_ns=after.opened_ns,
+                    **values,
+                )
+            )
+            assert result.inserted_primary_key is not None
+            return int(result.inserted_primary_key[0])
+        connection.execute(table.update().where(table.c.id == row["id"]).values(**values))
+        return int(row["id"])
+
+    @staticmethod
+    def _record(
+        connection: Connection, incident_id: int, transition: Transition, key: str, now_ns: int
+    ) -> int:
+        event = transition.event
+        result = connection.execute(
+            tables.incident_transitions.insert().values(
+                incident_id=incident_id,
+                transition_key=key,
+                previous_state=(
+                    None if transition.previous_state is None else transition.previous_state.value
+                ),
+                state=transition.state.value,
+                event_id=event.id,
+                event=event_to_json(event),
+                at_ns=event.at_ns,
+                reading_station=None if event.kind == EventKind.NO_DATA else event.subject,
+                reading_ts_ns=None if event.kind == EventKind.NO_DATA else event.at_ns,
+                reading_value=event.value,
+                committed_ns=now_ns,
+            )
+        )
+        assert result.inserted_primary_key is not None
+        transition_id = int(result.inserted_primary_key[0])
+        connection.execute(
+            tables.outbox.insert().values(
+                transition_id=transition_id,
+                incident_id=incident_id,
+                created_ns=now_ns,
+                state=NEW,
+            )
+        )
+        return transition_id
+
+    def _save_states(
+        self, connection: Connection, states: Mapping[str, bytes], now_ns: int
+    ) -> None:
+        table = tables.engine_state
+        rows = [{"key": k, "state": v, "updated_ns": now_ns} for k, v in states.items()]
+        insert = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={"state": insert.excluded.state, "updated_ns": insert.excluded.updated_ns},
+        )
+        for start in range(0, len(rows), 1000):
+            connection.execute(statement, rows[start : start + 1000])
+
+    async def load_states(self) -> dict[str, bytes]:
+        """See :meth:`IncidentStore.load_states`."""
+
+        def load() -> dict[str, bytes]:
+            with self.engine.connect() as connection:
+                rows = connection.execute(
+                    select(tables.engine_state.c.key, tables.engine_state.c.state)
+                )
+                return {key: bytes(state) for key, state in rows}
+
+        return await self._run(load)
+
+    # -- people's side ----------------------------------------------------------------------
+
+    async def list(
+        self,
+        active_only: bool = True,
+        *,
+        regency: str | None = None,
+        station: str | None = None,
+        kind: EventKind | None = None,
+        severity: Level | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[Incident]:
+        """See :meth:`IncidentStore.list`."""
+        table = tables.incidents
+        query = select(table)
+        if active_only:
+            query = query.where(table.c.state != IncidentState.RESOLVED.value)
+        if regency is not None:
+            query = query.where(table.c.regency == regency)
+        if station is not None:
+            query = query.where(table.c.subject == station)
+        if kind is not None:
+            query = query.where(table.c.kind == kind.value)
+        if severity is not None:
+            query = query.where(table.c.severity == severity.name)
+        if since_ns is not None:
+            query = query.where(table.c.updated_ns >= since_ns)
+        if until_ns is not None:
+            query = query.where(table.c.opened_ns < until_ns)
+        query = query.order_by(table.c.updated_ns.desc(), table.c.id.desc())
+        query = query.limit(limit).offset(offset)
+
+        def run() -> builtins.list[Incident]:
+            with self.engine.connect() as connection:
+                return [_incident_from_row(r) for r in connection.execute(query).mappings()]
+
+        return await self._run(run)
+
+    async def get(self, incident_id: int) -> Incident | None:
+        """See :meth:`IncidentStore.get`."""
+
+        def run() -> Incident | None:
+            with self.engine.connect() as connection:
+                return self._get(connection, incident_id)
+
+        return await self._run(run)
+
+    @staticmethod
+    def _get(connection: Connection, incident_id: int) -> Incident | None:
+        row = (
+            connection.execute(select(tables.incidents).where(tables.incidents.c.id == incident_id))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        history = tables.incident_transitions
+        found = connection.execute(
+            select(history).where(history.c.incident_id == incident_id).order_by(history.c.id)
+        ).mappings()
+        incident = _incident_from_row(row)
+        return Incident(
+            **{
+                **{f: getattr(incident, f) for f in Incident.__dataclass_fields__},
+                "transitions": tuple(_transition_from_row(r) for r in found),
+            }
+        )
+
+    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
+        """See :meth:`IncidentStore.acknowledge`."""
+        return await self._change(
+            incident_id, acknowledged_by=by, acknowledged_ns=at_ns, ack_comment=comment
+        )
+
+    async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
+        """See :meth:`IncidentStore.assign`."""
+        return await self._change(incident_id, assignee=assignee)
+
+    async def _change(self, incident_id: int, **values: Any) -> Incident:
+        table = tables.incidents
+
+        def run() -> Incident:
+            # People's changes do not need the leader lock: they touch other columns.
+            with self.engine.begin() as connection:
+                changed = connection.execute(
+                    update(table).where(table.c.id == incident_id).values(**values)
+                ).rowcount
+                if not changed:
+                    raise IncidentNotFoundError(f"no incident {incident_id}")
+                incident = self._get(connection, incident_id)
+                assert incident is not None
+                return incident
+
+        return await self._run(run)
+
+    # -- the outbox -------------------------------------------------------------------------
+
+    async def outbox_new(self, limit: int = 100) -> builtins.list[OutboxEntry]:
+        """See :meth:`IncidentStore.outbox_new`."""
+        box, history = tables.outbox, tables.incident_transitions
+        query = (
+            select(
+                box.c.id,
+                box.c.transition_id,
+                box.c.incident_id,
+                box.c.created_ns,
+                history.c.previous_state,
+                history.c.state,
+                history.c.event,
+            )
+            .join(history, history.c.id == box.c.transition_id)
+            .where(box.c.state == NEW)
+            .order_by(box.c.id)
+            .limit(limit)
+        )
+
+        def run() -> builtins.list[OutboxEntry]:
+            with self.engine.connect() as connection:
+                return [
+                    OutboxEntry(
+                        id=int(r["id"]),
+                        transition_id=int(r["transition_id"]),
+                        incident_id=int(r["incident_id"]),
+                        transition=_transition_from_row(r),
+                        created_ns=int(r["created_ns"]),
+                    )
+                    for r in connection.execute(query).mappings()
+                ]
+
+        return await self._run(run)
+
+    async def mark_routed(self, outbox_ids: Sequence[int], at_ns: int) -> int:
+        """See :meth:`IncidentStore.mark_routed`."""
+        if not outbox_ids:
+            return 0
+        box = tables.outbox
+
+        def run() -> int:
+            with self.engine.begin() as connection:
+                return int(
+                    connection.execute(
+                        update(box)
+                        .where(box.c.id.in_(list(outbox_ids)), box.c.state == NEW)
+                        .values(state=ROUTED, routed_ns=at_ns)
+                    ).rowcount
+                )
+
+        return await self._run(run)
+
+    async def _run(self, function: Callable[[], _T]) -> _T:
+        try:
+            return await asyncio.to_thread(function)
+        except SQLAlchemyError as exc:
+            raise IncidentStoreError(f"incident database: {exc}") from exc
+
+
+def open_store(url: str, lock_name: str = "siaga-alerts") -> SqlIncidentStore:
+    """The store for a database URL (not yet prepared: use ``async with``)."""
+    return SqlIncidentStore(url, lock_name)

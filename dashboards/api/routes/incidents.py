@@ -1,0 +1,252 @@
+"""Incidents: active and history, acknowledge, assign; silences; one-click acknowledgement."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from alerts.acklinks import AckLinkError, verify_ack_token
+from alerts.model import EventKind
+from alerts.pipeline.silence import Matcher, Silence
+from dashboards.api.context import ApiContext
+from dashboards.api.deps import Context, Operator, Viewer
+from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
+from dashboards.api.schemas import (
+    AckRequest,
+    AssignRequest,
+    IncidentList,
+    IncidentPublic,
+    LevelName,
+    SilenceCreate,
+    SilenceList,
+    SilencePublic,
+)
+from dashboards.api.views import NS, incident_public, silence_public, to_ns
+from devices.levels import Level
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
+
+IncidentId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.get("/incidents", summary="Incidents, active or all", responses=AUTH_RESPONSES)
+async def list_incidents(
+    ctx: Context,
+    _who: Viewer,
+    active: Annotated[bool, Query(description="only pending and firing incidents")] = False,
+    regency: Annotated[str | None, Query(max_length=200)] = None,
+    station: Annotated[str | None, Query(max_length=200)] = None,
+    kind: EventKind | None = None,
+    level: LevelName | None = None,
+    since: Annotated[datetime | None, Query(description="updated at or after")] = None,
+    until: Annotated[datetime | None, Query(description="opened before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> IncidentList:
+    """Newest update first."""
+    try:
+        since_ns = to_ns(since) if since is not None else None
+        until_ns = to_ns(until) if until is not None else None
+    except (OverflowError, ValueError):
+        raise bad_parameter("query", "since", "time out of range") from None
+    found = await ctx.incidents.list(
+        active_only=active,
+        regency=regency,
+        station=station,
+        kind=kind,
+        severity=Level[level] if level is not None else None,
+        since_ns=since_ns,
+        until_ns=until_ns,
+        limit=limit,
+        offset=offset,
+    )
+    data = [incident_public(i, ctx.schemes) for i in found]
+    return IncidentList(data=data, count=len(data))
+
+
+async def _existing(ctx: ApiContext, incident_id: int) -> IncidentPublic:
+    incident = await ctx.incidents.get(incident_id)
+    if incident is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    return incident_public(incident, ctx.schemes)
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    summary="One incident with its transitions",
+    responses=AUTH_RESPONSES | NOT_FOUND,
+)
+async def get_incident(ctx: Context, _who: Viewer, incident_id: IncidentId) -> IncidentPublic:
+    """One incident."""
+    return await _existing(ctx, incident_id)
+
+
+@router.post(
+    "/incidents/{incident_id}/ack",
+    summary="Acknowledge an incident",
+    responses=AUTH_RESPONSES | NOT_FOUND,
+)
+async def acknowledge(
+    ctx: Context, who: Operator, incident_id: IncidentId, body: AckRequest
+) -> IncidentPublic:
+    """Record that ``who`` has seen it (with a comment)."""
+    await _existing(ctx, incident_id)
+    incident = await ctx.incidents.acknowledge(
+        incident_id, by=who.name, comment=body.comment, at_ns=ctx.clock_ns()
+    )
+    return incident_public(incident, ctx.schemes)
+
+
+@router.post(
+    "/incidents/{incident_id}/assign",
+    summary="Assign an incident",
+    responses=AUTH_RESPONSES | NOT_FOUND,
+)
+async def assign(
+    ctx: Context, _who: Operator, incident_id: IncidentId, body: AssignRequest
+) -> IncidentPublic:
+    """Give it to someone."""
+    await _existing(ctx, incident_id)
+    incident = await ctx.incidents.assign(incident_id, assignee=body.assignee, at_ns=ctx.clock_ns())
+    return incident_public(incident, ctx.schemes)
+
+
+@router.get("/silences", summary="Silences", responses=AUTH_RESPONSES)
+async def list_silences(
+    ctx: Context,
+    _who: Viewer,
+    active: Annotated[bool, Query(description="only silences not yet ended")] = True,
+) -> SilenceList:
+    """Silences, newest first."""
+    found = await ctx.notify.silences(ctx.clock_ns() if active else None)
+    found = sorted(found, key=lambda s: (s.starts_ns, s.id), reverse=True)
+    return SilenceList(data=[silence_public(s) for s in found], count=len(found))
+
+
+@router.post(
+    "/silences",
+    summary="Silence notifications",
+    status_code=status.HTTP_201_CREATED,
+    responses=AUTH_RESPONSES,
+)
+async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> SilencePublic:
+    """Hold notifications matching every matcher from ``starts`` to ``ends``."""
+    try:
+        starts_ns = to_ns(body.starts) if body.starts is not None else ctx.clock_ns()
+        ends_ns = (
+            to_ns(body.ends) if body.ends is not None else starts_ns + body.duration_min * 60 * NS
+        )
+    except (OverflowError, ValueError):
+        raise bad_parameter("body", "starts", "time out of range") from None
+    if ends_ns <= starts_ns:
+        raise bad_parameter("body", "ends", "ends must be after starts")
+    try:
+        silence = Silence(
+            matchers=[Matcher(name=m.name, value=m.value, op=m.op) for m in body.matchers],
+            starts_ns=starts_ns,
+            ends_ns=ends_ns,
+            created_by=who.name,
+            comment=body.comment,
+        )
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise bad_parameter("body", "matchers", message) from None
+    return silence_public(await ctx.notify.add_silence(silence))
+
+
+@router.delete(
+    "/silences/{silence_id}",
+    summary="End a silence now",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=AUTH_RESPONSES | NOT_FOUND,
+)
+async def expire_silence(
+    ctx: Context, _who: Operator, silence_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> Response:
+    """Ends the silence at once (it stays in the history)."""
+    if not await ctx.notify.expire_silence(silence_id, ctx.clock_ns()):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- signed one-click links -------------------------------------------------------------------
+
+_PAGE = """<!doctype html><html lang="id"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>Siaga</title>
+<body style="font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em">{body}</body>
+</html>"""
+
+
+def _page(body: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(body=body), status_code=status_code)
+
+
+_LINK_STATUS = {"malformed": 404, "forged": 404, "expired": 410}
+
+
+@router.get(
+    "/ack/{token}",
+    summary="The page behind a signed acknowledgement link",
+    response_class=HTMLResponse,
+    tags=["links"],
+    responses={404: {"description": "not a genuine link"}, 410: {"description": "expired"}},
+)
+async def ack_link_page(ctx: Context, token: Annotated[str, Path(max_length=2048)]) -> HTMLResponse:
+    """Shows the incident and one button; fetching the link alone changes nothing.
+
+    Mail scanners open links before people do: acknowledging on GET would acknowledge on their
+    behalf, so the one click is the button, which posts back to this address.
+    """
+    try:
+        claim = verify_ack_token(token, ctx.secret_key, ctx.clock_ns() / NS)
+    except AckLinkError as exc:
+        return _page(f"<p>{html.escape(str(exc))}</p>", _LINK_STATUS[exc.reason])
+    incident = await ctx.incidents.get(claim.incident_id)
+    if incident is None:
+        return _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
+    detail = html.escape(incident.last_event.detail if incident.last_event else incident.subject)
+    return _page(
+        f"<h1>Insiden {incident.id}</h1><p>{detail}</p>"
+        f'<form method="post"><button style="font-size:1.5em;padding:.5em 1em">'
+        f"Konfirmasi / Acknowledge ({html.escape(claim.recipient)})</button></form>"
+    )
+
+
+@router.post(
+    "/ack/{token}",
+    summary="Acknowledge through a signed link (single use)",
+    response_class=HTMLResponse,
+    tags=["links"],
+    responses={
+        404: {"description": "not a genuine link"},
+        409: {"description": "used already"},
+        410: {"description": "expired"},
+    },
+)
+async def ack_link_use(ctx: Context, token: Annotated[str, Path(max_length=2048)]) -> HTMLResponse:
+    """Acknowledges in the name of the link's recipient, once."""
+    now_ns = ctx.clock_ns()
+    try:
+        claim = verify_ack_token(token, ctx.secret_key, now_ns / NS)
+    except AckLinkError as exc:
+        return _page(f"<p>{html.escape(str(exc))}</p>", _LINK_STATUS[exc.reason])
+    if await ctx.incidents.get(claim.incident_id) is None:
+        return _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
+    first_use = await run_in_threadpool(
+        ctx.accounts.use_ack_nonce, claim.nonce, claim.incident_id, claim.recipient, now_ns
+    )
+    if not first_use:
+        return _page("<p>Tautan ini sudah dipakai / this link was used already.</p>", 409)
+    await ctx.incidents.acknowledge(
+        claim.incident_id, by=claim.recipient, comment="via link", at_ns=now_ns
+    )
+    return _page(
+        f"<p>Insiden {claim.incident_id} dikonfirmasi oleh {html.escape(claim.recipient)}."
+        f" / acknowledged by {html.escape(claim.recipient)}.</p>"
+    )

@@ -1,0 +1,137 @@
+"""Stations with their newest readings, and a station's readings over time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from dashboards.api.context import ApiContext
+from dashboards.api.deps import Context, Viewer
+from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
+from dashboards.api.schemas import Readings, StationList, StationPublic, WindowName
+from dashboards.api.views import (
+    NS,
+    WATER_LEVEL,
+    WINDOW_SECONDS,
+    raw_public,
+    station_public,
+    to_datetime,
+    to_ns,
+    upstream_links,
+    window_public,
+)
+from devices.stations import METRIC_NAME_PATTERN, Station
+from devices.topics import STATION_ID_PATTERN
+
+router = APIRouter(prefix="/api/v1/stations", tags=["stations"], responses=AUTH_RESPONSES)
+
+MAX_RAW_POINTS = 20_000
+MAX_WINDOWS = 20_000
+DEFAULT_RANGE_NS = 24 * 3600 * NS
+
+StationId = Annotated[str, Path(pattern=f"^{STATION_ID_PATTERN.pattern}$", max_length=100)]
+
+
+async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPublic]:
+    now_ns = ctx.clock_ns()
+    ids = None if len(stations) > 50 else [s.id for s in stations]
+    latest, health, spans = await asyncio.gather(
+        ctx.storage.latest(ids),
+        ctx.storage.health(),
+        ctx.storage.spans(WATER_LEVEL, now_ns - ctx.settings.trend_window_s * NS, ids),
+    )
+    upstream = upstream_links(ctx.registry.stations())
+    return [
+        station_public(
+            station,
+            latest=latest.get(station.id),
+            health=health.get(station.id),
+            span=spans.get(station.id),
+            upstream=upstream.get(station.id, []),
+            now_ns=now_ns,
+            stale_after_intervals=ctx.settings.stale_after_intervals,
+        )
+        for station in stations
+    ]
+
+
+@router.get("", summary="Every station with its newest reading, level, trend and health")
+async def list_stations(
+    ctx: Context,
+    _who: Viewer,
+    regency: Annotated[str | None, Query(max_length=100)] = None,
+    river: Annotated[str | None, Query(max_length=100)] = None,
+) -> StationList:
+    """Stations in registry order; ``regency``/``river`` narrow the list."""
+    stations = [
+        s
+        for s in ctx.registry.stations()
+        if (regency is None or s.regency == regency) and (river is None or s.river == river)
+    ]
+    data = await _stations(ctx, stations)
+    return StationList(data=data, count=len(data))
+
+
+def _station(ctx: ApiContext, station_id: str) -> Station:
+    station = ctx.registry.get(station_id)
+    if station is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
+    return station
+
+
+@router.get("/{station_id}", summary="One station", responses=NOT_FOUND)
+async def get_station(ctx: Context, _who: Viewer, station_id: StationId) -> StationPublic:
+    """One station with its newest reading, level, trend and health."""
+    (found,) = await _stations(ctx, [_station(ctx, station_id)])
+    return found
+
+
+@router.get("/{station_id}/readings", summary="A metric over a time range", responses=NOT_FOUND)
+async def get_readings(
+    ctx: Context,
+    _who: Viewer,
+    station_id: StationId,
+    metric: Annotated[str, Query(pattern=METRIC_NAME_PATTERN)] = WATER_LEVEL,
+    start: Annotated[datetime | None, Query(description="RFC 3339; default: end - 24 h")] = None,
+    end: Annotated[datetime | None, Query(description="RFC 3339; default: now")] = None,
+    window: Annotated[WindowName, Query(description="raw or a window to aggregate")] = "raw",
+) -> Readings:
+    """Raw readings, or mean/min/max/count per window aligned to UTC."""
+    station = _station(ctx, station_id)
+    if metric not in station.metrics:
+        raise bad_parameter("query", "metric", f"station {station_id} reports no {metric}")
+    try:
+        end_ns = to_ns(end) if end is not None else ctx.clock_ns()
+        start_ns = to_ns(start) if start is not None else end_ns - DEFAULT_RANGE_NS
+    except (OverflowError, ValueError):
+        raise bad_parameter("query", "start", "time out of range") from None
+    if start_ns >= end_ns:
+        raise bad_parameter("query", "start", "start must be before end")
+    if window == "raw":
+        points = await ctx.storage.readings(
+            station_id, metric, start_ns, end_ns, MAX_RAW_POINTS + 1
+        )
+        truncated = len(points) > MAX_RAW_POINTS
+        data = [raw_public(ts, value) for ts, value in points[:MAX_RAW_POINTS]]
+    else:
+        window_s = WINDOW_SECONDS[window]
+        if (end_ns - start_ns) // (window_s * NS) > MAX_WINDOWS:
+            raise bad_parameter(
+                "query", "window", f"more than {MAX_WINDOWS} windows; choose a wider window"
+            )
+        stats = await ctx.storage.window(station_id, metric, start_ns, end_ns, window_s)
+        data = [window_public(s) for s in stats]
+        truncated = False
+    return Readings(
+        station=station_id,
+        metric=metric,
+        window=window,
+        start=to_datetime(start_ns),
+        end=to_datetime(end_ns),
+        data=data,
+        count=len(data),
+        truncated=truncated,
+    )

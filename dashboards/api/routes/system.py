@@ -1,0 +1,217 @@
+"""Rejections, device health, liveness and readiness, the CAP feed and live events."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from dashboards.api.atom import CAP_MEDIA_TYPE, atom_feed
+from dashboards.api.deps import Context, Viewer, authenticate
+from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
+from dashboards.api.schemas import HealthList, Ready, RejectionList
+from dashboards.api.views import NS, rejection_public, station_health_public, to_ns
+from devices import Reason
+from ingest.errors import SiagaError
+
+router = APIRouter(prefix="/api/v1", tags=["operations"])
+probes = APIRouter(tags=["probes"])
+
+KEEPALIVE_S = 15.0
+# The notification store looks documents up by time, not identifier: the newest suffice.
+CAP_LOOKUP_LIMIT = 1000
+
+
+@router.get("/rejections", summary="Refused messages and readings", responses=AUTH_RESPONSES)
+async def list_rejections(
+    ctx: Context,
+    _who: Viewer,
+    reason: Reason | None = None,
+    station: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[datetime | None, Query(description="default: 24 h ago")] = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RejectionList:
+    """Newest first."""
+    try:
+        since_ns = to_ns(since) if since is not None else ctx.clock_ns() - 86400 * NS
+        until_ns = to_ns(until) if until is not None else None
+    except (OverflowError, ValueError):
+        raise bad_parameter("query", "since", "time out of range") from None
+    found = await ctx.storage.rejections(
+        since_ns, limit=limit, reason=reason, station_id=station, until_ns=until_ns
+    )
+    return RejectionList(data=[rejection_public(r) for r in found], count=len(found))
+
+
+@router.get("/health", summary="Device health of every station", responses=AUTH_RESPONSES)
+async def device_health(ctx: Context, _who: Viewer) -> HealthList:
+    """The ingest workers' latest health snapshot per station."""
+    found = await ctx.storage.health()
+    data = [station_health_public(found[k]) for k in sorted(found)]
+    return HealthList(data=data, count=len(data))
+
+
+@probes.get("/healthz", summary="Alive")
+async def healthz(ctx: Context) -> dict[str, Any]:
+    """The process answers; with the live stream's counters."""
+    hub = ctx.hub
+    return {
+        "status": "ok",
+        "live_clients": hub.clients if hub else 0,
+        "live_dropped": hub.dropped if hub else 0,
+    }
+
+
+@probes.get(
+    "/readyz",
+    summary="Ready: storage and the database answer",
+    responses={503: {"model": Ready, "description": "a dependency is failing"}},
+)
+async def readyz(ctx: Context) -> Ready:
+    """Checks InfluxDB (a cheap query) and the SQL database (``SELECT 1``)."""
+    checks: dict[str, str] = {}
+    try:
+        await ctx.storage.latest(["__readyz__"])
+        checks["storage"] = "ok"
+    except SiagaError as exc:
+        checks["storage"] = str(exc)[:200]
+    try:
+        await run_in_threadpool(ctx.accounts.ping)
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any driver error means "not ready"
+        checks["database"] = type(exc).__name__
+    ready = all(v == "ok" for v in checks.values())
+    body = Ready(status="ok" if ready else "failing", checks=checks)
+    if not ready:
+        return JSONResponse(body.model_dump(), status.HTTP_503_SERVICE_UNAVAILABLE)  # type: ignore[return-value]
+    return body
+
+
+# -- CAP ----------------------------------------------------------------------------------------
+
+
+async def _feed_access(request: Request, ctx: Context) -> None:
+    """Open when the feed is public; else the feed key (``?key=``) or any signed-in role."""
+    if ctx.settings.cap_feed_public:
+        return
+    offered = request.query_params.get("key")
+    expected = ctx.settings.cap_feed_key
+    if offered and expected and hmac.compare_digest(offered, expected.get_secret_value()):
+        return
+    bearer = request.headers.get("authorization", "")
+    key = bearer[7:] if bearer.lower().startswith("bearer ") else None
+    await authenticate(request, ctx, key or request.headers.get("x-api-key"))
+
+
+FeedAccess = Annotated[None, Depends(_feed_access)]
+_FEED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/atom+xml": {}}, "description": "an Atom feed"},
+    **AUTH_RESPONSES,
+}
+
+
+@router.get(
+    "/cap.atom",
+    summary="CAP 1.2 alerts as an Atom feed",
+    response_class=Response,
+    tags=["cap"],
+    responses=_FEED_RESPONSES,
+)
+async def cap_feed(
+    ctx: Context,
+    _access: FeedAccess,
+    key: Annotated[str | None, Query(max_length=200, description="the feed key")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    """The newest CAP documents, each linked as ``application/cap+xml``."""
+    _ = key
+    documents = await ctx.notify.cap_feed_entries(None, limit)
+    body = atom_feed(
+        documents,
+        base_url=ctx.settings.public_url,
+        feed_id=f"urn:siaga:cap-feed:{ctx.settings.public_url}",
+        now_ns=ctx.clock_ns(),
+    )
+    return Response(body, media_type="application/atom+xml")
+
+
+@router.get(
+    "/cap/{identifier}.xml",
+    summary="One CAP 1.2 document",
+    response_class=Response,
+    tags=["cap"],
+    responses={
+        200: {"content": {CAP_MEDIA_TYPE: {}}, "description": "a CAP document"},
+        **AUTH_RESPONSES,
+        **NOT_FOUND,
+    },
+)
+async def cap_document(
+    ctx: Context,
+    _access: FeedAccess,
+    identifier: Annotated[str, Path(max_length=300)],
+    key: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The document as the notification pipeline produced it."""
+    _ = key
+    recent = await ctx.notify.cap_feed_entries(None, CAP_LOOKUP_LIMIT)
+    document = next((d for d in recent if d.identifier == identifier), None)
+    if document is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no CAP document {identifier!r}")
+    return Response(document.xml, media_type=CAP_MEDIA_TYPE)
+
+
+# -- live events -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/events",
+    summary="Live readings and alerts (Server-Sent Events)",
+    response_class=StreamingResponse,
+    tags=["live"],
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "reading and alert events"},
+        **AUTH_RESPONSES,
+    },
+)
+async def events(ctx: Context, _who: Viewer) -> StreamingResponse:
+    """``event: reading`` for each new latest reading, ``event: alert`` for each incident change.
+
+    A comment line every 15 s keeps proxies from closing the stream.
+    """
+    hub = ctx.hub
+    if hub is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live updates are off")
+    subscription = hub.subscribe()
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield b": connected\nretry: 2000\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(subscription.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                yield f"event: {event.kind}\ndata: {event.data}\n\n".encode()
+        finally:
+            hub.unsubscribe(subscription)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def event_json(payload: Any) -> str:
+    """One line of JSON for an event's ``data`` field."""
+    return json.dumps(payload, separators=(",", ":"), default=str)

@@ -1,0 +1,325 @@
+"""The API's JSON shapes, one per direction: ``...Public`` out, ``...Create``/``...Request`` in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerts.model import EventKind, IncidentState
+
+LevelName = Literal["NORMAL", "WASPADA", "SIAGA", "AWAS"]
+RoleName = Literal["viewer", "operator", "admin"]
+WindowName = Literal["raw", "1m", "10m", "1h", "1d"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HealthPublic(_Out):
+    """A station's device health (from the ingest workers' snapshots)."""
+
+    last_seen: datetime | None
+    readings_24h: int
+    expected_24h: int
+    completeness_pct: float
+    missing_by_seq: int
+    clock_skew_s: float | None
+    battery_v: float | None
+    battery_pct: float | None
+    rssi_dbm: float | None
+    snr_db: float | None
+
+
+class ThresholdsPublic(_Out):
+    """The thresholds in force now, and the label scheme of the region."""
+
+    waspada_cm: float
+    siaga_cm: float
+    awas_cm: float
+    scheme: str
+    inclusive: bool
+    labels: dict[LevelName, str]
+
+
+class LinkPublic(_Out):
+    """Where a station's water goes next."""
+
+    station: str
+    travel_min: float
+
+
+class StationPublic(_Out):
+    """A station with its newest reading (by the reading's own time) and what it means."""
+
+    id: str
+    name: str
+    regency: str
+    river: str | None
+    latitude: float
+    longitude: float
+    interval_s: int
+    level: LevelName | None = Field(description="canonical level of the newest water level")
+    level_label: str | None = Field(description="the level in the region's label scheme")
+    value_cm: float | None = Field(description="newest water_level_cm")
+    ts: datetime | None = Field(description="time of the newest reading")
+    values: dict[str, float] = Field(description="every metric of the newest reading")
+    trend_cm_h: float | None = Field(description="water level change over the trend window")
+    stale_s: float | None = Field(description="seconds since the newest reading")
+    stale: bool = Field(description="no reading for more than the allowed intervals")
+    health: HealthPublic | None
+    thresholds: ThresholdsPublic | None
+    downstream: list[LinkPublic]
+    upstream: list[LinkPublic]
+
+
+class StationList(_Out):
+    """Stations, as ``{data, count}``."""
+
+    data: list[StationPublic]
+    count: int
+
+
+class WindowPublic(_Out):
+    """One window of a metric (raw readings have mean = min = max and count 1)."""
+
+    ts: datetime
+    mean: float
+    min: float
+    max: float
+    count: int
+
+
+class Readings(_Out):
+    """A metric over a time range."""
+
+    station: str
+    metric: str
+    window: WindowName
+    start: datetime
+    end: datetime
+    data: list[WindowPublic]
+    count: int
+    truncated: bool = Field(description="raw readings beyond the limit were left out")
+
+
+class AckPublic(_Out):
+    """Who acknowledged an incident."""
+
+    by: str
+    at: datetime
+    comment: str
+
+
+class TransitionPublic(_Out):
+    """One state change of an incident."""
+
+    previous_state: IncidentState | None
+    state: IncidentState
+    at: datetime
+    level: LevelName
+    value: float | None
+    detail: str
+    late: bool
+
+
+class IncidentPublic(_Out):
+    """An incident (transitions filled in on the detail only)."""
+
+    id: int
+    subject: str
+    rule: str
+    kind: EventKind
+    state: IncidentState
+    level: LevelName
+    level_label: str | None
+    opened: datetime
+    updated: datetime
+    resolved: datetime | None
+    acknowledged: AckPublic | None
+    assignee: str | None
+    labels: dict[str, str]
+    detail: str
+    value: float | None
+    expected_at: datetime | None
+    transitions: list[TransitionPublic]
+
+
+class IncidentList(_Out):
+    """Incidents, as ``{data, count}``."""
+
+    data: list[IncidentPublic]
+    count: int
+
+
+class AckRequest(_In):
+    """Acknowledge an incident."""
+
+    comment: str = Field(default="", max_length=2000)
+
+
+class AssignRequest(_In):
+    """Give an incident to someone."""
+
+    assignee: str = Field(min_length=1, max_length=200)
+
+
+class MatcherSchema(_In):
+    """One label condition: ``=`` equal, ``!=`` not equal, ``=~`` / ``!~`` whole-value regex."""
+
+    name: str = Field(
+        min_length=1, max_length=64, description="station, regency, river, kind, severity, rule"
+    )
+    value: str = Field(max_length=500)
+    op: Literal["=", "!=", "=~", "!~"] = "="
+
+
+class SilenceCreate(_In):
+    """Hold notifications that match every matcher for a while, saying why."""
+
+    matchers: list[MatcherSchema] = Field(min_length=1, max_length=20)
+    starts: datetime | None = Field(default=None, description="default: now")
+    ends: datetime | None = Field(default=None, description="default: starts + duration_min")
+    duration_min: int = Field(default=60, ge=1, le=30 * 24 * 60)
+    comment: str = Field(min_length=1, max_length=2000, description="why, e.g. a ticket")
+
+
+class SilencePublic(_Out):
+    """A silence."""
+
+    id: int
+    matchers: list[MatcherSchema]
+    starts: datetime
+    ends: datetime
+    created_by: str
+    comment: str
+
+
+class SilenceList(_Out):
+    """Silences, as ``{data, count}``."""
+
+    data: list[SilencePublic]
+    count: int
+
+
+class RejectionPublic(_Out):
+    """A message or reading that was refused, and why."""
+
+    received: datetime
+    reason: str
+    station: str | None
+    detail: str
+    topic: str
+    payload: str
+
+
+class RejectionList(_Out):
+    """Rejections, newest first, as ``{data, count}``."""
+
+    data: list[RejectionPublic]
+    count: int
+
+
+class StationHealthPublic(HealthPublic):
+    """Device health of one station."""
+
+    station: str
+
+
+class HealthList(_Out):
+    """Device health, as ``{data, count}``."""
+
+    data: list[StationHealthPublic]
+    count: int
+
+
+class LoginRequest(_In):
+    """Credentials (also accepted as a form)."""
+
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class MePublic(_Out):
+    """Who is signed in, and the token unsafe requests from a session must repeat."""
+
+    name: str
+    role: RoleName
+    csrf_token: str | None
+
+
+class UserCreate(_In):
+    """A new user; a password is generated (and returned once) when none is given."""
+
+    username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: RoleName = "viewer"
+    password: str | None = Field(default=None, min_length=10, max_length=1000)
+
+
+class UserPublic(_Out):
+    """A user (never with the password)."""
+
+    username: str
+    role: RoleName
+    created: datetime
+
+
+class UserCreated(UserPublic):
+    """A new user; ``password`` only when it was generated."""
+
+    password: str | None
+
+
+class UserList(_Out):
+    """Users, as ``{data, count}``."""
+
+    data: list[UserPublic]
+    count: int
+
+
+class ApiKeyCreate(_In):
+    """A new API key."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    role: RoleName = "viewer"
+
+
+class ApiKeyPublic(_Out):
+    """An API key's record (never the key)."""
+
+    name: str
+    role: RoleName
+    created_by: str
+    created: datetime
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    """A new key: ``key`` is shown this once."""
+
+    key: str
+
+
+class ApiKeyList(_Out):
+    """API keys, as ``{data, count}``."""
+
+    data: list[ApiKeyPublic]
+    count: int
+
+
+class Problem(_Out):
+    """An error: what went wrong, in one sentence."""
+
+    detail: str
+
+
+class Ready(_Out):
+    """Whether the API's dependencies answer."""
+
+    status: Literal["ok", "failing"]
+    checks: dict[str, str]

@@ -1,0 +1,59 @@
+"""What ``siaga serve`` and ``siaga users`` do: run the app, administer users. Wiring only."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from alerts.incidents.store import SqlIncidentStore
+from dashboards.api.accounts import Accounts, Role, User
+from dashboards.api.app import create_app, sql_engine
+from dashboards.settings import Settings
+
+
+def accounts_for(settings: Settings) -> Accounts:
+    """The user store of the configured database, migrated to the newest schema first."""
+    from alerts.incidents.migrations import upgrade  # noqa: PLC0415 - alembic is heavy
+
+    upgrade(settings.database.url)
+    return Accounts(sql_engine(settings.database.url))
+
+
+def add_user(
+    settings: Settings, username: str, role: Role, password: str | None
+) -> tuple[User, str | None]:
+    """Create a user; returns the generated password when none was given (shown once).
+
+    Raises:
+        AccountError: The name is taken or the password too short.
+    """
+    generated = secrets.token_urlsafe(15) if password is None else None
+    user = accounts_for(settings).add_user(
+        username, role, password or generated or "", time.time_ns()
+    )
+    return user, generated
+
+
+async def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Run the API and web UI under uvicorn until SIGINT/SIGTERM.
+
+    The incident database is migrated first (the API's tables are among its revisions).
+    """
+    async with SqlIncidentStore(settings.database.url) as incidents:
+        app = create_app(settings, incidents_store=incidents, accounts=Accounts(incidents.engine))
+        await _serve(app, settings, host, port)
+
+
+async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int | None) -> None:
+    config = uvicorn.Config(
+        app,
+        host=host or settings.api.host,
+        port=port if port is not None else settings.api.port,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+    )
+    await uvicorn.Server(config).serve()

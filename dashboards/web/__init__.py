@@ -1,0 +1,110 @@
+"""Siaga's web UI: pages and static assets mounted into the API's app.
+
+The pages are thin HTML shells rendered with Jinja2 (language, strings, layout); their data comes
+from the JSON API under ``/api/v1`` and its Server-Sent Events, read by the scripts in ``static/``.
+Everything a page loads is served from ``/static``: Leaflet, uPlot and the Natural Earth outlines
+are vendored under ``static/vendor`` with their licences, so the UI works with no internet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.gzip import GZipMiddleware
+
+from dashboards.web.i18n import COOKIE, LANGUAGES, Language, pick_language, strings
+from dashboards.web.zones import province_at, shipped_provinces, zone_at
+from devices.topics import STATION_ID_PATTERN
+
+__all__ = ["mount"]
+
+HERE = FilePath(__file__).parent
+STATIC_DIR = HERE / "static"
+TEMPLATES = Jinja2Templates(directory=HERE / "templates")
+
+# The pages load only what Siaga serves; Leaflet and uPlot position elements with inline styles.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'"
+)
+LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+
+
+def _page(request: Request, template: str, title_key: str, **context: object) -> Response:
+    language: Language = pick_language(
+        request.query_params.get("lang"), request.cookies.get(COOKIE)
+    )
+    words = strings(language)
+    response = TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {
+            "lang": language,
+            "other_lang": next(other for other in LANGUAGES if other != language),
+            "t": words,
+            "title": words[title_key],
+            "config_json": json.dumps(
+                {"lang": language, "t": words, **context}, ensure_ascii=False
+            ).replace("</", "<\\/"),
+            **context,
+        },
+    )
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(
+            COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax", httponly=True
+        )
+    return response
+
+
+def mount(app: FastAPI) -> None:
+    """Add the pages (``/``, ``/stations/{id}``, ``/incidents``, ``/login``) and ``/static``."""
+    # Gzip for the static files only (the outlines shrink from 710 to 150 kB for phones); the
+    # API's event stream must not pass through a compressing buffer.
+    static = GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024)
+    app.mount("/static", static, name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def overview_page(request: Request) -> Response:
+        return _page(request, "overview.html", "nav.overview", page="overview")
+
+    @app.get("/stations/{station_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def station_page(
+        request: Request,
+        station_id: Annotated[str, Path(pattern=f"^{STATION_ID_PATTERN.pattern}$")],
+    ) -> Response:
+        return _page(request, "station.html", "col.station", page="station", station=station_id)
+
+    @app.get("/incidents", response_class=HTMLResponse, include_in_schema=False)
+    async def incidents_page(request: Request) -> Response:
+        return _page(request, "incidents.html", "incidents.title", page="incidents")
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_page(request: Request) -> Response:
+        return _page(request, "login.html", "login.title", page="login")
+
+    @app.get("/ui/zone", include_in_schema=False)
+    async def zone(
+        lat: Annotated[float, Query(ge=-90, le=90)],
+        lon: Annotated[float, Query(ge=-180, le=180)],
+    ) -> JSONResponse:
+        provinces = shipped_provinces()
+        found = zone_at(lat, lon, provinces)
+        return JSONResponse(
+            {
+                "iana": found.iana,
+                "abbreviation": found.abbreviation,
+                "utc_offset_h": found.utc_offset_h,
+                "province": province_at(lat, lon, provinces),
+            },
+            headers={"Cache-Control": "public, max-age=86400"},
+        )

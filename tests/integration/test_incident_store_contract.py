@@ -1,0 +1,285 @@
+"""One contract for the incident store, run against memory, SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from alerts.incidents.errors import IncidentNotFoundError, LeadershipLostError
+from alerts.incidents.memory import MemoryIncidentStore
+from alerts.incidents.migrations import downgrade, upgrade
+from alerts.incidents.store import IncidentStore, SqlIncidentStore
+from alerts.model import AlertEvent, EventKind, IncidentState, Transition
+from devices.levels import Level
+
+S = 1_000_000_000
+LABELS = {
+    "katulampa": {"regency": "Bogor", "river": "Ciliwung", "station": "katulampa"},
+    "depok": {"regency": "Depok", "river": "Ciliwung", "station": "depok"},
+}
+
+
+def level(
+    subject: str,
+    at_s: int,
+    severity: Level,
+    previous: Level | None,
+    state: IncidentState,
+    before: IncidentState | None,
+) -> Transition:
+    event = AlertEvent(
+        at_ns=at_s * S,
+        subject=subject,
+        kind=EventKind.LEVEL,
+        rule="level",
+        firing=state != IncidentState.RESOLVED,
+        severity=severity,
+        previous=previous,
+        value=100.0 + at_s,
+        detail=f"{subject} at {severity.name}",
+    )
+    return Transition(subject, "level", before, state, event)
+
+
+def rate(subject: str, at_s: int) -> Transition:
+    event = AlertEvent(
+        at_ns=at_s * S,
+        subject=subject,
+        kind=EventKind.RATE,
+        rule="rate:rise",
+        firing=True,
+        severity=Level.SIAGA,
+        trend_cm_h=80.0,
+    )
+    return Transition(subject, "rate:rise", None, IncidentState.FIRING, event)
+
+
+FIRING, RESOLVED = IncidentState.FIRING, IncidentState.RESOLVED
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IncidentStore]:
+    if request.param == "memory":
+        yield MemoryIncidentStore()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'incidents.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    async with SqlIncidentStore(url) as sql_store:
+        yield sql_store
+
+
+async def test_a_first_transition_opens_an_incident_with_labels_history_and_outbox(
+    store: IncidentStore,
+) -> None:
+    first = level("katulampa", 10, Level.WASPADA, Level.NORMAL, FIRING, None)
+    report = await store.commit([first], {"katulampa": b"state-1"}, LABELS, now_ns=11 * S)
+    assert len(report.transition_ids) == 1
+    assert report.duplicates == 0
+    [incident] = await store.list()
+    assert incident.subject == "katulampa"
+    assert incident.state == FIRING
+    assert incident.severity == Level.WASPADA
+    assert incident.opened_ns == 10 * S
+    assert incident.labels["regency"] == "Bogor"
+    assert incident.labels["kind"] == "level"
+    assert incident.last_event == first.event
+    full = await store.get(incident.id)
+    assert full is not None
+    assert full.transitions == (first,)
+    [entry] = await store.outbox_new()
+    assert entry.transition == first
+    assert entry.incident_id == incident.id
+    assert entry.transition_id == report.transition_ids[0]
+    assert await store.load_states() == {"katulampa": b"state-1"}
+
+
+async def test_escalation_and_resolution_update_one_incident_and_a_new_rise_opens_another(
+    store: IncidentStore,
+) -> None:
+    steps = [
+        level("katulampa", 10, Level.WASPADA, Level.NORMAL, FIRING, None),
+        level("katulampa", 20, Level.AWAS, Level.WASPADA, FIRING, FIRING),
+        level("katulampa", 30, Level.NORMAL, Level.AWAS, RESOLVED, FIRING),
+    ]
+    for step in steps:
+        await store.commit([step], {}, LABELS)
+    [resolved] = await store.list(active_only=False)
+    assert resolved.state == RESOLVED
+    assert resolved.severity == Level.AWAS  # the highest it reached stays visible
+    assert resolved.resolved_ns == 30 * S
+    assert await store.list() == []
+    again = level("katulampa", 40, Level.WASPADA, Level.NORMAL, FIRING, None)
+    await store.commit([again], {}, LABELS)
+    [active] = await store.list()
+    assert active.id != resolved.id
+    history = await store.get(resolved.id)
+    assert history is not None
+    assert [t.state for t in history.transitions] == [FIRING, FIRING, RESOLVED]
+    assert len(await store.outbox_new()) == 4
+
+
+async def test_replaying_a_committed_step_repeats_nothing(store: IncidentStore) -> None:
+    step = [
+        level("katulampa", 10, Level.SIAGA, Level.NORMAL, FIRING, None),
+        rate("katulampa", 10),
+    ]
+    first = await store.commit(step, {"katulampa": b"a"}, LABELS)
+    again = await store.commit(step, {"katulampa": b"b"}, LABELS)
+    assert len(first.transition_ids) == 2
+    assert again.transition_ids == ()
+    assert again.duplicates == 2
+    assert len(await store.outbox_new()) == 2
+    assert len(await store.list()) == 2
+    assert await store.load_states() == {"katulampa": b"b"}
+
+
+async def test_list_filters_orders_and_pages(store: IncidentStore) -> None:
+    await store.commit(
+        [
+            level("katulampa", 10, Level.SIAGA, Level.NORMAL, FIRING, None),
+            level("depok", 20, Level.WASPADA, Level.NORMAL, FIRING, None),
+            rate("depok", 30),
+        ],
+        {},
+        LABELS,
+    )
+    assert [i.subject for i in await store.list()] == ["depok", "depok", "katulampa"]
+    assert [i.rule for i in await store.list(station="depok")] == ["rate:rise", "level"]
+    assert [i.subject for i in await store.list(regency="Bogor")] == ["katulampa"]
+    assert [i.rule for i in await store.list(kind=EventKind.RATE)] == ["rate:rise"]
+    assert [i.subject for i in await store.list(severity=Level.WASPADA)] == ["depok"]
+    assert [i.updated_ns for i in await store.list(since_ns=20 * S)] == [30 * S, 20 * S]
+    assert [i.opened_ns for i in await store.list(until_ns=20 * S)] == [10 * S]
+    assert [i.updated_ns for i in await store.list(limit=1, offset=1)] == [20 * S]
+
+
+async def test_acknowledge_and_assign(store: IncidentStore) -> None:
+    await store.commit([level("depok", 20, Level.SIAGA, Level.NORMAL, FIRING, None)], {}, LABELS)
+    [incident] = await store.list()
+    acked = await store.acknowledge(incident.id, "rina", "tim menuju lokasi", 25 * S)
+    assert acked.acknowledged is not None
+    assert (acked.acknowledged.by, acked.acknowledged.at_ns) == ("rina", 25 * S)
+    assert acked.acknowledged.comment == "tim menuju lokasi"
+    assert len(acked.transitions) == 1
+    assigned = await store.assign(incident.id, "budi", 26 * S)
+    assert assigned.assignee == "budi"
+    assert assigned.acknowledged == acked.acknowledged
+    # An escalation keeps who acknowledged and who is assigned.
+    await store.commit([level("depok", 30, Level.AWAS, Level.SIAGA, FIRING, FIRING)], {}, LABELS)
+    after = await store.get(incident.id)
+    assert after is not None
+    assert after.severity == Level.AWAS
+    assert after.acknowledged == acked.acknowledged
+    assert after.assignee == "budi"
+    with pytest.raises(IncidentNotFoundError):
+        await store.acknowledge(incident.id + 100, "rina", "", 1)
+    with pytest.raises(IncidentNotFoundError):
+        await store.assign(incident.id + 100, "rina", 1)
+    assert await store.get(incident.id + 100) is None
+
+
+async def test_outbox_rows_are_routed_once(store: IncidentStore) -> None:
+    await store.commit(
+        [
+            level("depok", 20, Level.SIAGA, Level.NORMAL, FIRING, None),
+            level("katulampa", 21, Level.SIAGA, Level.NORMAL, FIRING, None),
+        ],
+        {},
+        LABELS,
+    )
+    first, second = await store.outbox_new()
+    assert first.id < second.id
+    assert first.transition.subject == "depok"
+    assert await store.mark_routed([first.id], 30 * S) == 1
+    assert await store.mark_routed([first.id], 31 * S) == 0
+    assert [e.id for e in await store.outbox_new()] == [second.id]
+
+
+async def test_engine_state_is_upserted_per_key(store: IncidentStore) -> None:
+    await store.commit([], {"a": b"1", "b": b"\x00\xff"})
+    await store.commit([], {"a": b"2"})
+    assert await store.load_states() == {"a": b"2", "b": b"\x00\xff"}
+
+
+# -- SQL only ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'incidents.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def test_migrations_create_the_tables_and_go_back_down(sql_url: str) -> None:
+    ours = {"incidents", "incident_transitions", "outbox", "engine_state"}
+    upgrade(sql_url)
+    assert ours <= _tables(sql_url)
+    downgrade(sql_url, "base")
+    assert not ours & _tables(sql_url)
+    upgrade(sql_url)
+    upgrade(sql_url)  # idempotent
+    assert ours <= _tables(sql_url)
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+async def test_only_one_store_leads_and_the_next_leads_once_it_is_gone(sql_url: str) -> None:
+    async with SqlIncidentStore(sql_url) as first, SqlIncidentStore(sql_url) as second:
+        await first.lead()
+        assert first.leading
+        assert not await _leads_within(second, 0.5)
+        await first.commit([level("depok", 20, Level.SIAGA, Level.NORMAL, FIRING, None)], {})
+        await first.aclose()
+        assert await _leads_within(second, 10)
+        assert len(await second.list()) == 1
+
+
+async def test_a_leader_whose_lock_connection_died_commits_nothing(postgres_url: str) -> None:
+    async with SqlIncidentStore(postgres_url) as leader, SqlIncidentStore(postgres_url) as other:
+        await leader.lead()
+        killed = await other._run(lambda: _terminate_other_backends(other))
+        assert killed >= 1
+        with pytest.raises(LeadershipLostError):
+            await leader.commit(
+                [level("depok", 20, Level.SIAGA, Level.NORMAL, FIRING, None)], {"depok": b"x"}
+            )
+        with pytest.raises(LeadershipLostError):
+            await leader.check_leadership()
+        assert await other.list() == []
+        assert await other.load_states() == {}
+        assert await _leads_within(other, 10)
+
+
+def _terminate_other_backends(store: SqlIncidentStore) -> int:
+    with store.engine.begin() as connection:
+        return len(
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        )
+
+
+async def _leads_within(store: SqlIncidentStore, timeout_s: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await store.lead(poll_s=0.05)
+    except TimeoutError:
+        return False
+    return True

@@ -1,0 +1,168 @@
+"""The API's pure parts: link signing, live diffs and fan-out, login limits, trend, Atom."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from alerts.acklinks import AckLinkError, ack_link, sign_ack_token, verify_ack_token
+from alerts.model import Acknowledgement
+from alerts.notify.cap import CapDocument
+from dashboards.api.atom import ATOM_NS, atom_feed
+from dashboards.api.live import Fingerprint, LiveEvent, LiveHub, changed_incidents, new_readings
+from dashboards.api.ratelimit import LoginLimiter
+from dashboards.api.views import to_datetime, to_ns, trend_cm_h
+from ingest.storage.base import LatestReading, MetricSpan
+from tests.apitools import incident
+
+KEY = b"k" * 32
+LATER = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_a_link_verifies_and_names_its_recipient() -> None:
+    link = ack_link(42, "budi@bpbd.example", LATER, key=KEY, base_url="https://siaga.example/")
+    assert link.startswith("https://siaga.example/api/v1/ack/")
+    claim = verify_ack_token(link.rsplit("/", 1)[1], KEY, now_s=LATER.timestamp() - 1)
+    assert (claim.incident_id, claim.recipient) == (42, "budi@bpbd.example")
+
+
+def test_two_links_for_the_same_incident_have_different_nonces() -> None:
+    first = verify_ack_token(sign_ack_token(1, "a", LATER, KEY), KEY, 0)
+    second = verify_ack_token(sign_ack_token(1, "a", LATER, KEY), KEY, 0)
+    assert first.nonce != second.nonce
+
+
+@pytest.mark.parametrize(
+    ("token", "now_s", "reason"),
+    [
+        (sign_ack_token(1, "a", LATER, KEY), LATER.timestamp(), "expired"),
+        (sign_ack_token(1, "a", LATER, b"other"), 0, "forged"),
+        ("no-dot", 0, "malformed"),
+        ("", 0, "malformed"),
+    ],
+)
+def test_a_bad_link_says_why(token: str, now_s: float, reason: str) -> None:
+    with pytest.raises(AckLinkError) as caught:
+        verify_ack_token(token, KEY, now_s)
+    assert caught.value.reason == reason
+
+
+def test_a_tampered_payload_breaks_the_signature() -> None:
+    token = sign_ack_token(1, "a", LATER, KEY)
+    other = sign_ack_token(2, "a", LATER, KEY)
+    spliced = other.split(".")[0] + "." + token.split(".")[1]
+    with pytest.raises(AckLinkError, match="signature"):
+        verify_ack_token(spliced, KEY, 0)
+
+
+def test_a_naive_expiry_is_refused() -> None:
+    with pytest.raises(ValueError, match="UTC offset"):
+        sign_ack_token(1, "a", datetime(2030, 1, 1), KEY)
+
+
+def test_new_readings_are_newer_by_reading_time() -> None:
+    before = {"a": LatestReading("a", 10, {}), "b": LatestReading("b", 10, {})}
+    after = {
+        "a": LatestReading("a", 10, {}),
+        "b": LatestReading("b", 20, {}),
+        "c": LatestReading("c", 5, {}),
+    }
+    assert sorted(r.station_id for r in new_readings(before, after)) == ["b", "c"]
+
+
+def test_changed_incidents_are_reported_once_per_update() -> None:
+    seen: dict[int, Fingerprint] = {}
+    first = incident(1, updated_ns=100)
+    assert changed_incidents(seen, [first]) == [first]
+    assert changed_incidents(seen, [first]) == []
+    later = incident(1, updated_ns=200)
+    assert changed_incidents(seen, [later]) == [later]
+    acknowledged = dataclasses.replace(later, acknowledged=Acknowledgement("siti", 300))
+    assert changed_incidents(seen, [acknowledged]) == [acknowledged]
+    assigned = dataclasses.replace(acknowledged, assignee="budi")
+    assert changed_incidents(seen, [assigned, assigned]) == [assigned]
+
+
+async def test_a_full_client_queue_drops_and_counts_without_blocking_others() -> None:
+    async def poll() -> list[LiveEvent]:
+        return []
+
+    hub = LiveHub(poll, interval_s=1, queue_max=2)
+    slow, fast = hub.subscribe(), hub.subscribe()
+    hub.publish([LiveEvent("reading", "1"), LiveEvent("reading", "2")])
+    assert fast.queue.get_nowait().data == "1"
+    hub.publish([LiveEvent("reading", "3")])
+    assert (slow.dropped, fast.dropped, hub.dropped) == (1, 0, 1)
+    hub.unsubscribe(slow)
+    hub.unsubscribe(fast)
+    assert hub.clients == 0
+
+
+async def test_the_hub_publishes_changes_after_a_silent_baseline() -> None:
+    batches = [[LiveEvent("reading", "old")], [LiveEvent("reading", "new")]]
+
+    async def poll() -> list[LiveEvent]:
+        return batches.pop(0) if batches else []
+
+    hub = LiveHub(poll, interval_s=0.001, queue_max=10)
+    subscription = hub.subscribe()
+    task = asyncio.create_task(hub.run())
+    try:
+        event = await asyncio.wait_for(subscription.queue.get(), 5)
+    finally:
+        task.cancel()
+    assert event.data == "new"
+
+
+def test_the_limiter_blocks_after_the_allowed_failures_for_the_window() -> None:
+    limiter = LoginLimiter(max_failures=3, window_s=60)
+    for moment in (0, 1, 2):
+        assert limiter.retry_after_s("u", moment) == 0
+        limiter.failed("u", moment)
+    assert limiter.retry_after_s("u", 3) == pytest.approx(57)
+    assert limiter.retry_after_s("other", 3) == 0
+    assert limiter.retry_after_s("u", 61) == 0
+    limiter.failed("u", 70)
+    limiter.succeeded("u")
+    assert limiter.retry_after_s("u", 71) == 0
+
+
+def test_trend_needs_a_span_of_five_minutes() -> None:
+    ns = 1_000_000_000
+    assert trend_cm_h(MetricSpan("a", 0, 100.0, 1800 * ns, 110.0)) == 20.0
+    assert trend_cm_h(MetricSpan("a", 0, 100.0, 60 * ns, 110.0)) is None
+    assert trend_cm_h(None) is None
+
+
+def test_times_round_trip_at_microsecond_precision() -> None:
+    moment = datetime(2026, 3, 1, 7, 30, 0, 123456, tzinfo=UTC)
+    assert to_datetime(to_ns(moment)) == moment
+
+
+def test_the_atom_feed_links_each_cap_document() -> None:
+    documents = [
+        CapDocument(
+            identifier="siaga-1,2",
+            incident_id=1,
+            msg_type="Alert",
+            sent="2033-05-18T03:33:20+00:00",
+            sent_ns=2_000_000_000_000_000_000,
+            station="tb-menggala",
+            headline="Awas: Menggala",
+            xml="<alert/>",
+        ),
+    ]
+    feed = ET.fromstring(
+        atom_feed(documents, base_url="https://s.example/", feed_id="urn:x", now_ns=0)
+    )
+    entry = feed.find(f"{{{ATOM_NS}}}entry")
+    assert entry is not None
+    link = entry.find(f"{{{ATOM_NS}}}link")
+    assert link is not None
+    assert link.get("type") == "application/cap+xml"
+    assert link.get("href") == "https://s.example/api/v1/cap/siaga-1%2C2.xml"
+    assert entry.findtext(f"{{{ATOM_NS}}}title") == "Awas: Menggala"

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.model import AlertEvent, EventKind, IncidentState
+from alerts.notify.localtime import WIB, WIT, WITA, zone_for
+from alerts.notify.message import render
+from alerts.notify.sms import clip, fits_one_sms, gsm7_septets
+from alerts.pipeline.model import Notice, labels_of
+from devices.levels import Level
+from devices.stations import StaticRegistry, load_stations
+
+REGISTRY = load_stations(Path(__file__).parents[2] / "config" / "stations.yaml")
+
+
+def ns(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp()) * 1_000_000_000
+
+
+def level_notice(
+    station: str,
+    severity: Level,
+    at: str = "2020-09-21T11:10:00+00:00",
+    *,
+    incident_id: int = 7,
+    state: IncidentState = IncidentState.FIRING,
+    late: bool = False,
+) -> Notice:
+    found = REGISTRY.get(station)
+    assert found is not None
+    event = AlertEvent(
+        at_ns=ns(at),
+        subject=station,
+        kind=EventKind.LEVEL,
+        rule="level",
+        firing=state is IncidentState.FIRING,
+        severity=severity,
+        previous=Level.NORMAL,
+        value=220.0,
+        trend_cm_h=180.0,
+        late=late,
+    )
+    return Notice(
+        id=f"{station}-{severity.name}",
+        incident_id=incident_id,
+        labels=labels_of(event, state, regency=found.regency, river=found.river or ""),
+        event=event,
+        state=state,
+    )
+
+
+def test_jakarta_gate_message_in_indonesian_uses_the_local_label_and_wib() -> None:
+    rendered = render([level_notice("ciliwung-katulampa", Level.AWAS)], "id", REGISTRY)
+    assert "Siaga 1" in rendered.subject
+    assert "Siaga 1, 220 cm, tren +180 cm/jam, 2020-09-21 18:10 WIB" in rendered.body
+    assert "Sungai Ciliwung" in rendered.body
+    assert "Segera evakuasi" in rendered.body
+    assert "siaga alerts ack 7" in rendered.body
+    assert fits_one_sms(rendered.short)
+
+
+def test_english_message_and_ack_link() -> None:
+    rendered = render(
+        [level_notice("ciliwung-katulampa", Level.SIAGA)],
+        "en",
+        REGISTRY,
+        ack_link=lambda incident: f"https://siaga.example/ack/{incident}?sig=abc",
+    )
+    assert "Siaga 2" in rendered.body
+    assert "What to do: Prepare evacuation" in rendered.body
+    assert "https://siaga.example/ack/7?sig=abc" in rendered.body
+    assert "https://siaga.example/ack/7?sig=abc" in rendered.short
+
+
+def test_tabalong_is_on_wita() -> None:
+    rendered = render([level_notice("tl-tanjung", Level.WASPADA)], "id", REGISTRY)
+    assert "2020-09-21 19:10 WITA" in rendered.body
+    assert "Waspada" in rendered.body
+
+
+def test_zones_by_longitude() -> None:
+    station = REGISTRY.get("ciliwung-katulampa")
+    assert station is not None
+    assert zone_for(station) is WIB
+    assert zone_for(station.model_copy(update={"regency": "X", "longitude": 119.4})) is WITA
+    assert zone_for(station.model_copy(update={"regency": "X", "longitude": 140.7})) is WIT
+    assert zone_for(station, {"Kota Bogor": "WIT"}) is WIT
+
+
+def test_upstream_warning_names_the_arrival() -> None:
+    event = AlertEvent(
+        at_ns=ns("2020-09-21T11:10:00+00:00"),
+        subject="ciliwung-depok",
+        kind=EventKind.UPSTREAM,
+        rule="upstream:ciliwung-katulampa",
+        firing=True,
+        severity=Level.AWAS,
+        source="ciliwung-katulampa",
+        expected_at_ns=ns("2020-09-21T14:10:00+00:00"),
+    )
+    notice = Notice("u1", 9, labels_of(event, IncidentState.FIRING), event, IncidentState.FIRING)
+    body = render([notice], "id", REGISTRY).body
+    assert "diperkirakan tiba 2020-09-21 21:10 WIB" in body
+    assert "Katulampa" in body
+
+
+def test_resolved_and_late_are_said() -> None:
+    resolved = level_notice("tb-menggala", Level.NORMAL, state=IncidentState.RESOLVED)
+    assert "kembali Normal" in render([resolved], "id", REGISTRY).body
+    late = render([level_notice("tb-menggala", Level.SIAGA, late=True)], "en", REGISTRY)
+    assert late.subject.startswith("[Late]")
+    assert "[LATE: delayed data from" in late.body
+
+
+def test_many_stations_in_one_message_and_short_form_counts_the_rest() -> None:
+    notices = [
+        level_notice(s.id, Level.WASPADA, incident_id=i)
+        for i, s in enumerate(REGISTRY.stations())
+        if s.regency == "Tulang Bawang"
+    ]
+    rendered = render(notices, "id", REGISTRY)
+    for notice in notices:
+        station = REGISTRY.get(notice.event.subject)
+        assert station is not None
+        assert station.name in rendered.body
+    assert fits_one_sms(rendered.short)
+    assert "+" in rendered.short
+
+
+def test_nothing_to_render_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        render([], "id", REGISTRY)
+
+
+def test_gsm7_counts() -> None:
+    assert gsm7_septets("abc") == 3
+    assert gsm7_septets("€") == 2
+    assert gsm7_septets("日本") is None
+    assert fits_one_sms("a" * 160)
+    assert not fits_one_sms("a" * 161)
+
+
+@settings(max_examples=50)
+@given(st.text(min_size=1, max_size=60), st.integers(min_value=1, max_value=12))
+def test_short_form_always_fits_one_sms(name: str, count: int) -> None:
+    stations = [
+        s.model_copy(update={"id": f"s{i}", "name": name.replace("\\", "") or "x"})
+        for i, s in enumerate([REGISTRY.stations()[0]] * count)
+    ]
+    registry = StaticRegistry(stations)
+    notices = [
+        Notice(
+            f"n{i}",
+            i,
+            {},
+            AlertEvent(0, f"s{i}", EventKind.LEVEL, "level", True, Level.AWAS),
+            IncidentState.FIRING,
+        )
+        for i in range(count)
+    ]
+    for language in ("id", "en"):
+        assert fits_one_sms(render(notices, language, registry).short)
+    assert fits_one_sms(clip(name * 20))

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from alerts.model import EventKind
+from alerts.pipeline.inhibit import DEFAULT_INHIBIT_RULES, inhibited
+from alerts.pipeline.silence import Matcher, Silence, silenced
+from devices.levels import Level
+from tests.unit.pipeline_helpers import T0, S, notice
+
+
+def test_awas_mutes_waspada_of_the_same_station_only() -> None:
+    awas = notice("depok", severity=Level.AWAS).labels
+    upstream = notice("depok", kind=EventKind.UPSTREAM, severity=Level.WASPADA).labels
+    other = notice("manggarai", kind=EventKind.UPSTREAM, severity=Level.WASPADA).labels
+    assert inhibited(upstream, [awas], DEFAULT_INHIBIT_RULES) is not None
+    assert inhibited(other, [awas], DEFAULT_INHIBIT_RULES) is None
+    assert inhibited(upstream, [], DEFAULT_INHIBIT_RULES) is None
+
+
+def test_regency_outage_mutes_its_stations_no_data() -> None:
+    outage = notice("regency:Jember", kind=EventKind.NO_DATA, regency="Jember").labels
+    assert outage["scope"] == "regency"
+    station = notice("jember-1", kind=EventKind.NO_DATA, regency="Jember").labels
+    elsewhere = notice("rembang-1", kind=EventKind.NO_DATA, regency="Rembang").labels
+    assert inhibited(station, [outage], DEFAULT_INHIBIT_RULES) is not None
+    assert inhibited(elsewhere, [outage], DEFAULT_INHIBIT_RULES) is None
+    assert inhibited(outage, [outage], DEFAULT_INHIBIT_RULES) is None
+
+
+def maintenance(*matchers: Matcher, hours: int = 2) -> Silence:
+    return Silence(
+        matchers=list(matchers),
+        starts_ns=T0,
+        ends_ns=T0 + hours * 3600 * S,
+        created_by="ops",
+        comment="gauge maintenance",
+    )
+
+
+def test_silence_covers_its_window_only() -> None:
+    silence = maintenance(Matcher(name="station", value="katulampa"))
+    labels = notice().labels
+    assert silenced(labels, T0, [silence]) is silence
+    assert silenced(labels, T0 - 1, [silence]) is None
+    assert silenced(labels, T0 + 2 * 3600 * S, [silence]) is None
+    assert silenced(notice("depok").labels, T0, [silence]) is None
+
+
+def test_silence_refuses_to_cover_everything_or_nothing() -> None:
+    with pytest.raises(ValidationError):
+        Silence(matchers=[], starts_ns=T0, ends_ns=T0 + S, created_by="a", comment="b")
+    with pytest.raises(ValidationError, match="name something"):
+        maintenance(Matcher(name="station", value=".*", op="=~"))
+    with pytest.raises(ValidationError, match="end after"):
+        Silence(
+            matchers=[Matcher(name="a", value="b")],
+            starts_ns=T0,
+            ends_ns=T0,
+            created_by="a",
+            comment="b",
+        )
+
+
+STATIONS = ["katulampa", "depok", "manggarai"]
+REGENCIES = ["Kota Bogor", "Kota Depok"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["station", "regency"]),
+            st.sampled_from(STATIONS + REGENCIES),
+            st.sampled_from(["=", "!="]),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from(STATIONS),
+    st.sampled_from(REGENCIES),
+    st.integers(min_value=-10, max_value=10),
+    st.integers(min_value=1, max_value=10),
+    st.integers(min_value=-20, max_value=20),
+)
+def test_silence_covers_exactly_its_matchers_and_time(
+    spec: list[tuple[str, str, str]],
+    station: str,
+    regency: str,
+    start: int,
+    length: int,
+    at: int,
+) -> None:
+    matchers = [Matcher(name=n, value=v, op=op) for n, v, op in spec]  # type: ignore[arg-type]
+    silence = Silence(
+        matchers=matchers,
+        starts_ns=T0 + start * S,
+        ends_ns=T0 + (start + length) * S,
+        created_by="ops",
+        comment="test",
+    )
+    labels = notice(station, regency=regency).labels
+    in_time = start <= at < start + length
+    all_match = all((labels[n] == v) == (op == "=") for n, v, op in spec)
+    assert (silenced(labels, T0 + at * S, [silence]) is not None) == (in_time and all_match)
