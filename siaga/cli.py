@@ -267,6 +267,11 @@ def devices_tls_init(
 
 app.add_typer(simulate_app, name="simulate")
 
+# --- Grafana dashboards as code (dashboards/grafana) -------------------------------------------
+from dashboards.grafana.cli import dashboards_app  # noqa: E402
+
+app.add_typer(dashboards_app, name="dashboards")
+
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")
 
