@@ -137,7 +137,7 @@ def active_alerts_table(ds: Datasources) -> table.Panel:
         'SELECT "station", "rule", "kind", "level", "text", "late", "event_id" FROM ('
         f'SELECT "firing", "text", "late", "event_id", "kind", "level" FROM "{ALERTS}" '
         'WHERE $timeFilter GROUP BY "station", "rule" ORDER BY time DESC LIMIT 1'
-        ') WHERE "firing" = true'
+        ') WHERE "firing" = true ORDER BY time DESC'
     )
     return (
         table.Panel()

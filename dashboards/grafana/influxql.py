@@ -112,6 +112,14 @@ class InfluxQL(cogbuilder.Builder[cogvariants.Dataquery]):
         return self
 
 
+_REGEX_SPECIAL = re.compile(r"[\\^$*+?.()|[\]{}/]")
+
+
+def _escape_regex(value: str) -> str:
+    """Escape a value for an InfluxQL regex literal, with the characters Grafana escapes."""
+    return _REGEX_SPECIAL.sub(lambda m: "\\" + m.group(0), value)
+
+
 _VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)|\[\[(\w+)\]\]")
 
 
@@ -144,6 +152,6 @@ def expand_macros(
             return match.group(0)
         value = values[name]
         inside_regex = any(start <= match.start() < end for start, end in regex_spans)
-        return re.escape(value) if inside_regex else value
+        return _escape_regex(value) if inside_regex else value
 
     return _VARIABLE.sub(replace, query)

@@ -61,7 +61,13 @@ def push_dashboards(
     api = _grafana(url, token, timeout_s)
     try:
         health = api.client.GET("/health")
-    except (niquests.exceptions.RequestException, GrafanaException, OSError) as exc:
+    except GrafanaException as exc:
+        if exc.status_code:  # something answered, with an error
+            raise PushError(
+                f"{url} answered /api/health with {exc.status_code}, not as Grafana does"
+            ) from None
+        raise PushError(f"no Grafana answers at {url}: {_reason(exc)}") from None
+    except (niquests.exceptions.RequestException, OSError) as exc:
         raise PushError(f"no Grafana answers at {url}: {_reason(exc)}") from None
     except ValueError:  # an answer, but not JSON: something else listens there
         raise PushError(f"{url} answered /api/health, but not as Grafana does") from None
