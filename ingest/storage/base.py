@@ -13,6 +13,34 @@ from ingest.batch import Batch, StoredRejection
 TELEMETRY = "telemetry"
 REJECTED = "rejected"
 DEVICE_HEALTH = "device_health"
+ALERTS = "alerts"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert event as stored in measurement ``alerts`` (Grafana annotations).
+
+    Attributes:
+        ts_ns: The event time (the reading's time).
+        station_id: The event's subject (a station, or ``regency:<name>`` for a group).
+        kind: ``level``, ``rate``, ``upstream``, ``no_data``, ``sensor_fault``.
+        rule: The rule instance (``level``, ``rate:rise``, ...).
+        level: Canonical level name: NORMAL, WASPADA, SIAGA, AWAS.
+        firing: True when the condition holds, False when it cleared.
+        late: The reading was a backlog when it arrived.
+        text: One line for people.
+        event_id: The event's stable id.
+    """
+
+    ts_ns: int
+    station_id: str
+    kind: str
+    rule: str
+    level: str
+    firing: bool
+    late: bool
+    text: str
+    event_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +115,24 @@ class Storage(Protocol):
 
     async def health(self) -> dict[str, StationHealth]:
         """Each station's latest stored health."""
+        ...
+
+    async def write_alerts(self, records: Sequence[AlertRecord]) -> None:
+        """Store alert events (measurement ``alerts``); the same event again overwrites itself.
+
+        Raises:
+            RetryableStorageError: The store is unreachable; the caller spools and retries.
+        """
+        ...
+
+    async def alerts(
+        self,
+        since_ns: int,
+        until_ns: int | None = None,
+        station_ids: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[AlertRecord]:
+        """Alert events with ``since_ns <= ts < until_ns``, oldest first, at most ``limit``."""
         ...
 
     async def aclose(self) -> None:

@@ -24,9 +24,11 @@ from ingest.errors import PermanentStorageError, RetryableStorageError
 from ingest.lineprotocol import LineProtocolError, encode_fields, escape_field_key, series_key
 from ingest.settings import InfluxSettings
 from ingest.storage.base import (
+    ALERTS,
     DEVICE_HEALTH,
     REJECTED,
     TELEMETRY,
+    AlertRecord,
     LatestReading,
     WindowStat,
     WriteReport,
@@ -303,6 +305,56 @@ class InfluxStorage:
             found[station_id] = StationHealth(station_id=station_id, **values)  # type: ignore[arg-type]
         return found
 
+    async def write_alerts(self, records: Sequence[AlertRecord]) -> None:
+        """Store alert events as measurement ``alerts``."""
+        if not records:
+            return
+        lines = [alert_line(r) for r in records]
+        bad = await self._write_lines(lines, 0, len(lines))
+        for _, message in bad:
+            log.error("InfluxDB refused an alerts line: %s", message[:300])
+
+    async def alerts(
+        self,
+        since_ns: int,
+        until_ns: int | None = None,
+        station_ids: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[AlertRecord]:
+        """Oldest first."""
+        condition = f"time >= {int(since_ns)}"
+        if until_ns is not None:
+            condition += f" AND time < {int(until_ns)}"
+        if station_ids is not None:
+            if not station_ids:
+                return []
+            condition += (
+                " AND (" + " OR ".join(f"station = {_quote_string(s)}" for s in station_ids) + ")"
+            )
+        series = await self.query(
+            f"SELECT * FROM {ALERTS} WHERE {condition} ORDER BY time ASC LIMIT {int(limit)}"
+        )
+        if not series:
+            return []
+        columns = series[0]["columns"]
+        found = []
+        for row in series[0]["values"]:
+            record = dict(zip(columns, row, strict=True))
+            found.append(
+                AlertRecord(
+                    ts_ns=int(record["time"]),
+                    station_id=record.get("station") or "",
+                    kind=record.get("kind") or "",
+                    rule=record.get("rule") or "",
+                    level=record.get("level") or "",
+                    firing=bool(record.get("firing")),
+                    late=bool(record.get("late")),
+                    text=record.get("text") or "",
+                    event_id=record.get("event_id") or "",
+                )
+            )
+        return found
+
     # -- reading -----------------------------------------------------------------------------
 
     async def latest(self, station_ids: Sequence[str] | None = None) -> dict[str, LatestReading]:
@@ -378,6 +430,23 @@ _HEALTH_FIELDS = (
     "clock_skew_s", "battery_v", "battery_pct", "rssi_dbm", "snr_db",
 )  # fmt: skip
 _HEALTH_INTEGERS = frozenset({"last_seen_ns", "readings_24h", "expected_24h", "missing_by_seq"})
+
+
+def alert_line(record: AlertRecord) -> str:
+    """One ``alerts`` line: tags station, kind, rule, level; fields firing, late, text, id."""
+    tags = {
+        "station": record.station_id,
+        "kind": record.kind,
+        "rule": record.rule,
+        "level": record.level,
+    }
+    fields: dict[str, bool | str] = {
+        "firing": record.firing,
+        "late": record.late,
+        "text": record.text,
+        "event_id": record.event_id,
+    }
+    return f"{series_key(ALERTS, tags)} {encode_fields(fields)} {record.ts_ns}"
 
 
 def _health_line(snapshot: StationHealth, tags: Mapping[str, str], ts_ns: int) -> str:

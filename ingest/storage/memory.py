@@ -12,7 +12,7 @@ from devices import Reason
 from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
 from ingest.errors import RetryableStorageError
-from ingest.storage.base import LatestReading, WindowStat, WriteReport
+from ingest.storage.base import AlertRecord, LatestReading, WindowStat, WriteReport
 
 
 class MemoryStorage:
@@ -22,6 +22,7 @@ class MemoryStorage:
         self.points: dict[tuple[str, int], dict[str, float]] = {}
         self.stored_rejections: list[StoredRejection] = []
         self.health_snapshots: dict[str, StationHealth] = {}
+        self.alert_records: dict[tuple[str, str, str, str, int], AlertRecord] = {}
         self.available = True
         self.writes = 0
 
@@ -90,6 +91,33 @@ class MemoryStorage:
     async def health(self) -> dict[str, StationHealth]:
         """The latest snapshot per station."""
         return dict(self.health_snapshots)
+
+    async def write_alerts(self, records: Sequence[AlertRecord]) -> None:
+        """Keep records by InfluxDB's identity: series (station, kind, rule, level) and time."""
+        if not self.available:
+            raise RetryableStorageError("memory storage is switched off")
+        for record in records:
+            key = (record.station_id, record.kind, record.rule, record.level, record.ts_ns)
+            self.alert_records[key] = record
+
+    async def alerts(
+        self,
+        since_ns: int,
+        until_ns: int | None = None,
+        station_ids: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[AlertRecord]:
+        """Oldest first."""
+        wanted = None if station_ids is None else set(station_ids)
+        found = [
+            r
+            for r in self.alert_records.values()
+            if r.ts_ns >= since_ns
+            and (until_ns is None or r.ts_ns < until_ns)
+            and (wanted is None or r.station_id in wanted)
+        ]
+        found.sort(key=lambda r: (r.ts_ns, r.station_id, r.kind, r.rule, r.level))
+        return found[:limit]
 
     async def aclose(self) -> None:
         """Nothing to release."""

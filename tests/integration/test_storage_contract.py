@@ -10,7 +10,7 @@ from devices import Reading, Reason, Rejection
 from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
 from ingest.settings import InfluxSettings
-from ingest.storage.base import LatestReading, Storage, WindowStat
+from ingest.storage.base import AlertRecord, LatestReading, Storage, WindowStat
 from ingest.storage.influx import InfluxStorage
 from ingest.storage.memory import MemoryStorage
 from ops.servers import InfluxServer
@@ -104,3 +104,43 @@ async def test_health_snapshots_round_trip(storage: Storage) -> None:
     health = StationHealth("a", T0, 90, 96, 93.75, 3, 1.5, battery_v=3.9, rssi_dbm=-97.0)
     await storage.write_health([health], T0 + MIN)
     assert (await storage.health())["a"] == health
+
+
+def alert(
+    station: str, minute: float, level: str, firing: bool = True, **extra: object
+) -> AlertRecord:
+    values: dict[str, object] = {
+        "ts_ns": T0 + int(minute * MIN),
+        "station_id": station,
+        "kind": "level",
+        "rule": "level",
+        "level": level,
+        "firing": firing,
+        "late": False,
+        "text": f'{station} {level}, "naik" = cepat',
+        "event_id": f"e{station}{minute}",
+    }
+    values.update(extra)
+    return AlertRecord(**values)  # type: ignore[arg-type]
+
+
+async def test_alerts_come_back_oldest_first_by_time_and_station(storage: Storage) -> None:
+    records = [
+        alert("b", 3, "SIAGA"),
+        alert("a", 1, "WASPADA"),
+        alert("a", 2, "AWAS", late=True),
+        alert("regency:Tulang Bawang", 4, "NORMAL", firing=False, kind="no_data", rule="no_data"),
+    ]
+    await storage.write_alerts(records)
+    assert await storage.alerts(T0) == [records[1], records[2], records[0], records[3]]
+    assert await storage.alerts(T0 + 2 * MIN, T0 + 4 * MIN) == [records[2], records[0]]
+    assert await storage.alerts(T0, station_ids=["a"]) == [records[1], records[2]]
+    assert await storage.alerts(T0, station_ids=[]) == []
+    assert await storage.alerts(T0, limit=1) == [records[1]]
+
+
+async def test_the_same_alert_written_twice_is_stored_once(storage: Storage) -> None:
+    await storage.write_alerts([alert("a", 1, "SIAGA")])
+    await storage.write_alerts([alert("a", 1, "SIAGA")])
+    await storage.write_alerts([])
+    assert await storage.alerts(T0) == [alert("a", 1, "SIAGA")]
