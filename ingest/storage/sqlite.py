@@ -170,8 +170,8 @@ class SqliteStorage:
         refused: list[StoredRejection] = []
         connection.execute("BEGIN IMMEDIATE")
         try:
-            # Another process (a second worker) may have added stations or metrics.
-            self._load_ids(connection)
+            # Names unknown here are looked up (or added) in the file itself, so ids that another
+            # process (a second worker) assigned meanwhile are found, never duplicated.
             stored = 0
             for reading in batch.readings:
                 values = dict(reading.values)
