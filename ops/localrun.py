@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ingest.runtime import run_ingest
+from ingest.runtime import influx_configured, run_ingest
 from ingest.settings import Settings
 from ops.servers import InfluxServer, MosquittoServer, port_open
 
 log = logging.getLogger(__name__)
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def influxd_installed() -> bool:
+    """Whether an ``influxd`` binary is on this machine."""
+    return shutil.which("influxd") is not None or Path("/usr/sbin/influxd").exists()
 
 
 def _influx_answers(url: str) -> bool:
@@ -40,8 +46,16 @@ async def run_up(settings: Settings, state_dir: Path) -> None:
             log.info("no broker answers at %s: starting mosquitto there", mqtt.url)
             servers.enter_context(MosquittoServer(state_dir / "mosquitto", port=mqtt.port))
         influx = settings.influx
-        if _influx_answers(influx.url):
+        backend = settings.storage.backend
+        if backend == "sqlite":
+            log.info("storage: embedded SQLite at %s", settings.storage.sqlite_path)
+        elif _influx_answers(influx.url):
             log.info("using InfluxDB at %s", influx.url)
+        elif backend == "auto" and not influx_configured(influx) and not influxd_installed():
+            log.info(
+                "no InfluxDB answers or is installed: storing in the embedded SQLite file %s",
+                settings.storage.sqlite_path,
+            )
         else:
             parts = urlsplit(influx.url)
             if parts.hostname in _LOCAL_HOSTS:
