@@ -2,7 +2,7 @@
 
 Measured in one run, next to baselines from the same run:
 
-1. a ceiling: the same rows with plain ``sqlite3.executemany`` on one connection, no identity
+1. a baseline: the same rows with plain ``sqlite3.executemany`` on one connection, no identity
    lookups, no thread hop, ``synchronous=NORMAL``;
 2. :class:`~ingest.storage.sqlite.SqliteStorage` with ``synchronous=FULL`` (the default: an
    acknowledged batch survives a power cut) and ``NORMAL`` (survives a process crash);
@@ -61,7 +61,7 @@ def batches(count: int, stations: int, interval_s: int) -> list[Batch]:
     return [Batch(all_readings[i : i + BATCH]) for i in range(0, count, BATCH)]
 
 
-def ceiling(path: Path, work: list[Batch]) -> float:
+def baseline(path: Path, work: list[Batch]) -> float:
     """Plain sqlite3: the same long-form rows, integer ids known in advance."""
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -150,7 +150,7 @@ def main() -> None:
         f", SQLite {sqlite3.sqlite_version}; {args.readings:,} readings (4 fields each) over "
         f"{args.stations:,} stations, batches of {BATCH:,}; best of {args.trials} trials.",
         "",
-        "| writer | readings/s | vs ceiling |",
+        "| writer | readings/s | vs baseline |",
         "|---|---:|---:|",
     ]
     with tempfile.TemporaryDirectory(prefix="siaga-bench-sqlite-") as temp:
@@ -162,8 +162,8 @@ def main() -> None:
                 measure(directory / f"{name}-{trial}.sqlite") for trial in range(args.trials)
             )
 
-        top = best(lambda path: ceiling(path, work), "ceiling")
-        rates: list[tuple[str, float]] = [("plain sqlite3 executemany (ceiling)", top)]
+        top = best(lambda path: baseline(path, work), "baseline")
+        rates: list[tuple[str, float]] = [("plain sqlite3 executemany, same rows (baseline)", top)]
         for synchronous, label in (("full", "FULL (default)"), ("normal", "NORMAL")):
             rate = best(
                 lambda path, s=synchronous: asyncio.run(siaga_sqlite(path, work, s)),  # type: ignore[misc]
