@@ -1,15 +1,16 @@
 """Every InfluxQL query of every generated panel runs against a real influxd and fits its panel.
 
 InfluxDB is seeded by a real ingest run: the quiet-day scenario is published through mosquitto
-and stored by `siaga ingest`; alert events are written per team contract 1 (measurement
-``alerts``) as line protocol. Grafana's macros are expanded as its InfluxQL datasource does.
+and stored by `siaga ingest`; alert events are written by ``InfluxStorage.write_alerts``
+(team contract 1, measurement ``alerts``), as the alert engine stores them. Grafana's macros
+are expanded as its InfluxQL datasource does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +25,8 @@ from dashboards.settings import GrafanaSettings
 from devices.registry import Registry, load_registry
 from devices.topics import TopicScheme
 from ingest.settings import InfluxSettings
+from ingest.storage.base import AlertRecord
+from ingest.storage.influx import InfluxStorage
 from ops.servers import InfluxServer, MosquittoServer
 from simulators.runner import MqttPublisher, RunReport, parse_broker_url, prepare, run_plan
 from simulators.scenario import load_scenario
@@ -127,21 +130,17 @@ def expected_columns(statement: str) -> list[str]:
     return names
 
 
-def write_alerts(url: str, lines: list[str]) -> None:
-    request = urllib.request.Request(
-        f"{url}/write?db={DATABASE}&precision=ns", data="\n".join(lines).encode(), method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 204
-
-
-def alert_line(station: str, level: str, firing: bool, ts_ns: int, event_id: str) -> str:
-    """One point of measurement ``alerts`` exactly as team contract 1 lays it out."""
+def alert(station: str, level: str, firing: bool, ts_ns: int, event_id: str) -> AlertRecord:
     text = f"{station} {'reached' if firing else 'left'} {level}"
-    return (
-        f"alerts,kind=level,level={level},rule=level-{station},station={station} "
-        f'event_id="{event_id}",firing={str(firing).lower()},late=false,text="{text}" {ts_ns}'
-    )
+    return AlertRecord(ts_ns, station, "level", "level", level, firing, False, text, event_id)
+
+
+async def write_alerts(url: str, records: list[AlertRecord]) -> None:
+    """Through the storage's own writer (contract 1), as the alert engine stores them."""
+    async with InfluxStorage(
+        InfluxSettings(url=url, database=DATABASE), lambda s: {"station": s}
+    ) as storage:
+        await storage.write_alerts(records)
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +181,12 @@ def seeded(
             30,
             "device health stored",
         )
-    write_alerts(
-        influx_session.url,
-        [
-            alert_line("tb-menggala", "WASPADA", True, NOW_NS - 90 * MIN_NS, "e1"),
-            alert_line("tb-menggala", "WASPADA", False, NOW_NS - 30 * MIN_NS, "e2"),
-            alert_line("ciliwung-depok", "SIAGA", True, NOW_NS - 20 * MIN_NS, "e3"),
-        ],
-    )
+    records = [
+        alert("tb-menggala", "WASPADA", True, NOW_NS - 90 * MIN_NS, "e1"),
+        alert("tb-menggala", "WASPADA", False, NOW_NS - 30 * MIN_NS, "e2"),
+        alert("ciliwung-depok", "SIAGA", True, NOW_NS - 20 * MIN_NS, "e3"),
+    ]
+    asyncio.run(write_alerts(influx_session.url, records))
     return report
 
 
