@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
@@ -200,11 +201,34 @@ async def run_ingest(
         )
         try:
             companions = {"registry-watch": watcher.run}
+            if isinstance(storage, SqliteStorage):
+                companions["sqlite-retention"] = lambda: _retain(storage, settings.max_age_s)
             if settings.health.enabled:
                 companions["health"] = health.run
             await worker.run(stop, companions)
         finally:
             spool.close()
+
+
+SQLITE_PRUNE_INTERVAL_S = 3600.0
+
+
+async def _retain(storage: SqliteStorage, max_age_s: float) -> None:
+    """Hourly, drop what is older than the retention window (InfluxDB's policy does it there)."""
+    while True:
+        cutoff_ns = time.time_ns() - int(max_age_s * 1e9)
+        try:
+            deleted = await storage.prune(cutoff_ns)
+        except StorageError as exc:
+            log.warning("SQLite retention: could not prune now (%s)", exc)
+        else:
+            if deleted:
+                log.info(
+                    "SQLite retention: %d rows older than %.0f days deleted",
+                    deleted,
+                    max_age_s / 86400,
+                )
+        await asyncio.sleep(SQLITE_PRUNE_INTERVAL_S)
 
 
 async def _prepare_storage(storage: Storage) -> None:

@@ -8,7 +8,8 @@ alert event by (station, kind, rule, level, time).
 Layout: telemetry in long form in a ``WITHOUT ROWID`` table clustered by (station, metric, time),
 so a window is one range scan and "latest" one index seek per series; stations and metrics are
 small integers. Only the latest device-health snapshot per station is kept (the contract asks for
-no more; InfluxDB keeps the history for Grafana).
+no more; InfluxDB keeps the history for Grafana). :meth:`SqliteStorage.prune` is the retention
+policy's twin; the worker calls it hourly.
 
 SQLite is synchronous, so every call runs on one thread of its own: the event loop never waits on
 the disk, and the one connection is never shared between threads. WAL journal: readers (``siaga
@@ -363,6 +364,32 @@ class SqliteStorage:
             ]
 
         return await self._run(query)
+
+    async def prune(self, before_ns: int) -> int:
+        """Delete readings, rejections and alert events older than ``before_ns`` (retention).
+
+        Telemetry is deleted one series at a time, each a range of the primary key, so pruning
+        never scans the table. Returns how many rows went.
+        """
+
+        def prune(connection: sqlite3.Connection) -> int:
+            self._load_ids(connection)
+            deleted = 0
+            for station, metric in sorted(self._series):
+                with _transaction(connection):
+                    deleted += connection.execute(
+                        "DELETE FROM telemetry WHERE station_id = ? AND metric_id = ? "
+                        "AND ts_ns < ?",
+                        (station, metric, before_ns),
+                    ).rowcount
+            with _transaction(connection):
+                for table, column in (("rejected", "received_ns"), ("alerts", "ts_ns")):
+                    deleted += connection.execute(
+                        f"DELETE FROM {table} WHERE {column} < ?", (before_ns,)
+                    ).rowcount
+            return deleted
+
+        return await self._run(prune)
 
     async def aclose(self) -> None:
         """Close the connection (checkpointing the WAL) and stop the thread."""

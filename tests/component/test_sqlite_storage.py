@@ -87,3 +87,15 @@ async def test_a_locked_database_is_retryable_and_a_bad_path_permanent(tmp_path:
     async with SqliteStorage(tmp_path / "dir.sqlite") as broken:
         with pytest.raises(PermanentStorageError):
             await broken.prepare()
+
+
+async def test_prune_drops_only_what_is_older_than_the_cutoff(tmp_path: Path) -> None:
+    async with SqliteStorage(tmp_path / "s.sqlite") as storage:
+        old, new = reading("a", 1, 1.0, 1), reading("a", 10, 2.0, 2)
+        await storage.write(Batch([old, new, reading("b", 2, 3.0)]))
+        cutoff = T0 + 5 * MIN
+        assert await storage.prune(cutoff) == 3  # a@1 (level and seq), b@2 (level)
+        (left,) = await storage.window("a", "water_level_cm", 0, T0 + 20 * MIN, 3600)
+        assert (left.count, left.mean) == (1, 2.0)
+        assert set(await storage.latest()) == {"a"}
+        assert await storage.prune(cutoff) == 0
