@@ -29,11 +29,25 @@ def dashboards(
     """The three dashboards, threshold bands from the versions in force at ``at_ns``."""
     ds = Datasources(grafana.influx_datasource_uid, grafana.prometheus_datasource_uid)
     ordered = sorted(stations, key=lambda s: s.id)
-    return [
+    boards = [
         overview(ordered, ds, at_ns).build(),
         station_detail(ordered, ds, at_ns).build(),
         ingest_health(ds).build(),
     ]
+    for board in boards:
+        _number_panels(board)
+    return boards
+
+
+def _number_panels(board: Dashboard) -> None:
+    """Give every panel and row a unique id, in layout order (links and the editor use them)."""
+    number = 0
+    for panel in board.panels or []:
+        number += 1
+        panel.id_val = number
+        for inner in getattr(panel, "panels", None) or []:
+            number += 1
+            inner.id_val = number
 
 
 def dashboard_json(board: Dashboard) -> dict[str, Any]:

@@ -227,3 +227,10 @@ def test_cli_build_writes_the_same_tree(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "json/siaga-overview.json").read_bytes() == tree()[
         "json/siaga-overview.json"
     ]
+
+
+@pytest.mark.parametrize("uid", ["siaga-overview", "siaga-station", "siaga-ingest"])
+def test_panel_ids_are_unique(uid: str) -> None:
+    ids = [p["id"] for p in board(uid)["panels"]]
+    assert len(set(ids)) == len(ids)
+    assert ids == list(range(1, len(ids) + 1))
