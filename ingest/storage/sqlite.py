@@ -98,6 +98,7 @@ class SqliteStorage:
         self._station_ids: dict[str, int] = {}
         self._metric_ids: dict[str, int] = {}
         self._series: set[tuple[int, int]] = set()
+        self._closed = False
 
     async def __aenter__(self) -> SqliteStorage:
         return self
@@ -393,6 +394,10 @@ class SqliteStorage:
 
     async def aclose(self) -> None:
         """Close the connection (checkpointing the WAL) and stop the thread."""
+
+        if self._closed:
+            return
+        self._closed = True
 
         def close() -> None:
             if self._connection is not None:

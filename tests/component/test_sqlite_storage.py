@@ -29,6 +29,7 @@ async def test_data_survives_closing_and_reopening(tmp_path: Path) -> None:
         latest = await reopened.latest()
         await reopened.write(Batch([reading("c", 3, 10.0)]))
         assert set(await reopened.latest()) == {"a", "b", "c"}
+        await reopened.aclose()  # closing twice is harmless
     assert latest["a"].values == {"water_level_cm": 100.0}  # seq is stored, not a metric
 
 
