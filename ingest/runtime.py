@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -44,17 +46,27 @@ def influx_configured(influx: InfluxSettings) -> bool:
     )
 
 
+def influxd_installed() -> bool:
+    """Whether an ``influxd`` binary is on this machine."""
+    return shutil.which("influxd") is not None or Path("/usr/sbin/influxd").exists()
+
+
 def choose_backend(
-    requested: Literal["influx", "sqlite", "auto"], *, configured: bool, answering: bool
+    requested: Literal["influx", "sqlite", "auto"],
+    *,
+    configured: bool,
+    installed: bool,
+    answering: bool,
 ) -> Backend:
     """The storage backend to use.
 
-    ``auto`` keeps InfluxDB whenever it was configured (an outage is the spool's business, not
-    a reason to write elsewhere) or answers; only with neither does it fall back to SQLite.
+    ``auto`` keeps InfluxDB whenever it was configured, is installed on this machine (a server
+    still starting at boot is the spool's business, not a reason to write elsewhere) or answers;
+    only with none of the three does it fall back to SQLite.
     """
     if requested != "auto":
         return requested
-    return "influx" if configured or answering else "sqlite"
+    return "influx" if configured or installed or answering else "sqlite"
 
 
 async def influx_answers(influx: InfluxSettings, timeout_s: float) -> bool:
@@ -71,10 +83,13 @@ async def select_backend(settings: Settings) -> Backend:
     """Apply :func:`choose_backend` to the settings, asking InfluxDB only when it matters."""
     requested = settings.storage.backend
     configured = influx_configured(settings.influx)
+    installed = requested == "auto" and influxd_installed()
     answering = False
-    if requested == "auto" and not configured:
+    if requested == "auto" and not configured and not installed:
         answering = await influx_answers(settings.influx, settings.storage.probe_timeout_s)
-    backend = choose_backend(requested, configured=configured, answering=answering)
+    backend = choose_backend(
+        requested, configured=configured, installed=installed, answering=answering
+    )
     if backend == "sqlite":
         log.info("storage: embedded SQLite at %s", settings.storage.sqlite_path)
     else:

@@ -5,24 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ingest.runtime import influx_configured, run_ingest
+from ingest.runtime import influx_configured, influxd_installed, run_ingest
 from ingest.settings import Settings
 from ops.servers import InfluxServer, MosquittoServer, port_open
 
 log = logging.getLogger(__name__)
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def influxd_installed() -> bool:
-    """Whether an ``influxd`` binary is on this machine."""
-    return shutil.which("influxd") is not None or Path("/usr/sbin/influxd").exists()
 
 
 def _influx_answers(url: str) -> bool:

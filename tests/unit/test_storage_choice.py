@@ -10,18 +10,26 @@ from ingest.settings import InfluxSettings, StorageSettings, load_settings
 
 
 @pytest.mark.parametrize(
-    ("requested", "configured", "answering", "expected"),
+    ("requested", "configured", "installed", "answering", "expected"),
     [
-        ("auto", False, False, "sqlite"),  # nothing installed or configured: embedded
-        ("auto", False, True, "influx"),  # a local InfluxDB answers at the default URL
-        ("auto", True, False, "influx"),  # configured but down: the spool covers the outage
-        ("auto", True, True, "influx"),
-        ("influx", False, False, "influx"),  # asked for explicitly: never second-guessed
-        ("sqlite", True, True, "sqlite"),
+        ("auto", False, False, False, "sqlite"),  # nothing installed, configured or answering
+        ("auto", False, False, True, "influx"),  # one answers at the default URL (elsewhere)
+        ("auto", False, True, False, "influx"),  # installed, still starting: spool meanwhile
+        ("auto", True, False, False, "influx"),  # configured but down: the spool covers it
+        ("auto", True, True, True, "influx"),
+        ("influx", False, False, False, "influx"),  # asked for explicitly: never second-guessed
+        ("sqlite", True, True, True, "sqlite"),
     ],
 )
-def test_choose_backend(requested: str, configured: bool, answering: bool, expected: str) -> None:
-    chosen = choose_backend(requested, configured=configured, answering=answering)  # type: ignore[arg-type]
+def test_choose_backend(
+    requested: str, configured: bool, installed: bool, answering: bool, expected: str
+) -> None:
+    chosen = choose_backend(
+        requested,  # type: ignore[arg-type]
+        configured=configured,
+        installed=installed,
+        answering=answering,
+    )
     assert chosen == expected
 
 
