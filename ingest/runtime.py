@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import ssl
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import httpx
 
 from devices import TopicScheme
 from devices.registry import Registry, load_registry
@@ -19,13 +25,86 @@ from ingest.metrics import IngestMetrics
 from ingest.mqtt.client import ConnectOptions, MqttSubscriber
 from ingest.registry_watch import RegistryWatcher
 from ingest.retry import RetryPolicy
-from ingest.settings import Settings
+from ingest.settings import InfluxSettings, Settings
 from ingest.spool import Spool
+from ingest.storage.base import Storage
 from ingest.storage.influx import InfluxStorage, registry_tags
+from ingest.storage.sqlite import SqliteStorage
 from ingest.validation import Limits, Validator
 from ingest.worker import IngestWorker, Observer
 
 log = logging.getLogger(__name__)
+
+Backend = Literal["influx", "sqlite"]
+DEFAULT_INFLUX_URL = InfluxSettings().url
+
+
+def influx_configured(influx: InfluxSettings) -> bool:
+    """Whether the settings point at an InfluxDB on purpose: another URL, or credentials."""
+    return (
+        influx.url != DEFAULT_INFLUX_URL or influx.username is not None or influx.token is not None
+    )
+
+
+def influxd_installed() -> bool:
+    """Whether an ``influxd`` binary is on this machine."""
+    return shutil.which("influxd") is not None or Path("/usr/sbin/influxd").exists()
+
+
+def choose_backend(
+    requested: Literal["influx", "sqlite", "auto"],
+    *,
+    configured: bool,
+    installed: bool,
+    answering: bool,
+) -> Backend:
+    """The storage backend to use.
+
+    ``auto`` keeps InfluxDB whenever it was configured, is installed on this machine (a server
+    still starting at boot is the spool's business, not a reason to write elsewhere) or answers;
+    only with none of the three does it fall back to SQLite.
+    """
+    if requested != "auto":
+        return requested
+    return "influx" if configured or installed or answering else "sqlite"
+
+
+async def influx_answers(influx: InfluxSettings, timeout_s: float) -> bool:
+    """Whether an InfluxDB answers ``/ping`` at the configured URL now."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            response = await client.get(f"{influx.url}/ping")
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 204
+
+
+async def select_backend(settings: Settings) -> Backend:
+    """Apply :func:`choose_backend` to the settings, asking InfluxDB only when it matters."""
+    requested = settings.storage.backend
+    configured = influx_configured(settings.influx)
+    installed = requested == "auto" and influxd_installed()
+    answering = False
+    if requested == "auto" and not configured and not installed:
+        answering = await influx_answers(settings.influx, settings.storage.probe_timeout_s)
+    backend = choose_backend(
+        requested, configured=configured, installed=installed, answering=answering
+    )
+    if backend == "sqlite":
+        log.info("storage: embedded SQLite at %s", settings.storage.sqlite_path)
+    else:
+        influx = settings.influx
+        log.info("storage: InfluxDB at %s, database %s", influx.url, influx.database)
+    return backend
+
+
+def open_storage(
+    settings: Settings, backend: Backend, station_tags: Callable[[str], Mapping[str, str]]
+) -> InfluxStorage | SqliteStorage:
+    """The chosen backend, not yet prepared."""
+    if backend == "sqlite":
+        return SqliteStorage(settings.storage.sqlite_path, settings.storage.sqlite_synchronous)
+    return InfluxStorage(settings.influx, station_tags)
 
 
 def connect_options(settings: Settings) -> ConnectOptions:
@@ -101,13 +180,15 @@ async def run_ingest(
     def station_tags(station_id: str) -> Mapping[str, str]:
         return registry_tags(current[0])(station_id)
 
-    async with InfluxStorage(settings.influx, station_tags) as storage:
+    backend = await select_backend(settings)
+    async with open_storage(settings, backend, station_tags) as storage:
         health = HealthRecorder(registry, storage, settings.health.interval_s)
 
         def apply(new: Registry) -> None:
             current[0] = new
             validator.use_registry(new)
-            storage.encoder.forget_stations()
+            if isinstance(storage, InfluxStorage):
+                storage.encoder.forget_stations()
             health.tracker.use_registry(new)
             metrics.registry_reloads.inc()
             metrics.registry_stations.set(len(new.stations()))
@@ -135,6 +216,8 @@ async def run_ingest(
         )
         try:
             companions = {"registry-watch": watcher.run}
+            if isinstance(storage, SqliteStorage):
+                companions["sqlite-retention"] = lambda: _retain(storage, settings.max_age_s)
             if settings.health.enabled:
                 companions["health"] = health.run
             await worker.run(stop, companions)
@@ -142,11 +225,30 @@ async def run_ingest(
             spool.close()
 
 
-async def _prepare_storage(storage: InfluxStorage) -> None:
+SQLITE_PRUNE_INTERVAL_S = 3600.0
+
+
+async def _retain(storage: SqliteStorage, max_age_s: float) -> None:
+    """Hourly, drop what is older than the retention window (InfluxDB's policy does it there)."""
+    while True:
+        cutoff_ns = time.time_ns() - int(max_age_s * 1e9)
+        try:
+            deleted = await storage.prune(cutoff_ns)
+        except StorageError as exc:
+            log.warning("SQLite retention: could not prune now (%s)", exc)
+        else:
+            if deleted:
+                log.info(
+                    "SQLite retention: %d rows older than %.0f days deleted",
+                    deleted,
+                    max_age_s / 86400,
+                )
+        await asyncio.sleep(SQLITE_PRUNE_INTERVAL_S)
+
+
+async def _prepare_storage(storage: Storage) -> None:
     """Create the database if it can be reached now; otherwise the spool covers the outage."""
     try:
         await storage.prepare()
     except StorageError as exc:
-        log.warning(
-            "could not prepare InfluxDB now (%s); readings will spool until it answers", exc
-        )
+        log.warning("could not prepare storage now (%s); readings will spool until it can", exc)

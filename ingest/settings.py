@@ -143,6 +143,21 @@ class InfluxSettings(Section):
         return self
 
 
+class StorageSettings(Section):
+    """Which backend stores readings: InfluxDB, or the embedded SQLite file.
+
+    ``auto`` uses InfluxDB when it is configured (a URL other than the default, or credentials)
+    or answers at the default URL, and SQLite otherwise: a laptop without InfluxDB still runs.
+    """
+
+    backend: Literal["influx", "sqlite", "auto"] = "auto"
+    sqlite_path: Path = Path("var/siaga-telemetry.sqlite")
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        default="full", description="full: an acknowledged batch survives a power cut"
+    )
+    probe_timeout_s: float = Field(default=1.0, gt=0, description="auto: how long to ask InfluxDB")
+
+
 class BatchSettings(Section):
     """When the worker flushes a batch to storage."""
 
@@ -216,6 +231,7 @@ class Settings(BaseSettings):
 
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
+    storage: StorageSettings = StorageSettings()
     batch: BatchSettings = BatchSettings()
     spool: SpoolSettings = SpoolSettings()
     validation: ValidationSettings = ValidationSettings()

@@ -385,6 +385,11 @@ def users_remove(username: str, config: ConfigOption = None) -> None:
     typer.echo(f"removed {username}")
 
 
+# --- Grafana dashboards as code (dashboards/grafana) -------------------------------------------
+from dashboards.grafana.cli import dashboards_app  # noqa: E402
+
+app.add_typer(dashboards_app, name="dashboards")
+
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")
 

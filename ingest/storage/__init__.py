@@ -1,4 +1,4 @@
-"""Storage backends behind one interface: InfluxDB (v1 API) and in-memory."""
+"""Storage backends behind one interface: InfluxDB (v1 API), embedded SQLite and in-memory."""
 
 from ingest.storage.base import LatestReading, Storage, WindowStat, WriteReport
 from ingest.storage.memory import MemoryStorage

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -116,3 +117,62 @@ def test_up_starts_a_broker_and_influxdb_where_none_answer(tmp_path: Path) -> No
     assert not port_open(mqtt_port)
     assert not port_open(influx_port)
     assert (tmp_path / "state" / "influxdb" / "data").is_dir()
+
+
+def test_up_on_the_embedded_storage_starts_no_influxdb(tmp_path: Path) -> None:
+    mqtt_port, influx_port, metrics_port = free_port(), free_port(), free_port()
+    database = tmp_path / "data" / "siaga.sqlite"
+    env = clean_env(
+        SIAGA_MQTT__URL=f"mqtt://127.0.0.1:{mqtt_port}",
+        SIAGA_INFLUX__URL=f"http://127.0.0.1:{influx_port}",
+        SIAGA_STORAGE__BACKEND="sqlite",
+        SIAGA_STORAGE__SQLITE_PATH=str(database),
+        SIAGA_SPOOL__DIR=str(tmp_path / "spool"),
+        SIAGA_STATIONS__FILE=str(STATIONS_FILE),
+        SIAGA_METRICS__PORT=str(metrics_port),
+    )
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "siaga", "up", "--state-dir", str(tmp_path / "state")],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def subscribed() -> bool:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
+                    return "siaga_mqtt_connected 1.0" in r.read().decode()
+            except OSError:
+                return False
+
+        def stored() -> int:
+            if not database.exists():
+                return 0
+            connection = sqlite3.connect(database, timeout=10)
+            try:
+                return int(
+                    connection.execute("SELECT count(DISTINCT ts_ns) FROM telemetry").fetchone()[0]
+                )
+            except sqlite3.OperationalError:
+                return 0
+            finally:
+                connection.close()
+
+        wait_for(subscribed, 60, "siaga up subscribed")
+        recent = time.time_ns() // 1_000_000 - 60_000
+        paho_publish(mqtt_port, telemetry_messages(500, recent), "pub-up-sqlite")
+        wait_for(lambda: stored() == 500, 30, "stored in the SQLite file")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not port_open(influx_port)
+    assert not (tmp_path / "state" / "influxdb").exists()
+    assert "embedded SQLite" in log_path.read_text()

@@ -1,8 +1,9 @@
-"""One contract, two backends: InfluxDB (real server) and in-memory answer the same way."""
+"""One contract, three backends: InfluxDB (real server), SQLite and in-memory answer alike."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from ingest.settings import InfluxSettings
 from ingest.storage.base import AlertRecord, LatestReading, MetricSpan, Storage, WindowStat
 from ingest.storage.influx import InfluxStorage
 from ingest.storage.memory import MemoryStorage
+from ingest.storage.sqlite import SqliteStorage
 from ops.servers import InfluxServer
 
 pytestmark = pytest.mark.integration
@@ -21,12 +23,18 @@ T0 = 1_790_000_400_000_000_000  # a multiple of 10 min: windows align to the epo
 MIN = 60_000_000_000
 
 
-@pytest.fixture(params=["influx", "memory"])
+@pytest.fixture(params=["influx", "memory", "sqlite"])
 async def storage(
-    request: pytest.FixtureRequest, influx_session: InfluxServer, database: str
+    request: pytest.FixtureRequest, influx_session: InfluxServer, database: str, tmp_path: Path
 ) -> AsyncIterator[Storage]:
     if request.param == "memory":
         yield MemoryStorage()
+        return
+    if request.param == "sqlite":
+        sqlite = SqliteStorage(tmp_path / "siaga.sqlite")
+        await sqlite.prepare()
+        yield sqlite
+        await sqlite.aclose()
         return
     tags = {"station": "", "regency": "Tulang Bawang", "river": "Way Tulang Bawang"}
     influx = InfluxStorage(

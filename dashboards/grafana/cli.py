@@ -1,0 +1,108 @@
+"""``siaga dashboards``: build the Grafana provisioning tree, or push it to a running Grafana."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ingest.errors import ConfigError
+
+dashboards_app = typer.Typer(
+    help="Grafana dashboards generated from the station registry: build the tree, or push it.",
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Settings YAML (default: config/siaga.yaml)."),
+]
+AtOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--at",
+        help="Draw threshold bands as in force at this moment (default: now), for reproducible "
+        "builds.",
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"],
+    ),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _tree(config: Path | None, at: datetime | None) -> dict[str, bytes]:
+    from dashboards.grafana.build import build_tree
+    from devices.registry import load_registry
+    from ops.settings import load
+
+    settings = load(config)
+    try:
+        registry = load_registry(settings.stations.file, settings.stations.devices_file)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    at_ns = time.time_ns() if at is None else int(at.timestamp() * 1e9)
+    return build_tree(registry.stations(), settings.grafana, settings.influx, at_ns)
+
+
+@dashboards_app.command("build")
+def build(
+    out: Annotated[Path, typer.Option(help="Where to write the tree.")] = Path("var/grafana"),
+    at: AtOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write provisioning/datasources, provisioning/dashboards and json/ under --out."""
+    from dashboards.grafana.build import write_tree
+
+    try:
+        tree = _tree(config, at)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    for path in write_tree(tree, out):
+        typer.echo(str(path))
+
+
+@dashboards_app.command("push")
+def push(
+    url: Annotated[str | None, typer.Option(help="Grafana's URL (default: grafana.url).")] = None,
+    at: AtOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Upsert the dashboards into a running Grafana (token: SIAGA_GRAFANA__TOKEN)."""
+    import json
+
+    from dashboards.grafana.push import PushError, push_dashboards
+    from ops.settings import load
+
+    try:
+        settings = load(config)
+        tree = _tree(config, at)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    grafana = settings.grafana
+    if grafana.token is None:
+        raise _fail("no Grafana token: set SIAGA_GRAFANA__TOKEN (a service account token)")
+    boards = [
+        json.loads(content) for path, content in sorted(tree.items()) if path.startswith("json/")
+    ]
+    target = (url or grafana.url).rstrip("/")
+    try:
+        result = push_dashboards(
+            target,
+            grafana.token.get_secret_value(),
+            boards,
+            folder_uid=grafana.folder_uid,
+            folder_title=grafana.folder_title,
+            timeout_s=grafana.timeout_s,
+        )
+    except PushError as exc:
+        raise _fail(str(exc)) from None
+    verb = "created" if result.folder_created else "found"
+    typer.echo(f"folder {grafana.folder_uid}: {verb}")
+    for uid, path in result.dashboards:
+        typer.echo(f"{uid}: {target}{path}")
