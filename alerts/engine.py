@@ -32,6 +32,8 @@ from devices.stations import Station, StationRegistry
 
 NS_PER_S = 1_000_000_000
 STATE_VERSION = 1
+ENGINE_KEY = "engine:"
+"""The state key of the engine itself (its start: stations never seen count from it)."""
 SEEN_PER_STATION = 64
 """How many recent reading times each station remembers to recognise a redelivery. A reading
 older than all of them (and not among them) is taken as handled: it could change no decision."""
@@ -168,6 +170,7 @@ class Engine:
         self._registry = registry
         self.health = HealthTracker(registry, window_s=health_window_s)
         self._compile()
+        self._dirty.add(ENGINE_KEY)
 
     # -- configuration --------------------------------------------------------------------
 
@@ -528,15 +531,17 @@ class Engine:
     def dirty_state(self) -> dict[str, bytes]:
         """Serialized state of every key changed since the last call (and forget the marks).
 
-        Keys are subjects: a station id, or ``regency:<name>`` for a group. Write them in the
-        same transaction as the transitions of the steps since the last call.
+        Keys are subjects: a station id, or ``regency:<name>`` for a group, plus
+        :data:`ENGINE_KEY` (the engine's first start). Write them in the same transaction as
+        the transitions of the steps since the last call; a key's newest value replaces its
+        older one.
         """
         dirty, self._dirty = self._dirty, set()
         return {key: self._encode(key) for key in sorted(dirty)}
 
     def state(self) -> dict[str, bytes]:
         """Every key's serialized state (a full snapshot)."""
-        keys = set(self._states) | set(self._incidents) | self._groups_firing
+        keys = set(self._states) | set(self._incidents) | self._groups_firing | {ENGINE_KEY}
         return {key: self._encode(key) for key in sorted(keys)}
 
     def restore(self, states: Mapping[str, bytes]) -> None:
@@ -554,6 +559,9 @@ class Engine:
 
     def _encode(self, key: str) -> bytes:
         document: dict[str, object] = {"v": STATE_VERSION}
+        if key == ENGINE_KEY:
+            document["started_ns"] = self.started_ns
+            return orjson.dumps(document)
         state = self._states.get(key)
         if state is not None:
             lv, rt, ft = state.level, state.rate, state.faults
@@ -589,6 +597,10 @@ class Engine:
         document = orjson.loads(blob)
         if document.get("v") != STATE_VERSION:
             raise ValueError(f"state of {key!r} has version {document.get('v')!r}")
+        if key == ENGINE_KEY:
+            # Stations never seen keep counting from the first start, not from this one.
+            self.started_ns = min(self.started_ns, int(document["started_ns"]))
+            return
         if "lv" in document:
             lv, rt, ft = document["lv"], document["rt"], document["ft"]
             self._states[key] = _StationState(

@@ -66,3 +66,33 @@ def test_a_station_silent_alone_fires_after_the_group_wait() -> None:
     engine.process([level("a", 0, 50)], T0)
     assert no_data(engine, 44) == []  # overdue at 30, waits 15 min for its regency
     assert no_data(engine, 45) == [("a", True, ())]
+
+
+def test_after_a_restart_a_silence_fires_once_and_a_fired_one_not_again() -> None:
+    reg = registry(station("a", regency="Alone"), station("b", regency="Other"))
+    before = Engine(reg, started_ns=T0)
+    before.process([level("a", 0, 50), level("b", 0, 50)], T0)
+    assert no_data(before, 30) == [("a", True, ()), ("b", True, ())]
+    before.process([level("b", 31, 50)], T0 + 31 * MINUTE_NS)
+    durable = before.state()
+    # Restarted an hour later: a is still silent (fired already), b went silent meanwhile.
+    after = Engine(reg, started_ns=T0 + 90 * MINUTE_NS)
+    after.restore(durable)
+    assert no_data(after, 90) == [("b", True, ())]
+    assert no_data(after, 100) == []
+    back = after.process([level("a", 101, 50)], T0 + 101 * MINUTE_NS)
+    assert [(e.subject, e.firing) for e in back.events] == [("a", False)]
+
+
+def test_a_silent_regency_survives_a_restart() -> None:
+    reg = registry(*(station(f"r{i}", regency="Gelap") for i in range(3)))
+    before = Engine(reg, started_ns=T0)
+    assert no_data(before, 30) == [("regency:Gelap", True, ("r0", "r1", "r2"))]
+    after = Engine(reg, started_ns=T0 + 40 * MINUTE_NS)
+    after.restore(before.state())
+    assert no_data(after, 45) == []
+    after.process([level(f"r{i}", 46, 50) for i in range(2)], T0 + 46 * MINUTE_NS)
+    assert no_data(after, 47) == [
+        ("regency:Gelap", False, ("r0", "r1", "r2")),
+        ("r2", True, ()),  # the straggler, on its own now
+    ]
