@@ -111,6 +111,8 @@ class FaultsRule(_Model):
         spike_cm: A jump larger than this from the previous reading waits for the next one: if
             that one returns (to within half of it), the jump was a spike, flagged and kept out
             of level decisions; otherwise both readings count (at their own times).
+        spike_max_gap_s: Only a jump from a reading at most this much older is suspect (after
+            a long silence the water may really have moved that much).
         spike_clear_s: A spike incident resolves after this long without another spike.
         battery_low_v: Volts below which the battery is low (None: 11.8 V for 12 V systems,
             3.3 V for single cells, judged by the highest voltage seen).
@@ -121,6 +123,7 @@ class FaultsRule(_Model):
     flatline_s: float = Field(default=3 * 3600.0, gt=0)
     flatline_min_readings: int = Field(default=6, ge=2)
     spike_cm: float = Field(default=50.0, gt=0)
+    spike_max_gap_s: float = Field(default=2 * 3600.0, gt=0)
     spike_clear_s: float = Field(default=6 * 3600.0, gt=0)
     battery_low_v: float | None = Field(default=None, gt=0)
     battery_low_pct: float = Field(default=15.0, ge=0, le=100)

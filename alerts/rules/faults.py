@@ -131,7 +131,11 @@ def evaluate_level(
         else:
             released.extend((held, (ts_ns, value_cm)))
         held = None
-    elif last is not None and abs(value_cm - last) > rule.spike_cm:
+    elif (
+        last is not None
+        and abs(value_cm - last) > rule.spike_cm
+        and ts_ns - state.newest_ns <= rule.spike_max_gap_s * NS_PER_S
+    ):
         held = (ts_ns, value_cm)
     else:
         released.append((ts_ns, value_cm))

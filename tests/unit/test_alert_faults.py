@@ -67,3 +67,10 @@ def test_battery_low_in_volts_knows_a_12_volt_system_from_a_cell() -> None:
     assert [(e.kind, e.rule, e.firing) for e in step.events] == [
         (EventKind.SENSOR_FAULT, "sensor_fault:battery", True)
     ]
+
+
+def test_a_jump_after_a_long_silence_is_not_a_suspect() -> None:
+    engine = Engine(REGISTRY, started_ns=T0)
+    # Six hours without data, then 90 cm higher: the river moved, the level rises at once.
+    events = kinds(engine, [(0, 60), (360, 150)])
+    assert events == [("level", True, 360)]
