@@ -164,6 +164,7 @@ class Engine:
         self._armed: set[str] = set()
         self._active_groups: set[str] = set()
         self._pending: set[tuple[str, str]] = set()
+        self._holding: set[str] = set()  # stations with a suspect jump awaiting its next reading
         self._dirty: set[str] = set()
         self._plans: dict[str, _Plan] = {}
         self._groups: dict[str, list[str]] = {}
@@ -202,6 +203,7 @@ class Engine:
         self._armed = set()
         for station_id in plans:
             self._arm(station_id)
+        self._holding = {s for s, state in self._states.items() if state.faults.held is not None}
         self._active_groups = {g for g in self._groups_firing if g in groups} | {
             plans[s].group for s, state in self._states.items() if state.no_data and s in plans
         }
@@ -302,7 +304,29 @@ class Engine:
             events.extend(found)
             for at_ns, trusted_value in trusted:
                 self._judge_level(plan, state, at_ns, trusted_value, late=late, events=events)
+        if state.faults.held is not None:
+            self._holding.add(station_id)
         self._apply(events, step)
+
+    def _release_held(self, now_ns: int, step: Step) -> None:
+        """Suspect jumps left without a next reading count after two intervals."""
+        for station_id in sorted(self._holding):
+            plan = self._plans.get(station_id)
+            state = self._states.get(station_id)
+            if plan is None or state is None or state.faults.held is None:
+                self._holding.discard(station_id)
+                continue
+            wait_ns = 2 * plan.station.interval_s * NS_PER_S
+            state.faults, released = faults.release_held(state.faults, now_ns, wait_ns)
+            if not released:
+                continue
+            self._holding.discard(station_id)
+            self._dirty.add(station_id)
+            events: list[AlertEvent] = []
+            for at_ns, value in released:
+                late = now_ns - at_ns > self._late_lag_ns
+                self._judge_level(plan, state, at_ns, value, late=late, events=events)
+            self._apply(events, step)
 
     def _judge_level(
         self,
@@ -431,6 +455,7 @@ class Engine:
             ):
                 self._active_groups.discard(group)
         self._apply(events, step)
+        self._release_held(now_ns, step)
         self._promote_pending(now_ns, step)
         return step
 

@@ -189,6 +189,19 @@ def evaluate_level(
     return next_state, events, trusted
 
 
+def release_held(
+    state: FaultState, now_ns: int, wait_ns: int
+) -> tuple[FaultState, list[tuple[int, float]]]:
+    """Release a suspect jump whose confirming reading has not come within ``wait_ns``.
+
+    A gauge can be washed away by the flood it reports: its last reading must still count.
+    """
+    if state.held is None or now_ns - state.held[0] < wait_ns:
+        return state, []
+    held = state.held
+    return replace(state, held=None, last_value=held[1]), [held]
+
+
 def battery_threshold(rule: FaultsRule, peak_v: float) -> float:
     """Volts below which the battery is low: configured, or by the system's nominal voltage."""
     if rule.battery_low_v is not None:
