@@ -19,6 +19,7 @@ import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import orjson
 
@@ -591,7 +592,7 @@ class Engine:
         if state is not None:
             lv, rt, ft = state.level, state.rate, state.faults
             document["lv"] = [int(lv.level), lv.newest_ns, lv.below_since_ns, int(lv.below_peak)]
-            document["rt"] = [list(rt.times_ns), list(rt.values), [list(f) for f in rt.firing]]
+            document["rt"] = [_deltas(rt.times_ns), list(rt.values), [list(f) for f in rt.firing]]
             document["ft"] = [
                 ft.newest_ns,
                 ft.last_value,
@@ -607,7 +608,7 @@ class Engine:
             document["up"] = int(state.warned)
             document["ls"] = state.last_seen_ns
             document["nd"] = state.no_data
-            document["sn"] = state.seen
+            document["sn"] = _deltas(state.seen)
         if key in self._groups_firing:
             document["gf"] = True
         incidents = self._incidents.get(key)
@@ -631,7 +632,7 @@ class Engine:
             self._states[key] = _StationState(
                 level=level.LevelState(Level(lv[0]), lv[1], lv[2], Level(lv[3])),
                 rate=rate.RateState(
-                    tuple(rt[0]), tuple(rt[1]), tuple((str(n), int(t)) for n, t in rt[2])
+                    tuple(_undeltas(rt[0])), tuple(rt[1]), tuple((str(n), int(t)) for n, t in rt[2])
                 ),
                 faults=faults.FaultState(
                     ft[0],
@@ -648,7 +649,7 @@ class Engine:
                 warned=Level(document["up"]),
                 last_seen_ns=document["ls"],
                 no_data=document["nd"],
-                seen=list(document["sn"]),
+                seen=_undeltas(document["sn"]),
             )
         else:
             self._states.pop(key, None)
@@ -681,6 +682,22 @@ def _first_time(seen: list[int], ts_ns: int) -> bool:
     if len(seen) > SEEN_PER_STATION:
         del seen[0]
     return True
+
+
+def _deltas(ascending: Sequence[int]) -> list[int]:
+    """Ascending times as the first and the gaps after it (a third of the digits)."""
+    if not ascending:
+        return []
+    return [ascending[0], *(b - a for a, b in pairwise(ascending))]
+
+
+def _undeltas(encoded: Sequence[int]) -> list[int]:
+    times: list[int] = []
+    total = 0
+    for index, value in enumerate(encoded):
+        total = value if index == 0 else total + value
+        times.append(total)
+    return times
 
 
 def _is_rise(rules: RuleSet, name: str) -> bool:

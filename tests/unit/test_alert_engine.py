@@ -228,3 +228,13 @@ def test_the_whole_engine_does_not_flap_at_a_threshold(
     changes = [(e.previous, e.severity) for e in step.events if e.rule == "level"]
     assert all(previous is not None and new > previous for previous, new in changes)
     assert len({e.subject for e in step.events if e.kind.value == "upstream"} - {"down"}) == 0
+
+
+def test_state_round_trips_exactly() -> None:
+    engine = Engine(RIVER, started_ns=T0)
+    run(engine, flood() + flood("side", every_min=7), batch=4)
+    snapshot = engine.state()
+    again = Engine(RIVER, started_ns=T0 + 10**12)
+    again.restore(snapshot)
+    assert again.state() == snapshot
+    assert again.incidents() == engine.incidents()
