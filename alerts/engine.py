@@ -254,23 +254,28 @@ class Engine:
                 step.duplicates += 1
                 continue
             self._dirty.add(reading.station_id)
-            self._evaluate(plan, state, reading, now_ns - reading.ts_ns > self._late_lag_ns, step)
+            self._evaluate(plan, state, reading, now_ns, step)
         if fresh:
             self.health.observe(fresh, now_ns)
         return step
 
     def _evaluate(
-        self, plan: _Plan, state: _StationState, reading: Reading, late: bool, step: Step
+        self, plan: _Plan, state: _StationState, reading: Reading, now_ns: int, step: Step
     ) -> None:
         station_id = reading.station_id
         ts_ns = reading.ts_ns
+        late = now_ns - ts_ns > self._late_lag_ns
         rules = plan.rules
         events: list[AlertEvent] = []
-        if state.last_seen_ns is None or ts_ns > state.last_seen_ns:
+        newest = state.last_seen_ns is None or ts_ns > state.last_seen_ns
+        if newest:
             state.last_seen_ns = ts_ns
             if station_id not in self._armed:
                 self._arm(station_id)
-        if state.no_data:
+        due = self._due_ns(station_id)
+        if state.no_data and due is not None and due > now_ns:
+            # Only a reading recent enough to end the silence clears it: an old one from a
+            # backlog says the link is back, not that the station is current.
             state.no_data = False
             events.append(
                 AlertEvent(
@@ -285,7 +290,6 @@ class Engine:
                 )
             )
         values = reading.values
-        newest = ts_ns > state.faults.newest_ns
         if newest and ("battery_v" in values or "battery_pct" in values):
             state.faults, found = faults.evaluate_battery(
                 state.faults,

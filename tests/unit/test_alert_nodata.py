@@ -96,3 +96,14 @@ def test_a_silent_regency_survives_a_restart() -> None:
         ("regency:Gelap", False, ("r0", "r1", "r2")),
         ("r2", True, ()),  # the straggler, on its own now
     ]
+
+
+def test_an_old_backlog_reading_does_not_end_the_silence_a_recent_one_does() -> None:
+    engine = Engine(registry(station("logger", regency="Alone")), started_ns=T0)
+    engine.process([level("logger", 0, 50)], T0)
+    assert no_data(engine, 30) == [("logger", True, ())]
+    now = T0 + 120 * MINUTE_NS
+    old = engine.process([level("logger", 40, 50)], now)  # 80 minutes old: still overdue
+    assert [e.kind for e in old.events] == []
+    recent = engine.process([level("logger", 100, 50)], now)
+    assert [(e.kind, e.firing, e.late) for e in recent.events] == [(EventKind.NO_DATA, False, True)]
