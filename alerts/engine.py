@@ -180,6 +180,7 @@ class Engine:
         registry = self._registry
         plans: dict[str, _Plan] = {}
         groups: dict[str, list[str]] = {}
+        listed = {s: group.name for group in self._rules.groups for s in group.stations}
         for station in registry.stations():
             if not self._scope.includes(station):
                 continue
@@ -189,7 +190,7 @@ class Engine:
                 if rules.upstream.enabled
                 else ()
             )
-            group = f"regency:{station.regency}"
+            group = listed.get(station.id) or f"regency:{station.regency}"
             plans[station.id] = _Plan(
                 station,
                 rules,
@@ -561,7 +562,7 @@ class Engine:
     def dirty_state(self) -> dict[str, bytes]:
         """Serialized state of every key changed since the last call (and forget the marks).
 
-        Keys are subjects: a station id, or ``regency:<name>`` for a group, plus
+        Keys are subjects: a station id, or a group (``regency:<name>``, a listed group), plus
         :data:`ENGINE_KEY` (the engine's first start). Write them in the same transaction as
         the transitions of the steps since the last call; a key's newest value replaces its
         older one.

@@ -220,6 +220,18 @@ def _merge(base: Mapping[str, Any], override: Override) -> dict[str, Any]:
     return merged
 
 
+class SilenceGroup(_Model):
+    """Stations that go silent together (one gateway, one modem, one cell tower).
+
+    Attributes:
+        name: The group's subject, e.g. ``gateway:menggala-01``.
+        stations: Its stations; a station listed here is grouped here, not with its regency.
+    """
+
+    name: str = Field(pattern=r"^[a-z]+:[A-Za-z0-9_. -]{1,100}$")
+    stations: tuple[str, ...] = Field(min_length=1)
+
+
 class RulesConfig(_Model):
     """The whole rules file.
 
@@ -227,11 +239,38 @@ class RulesConfig(_Model):
         version: The file format (1).
         defaults: Settings for every station not overridden.
         overrides: Per regency, river or station.
+        groups: No-data groups other than regencies (a station's regency is its group
+            unless it is listed in one of these).
     """
 
     version: Literal[1] = 1
     defaults: RuleSet = RuleSet()
     overrides: tuple[Override, ...] = ()
+    groups: tuple[SilenceGroup, ...] = ()
+
+    @field_validator("groups")
+    @classmethod
+    def _one_group_each(cls, groups: tuple[SilenceGroup, ...]) -> tuple[SilenceGroup, ...]:
+        seen: dict[str, str] = {}
+        names = set()
+        for group in groups:
+            if group.name in names or group.name.startswith("regency:"):
+                raise ValueError(f"group {group.name!r} is defined twice or names a regency")
+            names.add(group.name)
+            for station in group.stations:
+                if station in seen:
+                    raise ValueError(
+                        f"station {station!r} is in both {seen[station]!r} and {group.name!r}"
+                    )
+                seen[station] = group.name
+        return groups
+
+    def group_of(self, station: Station) -> str:
+        """The no-data group of ``station``: a listed group, else ``regency:<name>``."""
+        for group in self.groups:
+            if station.id in group.stations:
+                return group.name
+        return f"regency:{station.regency}"
 
     @model_validator(mode="after")
     def _overrides_valid(self) -> RulesConfig:

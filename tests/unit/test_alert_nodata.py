@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from alerts.engine import Engine
 from alerts.model import EventKind
+from alerts.rules.config import RulesFileError, parse_rules
 from tests.alerting import MINUTE_NS, T0, level, registry, station
 
 # interval 10 min, missed_intervals 3: overdue after 30 min; group_wait 15 min.
@@ -107,3 +110,18 @@ def test_an_old_backlog_reading_does_not_end_the_silence_a_recent_one_does() -> 
     assert [e.kind for e in old.events] == []
     recent = engine.process([level("logger", 100, 50)], now)
     assert [(e.kind, e.firing, e.late) for e in recent.events] == [(EventKind.NO_DATA, False, True)]
+
+
+def test_stations_behind_one_gateway_are_one_group() -> None:
+    rules = parse_rules("groups: [{name: 'gateway:menggala-01', stations: [g1, g2]}]\n")
+    stations = [station("g1", regency="A"), station("g2", regency="B"), station("x", regency="A")]
+    engine = Engine(registry(*stations), rules, started_ns=T0)
+    engine.process([level("x", m, 50) for m in range(0, 60, 10)], T0)
+    assert no_data(engine, 30) == [("gateway:menggala-01", True, ("g1", "g2"))]
+
+
+def test_a_station_in_two_groups_is_refused() -> None:
+    with pytest.raises(RulesFileError, match="both"):
+        parse_rules(
+            "groups: [{name: 'gateway:a', stations: [s]}, {name: 'gateway:b', stations: [s]}]"
+        )
