@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import signal
@@ -22,10 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from alerts.incidents.migrations import upgrade
+from alerts.incidents.store import IncidentStore, SqlIncidentStore
+from dashboards.api.accounts import AccountError, Role
+from dashboards.api.service import add_user
 from devices.credentials import acl_file, generate_password, hash_password
 from devices.registry import DIRECT_FORMATS, Registry, load_registry
 from devices.topics import TopicScheme
+from ingest.errors import SiagaError
+from ingest.runtime import open_storage
 from ingest.settings import MqttSettings
+from ingest.storage.base import Storage
 from ops.brokeradmin import BrokerFiles
 from ops.datadir import DataDir
 from ops.errors import ServerError
@@ -154,6 +162,8 @@ class Platform:
         self._mqtt_url = ""
         self._influx_url: str | None = None
         self._metrics_port = 0
+        self._database_url = f"sqlite:///{self._dir.database}"
+        self.admin_password: str | None = None
 
     # -- the parts ----------------------------------------------------------------------------
 
@@ -253,7 +263,9 @@ class Platform:
         env = {
             "SIAGA_MQTT__URL": self._mqtt_url,
             "SIAGA_SPOOL__DIR": str(self._dir.root / "spool"),
-            "SIAGA_DATABASE__URL": f"sqlite:///{self._dir.database}",
+            "SIAGA_DATABASE__URL": self._database_url,
+            "SIAGA_API__SECRET_KEY_FILE": str(self._dir.root / "api-secret.key"),
+            "SIAGA_API__PUBLIC_URL": f"http://{self._options.web_host}:{self._options.web_port}",
             "PYTHONUNBUFFERED": "1",
         }
         if self._options.config is not None:
@@ -265,6 +277,42 @@ class Platform:
             env["SIAGA_STORAGE__BACKEND"] = "sqlite"
             env["SIAGA_STORAGE__SQLITE_PATH"] = str(self._dir.readings_db)
         return env
+
+    def _child_settings(self) -> Settings:
+        """The settings tree as the children read it (their environment applied)."""
+        storage = self._settings.storage.model_copy(
+            update={
+                "backend": "sqlite" if self._influx_url is None else "influx",
+                "sqlite_path": self._dir.readings_db,
+            }
+        )
+        update: dict[str, object] = {
+            "storage": storage,
+            "database": self._settings.database.model_copy(update={"url": self._database_url}),
+            "api": self._settings.api.model_copy(
+                update={"secret_key_file": self._dir.root / "api-secret.key"}
+            ),
+        }
+        if self._influx_url is not None:
+            update["influx"] = self._settings.influx.model_copy(update={"url": self._influx_url})
+        return self._settings.model_copy(update=update)
+
+    def _prepare_database(self) -> None:
+        """Migrate the database once, before any child does (SQLite: no racing migrations),
+        and create the first admin on a first run (the password is shown once, kept hashed)."""
+
+        upgrade(self._database_url)
+        if self._state.get("admin") is not None:
+            return
+        try:
+            user, generated = add_user(self._child_settings(), "admin", Role.ADMIN, None)
+        except AccountError as exc:
+            # An earlier run created it but was killed before saving its state.
+            self._say(f"first admin not created: {exc}")
+            self._state["admin"] = "admin"
+            return
+        self._state["admin"] = user.username
+        self.admin_password = generated
 
     def _client_id(self, role: str) -> str:
         # Stable per data directory, distinct between data directories: two platforms on one
@@ -370,6 +418,7 @@ class Platform:
                 for part in (broker, storage):
                     if part is not None:
                         await self._supervisor.start(part)
+                await asyncio.to_thread(self._prepare_database)
                 for part in self._processes():
                     await self._supervisor.start(part)
                 self._dir.write_state(self._state)
@@ -387,9 +436,7 @@ class Platform:
                 if not started:
                     self._say("stopping what was started")
                 await self._supervisor.stop_all()
-            self._say(
-                "Siaga stopped; everything acknowledged was stored. Data: " + str(self._dir.root)
-            )
+            self._say(f"Siaga stopped; everything acknowledged was stored under {self._dir.root}")
 
     def _summary(self) -> str:
         options = self._options
@@ -405,6 +452,14 @@ class Platform:
             f"  logs             {self._dir.logs}/<part>.log",
             f"  metrics          http://127.0.0.1:{self._metrics_port}/metrics",
         ]
+        if self.admin_password is not None:
+            lines += [
+                "First admin (created now; the password is shown this once and stored hashed):",
+                f"  user admin   password {self.admin_password}",
+                "  more users: siaga users add NAME --role viewer|operator|admin",
+            ]
+        else:
+            lines.append("  login            the admin created on the first run")
         if options.broker_url is None:
             lines += [
                 "Publish a first reading as the device of station tb-menggala:",
@@ -425,6 +480,17 @@ class Platform:
         return "\n".join(lines)
 
     async def _report_status(self, stop: asyncio.Event) -> None:
+        backend: Literal["influx", "sqlite"] = "sqlite" if self._influx_url is None else "influx"
+        storage = open_storage(self._child_settings(), backend, lambda _: {})
+        async with SqlIncidentStore(self._database_url) as incidents:
+            try:
+                await self._status_loop(stop, storage, incidents)
+            finally:
+                await storage.aclose()
+
+    async def _status_loop(
+        self, stop: asyncio.Event, storage: Storage, incidents: IncidentStore
+    ) -> None:
         url = f"http://127.0.0.1:{self._metrics_port}/metrics"
         previous: Status | None = None
         previous_at = time.monotonic()
@@ -435,7 +501,17 @@ class Platform:
             samples = await asyncio.to_thread(read_metrics, url)
             if samples is None:
                 continue
-            current = status_from_metrics(samples)
+            try:
+                reporting = len(await storage.latest())
+                active = len(await incidents.list(active_only=True, limit=100_000))
+            except SiagaError as exc:
+                self._say(f"status: {exc}")
+                reporting = active = -1
+            current = dataclasses.replace(
+                status_from_metrics(samples),
+                stations_reporting=None if reporting < 0 else reporting,
+                active_incidents=None if active < 0 else active,
+            )
             now = time.monotonic()
             line = status_line(previous, current, now - previous_at)
             previous, previous_at = current, now
@@ -460,6 +536,9 @@ def run_up(settings: Settings, options: UpOptions, say: Callable[[str], None]) -
     Raises:
         ServerError: A part could not start, or the data directory is in use.
     """
+
+    # Migrations are run once here; their step-by-step INFO lines are not news to the operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     async def main() -> None:
         stop = asyncio.Event()
