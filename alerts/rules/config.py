@@ -41,6 +41,9 @@ class LevelRule(_Model):
             stays immediate.
         tidal_day_s: The envelope's span: one lunar day (24 h 50 min) holds both semi-diurnal
             high waters and the diurnal inequality between them.
+        tidal_max_gap_s: A tidal day with a longer silence inside may have missed a high water
+            (at 1.5 h from high water the tide is already down by over a quarter of its range),
+            so its envelope steps nothing down until a tidal day of readings without one.
     """
 
     enabled: bool = True
@@ -49,6 +52,7 @@ class LevelRule(_Model):
     hold_s: float = Field(default=3600.0, gt=0)
     tidal: bool = False
     tidal_day_s: float = Field(default=TIDAL_DAY_S, ge=3600, le=7 * 86400)
+    tidal_max_gap_s: float = Field(default=3 * 3600.0, ge=3600)
 
 
 class RateRule(_Model):

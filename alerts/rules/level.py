@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 from alerts.model import AlertEvent, EventKind
 from alerts.rules.config import LevelRule
@@ -100,10 +101,19 @@ def record_tide(
 
 
 def envelope(tide: tuple[tuple[int, float], ...], ts_ns: int, rule: LevelRule) -> float | None:
-    """The highest level of the last tidal day, or None until the hours kept cover one."""
+    """The highest level of the last tidal day, or None until the hours kept cover one
+    without a silence longer than ``tidal_max_gap_s`` (one that may have hidden a high water).
+    """
     if not tide or tide[0][0] * BUCKET_NS > ts_ns - int(rule.tidal_day_s * NS_PER_S):
         return None
-    return max(value for _, value in tide)
+    # Readings in hours h and h + n: a silence of n - 1 to n + 1 hours (judged in whole hours).
+    max_step = max(1, int(rule.tidal_max_gap_s * NS_PER_S // BUCKET_NS))
+    highest = tide[0][1]
+    for (before, _), (hour, value) in pairwise(tide):
+        if hour - before > max_step:
+            return None
+        highest = max(highest, value)
+    return highest
 
 
 def _describe(

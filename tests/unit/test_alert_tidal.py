@@ -150,6 +150,29 @@ def test_no_step_down_before_the_envelope_covers_a_tidal_day() -> None:
     assert day_ns <= events_at[0] - T0 <= day_ns + 2 * HOUR_NS
 
 
+def step_down_hour(hole_h: tuple[float, float] | None) -> float:
+    """WASPADA at 150 cm, then low water every 15 minutes (but for the hole): when NORMAL?"""
+    state, _ = level.evaluate(level.INITIAL, "s", T0, 150, thresholds=THRESHOLDS, rule=TIDAL)
+    for minutes in range(15, 48 * 60, 15):
+        if hole_h is not None and hole_h[0] * 60 <= minutes < hole_h[1] * 60:
+            continue
+        ts = T0 + minutes * MINUTE_NS
+        state, events = level.evaluate(state, "s", ts, 20, thresholds=THRESHOLDS, rule=TIDAL)
+        if events:
+            return minutes / 60
+    raise AssertionError("never stepped down")
+
+
+def test_a_silence_that_could_hide_a_high_water_delays_the_step_down() -> None:
+    # The 150 cm reading of hour 0 leaves the 27 hourly maxima at hour 27.
+    assert step_down_hour(None) == 27
+    # Under 3 h without readings changes nothing ...
+    assert step_down_hour((10, 12.5)) == 27
+    # ... 5 h might have hidden a high water: a whole tidal day of readings after it is
+    # needed (from hour 15, 24.84 h: the reading of hour 40).
+    assert step_down_hour((10, 15)) == 40
+
+
 def test_the_hold_counts_on_the_envelope() -> None:
     # High waters settle 5 cm under SIAGA (inside the 10 cm band): SIAGA holds for the tidal
     # day that still remembers the crest and then for hold_s, then steps down to WASPADA.
