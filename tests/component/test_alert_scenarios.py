@@ -224,4 +224,23 @@ def test_a_backtest_of_the_flood_shows_no_flap_on_the_tidal_reach(tmp_path: Path
         assert_no_tidal_flap(changes, peak)
     table = CliRunner().invoke(app, args)
     assert table.exit_code == 0, table.output
+    assert "re-escalations (a level entered again within a day) │ 0" in table.output
     assert "flaps at tb-" not in table.output
+
+
+def test_the_backtest_sees_the_tide_flap_a_station_not_marked_tidal(tmp_path: Path) -> None:
+    # The overrides before tidal stations: a wide band and a 12 h hold on each reading.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "overrides:\n"
+        "  - match: {station: tb-dente-teladas}\n"
+        "    level: {recovery_band_cm: 90, hold_s: 43200}\n"
+        "  - match: {station: tb-rawajitu-timur}\n"
+        "    level: {recovery_band_cm: 60, hold_s: 43200}\n"
+    )
+    readings = scenario_csv("way-tulang-bawang-flood", tmp_path / "flood.csv")
+    args = ["alerts", "backtest", "--readings", str(readings), "--rules", str(rules)]
+    table = CliRunner().invoke(app, [*args, "--stations", str(REPO_ROOT / "config/stations.yaml")])
+    assert table.exit_code == 0, table.output
+    for station in TIDAL_STATIONS:
+        assert f"re-escalations at {station}" in table.output
