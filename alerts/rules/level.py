@@ -164,16 +164,20 @@ def evaluate(
     current = state.level
     raw = thresholds.level_of(value_cm)
     tide: tuple[tuple[int, float], ...] = ()
-    judged: float | None = value_cm  # what de-escalation is judged on
+    judged, judged_raw = value_cm, raw  # what de-escalation is judged on
     if rule.tidal:
         tide = record_tide(state.tide, ts_ns, value_cm, rule)
-        judged = envelope(tide, ts_ns, rule)
+        high_water = envelope(tide, ts_ns, rule)
+        if high_water is None:
+            judged_raw = current  # until the envelope covers a tidal day, nothing steps down
+        else:
+            judged, judged_raw = high_water, thresholds.level_of(high_water)
     new = current
     below_since: int | None = None
     peak = Level.NORMAL
     if raw > current:
         new = raw
-    elif judged is not None and (judged_raw := thresholds.level_of(judged)) < current:
+    elif judged_raw < current:
         held = held_level(judged, thresholds, rule)
         if held < current:
             new = held  # fell through the band
