@@ -16,6 +16,7 @@ from alerts.engine import Engine, Scope
 from alerts.model import AlertEvent, EventKind
 from alerts.rules.config import load_rules
 from devices.levels import Level
+from devices.readings import Reading
 from devices.registry import Registry, load_registry
 from devices.topics import TopicScheme
 from ingest.validation import Limits, Validator
@@ -182,20 +183,49 @@ def test_rawajitu_timur_returns_to_normal_once_the_high_waters_recede() -> None:
     assert not events[-1].firing
 
 
-def scenario_csv(name: str, path: Path) -> Path:
-    """The scenario's valid readings as a backtest CSV (station,ts,metric,value)."""
+@cache
+def readings(name: str) -> tuple[Reading, ...]:
+    """The scenario's valid readings, in the order they arrive."""
     plan = build_plan(load_scenario(name, REPO_ROOT / "config/scenarios"), registry(), START_NS)
     validator = Validator(registry(), TopicScheme(), Limits(max_age_s=10 * 365 * 86400.0))
-    lines = ["station,ts,metric,value"]
+    found: list[Reading] = []
     for message in plan.messages:
         now = START_NS + int(message.at_s * NS_PER_S)
-        for found in validator.validate(
-            message.message.topic, message.message.payload, now
-        ).readings:
-            at = datetime.fromtimestamp(found.ts_ns / NS_PER_S, tz=UTC).isoformat()
-            lines += [f"{found.station_id},{at},{k},{v!r}" for k, v in found.values.items()]
+        found += validator.validate(message.message.topic, message.message.payload, now).readings
+    return tuple(found)
+
+
+def scenario_csv(name: str, path: Path) -> Path:
+    """The scenario's valid readings as a backtest CSV (station,ts,metric,value)."""
+    lines = ["station,ts,metric,value"]
+    for found in readings(name):
+        at = datetime.fromtimestamp(found.ts_ns / NS_PER_S, tz=UTC).isoformat()
+        lines += [f"{found.station_id},{at},{k},{v!r}" for k, v in found.values.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def test_the_tidal_flood_escalates_on_the_first_high_water_past_each_threshold() -> None:
+    station = "tb-dente-teladas"
+    levels = sorted(
+        (r.ts_ns, r.values["water_level_cm"])
+        for r in readings("way-tulang-bawang-flood")
+        if r.station_id == station and "water_level_cm" in r.values
+    )
+    escalations = [
+        (e.at_ns, e.severity)
+        for e in level_events("way-tulang-bawang-flood", station)
+        if e.previous is not None and e.severity > e.previous
+    ]
+    thresholds = registry().get(station).thresholds[0]  # type: ignore[union-attr]
+    first_past = [
+        (next(ts for ts, value in levels if value >= threshold), lv)
+        for threshold, lv in (
+            (thresholds.waspada_cm, Level.WASPADA),
+            (thresholds.siaga_cm, Level.SIAGA),
+        )
+    ]
+    assert escalations == first_past
 
 
 def test_a_backtest_of_the_flood_shows_no_flap_on_the_tidal_reach(tmp_path: Path) -> None:
