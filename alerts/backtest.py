@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from alerts.engine import Engine, Scope, Step
 from alerts.model import AlertEvent, EventKind
 from alerts.rules.config import RulesConfig
+from devices.levels import Level
 from devices.readings import Reading
 from devices.stations import StationRegistry
 from devices.timestamps import NS_PER_S, TimestampError, format_rfc3339, parse_timestamp_ns
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 CSV_HEADER = ("station", "ts", "metric", "value")
 FLAP_WINDOW_NS = 3600 * NS_PER_S
+REENTRY_WINDOW_NS = 86400 * NS_PER_S
+"""A level entered again this soon after it was left counts as a re-escalation: the tide
+(every flood tide crossing a threshold its ebb falls back from) flaps at this scale, hours
+apart, which the one-hour flap count does not see."""
 
 
 class BacktestError(ValueError):
@@ -112,6 +117,23 @@ class Backtest:
             ):
                 found[event.subject] += 1
             last[event.subject] = event
+        return dict(found)
+
+    def reescalations(self) -> dict[str, int]:
+        """Per station: escalations into a level left less than a day before."""
+        found: Counter[str] = Counter()
+        left: dict[tuple[str, Level], int] = {}  # (station, level) -> when it was left
+        for event in self.events:
+            if event.kind is not EventKind.LEVEL or event.previous is None:
+                continue
+            low, high = sorted((event.previous, event.severity))
+            crossed = [lv for lv in Level if low < lv <= high]
+            if event.severity > event.previous:
+                left_at = [left.get((event.subject, lv)) for lv in crossed]
+                if any(at is not None and event.at_ns - at < REENTRY_WINDOW_NS for at in left_at):
+                    found[event.subject] += 1
+            else:
+                left.update({(event.subject, lv): event.at_ns for lv in crossed})
         return dict(found)
 
 

@@ -175,4 +175,8 @@ def _print_table(result: Backtest) -> None:
     summary.add_row("flaps (a level change undone within 1 h)", str(sum(flaps.values())))
     for station, count in sorted(flaps.items()):
         summary.add_row(f"  flaps at {station}", str(count))
+    again = result.reescalations()
+    summary.add_row("re-escalations (a level entered again within a day)", str(sum(again.values())))
+    for station, count in sorted(again.items()):
+        summary.add_row(f"  re-escalations at {station}", str(count))
     console.print(summary)

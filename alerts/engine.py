@@ -32,7 +32,11 @@ from devices.readings import Reading
 from devices.stations import Station, StationRegistry
 
 NS_PER_S = 1_000_000_000
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""The persisted state's format. 2 added a tidal station's hourly maxima (``lv[4]``); states
+of version 1 still restore (with no maxima: a tidal station then waits for a whole tidal day
+of readings before it de-escalates)."""
+READABLE_VERSIONS = frozenset({1, STATE_VERSION})
 ENGINE_KEY = "engine:"
 """The state key of the engine itself (its start: stations never seen count from it)."""
 SEEN_PER_STATION = 64
@@ -596,7 +600,15 @@ class Engine:
         state = self._states.get(key)
         if state is not None:
             lv, rt, ft = state.level, state.rate, state.faults
-            document["lv"] = [int(lv.level), lv.newest_ns, lv.below_since_ns, int(lv.below_peak)]
+            encoded_level: list[object] = [
+                int(lv.level),
+                lv.newest_ns,
+                lv.below_since_ns,
+                int(lv.below_peak),
+            ]
+            if lv.tide:
+                encoded_level.append([_deltas([h for h, _ in lv.tide]), [m for _, m in lv.tide]])
+            document["lv"] = encoded_level
             document["rt"] = [_deltas(rt.times_ns), list(rt.values), [list(f) for f in rt.firing]]
             document["ft"] = [
                 ft.newest_ns,
@@ -626,7 +638,7 @@ class Engine:
 
     def _decode(self, key: str, blob: bytes) -> None:
         document = orjson.loads(blob)
-        if document.get("v") != STATE_VERSION:
+        if document.get("v") not in READABLE_VERSIONS:
             raise ValueError(f"state of {key!r} has version {document.get('v')!r}")
         if key == ENGINE_KEY:
             # Stations never seen keep counting from the first start, not from this one.
@@ -635,7 +647,13 @@ class Engine:
         if "lv" in document:
             lv, rt, ft = document["lv"], document["rt"], document["ft"]
             self._states[key] = _StationState(
-                level=level.LevelState(Level(lv[0]), lv[1], lv[2], Level(lv[3])),
+                level=level.LevelState(
+                    Level(lv[0]),
+                    lv[1],
+                    lv[2],
+                    Level(lv[3]),
+                    tuple(zip(_undeltas(lv[4][0]), lv[4][1], strict=True)) if len(lv) > 4 else (),
+                ),
                 rate=rate.RateState(
                     tuple(_undeltas(rt[0])), tuple(rt[1]), tuple((str(n), int(t)) for n, t in rt[2])
                 ),

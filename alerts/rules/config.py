@@ -20,6 +20,8 @@ from devices.levels import Level
 from devices.stations import Station, load_yaml
 
 LevelName = Literal["WASPADA", "SIAGA", "AWAS"]
+TIDAL_DAY_S = 89_424.0
+"""A lunar day (24 h 50 min 24 s): two M2 periods of 12.42 h."""
 
 
 class _Model(BaseModel):
@@ -33,12 +35,24 @@ class LevelRule(_Model):
         recovery_band_pct: Falling below a threshold by this share of it de-escalates at once.
         recovery_band_cm: An absolute band instead of the percentage, when set.
         hold_s: Staying below a threshold (by less than the band) this long also de-escalates.
+        tidal: The station is on a tidal reach: every flood tide crosses a threshold that every
+            ebb falls back from, so de-escalation is judged on the tidal envelope (the highest
+            level over the last ``tidal_day_s``) instead of the latest reading. Escalation
+            stays immediate.
+        tidal_day_s: The envelope's span: one lunar day (24 h 50 min) holds both semi-diurnal
+            high waters and the diurnal inequality between them.
+        tidal_max_gap_s: A tidal day with a longer silence inside may have missed a high water
+            (at 1.5 h from high water the tide is already down by over a quarter of its range),
+            so its envelope steps nothing down until a tidal day of readings without one.
     """
 
     enabled: bool = True
     recovery_band_pct: float = Field(default=5.0, ge=0, lt=100)
     recovery_band_cm: float | None = Field(default=None, ge=0)
     hold_s: float = Field(default=3600.0, gt=0)
+    tidal: bool = False
+    tidal_day_s: float = Field(default=TIDAL_DAY_S, ge=3600, le=7 * 86400)
+    tidal_max_gap_s: float = Field(default=3 * 3600.0, ge=3600)
 
 
 class RateRule(_Model):

@@ -3,18 +3,24 @@ the ingest core, evaluated as they would arrive (no MQTT needed at this tier).""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from collections import Counter
+from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from alerts.engine import Engine, Scope
 from alerts.model import AlertEvent, EventKind
 from alerts.rules.config import load_rules
 from devices.levels import Level
+from devices.readings import Reading
 from devices.registry import Registry, load_registry
 from devices.topics import TopicScheme
 from ingest.validation import Limits, Validator
+from siaga.cli import app
 from simulators.plan import build_plan
 from simulators.scenario import load_scenario
 from tests.conftest import REPO_ROOT
@@ -27,6 +33,9 @@ START_NS = int(datetime.fromisoformat("2026-02-01T00:00:00+07:00").timestamp()) 
 @cache
 def registry() -> Registry:
     return load_registry(REPO_ROOT / "config/stations.yaml", REPO_ROOT / "config/devices.yaml")
+
+
+TIDAL_STATIONS = ("tb-dente-teladas", "tb-rawajitu-timur")
 
 
 @cache
@@ -145,3 +154,123 @@ def test_a_quiet_day_raises_no_level_but_finds_the_faults() -> None:
     assert ("tb-rawajitu-timur", "sensor_fault:flatline") in fired
     assert ("wk-blambangan-umpu", "sensor_fault:spike") in fired
     assert ("tl-tanjung", "no_data") in fired
+
+
+def assert_no_tidal_flap(changes: list[tuple[Level, Level]], peak: Level) -> None:
+    """(previous, new) level changes: each level entered once on the rise, in order, then only
+    falls, and NORMAL again at most once."""
+    rises = [new for previous, new in changes if new > previous]
+    assert rises == sorted(set(rises)), changes
+    assert rises[-1] == peak
+    assert all(new < previous for previous, new in changes[len(rises) :]), changes
+    assert [new for _, new in changes].count(Level.NORMAL) <= 1, changes
+
+
+@pytest.mark.parametrize(
+    ("station", "peak"), [("tb-dente-teladas", Level.SIAGA), ("tb-rawajitu-timur", Level.WASPADA)]
+)
+def test_the_tide_never_flaps_the_tidal_reach(station: str, peak: Level) -> None:
+    # Every flood tide of the flood crosses a threshold and every ebb falls back: the tidal
+    # stations still alert once per level (Dente Teladas floods at high water, Dec 2024-style).
+    events = level_events("way-tulang-bawang-flood", station)
+    changes = [(e.previous, e.severity) for e in events if e.previous is not None]
+    assert_no_tidal_flap(changes, peak)
+
+
+def test_rawajitu_timur_returns_to_normal_once_the_high_waters_recede() -> None:
+    events = level_events("way-tulang-bawang-flood", "tb-rawajitu-timur")
+    assert [e.severity for e in events if not e.firing] == [Level.NORMAL]
+    assert not events[-1].firing
+
+
+@cache
+def readings(name: str) -> tuple[Reading, ...]:
+    """The scenario's valid readings, in the order they arrive."""
+    plan = build_plan(load_scenario(name, REPO_ROOT / "config/scenarios"), registry(), START_NS)
+    validator = Validator(registry(), TopicScheme(), Limits(max_age_s=10 * 365 * 86400.0))
+    found: list[Reading] = []
+    for message in plan.messages:
+        now = START_NS + int(message.at_s * NS_PER_S)
+        found += validator.validate(message.message.topic, message.message.payload, now).readings
+    return tuple(found)
+
+
+def scenario_csv(name: str, path: Path) -> Path:
+    """The scenario's valid readings as a backtest CSV (station,ts,metric,value)."""
+    lines = ["station,ts,metric,value"]
+    for found in readings(name):
+        at = datetime.fromtimestamp(found.ts_ns / NS_PER_S, tz=UTC).isoformat()
+        lines += [f"{found.station_id},{at},{k},{v!r}" for k, v in found.values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_tidal_flood_escalates_on_the_first_high_water_past_each_threshold() -> None:
+    station = "tb-dente-teladas"
+    levels = sorted(
+        (r.ts_ns, r.values["water_level_cm"])
+        for r in readings("way-tulang-bawang-flood")
+        if r.station_id == station and "water_level_cm" in r.values
+    )
+    escalations = [
+        (e.at_ns, e.severity)
+        for e in level_events("way-tulang-bawang-flood", station)
+        if e.previous is not None and e.severity > e.previous
+    ]
+    thresholds = registry().get(station).thresholds[0]  # type: ignore[union-attr]
+    first_past = [
+        (next(ts for ts, value in levels if value >= threshold), lv)
+        for threshold, lv in (
+            (thresholds.waspada_cm, Level.WASPADA),
+            (thresholds.siaga_cm, Level.SIAGA),
+        )
+    ]
+    assert escalations == first_past
+
+
+def test_a_backtest_of_the_flood_shows_no_flap_on_the_tidal_reach(tmp_path: Path) -> None:
+    readings = scenario_csv("way-tulang-bawang-flood", tmp_path / "flood.csv")
+    args = [
+        "alerts",
+        "backtest",
+        "--readings",
+        str(readings),
+        "--stations",
+        str(REPO_ROOT / "config/stations.yaml"),
+        "--rules",
+        str(REPO_ROOT / "config/rules.yaml"),
+    ]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    per_station = Counter(e["station"] for e in events if e["kind"] == "level")
+    assert set(TIDAL_STATIONS) <= set(per_station)
+    for station, peak in (("tb-dente-teladas", Level.SIAGA), ("tb-rawajitu-timur", Level.WASPADA)):
+        changes = [
+            (Level[e["previous"]], Level[e["level"]])
+            for e in events
+            if e["kind"] == "level" and e["station"] == station
+        ]
+        assert_no_tidal_flap(changes, peak)
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "re-escalations (a level entered again within a day) │ 0" in table.output
+    assert "flaps at tb-" not in table.output
+
+
+def test_the_backtest_sees_the_tide_flap_a_station_not_marked_tidal(tmp_path: Path) -> None:
+    # The overrides before tidal stations: a wide band and a 12 h hold on each reading.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "overrides:\n"
+        "  - match: {station: tb-dente-teladas}\n"
+        "    level: {recovery_band_cm: 90, hold_s: 43200}\n"
+        "  - match: {station: tb-rawajitu-timur}\n"
+        "    level: {recovery_band_cm: 60, hold_s: 43200}\n"
+    )
+    readings = scenario_csv("way-tulang-bawang-flood", tmp_path / "flood.csv")
+    args = ["alerts", "backtest", "--readings", str(readings), "--rules", str(rules)]
+    table = CliRunner().invoke(app, [*args, "--stations", str(REPO_ROOT / "config/stations.yaml")])
+    assert table.exit_code == 0, table.output
+    for station in TIDAL_STATIONS:
+        assert f"re-escalations at {station}" in table.output

@@ -156,3 +156,16 @@ def test_flaps_count_level_changes_undone_within_an_hour() -> None:
     result = replay(parse_csv("\n".join(lines)), registry)
     assert result.flaps() == {"ciliwung-depok": 2}
     assert result.per_kind()["level"] == 4
+
+
+def test_reescalations_count_a_level_entered_again_within_a_day() -> None:
+    registry = load_stations(REPO_ROOT / "config" / "stations.yaml")
+    lines = ["station,ts,metric,value"]
+    # Depok (exclusive 200 / 270 / 350): up, down through the band for 6 h, up again (a
+    # re-escalation), down, and up again two days later (a new flood, not counted).
+    for hours, value in [(0, 180), (1, 205), (2, 180), (8, 205), (9, 180), (60, 205)]:
+        stamp = (START + timedelta(hours=hours)).isoformat()
+        lines.append(f"ciliwung-depok,{stamp},water_level_cm,{value}")
+    result = replay(parse_csv("\n".join(lines)), registry)
+    assert result.reescalations() == {"ciliwung-depok": 1}
+    assert result.flaps() == {}
