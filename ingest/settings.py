@@ -124,7 +124,11 @@ class InfluxSettings(Section):
     create_database: bool = True
     gzip: bool = True
     timeout_s: float = Field(default=10.0, gt=0)
-    write_retry_deadline_s: float = Field(default=2.0, ge=0)
+    write_retry_initial_s: float = Field(default=0.05, gt=0)
+    write_retry_max_s: float = Field(default=1.0, gt=0)
+    write_retry_deadline_s: float = Field(
+        default=2.0, ge=0, description="then the batch goes to the spool"
+    )
 
     @field_validator("url")
     @classmethod
@@ -148,6 +152,13 @@ class BatchSettings(Section):
 
     max_points: int = Field(default=5000, ge=1, le=100_000)
     flush_interval_s: float = Field(default=0.05, gt=0, le=60)
+    idle_flush_s: float | None = Field(
+        default=0.002,
+        ge=0,
+        le=60,
+        description="flush early once input is idle this long with acknowledgements pending "
+        "and the writer idle (brokers that keep one message in flight); null: never",
+    )
     max_batches_in_flight: int = Field(default=4, ge=1, le=64)
 
 
@@ -158,6 +169,8 @@ class SpoolSettings(Section):
     max_bytes: int = Field(default=2 << 30, ge=1 << 20)
     segment_bytes: int = Field(default=64 << 20, ge=4096)
     warn_fraction: float = Field(default=0.8, gt=0, le=1)
+    drain_retry_initial_s: float = Field(default=0.5, gt=0)
+    drain_retry_max_s: float = Field(default=10.0, gt=0)
 
 
 class ValidationSettings(Section):
@@ -184,6 +197,10 @@ class HealthSettings(Section):
 
     enabled: bool = True
     interval_s: float = Field(default=60.0, gt=0)
+    restart_initial_s: float = Field(
+        default=1.0, gt=0, description="backoff of a failed secondary loop (health, registry)"
+    )
+    restart_max_s: float = Field(default=60.0, gt=0)
 
 
 class MetricsSettings(Section):

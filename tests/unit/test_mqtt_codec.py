@@ -305,7 +305,7 @@ def test_suback() -> None:
     assert read(data) == [SubAck(7, (0x01, 0x80))]
     reason = b"\x1f" + mqtt_string("quota")
     with_properties = frame(0x90, u16(8) + bytes([len(reason)]) + reason + b"\x97")
-    assert read(with_properties) == [SubAck(8, (0x97,))]
+    assert read(with_properties) == [SubAck(8, (0x97,), "quota")]
 
 
 def test_pingresp() -> None:
