@@ -148,6 +148,7 @@ class IngestWorker:
         self._sleep = sleep
         self._last_rejection_ns = 0
         self.ready = asyncio.Event()
+        self.metrics.spool_quarantined_bytes.inc(sum(q.size for q in spool.quarantined))
         self._refresh_spool_metrics()
 
     async def run(

@@ -396,3 +396,15 @@ async def test_a_failing_secondary_loop_is_restarted_and_ingest_goes_on(tmp_path
     await eventually(lambda: not rig.source.unacked, what="ingest goes on")
     assert not rig.task.done()
     await rig.finish()
+
+
+async def test_spool_damage_found_at_start_is_counted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    spool.append(b"a batch that will not be read")
+    spool.close()
+    [segment] = (tmp_path / "spool").glob("*.spool")
+    segment.write_bytes(segment.read_bytes()[:-4])  # a torn tail
+    rig = await start_rig(tmp_path)
+    header, body = 12, len(b"a batch that will not be read")
+    assert rig.sample("siaga_spool_quarantined_bytes_total") == header + body - 4
+    await rig.finish()
