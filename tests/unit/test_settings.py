@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from ingest.batch import BatchPolicy
 from ingest.errors import ConfigError
+from ingest.mqtt.client import ConnectOptions
+from ingest.runtime import connect_options, drain_retry, loop_restart, write_retry
 from ingest.settings import InfluxSettings, MqttSettings, Settings, load_settings
+from ingest.validation import Limits
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "siaga.yaml"
 
@@ -360,11 +364,6 @@ def test_sections_are_frozen(tmp_path: Path) -> None:
 
 
 def test_value_objects_take_their_defaults_from_the_settings_tree() -> None:
-    from ingest.batch import BatchPolicy
-    from ingest.mqtt.client import ConnectOptions
-    from ingest.runtime import connect_options, drain_retry, loop_restart, write_retry
-    from ingest.validation import Limits
-
     settings = Settings(mqtt=MqttSettings(client_id="c", shared_group=None, lorawan=False))
     assert BatchPolicy() == BatchPolicy.from_settings(settings.batch)
     assert Limits() == Limits.from_settings(settings)
