@@ -131,6 +131,11 @@ class Batcher:
         return len(self._batch)
 
     @property
+    def full(self) -> bool:
+        """Whether the open batch reached ``max_points``."""
+        return len(self._batch) >= self._policy.max_points
+
+    @property
     def tokens_pending(self) -> bool:
         """Whether the open batch holds messages waiting to be acknowledged."""
         return bool(self._tokens)

@@ -133,6 +133,12 @@ class IngestMetrics:
         self.registry_stations = Gauge(
             "siaga_registry_stations", "Stations in the registry in use", registry=r
         )
+        self.batch_flushes = Counter(
+            "siaga_batch_flushes",
+            "Batches flushed, by cause: size, age, idle (input idle, acks pending), stop",
+            ["cause"],
+            registry=r,
+        )
         self.storage_errors = Counter(
             "siaga_storage_errors",
             "Storage failures by kind (unavailable: retryable; auth, refused...: permanent)",

@@ -238,15 +238,18 @@ class IngestWorker:
             chunk = await self._source.next_chunk(timeout_s)
             if chunk:
                 self._process(chunk)
-            if batcher.due(self._monotonic()) or (flush_when_idle and not chunk):
-                await self._flush()
+            if batcher.due(self._monotonic()):
+                await self._flush("size" if batcher.full else "age")
+            elif flush_when_idle and not chunk:
+                await self._flush("idle")
         # Graceful stop: take nothing new, store what we hold, acknowledge it.
         self._source.stop_reading()
         self._process(self._source.drain_buffered())
         if not batcher.empty:
-            await self._flush()
+            await self._flush("stop")
 
-    async def _flush(self) -> None:
+    async def _flush(self, cause: str) -> None:
+        self.metrics.batch_flushes.labels(cause).inc()
         self._in_flight += 1
         await self._writes.put(self._batcher.take())
 

@@ -304,6 +304,7 @@ async def test_a_one_in_flight_broker_is_served_by_idle_flushes(tmp_path: Path) 
     await eventually(lambda: not rig.source.unacked, what="all acknowledged")
     assert len(rig.storage.points) == 30
     assert rig.storage.writes == 30  # one message per batch: each flushed as input went idle
+    assert rig.sample("siaga_batch_flushes_total", cause="idle") == 30
     await rig.finish()
 
 
