@@ -333,6 +333,13 @@ class MqttSubscriber:
                 )
             )
             connack = await self._answer(protocol, protocol.connack, "before CONNACK")
+            if 0 < connack.reason_code < 0x80:
+                # MQTT 5 refuses with codes from 0x80; 0x01 is MQTT 3.1.1's "unacceptable
+                # protocol version", the answer of a broker that does not speak MQTT 5.
+                raise BrokerUnsuitableError(
+                    f"the broker answered with MQTT 3.1.1 return code {connack.reason_code} "
+                    "(unacceptable protocol version): Siaga needs an MQTT 5 broker"
+                )
             if connack.reason_code != 0:
                 refused = (
                     BrokerUnsuitableError

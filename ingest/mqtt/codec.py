@@ -87,11 +87,12 @@ REASONS = {
 }
 """Reason codes of CONNACK, SUBACK and DISCONNECT (MQTT 5 section 2.4), for messages."""
 
-PERMANENT_REASONS = frozenset({0x81, 0x82, 0x84, 0x8F, 0x95, 0x9A, 0x9B, 0x9E, 0xA1, 0xA2})
+PERMANENT_REASONS = frozenset({0x84, 0x8F, 0x9B, 0x9E, 0xA1, 0xA2})
 """Reasons that say the broker cannot serve this client as configured: retrying cannot help.
 
 Credentials (0x86, 0x87) are not among them: an operator fixes those on the broker, and the
-worker should then get in without a restart.
+worker should then get in without a restart. Nor are malformed packet and protocol error
+(0x81, 0x82): they would be a bug of one connection, not a property of the broker.
 """
 
 

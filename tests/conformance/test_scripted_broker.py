@@ -242,3 +242,22 @@ async def test_the_worker_refuses_an_unsuitable_broker_with_one_clear_error(
         _, worker = build_worker(tmp_path, broker.port)
         with pytest.raises(BrokerUnsuitableError, match="granted QoS 0"):
             await asyncio.wait_for(worker.run(asyncio.Event()), 10)
+
+
+async def test_a_broker_that_speaks_only_mqtt_3_is_refused_once() -> None:
+    message, broker = await refusal(Script(connack_reason=0x01))
+    assert "needs an MQTT 5 broker" in message
+    assert len(broker.connections) == 1
+
+
+async def test_bad_credentials_are_retried_for_an_operator_to_fix(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with ScriptedBroker(Script(connack_reason=0x86)) as broker:
+        subscriber = MqttSubscriber(options(broker.port))
+        task = asyncio.create_task(subscriber.run())
+        await eventually(lambda: len(broker.connections) >= 2, what="a retry")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert "0x86 (bad user name or password)" in refused[0]
