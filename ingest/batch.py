@@ -136,9 +136,9 @@ class Batcher:
         return len(self._batch) >= self._policy.max_points
 
     @property
-    def tokens_pending(self) -> bool:
-        """Whether the open batch holds messages waiting to be acknowledged."""
-        return bool(self._tokens)
+    def tokens_pending(self) -> int:
+        """How many messages of the open batch wait to be acknowledged."""
+        return len(self._tokens)
 
     @property
     def empty(self) -> bool:

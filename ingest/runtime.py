@@ -160,6 +160,7 @@ async def run_ingest(
             observers=[health.observe, *observers] if settings.health.enabled else observers,
             spool_warn_fraction=settings.spool.warn_fraction,
             idle_flush_s=settings.batch.idle_flush_s,
+            idle_flush_max_messages=settings.batch.idle_flush_max_messages,
         )
         try:
             companions = {"registry-watch": watcher.run}

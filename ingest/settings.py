@@ -159,6 +159,13 @@ class BatchSettings(Section):
         description="flush early once input is idle this long with acknowledgements pending "
         "and the writer idle (brokers that keep one message in flight); null: never",
     )
+    idle_flush_max_messages: int = Field(
+        default=16,
+        ge=1,
+        le=65535,
+        description="only while at most this many messages wait for acknowledgement: a broker "
+        "holding back more than that already gets max/flush_interval_s messages a second",
+    )
     max_batches_in_flight: int = Field(default=4, ge=1, le=64)
 
 

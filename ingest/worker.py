@@ -34,6 +34,7 @@ from ingest.errors import (
 )
 from ingest.metrics import IngestMetrics
 from ingest.retry import RetryPolicy
+from ingest.settings import BatchSettings
 from ingest.source import Delivery, MessageSource
 from ingest.spool import Spool
 from ingest.storage.base import Storage, WriteReport
@@ -46,6 +47,7 @@ Observer = Callable[[Sequence[Reading]], Awaitable[None]]
 """Called with each batch's readings once they are durable (alert evaluation plugs in here)."""
 
 _IDLE_WAIT_S = 0.25
+_BATCH = BatchSettings.model_fields
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -99,6 +101,8 @@ class IngestWorker:
             batch once no message arrived for this long (a broker that keeps one message in
             flight sends the next only after our acknowledgement); None to flush only by size
             and age.
+        idle_flush_max_messages: The idle flush applies only while at most this many
+            messages wait for acknowledgement.
         clock_ns: Wall clock (time bounds, rejection timestamps).
         monotonic: Monotonic clock (batch ages).
         sleep: Waits between retries (injected in tests, with ``monotonic``).
@@ -120,6 +124,7 @@ class IngestWorker:
         observers: Sequence[Observer] = (),
         spool_warn_fraction: float,
         idle_flush_s: float | None,
+        idle_flush_max_messages: int = _BATCH["idle_flush_max_messages"].default,
         clock_ns: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -134,6 +139,7 @@ class IngestWorker:
         self._drain_retry = drain_retry
         self._loop_restart = loop_restart
         self._idle_flush_s = idle_flush_s
+        self._idle_flush_max_messages = idle_flush_max_messages
         self._in_flight = 0  # batches queued for or being written by the writer
         self._storage_problem: tuple[StorageVerdict, str] | None = None
         self._writes: asyncio.Queue[tuple[Batch, list[object]]] = asyncio.Queue(
@@ -229,8 +235,14 @@ class IngestWorker:
         while not stop.is_set():
             wait_s = batcher.seconds_until_due(self._monotonic())
             timeout_s = _IDLE_WAIT_S if wait_s is None else min(wait_s, _IDLE_WAIT_S)
+            # Only a few unacknowledged messages and an idle writer: the broker may be waiting
+            # for our PUBACKs before it sends more. With more pending, flushing by age already
+            # gets pending/flush_interval_s messages a second, and a small extra write would
+            # take the writer from the batches behind it.
             flush_when_idle = (
-                idle_flush_s is not None and batcher.tokens_pending and self._in_flight == 0
+                idle_flush_s is not None
+                and 0 < batcher.tokens_pending <= self._idle_flush_max_messages
+                and self._in_flight == 0
             )
             if flush_when_idle:
                 assert idle_flush_s is not None

@@ -66,6 +66,15 @@ class Rig:
         self.stop.set()
         await asyncio.wait_for(self.task, 10)
 
+    async def aged(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait for ``condition`` while moving the clock, so that open batches come of age."""
+
+        def tick() -> bool:
+            self.clock.now_s += 1.0
+            return condition()
+
+        await eventually(tick, what=what)
+
     def sample(self, name: str, **labels: str) -> float:
         """A metric's value through the public registry API (0 when never set)."""
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
@@ -203,7 +212,7 @@ async def test_redelivery_after_a_crash_stores_each_reading_once(rig: Rig) -> No
     publish_readings(rig.source, 50, now_ms() - 60_000)
     rig.source.crash()  # the broker offers everything unacknowledged again
     rig.storage.available = True
-    await eventually(lambda: not rig.source.unacked and rig.spool.empty, what="settled")
+    await rig.aged(lambda: not rig.source.unacked and rig.spool.empty, what="settled")
     assert len(rig.storage.points) == 50
 
 
@@ -280,7 +289,7 @@ async def test_observers_get_durable_readings_and_cannot_stop_ingest(tmp_path: P
 
     rig = await start_rig(tmp_path, observers=[broken, record])
     publish_readings(rig.source, 30, now_ms() - 60_000)
-    await eventually(lambda: len(seen) == 30, what="observed")
+    await rig.aged(lambda: len(seen) == 30, what="observed")
     assert [r.seq for r in seen] == list(range(30))
     assert len(rig.storage.points) == 30
     await rig.finish()
@@ -408,4 +417,17 @@ async def test_spool_damage_found_at_start_is_counted(tmp_path: Path) -> None:
     rig = await start_rig(tmp_path)
     header, body = 12, len(b"a batch that will not be read")
     assert rig.sample("siaga_spool_quarantined_bytes_total") == header + body - 4
+    await rig.finish()
+
+
+async def test_no_idle_flush_while_many_messages_wait(tmp_path: Path) -> None:
+    # A burst of 40 (a paced publisher, not a broker waiting for us): the age decides.
+    rig = await start_rig(tmp_path, max_points=10_000)
+    publish_readings(rig.source, 40, now_ms() - 60_000)
+    await eventually(lambda: rig.sample("siaga_messages_received_total") == 40, what="received")
+    await asyncio.sleep(0.05)  # many idle periods pass
+    assert rig.storage.writes == 0
+    rig.clock.now_s += 1.0
+    await eventually(lambda: not rig.source.unacked, what="flushed by age")
+    assert rig.sample("siaga_batch_flushes_total", cause="age") == 1
     await rig.finish()
