@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.errors import BrokerUnsuitableError
+from ingest.errors import BrokerUnsuitableError, ConfigError
 from ingest.mqtt.client import ConnectOptions, MqttSubscriber
 from ingest.mqtt.codec import (
     MAXIMUM_PACKET_SIZE,
@@ -21,10 +21,20 @@ from ingest.mqtt.codec import (
     PacketType,
 )
 from ingest.retry import RetryPolicy
-from ingest.runtime import PACKET_HEADROOM_BYTES, connect_options
-from ingest.settings import MqttSettings, Settings, ValidationSettings
+from ingest.runtime import PACKET_HEADROOM_BYTES, connect_options, run_ingest
+from ingest.settings import (
+    InfluxSettings,
+    MetricsSettings,
+    MqttSettings,
+    Settings,
+    SpoolSettings,
+    StationsSettings,
+    ValidationSettings,
+)
+from ops.servers import free_port
 from tests.conformance.scripted_broker import Script, ScriptedBroker
 from tests.conformance.worker import build_worker, run_worker
+from tests.conftest import STATIONS_FILE
 from tests.helpers import eventually, reading_payload
 
 pytestmark = pytest.mark.conformance
@@ -261,3 +271,21 @@ async def test_bad_credentials_are_retried_for_an_operator_to_fix(
         await asyncio.gather(task, return_exceptions=True)
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert "0x86 (bad user name or password)" in refused[0]
+
+
+async def test_siaga_ingest_stops_with_a_config_error_naming_the_broker(tmp_path: Path) -> None:
+    async with ScriptedBroker(Script(connack_properties={MAXIMUM_QOS: 0})) as broker:
+        settings = Settings(
+            mqtt=MqttSettings(url=f"mqtt://127.0.0.1:{broker.port}", client_id="c"),
+            influx=InfluxSettings(url=f"http://127.0.0.1:{free_port()}"),
+            spool=SpoolSettings(dir=tmp_path / "spool"),
+            stations=StationsSettings(file=STATIONS_FILE, devices_file=tmp_path / "none.yaml"),
+            metrics=MetricsSettings(enabled=False),
+        )
+        with pytest.raises(ConfigError) as caught:
+            await asyncio.wait_for(run_ingest(settings), 20)
+    assert str(caught.value) == (
+        f"the MQTT broker at mqtt://127.0.0.1:{broker.port} cannot serve this worker: the "
+        "broker's Maximum QoS is 0, and Siaga subscribes at QoS 1 so that no message is "
+        "acknowledged before it is stored"
+    )
