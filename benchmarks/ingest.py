@@ -21,6 +21,7 @@ subscriber the benchmark starts as its own process.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import json
@@ -31,7 +32,6 @@ import re
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -60,6 +60,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ingest.errors import StorageError
+from ingest.mqtt.codec import (
+    DISCONNECT_NORMAL,
+    ConnAck,
+    Packet,
+    PacketReader,
+    encode_connect,
+    encode_publish,
+)
+from ingest.settings import InfluxSettings
+from ingest.storage.influx import InfluxStorage
 from ops.errors import ServerError
 from ops.servers import InfluxServer, MosquittoServer, free_port, require_binary, wait_until
 
@@ -340,30 +351,32 @@ def _http_get(port: int, path: str, timeout_s: float = 5) -> tuple[int, bytes]:
 
 
 class Influx:
-    """The few InfluxDB v1 calls the benchmark needs, over http.client."""
+    """The few InfluxDB calls the benchmark needs, through Siaga's own backend.
+
+    :class:`~ingest.storage.influx.InfluxStorage` is asynchronous; the benchmark's driver is
+    not, so each call runs its own short event loop.
+    """
 
     def __init__(self, port: int) -> None:
         self.port = port
 
     def query(self, statement: str, database: str | None = None) -> list[dict[str, Any]]:
         """Run one InfluxQL statement (POST); return its series."""
-        params = {"q": statement, **({"db": database} if database else {})}
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            connection.request(
-                "POST",
-                "/query?" + urlencode(params),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
+
+        async def run() -> list[dict[str, Any]]:
+            settings = InfluxSettings(
+                url=f"http://127.0.0.1:{self.port}",
+                database=database or "bench",
+                create_database=False,
+                timeout_s=60,
             )
-            response = connection.getresponse()
-            document = json.loads(response.read())
-        finally:
-            connection.close()
-        result = (document.get("results") or [{}])[0]
-        if "error" in result:
-            raise ServerError(f"InfluxDB: {result['error']}")
-        series: list[dict[str, Any]] = result.get("series") or []
-        return series
+            async with InfluxStorage(settings, lambda station: {"station": station}) as storage:
+                return await storage.query(statement, write=True)
+
+        try:
+            return asyncio.run(run())
+        except StorageError as exc:
+            raise ServerError(f"InfluxDB: {exc}") from exc
 
     def count(self, database: str) -> int:
         """Points of ``telemetry`` in ``database`` (each carries ``water_level_cm``)."""
@@ -392,9 +405,11 @@ class PublishStats:
 class FleetPublisher:
     """Publishes single-reading QoS 1 messages for a fleet of stations, fast.
 
-    MQTT 3.1.1 on a raw socket: packets are encoded a thousand at a time and sent with one
-    ``sendall``; a reader thread counts PUBACKs (4 bytes each: keep-alive is off, so nothing else
-    arrives). At most ``window`` messages are unacknowledged, fewer than the 65,535 packet ids.
+    MQTT 5 on a raw socket, encoded by the subscriber's own codec (:mod:`ingest.mqtt.codec`):
+    packets are encoded a thousand at a time and sent with one ``sendall``; a reader thread counts
+    PUBACKs (4 bytes each: a successful MQTT 5 PUBACK takes the short form, and keep-alive is
+    off, so nothing else arrives). At most ``window`` messages are unacknowledged, fewer than
+    the 65,535 packet ids.
 
     Args:
         port: The broker's port on 127.0.0.1.
@@ -406,10 +421,7 @@ class FleetPublisher:
         if not 0 < window < 65535:
             raise ValueError("window must be between 1 and 65534 messages")
         self._stations = list(stations)
-        self._topics = [
-            struct.pack(">H", len(t)) + t
-            for t in (f"siaga/{s}/telemetry".encode() for s in self._stations)
-        ]
+        self._topics = [f"siaga/{s}/telemetry".encode() for s in self._stations]
         self._last_ts_ms = [0] * len(self._stations)
         self._window = window
         self._sent = 0
@@ -427,17 +439,25 @@ class FleetPublisher:
         self._reader.start()
 
     def _connect(self, client_id: str) -> None:
-        raw_id = client_id.encode()
-        body = b"\x00\x04MQTT\x04\x02\x00\x00" + struct.pack(">H", len(raw_id)) + raw_id
-        self._socket.sendall(bytes([0x10, len(body)]) + body)
-        connack = b""
-        while len(connack) < 4:
-            chunk = self._socket.recv(4 - len(connack))
+        self._socket.sendall(
+            encode_connect(
+                client_id,
+                keepalive_s=0,
+                clean_start=True,
+                session_expiry_s=0,
+                receive_maximum=65535,
+            )
+        )
+        reader = PacketReader()
+        packets: list[Packet] = []
+        while not packets:
+            chunk = self._socket.recv(4096)
             if not chunk:
                 raise ServerError("the broker closed the publisher's connection")
-            connack += chunk
-        if connack[0] != 0x20 or connack[3] != 0:
-            raise ServerError(f"the broker refused the publisher: {connack.hex()}")
+            packets = reader.feed(chunk)
+        connack = packets[0]
+        if not isinstance(connack, ConnAck) or connack.reason_code != 0:
+            raise ServerError(f"the broker refused the publisher: {connack}")
         self._socket.settimeout(None)
 
     def _read_acks(self) -> None:
@@ -471,14 +491,7 @@ class FleetPublisher:
                 b'{"ts":%d,"seq":%d,"water_level_cm":%d.4,"battery_v":3.91,"rssi_dbm":-97}'
                 % (ts, k // stations, 100 + k % 900)
             )
-            topic = topics[index]
-            length = len(topic) + 2 + len(payload)
-            header = (
-                bytes((0x32, length))
-                if length < 128
-                else bytes((0x32, (length & 0x7F) | 0x80, length >> 7))
-            )
-            packets.append(header + topic + (k % 65535 + 1).to_bytes(2, "big") + payload)
+            packets.append(encode_publish(topics[index], payload, k % 65535 + 1))
         return b"".join(packets)
 
     def publish(
@@ -522,7 +535,7 @@ class FleetPublisher:
     def close(self) -> None:
         """Disconnect."""
         with contextlib.suppress(OSError):
-            self._socket.sendall(b"\xe0\x00")
+            self._socket.sendall(DISCONNECT_NORMAL)
             self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
         self._reader.join(5)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from devices.errors import ConfigError
 from devices.stations import (
     StaticRegistry,
     Station,
@@ -278,7 +279,7 @@ class Registry:
         return None if device is None else self._resolved(device, device.station)
 
 
-class RegistryFileError(ValueError):
+class RegistryFileError(ConfigError, ValueError):
     """A registry file that cannot be used; the message names the entry and the problem."""
 
 

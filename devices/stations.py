@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from devices.errors import ConfigError
 from devices.levels import Thresholds
 from devices.topics import STATION_ID_PATTERN
 
@@ -126,7 +127,7 @@ class StaticRegistry:
         return list(self._by_id.values())
 
 
-class StationFileError(ValueError):
+class StationFileError(ConfigError, ValueError):
     """A station file that cannot be used; the message names the entry and the problem."""
 
 

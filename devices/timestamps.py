@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+from devices.errors import InputError
+
 NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STORABLE_NS = (-(2**63) + 2, 2**63 - 2)
@@ -15,7 +17,7 @@ EPOCH_MAX_MS = 1e14
 """Above this a number is neither plausible seconds nor milliseconds (µs or ns, most likely)."""
 
 
-class TimestampError(ValueError):
+class TimestampError(InputError):
     """A timestamp that cannot be read as a UTC instant."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from devices import Reading, Reason, Rejection
+from ingest.settings import BatchSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,23 @@ def deserialize_batch(data: bytes) -> Batch:
     )
 
 
+_BATCH = BatchSettings.model_fields  # the settings tree is the one source of every default
+
+
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
-    """When a batch is flushed: at ``max_points`` entries or ``max_age_s`` after its first."""
+    """When a batch is flushed: at ``max_points`` entries or ``flush_interval_s`` after its first.
 
-    max_points: int = 5000
-    max_age_s: float = 0.05
+    Defaults are those of :class:`~ingest.settings.BatchSettings`.
+    """
+
+    max_points: int = _BATCH["max_points"].default
+    flush_interval_s: float = _BATCH["flush_interval_s"].default
+
+    @classmethod
+    def from_settings(cls, settings: BatchSettings) -> BatchPolicy:
+        """The policy a settings section describes."""
+        return cls(settings.max_points, settings.flush_interval_s)
 
 
 class Batcher:
@@ -119,6 +131,16 @@ class Batcher:
         return len(self._batch)
 
     @property
+    def full(self) -> bool:
+        """Whether the open batch reached ``max_points``."""
+        return len(self._batch) >= self._policy.max_points
+
+    @property
+    def tokens_pending(self) -> int:
+        """How many messages of the open batch wait to be acknowledged."""
+        return len(self._tokens)
+
+    @property
     def empty(self) -> bool:
         """Whether nothing waits: no entries and no tokens to acknowledge."""
         return self._opened_at is None
@@ -129,14 +151,14 @@ class Batcher:
             return False
         return (
             len(self._batch) >= self._policy.max_points
-            or now_s - self._opened_at >= self._policy.max_age_s
+            or now_s - self._opened_at >= self._policy.flush_interval_s
         )
 
     def seconds_until_due(self, now_s: float) -> float | None:
         """How long until the open batch is due by age; None when nothing waits."""
         if self._opened_at is None:
             return None
-        return max(0.0, self._opened_at + self._policy.max_age_s - now_s)
+        return max(0.0, self._opened_at + self._policy.flush_interval_s - now_s)
 
     def take(self) -> tuple[Batch, list[object]]:
         """Close the open batch and return it with its tokens."""

@@ -1,28 +1,64 @@
 """Siaga's exception tree. Errors from libraries are translated once, at each boundary.
 
-    SiagaError
-    ├── ConfigError            the settings or a referenced file are unusable (start-up only)
-    ├── SourceError            the message source (MQTT) failed
-    │   ├── ConnectionLostError     the connection dropped; reconnect
-    │   └── ConnectRefusedError     the broker said no (bad credentials, not authorised)
-    ├── StorageError           the storage backend failed
-    │   ├── RetryableStorageError   timeouts, 5xx, connection refused: try again later
-    │   └── PermanentStorageError   4xx: retrying the same request cannot succeed
-    └── SpoolError             the on-disk spool failed
-        └── SpoolFullError          the spool reached its disk budget
+The root lives in :mod:`devices.errors` (``devices`` and ``simulators`` must not import
+``ingest``) and is re-exported here; classes of other packages are drawn by module path::
 
-Bad input is never an exception: it becomes a :class:`devices.Rejection` with a reason.
+    SiagaError                      devices.errors
+    ├── ConfigError                 settings or a referenced file are unusable (start-up only)
+    │   ├── devices.stations.StationFileError       a station file entry
+    │   ├── devices.registry.RegistryFileError      a registry (devices.yaml) entry
+    │   ├── simulators.scenario.ScenarioError       a scenario file key
+    │   ├── simulators.replay.ReplayError           a line of a file to replay
+    │   └── simulators.encoding.EncodingError       a station that cannot be simulated
+    ├── InputError                  one message's content; becomes a stored rejection
+    │   ├── devices.timestamps.TimestampError       a timestamp that is not a UTC instant
+    │   ├── devices.formats.units.UnitError         a quantity or unit conversion
+    │   │   └── devices.formats.units.NonFiniteError
+    │   ├── devices.formats.native._NonFiniteError  NaN or Infinity in JSON
+    │   ├── devices.formats.senml._PackError        a SenML pack RFC 8428 says to reject
+    │   └── ingest.lineprotocol.LineProtocolError   a value line protocol cannot carry
+    ├── SourceError                 the message source (MQTT) failed
+    │   ├── ConnectionLostError         the connection dropped; reconnect
+    │   ├── ConnectRefusedError         the broker said no (credentials, authorisation)
+    │   │   └── BrokerUnsuitableError       it cannot keep Siaga's promise: do not retry
+    │   └── ingest.mqtt.codec.ProtocolError         bytes that are not MQTT 5
+    ├── StorageError                the storage backend failed (judged by classify_storage_error)
+    │   ├── RetryableStorageError       timeouts, 5xx, 429, connection refused: try again later
+    │   └── PermanentStorageError       4xx: retrying the same request cannot succeed
+    ├── SpoolError                  the on-disk spool failed
+    │   └── SpoolFullError              the spool reached its disk budget
+    ├── simulators.runner.RunError                  a simulation that cannot start or finish
+    ├── simulators.commands.CommandError            a `siaga simulate` usage problem
+    ├── ops.errors.ServerError                      a local server would not start or answer
+    └── ops.devicectl.DeviceAdminError              a `siaga devices` command that cannot run
+
+Bad input is never an exception that leaves the pipeline: it becomes a
+:class:`devices.Rejection` with a reason. Several classes are also ``ValueError`` or
+``RuntimeError`` (second base) for the parsers and callers that expect those.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-class SiagaError(Exception):
-    """Base of every error Siaga raises on purpose."""
+from devices.errors import ConfigError, InputError, SiagaError
 
-
-class ConfigError(SiagaError):
-    """The configuration is unusable; the message names the key and the problem."""
+__all__ = [
+    "BrokerUnsuitableError",
+    "ConfigError",
+    "ConnectRefusedError",
+    "ConnectionLostError",
+    "InputError",
+    "PermanentStorageError",
+    "RetryableStorageError",
+    "SiagaError",
+    "SourceError",
+    "SpoolError",
+    "SpoolFullError",
+    "StorageError",
+    "StorageVerdict",
+    "classify_storage_error",
+]
 
 
 class SourceError(SiagaError):
@@ -37,8 +73,24 @@ class ConnectRefusedError(SourceError):
     """The broker refused the connection; the message carries its reason."""
 
 
+class BrokerUnsuitableError(ConnectRefusedError):
+    """The broker cannot serve the worker as configured (QoS, shared subscriptions, ...).
+
+    Retrying cannot help: the worker stops with this message rather than run without its
+    promise that nothing acknowledged is lost.
+    """
+
+
 class StorageError(SiagaError):
-    """The storage backend failed."""
+    """The storage backend failed.
+
+    Attributes:
+        retry_after_s: How long the server asked us to wait (``Retry-After``), when it did.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class RetryableStorageError(StorageError):
@@ -55,6 +107,32 @@ class PermanentStorageError(StorageError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class StorageVerdict:
+    """What to do about a storage failure: the one judgement the worker acts on.
+
+    Attributes:
+        retryable: Whether the same request may succeed later by itself.
+        kind: A short label for metrics and logs (``unavailable``, ``auth``, ``refused``...).
+        retry_after_s: The server's own wait, when it gave one (overrides the backoff's).
+    """
+
+    retryable: bool
+    kind: str
+    retry_after_s: float | None = None
+
+
+_STATUS_KINDS = {401: "auth", 403: "auth", 404: "not_found", 413: "too_large"}
+
+
+def classify_storage_error(exc: StorageError) -> StorageVerdict:
+    """Judge a storage failure once: retryable or permanent, its kind, and any Retry-After."""
+    if isinstance(exc, PermanentStorageError):
+        kind = "refused" if exc.status is None else _STATUS_KINDS.get(exc.status, "refused")
+        return StorageVerdict(retryable=False, kind=kind, retry_after_s=exc.retry_after_s)
+    return StorageVerdict(retryable=True, kind="unavailable", retry_after_s=exc.retry_after_s)
 
 
 class SpoolError(SiagaError):

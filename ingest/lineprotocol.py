@@ -13,6 +13,8 @@ import math
 import re
 from collections.abc import Mapping
 
+from ingest.errors import InputError
+
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _STRING_ESCAPES = str.maketrans({'"': r"\"", "\\": "\\\\"})
@@ -22,7 +24,7 @@ _BACKSLASH_BEFORE_SPECIAL = re.compile(r'\\[ ,="]')
 FieldValue = float | int | bool | str
 
 
-class LineProtocolError(ValueError):
+class LineProtocolError(InputError):
     """A name or value that line protocol cannot represent."""
 
 

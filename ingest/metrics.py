@@ -133,6 +133,33 @@ class IngestMetrics:
         self.registry_stations = Gauge(
             "siaga_registry_stations", "Stations in the registry in use", registry=r
         )
+        self.batch_flushes = Counter(
+            "siaga_batch_flushes",
+            "Batches flushed, by cause: size, age, idle (input idle, acks pending), stop",
+            ["cause"],
+            registry=r,
+        )
+        self.storage_errors = Counter(
+            "siaga_storage_errors",
+            "Storage failures by kind (unavailable: retryable; auth, refused...: permanent)",
+            ["kind"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            "siaga_ready", "0 while storage refuses writes for a lasting reason", registry=r
+        )
+        self.ready.set(1)
+        self.loop_restarts = Counter(
+            "siaga_loop_restarts",
+            "Secondary loops (health, registry watch) restarted after a failure",
+            ["loop"],
+            registry=r,
+        )
+        self.spool_quarantined_bytes = Counter(
+            "siaga_spool_quarantined_bytes",
+            "Unreadable spool bytes moved to quarantine files",
+            registry=r,
+        )
         for reason in Reason:
             self.rejections.labels(reason.value)
 

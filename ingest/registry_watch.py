@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from devices.errors import ConfigError
 from devices.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class RegistryWatcher:
 
     Args:
         paths: The files to watch.
-        load: Reads and parses them (raises ValueError on a bad file).
+        load: Reads and parses them (raises ConfigError on a bad file).
         apply: Called with each newly loaded registry.
         interval_s: How often to look at the files.
     """
@@ -56,7 +57,7 @@ class RegistryWatcher:
         self._seen = current
         try:
             registry = await asyncio.to_thread(self._load)
-        except ValueError as exc:
+        except ConfigError as exc:
             log.error("registry not reloaded, keeping the previous one: %s", exc)
             return False
         self._apply(registry)

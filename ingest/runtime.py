@@ -19,7 +19,7 @@ from devices import TopicScheme
 from devices.registry import Registry, load_registry
 from devices.topics import LORAWAN_FILTERS
 from ingest.batch import BatchPolicy
-from ingest.errors import ConfigError, StorageError
+from ingest.errors import BrokerUnsuitableError, ConfigError, StorageError
 from ingest.health import HealthRecorder
 from ingest.metrics import IngestMetrics
 from ingest.mqtt.client import ConnectOptions, MqttSubscriber
@@ -107,8 +107,16 @@ def open_storage(
     return InfluxStorage(settings.influx, station_tags)
 
 
+PACKET_HEADROOM_BYTES = 8 * 1024
+"""Room for the topic and properties of a PUBLISH above ``validation.max_payload_bytes``."""
+
+
 def connect_options(settings: Settings) -> ConnectOptions:
-    """The MQTT subscriber's options, from the settings."""
+    """The MQTT subscriber's options, from the settings.
+
+    The Maximum Packet Size sent to the broker is the payload limit plus headroom: the broker
+    drops larger messages (and counts them) instead of sending bytes the worker would refuse.
+    """
     mqtt = settings.mqtt
     topics = TopicScheme(mqtt.topic_prefix)
     filters = [topics.subscription(None)]
@@ -131,6 +139,33 @@ def connect_options(settings: Settings) -> ConnectOptions:
         reconnect=RetryPolicy(
             initial_s=mqtt.reconnect_initial_s, max_s=mqtt.reconnect_max_s, deadline_s=None
         ),
+        maximum_packet_size=settings.validation.max_payload_bytes + PACKET_HEADROOM_BYTES,
+    )
+
+
+def write_retry(settings: Settings) -> RetryPolicy:
+    """How long a batch's write is retried before the batch goes to the spool."""
+    influx = settings.influx
+    return RetryPolicy(
+        initial_s=influx.write_retry_initial_s,
+        max_s=influx.write_retry_max_s,
+        deadline_s=influx.write_retry_deadline_s,
+    )
+
+
+def drain_retry(settings: Settings) -> RetryPolicy:
+    """How the spool's drain backs off while storage stays down or refuses."""
+    spool = settings.spool
+    return RetryPolicy(
+        initial_s=spool.drain_retry_initial_s, max_s=spool.drain_retry_max_s, deadline_s=None
+    )
+
+
+def loop_restart(settings: Settings) -> RetryPolicy:
+    """How a failed secondary loop (health, registry watch) is restarted."""
+    health = settings.health
+    return RetryPolicy(
+        initial_s=health.restart_initial_s, max_s=health.restart_max_s, deadline_s=None
     )
 
 
@@ -149,10 +184,7 @@ async def run_ingest(
     def load() -> Registry:
         return load_registry(settings.stations.file, settings.stations.devices_file)
 
-    try:
-        registry = load()
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    registry = load()  # its file errors are ConfigErrors
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -165,12 +197,7 @@ async def run_ingest(
     validator = Validator(
         registry,
         TopicScheme(settings.mqtt.topic_prefix),
-        Limits(
-            max_payload_bytes=settings.validation.max_payload_bytes,
-            max_readings_per_message=settings.validation.max_readings_per_message,
-            max_future_s=settings.validation.max_future_s,
-            max_age_s=settings.max_age_s,
-        ),
+        Limits.from_settings(settings),
     )
     spool = Spool(settings.spool.dir, settings.spool.max_bytes, settings.spool.segment_bytes)
     subscriber = MqttSubscriber(connect_options(settings), on_state=metrics.set_mqtt_connected)
@@ -206,13 +233,15 @@ async def run_ingest(
             spool,
             validator,
             metrics,
-            batch_policy=BatchPolicy(settings.batch.max_points, settings.batch.flush_interval_s),
-            write_retry=RetryPolicy(
-                initial_s=0.05, max_s=1.0, deadline_s=settings.influx.write_retry_deadline_s
-            ),
+            batch_policy=BatchPolicy.from_settings(settings.batch),
+            write_retry=write_retry(settings),
+            drain_retry=drain_retry(settings),
+            loop_restart=loop_restart(settings),
             max_batches_in_flight=settings.batch.max_batches_in_flight,
             observers=[health.observe, *observers] if settings.health.enabled else observers,
             spool_warn_fraction=settings.spool.warn_fraction,
+            idle_flush_s=settings.batch.idle_flush_s,
+            idle_flush_max_messages=settings.batch.idle_flush_max_messages,
         )
         try:
             companions = {"registry-watch": watcher.run}
@@ -221,6 +250,10 @@ async def run_ingest(
             if settings.health.enabled:
                 companions["health"] = health.run
             await worker.run(stop, companions)
+        except BrokerUnsuitableError as exc:
+            raise ConfigError(
+                f"the MQTT broker at {settings.mqtt.url} cannot serve this worker: {exc}"
+            ) from None
         finally:
             spool.close()
 

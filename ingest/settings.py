@@ -124,7 +124,11 @@ class InfluxSettings(Section):
     create_database: bool = True
     gzip: bool = True
     timeout_s: float = Field(default=10.0, gt=0)
-    write_retry_deadline_s: float = Field(default=2.0, ge=0)
+    write_retry_initial_s: float = Field(default=0.05, gt=0)
+    write_retry_max_s: float = Field(default=1.0, gt=0)
+    write_retry_deadline_s: float = Field(
+        default=2.0, ge=0, description="then the batch goes to the spool"
+    )
 
     @field_validator("url")
     @classmethod
@@ -163,6 +167,20 @@ class BatchSettings(Section):
 
     max_points: int = Field(default=5000, ge=1, le=100_000)
     flush_interval_s: float = Field(default=0.05, gt=0, le=60)
+    idle_flush_s: float | None = Field(
+        default=0.002,
+        ge=0,
+        le=60,
+        description="flush early once input is idle this long with acknowledgements pending "
+        "and the writer idle (brokers that keep one message in flight); null: never",
+    )
+    idle_flush_max_messages: int = Field(
+        default=16,
+        ge=1,
+        le=65535,
+        description="only while at most this many messages wait for acknowledgement: a broker "
+        "holding back more than that already gets max/flush_interval_s messages a second",
+    )
     max_batches_in_flight: int = Field(default=4, ge=1, le=64)
 
 
@@ -173,6 +191,8 @@ class SpoolSettings(Section):
     max_bytes: int = Field(default=2 << 30, ge=1 << 20)
     segment_bytes: int = Field(default=64 << 20, ge=4096)
     warn_fraction: float = Field(default=0.8, gt=0, le=1)
+    drain_retry_initial_s: float = Field(default=0.5, gt=0)
+    drain_retry_max_s: float = Field(default=10.0, gt=0)
 
 
 class ValidationSettings(Section):
@@ -199,6 +219,10 @@ class HealthSettings(Section):
 
     enabled: bool = True
     interval_s: float = Field(default=60.0, gt=0)
+    restart_initial_s: float = Field(
+        default=1.0, gt=0, description="backoff of a failed secondary loop (health, registry)"
+    )
+    restart_max_s: float = Field(default=60.0, gt=0)
 
 
 class MetricsSettings(Section):

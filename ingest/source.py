@@ -50,15 +50,25 @@ class MemorySource:
 
     :meth:`crash` forgets what was handed out without acknowledgement and offers it again, as a
     broker does when a subscriber's connection drops.
+
+    Args:
+        max_in_flight: Hand out at most this many unacknowledged messages (like a broker that
+            keeps one QoS 1 message in flight, whatever Receive Maximum says); None: no cap.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_in_flight: int | None = None) -> None:
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
         self._next_token = 1
         self._waiting: collections.deque[Delivery] = collections.deque()
         self.unacked: dict[int, Delivery] = {}
         self.acked: list[int] = []
         self._ready = asyncio.Event()
         self._stopped = False
+        self._running = False
+        self._closed = asyncio.Event()
+        self.disconnected_while_running: bool | None = None
+        """Whether :meth:`disconnect` found :meth:`run` still serving (a graceful goodbye)."""
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         """Offer a message."""
@@ -76,26 +86,37 @@ class MemorySource:
         """Redeliver every unacknowledged message (after a lost connection)."""
         handed_out = [d for d in self.unacked.values() if d not in self._waiting]
         self._waiting.extend(handed_out)
+        self._in_flight = 0
         self._ready.set()
 
     async def run(self) -> None:
-        """Nothing to keep alive."""
-        await asyncio.Event().wait()
+        """Nothing to keep alive; returns after :meth:`disconnect`, like the MQTT subscriber."""
+        self._running = True
+        try:
+            await self._closed.wait()
+        finally:
+            self._running = False
 
     async def next_chunk(self, timeout_s: float | None) -> list[Delivery]:
-        """Up to 1000 waiting messages."""
+        """Up to 1000 waiting messages (fewer when ``max_in_flight`` caps them)."""
         if self._stopped:
             await asyncio.sleep(timeout_s or 0)
             return []
-        if not self._waiting:
+        while not self._waiting or self._allowed() == 0:
             self._ready.clear()
             try:
                 async with asyncio.timeout(timeout_s):
                     await self._ready.wait()
             except TimeoutError:
                 return []
-        count = min(1000, len(self._waiting))
-        return [self._waiting.popleft() for _ in range(count)]
+        chunk = [self._waiting.popleft() for _ in range(min(1000, self._allowed()))]
+        self._in_flight += sum(1 for d in chunk if d.token is not None)
+        return chunk
+
+    def _allowed(self) -> int:
+        if self._max_in_flight is None:
+            return len(self._waiting)
+        return min(len(self._waiting), max(0, self._max_in_flight - self._in_flight))
 
     def ack(self, tokens: list[int]) -> int:
         """Acknowledge; unknown tokens are ignored like a broker ignores stale packet ids."""
@@ -104,6 +125,9 @@ class MemorySource:
             if self.unacked.pop(token, None) is not None:
                 self.acked.append(token)
                 sent += 1
+        self._in_flight = max(0, self._in_flight - sent)
+        if sent:
+            self._ready.set()
         return sent
 
     def stop_reading(self) -> None:
@@ -115,4 +139,7 @@ class MemorySource:
         return []
 
     async def disconnect(self) -> None:
-        """Nothing to close."""
+        """Record whether the connection was still served, and end :meth:`run`."""
+        self.disconnected_while_running = self._running
+        if self._running:
+            self._closed.set()

@@ -2,8 +2,16 @@
 
 Records are appended to segment files and fsync'd before :meth:`Spool.append` returns, so a
 batch in the spool survives a crash and may be acknowledged upstream. Each record is framed as
-``length (4 bytes) | crc32 (4 bytes) | body``; a torn record at the end of a segment (a crash in
-mid-write, before the batch was acknowledged) is cut off when the spool is opened.
+``magic (4 bytes) | length (4) | crc32 of length and body (4) | body``.
+
+Opening the spool reads every segment. Bytes that do not frame a record (a bad sector, a bit
+flip, a torn write at the end) are moved to ``quarantine/<segment>.<offset>.bad`` with their
+offset, logged at ERROR and counted; reading resynchronises at the next magic marker whose
+record checks out, so every intact record after the damage is still delivered. A damaged
+segment is then rewritten with its intact records only.
+
+Segments of the earlier format (``length | crc32 | body``, no marker) are still read; they are
+never appended to, so they disappear once drained.
 
 The spool is synchronous and thread-safe; async callers run it in a worker thread.
 """
@@ -22,8 +30,11 @@ from ingest.errors import SpoolError, SpoolFullError
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct(">II")
+_MAGIC = b"\xa7SpL"
+_HEADER = struct.Struct(">4sII")  # magic, length, crc32(length bytes + body)
+_LEGACY_HEADER = struct.Struct(">II")  # length, crc32(body): the format before the marker
 _SUFFIX = ".spool"
+QUARANTINE = "quarantine"
 _CRC_SEED = 1  # crc32(b"") is 0: unseeded, a zero-filled torn tail would read as empty records
 
 
@@ -42,6 +53,23 @@ class SpoolStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Quarantined:
+    """Bytes of a segment that framed no record, moved aside.
+
+    Attributes:
+        segment: The segment file's name.
+        offset: Where the unreadable bytes began in it.
+        size: How many bytes.
+        path: The quarantine file that holds them.
+    """
+
+    segment: str
+    offset: int
+    size: int
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
 class SpoolEntry:
     """The oldest record, and where it lies (to pop it once stored)."""
 
@@ -57,6 +85,69 @@ class _Segment:
     size: int
     record_ends: list[int]
     read_index: int = 0
+    header_size: int = _HEADER.size
+
+    def start(self, index: int) -> int:
+        return self.record_ends[index - 1] if index else 0
+
+
+def frame(body: bytes) -> bytes:
+    """One record as written: marker, length, checksum, body."""
+    length = struct.pack(">I", len(body))
+    crc = zlib.crc32(body, zlib.crc32(length, _CRC_SEED))
+    return _MAGIC + length + struct.pack(">I", crc) + body
+
+
+def _record_at(data: bytes, offset: int) -> int | None:
+    """The end of the record framed at ``offset``, or None when none is."""
+    if data[offset : offset + 4] != _MAGIC or offset + _HEADER.size > len(data):
+        return None
+    _, length, crc = _HEADER.unpack_from(data, offset)
+    end: int = offset + _HEADER.size + int(length)
+    if end > len(data):
+        return None
+    length_bytes = data[offset + 4 : offset + 8]
+    if zlib.crc32(data[offset + _HEADER.size : end], zlib.crc32(length_bytes, _CRC_SEED)) != crc:
+        return None
+    return end
+
+
+def scan_records(data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Intact records ``(start, end)`` and damaged ranges ``(start, end)`` of a segment."""
+    records: list[tuple[int, int]] = []
+    damaged: list[tuple[int, int]] = []
+    offset = 0
+    size = len(data)
+    while offset < size:
+        end = _record_at(data, offset)
+        if end is not None:
+            records.append((offset, end))
+            offset = end
+            continue
+        # Resynchronise: the next marker that frames a record that checks out.
+        candidate = data.find(_MAGIC, offset + 1)
+        while candidate != -1 and _record_at(data, candidate) is None:
+            candidate = data.find(_MAGIC, candidate + 1)
+        resume = size if candidate == -1 else candidate
+        damaged.append((offset, resume))
+        offset = resume
+    return records, damaged
+
+
+def _scan_legacy(data: bytes) -> list[int] | None:
+    """Record ends of a segment in the earlier format, or None unless it reads cleanly."""
+    ends: list[int] = []
+    offset = 0
+    while offset + _LEGACY_HEADER.size <= len(data):
+        length, crc = _LEGACY_HEADER.unpack_from(data, offset)
+        end = offset + _LEGACY_HEADER.size + length
+        if end > len(data):
+            return None
+        if zlib.crc32(data[offset + _LEGACY_HEADER.size : end], _CRC_SEED) != crc:
+            return None
+        ends.append(end)
+        offset = end
+    return ends if offset == len(data) else None
 
 
 class Spool:
@@ -78,6 +169,8 @@ class Spool:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SpoolError(f"cannot create spool directory {directory}: {exc.strerror}") from exc
+        self.quarantined: list[Quarantined] = []
+        """What opening the spool moved to quarantine."""
         self._segments: list[_Segment] = [self._scan(path) for path in self._segment_paths()]
         self._writer: int | None = None  # file descriptor of the last segment, opened lazily
 
@@ -86,26 +179,62 @@ class Spool:
 
     def _scan(self, path: Path) -> _Segment:
         data = path.read_bytes()
+        number = int(path.stem)
+        if not data.startswith(_MAGIC):
+            legacy = _scan_legacy(data)
+            if legacy is not None:
+                return _Segment(number, path, len(data), legacy, header_size=_LEGACY_HEADER.size)
+        records, damaged = scan_records(data)
+        if not damaged:
+            return _Segment(number, path, len(data), [end for _, end in records])
+        for start, end in damaged:
+            self._quarantine(path, start, data[start:end])
+        # Keep only the intact records, written aside and renamed over: no damage is read twice.
+        intact = b"".join(data[start:end] for start, end in records)
+        temporary = path.with_suffix(".rewrite")
+        try:
+            with temporary.open("wb") as handle:
+                handle.write(intact)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.replace(path)
+            self._fsync_directory()
+        except OSError as exc:
+            raise SpoolError(f"cannot rewrite damaged spool segment {path.name}: {exc}") from exc
         ends: list[int] = []
         offset = 0
-        while offset + _HEADER.size <= len(data):
-            length, crc = _HEADER.unpack_from(data, offset)
-            end = offset + _HEADER.size + length
-            if end > len(data) or zlib.crc32(data[offset + _HEADER.size : end], _CRC_SEED) != crc:
-                break
-            ends.append(end)
-            offset = end
-        if offset != len(data):
-            log.error(
-                "spool segment %s: cutting %d bytes of a torn or corrupt record at offset %d",
-                path.name,
-                len(data) - offset,
-                offset,
-            )
-            with path.open("r+b") as handle:
-                handle.truncate(offset)
+        for start, end in records:
+            offset += end - start
+            ends.append(offset)
+        return _Segment(number, path, len(intact), ends)
+
+    def _quarantine(self, segment: Path, offset: int, data: bytes) -> None:
+        directory = self._directory / QUARANTINE
+        target = directory / f"{segment.stem}.{offset}.bad"
+        try:
+            directory.mkdir(exist_ok=True)
+            with target.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
                 os.fsync(handle.fileno())
-        return _Segment(int(path.stem), path, offset, ends)
+        except OSError as exc:
+            raise SpoolError(f"cannot write spool quarantine file {target}: {exc}") from exc
+        log.error(
+            "SPOOL DAMAGE in segment %s: %d unreadable bytes at offset %d moved to %s; "
+            "the intact records around them are kept",
+            segment.name,
+            len(data),
+            offset,
+            target,
+        )
+        self.quarantined.append(Quarantined(segment.name, offset, len(data), target))
+
+    def _fsync_directory(self) -> None:
+        directory_fd = os.open(self._directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
 
     def stats(self) -> SpoolStats:
         """Records and bytes waiting, and the budget."""
@@ -130,7 +259,7 @@ class Spool:
             SpoolFullError: The record would take the spool past its budget.
             SpoolError: The disk refused the write.
         """
-        record = _HEADER.pack(len(body), zlib.crc32(body, _CRC_SEED)) + body
+        record = frame(body)
         with self._lock:
             used = sum(s.size for s in self._segments)
             if used + len(record) > self._budget:
@@ -156,11 +285,7 @@ class Spool:
         path = self._directory / f"{number:012d}{_SUFFIX}"
         self._writer = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         # The new file's directory entry must be durable too, or a crash could lose the file.
-        directory_fd = os.open(self._directory, os.O_RDONLY)
-        try:
-            os.fsync(directory_fd)
-        finally:
-            os.close(directory_fd)
+        self._fsync_directory()
         segment = _Segment(number, path, 0, [])
         self._segments.append(segment)
         return segment
@@ -176,10 +301,10 @@ class Spool:
             for segment in self._segments:
                 if segment.read_index < len(segment.record_ends):
                     end = segment.record_ends[segment.read_index]
-                    start = segment.record_ends[segment.read_index - 1] if segment.read_index else 0
+                    start = segment.start(segment.read_index) + segment.header_size
                     with segment.path.open("rb") as handle:
-                        handle.seek(start + _HEADER.size)
-                        body = handle.read(end - start - _HEADER.size)
+                        handle.seek(start)
+                        body = handle.read(end - start)
                     return SpoolEntry(segment.number, end, body)
             return None
 

@@ -9,11 +9,14 @@ from devices.formats import DECODERS, DecodeContext, Decoder
 from devices.registry import Registry
 from devices.timestamps import NS_PER_S
 from devices.topics import parse_route
+from ingest.settings import InfluxSettings, Settings, ValidationSettings
+
+_VALIDATION = ValidationSettings.model_fields  # the settings tree: one source of defaults
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What a message may be.
+    """What a message may be (defaults: those of the settings tree).
 
     Attributes:
         max_payload_bytes: Larger payloads are rejected unread.
@@ -22,10 +25,21 @@ class Limits:
         max_age_s: Readings older than this (the retention window) are rejected.
     """
 
-    max_payload_bytes: int = 64 * 1024
-    max_readings_per_message: int = 1000
-    max_future_s: float = 300.0
-    max_age_s: float = 365 * 86400.0
+    max_payload_bytes: int = _VALIDATION["max_payload_bytes"].default
+    max_readings_per_message: int = _VALIDATION["max_readings_per_message"].default
+    max_future_s: float = _VALIDATION["max_future_s"].default
+    max_age_s: float = InfluxSettings.model_fields["retention_days"].default * 86400.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits the settings tree describes (``max_age_s``: its retention fallback)."""
+        validation = settings.validation
+        return cls(
+            max_payload_bytes=validation.max_payload_bytes,
+            max_readings_per_message=validation.max_readings_per_message,
+            max_future_s=validation.max_future_s,
+            max_age_s=settings.max_age_s,
+        )
 
 
 @dataclass(slots=True)

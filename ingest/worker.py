@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from devices import Reading, Reason, Rejection
@@ -23,12 +24,21 @@ from ingest.batch import (
     excerpt,
     serialize_batch,
 )
-from ingest.errors import RetryableStorageError, SpoolError, SpoolFullError, StorageError
+from ingest.errors import (
+    BrokerUnsuitableError,
+    SpoolError,
+    SpoolFullError,
+    StorageError,
+    StorageVerdict,
+    classify_storage_error,
+)
 from ingest.metrics import IngestMetrics
 from ingest.retry import RetryPolicy
+from ingest.settings import BatchSettings
 from ingest.source import Delivery, MessageSource
 from ingest.spool import Spool
 from ingest.storage.base import Storage, WriteReport
+from ingest.supervise import supervise
 from ingest.validation import Outcome, Validator
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,38 @@ Observer = Callable[[Sequence[Reading]], Awaitable[None]]
 """Called with each batch's readings once they are durable (alert evaluation plugs in here)."""
 
 _IDLE_WAIT_S = 0.25
+_BATCH = BatchSettings.model_fields
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """What readiness checks and the status line report.
+
+    Attributes:
+        ready: False while storage refuses writes for a reason retrying cannot fix.
+        storage_problem: The current storage failure (``kind: message``), if any.
+        spooled_batches: Batches waiting in the spool.
+    """
+
+    ready: bool
+    storage_problem: str | None
+    spooled_batches: int
+
+    @property
+    def line(self) -> str:
+        """One line for people: ``ready`` or what is wrong."""
+        state = "ready" if self.ready else "NOT READY"
+        parts = [state]
+        if self.storage_problem:
+            parts.append(f"storage: {self.storage_problem}")
+        if self.spooled_batches:
+            parts.append(f"{self.spooled_batches} batches spooled")
+        return "; ".join(parts)
 
 
 class IngestWorker:
@@ -51,11 +93,19 @@ class IngestWorker:
         batch_policy: When to flush a batch.
         write_retry: How long to retry a write before spooling the batch.
         drain_retry: How to retry draining the spool while storage stays down.
+        loop_restart: How to restart a failed secondary loop (companions).
         max_batches_in_flight: Batches queued for the writer before the consumer waits.
         observers: Called with durable readings, in order.
         spool_warn_fraction: Log loudly when the spool fills past this fraction of its budget.
+        idle_flush_s: With acknowledgements pending and the writer idle, flush the open
+            batch once no message arrived for this long (a broker that keeps one message in
+            flight sends the next only after our acknowledgement); None to flush only by size
+            and age.
+        idle_flush_max_messages: The idle flush applies only while at most this many
+            messages wait for acknowledgement.
         clock_ns: Wall clock (time bounds, rejection timestamps).
         monotonic: Monotonic clock (batch ages).
+        sleep: Waits between retries (injected in tests, with ``monotonic``).
     """
 
     def __init__(
@@ -68,12 +118,16 @@ class IngestWorker:
         *,
         batch_policy: BatchPolicy,
         write_retry: RetryPolicy,
-        drain_retry: RetryPolicy | None = None,
-        max_batches_in_flight: int = 4,
+        drain_retry: RetryPolicy,
+        loop_restart: RetryPolicy,
+        max_batches_in_flight: int,
         observers: Sequence[Observer] = (),
-        spool_warn_fraction: float = 0.8,
+        spool_warn_fraction: float,
+        idle_flush_s: float | None,
+        idle_flush_max_messages: int = _BATCH["idle_flush_max_messages"].default,
         clock_ns: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._source = source
         self._storage = storage
@@ -82,7 +136,12 @@ class IngestWorker:
         self.metrics = metrics
         self._batcher = Batcher(batch_policy)
         self._write_retry = write_retry
-        self._drain_retry = drain_retry or RetryPolicy(initial_s=0.5, max_s=10, deadline_s=None)
+        self._drain_retry = drain_retry
+        self._loop_restart = loop_restart
+        self._idle_flush_s = idle_flush_s
+        self._idle_flush_max_messages = idle_flush_max_messages
+        self._in_flight = 0  # batches queued for or being written by the writer
+        self._storage_problem: tuple[StorageVerdict, str] | None = None
         self._writes: asyncio.Queue[tuple[Batch, list[object]]] = asyncio.Queue(
             max_batches_in_flight
         )
@@ -92,8 +151,10 @@ class IngestWorker:
         self._spool_has_data = asyncio.Event()
         self._clock_ns = clock_ns
         self._monotonic = monotonic
+        self._sleep = sleep
         self._last_rejection_ns = 0
         self.ready = asyncio.Event()
+        self.metrics.spool_quarantined_bytes.inc(sum(q.size for q in spool.quarantined))
         self._refresh_spool_metrics()
 
     async def run(
@@ -114,40 +175,95 @@ class IngestWorker:
                 self._spool.stats().records,
             )
             self._spool_has_data.set()
+        try:
+            await self._run_tasks(stop, companions or {})
+        except BaseExceptionGroup as group:
+            # One reason, not a group: a broker that cannot serve us is a sentence to show.
+            unsuitable = group.subgroup(BrokerUnsuitableError)
+            if unsuitable is not None:
+                raise _first_leaf(unsuitable) from None
+            raise
+        log.info("ingest worker stopped after flushing")
+
+    async def _run_tasks(
+        self, stop: asyncio.Event, companions: Mapping[str, Callable[[], Coroutine[Any, Any, None]]]
+    ) -> None:
         async with asyncio.TaskGroup() as group:
             source = group.create_task(self._source.run(), name="siaga.ingest.source")
             drain = group.create_task(self._drain_spool(), name="siaga.ingest.spool-drain")
             writer = group.create_task(self._write_loop(), name="siaga.ingest.writer")
             others = [
-                group.create_task(start(), name=f"siaga.ingest.{name}")
-                for name, start in (companions or {}).items()
+                group.create_task(
+                    supervise(
+                        name,
+                        start,
+                        restart=self._loop_restart,
+                        on_failure=self._count_loop_failure,
+                        sleep=self._sleep,
+                        monotonic=self._monotonic,
+                    ),
+                    name=f"siaga.ingest.{name}",
+                )
+                for name, start in companions.items()
             ]
             self.ready.set()
             await self._consume(stop)
             await self._writes.join()
+            # Say goodbye while the connection is still served: the last acknowledgements go
+            # out before the DISCONNECT, and the broker keeps the session for the next run.
+            await self._source.disconnect()
             for task in (source, drain, writer, *others):
                 task.cancel()
-        await self._source.disconnect()
-        log.info("ingest worker stopped after flushing")
+
+    def status(self) -> WorkerStatus:
+        """Readiness and the status line: whether storage takes writes, and the spool."""
+        problem = self._storage_problem
+        return WorkerStatus(
+            ready=problem is None or problem[0].retryable,
+            storage_problem=None if problem is None else f"{problem[0].kind}: {problem[1]}",
+            spooled_batches=self._spool.stats().records,
+        )
+
+    def _count_loop_failure(self, name: str) -> None:
+        self.metrics.loop_restarts.labels(name).inc()
 
     # -- consuming ----------------------------------------------------------------------------
 
     async def _consume(self, stop: asyncio.Event) -> None:
         batcher = self._batcher
+        idle_flush_s = self._idle_flush_s
         while not stop.is_set():
             wait_s = batcher.seconds_until_due(self._monotonic())
-            chunk = await self._source.next_chunk(
-                _IDLE_WAIT_S if wait_s is None else min(wait_s, _IDLE_WAIT_S)
+            timeout_s = _IDLE_WAIT_S if wait_s is None else min(wait_s, _IDLE_WAIT_S)
+            # Only a few unacknowledged messages and an idle writer: the broker may be waiting
+            # for our PUBACKs before it sends more. With more pending, flushing by age already
+            # gets pending/flush_interval_s messages a second, and a small extra write would
+            # take the writer from the batches behind it.
+            flush_when_idle = (
+                idle_flush_s is not None
+                and 0 < batcher.tokens_pending <= self._idle_flush_max_messages
+                and self._in_flight == 0
             )
+            if flush_when_idle:
+                assert idle_flush_s is not None
+                timeout_s = min(timeout_s, idle_flush_s)
+            chunk = await self._source.next_chunk(timeout_s)
             if chunk:
                 self._process(chunk)
             if batcher.due(self._monotonic()):
-                await self._writes.put(batcher.take())
+                await self._flush("size" if batcher.full else "age")
+            elif flush_when_idle and not chunk:
+                await self._flush("idle")
         # Graceful stop: take nothing new, store what we hold, acknowledge it.
         self._source.stop_reading()
         self._process(self._source.drain_buffered())
         if not batcher.empty:
-            await self._writes.put(batcher.take())
+            await self._flush("stop")
+
+    async def _flush(self, cause: str) -> None:
+        self.metrics.batch_flushes.labels(cause).inc()
+        self._in_flight += 1
+        await self._writes.put(self._batcher.take())
 
     def _process(self, chunk: list[Delivery]) -> None:
         if not chunk:
@@ -205,6 +321,7 @@ class IngestWorker:
                 self.metrics.batch_points.observe(len(batch))
                 await self._notify(batch.readings)
             finally:
+                self._in_flight -= 1
                 self._writes.task_done()
 
     async def _make_durable(self, batch: Batch) -> None:
@@ -216,19 +333,23 @@ class IngestWorker:
                     await self._write_with_retry(batch)
                     return
                 except StorageError as exc:
-                    log.warning("storage write failed (%s); spooling %d entries", exc, len(batch))
+                    log.warning(
+                        "storage write failed (%s); spooling %d entries",
+                        str(exc) or type(exc).__name__,
+                        len(batch),
+                    )
             try:
                 await asyncio.to_thread(self._spool.append, serialize_batch(batch))
             except SpoolFullError as exc:
                 self.metrics.spool_full.inc()
                 log.error("SPOOL FULL, holding acknowledgements until storage returns: %s", exc)
-                await asyncio.sleep(1.0)
+                await self._sleep(1.0)
                 continue
             except SpoolError as exc:
                 # A disk fault: nothing is durable, so nothing is acknowledged; the broker keeps
                 # the messages while we retry.
                 log.error("SPOOL WRITE FAILED, holding acknowledgements: %s", exc)
-                await asyncio.sleep(1.0)
+                await self._sleep(1.0)
                 continue
             self.metrics.spooled_batches.inc()
             self._refresh_spool_metrics()
@@ -241,19 +362,15 @@ class IngestWorker:
             started = self._monotonic()
             try:
                 report = await self._storage.write(batch)
-            except RetryableStorageError:
-                self.metrics.storage_failures.inc()
-                self.metrics.storage_up.set(0)
-                if self._monotonic() + delay_s > deadline:
+            except StorageError as exc:
+                verdict = self._storage_failed(exc)
+                wait_s = max(delay_s, verdict.retry_after_s or 0.0)
+                if not verdict.retryable or self._monotonic() + wait_s > deadline:
                     raise
-                await asyncio.sleep(delay_s)
+                await self._sleep(wait_s)
                 continue
-            except StorageError:
-                self.metrics.storage_failures.inc()
-                self.metrics.storage_up.set(0)
-                raise
             self.metrics.write_seconds.observe(self._monotonic() - started)
-            self.metrics.storage_up.set(1)
+            self._storage_recovered()
             if report.refused:
                 self.metrics.rejections.labels("storage_rejected").inc(report.refused)
             return report
@@ -284,20 +401,51 @@ class IngestWorker:
                 started = self._monotonic()
                 report = await self._storage.write(deserialize_batch(entry.body))
             except StorageError as exc:
-                self.metrics.storage_up.set(0)
-                delay_s = next(delays)
-                log.info(
-                    "storage still unavailable (%s); next drain attempt in %.1f s", exc, delay_s
-                )
-                await asyncio.sleep(delay_s)
+                verdict = self._storage_failed(exc)
+                delay_s = max(next(delays), verdict.retry_after_s or 0.0)
+                if verdict.retryable:
+                    log.info(
+                        "storage still unavailable (%s); next drain attempt in %.1f s",
+                        str(exc) or type(exc).__name__,
+                        delay_s,
+                    )
+                await self._sleep(delay_s)
                 continue
             self.metrics.write_seconds.observe(self._monotonic() - started)
-            self.metrics.storage_up.set(1)
+            self._storage_recovered()
             if report.refused:
                 self.metrics.rejections.labels("storage_rejected").inc(report.refused)
             await asyncio.to_thread(self._spool.pop, entry)
             self._refresh_spool_metrics()
             delays = self._drain_retry.delays()
+
+    def _storage_failed(self, exc: StorageError) -> StorageVerdict:
+        """Judge a storage failure once; count it, and log a permanent one at ERROR."""
+        verdict = classify_storage_error(exc)
+        message = str(exc) or type(exc).__name__
+        self.metrics.storage_failures.inc()
+        self.metrics.storage_errors.labels(verdict.kind).inc()
+        self.metrics.storage_up.set(0)
+        previous = self._storage_problem
+        self._storage_problem = (verdict, message)
+        if not verdict.retryable:
+            self.metrics.ready.set(0)
+            if previous is None or previous[0] != verdict:
+                log.error(
+                    "STORAGE REFUSES WRITES (%s), retrying will not fix it: %s; "
+                    "batches are spooled until it is fixed",
+                    verdict.kind,
+                    message,
+                )
+        return verdict
+
+    def _storage_recovered(self) -> None:
+        self.metrics.storage_up.set(1)
+        if self._storage_problem is not None:
+            if not self._storage_problem[0].retryable:
+                log.warning("storage takes writes again")
+            self._storage_problem = None
+            self.metrics.ready.set(1)
 
     def _refresh_spool_metrics(self) -> None:
         stats = self._spool.stats()

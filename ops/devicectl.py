@@ -24,7 +24,7 @@ from devices.registry import (
     render_devices,
 )
 from devices.tls import make_ca, make_server_cert
-from ingest.errors import SiagaError
+from ingest.errors import ConfigError, SiagaError
 from ops.brokeradmin import (
     KEY_FILE_MODE,
     BrokerFiles,
@@ -62,7 +62,7 @@ class DeviceAdmin:
         """The registry as it is on disk."""
         try:
             return load_registry(self.stations_file, self.devices_file)
-        except ValueError as exc:
+        except ConfigError as exc:
             raise DeviceAdminError(str(exc)) from None
 
     def _save(self, registry: Registry, passwords: dict[str, str]) -> bool:

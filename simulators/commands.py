@@ -15,6 +15,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from devices.errors import SiagaError
 from devices.registry import RegistryFileError, load_registry
 from devices.stations import StationFileError
 from simulators.display import LiveDisplay, render_fleet_report, render_report
@@ -35,7 +36,7 @@ EXPECTED_ERRORS = (
 )
 
 
-class CommandError(Exception):
+class CommandError(SiagaError):
     """A problem to show the user in one sentence (exit status 2)."""
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from devices.errors import ConfigError
 from devices.readings import Reason
 from devices.registry import Device, DeviceProfile, Integration, Registry
 from devices.topics import TopicScheme
@@ -43,7 +44,7 @@ AS923_2_FREQUENCIES_HZ = (921_400_000, 921_600_000, 921_800_000, 922_000_000)
 """Indonesia uses the AS923-2 channel plan."""
 
 
-class EncodingError(ValueError):
+class EncodingError(ConfigError, ValueError):
     """A station or device that cannot be simulated as configured."""
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from devices.errors import ConfigError
 from devices.registry import Registry
 from devices.timestamps import TimestampError, parse_timestamp_ns
 from devices.topics import TopicScheme
@@ -45,7 +46,7 @@ REQUIRED_COLUMNS = ("timestamp", "station", "metric", "value")
 _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
 
 
-class ReplayError(ValueError):
+class ReplayError(ConfigError, ValueError):
     """A file that cannot be replayed; the message names the line."""
 
 

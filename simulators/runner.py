@@ -35,6 +35,7 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devices.errors import SiagaError
 from devices.registry import Registry, load_registry
 from devices.topics import TopicScheme
 from simulators.faults import FaultRecord, Outgoing
@@ -49,7 +50,7 @@ MAX_FUTURE_S = 300.0
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 
 
-class RunError(RuntimeError):
+class RunError(SiagaError, RuntimeError):
     """A run that cannot start or finish: bad start time, broker refused, acks missing."""
 
 

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from devices.errors import ConfigError
 from devices.levels import LABEL_SCHEMES, Level
 from devices.registry import Registry
 from devices.stations import Station
@@ -56,7 +57,7 @@ _UNITS_S = {"d": 86_400.0, "h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0, "ms": 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|ms|m|s)")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError, ValueError):
     """A scenario that cannot be used; the message names the file and the key at fault."""
 
 

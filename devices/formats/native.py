@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from devices.errors import InputError
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.timestamps import (
     EPOCH_MAX_MS,
@@ -27,8 +28,8 @@ RESERVED_KEYS = frozenset({"ts", "seq", "station"})
 _TS_AND_SEQ = frozenset({"ts", "seq"})
 
 
-class _NonFiniteError(ValueError):
-    pass
+class _NonFiniteError(InputError):
+    """NaN or Infinity in a payload (json allows them; Siaga refuses them)."""
 
 
 def _refuse_constant(name: str) -> Any:

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from devices.errors import InputError
 from devices.formats.context import DecodeContext
 from devices.formats.mapping import map_value
 from devices.formats.native import json_type, parse_json, reject_whole
@@ -41,7 +42,7 @@ _BASE_NUMBERS = ("bt", "bv", "bs")
 _NAMING_OR_VALUE_LABELS = ("n", "v", "vs", "vb", "vd", "s")
 
 
-class _PackError(Exception):
+class _PackError(InputError):
     """A fault that makes the whole pack unusable (RFC 8428 says reject it)."""
 
 

@@ -12,6 +12,8 @@ import math
 import re
 from decimal import Decimal
 
+from devices.errors import InputError
+
 MAX_QUANTITY_CHARS = 64
 """Longer strings are refused unread: no device writes a quantity that long."""
 
@@ -39,7 +41,7 @@ _QUANTITY = re.compile(
 )
 
 
-class UnitError(ValueError):
+class UnitError(InputError):
     """A value that is not a usable quantity, or units that cannot be converted."""
 
 

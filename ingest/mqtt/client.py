@@ -20,13 +20,22 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ingest.errors import ConnectionLostError, ConnectRefusedError, SourceError
+from ingest.errors import (
+    BrokerUnsuitableError,
+    ConnectionLostError,
+    ConnectRefusedError,
+    SourceError,
+)
 from ingest.mqtt.codec import (
-    CONNACK_REASONS,
     DISCONNECT_NORMAL,
+    MAXIMUM_QOS,
+    PERMANENT_REASONS,
     PINGREQ,
     REASON_STRING,
+    SERVER_KEEP_ALIVE,
+    SHARED_SUBSCRIPTION_AVAILABLE,
     ConnAck,
     Disconnect,
     PacketReader,
@@ -34,11 +43,13 @@ from ingest.mqtt.codec import (
     ProtocolError,
     Publish,
     SubAck,
+    describe_reason,
     encode_connect,
     encode_pubacks,
     encode_subscribe,
 )
 from ingest.retry import RetryPolicy
+from ingest.settings import MqttSettings
 from ingest.source import Delivery
 
 log = logging.getLogger(__name__)
@@ -47,9 +58,21 @@ AckToken = int
 """``generation << 16 | packet_id``: which connection a message came on, and its id."""
 
 
+_MQTT = MqttSettings.model_fields  # the settings tree is the one source of every default
+
+
+def _default(name: str) -> Any:
+    return _MQTT[name].default
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectOptions:
-    """How to reach and talk to the broker."""
+    """How to reach and talk to the broker (defaults: those of :class:`MqttSettings`).
+
+    Attributes:
+        maximum_packet_size: Sent in CONNECT: the broker drops larger messages for us instead
+            of sending them; larger packets that arrive anyway are a protocol error.
+    """
 
     host: str
     port: int
@@ -58,22 +81,33 @@ class ConnectOptions:
     username: str | None = None
     password: bytes | None = None
     qos: int = 1
-    keepalive_s: int = 30
-    session_expiry_s: int = 7 * 86400
-    receive_maximum: int = 65535
-    connect_timeout_s: float = 10.0
+    keepalive_s: int = _default("keepalive_s")
+    session_expiry_s: int = _default("session_expiry_s")
+    receive_maximum: int = _default("receive_maximum")
+    connect_timeout_s: float = _default("connect_timeout_s")
     tls: ssl.SSLContext | None = None
     reconnect: RetryPolicy = field(
-        default_factory=lambda: RetryPolicy(initial_s=0.2, max_s=10.0, deadline_s=None)
+        default_factory=lambda: RetryPolicy(
+            initial_s=_default("reconnect_initial_s"),
+            max_s=_default("reconnect_max_s"),
+            deadline_s=None,
+        )
     )
     max_buffered_messages: int = 100_000
+    maximum_packet_size: int | None = None
+
+    @property
+    def shared(self) -> bool:
+        """Whether any filter is a shared subscription (``$share/group/...``)."""
+        return any(f.startswith("$share/") for f in self.topic_filters)
 
 
 class _Protocol(asyncio.Protocol):
     def __init__(self, owner: MqttSubscriber, generation: int) -> None:
         self._owner = owner
         self._generation = generation
-        self._reader = PacketReader()
+        limit = owner._options.maximum_packet_size
+        self._reader = PacketReader() if limit is None else PacketReader(limit)
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
         self.connack: asyncio.Future[ConnAck] = asyncio.get_running_loop().create_future()
@@ -104,10 +138,15 @@ class _Protocol(asyncio.Protocol):
                 if not self.suback.done():
                     self.suback.set_result(packet)
             elif isinstance(packet, Disconnect):
+                error = (
+                    BrokerUnsuitableError
+                    if packet.reason_code in PERMANENT_REASONS
+                    else ConnectionLostError
+                )
                 self._fail(
-                    ConnectionLostError(
-                        f"broker disconnected us: reason 0x{packet.reason_code:02x}"
-                        + (f" ({packet.reason})" if packet.reason else "")
+                    error(
+                        "broker disconnected us: reason "
+                        + describe_reason(packet.reason_code, packet.reason)
                     )
                 )
             elif isinstance(packet, PingResp):
@@ -122,11 +161,19 @@ class _Protocol(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for future in (self.connack, self.suback):
-            if not future.done():
-                future.set_exception(ConnectionLostError("connection closed during handshake"))
+        # The handshake futures are left pending, never failed: a failed future nobody awaits
+        # is logged by asyncio as "Future exception was never retrieved".
         if not self.lost.done():
             self.lost.set_result(exc)
+
+    def failure(self, during: str) -> SourceError:
+        """Why the connection ended (the broker's DISCONNECT reason, when it gave one)."""
+        reason = self.lost.result() if self.lost.done() else None
+        if isinstance(reason, SourceError):
+            return reason
+        detail = (str(reason) or type(reason).__name__) if reason is not None else ""
+        text = "connection closed" + (f" {during}" if during else "")
+        return ConnectionLostError(text + (f": {detail}" if detail else ""))
 
 
 class MqttSubscriber:
@@ -153,8 +200,11 @@ class MqttSubscriber:
         self._generation = 0
         self._paused = False
         self._stopping = False
+        self._closing = False
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.keepalive_s = options.keepalive_s
+        """The keep-alive in use: ours, or the broker's Server Keep Alive when it set one."""
 
     # -- consumer side ----------------------------------------------------------------------
 
@@ -222,26 +272,37 @@ class MqttSubscriber:
     # -- connection side --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, subscribe and keep the connection alive; reconnect with backoff, forever."""
+        """Connect, subscribe and keep the connection alive; reconnect with backoff.
+
+        Returns after :meth:`disconnect`.
+
+        Raises:
+            BrokerUnsuitableError: The broker cannot serve this subscriber as configured
+                (QoS, shared subscriptions): retrying cannot help.
+        """
         delays = self._options.reconnect.delays()
+        where = f"{self._options.host}:{self._options.port}"
         while True:
             try:
                 await self._serve_one_connection()
                 delays = self._options.reconnect.delays()
+            except BrokerUnsuitableError as exc:
+                log.error("MQTT broker at %s cannot serve this worker: %s", where, exc)
+                raise
             except ConnectRefusedError as exc:
-                log.error("MQTT broker refused the connection: %s", exc)
+                log.error("MQTT broker at %s refused the connection: %s", where, exc)
             except (OSError, SourceError, TimeoutError) as exc:
-                log.warning(
-                    "MQTT connection to %s:%d lost: %s",
-                    self._options.host,
-                    self._options.port,
-                    exc or type(exc).__name__,
-                )
+                if not self._closing:
+                    log.warning(
+                        "MQTT connection to %s lost: %s", where, str(exc) or type(exc).__name__
+                    )
             finally:
                 if self.connected.is_set():
                     self.connected.clear()
                     self._on_state(False)
                 self._protocol = None
+            if self._closing:
+                return
             delay = next(delays)
             self.reconnects += 1
             await asyncio.sleep(delay)
@@ -268,26 +329,30 @@ class MqttSubscriber:
                     receive_maximum=options.receive_maximum,
                     username=options.username,
                     password=options.password,
+                    maximum_packet_size=options.maximum_packet_size,
                 )
             )
-            async with asyncio.timeout(options.connect_timeout_s):
-                connack = await protocol.connack
-            if connack.reason_code != 0:
-                reason = CONNACK_REASONS.get(connack.reason_code, hex(connack.reason_code))
-                extra = connack.properties.get(REASON_STRING)
-                raise ConnectRefusedError(reason + (f": {extra}" if extra else ""))
-            transport.write(encode_subscribe(1, options.topic_filters, options.qos))
-            async with asyncio.timeout(options.connect_timeout_s):
-                suback = await protocol.suback
-            refused = [
-                f"{topic_filter} (reason 0x{code:02x})"
-                for topic_filter, code in zip(
-                    options.topic_filters, suback.reason_codes, strict=False
+            connack = await self._answer(protocol, protocol.connack, "before CONNACK")
+            if 0 < connack.reason_code < 0x80:
+                # MQTT 5 refuses with codes from 0x80; 0x01 is MQTT 3.1.1's "unacceptable
+                # protocol version", the answer of a broker that does not speak MQTT 5.
+                raise BrokerUnsuitableError(
+                    f"the broker answered with MQTT 3.1.1 return code {connack.reason_code} "
+                    "(unacceptable protocol version): Siaga needs an MQTT 5 broker"
                 )
-                if code >= 0x80
-            ]
-            if refused:
-                raise ConnectRefusedError(f"subscription refused: {', '.join(refused)}")
+            if connack.reason_code != 0:
+                refused = (
+                    BrokerUnsuitableError
+                    if connack.reason_code in PERMANENT_REASONS
+                    else ConnectRefusedError
+                )
+                raise refused(
+                    describe_reason(connack.reason_code, connack.properties.get(REASON_STRING))
+                )
+            self._check_capabilities(connack)
+            transport.write(encode_subscribe(1, options.topic_filters, options.qos))
+            suback = await self._answer(protocol, protocol.suback, "before SUBACK")
+            self._check_grants(suback)
             log.info(
                 "MQTT subscribed to %s on %s:%d as %s (session %s)",
                 ", ".join(options.topic_filters),
@@ -304,22 +369,85 @@ class MqttSubscriber:
         finally:
             transport.close()
 
+    async def _answer(self, protocol: _Protocol, answer: asyncio.Future[Any], during: str) -> Any:
+        """The broker's answer in the handshake, or why the connection ended before it."""
+        async with asyncio.timeout(self._options.connect_timeout_s):
+            await asyncio.wait((answer, protocol.lost), return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            return answer.result()
+        raise protocol.failure(during)
+
+    def _check_capabilities(self, connack: ConnAck) -> None:
+        """Refuse a broker that cannot keep Siaga's promise; adopt its Server Keep Alive."""
+        options = self._options
+        maximum_qos = connack.properties.get(MAXIMUM_QOS, 2)
+        if maximum_qos < options.qos:
+            raise BrokerUnsuitableError(
+                f"the broker's Maximum QoS is {maximum_qos}, and Siaga subscribes at QoS "
+                f"{options.qos} so that no message is acknowledged before it is stored"
+            )
+        if options.shared and connack.properties.get(SHARED_SUBSCRIPTION_AVAILABLE, 1) == 0:
+            raise BrokerUnsuitableError(
+                "the broker does not support shared subscriptions (Shared Subscription "
+                "Available = 0); set mqtt.shared_group to null to run a single worker"
+            )
+        server_keepalive = connack.properties.get(SERVER_KEEP_ALIVE)
+        if server_keepalive is not None and server_keepalive != options.keepalive_s:
+            log.info(
+                "MQTT broker sets the keep-alive to %d s (we asked for %d s)",
+                server_keepalive,
+                options.keepalive_s,
+            )
+        self.keepalive_s = options.keepalive_s if server_keepalive is None else server_keepalive
+
+    def _check_grants(self, suback: SubAck) -> None:
+        options = self._options
+        if len(suback.reason_codes) != len(options.topic_filters):
+            raise ConnectRefusedError(
+                f"SUBACK carries {len(suback.reason_codes)} reason codes for "
+                f"{len(options.topic_filters)} topic filters"
+            )
+        refused: list[str] = []
+        unsuitable: list[str] = []
+        for topic_filter, code in zip(options.topic_filters, suback.reason_codes, strict=True):
+            if code in PERMANENT_REASONS:
+                unsuitable.append(f"{topic_filter}: {describe_reason(code, suback.reason)}")
+            elif code >= 0x80:
+                refused.append(f"{topic_filter}: {describe_reason(code, suback.reason)}")
+            elif code < options.qos:
+                unsuitable.append(
+                    f"{topic_filter}: granted QoS {code} where {options.qos} was asked; "
+                    "messages would be lost without a word"
+                )
+        if unsuitable:
+            raise BrokerUnsuitableError(f"subscription unusable: {'; '.join(unsuitable)}")
+        if refused:
+            raise ConnectRefusedError(f"subscription refused: {'; '.join(refused)}")
+
     async def _keep_alive(self, protocol: _Protocol) -> None:
-        interval_s = self._options.keepalive_s / 2
+        keepalive_s = self.keepalive_s
+        if keepalive_s == 0:  # the broker turned keep-alive off
+            await asyncio.shield(protocol.lost)
+            raise protocol.failure("")
+        interval_s = keepalive_s / 2
         while True:
             try:
                 async with asyncio.timeout(interval_s):
                     reason = await asyncio.shield(protocol.lost)
             except TimeoutError:
                 silent_s = time.monotonic() - protocol.last_received
-                if silent_s > self._options.keepalive_s * 1.5 and not self._paused:
+                if silent_s > keepalive_s * 1.5 and not self._paused:
                     raise ConnectionLostError(
                         f"no data from the broker for {silent_s:.0f} s"
                     ) from None
                 assert protocol.transport is not None
                 protocol.transport.write(PINGREQ)
                 continue
-            raise ConnectionLostError(str(reason) if reason else "connection closed")
+            if isinstance(reason, SourceError):
+                raise reason
+            raise ConnectionLostError(
+                (str(reason) or type(reason).__name__) if reason else "connection closed"
+            )
 
     async def disconnect(self, timeout_s: float = 5.0) -> None:
         """Say goodbye (normal disconnect: the broker keeps the session and queued messages).
@@ -327,11 +455,12 @@ class MqttSubscriber:
         Waits for the broker to close the connection: it does so only after processing what
         was sent before the DISCONNECT, so the last acknowledgements are not cut off.
         """
+        self._closing = True
+        self._stopping = True
         protocol = self._protocol
         transport = protocol.transport if protocol is not None else None
         if protocol is None or transport is None or transport.is_closing():
             return
-        self._stopping = True
         transport.write(DISCONNECT_NORMAL)
         transport.resume_reading()  # to see the broker's close; late messages are not handed out
         try:

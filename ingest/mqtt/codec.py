@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from ingest.errors import SourceError
+
 PROTOCOL_NAME = b"\x00\x04MQTT"
 PROTOCOL_LEVEL = 5
 PINGREQ = b"\xc0\x00"
@@ -21,7 +23,7 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 
 
-class ProtocolError(ValueError):
+class ProtocolError(SourceError, ValueError):
     """The peer sent bytes that are not valid MQTT 5."""
 
 
@@ -61,6 +63,44 @@ CONNACK_REASONS = {
     0x9F: "connection rate exceeded",
 }
 
+REASONS = {
+    **CONNACK_REASONS,
+    0x01: "granted QoS 1",
+    0x02: "granted QoS 2",
+    0x04: "disconnect with will message",
+    0x8B: "server shutting down",
+    0x8D: "keep alive timeout",
+    0x8E: "session taken over",
+    0x8F: "topic filter invalid",
+    0x90: "topic name invalid",
+    0x93: "receive maximum exceeded",
+    0x94: "topic alias invalid",
+    0x96: "message rate too high",
+    0x98: "administrative action",
+    0x99: "payload format invalid",
+    0x9A: "retain not supported",
+    0x9B: "QoS not supported",
+    0x9E: "shared subscriptions not supported",
+    0xA0: "maximum connect time",
+    0xA1: "subscription identifiers not supported",
+    0xA2: "wildcard subscriptions not supported",
+}
+"""Reason codes of CONNACK, SUBACK and DISCONNECT (MQTT 5 section 2.4), for messages."""
+
+PERMANENT_REASONS = frozenset({0x84, 0x8F, 0x9B, 0x9E, 0xA1, 0xA2})
+"""Reasons that say the broker cannot serve this client as configured: retrying cannot help.
+
+Credentials (0x86, 0x87) are not among them: an operator fixes those on the broker, and the
+worker should then get in without a restart. Nor are malformed packet and protocol error
+(0x81, 0x82): they would be a bug of one connection, not a property of the broker.
+"""
+
+
+def describe_reason(code: int, reason_string: str | None = None) -> str:
+    """``0x9e (shared subscriptions not supported: <the broker's own words>)``."""
+    name = REASONS.get(code, "unknown reason")
+    return f"0x{code:02x} ({name}{f': {reason_string}' if reason_string else ''})"
+
 
 @dataclass(slots=True)  # not frozen: built per message on the hot path
 class Publish:
@@ -92,10 +132,11 @@ class ConnAck:
 
 @dataclass(frozen=True, slots=True)
 class SubAck:
-    """The broker's answer to SUBSCRIBE: one reason code per topic filter."""
+    """The broker's answer to SUBSCRIBE: one reason code (or granted QoS) per topic filter."""
 
     packet_id: int
     reason_codes: tuple[int, ...]
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +193,7 @@ def encode_connect(
     receive_maximum: int,
     username: str | None = None,
     password: bytes | None = None,
+    maximum_packet_size: int | None = None,
 ) -> bytes:
     """A CONNECT packet.
 
@@ -163,19 +205,25 @@ def encode_connect(
         receive_maximum: QoS 1 messages the broker may have unacknowledged with this client.
         username: Optional user name.
         password: Optional password.
+        maximum_packet_size: The largest packet the broker may send us (it drops larger
+            messages for this client instead); None for the protocol's limit.
     """
     flags = 0x00 if not clean_start else 0x02
     if username is not None:
         flags |= 0x80
     if password is not None:
         flags |= 0x40
-    properties = b"\x11" + _U32.pack(session_expiry_s) + b"\x21" + _U16.pack(receive_maximum)
+    wanted: dict[int, int | str] = {
+        SESSION_EXPIRY_INTERVAL: session_expiry_s,
+        RECEIVE_MAXIMUM: receive_maximum,
+    }
+    if maximum_packet_size is not None:
+        wanted[MAXIMUM_PACKET_SIZE] = maximum_packet_size
     body = (
         PROTOCOL_NAME
         + bytes([PROTOCOL_LEVEL, flags])
         + _U16.pack(keepalive_s)
-        + encode_varint(len(properties))
-        + properties
+        + encode_properties(wanted)
         + _string(client_id)
     )
     if username is not None:
@@ -196,6 +244,19 @@ def encode_subscribe(packet_id: int, topic_filters: str | Sequence[str], qos: in
     return _packet((PacketType.SUBSCRIBE << 4) | 0x02, body)
 
 
+def encode_publish(
+    topic: str | bytes, payload: bytes, packet_id: int | None = None, *, dup: bool = False
+) -> bytes:
+    """A PUBLISH packet without properties: QoS 1 when ``packet_id`` is given, else QoS 0."""
+    raw_topic = topic.encode("utf-8") if isinstance(topic, str) else topic
+    first = (PacketType.PUBLISH << 4) | (0x08 if dup else 0)
+    header = _U16.pack(len(raw_topic)) + raw_topic
+    if packet_id is not None:
+        first |= 0x02
+        header += _U16.pack(packet_id)
+    return _packet(first, header + b"\x00" + payload)
+
+
 def encode_pubacks(packet_ids: list[int]) -> bytes:
     """PUBACKs (success, no properties: the 2-byte short form) for many messages at once."""
     return b"".join(b"\x40\x02" + _U16.pack(packet_id) for packet_id in packet_ids)
@@ -210,7 +271,34 @@ _PROPERTY_KINDS = {
     0x22: _TWO, 0x23: _TWO, 0x24: _BYTE, 0x25: _BYTE, 0x26: _PAIR, 0x27: _FOUR, 0x28: _BYTE,
     0x29: _BYTE, 0x2A: _BYTE,
 }  # fmt: skip
+SESSION_EXPIRY_INTERVAL = 0x11
+SERVER_KEEP_ALIVE = 0x13
+RECEIVE_MAXIMUM = 0x21
+MAXIMUM_QOS = 0x24
+MAXIMUM_PACKET_SIZE = 0x27
+SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
 REASON_STRING = 0x1F
+
+
+def encode_properties(properties: dict[int, int | str]) -> bytes:
+    """Properties (length first) for the byte, two- and four-byte integer and string kinds."""
+    out = bytearray()
+    for identifier, value in properties.items():
+        kind = _PROPERTY_KINDS.get(identifier)
+        out.append(identifier)
+        if kind == _BYTE and isinstance(value, int):
+            out.append(value)
+        elif kind == _TWO and isinstance(value, int):
+            out += _U16.pack(value)
+        elif kind == _FOUR and isinstance(value, int):
+            out += _U32.pack(value)
+        elif kind == _VARINT and isinstance(value, int):
+            out += encode_varint(value)
+        elif kind == _STRING and isinstance(value, str):
+            out += _string(value)
+        else:
+            raise ValueError(f"cannot encode property 0x{identifier:02x} = {value!r}")
+    return encode_varint(len(out)) + bytes(out)
 
 
 def _read_varint(data: bytes | bytearray | memoryview, offset: int) -> tuple[int, int]:
@@ -367,8 +455,8 @@ def _control(body: bytes, first: int) -> Packet:
             return ConnAck(bool(body[0] & 0x01), body[1], properties)
         if kind == PacketType.SUBACK:
             (packet_id,) = _U16.unpack_from(body, 0)
-            _, offset = decode_properties(body, 2)
-            return SubAck(packet_id, tuple(body[offset:]))
+            properties, offset = decode_properties(body, 2)
+            return SubAck(packet_id, tuple(body[offset:]), properties.get(REASON_STRING))
         if kind == PacketType.PINGRESP:
             return PingResp()
         if kind == PacketType.DISCONNECT:

@@ -10,8 +10,10 @@ a replayed reading overwrites itself.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import gzip
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +22,7 @@ import httpx
 from devices import Reading, Reason, Rejection, StationRegistry
 from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
-from ingest.errors import PermanentStorageError, RetryableStorageError
+from ingest.errors import PermanentStorageError, RetryableStorageError, StorageError
 from ingest.lineprotocol import LineProtocolError, encode_fields, escape_field_key, series_key
 from ingest.settings import InfluxSettings
 from ingest.storage.base import (
@@ -102,6 +104,49 @@ class LineEncoder:
         return f"{series_key(REJECTED, tags)} {encode_fields(fields)} {stored.received_ns}"
 
 
+_BAD_DATA = frozenset({400, 413})
+"""Write statuses that blame lines of the body: found by halving, stored as rejections."""
+
+
+def _judged_early(status: int) -> bool:
+    return status == 429 or status >= 500 or status in {401, 403}
+
+
+_JUDGED_EARLY = frozenset(s for s in range(400, 600) if _judged_early(s))
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (delay-seconds or an HTTP date), None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def judge_response(status: int, text: str, headers: Mapping[str, str]) -> StorageError:
+    """The one place that decides whether an InfluxDB answer is worth retrying.
+
+    429 and 5xx are retryable (honouring ``Retry-After``); every other 4xx is permanent:
+    credentials (401, 403), a missing database with ``create_database`` off, a bad query.
+    """
+    wait_s = retry_after_s(headers.get("retry-after"))
+    if status == 429 or status >= 500:
+        return RetryableStorageError(
+            f"InfluxDB answered {status}: {text[:200]}", retry_after_s=wait_s
+        )
+    if status in {401, 403}:
+        return PermanentStorageError(f"InfluxDB refused the credentials ({status})", status)
+    return PermanentStorageError(f"InfluxDB refused the request ({status}): {text[:300]}", status)
+
+
 def _quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -165,14 +210,8 @@ class InfluxStorage:
             raise RetryableStorageError(f"InfluxDB timed out: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
             raise RetryableStorageError(f"InfluxDB unreachable: {exc}") from exc
-        if response.status_code >= 500 or response.status_code == 429:
-            raise RetryableStorageError(
-                f"InfluxDB answered {response.status_code}: {response.text[:200]}"
-            )
-        if response.status_code in {401, 403}:
-            raise PermanentStorageError(
-                f"InfluxDB refused the credentials ({response.status_code})", response.status_code
-            )
+        if response.status_code in _JUDGED_EARLY:
+            raise judge_response(response.status_code, response.text, response.headers)
         return response
 
     async def query(self, statement: str, *, write: bool = False) -> list[dict[str, Any]]:
@@ -180,10 +219,7 @@ class InfluxStorage:
         params = {"q": statement, "db": self._settings.database, "epoch": "ns"}
         response = await self._request("POST" if write else "GET", "/query", params)
         if response.status_code >= 400:
-            raise PermanentStorageError(
-                f"InfluxDB refused the query ({response.status_code}): {response.text[:300]}",
-                response.status_code,
-            )
+            raise judge_response(response.status_code, response.text, response.headers)
         document = response.json()
         result = (document.get("results") or [{}])[0]
         if "error" in result:
@@ -252,8 +288,8 @@ class InfluxStorage:
         status, text = await self._post_write(body)
         if status < 300:
             return []
-        if status not in {400, 413}:
-            raise PermanentStorageError(f"InfluxDB refused the write ({status}): {text}", status)
+        if status not in _BAD_DATA:
+            raise judge_response(status, text, {})
         if end - start == 1:
             return [(start, text)]
         middle = (start + end) // 2
@@ -281,6 +317,7 @@ class InfluxStorage:
                     "POST", "/write", params, content=body, headers=headers
                 )
             if response.status_code == 404:
+                # Retryable: someone may create the database (create_database is off).
                 raise RetryableStorageError(f"InfluxDB: {response.text[:200]}")
         return response.status_code, response.text[:500]
 

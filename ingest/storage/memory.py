@@ -6,12 +6,13 @@ rehearse an outage: writes then fail as a real unreachable server's would.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from devices import Reason
 from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
-from ingest.errors import RetryableStorageError
+from ingest.errors import RetryableStorageError, StorageError
 from ingest.storage.base import AlertRecord, LatestReading, MetricSpan, WindowStat, WriteReport
 
 
@@ -24,16 +25,27 @@ class MemoryStorage:
         self.health_snapshots: dict[str, StationHealth] = {}
         self.alert_records: dict[tuple[str, str, str, str, int], AlertRecord] = {}
         self.available = True
+        self.failure: StorageError | None = None
+        """Raised by every write while set (e.g. a PermanentStorageError for a bad token)."""
+        self.gate: asyncio.Event | None = None
+        """While set to an Event that is not set, writes wait at it (tests force an order)."""
         self.writes = 0
+        self.written: list[Batch] = []
+        """Every batch stored, in order."""
 
     async def prepare(self) -> None:
         """Nothing to create."""
 
     async def write(self, batch: Batch) -> WriteReport:
         """Store a batch, or fail like an unreachable server while ``available`` is False."""
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failure is not None:
+            raise self.failure
         if not self.available:
             raise RetryableStorageError("memory storage is switched off")
         self.writes += 1
+        self.written.append(batch)
         for reading in batch.readings:
             fields = self.points.setdefault((reading.station_id, reading.ts_ns), {})
             fields.update(reading.values)

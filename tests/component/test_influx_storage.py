@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import gzip
 from collections.abc import Callable
 
@@ -13,7 +15,7 @@ from devices import Reading, Reason, Rejection
 from ingest.batch import Batch, StoredRejection
 from ingest.errors import PermanentStorageError, RetryableStorageError
 from ingest.settings import InfluxSettings
-from ingest.storage.influx import InfluxStorage
+from ingest.storage.influx import InfluxStorage, judge_response, retry_after_s
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -160,3 +162,41 @@ async def test_missing_database_is_created_and_the_write_repeated() -> None:
     assert report.stored == 3
     assert statements[0] == 'CREATE DATABASE "siaga"'
     assert statements[-1].startswith('CREATE RETENTION POLICY "siaga_1y" ON "siaga" DURATION 365d')
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_is_carried_to_the_worker(status: int) -> None:
+    def busy(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text="slow down", headers={"Retry-After": "12"})
+
+    async with storage(busy) as store:
+        with pytest.raises(RetryableStorageError) as caught:
+            await store.write(Batch(readings(1), []))
+    assert caught.value.retry_after_s == 12.0
+
+
+def test_retry_after_as_an_http_date() -> None:
+    soon = email.utils.format_datetime(
+        datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=90), usegmt=True
+    )
+    wait_s = retry_after_s(soon)
+    assert wait_s is not None
+    assert 85 <= wait_s <= 90
+    assert retry_after_s("soon") is None
+    assert retry_after_s(None) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "permanent"),
+    [(400, True), (401, True), (403, True), (404, True), (429, False), (500, False)],
+)
+def test_one_function_judges_every_status(status: int, permanent: bool) -> None:
+    error = judge_response(status, "text", {})
+    assert isinstance(error, PermanentStorageError) is permanent
+    assert isinstance(error, RetryableStorageError) is not permanent
+
+
+async def test_a_refused_query_is_judged_like_a_refused_write() -> None:
+    async with storage(lambda request: httpx.Response(503, text="down")) as store:
+        with pytest.raises(RetryableStorageError):
+            await store.query("SHOW DATABASES")

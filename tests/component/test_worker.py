@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from devices import Reading, Reason, TopicScheme, load_stations
 from devices.formats import DECODERS, DecodeContext
 from devices.readings import Decoded
 from ingest.batch import BatchPolicy
+from ingest.errors import PermanentStorageError, RetryableStorageError
 from ingest.metrics import IngestMetrics
 from ingest.retry import RetryPolicy
 from ingest.source import MemorySource
@@ -28,6 +31,26 @@ from tests.helpers import eventually, reading_payload
 TOPIC = "siaga/tb-menggala/telemetry"
 
 
+class FakeClock:
+    """The worker's monotonic clock and sleep: time moves only when the worker sleeps.
+
+    Batches are never due by age unless a test advances the clock, so what flushes them
+    (size, idle input, stop) is decided by the test, not by the machine's load.
+    """
+
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    async def sleep(self, delay_s: float) -> None:
+        self.sleeps.append(delay_s)
+        self.now_s += delay_s
+        await asyncio.sleep(0.001)  # a real yield, so a retrying loop does not spin
+
+
 @dataclass
 class Rig:
     source: MemorySource
@@ -35,12 +58,26 @@ class Rig:
     spool: Spool
     metrics: IngestMetrics
     worker: IngestWorker
+    clock: FakeClock
     stop: asyncio.Event
     task: asyncio.Task[None]
 
     async def finish(self) -> None:
         self.stop.set()
         await asyncio.wait_for(self.task, 10)
+
+    async def aged(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait for ``condition`` while moving the clock, so that open batches come of age."""
+
+        def tick() -> bool:
+            self.clock.now_s += 1.0
+            return condition()
+
+        await eventually(tick, what=what)
+
+    def sample(self, name: str, **labels: str) -> float:
+        """A metric's value through the public registry API (0 when never set)."""
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 def now_ms() -> int:
@@ -54,11 +91,15 @@ async def start_rig(
     observers: Sequence[Observer] = (),
     validator: Validator | None = None,
     max_points: int = 100,
+    source: MemorySource | None = None,
+    idle_flush_s: float | None = 0.001,
+    companions: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
 ) -> Rig:
-    source = MemorySource()
+    source = source or MemorySource()
     storage = MemoryStorage()
     spool = Spool(tmp_path / "spool", spool_budget, segment_bytes=64 << 10)
     metrics = IngestMetrics()
+    clock = FakeClock()
     validator = validator or Validator(load_stations(STATIONS_FILE), TopicScheme(), Limits())
     worker = IngestWorker(
         source,
@@ -66,15 +107,21 @@ async def start_rig(
         spool,
         validator,
         metrics,
-        batch_policy=BatchPolicy(max_points=max_points, max_age_s=0.02),
+        batch_policy=BatchPolicy(max_points=max_points, flush_interval_s=0.02),
         write_retry=RetryPolicy(initial_s=0.005, max_s=0.02, deadline_s=0.05),
         drain_retry=RetryPolicy(initial_s=0.005, max_s=0.02, deadline_s=None),
+        loop_restart=RetryPolicy(initial_s=0.01, max_s=0.04, deadline_s=None),
+        max_batches_in_flight=4,
         observers=observers,
+        spool_warn_fraction=0.8,
+        idle_flush_s=idle_flush_s,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
+    task = asyncio.create_task(worker.run(stop, companions))
     await worker.ready.wait()
-    return Rig(source, storage, spool, metrics, worker, stop, task)
+    return Rig(source, storage, spool, metrics, worker, clock, stop, task)
 
 
 @pytest.fixture
@@ -94,8 +141,8 @@ async def test_readings_are_stored_then_acknowledged(rig: Rig) -> None:
     publish_readings(rig.source, 250, now_ms() - 60_000)
     await eventually(lambda: not rig.source.unacked, what="all acknowledged")
     assert len(rig.storage.points) == 250
-    assert rig.metrics.readings_stored._value.get() == 250
-    assert rig.metrics.messages_acked._value.get() == 250
+    assert rig.sample("siaga_readings_stored_total") == 250
+    assert rig.sample("siaga_messages_acknowledged_total") == 250
 
 
 async def test_nothing_is_acknowledged_before_it_is_durable(tmp_path: Path) -> None:
@@ -103,7 +150,7 @@ async def test_nothing_is_acknowledged_before_it_is_durable(tmp_path: Path) -> N
     rig = await start_rig(tmp_path, spool_budget=1 << 10)
     rig.storage.available = False
     publish_readings(rig.source, 300, now_ms() - 60_000)
-    await eventually(lambda: rig.metrics.spool_full._value.get() >= 1, what="spool full")
+    await eventually(lambda: rig.sample("siaga_spool_full_total") >= 1, what="spool full")
     assert len(rig.source.unacked) == 300
     assert rig.storage.points == {}
     rig.storage.available = True
@@ -118,10 +165,10 @@ async def test_outage_spools_acknowledges_and_drains(rig: Rig, tmp_path: Path) -
     await eventually(lambda: not rig.source.unacked, what="acknowledged from the spool")
     assert rig.storage.points == {}
     assert rig.spool.stats().records >= 1
-    assert rig.metrics.spool_records._value.get() >= 1
+    assert rig.sample("siaga_spool_records") >= 1
     rig.storage.available = True
     await eventually(lambda: rig.spool.empty and len(rig.storage.points) == 500, what="drained")
-    await eventually(lambda: rig.metrics.spool_records._value.get() == 0, what="gauge updated")
+    await eventually(lambda: rig.sample("siaga_spool_records") == 0, what="gauge updated")
     assert list((tmp_path / "spool").glob("*.spool")) == []
 
 
@@ -131,10 +178,19 @@ async def test_batches_reach_storage_in_order_across_an_outage(rig: Rig) -> None
     rig.storage.available = False
     rig.source.publish(TOPIC, reading_payload(ts, water_level_cm=100.0))
     await eventually(lambda: not rig.source.unacked, what="first spooled")
+    # Storage is back but every write waits at the gate: the drain holds the first batch.
+    rig.storage.gate = asyncio.Event()
     rig.storage.available = True
     rig.source.publish(TOPIC, reading_payload(ts, water_level_cm=200.0))
-    await eventually(lambda: not rig.source.unacked and rig.spool.empty, what="all stored")
-    await eventually(lambda: rig.storage.writes >= 2, what="both written")
+    # The second batch is acknowledged because it joined the spool behind the first, not
+    # because it was written: nothing has been written yet.
+    await eventually(lambda: not rig.source.unacked, what="second acknowledged")
+    assert rig.spool.stats().records == 2
+    assert rig.storage.writes == 0
+    rig.storage.gate.set()
+    await eventually(lambda: rig.spool.empty and rig.storage.writes == 2, what="drained")
+    values = [b.readings[0].values["water_level_cm"] for b in rig.storage.written]
+    assert values == [100.0, 200.0]
     ts_ns = ts * 1_000_000
     assert rig.storage.points[("tb-menggala", ts_ns)]["water_level_cm"] == 200.0
 
@@ -156,14 +212,14 @@ async def test_redelivery_after_a_crash_stores_each_reading_once(rig: Rig) -> No
     publish_readings(rig.source, 50, now_ms() - 60_000)
     rig.source.crash()  # the broker offers everything unacknowledged again
     rig.storage.available = True
-    await eventually(lambda: not rig.source.unacked and rig.spool.empty, what="settled")
+    await rig.aged(lambda: not rig.source.unacked and rig.spool.empty, what="settled")
     assert len(rig.storage.points) == 50
 
 
 async def test_graceful_stop_flushes_what_it_holds(tmp_path: Path) -> None:
     rig = await start_rig(tmp_path, max_points=10_000)
     publish_readings(rig.source, 40, now_ms() - 60_000)
-    await eventually(lambda: rig.metrics.messages_received._value.get() == 40, what="received")
+    await eventually(lambda: rig.sample("siaga_messages_received_total") == 40, what="received")
     await rig.finish()
     assert len(rig.storage.points) == 40
     assert not rig.source.unacked
@@ -233,7 +289,7 @@ async def test_observers_get_durable_readings_and_cannot_stop_ingest(tmp_path: P
 
     rig = await start_rig(tmp_path, observers=[broken, record])
     publish_readings(rig.source, 30, now_ms() - 60_000)
-    await eventually(lambda: len(seen) == 30, what="observed")
+    await rig.aged(lambda: len(seen) == 30, what="observed")
     assert [r.seq for r in seen] == list(range(30))
     assert len(rig.storage.points) == 30
     await rig.finish()
@@ -242,5 +298,136 @@ async def test_observers_get_durable_readings_and_cannot_stop_ingest(tmp_path: P
 async def test_qos0_messages_are_stored_without_tokens(rig: Rig) -> None:
     for i in range(5):
         rig.source.publish(TOPIC, reading_payload(now_ms() - 1000 + i, water_level_cm=1.0), qos=0)
+    await eventually(lambda: rig.sample("siaga_messages_received_total") == 5, what="received")
+    assert rig.storage.points == {}  # nothing to acknowledge: no early flush, wait for age
+    rig.clock.now_s += 1.0
     await eventually(lambda: len(rig.storage.points) == 5, what="stored")
     assert rig.source.acked == []
+
+
+async def test_a_one_in_flight_broker_is_served_by_idle_flushes(tmp_path: Path) -> None:
+    # A broker that sends the next message only after the PUBACK of the last (ejabberd). The
+    # clock is frozen: no batch ever comes of age, so only the idle flush can move them.
+    rig = await start_rig(tmp_path, source=MemorySource(max_in_flight=1))
+    publish_readings(rig.source, 30, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="all acknowledged")
+    assert len(rig.storage.points) == 30
+    assert rig.storage.writes == 30  # one message per batch: each flushed as input went idle
+    assert rig.sample("siaga_batch_flushes_total", cause="idle") == 30
+    await rig.finish()
+
+
+async def test_without_idle_flush_a_one_in_flight_broker_waits_for_age(tmp_path: Path) -> None:
+    rig = await start_rig(tmp_path, source=MemorySource(max_in_flight=1), idle_flush_s=None)
+    publish_readings(rig.source, 3, now_ms() - 60_000)
+    await eventually(lambda: rig.sample("siaga_messages_received_total") == 1, what="first")
+    assert rig.storage.writes == 0
+    rig.clock.now_s += 1.0  # the batch comes of age
+    await eventually(lambda: rig.storage.writes == 1, what="flushed by age")
+    await rig.finish()
+
+
+async def test_idle_flush_waits_while_the_writer_is_busy(tmp_path: Path) -> None:
+    rig = await start_rig(tmp_path, max_points=10_000)
+    rig.storage.gate = asyncio.Event()
+    publish_readings(rig.source, 5, now_ms() - 60_000)
+    await eventually(lambda: rig.worker._in_flight == 1, what="first batch at the writer")
+    publish_readings(rig.source, 5, now_ms() - 50_000)
+    await eventually(lambda: rig.sample("siaga_messages_received_total") == 10, what="received")
+    await asyncio.sleep(0.05)  # many idle periods pass: the second batch must keep growing
+    assert rig.worker._in_flight == 1
+    rig.storage.gate.set()
+    rig.clock.now_s += 1.0
+    await eventually(lambda: not rig.source.unacked, what="all acknowledged")
+    assert rig.storage.writes == 2
+    await rig.finish()
+
+
+async def test_stop_disconnects_while_the_source_still_runs(tmp_path: Path) -> None:
+    rig = await start_rig(tmp_path)
+    publish_readings(rig.source, 3, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="acknowledged")
+    await rig.finish()
+    assert rig.source.disconnected_while_running is True
+
+
+async def test_a_permanent_storage_error_is_loud_counted_and_backs_off(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig.storage.failure = PermanentStorageError("InfluxDB refused the credentials (401)", 401)
+    with caplog.at_level(logging.INFO, logger="ingest.worker"):
+        publish_readings(rig.source, 3, now_ms() - 60_000)
+        await eventually(lambda: not rig.source.unacked, what="spooled and acknowledged")
+        await eventually(lambda: len(rig.clock.sleeps) >= 6, what="drain retries")
+    status = rig.worker.status()
+    assert not status.ready
+    assert status.storage_problem == "auth: InfluxDB refused the credentials (401)"
+    assert "NOT READY; storage: auth" in status.line
+    assert rig.sample("siaga_ready") == 0
+    assert rig.sample("siaga_storage_errors_total", kind="auth") >= 2
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1  # said once, loudly; not once per retry
+    assert "STORAGE REFUSES WRITES (auth)" in errors[0].getMessage()
+    assert not [r for r in caplog.records if "still unavailable" in r.getMessage()]
+    # The drain backs off (its bound grows 0.005 -> 0.02 s; each wait in [bound/2, bound]).
+    assert rig.clock.sleeps[0] <= 0.005
+    assert rig.clock.sleeps[-1] >= 0.01
+    rig.storage.failure = None
+    await eventually(lambda: rig.spool.empty and len(rig.storage.points) == 3, what="drained")
+    assert rig.worker.status().ready
+    assert rig.sample("siaga_ready") == 1
+
+
+async def test_the_drain_honours_retry_after(rig: Rig) -> None:
+    rig.storage.failure = RetryableStorageError("InfluxDB answered 503", retry_after_s=7.0)
+    publish_readings(rig.source, 2, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="spooled")
+    await eventually(lambda: 7.0 in rig.clock.sleeps, what="a wait of Retry-After")
+    assert rig.worker.status().ready  # retryable: not a readiness problem
+    assert rig.sample("siaga_storage_errors_total", kind="unavailable") >= 1
+    rig.storage.failure = None
+    await eventually(lambda: rig.spool.empty, what="drained")
+
+
+@pytest.mark.logged_exceptions
+async def test_a_failing_secondary_loop_is_restarted_and_ingest_goes_on(tmp_path: Path) -> None:
+    runs: list[int] = []
+
+    async def flaky() -> None:
+        runs.append(len(runs))
+        if len(runs) < 3:
+            raise RuntimeError("health loop bug")
+        await asyncio.Event().wait()
+
+    rig = await start_rig(tmp_path, companions={"health": flaky})
+    await eventually(lambda: len(runs) == 3, what="restarted twice")
+    assert rig.sample("siaga_loop_restarts_total", loop="health") == 2
+    publish_readings(rig.source, 5, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="ingest goes on")
+    assert not rig.task.done()
+    await rig.finish()
+
+
+async def test_spool_damage_found_at_start_is_counted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    spool.append(b"a batch that will not be read")
+    spool.close()
+    [segment] = (tmp_path / "spool").glob("*.spool")
+    segment.write_bytes(segment.read_bytes()[:-4])  # a torn tail
+    rig = await start_rig(tmp_path)
+    header, body = 12, len(b"a batch that will not be read")
+    assert rig.sample("siaga_spool_quarantined_bytes_total") == header + body - 4
+    await rig.finish()
+
+
+async def test_no_idle_flush_while_many_messages_wait(tmp_path: Path) -> None:
+    # A burst of 40 (a paced publisher, not a broker waiting for us): the age decides.
+    rig = await start_rig(tmp_path, max_points=10_000)
+    publish_readings(rig.source, 40, now_ms() - 60_000)
+    await eventually(lambda: rig.sample("siaga_messages_received_total") == 40, what="received")
+    await asyncio.sleep(0.05)  # many idle periods pass
+    assert rig.storage.writes == 0
+    rig.clock.now_s += 1.0
+    await eventually(lambda: not rig.source.unacked, what="flushed by age")
+    assert rig.sample("siaga_batch_flushes_total", cause="age") == 1
+    await rig.finish()

@@ -131,9 +131,14 @@ def telemetry_messages(
     return messages
 
 
-def paho_publish(port: int, messages: Iterable[tuple[str, bytes]], client_id: str) -> None:
+def paho_publish(
+    port: int,
+    messages: Iterable[tuple[str, bytes]],
+    client_id: str,
+    protocol: paho.MQTTProtocolVersion = paho.MQTTv311,
+) -> None:
     """Publish at QoS 1 with paho and return once the broker acknowledged every message."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)

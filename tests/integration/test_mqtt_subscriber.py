@@ -37,9 +37,10 @@ async def running(subscriber: MqttSubscriber) -> AsyncIterator[MqttSubscriber]:
         await asyncio.wait_for(subscriber.connected.wait(), 10)
         yield subscriber
     finally:
+        # As the worker stops it: DISCONNECT while run() still serves, and run() then ends
+        # by itself (cancelling it first would close the socket without a goodbye).
         await subscriber.disconnect()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.wait_for(task, 10)
 
 
 async def collect(subscriber: MqttSubscriber, count: int, timeout_s: float = 20) -> list[Delivery]:
@@ -98,3 +99,20 @@ async def test_tokens_from_a_lost_connection_acknowledge_nothing(
         assert sorted(int(d.payload) for d in redelivered) == list(range(10))
         assert subscriber.ack([d.token for d in redelivered if d.token is not None]) == 10
         assert subscriber.reconnects >= 1
+
+
+async def test_the_broker_drops_messages_above_our_maximum_packet_size(
+    broker: MosquittoServer,
+) -> None:
+    subscriber = MqttSubscriber(options(broker, "big", maximum_packet_size=2000))
+    async with running(subscriber):
+        big = [("t/big/x", b"a"), ("t/big/x", b"x" * 5000), ("t/big/x", b"b")]
+        await asyncio.to_thread(paho_publish, broker.port, big, "p-big")
+        received = await collect(subscriber, 2)
+        log = broker.directory / "mosquitto.log"
+        # Mosquitto reports each drop in its log (its $SYS drop counter does not count these).
+        await eventually(lambda: "Dropping too large" in log.read_text(), what="the drop")
+    assert [d.payload for d in received] == [b"a", b"b"]
+    drops = [line for line in log.read_text().splitlines() if "Dropping too large" in line]
+    assert len(drops) == 1
+    assert "for big (5012 bytes)" in drops[0]

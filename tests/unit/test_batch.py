@@ -42,7 +42,7 @@ def test_batch_length_counts_readings_and_rejections() -> None:
 
 
 def test_new_batcher_is_empty_and_never_due() -> None:
-    batcher = Batcher(BatchPolicy(max_points=2, max_age_s=0.2))
+    batcher = Batcher(BatchPolicy(max_points=2, flush_interval_s=0.2))
     assert batcher.empty
     assert batcher.pending == 0
     assert not batcher.due(1e9)
@@ -50,7 +50,7 @@ def test_new_batcher_is_empty_and_never_due() -> None:
 
 
 def test_due_by_size() -> None:
-    batcher = Batcher(BatchPolicy(max_points=3, max_age_s=10))
+    batcher = Batcher(BatchPolicy(max_points=3, flush_interval_s=10))
     batcher.add([reading(0)], [rejection(0)], "t0", now_s=100.0)
     assert batcher.pending == 2
     assert not batcher.due(100.0)
@@ -60,7 +60,7 @@ def test_due_by_size() -> None:
 
 
 def test_due_by_age_from_the_first_entry() -> None:
-    batcher = Batcher(BatchPolicy(max_points=1000, max_age_s=0.2))
+    batcher = Batcher(BatchPolicy(max_points=1000, flush_interval_s=0.2))
     batcher.add([reading(0)], [], "t0", now_s=50.0)
     batcher.add([reading(1)], [], "t1", now_s=50.15)  # a later entry does not reset the age
     assert not batcher.due(50.0)
@@ -70,7 +70,7 @@ def test_due_by_age_from_the_first_entry() -> None:
 
 
 def test_seconds_until_due() -> None:
-    batcher = Batcher(BatchPolicy(max_points=1000, max_age_s=0.25))
+    batcher = Batcher(BatchPolicy(max_points=1000, flush_interval_s=0.25))
     batcher.add([reading()], [], None, now_s=10.0)
     assert batcher.seconds_until_due(10.0) == 0.25
     assert batcher.seconds_until_due(10.125) == 0.125
@@ -80,7 +80,7 @@ def test_seconds_until_due() -> None:
 
 def test_a_message_with_nothing_to_store_still_opens_a_batch_for_its_token() -> None:
     # A message whose every part was dropped must still be acknowledged, through a batch.
-    batcher = Batcher(BatchPolicy(max_points=10, max_age_s=1))
+    batcher = Batcher(BatchPolicy(max_points=10, flush_interval_s=1))
     batcher.add([], [], "only-token", now_s=5.0)
     assert not batcher.empty
     assert batcher.pending == 0
@@ -91,7 +91,7 @@ def test_a_message_with_nothing_to_store_still_opens_a_batch_for_its_token() -> 
 
 
 def test_take_returns_entries_and_tokens_in_order_and_resets() -> None:
-    batcher = Batcher(BatchPolicy(max_points=100, max_age_s=1))
+    batcher = Batcher(BatchPolicy(max_points=100, flush_interval_s=1))
     batcher.add([reading(0), reading(1)], [rejection(0)], "t0", now_s=1.0)
     batcher.add([], [rejection(1)], None, now_s=1.1)  # QoS 0: nothing to acknowledge
     batcher.add([reading(2)], [], "t2", now_s=1.2)
@@ -120,7 +120,7 @@ def test_take_of_an_empty_batcher() -> None:
 
 
 def test_default_policy() -> None:
-    assert BatchPolicy() == BatchPolicy(max_points=5000, max_age_s=0.05)
+    assert BatchPolicy() == BatchPolicy(max_points=5000, flush_interval_s=0.05)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from ingest.mqtt.codec import (
     DISCONNECT_NORMAL,
+    MAXIMUM_PACKET_SIZE,
     PINGREQ,
+    RECEIVE_MAXIMUM,
     ConnAck,
     Disconnect,
     Packet,
@@ -22,8 +24,11 @@ from ingest.mqtt.codec import (
     Publish,
     SubAck,
     decode_properties,
+    describe_reason,
     encode_connect,
+    encode_properties,
     encode_pubacks,
+    encode_publish,
     encode_subscribe,
     encode_varint,
 )
@@ -305,7 +310,7 @@ def test_suback() -> None:
     assert read(data) == [SubAck(7, (0x01, 0x80))]
     reason = b"\x1f" + mqtt_string("quota")
     with_properties = frame(0x90, u16(8) + bytes([len(reason)]) + reason + b"\x97")
-    assert read(with_properties) == [SubAck(8, (0x97,))]
+    assert read(with_properties) == [SubAck(8, (0x97,), "quota")]
 
 
 def test_pingresp() -> None:
@@ -512,3 +517,36 @@ def test_framed_control_packets_with_arbitrary_bodies_raise_only_protocol_error(
 def test_arbitrary_bytes_raise_only_protocol_error(data: bytes) -> None:
     with contextlib.suppress(ProtocolError):
         PacketReader().feed(data)
+
+
+def test_encoded_publishes_read_back() -> None:
+
+    data = encode_publish("siaga/a/telemetry", b"x" * 300, 7) + encode_publish("t", b"q")
+    assert PacketReader().feed(data) == [
+        Publish("siaga/a/telemetry", b"x" * 300, 1, 7),
+        Publish("t", b"q", 0, None),
+    ]
+
+
+def test_connect_carries_the_maximum_packet_size_property() -> None:
+    packet = encode_connect(
+        "c", keepalive_s=30, clean_start=False, session_expiry_s=60, receive_maximum=100,
+        maximum_packet_size=73_728,
+    )  # fmt: skip
+    properties, _ = decode_properties(packet, 2 + 10)  # fixed header, then 10 bytes to them
+    assert properties[MAXIMUM_PACKET_SIZE] == 73_728
+    assert properties[RECEIVE_MAXIMUM] == 100
+
+
+def test_property_encoding_round_trips() -> None:
+
+    wanted: dict[int, int | str] = {0x13: 5, 0x24: 0, 0x27: 1 << 20, 0x1F: "because"}
+    assert decode_properties(encode_properties(wanted), 0)[0] == wanted
+    with pytest.raises(ValueError, match="cannot encode property 0x24"):
+        encode_properties({0x24: "one"})
+
+
+def test_reasons_are_described_with_the_brokers_words() -> None:
+
+    assert describe_reason(0x9E, "no") == "0x9e (shared subscriptions not supported: no)"
+    assert describe_reason(0x42) == "0x42 (unknown reason)"

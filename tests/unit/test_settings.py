@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from ingest.batch import BatchPolicy
 from ingest.errors import ConfigError
+from ingest.mqtt.client import ConnectOptions
+from ingest.runtime import connect_options, drain_retry, loop_restart, write_retry
 from ingest.settings import InfluxSettings, MqttSettings, Settings, load_settings
+from ingest.validation import Limits
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "siaga.yaml"
 
@@ -357,3 +361,18 @@ def test_sections_are_frozen(tmp_path: Path) -> None:
         settings.mqtt.url = "mqtt://elsewhere"  # type: ignore[misc]
     assert isinstance(settings, Settings)
     assert isinstance(settings.mqtt, MqttSettings)
+
+
+def test_value_objects_take_their_defaults_from_the_settings_tree() -> None:
+    settings = Settings(mqtt=MqttSettings(client_id="c", shared_group=None, lorawan=False))
+    assert BatchPolicy() == BatchPolicy.from_settings(settings.batch)
+    assert Limits() == Limits.from_settings(settings)
+    built = connect_options(settings)
+    bare = ConnectOptions(built.host, built.port, "c", built.topic_filters)
+    for name in ("keepalive_s", "session_expiry_s", "receive_maximum", "connect_timeout_s"):
+        assert getattr(bare, name) == getattr(built, name), name
+    assert bare.reconnect == built.reconnect
+    assert (write_retry(settings).initial_s, write_retry(settings).max_s) == (0.05, 1.0)
+    assert write_retry(settings).deadline_s == settings.influx.write_retry_deadline_s
+    assert drain_retry(settings).max_s == settings.spool.drain_retry_max_s
+    assert loop_restart(settings).initial_s == settings.health.restart_initial_s

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ingest.errors import SpoolError, SpoolFullError
-from ingest.spool import Spool, SpoolEntry, SpoolStats
+from ingest.spool import Quarantined, Spool, SpoolEntry, SpoolStats, frame
 
-HEADER = 8  # length and crc32, 4 bytes each
+HEADER = 12  # marker, length and crc32, 4 bytes each
 
 
 def body(i: int, size: int = 20) -> bytes:
@@ -24,7 +25,7 @@ def record_size(size: int = 20) -> int:
 
 
 def segment_names(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
+    return sorted(p.name for p in directory.glob("*.spool"))
 
 
 def drain(spool: Spool) -> list[bytes]:
@@ -58,8 +59,8 @@ def test_spool_directory_that_cannot_be_created(tmp_path: Path) -> None:
 
 
 def test_fifo_across_segments(directory: Path) -> None:
-    # 28-byte records, segments closed past 30 bytes: two records per segment.
-    spool = Spool(directory, budget_bytes=10_000, segment_bytes=30)
+    # 32-byte records, segments closed past 34 bytes: two records per segment.
+    spool = Spool(directory, budget_bytes=10_000, segment_bytes=34)
     for i in range(5):
         spool.append(body(i))
     assert segment_names(directory) == [
@@ -67,7 +68,7 @@ def test_fifo_across_segments(directory: Path) -> None:
         "000000000002.spool",
         "000000000003.spool",
     ]
-    assert [p.stat().st_size for p in sorted(directory.iterdir())] == [56, 56, 28]
+    assert [p.stat().st_size for p in sorted(directory.glob("*.spool"))] == [64, 64, 32]
     assert drain(spool) == [body(i) for i in range(5)]
     assert spool.empty
     spool.close()
@@ -99,7 +100,7 @@ def test_empty_and_large_bodies(directory: Path) -> None:
 
 
 def test_segment_files_are_deleted_when_consumed(directory: Path) -> None:
-    spool = Spool(directory, budget_bytes=10_000, segment_bytes=30)
+    spool = Spool(directory, budget_bytes=10_000, segment_bytes=34)
     for i in range(4):
         spool.append(body(i))
     entry = spool.peek()
@@ -116,7 +117,7 @@ def test_segment_files_are_deleted_when_consumed(directory: Path) -> None:
 
 
 def test_appending_after_everything_was_consumed(directory: Path) -> None:
-    spool = Spool(directory, budget_bytes=10_000, segment_bytes=30)
+    spool = Spool(directory, budget_bytes=10_000, segment_bytes=34)
     spool.append(body(0))
     assert drain(spool) == [body(0)]
     spool.append(body(1))
@@ -126,20 +127,20 @@ def test_appending_after_everything_was_consumed(directory: Path) -> None:
 
 
 def test_stats_count_waiting_records_and_bytes_on_disk(directory: Path) -> None:
-    spool = Spool(directory, budget_bytes=1000, segment_bytes=30)
+    spool = Spool(directory, budget_bytes=1000, segment_bytes=34)
     for i in range(3):
         spool.append(body(i))
-    assert spool.stats() == SpoolStats(records=3, bytes=84, budget_bytes=1000)
-    assert spool.stats().fill_ratio == 0.084
+    assert spool.stats() == SpoolStats(records=3, bytes=96, budget_bytes=1000)
+    assert spool.stats().fill_ratio == 0.096
     entry = spool.peek()
     assert entry is not None
     spool.pop(entry)
     # Segment 1 still holds a waiting record, so its bytes stay on disk and count.
-    assert spool.stats() == SpoolStats(records=2, bytes=84, budget_bytes=1000)
+    assert spool.stats() == SpoolStats(records=2, bytes=96, budget_bytes=1000)
     entry = spool.peek()
     assert entry is not None
     spool.pop(entry)
-    assert spool.stats() == SpoolStats(records=1, bytes=28, budget_bytes=1000)
+    assert spool.stats() == SpoolStats(records=1, bytes=32, budget_bytes=1000)
     spool.close()
 
 
@@ -153,10 +154,10 @@ def test_budget_refuses_and_writes_nothing(directory: Path) -> None:
     spool.append(body(1))
     spool.append(body(2))  # exactly at the budget: accepted
     sizes = {p.name: p.stat().st_size for p in directory.iterdir()}
-    with pytest.raises(SpoolFullError, match="spool at 84 of 84 bytes cannot take 9 more"):
+    with pytest.raises(SpoolFullError, match="spool at 96 of 96 bytes cannot take 13 more"):
         spool.append(b"x")
     assert {p.name: p.stat().st_size for p in directory.iterdir()} == sizes
-    assert spool.stats() == SpoolStats(records=3, bytes=84, budget_bytes=84)
+    assert spool.stats() == SpoolStats(records=3, bytes=96, budget_bytes=96)
     assert drain(spool) == [body(0), body(1), body(2)]
     spool.close()
 
@@ -178,13 +179,13 @@ def test_budget_frees_when_a_segment_is_deleted(directory: Path) -> None:
 def test_a_record_larger_than_the_budget_is_refused(directory: Path) -> None:
     spool = Spool(directory, budget_bytes=100)
     with pytest.raises(SpoolFullError):
-        spool.append(b"x" * 93)
+        spool.append(b"x" * 89)
     assert segment_names(directory) == []
     spool.close()
 
 
 def test_reopen_keeps_unpopped_records_and_starts_a_new_segment(directory: Path) -> None:
-    spool = Spool(directory, budget_bytes=10_000, segment_bytes=30)
+    spool = Spool(directory, budget_bytes=10_000, segment_bytes=34)
     for i in range(5):
         spool.append(body(i))
     for _ in range(2):  # consume segment 1 entirely
@@ -193,8 +194,8 @@ def test_reopen_keeps_unpopped_records_and_starts_a_new_segment(directory: Path)
         spool.pop(entry)
     spool.close()
 
-    reopened = Spool(directory, budget_bytes=10_000, segment_bytes=30)
-    assert reopened.stats() == SpoolStats(records=3, bytes=84, budget_bytes=10_000)
+    reopened = Spool(directory, budget_bytes=10_000, segment_bytes=34)
+    assert reopened.stats() == SpoolStats(records=3, bytes=96, budget_bytes=10_000)
     reopened.append(body(5))
     assert segment_names(directory) == [
         "000000000002.spool",
@@ -228,22 +229,20 @@ def write_two_records(directory: Path) -> Path:
     return path
 
 
-def framed(payload: bytes, crc: int | None = None) -> bytes:
-    # The spool seeds its checksums with 1 (an empty record must not checksum to 0).
-    checksum = zlib.crc32(payload, 1) if crc is None else crc
-    return struct.pack(">II", len(payload), checksum) + payload
+def framed(payload: bytes) -> bytes:
+    return frame(payload)
 
 
 @pytest.mark.parametrize(
     "tail",
     [
-        pytest.param(b"\x00\x00\x00", id="partial header"),
+        pytest.param(b"\xa7Sp", id="partial marker"),
         pytest.param(framed(b"0123456789" * 10)[:50], id="partial body"),
-        pytest.param(framed(b"wrong checksum", crc=12345), id="bad crc"),
-        pytest.param(framed(b"x")[:-1] + b"y", id="flipped body byte"),
+        pytest.param(framed(b"wrong checksum")[:-1] + b"?", id="flipped body byte"),
+        pytest.param(bytes(32), id="zeros"),
     ],
 )
-def test_torn_tail_is_cut_and_good_records_kept(
+def test_torn_tail_is_quarantined_and_good_records_kept(
     directory: Path, tail: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write_two_records(directory)
@@ -252,24 +251,145 @@ def test_torn_tail_is_cut_and_good_records_kept(
     with caplog.at_level(logging.ERROR, logger="ingest.spool"):
         spool = Spool(directory, budget_bytes=10_000)
     assert path.stat().st_size == 2 * record_size()
+    quarantine = directory / "quarantine" / f"{path.stem}.{2 * record_size()}.bad"
     assert [r.getMessage() for r in caplog.records] == [
-        f"spool segment {path.name}: cutting {len(tail)} bytes of a torn or corrupt record "
-        f"at offset {2 * record_size()}"
+        f"SPOOL DAMAGE in segment {path.name}: {len(tail)} unreadable bytes at offset "
+        f"{2 * record_size()} moved to {quarantine}; the intact records around them are kept"
     ]
+    assert quarantine.read_bytes() == tail
+    assert spool.quarantined == [Quarantined(path.name, 2 * record_size(), len(tail), quarantine)]
     assert spool.stats().records == 2
     spool.append(body(2))
     assert drain(spool) == [body(0), body(1), body(2)]
     spool.close()
 
 
-def test_corrupt_record_cuts_everything_after_it(directory: Path) -> None:
-    path = write_two_records(directory)
+def test_a_corrupt_record_costs_only_itself(directory: Path) -> None:
+    spool = Spool(directory, budget_bytes=10_000)
+    for i in range(3):
+        spool.append(body(i))
+    spool.close()
+    [path] = sorted(directory.glob("*.spool"))
     data = bytearray(path.read_bytes())
-    data[HEADER + 3] ^= 0xFF  # inside the first record's body
+    data[record_size() + HEADER + 3] ^= 0xFF  # inside the second record's body
     path.write_bytes(bytes(data))
     spool = Spool(directory, budget_bytes=10_000)
-    assert spool.empty
-    assert path.stat().st_size == 0
+    assert drain(spool) == [body(0), body(2)]
+    assert [(q.offset, q.size) for q in spool.quarantined] == [(record_size(), record_size())]
+    spool.close()
+
+
+def small_segment(directory: Path) -> tuple[Path, bytes, list[tuple[int, int]]]:
+    """A closed segment of three records of different sizes, and each record's byte range."""
+    spool = Spool(directory, budget_bytes=10_000)
+    bodies = [body(0, 5), body(1, 17), body(2, 9)]
+    for item in bodies:
+        spool.append(item)
+    spool.close()
+    [path] = sorted(directory.glob("*.spool"))
+    ranges = []
+    offset = 0
+    for item in bodies:
+        ranges.append((offset, offset + HEADER + len(item)))
+        offset += HEADER + len(item)
+    return path, path.read_bytes(), ranges
+
+
+BODIES = [body(0, 5), body(1, 17), body(2, 9)]
+SEGMENT_SIZE = 3 * HEADER + 5 + 17 + 9
+
+
+def survivors(damaged: range) -> list[bytes]:
+    """The records whose bytes the damage does not touch."""
+    found = []
+    offset = 0
+    for item in BODIES:
+        end = offset + HEADER + len(item)
+        if not (damaged.start < end and offset < damaged.stop):
+            found.append(item)
+        offset = end
+    return found
+
+
+def reopen_after(
+    directory: Path, damage: Callable[[bytearray], bytes]
+) -> tuple[list[bytes], Spool, int]:
+    path, data, _ = small_segment(directory)
+    path.write_bytes(damage(bytearray(data)))
+    damaged_size = path.stat().st_size
+    spool = Spool(directory, budget_bytes=10_000)
+    return drain(spool), spool, damaged_size
+
+
+def check_accounting(spool: Spool, damaged_size: int, delivered: list[bytes]) -> None:
+    intact = sum(HEADER + len(b) for b in delivered)
+    assert sum(q.size for q in spool.quarantined) == damaged_size - intact
+    assert all(q.path.read_bytes() for q in spool.quarantined)
+
+
+@pytest.mark.parametrize("offset", range(SEGMENT_SIZE))
+def test_a_bit_flip_anywhere_costs_only_its_record(directory: Path, offset: int) -> None:
+    def flip(data: bytearray) -> bytes:
+        data[offset] ^= 0x10
+        return bytes(data)
+
+    delivered, spool, size = reopen_after(directory, flip)
+    assert delivered == survivors(range(offset, offset + 1))
+    check_accounting(spool, size, delivered)
+    spool.close()
+
+
+@pytest.mark.parametrize("width", [1, 4, 13])
+@pytest.mark.parametrize("offset", range(0, SEGMENT_SIZE, 3))
+def test_a_zeroed_range_anywhere_costs_only_the_records_it_touches(
+    directory: Path, offset: int, width: int
+) -> None:
+    end = min(offset + width, SEGMENT_SIZE)
+
+    changed: list[int] = []
+
+    def zero(data: bytearray) -> bytes:
+        changed.extend(i for i in range(offset, end) if data[i])
+        data[offset:end] = bytes(end - offset)
+        return bytes(data)
+
+    delivered, spool, size = reopen_after(directory, zero)
+    # Zeroing bytes that were zero already (a length's high bytes) damages nothing.
+    touched = range(changed[0], changed[-1] + 1) if changed else range(0)
+    assert delivered == survivors(touched)
+    check_accounting(spool, size, delivered)
+    spool.close()
+
+
+@pytest.mark.parametrize("length", range(SEGMENT_SIZE + 1))
+def test_a_truncated_segment_keeps_every_whole_record(directory: Path, length: int) -> None:
+    delivered, spool, size = reopen_after(directory, lambda data: bytes(data[:length]))
+    assert delivered == survivors(range(length, SEGMENT_SIZE + 1))
+    check_accounting(spool, size, delivered)
+    spool.close()
+
+
+def test_damage_is_quarantined_once(directory: Path) -> None:
+    path, data, _ = small_segment(directory)
+    path.write_bytes(data[:-3])
+    first = Spool(directory, budget_bytes=10_000)
+    assert len(first.quarantined) == 1
+    first.close()
+    again = Spool(directory, budget_bytes=10_000)
+    assert again.quarantined == []
+    assert drain(again) == BODIES[:2]
+    again.close()
+
+
+def test_segments_of_the_earlier_format_are_still_read(directory: Path) -> None:
+    directory.mkdir(parents=True)
+    legacy = b"".join(struct.pack(">II", len(item), zlib.crc32(item, 1)) + item for item in BODIES)
+    (directory / "000000000003.spool").write_bytes(legacy)
+    spool = Spool(directory, budget_bytes=10_000)
+    spool.append(b"new")
+    assert segment_names(directory) == ["000000000003.spool", "000000000004.spool"]
+    assert drain(spool) == [*BODIES, b"new"]
+    assert spool.quarantined == []
     spool.close()
 
 
@@ -294,7 +414,7 @@ def test_zero_filled_tail_is_not_read_as_records(directory: Path) -> None:
 
 
 def test_pop_of_a_record_that_is_not_the_oldest(directory: Path) -> None:
-    spool = Spool(directory, budget_bytes=10_000, segment_bytes=30)
+    spool = Spool(directory, budget_bytes=10_000, segment_bytes=34)
     for i in range(3):
         spool.append(body(i))
     oldest = spool.peek()
