@@ -79,9 +79,10 @@ class IncidentSource(Protocol):
         """Mark outbox rows routed."""
         ...
 
-    async def list(  # noqa: PLR0917 - the incident store's signature
+    async def list(
         self,
         active_only: bool = True,
+        *,
         regency: str | None = None,
         station: str | None = None,
         kind: EventKind | None = None,
