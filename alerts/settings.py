@@ -61,6 +61,29 @@ class AlertsSettings(Section):
         default=10.0, gt=0, description="how often time-driven rules (no data) are judged"
     )
     health_window_s: float = Field(default=86400.0, gt=0)
+    # -- the running engine (siaga alerts run) --
+    client_id: str = Field(
+        default="siaga-alerts",
+        description="MQTT client id of the engine's own persistent session, outside the ingest "
+        "group; the two engines of a hot-standby pair share it (and the leader lock named "
+        "after it); engines of different scopes need different ones",
+    )
+    spool_dir: Path = Field(
+        default=Path("var/spool-alerts"),
+        description="where alert events wait while InfluxDB is down",
+    )
+    commit_interval_s: float = Field(
+        default=0.02, gt=0, description="the longest a reading waits before its commit"
+    )
+    commit_max_messages: int = Field(
+        default=5000, gt=0, description="messages evaluated per commit at most"
+    )
+    leader_poll_s: float = Field(
+        default=1.0, gt=0, description="how often a standby tries to take the leader lock"
+    )
+    leader_check_s: float = Field(
+        default=2.0, gt=0, description="how often the leader checks it still holds the lock"
+    )
 
 
 class Settings(IngestSettings):

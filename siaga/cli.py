@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from alerts.cli import alerts_app
+from alerts.cli import use_settings as use_alert_settings
 from ingest.errors import ConfigError
 from ingest.logs import configure_logging
 from ops.errors import ServerError
+from ops.settings import Settings as SiagaSettings
 from ops.settings import load as load_settings
 from simulators.cli import simulate_app
 
@@ -266,6 +269,10 @@ def devices_tls_init(
 
 
 app.add_typer(simulate_app, name="simulate")
+
+# -- alerts: the engine, incidents and backtests (alerts/cli.py) --------------------------------
+app.add_typer(alerts_app, name="alerts")
+use_alert_settings(SiagaSettings)
 
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")
