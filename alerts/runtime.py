@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import orjson
 
 from alerts.engine import Engine, Scope, Step
@@ -43,6 +44,10 @@ from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.records import CommitReport
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from alerts.model import AlertEvent, Transition
+from alerts.notify.errors import PolicyError
+from alerts.notify.message import AckLink, no_ack_link
+from alerts.notify.runtime import notification_companions
+from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.rules.config import RulesConfig, load_rules, reload_rules
 from alerts.settings import Settings
 from devices import Reading, TopicScheme
@@ -499,8 +504,12 @@ async def run_alerts(
     stop: asyncio.Event | None = None,
     observers: Sequence[CommitObserver] = (),
     on_loop: Callable[[AlertLoop], None] | None = None,
+    ack_link: AckLink = no_ack_link,
 ) -> None:
     """Run the alert engine until ``stop`` is set or the process gets SIGTERM/SIGINT.
+
+    The notifications (``alerts.notify``) run alongside as companions while this engine
+    leads: policy reload, dispatcher and sender; ``ack_link`` builds acknowledgement links.
 
     Raises:
         ConfigError: The station, rules or spool configuration is unusable.
@@ -558,7 +567,13 @@ async def run_alerts(
 
     store = SqlIncidentStore(settings.database.url, lock_name=settings.alerts.client_id)
     try:
-        async with InfluxStorage(settings.influx, station_tags) as storage, store:
+        async with (
+            InfluxStorage(settings.influx, station_tags) as storage,
+            store,
+            # The incident store's migrations (run above) create the notification tables too.
+            SqlNotifyStore(settings.database.url, migrate=False) as notify_store,
+            httpx.AsyncClient() as http,
+        ):
             with contextlib.suppress(StorageError):
                 await storage.prepare()
             alert_loop = AlertLoop(
@@ -589,8 +604,19 @@ async def run_alerts(
             rules_watcher = RulesWatcher(
                 settings.alerts.rules_file, engine, settings.alerts.reload_interval_s
             )
-            await alert_loop.run(
-                stop, {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}
-            )
+            companions = {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}
+            try:
+                companions |= notification_companions(
+                    settings,
+                    incidents=store,
+                    store=notify_store,
+                    client=http,
+                    registry=lambda: current[0],
+                    is_leader=lambda: store.leading,
+                    ack_link=ack_link,
+                )
+            except PolicyError as exc:
+                raise ConfigError(str(exc)) from None
+            await alert_loop.run(stop, companions)
     finally:
         spool.close()

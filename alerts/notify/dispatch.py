@@ -181,6 +181,7 @@ class Dispatcher:
         self._firing: list[Labels] = []
         self._next_escalation_ns = 0
         self._started = False
+        self._warned_unrouted = False
 
     async def start(self) -> None:
         """Rebuild the buckets from the durable queue (after a restart)."""
@@ -222,11 +223,14 @@ class Dispatcher:
             groups = route(notice.labels, policy.routes, policy.default_groups)
             if not groups:
                 self.counts.unrouted += 1
-                log.warning(
-                    "no group for incident %d (%s): not notified",
-                    entry.incident_id,
-                    notice.event.subject,
-                )
+                if not self._warned_unrouted:
+                    log.warning(
+                        "no recipient group for incident %d (%s) and no default_groups in "
+                        "the policy: not notified (counted in unrouted; said once)",
+                        entry.incident_id,
+                        notice.event.subject,
+                    )
+                    self._warned_unrouted = True
             items.extend(Queued(group, notice, now) for group in groups)
         added = await self._store.queue(items)
         await self._incidents.mark_routed([e.id for e in entries], now)
@@ -252,9 +256,10 @@ class Dispatcher:
             if incident.acknowledged is not None:
                 acknowledged.append(incident.id)
                 continue
-            chain = policy.chain_for(route(labels, policy.routes, policy.default_groups))
-            if chain is None:
+            found = policy.chain_for(route(labels, policy.routes, policy.default_groups))
+            if found is None:
                 continue
+            chain, routed = found
             emitted = await self._store.escalations_emitted(incident.id)
             for due in escalations_due(
                 chain,
@@ -273,7 +278,8 @@ class Dispatcher:
                     reason=due.reason,
                     step=due.step,
                 )
-                items.append(Queued(due.group, notice, now))
+                targets = routed if due.step == 0 else (due.group,)
+                items.extend(Queued(group, notice, now) for group in targets)
                 emitted_keys.append((incident.id, due.step, due.seq))
         self._firing = firing
         if acknowledged:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -79,6 +80,41 @@ def notification_tasks(
     tasks.create_task(dispatcher.run(), name="notify.dispatch")
     tasks.create_task(sender.run(), name="notify.send")
     return Notifier(watcher, dispatcher, sender)
+
+
+def notification_companions(
+    settings: Settings,
+    *,
+    incidents: IncidentSource,
+    store: NotifyStore,
+    client: httpx.AsyncClient,
+    registry: Callable[[], StationRegistry],
+    is_leader: Callable[[], bool] = lambda: True,
+    ack_link: AckLink = no_ack_link,
+) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+    """The same tasks as :func:`notification_tasks`, as named coroutine factories for a
+    process that starts its own tasks (``siaga alerts run``'s companions).
+
+    Raises:
+        PolicyError: The policy file is invalid at start.
+    """
+    watcher = PolicyWatcher(Path(settings.notify.policy_file))
+    dispatcher = Dispatcher(
+        incidents,
+        store,
+        lambda: watcher.current,
+        registry,
+        settings.notify,
+        ack_link=ack_link,
+        is_leader=is_leader,
+    )
+    book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
+    sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
+    return {
+        "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
+        "notify.dispatch": dispatcher.run,
+        "notify.send": sender.run,
+    }
 
 
 async def run_notifier(settings: Settings) -> None:
