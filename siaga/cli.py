@@ -301,3 +301,16 @@ def bench_ingest(
         )
     except ServerError as exc:
         raise _fail(str(exc)) from None
+
+
+@bench.command("alerts")
+def bench_alerts(
+    stations: Annotated[int, typer.Option(help="Stations registered.")] = 10_000,
+    readings: Annotated[int, typer.Option(help="Readings evaluated.")] = 200_000,
+    batch: Annotated[int, typer.Option(help="Readings per delivery to the engine.")] = 500,
+    trials: Annotated[int, typer.Option(help="Runs per contender; best counts.")] = 3,
+) -> None:
+    """Readings per second the alert engine evaluates on one core, next to a bare baseline."""
+    from benchmarks.alerts import run_alerts_benchmark
+
+    run_alerts_benchmark(stations=stations, readings=readings, batch=batch, trials=trials)
