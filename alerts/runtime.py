@@ -576,6 +576,18 @@ async def run_alerts(
         ):
             with contextlib.suppress(StorageError):
                 await storage.prepare()
+            try:
+                notifications = notification_companions(
+                    settings,
+                    incidents=store,
+                    store=notify_store,
+                    client=http,
+                    registry=lambda: current[0],
+                    is_leader=lambda: store.leading,
+                    ack_link=ack_link,
+                )
+            except PolicyError as exc:
+                raise ConfigError(str(exc)) from None
             alert_loop = AlertLoop(
                 source=subscriber,
                 validator=validator,
@@ -585,7 +597,7 @@ async def run_alerts(
                 spool=spool,
                 registry=registry,
                 policy=loop_policy(settings),
-                observers=observers,
+                observers=[*observers, notifications.on_commit],
             )
             if on_loop is not None:
                 on_loop(alert_loop)
@@ -605,18 +617,7 @@ async def run_alerts(
                 settings.alerts.rules_file, engine, settings.alerts.reload_interval_s
             )
             companions = {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}
-            try:
-                companions |= notification_companions(
-                    settings,
-                    incidents=store,
-                    store=notify_store,
-                    client=http,
-                    registry=lambda: current[0],
-                    is_leader=lambda: store.leading,
-                    ack_link=ack_link,
-                )
-            except PolicyError as exc:
-                raise ConfigError(str(exc)) from None
+            companions |= notifications.tasks
             await alert_loop.run(stop, companions)
     finally:
         spool.close()

@@ -17,6 +17,7 @@ possible repeats). Both only act while ``is_leader()`` says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -94,6 +95,14 @@ class IncidentSource(Protocol):
     ) -> list[Incident]:
         """Incidents."""
         ...
+
+
+async def _nap(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``wake`` is set meanwhile; then clear it."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+    wake.clear()
 
 
 def rfc3339(ts_ns: int) -> str:
@@ -182,6 +191,12 @@ class Dispatcher:
         self._next_escalation_ns = 0
         self._started = False
         self._warned_unrouted = False
+        self._wake = asyncio.Event()
+        self.on_deliveries: Callable[[], None] = lambda: None
+
+    def wake(self) -> None:
+        """Look at the outbox now (the engine just committed), not at the next tick."""
+        self._wake.set()
 
     async def start(self) -> None:
         """Rebuild the buckets from the durable queue (after a restart)."""
@@ -196,7 +211,7 @@ class Dispatcher:
         while True:
             if self._is_leader():
                 await self.step()
-            await asyncio.sleep(self._settings.tick_s)
+            await _nap(self._wake, self._settings.tick_s)
 
     async def step(self, now_ns: int | None = None) -> list[Batch]:
         """One round: intake, escalations, due groups. Returns the batches flushed."""
@@ -335,6 +350,8 @@ class Dispatcher:
             if kept:
                 deliveries.extend(self._deliveries(policy, batch, kept, now, registry))
         await self._store.flush(flushed, deliveries, documents)
+        if deliveries:
+            self.on_deliveries()
         self.counts.deliveries += len(deliveries)
         self.counts.cap_documents += len(documents)
 
@@ -545,6 +562,11 @@ class Sender:
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[str] = set()
         self.counts: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Claim now (the dispatcher just wrote deliveries), not at the next tick."""
+        self._wake.set()
 
     async def run(self) -> None:
         """Claim and send every ``tick_s`` while leading, until cancelled."""
@@ -555,7 +577,7 @@ class Sender:
                         tasks.create_task(
                             self._deliver(delivery), name=f"notify.send.{delivery.id}"
                         )
-                await asyncio.sleep(self._settings.tick_s)
+                await _nap(self._wake, self._settings.tick_s)
 
     async def step(self) -> int:
         """Claim what is due and send it all (tests and one-shot runs); returns how many."""

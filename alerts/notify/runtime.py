@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from alerts.model import Transition
 from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender
 from alerts.notify.message import AckLink, no_ack_link
 from alerts.notify.policy import PolicyWatcher
@@ -76,10 +77,23 @@ def notification_tasks(
     )
     book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
     sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
+    dispatcher.on_deliveries = sender.wake
     tasks.create_task(watcher.run(settings.notify.policy_reload_s), name="notify.policy")
     tasks.create_task(dispatcher.run(), name="notify.dispatch")
     tasks.create_task(sender.run(), name="notify.send")
     return Notifier(watcher, dispatcher, sender)
+
+
+@dataclass(slots=True)
+class Companions:
+    """The notifier as companion tasks of another process, and its commit hook."""
+
+    tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]]
+    notifier: Notifier
+
+    def on_commit(self, _transitions: Sequence[Transition], _committed_ns: int) -> None:
+        """A commit observer: the dispatcher looks at the outbox at once."""
+        self.notifier.dispatcher.wake()
 
 
 def notification_companions(
@@ -91,9 +105,10 @@ def notification_companions(
     registry: Callable[[], StationRegistry],
     is_leader: Callable[[], bool] = lambda: True,
     ack_link: AckLink = no_ack_link,
-) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+) -> Companions:
     """The same tasks as :func:`notification_tasks`, as named coroutine factories for a
-    process that starts its own tasks (``siaga alerts run``'s companions).
+    process that starts its own tasks (``siaga alerts run``'s companions), with a commit
+    observer that wakes the dispatcher.
 
     Raises:
         PolicyError: The policy file is invalid at start.
@@ -110,11 +125,15 @@ def notification_companions(
     )
     book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
     sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
-    return {
-        "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
-        "notify.dispatch": dispatcher.run,
-        "notify.send": sender.run,
-    }
+    dispatcher.on_deliveries = sender.wake
+    return Companions(
+        tasks={
+            "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
+            "notify.dispatch": dispatcher.run,
+            "notify.send": sender.run,
+        },
+        notifier=Notifier(watcher, dispatcher, sender),
+    )
 
 
 async def run_notifier(settings: Settings) -> None:
