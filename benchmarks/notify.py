@@ -166,12 +166,14 @@ def run_notify_benchmark(
     background: int = 1000,
     probes: int = 40,
     probe_interval_s: float = 0.1,
+    tick_s: float = 0.02,
 ) -> dict[str, float]:
     """Measure and print; returns the figures."""
     say = print
     say(
         f"notify benchmark: {rate_per_s:,.0f} readings/s for {seconds:.0f} s over "
-        f"{background:,} gauges, a probe every {probe_interval_s} s over {probes} gauges"
+        f"{background:,} gauges, a probe every {probe_interval_s} s over {probes} gauges, "
+        f"notify.tick_s {tick_s}"
     )
     say(f"python {platform.python_version()}, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     state = Probes()
@@ -197,7 +199,7 @@ def run_notify_benchmark(
             SIAGA_ALERTS__SPOOL_DIR=str(directory / "alert-spool"),
             SIAGA_ALERTS__RULES_FILE=str(directory / "rules.yaml"),
             SIAGA_NOTIFY__POLICY_FILE=str(directory / "alerts.yaml"),
-            SIAGA_NOTIFY__TICK_S="0.02",
+            SIAGA_NOTIFY__TICK_S=str(tick_s),
             BENCH_HOOK_KEY=KEY,
         )
         log_path = directory / "engine.log"
@@ -308,8 +310,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--background", type=int, default=1000)
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--probe-interval", type=float, default=0.1)
+    parser.add_argument("--tick", type=float, default=0.02)
     args = parser.parse_args(argv)
-    run_notify_benchmark(args.rate, args.seconds, args.background, args.probes, args.probe_interval)
+    run_notify_benchmark(
+        args.rate, args.seconds, args.background, args.probes, args.probe_interval, args.tick
+    )
 
 
 if __name__ == "__main__":
