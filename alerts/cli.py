@@ -315,3 +315,15 @@ def ack(
     if incident is None:
         raise _fail(f"no incident {incident_id}")
     typer.echo(f"incident {incident.id} acknowledged by {by}")
+
+
+# -- silences (the notify helper's: alerts/notify/cli.py) --------------------------------------
+
+
+def _register_silences() -> None:
+    from alerts.notify.cli import silence_app  # noqa: PLC0415
+
+    alerts_app.add_typer(silence_app, name="silence")
+
+
+_register_silences()
