@@ -5,6 +5,7 @@ a silence honoured. Then kill -9 of the notifier in the middle of sending."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -110,6 +111,23 @@ def level_alerts(received: list[Received], station: str) -> list[dict[str, Any]]
     ]
 
 
+async def upstream_levels(url: str, station: str) -> set[str]:
+    """The levels of every upstream transition the engine committed for ``station``."""
+    from alerts.incidents.store import SqlIncidentStore  # noqa: PLC0415
+
+    levels: set[str] = set()
+    async with SqlIncidentStore(url) as store:
+        for incident in await store.list(active_only=False, station=station, limit=100):
+            found = await store.get(incident.id)
+            assert found is not None
+            levels |= {
+                t.event.severity.name
+                for t in found.transitions
+                if t.event.kind.value == "upstream" and t.event.firing
+            }
+    return levels
+
+
 @pytest.fixture
 def peers() -> Iterator[tuple[int, Any, WebhookReceiver]]:
     receiver = WebhookReceiver(secret=HOOK_KEY.encode())
@@ -163,6 +181,25 @@ def test_flood_wave_notifies_once_per_level_in_indonesian_and_escalates(
             assert engine.alive(), engine.log()
             wait_for(lambda: "MQTT subscribed" in engine.log(), 60, "engine subscribed")
             now_ms = int(time.time() * 1000)
+            # Depok already reads AWAS: Katulampa's WASPADA warning for it will be inhibited.
+            paho_publish(
+                broker_session.port,
+                [
+                    (
+                        f"{prefix}/ciliwung-depok/telemetry",
+                        reading_payload(now_ms - 590_000, 1, water_level_cm=400.0),
+                    )
+                ],
+                f"pub-{name}-depok",
+            )
+            wait_for(
+                lambda: any(
+                    a["level"] == "AWAS"
+                    for a in level_alerts(receiver.accepted(), "ciliwung-depok")
+                ),
+                60,
+                "Depok's AWAS message",
+            )
             wave = [40.0, 120.0, 160.0, 220.0]
             for step, level_cm in enumerate(wave):
                 ts = now_ms + step * 60_000 - 600_000 + 60_000
@@ -272,6 +309,17 @@ def test_flood_wave_notifies_once_per_level_in_indonesian_and_escalates(
             # The e-mail channel carried the same messages as the webhook, each once.
             hooked = sorted(r.json()["subject"] for r in receiver.accepted() if r.path == "/piket")
             assert sorted(m["Subject"] for m in inbox.messages) == hooked
+            # The engine did warn Depok at WASPADA from upstream; no message carried it.
+            warned = asyncio.run(upstream_levels(url, "ciliwung-depok"))
+            assert "WASPADA" in warned, warned
+            sent = {
+                alert["level"]
+                for r in receiver.accepted()
+                if r.path == "/piket"
+                for alert in r.json()["alerts"]
+                if alert["station"] == "ciliwung-depok" and alert["kind"] == "upstream"
+            }
+            assert "WASPADA" not in sent
         finally:
             engine.stop()
         assert "Traceback" not in engine.log(), engine.log()
@@ -282,7 +330,6 @@ def test_kill_9_while_sending_delivers_everything_repeating_only_in_flight(
 ) -> None:
     """The notifier dies (SIGKILL) with a webhook request in flight; after a restart every
     message arrives, and the only repeat is the in-flight one, with the same id."""
-    import asyncio  # noqa: PLC0415
 
     from alerts.incidents.store import SqlIncidentStore  # noqa: PLC0415
     from alerts.model import AlertEvent, EventKind, IncidentState, Transition  # noqa: PLC0415
