@@ -45,7 +45,7 @@ from alerts.incidents.records import CommitReport
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from alerts.model import AlertEvent, Transition
 from alerts.notify.errors import PolicyError
-from alerts.notify.message import AckLink, no_ack_link
+from alerts.notify.message import AckLink
 from alerts.notify.runtime import notification_companions
 from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.rules.config import RulesConfig, load_rules, reload_rules
@@ -504,7 +504,7 @@ async def run_alerts(
     stop: asyncio.Event | None = None,
     observers: Sequence[CommitObserver] = (),
     on_loop: Callable[[AlertLoop], None] | None = None,
-    ack_link: AckLink = no_ack_link,
+    ack_link: AckLink | None = None,
 ) -> None:
     """Run the alert engine until ``stop`` is set or the process gets SIGTERM/SIGINT.
 

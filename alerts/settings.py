@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from ingest.settings import Section
 from ingest.settings import Settings as IngestSettings
@@ -38,6 +38,11 @@ class NotifySettings(Section):
     delivery_deadline_s: float = Field(default=6 * 3600.0, gt=0)
     channel_concurrency: int = Field(default=8, gt=0)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    ack_base_url: str | None = Field(
+        default=None, description="Public URL of the API for one-click ack links (none: CLI)"
+    )
+    ack_secret: SecretStr | None = Field(default=None, description="Signs one-click ack links")
+    ack_link_valid_s: float = Field(default=48 * 3600.0, gt=0)
 
 
 class AlertsSettings(Section):

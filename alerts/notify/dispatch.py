@@ -192,6 +192,7 @@ class Dispatcher:
         self._started = False
         self._warned_unrouted = False
         self._wake = asyncio.Event()
+        self._emitted: dict[int, set[tuple[int, int]]] = {}
         self.on_deliveries: Callable[[], None] = lambda: None
 
     def wake(self) -> None:
@@ -275,7 +276,11 @@ class Dispatcher:
             if found is None:
                 continue
             chain, routed = found
-            emitted = await self._store.escalations_emitted(incident.id)
+            emitted = self._emitted.get(incident.id)
+            if emitted is None:  # once per incident per leader: then kept up to date here
+                emitted = self._emitted[incident.id] = await self._store.escalations_emitted(
+                    incident.id
+                )
             for due in escalations_due(
                 chain,
                 firing_since_ns=incident.opened_ns,
@@ -297,10 +302,15 @@ class Dispatcher:
                 items.extend(Queued(group, notice, now) for group in targets)
                 emitted_keys.append((incident.id, due.step, due.seq))
         self._firing = firing
+        active_ids = {incident.id for incident in active}
+        for gone in set(self._emitted) - active_ids:
+            del self._emitted[gone]
         if acknowledged:
             self.grouper.forget(acknowledged)
         if items:
             added = await self._store.queue(items, emitted_keys)
+            for incident_id, step, seq in emitted_keys:
+                self._emitted.setdefault(incident_id, set()).add((step, seq))
             self.counts.escalations += len(added)
             for item in added:
                 self.grouper.add(item.group, item.notice, item.queued_ns)

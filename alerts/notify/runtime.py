@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 
 from alerts.model import Transition
+from alerts.notify.acklink import signed_ack_links
 from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender
-from alerts.notify.message import AckLink, no_ack_link
+from alerts.notify.message import AckLink
 from alerts.notify.policy import PolicyWatcher
 from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.notify.store import NotifyStore
@@ -28,6 +29,16 @@ from alerts.settings import Settings
 from devices.stations import StationRegistry, load_stations
 
 log = logging.getLogger(__name__)
+
+
+def settings_ack_link(settings: Settings) -> AckLink:
+    """Signed one-click links when ``notify.ack_base_url`` and ``notify.ack_secret`` are set."""
+    secret = settings.notify.ack_secret
+    return signed_ack_links(
+        settings.notify.ack_base_url,
+        secret.get_secret_value().encode() if secret else None,
+        settings.notify.ack_link_valid_s,
+    )
 
 
 @dataclass(slots=True)
@@ -48,7 +59,7 @@ def notification_tasks(
     client: httpx.AsyncClient,
     registry: Callable[[], StationRegistry],
     is_leader: Callable[[], bool] = lambda: True,
-    ack_link: AckLink = no_ack_link,
+    ack_link: AckLink | None = None,
 ) -> Notifier:
     """Start the notification tasks in ``tasks`` and return their pieces.
 
@@ -60,7 +71,8 @@ def notification_tasks(
         client: The HTTP client webhooks use (its lifetime is the caller's).
         registry: The station registry in force (hot reload swaps it).
         is_leader: Only the leader dispatches and sends.
-        ack_link: Builds one-click acknowledgement links (the API supplies it).
+        ack_link: Builds one-click acknowledgement links (default: signed links from the
+            ``notify`` settings, or none).
 
     Raises:
         PolicyError: The policy file is invalid at start.
@@ -72,7 +84,7 @@ def notification_tasks(
         lambda: watcher.current,
         registry,
         settings.notify,
-        ack_link=ack_link,
+        ack_link=ack_link or settings_ack_link(settings),
         is_leader=is_leader,
     )
     book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
@@ -104,7 +116,7 @@ def notification_companions(
     client: httpx.AsyncClient,
     registry: Callable[[], StationRegistry],
     is_leader: Callable[[], bool] = lambda: True,
-    ack_link: AckLink = no_ack_link,
+    ack_link: AckLink | None = None,
 ) -> Companions:
     """The same tasks as :func:`notification_tasks`, as named coroutine factories for a
     process that starts its own tasks (``siaga alerts run``'s companions), with a commit
@@ -120,7 +132,7 @@ def notification_companions(
         lambda: watcher.current,
         registry,
         settings.notify,
-        ack_link=ack_link,
+        ack_link=ack_link or settings_ack_link(settings),
         is_leader=is_leader,
     )
     book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
