@@ -66,7 +66,8 @@ from ingest.validation import Limits, Validator
 log = logging.getLogger(__name__)
 
 CommitObserver = Callable[[Sequence[Transition], int], None]
-"""Called with each cycle's committed transitions and the wall-clock time of the commit."""
+"""Called with the transitions each commit stored (not those it found already stored) and the
+wall-clock time the commit returned."""
 
 _FULL_HEALTH_EVERY = 10
 _HEALTH_CHUNK = 2000
@@ -128,12 +129,24 @@ def subject_labels(registry: StationRegistry, subject: str) -> dict[str, str]:
     return {"station": subject, "regency": station.regency, "river": station.river or ""}
 
 
+@dataclass(slots=True)
+class _Work:
+    """One cycle for the committer: its decisions, and at a checkpoint the state and acks."""
+
+    step: Step
+    states: dict[str, bytes]
+    tokens: list[int]
+
+
 @dataclass
 class LoopPolicy:
     """When to commit, tick and record health, and how persistently to retry."""
 
     commit_interval_s: float = 0.02
     commit_max_messages: int = 5000
+    checkpoint_interval_s: float = 1.0
+    checkpoint_max_messages: int = 20_000
+    max_cycles_in_flight: int = 4
     tick_interval_s: float = 10.0
     health_interval_s: float = 60.0
     leader_poll_s: float = 1.0
@@ -159,6 +172,9 @@ class LoopCounters:
     alert_write_failures: int = 0
     health_written: int = 0
     commit_seconds: list[float] = field(default_factory=list)
+    evaluate_s: float = 0.0
+    state_s: float = 0.0
+    spool_s: float = 0.0
 
 
 class AlertLoop:
@@ -201,8 +217,11 @@ class AlertLoop:
         self.policy = policy or LoopPolicy()
         self._observers = list(observers)
         self._clock_ns = clock_ns
-        self._spool_ready = asyncio.Event()
+        self._events_ready = asyncio.Event()
+        self._unwritten: list[AlertRecord] = []
+        self._in_flight: list[AlertRecord] = []
         self.counters = LoopCounters()
+        self._work: asyncio.Queue[_Work] = asyncio.Queue(self.policy.max_cycles_in_flight)
         self.leading = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -229,10 +248,11 @@ class AlertLoop:
         self.engine.restore(states)
         log.info("engine state restored for %d keys; connecting to the broker", len(states))
         if not self._spool.empty:
-            self._spool_ready.set()
+            self._events_ready.set()
         async with asyncio.TaskGroup() as group:
             background = [
                 group.create_task(self._source.run(), name="siaga.alerts.source"),
+                group.create_task(self._commit_loop(), name="siaga.alerts.committer"),
                 group.create_task(self._write_alerts(), name="siaga.alerts.influx-writer"),
                 group.create_task(self._record_health(), name="siaga.alerts.health"),
                 group.create_task(self._watch_leadership(), name="siaga.alerts.leadership"),
@@ -265,15 +285,19 @@ class AlertLoop:
         policy = self.policy
         monotonic = time.monotonic
         step = Step()
-        tokens: list[int] = []
+        tokens: list[int] = []  # every message evaluated since the last checkpoint
         messages = 0
+        force_checkpoint = False
         cycle_started: float | None = None
         next_tick = monotonic() + policy.tick_interval_s
+        next_checkpoint = monotonic() + policy.checkpoint_interval_s
         while not stop.is_set():
             now = monotonic()
             wait_s = min(next_tick - now, 0.25)
             if cycle_started is not None:
                 wait_s = min(wait_s, cycle_started + policy.commit_interval_s - now)
+            if tokens:
+                wait_s = min(wait_s, next_checkpoint - now)
             chunk = await self._source.next_chunk(max(wait_s, 0.0))
             if chunk:
                 if cycle_started is None:
@@ -287,18 +311,30 @@ class AlertLoop:
                 if ticked.events:
                     step.extend(ticked)
                     cycle_started = cycle_started or now
-            if cycle_started is not None and (
+                    # Time-driven events carry the wall clock: evaluated again after a
+                    # restart they would differ, so their state is made durable with them.
+                    force_checkpoint = True
+            checkpoint = force_checkpoint or (
+                bool(tokens)
+                and (now >= next_checkpoint or len(tokens) >= policy.checkpoint_max_messages)
+            )
+            cycle_due = cycle_started is not None and (
                 messages >= policy.commit_max_messages
-                or monotonic() >= cycle_started + policy.commit_interval_s
-            ):
-                await self._commit(step, tokens)
-                step, tokens, messages, cycle_started = Step(), [], 0, None
+                or now >= cycle_started + policy.commit_interval_s
+            )
+            if checkpoint or cycle_due:
+                await self._enqueue(step, tokens if checkpoint else [], checkpoint=checkpoint)
+                step, messages, cycle_started = Step(), 0, None
+                if checkpoint:
+                    tokens, force_checkpoint = [], False
+                    next_checkpoint = monotonic() + policy.checkpoint_interval_s
         # Graceful stop: take nothing new, commit what was evaluated, acknowledge it.
         self._source.stop_reading()
         rest = self._source.drain_buffered()
         if rest:
             step.extend(self._process(rest, tokens))
-        await self._commit(step, tokens)
+        await self._enqueue(step, tokens, checkpoint=True)
+        await self._work.join()
 
     def _process(self, chunk: Sequence[Delivery], tokens: list[int]) -> Step:
         now_ns = self._clock_ns()
@@ -318,30 +354,57 @@ class AlertLoop:
         counters = self.counters
         counters.messages += len(chunk)
         counters.readings += len(readings)
+        started = time.perf_counter()
         step = self.engine.process(readings, now_ns) if readings else Step()
+        counters.evaluate_s += time.perf_counter() - started
         counters.duplicates += step.duplicates
         return step
 
-    async def _commit(self, step: Step, tokens: list[int]) -> None:
-        states = self.engine.dirty_state()
+    async def _enqueue(self, step: Step, tokens: list[int], *, checkpoint: bool) -> None:
+        """Hand a cycle to the committer (in order); a checkpoint carries the engine's state."""
+        states: dict[str, bytes] = {}
+        if checkpoint:
+            started = time.perf_counter()
+            states = self.engine.dirty_state()
+            self.counters.state_s += time.perf_counter() - started
+        if step.events or step.transitions or states or tokens:
+            await self._work.put(_Work(step, states, tokens))
+
+    async def _commit_loop(self) -> None:
+        """Commit cycles in order while the next ones are evaluated; acknowledge after each."""
+        while True:
+            work = await self._work.get()
+            try:
+                await self._commit(work)
+            finally:
+                self._work.task_done()
+
+    async def _commit(self, work: _Work) -> None:
+        step = work.step
         if step.events:
-            await self._spool_events(step.events)
+            self._unwritten.extend(alert_record(e) for e in step.events)
+            self._events_ready.set()
         report = CommitReport(())
-        if step.transitions or states:
+        if step.transitions or work.states:
             labels = {
                 t.subject: subject_labels(self._registry, t.subject) for t in step.transitions
             }
-            report = await self._commit_with_retry(step.transitions, states, labels)
+            report = await self._commit_with_retry(step.transitions, work.states, labels)
         committed_ns = self._clock_ns()
-        if tokens:
-            self.counters.acked += self._source.ack(tokens)
+        if work.tokens:
+            # The events of everything acknowledged now must survive a crash too: those the
+            # writer has not yet stored in InfluxDB go to the spool first.
+            await self._spool_unwritten()
+            self.counters.acked += self._source.ack(work.tokens)
         counters = self.counters
         counters.events += len(step.events)
         counters.transitions += len(report.transition_ids)
         counters.repeated_transitions += report.duplicates
-        if step.transitions:
+        if report.transition_ids and self._observers:
+            skipped = set(report.skipped)
+            stored = [t for i, t in enumerate(step.transitions) if i not in skipped]
             for observer in self._observers:
-                observer(step.transitions, committed_ns)
+                observer(stored, committed_ns)
 
     async def _commit_with_retry(
         self,
@@ -369,8 +432,15 @@ class AlertLoop:
                 del self.counters.commit_seconds[:5000]
             return report
 
-    async def _spool_events(self, events: Sequence[AlertEvent]) -> None:
-        body = encode_records([alert_record(e) for e in events])
+    async def _spool_unwritten(self) -> None:
+        # Those the writer is sending right now are spooled too: if that write fails after the
+        # acknowledgement, they must not be lost (twice in InfluxDB is the same point).
+        records = self._in_flight + self._unwritten
+        if not records:
+            return
+        started = time.perf_counter()
+        self._unwritten, self._in_flight = [], []
+        body = encode_records(records)
         delay_s = self.policy.retry_initial_s
         while True:
             try:
@@ -381,34 +451,48 @@ class AlertLoop:
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, self.policy.retry_max_s)
                 continue
-            self._spool_ready.set()
-            return
+            break
+        self.counters.spool_s += time.perf_counter() - started
+        self._events_ready.set()
 
     # -- companions ---------------------------------------------------------------------------
 
     async def _write_alerts(self) -> None:
-        """Drain the alert spool into InfluxDB, oldest first; wait and retry while it is down."""
+        """Store alert events in InfluxDB: the spool's first (oldest), then the fresh ones.
+
+        Fresh events that cannot be written go to the spool; events still unwritten at a
+        checkpoint are spooled before the acknowledgement (:meth:`_spool_unwritten`).
+        """
         delay_s = self.policy.retry_initial_s
         while True:
             entry = await asyncio.to_thread(self._spool.peek)
-            if entry is None:
-                self._spool_ready.clear()
+            if entry is not None:
+                records = decode_records(entry.body)
+            elif self._unwritten:
+                records, self._unwritten = self._unwritten, []
+                self._in_flight = records
+            else:
+                self._events_ready.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
-                        await self._spool_ready.wait()
+                        await self._events_ready.wait()
                 continue
-            records = decode_records(entry.body)
             try:
                 await self._storage.write_alerts(records)
             except StorageError as exc:
                 self.counters.alert_write_failures += 1
                 if self.counters.alert_write_failures == 1 or delay_s >= self.policy.retry_max_s:
                     log.warning("alert events wait in the spool: InfluxDB: %s", exc)
+                if entry is None and self._in_flight is records:
+                    await self._spool_unwritten()  # (unless a checkpoint spooled them already)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, self.policy.retry_max_s)
                 continue
             delay_s = self.policy.retry_initial_s
-            await asyncio.to_thread(self._spool.pop, entry)
+            if entry is not None:
+                await asyncio.to_thread(self._spool.pop, entry)
+            elif self._in_flight is records:
+                self._in_flight = []
             self.counters.alerts_written += len(records)
 
     async def _record_health(self) -> None:
@@ -492,6 +576,8 @@ def loop_policy(settings: Settings) -> LoopPolicy:
     return LoopPolicy(
         commit_interval_s=alerts.commit_interval_s,
         commit_max_messages=alerts.commit_max_messages,
+        checkpoint_interval_s=alerts.checkpoint_interval_s,
+        checkpoint_max_messages=alerts.checkpoint_max_messages,
         tick_interval_s=alerts.tick_interval_s,
         health_interval_s=settings.health.interval_s,
         leader_poll_s=alerts.leader_poll_s,

@@ -83,6 +83,19 @@ class AlertsSettings(Section):
     commit_max_messages: int = Field(
         default=5000, gt=0, description="messages evaluated per commit at most"
     )
+    checkpoint_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often the engine's state is made durable and the messages evaluated "
+        "since are acknowledged (transitions are committed every commit_interval_s)",
+    )
+    checkpoint_max_messages: int = Field(
+        default=20_000,
+        gt=0,
+        le=60_000,
+        description="a checkpoint at the latest after this many messages (below the broker's "
+        "65,535 unacknowledged messages per session)",
+    )
     leader_poll_s: float = Field(
         default=1.0, gt=0, description="how often a standby tries to take the leader lock"
     )
