@@ -662,16 +662,18 @@ async def run_alerts(
         ):
             with contextlib.suppress(StorageError):
                 await storage.prepare()
+            notifications = None
             try:
-                notifications = notification_companions(
-                    settings,
-                    incidents=store,
-                    store=notify_store,
-                    client=http,
-                    registry=lambda: current[0],
-                    is_leader=lambda: store.leading,
-                    ack_link=ack_link,
-                )
+                if settings.notify.in_engine:
+                    notifications = notification_companions(
+                        settings,
+                        incidents=store,
+                        store=notify_store,
+                        client=http,
+                        registry=lambda: current[0],
+                        is_leader=lambda: store.leading,
+                        ack_link=ack_link,
+                    )
             except PolicyError as exc:
                 raise ConfigError(str(exc)) from None
             alert_loop = AlertLoop(
@@ -683,7 +685,7 @@ async def run_alerts(
                 spool=spool,
                 registry=registry,
                 policy=loop_policy(settings),
-                observers=[*observers, notifications.on_commit],
+                observers=[*observers, *([notifications.on_commit] if notifications else [])],
             )
             if on_loop is not None:
                 on_loop(alert_loop)
@@ -703,7 +705,8 @@ async def run_alerts(
                 settings.alerts.rules_file, engine, settings.alerts.reload_interval_s
             )
             companions = {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}
-            companions |= notifications.tasks
+            if notifications is not None:
+                companions |= notifications.tasks
             await alert_loop.run(stop, companions)
     finally:
         spool.close()

@@ -24,6 +24,10 @@ class NotifySettings(Section):
     """Notifications: the policy file, CAP identity, and how the sender retries."""
 
     policy_file: str = Field(default="config/alerts.yaml", description="Routing policy (YAML)")
+    in_engine: bool = Field(
+        default=True,
+        description="run the notifier inside siaga alerts run (else: python -m alerts.notify)",
+    )
     policy_reload_s: float = Field(default=5.0, gt=0)
     cap_sender: str = Field(default="siaga@bpbd.example.go.id", min_length=1)
     cap_status: Literal["Actual", "Exercise", "System", "Test", "Draft"] = "Actual"

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,8 @@ class Probes:
 
     sent: dict[tuple[str, str], float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    published_wall: dict[tuple[str, str], float] = field(default_factory=dict)
+    arrived_wall: dict[tuple[str, str], float] = field(default_factory=dict)
     bad_signatures: int = 0
     messages: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,6 +58,7 @@ class Probes:
     def arrived(self, body: bytes, signature: str | None) -> None:
         """A webhook POST arrived."""
         now = time.monotonic()
+        wall = time.time()
         if signature is None or not verify(KEY.encode(), body, signature):
             with self.lock:
                 self.bad_signatures += 1
@@ -65,9 +69,11 @@ class Probes:
             for alert in document["alerts"]:
                 if alert["kind"] != "level":
                     continue
-                published = self.sent.pop((alert["station"], alert["at"]), None)
+                key = (alert["station"], alert["at"])
+                published = self.sent.pop(key, None)
                 if published is not None:
                     self.latencies.append(now - published)
+                    self.arrived_wall[key] = wall
 
 
 @contextmanager
@@ -167,13 +173,14 @@ def run_notify_benchmark(
     probes: int = 40,
     probe_interval_s: float = 0.1,
     tick_s: float = 0.02,
+    separate: bool = False,
 ) -> dict[str, float]:
     """Measure and print; returns the figures."""
     say = print
     say(
         f"notify benchmark: {rate_per_s:,.0f} readings/s for {seconds:.0f} s over "
         f"{background:,} gauges, a probe every {probe_interval_s} s over {probes} gauges, "
-        f"notify.tick_s {tick_s}"
+        f"notify.tick_s {tick_s}, notifier {'in its own process' if separate else 'in the engine'}"
     )
     say(f"python {platform.python_version()}, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     state = Probes()
@@ -200,9 +207,11 @@ def run_notify_benchmark(
             SIAGA_ALERTS__RULES_FILE=str(directory / "rules.yaml"),
             SIAGA_NOTIFY__POLICY_FILE=str(directory / "alerts.yaml"),
             SIAGA_NOTIFY__TICK_S=str(tick_s),
+            SIAGA_NOTIFY__IN_ENGINE=str(not separate).lower(),
             BENCH_HOOK_KEY=KEY,
         )
         log_path = directory / "engine.log"
+        notifier: subprocess.Popen[bytes] | None = None
         with log_path.open("wb") as log:
             engine = subprocess.Popen(
                 [sys.executable, "-m", "siaga", "alerts", "run"],
@@ -219,6 +228,20 @@ def run_notify_benchmark(
             )
             if engine.poll() is not None:
                 raise SystemExit(f"the engine exited:\n{log_path.read_text()}")
+            if separate:
+                with (directory / "notifier.log").open("wb") as log:
+                    notifier = subprocess.Popen(
+                        [sys.executable, "-m", "alerts.notify"],
+                        cwd=REPO_ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                wait_until(
+                    lambda: "leading" in (directory / "notifier.log").read_text(errors="replace"),
+                    60,
+                    "the notifier to lead",
+                )
             client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe")
             client.connect("127.0.0.1", broker.port)
             client.loop_start()
@@ -236,6 +259,7 @@ def run_notify_benchmark(
                     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_s))
                     with state.lock:
                         state.sent[(station, at)] = time.monotonic()
+                        state.published_wall[(station, at)] = time.time()
 
             for station in stations:  # a first, normal reading each
                 probe(station, 90.0, measure=False)
@@ -264,7 +288,11 @@ def run_notify_benchmark(
                 time.sleep(0.1)
             client.loop_stop()
             client.disconnect()
+            committed = committed_at(directory / "siaga.db")
         finally:
+            if notifier is not None:
+                notifier.terminate()
+                notifier.wait(30)
             engine.terminate()
             try:
                 engine.wait(30)
@@ -295,7 +323,41 @@ def run_notify_benchmark(
     )
     verdict = "meets" if figures["p99_s"] < TARGET_P99_S and not state.sent else "MISSES"
     say(f"target p99 < {TARGET_P99_S:.0f} s with nothing missing: {verdict}")
+    engine_s = [
+        committed[k] - state.published_wall[k] for k in state.arrived_wall if k in committed
+    ]
+    notify_s = [state.arrived_wall[k] - committed[k] for k in state.arrived_wall if k in committed]
+    uncommitted = sum(1 for k in state.sent if k not in committed)
+    if engine_s and notify_s:
+        figures |= {
+            "engine_p50_s": percentile(engine_s, 0.5),
+            "engine_p99_s": percentile(engine_s, 0.99),
+            "notify_p50_s": percentile(notify_s, 0.5),
+            "notify_p99_s": percentile(notify_s, 0.99),
+            "missing_uncommitted": float(uncommitted),
+        }
+        ms = {name: value * 1000 for name, value in figures.items() if name.endswith("_s")}
+        say(
+            f"  of which published → transition committed (engine): p50 {ms['engine_p50_s']:.0f}"
+            f" ms, p99 {ms['engine_p99_s']:.0f} ms; committed → webhook received (notifier): "
+            f"p50 {ms['notify_p50_s']:.0f} ms, p99 {ms['notify_p99_s']:.0f} ms"
+        )
+        say(f"  missing probes not yet committed by the engine: {uncommitted} of {len(state.sent)}")
     return figures
+
+
+def committed_at(database: Path) -> dict[tuple[str, str], float]:
+    """When the engine committed each level transition: (station, event time) → wall seconds."""
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT event, committed_ns FROM incident_transitions").fetchall()
+    found: dict[tuple[str, str], float] = {}
+    for event_json, committed_ns in rows:
+        event = json.loads(event_json)
+        if event["kind"] != "level":
+            continue
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event["at_ns"] // 1_000_000_000))
+        found.setdefault((event["subject"], at), committed_ns / 1e9)
+    return found
 
 
 def _subscribed(directory: Path) -> bool:
@@ -311,9 +373,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--probe-interval", type=float, default=0.1)
     parser.add_argument("--tick", type=float, default=0.02)
+    parser.add_argument("--separate", action="store_true", help="notifier in its own process")
     args = parser.parse_args(argv)
     run_notify_benchmark(
-        args.rate, args.seconds, args.background, args.probes, args.probe_interval, args.tick
+        args.rate,
+        args.seconds,
+        args.background,
+        args.probes,
+        args.probe_interval,
+        args.tick,
+        separate=args.separate,
     )
 
 
