@@ -102,6 +102,13 @@ class SilenceSpec(BaseModel):
     created_by: str
     comment: str
 
+    @field_validator("starts", "ends")
+    @classmethod
+    def _aware(cls, moment: datetime) -> datetime:
+        if moment.utcoffset() is None:
+            raise ValueError("needs a UTC offset (e.g. 2026-12-02T08:00:00+07:00)")
+        return moment
+
     def silence(self) -> Silence:
         """As a pipeline value."""
         return Silence(

@@ -10,7 +10,7 @@ import pytest
 from alerts.model import EventKind, IncidentState
 from alerts.notify.channels import MemoryChannel, SendResult
 from alerts.notify.dispatch import ChannelBook, Dispatcher, Sender
-from alerts.notify.errors import PermanentDeliveryError
+from alerts.notify.errors import PermanentDeliveryError, PolicyError
 from alerts.notify.memory import MemoryNotifyStore
 from alerts.notify.policy import Policy, PolicyWatcher, parse_policy
 from alerts.notify.records import DELIVERED, FAILED, PENDING, SENDING
@@ -274,3 +274,19 @@ async def test_policy_reload_keeps_the_last_good(
     path.write_text(POLICY.replace("repeat_interval_s: 36000", "repeat_interval_s: 7200"))
     assert watcher.check()
     assert watcher.current.repeat_interval_s == 7200
+
+
+def test_policy_silence_times_need_an_offset() -> None:
+    naive = (
+        POLICY
+        + """
+silences:
+  - matchers: [{name: station, value: x}]
+    starts: 2026-12-02T08:00:00
+    ends: 2026-12-02T10:00:00+07:00
+    created_by: ops
+    comment: test
+"""
+    )
+    with pytest.raises(PolicyError, match="UTC offset"):
+        parse_policy(naive)
