@@ -253,6 +253,19 @@ class AlertLoop:
         log.info("engine state restored for %d keys; connecting to the broker", len(states))
         if not self._spool.empty:
             self._events_ready.set()
+        try:
+            await self._run_tasks(stop, companions)
+        except* LeadershipLostError as group:
+            # One plain error for the caller (the CLI exits with status 3 on it).
+            raise group.exceptions[0] from None
+        await self._source.disconnect()
+        log.info("alert engine stopped after its last commit")
+
+    async def _run_tasks(
+        self,
+        stop: asyncio.Event,
+        companions: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None,
+    ) -> None:
         async with asyncio.TaskGroup() as group:
             background = [
                 group.create_task(self._source.run(), name="siaga.alerts.source"),
@@ -267,8 +280,6 @@ class AlertLoop:
             await self._evaluate(stop)
             for task in background:
                 task.cancel()
-        await self._source.disconnect()
-        log.info("alert engine stopped after its last commit")
 
     async def _lead(self, stop: asyncio.Event) -> bool:
         leading = asyncio.create_task(self._store.lead(self.policy.leader_poll_s))
