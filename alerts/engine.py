@@ -19,6 +19,7 @@ import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import orjson
 
@@ -32,6 +33,8 @@ from devices.stations import Station, StationRegistry
 
 NS_PER_S = 1_000_000_000
 STATE_VERSION = 1
+ENGINE_KEY = "engine:"
+"""The state key of the engine itself (its start: stations never seen count from it)."""
 SEEN_PER_STATION = 64
 """How many recent reading times each station remembers to recognise a redelivery. A reading
 older than all of them (and not among them) is taken as handled: it could change no decision."""
@@ -162,12 +165,14 @@ class Engine:
         self._armed: set[str] = set()
         self._active_groups: set[str] = set()
         self._pending: set[tuple[str, str]] = set()
+        self._holding: set[str] = set()  # stations with a suspect jump awaiting its next reading
         self._dirty: set[str] = set()
         self._plans: dict[str, _Plan] = {}
         self._groups: dict[str, list[str]] = {}
         self._registry = registry
         self.health = HealthTracker(registry, window_s=health_window_s)
         self._compile()
+        self._dirty.add(ENGINE_KEY)
 
     # -- configuration --------------------------------------------------------------------
 
@@ -175,6 +180,7 @@ class Engine:
         registry = self._registry
         plans: dict[str, _Plan] = {}
         groups: dict[str, list[str]] = {}
+        listed = {s: group.name for group in self._rules.groups for s in group.stations}
         for station in registry.stations():
             if not self._scope.includes(station):
                 continue
@@ -184,7 +190,7 @@ class Engine:
                 if rules.upstream.enabled
                 else ()
             )
-            group = f"regency:{station.regency}"
+            group = listed.get(station.id) or f"regency:{station.regency}"
             plans[station.id] = _Plan(
                 station,
                 rules,
@@ -199,6 +205,7 @@ class Engine:
         self._armed = set()
         for station_id in plans:
             self._arm(station_id)
+        self._holding = {s for s, state in self._states.items() if state.faults.held is not None}
         self._active_groups = {g for g in self._groups_firing if g in groups} | {
             plans[s].group for s, state in self._states.items() if state.no_data and s in plans
         }
@@ -248,23 +255,28 @@ class Engine:
                 step.duplicates += 1
                 continue
             self._dirty.add(reading.station_id)
-            self._evaluate(plan, state, reading, now_ns - reading.ts_ns > self._late_lag_ns, step)
+            self._evaluate(plan, state, reading, now_ns, step)
         if fresh:
             self.health.observe(fresh, now_ns)
         return step
 
     def _evaluate(
-        self, plan: _Plan, state: _StationState, reading: Reading, late: bool, step: Step
+        self, plan: _Plan, state: _StationState, reading: Reading, now_ns: int, step: Step
     ) -> None:
         station_id = reading.station_id
         ts_ns = reading.ts_ns
+        late = now_ns - ts_ns > self._late_lag_ns
         rules = plan.rules
         events: list[AlertEvent] = []
-        if state.last_seen_ns is None or ts_ns > state.last_seen_ns:
+        newest = state.last_seen_ns is None or ts_ns > state.last_seen_ns
+        if newest:
             state.last_seen_ns = ts_ns
             if station_id not in self._armed:
                 self._arm(station_id)
-        if state.no_data:
+        due = self._due_ns(station_id)
+        if state.no_data and due is not None and due > now_ns:
+            # Only a reading recent enough to end the silence clears it: an old one from a
+            # backlog says the link is back, not that the station is current.
             state.no_data = False
             events.append(
                 AlertEvent(
@@ -279,7 +291,6 @@ class Engine:
                 )
             )
         values = reading.values
-        newest = ts_ns > state.faults.newest_ns
         if newest and ("battery_v" in values or "battery_pct" in values):
             state.faults, found = faults.evaluate_battery(
                 state.faults,
@@ -299,7 +310,29 @@ class Engine:
             events.extend(found)
             for at_ns, trusted_value in trusted:
                 self._judge_level(plan, state, at_ns, trusted_value, late=late, events=events)
+        if state.faults.held is not None:
+            self._holding.add(station_id)
         self._apply(events, step)
+
+    def _release_held(self, now_ns: int, step: Step) -> None:
+        """Suspect jumps left without a next reading count after two intervals."""
+        for station_id in sorted(self._holding):
+            plan = self._plans.get(station_id)
+            state = self._states.get(station_id)
+            if plan is None or state is None or state.faults.held is None:
+                self._holding.discard(station_id)
+                continue
+            wait_ns = 2 * plan.station.interval_s * NS_PER_S
+            state.faults, released = faults.release_held(state.faults, now_ns, wait_ns)
+            if not released:
+                continue
+            self._holding.discard(station_id)
+            self._dirty.add(station_id)
+            events: list[AlertEvent] = []
+            for at_ns, value in released:
+                late = now_ns - at_ns > self._late_lag_ns
+                self._judge_level(plan, state, at_ns, value, late=late, events=events)
+            self._apply(events, step)
 
     def _judge_level(
         self,
@@ -428,6 +461,7 @@ class Engine:
             ):
                 self._active_groups.discard(group)
         self._apply(events, step)
+        self._release_held(now_ns, step)
         self._promote_pending(now_ns, step)
         return step
 
@@ -528,15 +562,17 @@ class Engine:
     def dirty_state(self) -> dict[str, bytes]:
         """Serialized state of every key changed since the last call (and forget the marks).
 
-        Keys are subjects: a station id, or ``regency:<name>`` for a group. Write them in the
-        same transaction as the transitions of the steps since the last call.
+        Keys are subjects: a station id, or a group (``regency:<name>``, a listed group), plus
+        :data:`ENGINE_KEY` (the engine's first start). Write them in the same transaction as
+        the transitions of the steps since the last call; a key's newest value replaces its
+        older one.
         """
         dirty, self._dirty = self._dirty, set()
         return {key: self._encode(key) for key in sorted(dirty)}
 
     def state(self) -> dict[str, bytes]:
         """Every key's serialized state (a full snapshot)."""
-        keys = set(self._states) | set(self._incidents) | self._groups_firing
+        keys = set(self._states) | set(self._incidents) | self._groups_firing | {ENGINE_KEY}
         return {key: self._encode(key) for key in sorted(keys)}
 
     def restore(self, states: Mapping[str, bytes]) -> None:
@@ -554,11 +590,14 @@ class Engine:
 
     def _encode(self, key: str) -> bytes:
         document: dict[str, object] = {"v": STATE_VERSION}
+        if key == ENGINE_KEY:
+            document["started_ns"] = self.started_ns
+            return orjson.dumps(document)
         state = self._states.get(key)
         if state is not None:
             lv, rt, ft = state.level, state.rate, state.faults
             document["lv"] = [int(lv.level), lv.newest_ns, lv.below_since_ns, int(lv.below_peak)]
-            document["rt"] = [list(rt.times_ns), list(rt.values), [list(f) for f in rt.firing]]
+            document["rt"] = [_deltas(rt.times_ns), list(rt.values), [list(f) for f in rt.firing]]
             document["ft"] = [
                 ft.newest_ns,
                 ft.last_value,
@@ -574,7 +613,7 @@ class Engine:
             document["up"] = int(state.warned)
             document["ls"] = state.last_seen_ns
             document["nd"] = state.no_data
-            document["sn"] = state.seen
+            document["sn"] = _deltas(state.seen)
         if key in self._groups_firing:
             document["gf"] = True
         incidents = self._incidents.get(key)
@@ -589,12 +628,16 @@ class Engine:
         document = orjson.loads(blob)
         if document.get("v") != STATE_VERSION:
             raise ValueError(f"state of {key!r} has version {document.get('v')!r}")
+        if key == ENGINE_KEY:
+            # Stations never seen keep counting from the first start, not from this one.
+            self.started_ns = min(self.started_ns, int(document["started_ns"]))
+            return
         if "lv" in document:
             lv, rt, ft = document["lv"], document["rt"], document["ft"]
             self._states[key] = _StationState(
                 level=level.LevelState(Level(lv[0]), lv[1], lv[2], Level(lv[3])),
                 rate=rate.RateState(
-                    tuple(rt[0]), tuple(rt[1]), tuple((str(n), int(t)) for n, t in rt[2])
+                    tuple(_undeltas(rt[0])), tuple(rt[1]), tuple((str(n), int(t)) for n, t in rt[2])
                 ),
                 faults=faults.FaultState(
                     ft[0],
@@ -611,7 +654,7 @@ class Engine:
                 warned=Level(document["up"]),
                 last_seen_ns=document["ls"],
                 no_data=document["nd"],
-                seen=list(document["sn"]),
+                seen=_undeltas(document["sn"]),
             )
         else:
             self._states.pop(key, None)
@@ -644,6 +687,22 @@ def _first_time(seen: list[int], ts_ns: int) -> bool:
     if len(seen) > SEEN_PER_STATION:
         del seen[0]
     return True
+
+
+def _deltas(ascending: Sequence[int]) -> list[int]:
+    """Ascending times as the first and the gaps after it (a third of the digits)."""
+    if not ascending:
+        return []
+    return [ascending[0], *(b - a for a, b in pairwise(ascending))]
+
+
+def _undeltas(encoded: Sequence[int]) -> list[int]:
+    times: list[int] = []
+    total = 0
+    for index, value in enumerate(encoded):
+        total = value if index == 0 else total + value
+        times.append(total)
+    return times
 
 
 def _is_rise(rules: RuleSet, name: str) -> bool:

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ CommitObserver = Callable[[Sequence[Transition], int], None]
 """Called with the transitions each commit stored (not those it found already stored) and the
 wall-clock time the commit returned."""
 
+GIL_SWITCH_INTERVAL_S = 0.0005
 _FULL_HEALTH_EVERY = 10
 _HEALTH_CHUNK = 2000
 
@@ -136,6 +138,13 @@ class _Work:
     step: Step
     states: dict[str, bytes]
     tokens: list[int]
+
+    def merge(self, later: _Work) -> _Work:
+        """This cycle followed by ``later``, as one."""
+        self.step.extend(later.step)
+        self.states.update(later.states)
+        self.tokens.extend(later.tokens)
+        return self
 
 
 @dataclass
@@ -249,6 +258,19 @@ class AlertLoop:
         log.info("engine state restored for %d keys; connecting to the broker", len(states))
         if not self._spool.empty:
             self._events_ready.set()
+        try:
+            await self._run_tasks(stop, companions)
+        except* LeadershipLostError as group:
+            # One plain error for the caller (the CLI exits with status 3 on it).
+            raise group.exceptions[0] from None
+        await self._source.disconnect()
+        log.info("alert engine stopped after its last commit")
+
+    async def _run_tasks(
+        self,
+        stop: asyncio.Event,
+        companions: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None,
+    ) -> None:
         async with asyncio.TaskGroup() as group:
             background = [
                 group.create_task(self._source.run(), name="siaga.alerts.source"),
@@ -263,8 +285,6 @@ class AlertLoop:
             await self._evaluate(stop)
             for task in background:
                 task.cancel()
-        await self._source.disconnect()
-        log.info("alert engine stopped after its last commit")
 
     async def _lead(self, stop: asyncio.Event) -> bool:
         leading = asyncio.create_task(self._store.lead(self.policy.leader_poll_s))
@@ -372,12 +392,19 @@ class AlertLoop:
 
     async def _commit_loop(self) -> None:
         """Commit cycles in order while the next ones are evaluated; acknowledge after each."""
+        queue = self._work
         while True:
-            work = await self._work.get()
+            work = await queue.get()
+            taken = 1
+            # Group commit: cycles that queued up meanwhile go in the same transaction.
+            while not queue.empty():
+                work = work.merge(queue.get_nowait())
+                taken += 1
             try:
                 await self._commit(work)
             finally:
-                self._work.task_done()
+                for _ in range(taken):
+                    queue.task_done()
 
     async def _commit(self, work: _Work) -> None:
         step = work.step
@@ -615,6 +642,10 @@ async def run_alerts(
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    # The committer's thread releases the GIL at every SQLite step; with the default 5 ms
+    # switch interval it waits that long for the CPU-bound evaluation loop each time (a GIL
+    # convoy): at 6,000 messages/s commits took 738 ms at p50, with 0.5 ms 15 ms.
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
     validator = Validator(
         registry,
         TopicScheme(settings.mqtt.topic_prefix),

@@ -232,7 +232,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=INGEST_HALF_LOAD_PER_S)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--checkpoint-s", type=float, default=1.0)
+    parser.add_argument("--switch-interval-s", type=float, default=None)
     args = parser.parse_args(argv)
+    if args.switch_interval_s:
+        import sys  # noqa: PLC0415
+
+        sys.setswitchinterval(args.switch_interval_s)
     if args.readings:
         run_alerts_benchmark(args.stations, args.readings, args.batch, args.trials)
     if args.latency_s:

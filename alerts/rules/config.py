@@ -111,6 +111,8 @@ class FaultsRule(_Model):
         spike_cm: A jump larger than this from the previous reading waits for the next one: if
             that one returns (to within half of it), the jump was a spike, flagged and kept out
             of level decisions; otherwise both readings count (at their own times).
+        spike_max_gap_s: Only a jump from a reading at most this much older is suspect (after
+            a long silence the water may really have moved that much).
         spike_clear_s: A spike incident resolves after this long without another spike.
         battery_low_v: Volts below which the battery is low (None: 11.8 V for 12 V systems,
             3.3 V for single cells, judged by the highest voltage seen).
@@ -121,6 +123,7 @@ class FaultsRule(_Model):
     flatline_s: float = Field(default=3 * 3600.0, gt=0)
     flatline_min_readings: int = Field(default=6, ge=2)
     spike_cm: float = Field(default=50.0, gt=0)
+    spike_max_gap_s: float = Field(default=2 * 3600.0, gt=0)
     spike_clear_s: float = Field(default=6 * 3600.0, gt=0)
     battery_low_v: float | None = Field(default=None, gt=0)
     battery_low_pct: float = Field(default=15.0, ge=0, le=100)
@@ -217,6 +220,18 @@ def _merge(base: Mapping[str, Any], override: Override) -> dict[str, Any]:
     return merged
 
 
+class SilenceGroup(_Model):
+    """Stations that go silent together (one gateway, one modem, one cell tower).
+
+    Attributes:
+        name: The group's subject, e.g. ``gateway:menggala-01``.
+        stations: Its stations; a station listed here is grouped here, not with its regency.
+    """
+
+    name: str = Field(pattern=r"^[a-z]+:[A-Za-z0-9_. -]{1,100}$")
+    stations: tuple[str, ...] = Field(min_length=1)
+
+
 class RulesConfig(_Model):
     """The whole rules file.
 
@@ -224,11 +239,38 @@ class RulesConfig(_Model):
         version: The file format (1).
         defaults: Settings for every station not overridden.
         overrides: Per regency, river or station.
+        groups: No-data groups other than regencies (a station's regency is its group
+            unless it is listed in one of these).
     """
 
     version: Literal[1] = 1
     defaults: RuleSet = RuleSet()
     overrides: tuple[Override, ...] = ()
+    groups: tuple[SilenceGroup, ...] = ()
+
+    @field_validator("groups")
+    @classmethod
+    def _one_group_each(cls, groups: tuple[SilenceGroup, ...]) -> tuple[SilenceGroup, ...]:
+        seen: dict[str, str] = {}
+        names = set()
+        for group in groups:
+            if group.name in names or group.name.startswith("regency:"):
+                raise ValueError(f"group {group.name!r} is defined twice or names a regency")
+            names.add(group.name)
+            for station in group.stations:
+                if station in seen:
+                    raise ValueError(
+                        f"station {station!r} is in both {seen[station]!r} and {group.name!r}"
+                    )
+                seen[station] = group.name
+        return groups
+
+    def group_of(self, station: Station) -> str:
+        """The no-data group of ``station``: a listed group, else ``regency:<name>``."""
+        for group in self.groups:
+            if station.id in group.stations:
+                return group.name
+        return f"regency:{station.regency}"
 
     @model_validator(mode="after")
     def _overrides_valid(self) -> RulesConfig:

@@ -131,7 +131,11 @@ def evaluate_level(
         else:
             released.extend((held, (ts_ns, value_cm)))
         held = None
-    elif last is not None and abs(value_cm - last) > rule.spike_cm:
+    elif (
+        last is not None
+        and abs(value_cm - last) > rule.spike_cm
+        and ts_ns - state.newest_ns <= rule.spike_max_gap_s * NS_PER_S
+    ):
         held = (ts_ns, value_cm)
     else:
         released.append((ts_ns, value_cm))
@@ -183,6 +187,19 @@ def evaluate_level(
         state.battery_peak_v,
     )
     return next_state, events, trusted
+
+
+def release_held(
+    state: FaultState, now_ns: int, wait_ns: int
+) -> tuple[FaultState, list[tuple[int, float]]]:
+    """Release a suspect jump whose confirming reading has not come within ``wait_ns``.
+
+    A gauge can be washed away by the flood it reports: its last reading must still count.
+    """
+    if state.held is None or now_ns - state.held[0] < wait_ns:
+        return state, []
+    held = state.held
+    return replace(state, held=None, last_value=held[1]), [held]
 
 
 def battery_threshold(rule: FaultsRule, peak_v: float) -> float:

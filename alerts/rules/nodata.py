@@ -4,7 +4,8 @@ Silence is judged by the reading's own time (the newest one seen), so a backlog 
 neither hides a silence nor fakes one; a station never seen counts from the engine's start.
 An overdue station waits ``group_wait_s`` for the rest of its regency: when every station of
 the regency is overdue (a cut in the regency's network, a gateway down) one grouped event with
-``subject = regency:<name>`` and the list of ``stations`` fires instead of one per station. It
+``subject = regency:<name>`` and the list of ``stations`` fires instead of one per station (groups
+listed in the rules file, e.g. the stations behind one gateway, group the same way). It
 clears when fewer than half of them are still silent; the stragglers then fire on their own.
 """
 
@@ -59,7 +60,7 @@ def evaluate_group(
     """Judge a regency's stations at ``now_ns``.
 
     Args:
-        group: The group's subject, ``regency:<name>``.
+        group: The group's subject, ``regency:<name>`` or a listed group's name.
         members: Its stations in scope (their own rule settings).
         group_firing: Whether the grouped incident fires.
         now_ns: The moment judged.

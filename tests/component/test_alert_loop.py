@@ -8,10 +8,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alerts.engine import Engine
+from alerts.incidents.errors import LeadershipLostError
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from alerts.runtime import AlertLoop, LoopPolicy, alert_record, decode_records, encode_records
@@ -235,3 +237,34 @@ def test_alert_records_survive_the_spool_encoding() -> None:
     assert decode_records(encode_records(records)) == records
     assert records[0].level == "SIAGA"
     assert records[0].event_id == event.id
+
+
+class LosingStore(MemoryIncidentStore):
+    """Leads, then loses the lock when told to (as a leader whose connection died)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = False
+
+    async def check_leadership(self) -> None:
+        if self.lost:
+            raise LeadershipLostError("the leader lock was lost")
+
+    async def commit(self, *args: Any, **kwargs: Any) -> Any:
+        if self.lost:
+            raise LeadershipLostError("the leader lock was lost")
+        return await super().commit(*args, **kwargs)
+
+
+async def test_a_leader_that_loses_the_lock_stops_and_acknowledges_nothing_more(
+    tmp_path: Path, registry: StaticRegistry
+) -> None:
+    store = LosingStore()
+    rig = await start(tmp_path, registry, store=store)
+    publish_flood(rig.source, FLOOD[:4])
+    await eventually(lambda: not rig.source.unacked, what="acknowledged while leading")
+    store.lost = True
+    publish_flood(rig.source, FLOOD[4:], first=4)
+    with pytest.raises(LeadershipLostError):
+        await asyncio.wait_for(rig.task, 10)
+    assert len(rig.source.unacked) == len(FLOOD) - 4

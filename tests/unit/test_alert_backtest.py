@@ -143,3 +143,16 @@ def test_the_siaga_command_runs_it(csv_file: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert any(json.loads(line)["kind"] == "level" for line in done.stdout.splitlines())
+
+
+def test_flaps_count_level_changes_undone_within_an_hour() -> None:
+    registry = load_stations(REPO_ROOT / "config" / "stations.yaml")
+    at = START
+    lines = ["station,ts,metric,value"]
+    # Depok (exclusive 200 / 270 / 350): up, down through the band, up again within the hour.
+    for minutes, value in [(0, 150), (10, 205), (20, 185), (30, 205), (120, 170)]:
+        stamp = (at + timedelta(minutes=minutes)).isoformat()
+        lines.append(f"ciliwung-depok,{stamp},water_level_cm,{value}")
+    result = replay(parse_csv("\n".join(lines)), registry)
+    assert result.flaps() == {"ciliwung-depok": 2}
+    assert result.per_kind()["level"] == 4

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.engine import SEEN_PER_STATION, Engine, Scope, Step
+from alerts.engine import ENGINE_KEY, SEEN_PER_STATION, Engine, Scope, Step
 from alerts.model import AlertEvent, IncidentState
 from alerts.rules.config import RulesConfig, parse_rules
 from devices.levels import Level
@@ -102,7 +102,7 @@ def test_state_is_versioned_and_compact() -> None:
     engine = Engine(RIVER, started_ns=T0)
     run(engine, flood())
     blobs = engine.dirty_state()
-    assert set(blobs) == {"up", "down"}
+    assert set(blobs) == {"up", "down", ENGINE_KEY}
     assert all(b'"v":1' in blob for blob in blobs.values())
     assert len(blobs["up"]) < 4096
     assert engine.dirty_state() == {}
@@ -210,3 +210,31 @@ def test_reordering_arrivals_does_not_change_the_events(seed: int, batch: int) -
         return out
 
     assert by_subject(shuffled.events) == by_subject(sorted_events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    noise=st.lists(st.floats(-0.95, 0.95), min_size=1, max_size=80),
+    every_min=st.floats(0.25, 0.7),  # 80 readings span less than the hold time (1 h)
+)
+def test_the_whole_engine_does_not_flap_at_a_threshold(
+    noise: list[float], every_min: float
+) -> None:
+    # Every rule at once (faults, rate, level, upstream) on a level hovering at SIAGA's 200 cm
+    # within the band, for less than the hold time: the level only ever rises.
+    engine = Engine(RIVER, started_ns=T0)
+    readings = [level("up", i * every_min, 200 + n * 10) for i, n in enumerate(noise)]
+    step = run(engine, readings, batch=3)
+    changes = [(e.previous, e.severity) for e in step.events if e.rule == "level"]
+    assert all(previous is not None and new > previous for previous, new in changes)
+    assert len({e.subject for e in step.events if e.kind.value == "upstream"} - {"down"}) == 0
+
+
+def test_state_round_trips_exactly() -> None:
+    engine = Engine(RIVER, started_ns=T0)
+    run(engine, flood() + flood("side", every_min=7), batch=4)
+    snapshot = engine.state()
+    again = Engine(RIVER, started_ns=T0 + 10**12)
+    again.restore(snapshot)
+    assert again.state() == snapshot
+    assert again.incidents() == engine.incidents()

@@ -67,3 +67,23 @@ def test_battery_low_in_volts_knows_a_12_volt_system_from_a_cell() -> None:
     assert [(e.kind, e.rule, e.firing) for e in step.events] == [
         (EventKind.SENSOR_FAULT, "sensor_fault:battery", True)
     ]
+
+
+def test_a_jump_after_a_long_silence_is_not_a_suspect() -> None:
+    engine = Engine(REGISTRY, started_ns=T0)
+    # Six hours without data, then 90 cm higher: the river moved, the level rises at once.
+    events = kinds(engine, [(0, 60), (360, 150)])
+    assert events == [("level", True, 360)]
+
+
+def test_a_jump_with_no_next_reading_counts_after_two_intervals() -> None:
+    # The gauge reports a jump past SIAGA and then nothing (washed away by the flood).
+    engine = Engine(REGISTRY, started_ns=T0)
+    assert kinds(engine, [(0, 60), (10, 70), (20, 210)]) == []
+    assert engine.tick(T0 + 39 * MINUTE_NS).events == []
+    step = engine.tick(T0 + 40 * MINUTE_NS)  # the interval is 10 minutes
+    assert [(e.severity, e.at_ns) for e in step.events if e.rule == "level"] == [
+        (Level.SIAGA, T0 + 20 * MINUTE_NS)
+    ]
+    assert {e.rule for e in step.events} == {"level", "rate:rise_10min", "rate:rise_1h"}
+    assert engine.tick(T0 + 41 * MINUTE_NS).events == []

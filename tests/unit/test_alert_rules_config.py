@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from alerts.rules.config import RulesConfig, RulesFileError, load_rules, parse_rules, reload_rules
+from alerts.rules.watch import RulesWatcher
 from devices.stations import load_stations
 from tests.alerting import station
 from tests.conftest import REPO_ROOT
@@ -80,3 +81,17 @@ def test_the_shipped_example_is_valid_and_matches_real_stations() -> None:
     registry = load_stations(REPO_ROOT / "config" / "stations.yaml")
     matched = {s.id for s in registry.stations() if rules.for_station(s) is not rules.defaults}
     assert {"ciliwung-katulampa", "tb-dente-teladas", "tb-menggala"} <= matched
+
+
+def test_the_watcher_applies_good_edits_and_refuses_broken_ones(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    applied: list[RulesConfig] = []
+    watcher = RulesWatcher(path, RulesConfig(), applied.append)
+    assert watcher.check() is False  # no file, nothing changed
+    path.write_text("defaults: {level: {hold_s: 60}}\n")
+    assert watcher.check() is True
+    assert applied[-1].defaults.level.hold_s == 60
+    path.write_text("defaults: {level: {hold_s: -5}}   # broken\n")
+    assert watcher.check() is False
+    assert watcher.current.defaults.level.hold_s == 60
+    assert (watcher.reloads, watcher.refused) == (1, 1)

@@ -1,0 +1,76 @@
+"""Picks up edits of the rules file in a running engine; a broken edit keeps the last good rules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from alerts.rules.config import RulesConfig, reload_rules
+
+log = logging.getLogger(__name__)
+
+
+def _signature(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_mtime_ns, status.st_size
+
+
+class RulesWatcher:
+    """Reloads the rules when the file changes and hands good ones to ``apply``.
+
+    Args:
+        path: The rules file (None: nothing to watch, the defaults stay).
+        current: The rules in force.
+        apply: Called with each newly loaded configuration (e.g. ``engine.use_rules``).
+        interval_s: How often to look at the file.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        current: RulesConfig,
+        apply: Callable[[RulesConfig], None],
+        interval_s: float = 2.0,
+    ) -> None:
+        self._path = path
+        self._current = current
+        self._apply = apply
+        self._interval_s = interval_s
+        self._seen = _signature(path)
+        self.reloads = 0
+        self.refused = 0
+
+    @property
+    def current(self) -> RulesConfig:
+        """The rules in force."""
+        return self._current
+
+    def check(self) -> bool:
+        """Reload if the file changed since the last look; returns whether new rules apply."""
+        signature = _signature(self._path)
+        if signature == self._seen:
+            return False
+        self._seen = signature
+        rules, problem = reload_rules(self._path, self._current)
+        if problem is not None:
+            self.refused += 1
+            log.error("rules not reloaded, keeping the previous ones: %s", problem)
+            return False
+        self._current = rules
+        self._apply(rules)
+        self.reloads += 1
+        log.info("rules reloaded from %s", self._path)
+        return True
+
+    async def run(self) -> None:
+        """Look every ``interval_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(self._interval_s)
+            self.check()
