@@ -12,7 +12,7 @@ import ops).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -180,3 +180,154 @@ def _print_table(result: Backtest) -> None:
     for station, count in sorted(again.items()):
         summary.add_row(f"  re-escalations at {station}", str(count))
     console.print(summary)
+
+
+# -- the engine and its incidents (the incidents helper's) ------------------------------------
+
+
+@alerts_app.command("run")
+def run(config: ConfigOption = None) -> None:
+    """Run the alert engine until SIGTERM: MQTT → rules → incidents (SQL) → acknowledge."""
+    import asyncio  # noqa: PLC0415
+
+    from alerts.incidents.errors import IncidentStoreError, LeadershipLostError  # noqa: PLC0415
+    from alerts.runtime import run_alerts  # noqa: PLC0415
+    from ingest.errors import ConfigError  # noqa: PLC0415
+    from ingest.logs import configure_logging  # noqa: PLC0415
+
+    try:
+        settings = load_alert_settings(config)
+        configure_logging(settings.log.level, settings.log.format)
+        asyncio.run(run_alerts(settings))
+    except LeadershipLostError as exc:
+        typer.secho(f"stopped: {exc}; another engine leads now", err=True)
+        raise typer.Exit(3) from None
+    except (ConfigError, IncidentStoreError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _with_store(config: Path | None, action: Any) -> Any:
+    """Run ``action(store)`` on the incident database of the settings (migrated first)."""
+    import asyncio  # noqa: PLC0415
+
+    from alerts.incidents.errors import IncidentStoreError  # noqa: PLC0415
+    from alerts.incidents.store import SqlIncidentStore  # noqa: PLC0415
+    from ingest.errors import ConfigError  # noqa: PLC0415
+
+    async def go() -> Any:
+        settings = load_alert_settings(config)
+        async with SqlIncidentStore(settings.database.url) as store:
+            return await action(store)
+
+    try:
+        return asyncio.run(go())
+    except (ConfigError, IncidentStoreError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@alerts_app.command("list")
+def list_incidents(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Resolved incidents too, not only open ones.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of incidents.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 1000,
+    config: ConfigOption = None,
+) -> None:
+    """Incidents, most recently changed first (open ones only unless --all)."""
+    from alerts.incidents.present import LIST_COLUMNS, incident_json, incident_line  # noqa: PLC0415
+
+    incidents = _with_store(config, lambda store: store.list(not show_all, limit=limit))
+    if as_json:
+        import orjson  # noqa: PLC0415
+
+        typer.echo(orjson.dumps([incident_json(i) for i in incidents]).decode())
+        return
+    if not incidents:
+        typer.echo("no incidents" if show_all else "no open incidents")
+        return
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(*LIST_COLUMNS)
+    for incident in incidents:
+        table.add_row(*incident_line(incident))
+    Console(width=200).print(table)
+
+
+@alerts_app.command("show")
+def show(
+    incident_id: Annotated[int, typer.Argument(metavar="ID", help="The incident's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """One incident with every transition and the reading that caused it."""
+    from alerts.incidents.present import incident_json  # noqa: PLC0415
+
+    incident = _with_store(config, lambda store: store.get(incident_id))
+    if incident is None:
+        raise _fail(f"no incident {incident_id}")
+    document = incident_json(incident, with_transitions=True)
+    if as_json:
+        import orjson  # noqa: PLC0415
+
+        typer.echo(orjson.dumps(document).decode())
+        return
+    for key in ("id", "station", "rule", "kind", "state", "severity", "opened", "updated"):
+        typer.echo(f"{key:>12}: {document[key]}")
+    if document["resolved"]:
+        typer.echo(f"{'resolved':>12}: {document['resolved']}")
+    ack = document["acknowledged"]
+    if ack:
+        typer.echo(f"{'acknowledged':>12}: by {ack['by']} at {ack['at']} {ack['comment']}".rstrip())
+    if document["assignee"]:
+        typer.echo(f"{'assignee':>12}: {document['assignee']}")
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(document["labels"].items()))
+    typer.echo(f"{'labels':>12}: {labels}")
+    typer.echo("transitions:")
+    for transition in document["transitions"]:
+        event = transition["event"]
+        value = f" value={event['value']}" if "value" in event else ""
+        typer.echo(
+            f"  {event['at']}  {transition['previous_state'] or '-'} → {transition['state']}"
+            f"  {event['level']}{value}  {event['detail']}"
+        )
+
+
+@alerts_app.command("ack")
+def ack(
+    incident_id: Annotated[int, typer.Argument(metavar="ID", help="The incident's id.")],
+    by: Annotated[str, typer.Option("--by", help="Who acknowledges (a name).")],
+    comment: Annotated[str, typer.Option("--comment", help="Why, or what is being done.")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Acknowledge an incident: who, when (now) and an optional comment."""
+    import time  # noqa: PLC0415
+
+    from alerts.incidents.errors import IncidentNotFoundError  # noqa: PLC0415
+
+    if not by.strip():
+        raise _fail("--by needs a name")
+
+    async def acknowledge(store: Any) -> Any:
+        try:
+            return await store.acknowledge(incident_id, by, comment, time.time_ns())
+        except IncidentNotFoundError:
+            return None
+
+    incident = _with_store(config, acknowledge)
+    if incident is None:
+        raise _fail(f"no incident {incident_id}")
+    typer.echo(f"incident {incident.id} acknowledged by {by}")
+
+
+# -- silences (the notify helper's: alerts/notify/cli.py) --------------------------------------
+
+
+def _register_silences() -> None:
+    from alerts.notify.cli import silence_app  # noqa: PLC0415
+
+    alerts_app.add_typer(silence_app, name="silence")
+
+
+_register_silences()

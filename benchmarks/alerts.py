@@ -16,13 +16,20 @@ one thread: the figure is per core. Run it as ``siaga bench alerts``.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
+import math
+import multiprocessing
 import os
 import platform
 import random
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from alerts.engine import Engine
 from alerts.rules.config import RulesConfig
@@ -221,8 +228,322 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--readings", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--latency-s", type=float, default=0.0)
+    parser.add_argument("--rate", type=float, default=INGEST_HALF_LOAD_PER_S)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--checkpoint-s", type=float, default=1.0)
+    parser.add_argument("--switch-interval-s", type=float, default=None)
     args = parser.parse_args(argv)
-    run_alerts_benchmark(args.stations, args.readings, args.batch, args.trials)
+    if args.switch_interval_s:
+        import sys  # noqa: PLC0415
+
+        sys.setswitchinterval(args.switch_interval_s)
+    if args.readings:
+        run_alerts_benchmark(args.stations, args.readings, args.batch, args.trials)
+    if args.latency_s:
+        run_latency_benchmark(
+            args.stations,
+            args.rate,
+            args.latency_s,
+            args.database_url,
+            checkpoint_s=args.checkpoint_s,
+        )
+
+
+# -- publish → event latency (the incidents helper's) -----------------------------------------
+#
+# The whole process, not the engine alone: a paced publisher in its own process sends native
+# messages over real MQTT at the ingest benchmark's half load to ``stations`` registered
+# gauges whose levels rise and fall through their thresholds; ``siaga alerts run``'s loop (in
+# this process: the figure is taken by an observer right after each commit returns) decodes,
+# validates, evaluates, spools the events, commits transitions + outbox + engine state to the
+# incident database, and acknowledges. Latency = commit returned minus the reading's own time,
+# which the publisher sets to the moment it encodes the message.
+#
+# Baseline, in the same run and at the same rate: a bare subscriber (the same MQTT client)
+# that acknowledges each message on receipt: publish → receive. The difference is what
+# evaluation and durable incident state cost.
+
+LATENCY_TARGET_P99_S = 0.5
+INGEST_HALF_LOAD_PER_S = 17_800.0
+"""The ingest benchmark's half load (docs/benchmarks.md: 17,822/s offered in its final run)."""
+_PERIOD_READINGS = 40
+_THRESHOLDS = (300.0, 350.0, 380.0)
+
+
+def latency_stations_yaml(count: int) -> str:
+    """Gauges ``lat-00000``…: thresholds 300/350/380 cm, ten regencies, no river links."""
+    waspada, siaga, awas = _THRESHOLDS
+    lines = [
+        "profiles:",
+        "  river_gauge:",
+        "    water_level_cm: {unit: cm, min: 0, max: 2000}",
+        "    battery_v: {unit: V, min: 0, max: 15}",
+        "stations:",
+    ]
+    for index in range(count):
+        lines += [
+            f"  - id: lat-{index:05d}",
+            f"    name: Latency gauge {index}",
+            f"    regency: Regency {index % 10}",
+            f"    river: River {index % 50}",
+            "    latitude: -6.0",
+            "    longitude: 106.0",
+            "    interval_s: 600",
+            "    profile: river_gauge",
+            "    thresholds:",
+            f"      - {{waspada_cm: {waspada}, siaga_cm: {siaga}, awas_cm: {awas}}}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def wave_level_cm(station_index: int, reading_index: int) -> float:
+    """One station in ten floods: a wave through WASPADA, SIAGA and AWAS and back; the others
+    ripple a few centimetres well below their thresholds."""
+    phase = (station_index % 16) * 0.05
+    angle = 2 * math.pi * reading_index / _PERIOD_READINGS + phase
+    if station_index % 10 == 0:
+        return 250.0 - 150.0 * math.cos(angle)
+    return 150.0 + 4.0 * math.sin(angle)
+
+
+def _publish_paced(port: int, stations: int, rate_per_s: float, count: int) -> None:
+    """In a child process: publish ``count`` wave readings at ``rate_per_s``."""
+    from benchmarks.ingest import FleetPublisher  # noqa: PLC0415
+
+    class WavePublisher(FleetPublisher):
+        def _encode(self, first: int, count: int) -> bytes:
+            topics = self._topics
+            last_ts = self._last_ts_ms
+            now_ms = time.time_ns() // 1_000_000
+            packets = []
+            for k in range(first, first + count):
+                index = k % stations
+                ts = now_ms if now_ms > last_ts[index] else last_ts[index] + 1
+                last_ts[index] = ts
+                level = wave_level_cm(index, k // stations)
+                payload = b'{"ts":%d,"water_level_cm":%.1f,"battery_v":3.91}' % (ts, level)
+                topic = topics[index]
+                length = len(topic) + 2 + len(payload)
+                header = (
+                    bytes((0x32, length))
+                    if length < 128
+                    else bytes((0x32, (length & 0x7F) | 0x80, length >> 7))
+                )
+                packets.append(header + topic + (k % 65535 + 1).to_bytes(2, "big") + payload)
+            return b"".join(packets)
+
+    publisher = WavePublisher(port, [f"lat-{i:05d}" for i in range(stations)])
+    try:
+        publisher.publish(count, rate_per_s=rate_per_s)
+    finally:
+        publisher.close()
+
+
+def _start_publisher(port: int, stations: int, rate_per_s: float, count: int) -> Any:
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=_publish_paced, args=(port, stations, rate_per_s, count), name="bench-publisher"
+    )
+    process.start()
+    return process
+
+
+def _quantile(values: Sequence[float], quantile: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+
+async def _baseline_latency(
+    port: int, stations: int, rate_per_s: float, count: int, timeout_s: float
+) -> list[float]:
+    """Publish → receive through a bare subscriber that acknowledges on receipt."""
+    from ingest.mqtt.client import ConnectOptions, MqttSubscriber  # noqa: PLC0415
+
+    subscriber = MqttSubscriber(
+        ConnectOptions("127.0.0.1", port, "bench-bare", ("siaga/+/telemetry",), keepalive_s=60)
+    )
+    runner = asyncio.create_task(subscriber.run(), name="bench.bare-subscriber")
+    latencies: list[float] = []
+    try:
+        await asyncio.wait_for(subscriber.connected.wait(), 30)
+        publisher = _start_publisher(port, stations, rate_per_s, count)
+        deadline = time.monotonic() + timeout_s
+        received = 0
+        while received < count and time.monotonic() < deadline:
+            chunk = await subscriber.next_chunk(0.5)
+            now_ms = time.time_ns() / 1e6
+            tokens = []
+            for delivery in chunk:
+                ts_ms = int(delivery.payload[6 : delivery.payload.index(b",")])
+                latencies.append((now_ms - ts_ms) / 1000)
+                if delivery.token is not None:
+                    tokens.append(delivery.token)
+            subscriber.ack(tokens)
+            received += len(chunk)
+        await asyncio.to_thread(publisher.join, 60)
+        await subscriber.disconnect()
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    return latencies
+
+
+async def _engine_latency(
+    settings: Any, port: int, stations: int, rate_per_s: float, count: int, timeout_s: float
+) -> tuple[list[float], dict[str, float]]:
+    """Publish → transition committed through ``siaga alerts run``'s loop."""
+    from alerts.model import EventKind  # noqa: PLC0415
+    from alerts.runtime import AlertLoop, run_alerts  # noqa: PLC0415
+
+    latencies: list[float] = []
+    loops: list[AlertLoop] = []
+
+    def observe(transitions: Sequence[Any], committed_ns: int) -> None:
+        for transition in transitions:
+            if transition.event.kind is not EventKind.NO_DATA:
+                latencies.append((committed_ns - transition.event.at_ns) / 1e9)
+
+    stop = asyncio.Event()
+    engine = asyncio.create_task(
+        run_alerts(settings, stop, observers=[observe], on_loop=loops.append),
+        name="bench.alerts-run",
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not loops or not loops[0].ready.is_set():
+            if engine.done() or time.monotonic() > deadline:
+                engine.result()
+                raise RuntimeError("the engine did not start")
+            await asyncio.sleep(0.05)
+        loop = loops[0]
+        connected = loop._source.connected  # type: ignore[attr-defined]
+        await asyncio.wait_for(connected.wait(), 30)
+        publisher = _start_publisher(port, stations, rate_per_s, count)
+        started = time.monotonic()
+        cpu_started = time.process_time()
+        await asyncio.to_thread(publisher.join, timeout_s)
+        published_s = time.monotonic() - started
+        deadline = time.monotonic() + 60
+        while loop.counters.messages < count and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # polling a counter the loop bumps, with a deadline
+        drained_s = time.monotonic() - started
+        cpu_s = time.process_time() - cpu_started
+        counters = loop.counters
+        commits = sorted(counters.commit_seconds)
+        figures = {
+            "messages_evaluated": float(counters.messages),
+            "transitions": float(counters.transitions),
+            "events": float(counters.events),
+            "commits": float(counters.commits),
+            "commit_p50_ms": _quantile(commits, 0.5) * 1000,
+            "commit_p99_ms": _quantile(commits, 0.99) * 1000,
+            "publish_s": published_s,
+            "evaluated_all_after_s": drained_s,
+            "cpu_us_per_message": cpu_s / max(1, counters.messages) * 1e6,
+            "evaluate_s": counters.evaluate_s,
+            "state_s": counters.state_s,
+            "spool_s": counters.spool_s,
+            "commit_s": sum(commits),
+        }
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(engine, 300)
+        except TimeoutError:
+            print("the engine did not stop within 300 s of the end")
+    return latencies, figures
+
+
+def run_latency_benchmark(
+    stations: int = 10_000,
+    rate_per_s: float = INGEST_HALF_LOAD_PER_S,
+    seconds: float = 20.0,
+    database_url: str | None = None,
+    warmup_s: float = 3.0,
+    checkpoint_s: float = 1.0,
+) -> dict[str, float]:
+    """Publish → event latency at ``rate_per_s`` over ``stations`` gauges; print and return."""
+    from alerts.settings import Settings  # noqa: PLC0415
+    from ingest.settings import load_settings  # noqa: PLC0415
+    from ops.servers import InfluxServer, MosquittoServer  # noqa: PLC0415
+
+    say = print
+    count = int(rate_per_s * seconds)
+    say(
+        f"alerts latency benchmark: {stations:,} stations, {count:,} messages at "
+        f"{rate_per_s:,.0f}/s ({seconds:.0f} s), checkpoint every {checkpoint_s:g} s, "
+        f"load {_load()}"
+    )
+    with tempfile.TemporaryDirectory(prefix="siaga-bench-alerts-") as temp:
+        directory = Path(temp)
+        stations_file = directory / "stations.yaml"
+        stations_file.write_text(latency_stations_yaml(stations))
+        url = database_url or f"sqlite:///{directory / 'siaga.db'}"
+        with (
+            MosquittoServer(directory / "mosquitto") as broker,
+            InfluxServer(directory / "influxdb") as influx,
+        ):
+            bare = asyncio.run(
+                _baseline_latency(broker.port, stations, rate_per_s, count, seconds + 60)
+            )
+            settings = load_settings(
+                None,
+                settings_cls=Settings,
+                mqtt={"url": broker.url, "lorawan": False, "shared_group": None},
+                influx={"url": influx.url, "database": "bench_alerts"},
+                stations={"file": stations_file, "devices_file": directory / "devices.yaml"},
+                database={"url": url},
+                spool={"dir": directory / "spool"},
+                health={"interval_s": 30.0},
+                alerts={
+                    "client_id": "bench-alerts",
+                    "spool_dir": directory / "alert-spool",
+                    "rules_file": None,
+                    "checkpoint_interval_s": checkpoint_s,
+                    "checkpoint_max_messages": 60_000,
+                },
+            )
+            latencies, figures = asyncio.run(
+                _engine_latency(settings, broker.port, stations, rate_per_s, count, seconds + 60)
+            )
+    # Leave out the warm-up (registry compiled, first readings of every station).
+    skip = int(len(latencies) * min(1.0, warmup_s / seconds))
+    measured = latencies[skip:]
+    figures.update(
+        {
+            "offered_per_s": rate_per_s,
+            "stations": float(stations),
+            "bare_p50_ms": _quantile(bare, 0.5) * 1000,
+            "bare_p99_ms": _quantile(bare, 0.99) * 1000,
+            "event_p50_ms": _quantile(measured, 0.5) * 1000,
+            "event_p99_ms": _quantile(measured, 0.99) * 1000,
+            "events_measured": float(len(measured)),
+        }
+    )
+    say(
+        f"bare subscriber, publish → receive: p50 {figures['bare_p50_ms']:.0f} ms, "
+        f"p99 {figures['bare_p99_ms']:.0f} ms ({len(bare):,} messages)"
+    )
+    say(
+        f"alerts run ({'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}), publish → "
+        f"transition committed: p50 {figures['event_p50_ms']:.0f} ms, p99 "
+        f"{figures['event_p99_ms']:.0f} ms over {len(measured):,} transitions "
+        f"({figures['messages_evaluated']:,.0f} of {count:,} messages evaluated, all after "
+        f"{figures['evaluated_all_after_s']:.1f} s; {figures['commits']:,.0f} commits, commit "
+        f"p50 {figures['commit_p50_ms']:.1f} ms / p99 {figures['commit_p99_ms']:.1f} ms)"
+    )
+    say(f"CPU of the engine process: {figures['cpu_us_per_message']:.0f} us a message")
+    say(
+        "where the loop's time went: evaluate {evaluate_s:.2f} s, state encoding {state_s:.2f} "
+        "s, event spool {spool_s:.2f} s, commits (overlapping) {commit_s:.2f} s".format(**figures)
+    )
+    verdict = "meets" if figures["event_p99_ms"] < LATENCY_TARGET_P99_S * 1000 else "MISSES"
+    say(f"target p99 < {LATENCY_TARGET_P99_S * 1000:.0f} ms: {verdict}")
+    return figures
 
 
 if __name__ == "__main__":

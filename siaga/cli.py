@@ -431,8 +431,23 @@ def bench_alerts(
     readings: Annotated[int, typer.Option(help="Readings evaluated.")] = 200_000,
     batch: Annotated[int, typer.Option(help="Readings per delivery to the engine.")] = 500,
     trials: Annotated[int, typer.Option(help="Runs per contender; best counts.")] = 3,
+    webhook: Annotated[
+        bool, typer.Option(help="Also: reading published -> webhook received, under load.")
+    ] = False,
+    webhook_rate: Annotated[
+        float, typer.Option(help="Background readings/s (default: ingest's half load).")
+    ] = 17_800.0,
+    webhook_seconds: Annotated[float, typer.Option(help="How long the load runs.")] = 20.0,
 ) -> None:
-    """Readings per second the alert engine evaluates on one core, next to a bare baseline."""
+    """Readings per second the alert engine evaluates on one core, next to a bare baseline;
+    with --webhook, the publish -> signed webhook latency through siaga alerts run."""
     from benchmarks.alerts import run_alerts_benchmark
 
     run_alerts_benchmark(stations=stations, readings=readings, batch=batch, trials=trials)
+    if webhook:
+        from benchmarks.notify import run_notify_benchmark
+
+        try:
+            run_notify_benchmark(rate_per_s=webhook_rate, seconds=webhook_seconds)
+        except ServerError as exc:
+            raise _fail(str(exc)) from None

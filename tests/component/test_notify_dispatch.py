@@ -10,7 +10,7 @@ import pytest
 from alerts.model import EventKind, IncidentState
 from alerts.notify.channels import MemoryChannel, SendResult
 from alerts.notify.dispatch import ChannelBook, Dispatcher, Sender
-from alerts.notify.errors import PermanentDeliveryError
+from alerts.notify.errors import PermanentDeliveryError, PolicyError
 from alerts.notify.memory import MemoryNotifyStore
 from alerts.notify.policy import Policy, PolicyWatcher, parse_policy
 from alerts.notify.records import DELIVERED, FAILED, PENDING, SENDING
@@ -215,7 +215,6 @@ async def test_failing_channel_retries_without_holding_up_the_other(rig: Rig) ->
     assert statuses["telegram"].attempts == 3
 
 
-@pytest.mark.logged_exceptions
 async def test_permanent_failure_is_recorded_not_retried(rig: Rig) -> None:
     rig.channels[("duty-bogor", "email")].fail_next = [PermanentDeliveryError("550 no user")]
     await rig.commit("ciliwung-depok", Level.SIAGA, rig.now)
@@ -275,3 +274,19 @@ async def test_policy_reload_keeps_the_last_good(
     path.write_text(POLICY.replace("repeat_interval_s: 36000", "repeat_interval_s: 7200"))
     assert watcher.check()
     assert watcher.current.repeat_interval_s == 7200
+
+
+def test_policy_silence_times_need_an_offset() -> None:
+    naive = (
+        POLICY
+        + """
+silences:
+  - matchers: [{name: station, value: x}]
+    starts: 2026-12-02T08:00:00
+    ends: 2026-12-02T10:00:00+07:00
+    created_by: ops
+    comment: test
+"""
+    )
+    with pytest.raises(PolicyError, match="UTC offset"):
+        parse_policy(naive)
