@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 INGEST_ACCOUNT = "siaga-up-ingest"
 ALERTS_ACCOUNT = "siaga-up-alerts"
 DEMO_SCENARIO = "way-tulang-bawang-flood"
+ACK_SIGNER_ENTRY = "notify-ack-links"  # in secrets.json: the key signing one-click ack links
+INBOX_NAME = "inbox"
 StorageChoice = Literal["auto", "influx", "sqlite"]
 
 BROKER_REQUIREMENTS = """\
@@ -130,6 +132,29 @@ def with_passwords(known: dict[str, str], names: Iterable[str]) -> dict[str, str
     return {name: known.get(name) or generate_password() for name in names}
 
 
+def demo_policy(smtp_port: int) -> str:
+    """The notification policy of ``siaga up``: every alert, in Bahasa Indonesia, to the local
+    inbox. E-mail is not a phone, so the demo's back-dated (late) readings still reach it."""
+    return f"""\
+# Written by `siaga up` on every start: every alert goes to the local inbox ({INBOX_NAME}).
+recipients:
+  - name: inbox
+    language: id
+    channels:
+      - name: email
+        url: "mailto://127.0.0.1:{smtp_port}?from=siaga@localhost&to=piket@bpbd.localhost"
+        pages: false
+groups:
+  - {{name: inbox, members: [inbox]}}
+routes: []
+default_groups: [inbox]
+group_by: [regency, kind]
+group_wait_s: 5
+group_interval_s: 30
+repeat_interval_s: 3600
+"""
+
+
 def _port(state: dict[str, object], key: str) -> int:
     """The port saved under ``key``, or a new free one when it is unset or taken now."""
     saved = state.get(key)
@@ -163,6 +188,7 @@ class Platform:
         self._influx_url: str | None = None
         self._metrics_port = 0
         self._database_url = f"sqlite:///{self._dir.database}"
+        self._web_url = f"http://{options.web_host}:{options.web_port}"
         self.admin_password: str | None = None
 
     # -- the parts ----------------------------------------------------------------------------
@@ -188,7 +214,7 @@ class Platform:
         port = _port(self._state, "mqtt_port")
         files = BrokerFiles(self._dir.broker / "passwd", self._dir.broker / "acl")
         files.write(
-            {user: hash_password(password) for user, password in self._secrets.items()},
+            {user: hash_password(self._secrets[user]) for user in accounts(registry)},
             acl_file(
                 registry,
                 topics=TopicScheme(self._settings.mqtt.topic_prefix),
@@ -265,7 +291,10 @@ class Platform:
             "SIAGA_SPOOL__DIR": str(self._dir.root / "spool"),
             "SIAGA_DATABASE__URL": self._database_url,
             "SIAGA_API__SECRET_KEY_FILE": str(self._dir.root / "api-secret.key"),
-            "SIAGA_API__PUBLIC_URL": f"http://{self._options.web_host}:{self._options.web_port}",
+            "SIAGA_API__PUBLIC_URL": self._web_url,
+            "SIAGA_NOTIFY__ACK_BASE_URL": self._web_url,
+            "SIAGA_NOTIFY__ACK_SECRET": self._secrets[ACK_SIGNER_ENTRY],
+            "SIAGA_NOTIFY__POLICY_FILE": str(self._dir.root / "alerts.yaml"),
             "PYTHONUNBUFFERED": "1",
         }
         if self._options.config is not None:
@@ -319,6 +348,17 @@ class Platform:
         # broker never take over each other's session.
         tag = hashlib.blake2b(str(self._dir.root).encode(), digest_size=4).hexdigest()
         return f"siaga-{role}-{tag}"
+
+    def _inbox(self) -> Part:
+        port = _port(self._state, "smtp_port")
+        policy = self._dir.root / "alerts.yaml"
+        policy.write_text(demo_policy(port), encoding="utf-8")
+        return Part(
+            INBOX_NAME,
+            [sys.executable, "-m", "ops.inbox", "--dir", str(self._dir.inbox), "--port", str(port)],
+            ready=lambda: port_open(port),
+            ready_timeout_s=20,
+        )
 
     def _processes(self) -> list[Part]:
         env = self._environment()
@@ -408,7 +448,9 @@ class Platform:
         with self._dir.locked():
             self._state = self._dir.read_state()
             registry = self._registry()
-            self._secrets = with_passwords(self._dir.read_secrets(), accounts(registry))
+            self._secrets = with_passwords(
+                self._dir.read_secrets(), [*accounts(registry), ACK_SIGNER_ENTRY]
+            )
             self._dir.write_secrets(self._secrets)
             self._check_web_port()
             started = False
@@ -419,6 +461,7 @@ class Platform:
                     if part is not None:
                         await self._supervisor.start(part)
                 await asyncio.to_thread(self._prepare_database)
+                await self._supervisor.start(self._inbox())
                 for part in self._processes():
                     await self._supervisor.start(part)
                 self._dir.write_state(self._state)

@@ -6,11 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from alerts.notify.policy import parse_policy
 from devices.registry import load_registry
 from ops.errors import ServerError
 from ops.status import Status, metric_total, parse_metrics, status_from_metrics, status_line
 from ops.supervisor import RestartPolicy
-from ops.up import ALERTS_ACCOUNT, INGEST_ACCOUNT, accounts, plan_storage, with_passwords
+from ops.up import (
+    ALERTS_ACCOUNT,
+    INGEST_ACCOUNT,
+    accounts,
+    demo_policy,
+    plan_storage,
+    with_passwords,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,3 +105,13 @@ def test_status_line_shows_the_rate_between_two_readings() -> None:
     assert "1 active incidents" in line
     assert "spool 3 batches" in line
     assert "STORAGE DOWN" in status_line(None, Status(10, 0, 1, False), 1.0)
+
+
+def test_the_demo_policy_sends_every_alert_to_the_local_inbox_even_late_ones() -> None:
+    policy = parse_policy(demo_policy(2525))
+    assert policy.default_groups == ["inbox"]
+    (recipient,) = policy.recipients
+    assert recipient.language == "id"
+    (channel,) = recipient.channels
+    assert "127.0.0.1:2525" in channel.url
+    assert channel.pages is False, "the demo's back-dated readings are late: not paged"
