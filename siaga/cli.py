@@ -309,8 +309,19 @@ def bench_alerts(
     readings: Annotated[int, typer.Option(help="Readings evaluated.")] = 200_000,
     batch: Annotated[int, typer.Option(help="Readings per delivery to the engine.")] = 500,
     trials: Annotated[int, typer.Option(help="Runs per contender; best counts.")] = 3,
+    latency_s: Annotated[
+        float, typer.Option(help="Seconds of the publish → event latency run (0: none).")
+    ] = 0.0,
+    rate: Annotated[float, typer.Option(help="Messages/s offered in the latency run.")] = 17_800.0,
+    postgres: Annotated[bool, typer.Option(help="Latency run on PostgreSQL, not SQLite.")] = False,
 ) -> None:
-    """Readings per second the alert engine evaluates on one core, next to a bare baseline."""
-    from benchmarks.alerts import run_alerts_benchmark
+    """Readings/s the alert engine evaluates on one core; optionally publish → event latency."""
+    from benchmarks.alerts import run_alerts_benchmark, run_latency_benchmark
 
-    run_alerts_benchmark(stations=stations, readings=readings, batch=batch, trials=trials)
+    try:
+        if readings:
+            run_alerts_benchmark(stations=stations, readings=readings, batch=batch, trials=trials)
+        if latency_s:
+            run_latency_benchmark(stations, rate, latency_s, postgres=postgres)
+    except ServerError as exc:
+        raise _fail(str(exc)) from None
