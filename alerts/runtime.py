@@ -1,22 +1,26 @@
 """``siaga alerts run``: the engine's process. Messages in, incidents durable, then acknowledged.
 
-The loop, per commit cycle (every ``alerts.commit_interval_s`` or ``commit_max_messages``):
+Every cycle (``alerts.commit_interval_s``, or ``commit_max_messages``):
 
 1. decode and validate each message with the ingest worker's :class:`Validator` (rejections are
    the ingest workers' to store: here they are only skipped);
 2. evaluate the readings (:meth:`Engine.process`) and, when due, the time-driven rules
    (:meth:`Engine.tick`);
-3. append the cycle's alert events to the alert spool (fsync'd): the InfluxDB writer drains it,
-   so events reach measurement ``alerts`` whether or not InfluxDB is up;
-4. commit the transitions, their outbox rows and the engine's changed state in ONE transaction
-   (retried until it succeeds: the engine's memory already moved on, so the step must never be
-   dropped);
-5. only then acknowledge the messages to the broker.
+3. hand the cycle to the committer task, which commits its transitions with one outbox row each
+   in ONE transaction (retried until it succeeds: the engine's memory already moved on), while
+   the next cycle is evaluated; cycles that queued up meanwhile share one transaction;
+4. give the cycle's alert events to the InfluxDB writer (measurement ``alerts``).
 
-A crash anywhere before 5 leaves the messages unacknowledged: the broker redelivers them, the
-restored engine state recognises each reading already evaluated by ``(station, ts)``, and the
-store skips a transition already stored. A crash between 3 and 4 writes the same events to
-InfluxDB again, which overwrites them (same series and time).
+Every checkpoint (``alerts.checkpoint_interval_s``, ``checkpoint_max_messages``, or at once for
+a cycle with time-driven events, which carry the wall clock), the committer also spools the
+events InfluxDB has not taken yet, commits the engine's changed state, and only then
+acknowledges every message evaluated since the previous checkpoint.
+
+A crash anywhere leaves the messages since the last checkpoint unacknowledged: the broker
+redelivers them, the engine restarts from the checkpoint's state and evaluates them again. A
+reading judged before yields the same events (same ids): the store skips each transition it
+already holds, and InfluxDB overwrites each event with itself. So no transition is lost or
+stored twice, and the outbox holds each once.
 
 Hot standby: the process first waits for the leader lock (:meth:`SqlIncidentStore.lead`), and
 only then restores the engine's state and connects to the broker, with the client id the pair
