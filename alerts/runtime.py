@@ -470,7 +470,9 @@ class AlertLoop:
         delay_s = self.policy.retry_initial_s
         while True:
             try:
-                await asyncio.to_thread(self._spool.append, body)
+                # On the loop's thread: one write and one fsync, and a worker thread would
+                # wait for the GIL at each step behind the evaluation loop.
+                self._spool.append(body)
             except SpoolError as exc:
                 # Nothing is acknowledged meanwhile: the broker keeps the messages.
                 log.error("ALERT SPOOL WRITE FAILED, holding acknowledgements: %s", exc)
@@ -677,7 +679,11 @@ async def run_alerts(
     def station_tags(station_id: str) -> Mapping[str, str]:
         return registry_tags(current[0])(station_id)
 
-    store = SqlIncidentStore(settings.database.url, lock_name=settings.alerts.client_id)
+    store = SqlIncidentStore(
+        settings.database.url,
+        lock_name=settings.alerts.client_id,
+        inline_commits=settings.database.url.startswith("sqlite"),
+    )
     try:
         async with InfluxStorage(settings.influx, station_tags) as storage, store:
             with contextlib.suppress(StorageError):
