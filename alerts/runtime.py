@@ -38,7 +38,6 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -48,7 +47,8 @@ from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.records import CommitReport
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from alerts.model import AlertEvent, Transition
-from alerts.rules.config import RulesConfig, load_rules, reload_rules
+from alerts.rules.config import RulesConfig, load_rules
+from alerts.rules.watch import RulesWatcher
 from alerts.settings import Settings
 from devices import Reading, TopicScheme
 from devices.registry import Registry, load_registry
@@ -550,45 +550,6 @@ class AlertLoop:
             await self._store.check_leadership()
 
 
-class RulesWatcher:
-    """Reloads the rules file when it changes; a broken edit keeps the rules in force."""
-
-    def __init__(
-        self,
-        path: Path | None,
-        engine: Engine,
-        interval_s: float,
-    ) -> None:
-        self._path = path
-        self._engine = engine
-        self._interval_s = interval_s
-        self._seen = self._signature()
-
-    def _signature(self) -> tuple[int, int] | None:
-        if self._path is None:
-            return None
-        try:
-            stat = self._path.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
-
-    async def run(self) -> None:
-        """Look every ``interval_s`` until cancelled."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            current = self._signature()
-            if current == self._seen:
-                continue
-            self._seen = current
-            rules, problem = reload_rules(self._path, self._engine.rules)
-            if problem is not None:
-                log.error("rules not reloaded, keeping the previous ones: %s", problem)
-                continue
-            self._engine.use_rules(rules)
-            log.info("rules reloaded from %s", self._path)
-
-
 def engine_scope(settings: Settings) -> Scope:
     """The stations this engine evaluates (``alerts.stations`` / ``alerts.regencies``)."""
     alerts = settings.alerts
@@ -714,7 +675,10 @@ async def run_alerts(
                 settings.stations.reload_interval_s,
             )
             rules_watcher = RulesWatcher(
-                settings.alerts.rules_file, engine, settings.alerts.reload_interval_s
+                settings.alerts.rules_file,
+                rules,
+                engine.use_rules,
+                settings.alerts.reload_interval_s,
             )
             await alert_loop.run(
                 stop, {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}
