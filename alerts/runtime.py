@@ -1,22 +1,26 @@
 """``siaga alerts run``: the engine's process. Messages in, incidents durable, then acknowledged.
 
-The loop, per commit cycle (every ``alerts.commit_interval_s`` or ``commit_max_messages``):
+Every cycle (``alerts.commit_interval_s``, or ``commit_max_messages``):
 
 1. decode and validate each message with the ingest worker's :class:`Validator` (rejections are
    the ingest workers' to store: here they are only skipped);
 2. evaluate the readings (:meth:`Engine.process`) and, when due, the time-driven rules
    (:meth:`Engine.tick`);
-3. append the cycle's alert events to the alert spool (fsync'd): the InfluxDB writer drains it,
-   so events reach measurement ``alerts`` whether or not InfluxDB is up;
-4. commit the transitions, their outbox rows and the engine's changed state in ONE transaction
-   (retried until it succeeds: the engine's memory already moved on, so the step must never be
-   dropped);
-5. only then acknowledge the messages to the broker.
+3. hand the cycle to the committer task, which commits its transitions with one outbox row each
+   in ONE transaction (retried until it succeeds: the engine's memory already moved on), while
+   the next cycle is evaluated; cycles that queued up meanwhile share one transaction;
+4. give the cycle's alert events to the InfluxDB writer (measurement ``alerts``).
 
-A crash anywhere before 5 leaves the messages unacknowledged: the broker redelivers them, the
-restored engine state recognises each reading already evaluated by ``(station, ts)``, and the
-store skips a transition already stored. A crash between 3 and 4 writes the same events to
-InfluxDB again, which overwrites them (same series and time).
+Every checkpoint (``alerts.checkpoint_interval_s``, ``checkpoint_max_messages``, or at once for
+a cycle with time-driven events, which carry the wall clock), the committer also spools the
+events InfluxDB has not taken yet, commits the engine's changed state, and only then
+acknowledges every message evaluated since the previous checkpoint.
+
+A crash anywhere leaves the messages since the last checkpoint unacknowledged: the broker
+redelivers them, the engine restarts from the checkpoint's state and evaluates them again. A
+reading judged before yields the same events (same ids): the store skips each transition it
+already holds, and InfluxDB overwrites each event with itself. So no transition is lost or
+stored twice, and the outbox holds each once.
 
 Hot standby: the process first waits for the leader lock (:meth:`SqlIncidentStore.lead`), and
 only then restores the engine's state and connects to the broker, with the client id the pair
@@ -34,7 +38,6 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -49,7 +52,8 @@ from alerts.notify.errors import PolicyError
 from alerts.notify.message import AckLink
 from alerts.notify.runtime import notification_companions
 from alerts.notify.sqlstore import SqlNotifyStore
-from alerts.rules.config import RulesConfig, load_rules, reload_rules
+from alerts.rules.config import RulesConfig, load_rules
+from alerts.rules.watch import RulesWatcher
 from alerts.settings import Settings
 from devices import Reading, TopicScheme
 from devices.registry import Registry, load_registry
@@ -471,7 +475,9 @@ class AlertLoop:
         delay_s = self.policy.retry_initial_s
         while True:
             try:
-                await asyncio.to_thread(self._spool.append, body)
+                # On the loop's thread: one write and one fsync, and a worker thread would
+                # wait for the GIL at each step behind the evaluation loop.
+                self._spool.append(body)
             except SpoolError as exc:
                 # Nothing is acknowledged meanwhile: the broker keeps the messages.
                 log.error("ALERT SPOOL WRITE FAILED, holding acknowledgements: %s", exc)
@@ -547,45 +553,6 @@ class AlertLoop:
         while True:
             await asyncio.sleep(self.policy.leader_check_s)
             await self._store.check_leadership()
-
-
-class RulesWatcher:
-    """Reloads the rules file when it changes; a broken edit keeps the rules in force."""
-
-    def __init__(
-        self,
-        path: Path | None,
-        engine: Engine,
-        interval_s: float,
-    ) -> None:
-        self._path = path
-        self._engine = engine
-        self._interval_s = interval_s
-        self._seen = self._signature()
-
-    def _signature(self) -> tuple[int, int] | None:
-        if self._path is None:
-            return None
-        try:
-            stat = self._path.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
-
-    async def run(self) -> None:
-        """Look every ``interval_s`` until cancelled."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            current = self._signature()
-            if current == self._seen:
-                continue
-            self._seen = current
-            rules, problem = reload_rules(self._path, self._engine.rules)
-            if problem is not None:
-                log.error("rules not reloaded, keeping the previous ones: %s", problem)
-                continue
-            self._engine.use_rules(rules)
-            log.info("rules reloaded from %s", self._path)
 
 
 def engine_scope(settings: Settings) -> Scope:
@@ -682,7 +649,11 @@ async def run_alerts(
     def station_tags(station_id: str) -> Mapping[str, str]:
         return registry_tags(current[0])(station_id)
 
-    store = SqlIncidentStore(settings.database.url, lock_name=settings.alerts.client_id)
+    store = SqlIncidentStore(
+        settings.database.url,
+        lock_name=settings.alerts.client_id,
+        inline_commits=settings.database.url.startswith("sqlite"),
+    )
     try:
         async with (
             InfluxStorage(settings.influx, station_tags) as storage,
@@ -733,7 +704,10 @@ async def run_alerts(
                 settings.stations.reload_interval_s,
             )
             rules_watcher = RulesWatcher(
-                settings.alerts.rules_file, engine, settings.alerts.reload_interval_s
+                settings.alerts.rules_file,
+                rules,
+                engine.use_rules,
+                settings.alerts.reload_interval_s,
             )
             companions = {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}
             if notifications is not None:

@@ -232,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=INGEST_HALF_LOAD_PER_S)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--checkpoint-s", type=float, default=1.0)
+    parser.add_argument("--postgres", action="store_true", help="a local PostgreSQL, not SQLite")
     parser.add_argument("--switch-interval-s", type=float, default=None)
     args = parser.parse_args(argv)
     if args.switch_interval_s:
@@ -247,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.latency_s,
             args.database_url,
             checkpoint_s=args.checkpoint_s,
+            postgres=args.postgres,
         )
 
 
@@ -465,11 +467,12 @@ def run_latency_benchmark(
     database_url: str | None = None,
     warmup_s: float = 3.0,
     checkpoint_s: float = 1.0,
+    postgres: bool = False,
 ) -> dict[str, float]:
     """Publish → event latency at ``rate_per_s`` over ``stations`` gauges; print and return."""
     from alerts.settings import Settings  # noqa: PLC0415
     from ingest.settings import load_settings  # noqa: PLC0415
-    from ops.servers import InfluxServer, MosquittoServer  # noqa: PLC0415
+    from ops.servers import InfluxServer, MosquittoServer, PostgresServer  # noqa: PLC0415
 
     say = print
     count = int(rate_per_s * seconds)
@@ -482,11 +485,14 @@ def run_latency_benchmark(
         directory = Path(temp)
         stations_file = directory / "stations.yaml"
         stations_file.write_text(latency_stations_yaml(stations))
-        url = database_url or f"sqlite:///{directory / 'siaga.db'}"
         with (
             MosquittoServer(directory / "mosquitto") as broker,
             InfluxServer(directory / "influxdb") as influx,
+            contextlib.ExitStack() as servers,
         ):
+            url = database_url or f"sqlite:///{directory / 'siaga.db'}"
+            if postgres:
+                url = servers.enter_context(PostgresServer(directory / "postgres")).url
             bare = asyncio.run(
                 _baseline_latency(broker.port, stations, rate_per_s, count, seconds + 60)
             )

@@ -431,6 +431,11 @@ def bench_alerts(
     readings: Annotated[int, typer.Option(help="Readings evaluated.")] = 200_000,
     batch: Annotated[int, typer.Option(help="Readings per delivery to the engine.")] = 500,
     trials: Annotated[int, typer.Option(help="Runs per contender; best counts.")] = 3,
+    latency_s: Annotated[
+        float, typer.Option(help="Seconds of the publish → event latency run (0: none).")
+    ] = 0.0,
+    rate: Annotated[float, typer.Option(help="Messages/s offered in the latency run.")] = 17_800.0,
+    postgres: Annotated[bool, typer.Option(help="Latency run on PostgreSQL, not SQLite.")] = False,
     webhook: Annotated[
         bool, typer.Option(help="Also: reading published -> webhook received, under load.")
     ] = False,
@@ -439,15 +444,18 @@ def bench_alerts(
     ] = 17_800.0,
     webhook_seconds: Annotated[float, typer.Option(help="How long the load runs.")] = 20.0,
 ) -> None:
-    """Readings per second the alert engine evaluates on one core, next to a bare baseline;
-    with --webhook, the publish -> signed webhook latency through siaga alerts run."""
-    from benchmarks.alerts import run_alerts_benchmark
+    """Readings/s the alert engine evaluates on one core, next to a bare baseline; optionally
+    publish → event latency (--latency-s) and publish → signed webhook latency (--webhook)."""
+    from benchmarks.alerts import run_alerts_benchmark, run_latency_benchmark
 
-    run_alerts_benchmark(stations=stations, readings=readings, batch=batch, trials=trials)
-    if webhook:
-        from benchmarks.notify import run_notify_benchmark
+    try:
+        if readings:
+            run_alerts_benchmark(stations=stations, readings=readings, batch=batch, trials=trials)
+        if latency_s:
+            run_latency_benchmark(stations, rate, latency_s, postgres=postgres)
+        if webhook:
+            from benchmarks.notify import run_notify_benchmark
 
-        try:
             run_notify_benchmark(rate_per_s=webhook_rate, seconds=webhook_seconds)
-        except ServerError as exc:
-            raise _fail(str(exc)) from None
+    except ServerError as exc:
+        raise _fail(str(exc)) from None

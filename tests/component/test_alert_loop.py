@@ -268,3 +268,36 @@ async def test_a_leader_that_loses_the_lock_stops_and_acknowledges_nothing_more(
     with pytest.raises(LeadershipLostError):
         await asyncio.wait_for(rig.task, 10)
     assert len(rig.source.unacked) == len(FLOOD) - 4
+
+
+async def test_time_driven_transitions_are_checkpointed_with_their_state(
+    tmp_path: Path, registry: StaticRegistry
+) -> None:
+    # Ten days after the engine started, no station has reported: no-data fires on the first
+    # tick. Its events carry the wall clock, so the state must be durable with them at once,
+    # long before the next regular checkpoint.
+    later_ns = time.time_ns() + 10 * 86400 * 1_000_000_000
+    store = MemoryIncidentStore()
+    loop = AlertLoop(
+        source=MemorySource(),
+        validator=Validator(registry, TopicScheme(), Limits()),
+        engine=Engine(registry, started_ns=time.time_ns()),
+        store=store,
+        storage=MemoryStorage(),
+        spool=Spool(tmp_path / "alert-spool", 10 << 20),
+        registry=registry,
+        policy=LoopPolicy(tick_interval_s=0.01, checkpoint_interval_s=3600),
+        clock_ns=lambda: later_ns,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: bool(store.history), what="no-data transitions")
+        kinds = {t.event.kind for _, t in store.history.values()}
+        assert kinds == {EventKind.NO_DATA}
+        assert store.states  # the state that fired them came in the same commit
+        subjects = {t.subject for _, t in store.history.values()}
+        assert set(store.states) >= subjects
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
