@@ -48,6 +48,12 @@ class ApiSettings(Section):
         default=2.0, gt=0, description="a station is stale after this many report intervals"
     )
     trend_window_s: int = Field(default=3600, ge=60)
+    overview_max_age_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="the station list's readings are shared by requests this long (one set of "
+        "InfluxDB queries per interval however many operators look); 0 queries every time",
+    )
 
     def resolve_secret_key(self) -> bytes:
         """The signing key: configured, or read from the key file (created once, mode 0600)."""

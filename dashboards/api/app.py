@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from dashboards.api.live import (
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
 from dashboards.api.routes import auth, incidents, stations, system
+from dashboards.api.routes.stations import render_list
 from dashboards.api.routes.system import event_json
 from dashboards.api.views import WATER_LEVEL, incident_public, to_datetime
 from dashboards.settings import Settings
@@ -150,6 +152,7 @@ def create_app(
         clock_ns=clock_ns,
     )
     ctx.refresh_schemes()
+    ctx.prerender = functools.partial(render_list, ctx, regency=None, river=None)
     if live:
         ctx.hub = LiveHub(_poller(ctx), settings.api.live_poll_s, settings.api.live_queue_max)
 

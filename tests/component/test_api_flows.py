@@ -342,3 +342,26 @@ async def test_rejections_filter_by_reason_and_station(
         bad = await client.get("/api/v1/rejections", params={"reason": "nonsense"})
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["query", "reason"]
+
+
+async def test_the_station_list_is_a_shared_snapshot_refreshed_in_the_background(
+    harness: ApiHarness, storage: MemoryStorage
+) -> None:
+    await _readings(storage, "tb-menggala", [(NOW_NS - 60 * NS, 300.0)])
+
+    async def menggala(client: object) -> float:
+        response = await client.get("/api/v1/stations")  # type: ignore[attr-defined]
+        assert response.status_code == 200
+        (found,) = [s for s in response.json()["data"] if s["id"] == "tb-menggala"]
+        return float(found["value_cm"])
+
+    async with harness.client(Role.VIEWER) as client:
+        assert await menggala(client) == 300.0
+        await _readings(storage, "tb-menggala", [(NOW_NS - 30 * NS, 310.0)])
+        assert await menggala(client) == 300.0  # within overview_max_age_s: shared
+        harness.clock.now_ns += 2 * NS
+        assert await menggala(client) == 300.0  # served at once, refreshed behind
+        refreshing = harness.ctx._refreshing
+        assert refreshing is not None
+        await refreshing
+        assert await menggala(client) == 310.0
