@@ -34,6 +34,7 @@ from dashboards.settings import Settings
 from devices.levels import label, thresholds_at
 from devices.registry import load_registry
 from devices.stations import StationRegistry
+from ingest.errors import SiagaError
 from ingest.storage.base import LatestReading, Storage
 from ingest.storage.influx import InfluxStorage, registry_tags
 
@@ -43,6 +44,7 @@ API_VERSION = "1"
 # Incidents seen by the live stream are remembered this long (bounded memory).
 _SEEN_INCIDENTS_MAX = 10_000
 _LIVE_INCIDENTS = 500
+_PREPARE_RETRY_S = 5.0
 _RECENT_NS = 3600 * 1_000_000_000
 
 
@@ -158,14 +160,17 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
+        if own_storage:
+            tasks.append(asyncio.create_task(_prepare(ctx.storage), name="siaga-api.prepare"))
         if ctx.hub is not None:
-            task = asyncio.create_task(ctx.hub.run(), name="siaga-api.live-poll")
+            tasks.append(asyncio.create_task(ctx.hub.run(), name="siaga-api.live-poll"))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if own_storage:
@@ -190,6 +195,18 @@ def create_app(
         app.include_router(router)
     _mount_web(app)
     return app
+
+
+async def _prepare(storage: Storage) -> None:
+    """Prepare storage (database, rollups) once InfluxDB answers; the API serves meanwhile."""
+    while True:
+        try:
+            await storage.prepare()
+        except SiagaError as exc:
+            log.warning("InfluxDB is not ready (%s); trying again in %.0f s", exc, _PREPARE_RETRY_S)
+            await asyncio.sleep(_PREPARE_RETRY_S)
+        else:
+            return
 
 
 def _mount_web(app: FastAPI) -> None:

@@ -197,15 +197,14 @@ class InfluxStorage:
         return series
 
     async def prepare(self) -> None:
-        """Create the database and its retention policy when missing."""
-        if not self._settings.create_database:
-            return
+        """Create the database, its retention policy and the hourly rollup when missing."""
         database = _quote_identifier(self._settings.database)
         policy = _quote_identifier(self._settings.retention_policy)
-        await self.query(f"CREATE DATABASE {database}", write=True)
+        if self._settings.create_database:
+            await self.query(f"CREATE DATABASE {database}", write=True)
         existing = await self.query(f"SHOW RETENTION POLICIES ON {database}")
         names = {row[0] for s in existing for row in s.get("values", [])}
-        if self._settings.retention_policy not in names:
+        if self._settings.create_database and self._settings.retention_policy not in names:
             await self.query(
                 f"CREATE RETENTION POLICY {policy} ON {database} "
                 f"DURATION {self._settings.retention_days}d REPLICATION 1 DEFAULT",
@@ -228,14 +227,7 @@ class InfluxStorage:
                     f"ON {database} DURATION {settings.rollup_retention_days}d REPLICATION 1",
                     write=True,
                 )
-            existing = await self.query("SHOW CONTINUOUS QUERIES")
-            names = {
-                row[0]
-                for entry in existing
-                if entry.get("name") == settings.database
-                for row in entry.get("values", [])
-            }
-            if rollup.CQ_NAME not in names:
+            if not await self._has_continuous_query():
                 await self.query(
                     rollup.continuous_query(
                         settings.database, settings.retention_policy, settings.rollup_policy
@@ -244,10 +236,24 @@ class InfluxStorage:
                 )
                 await self._backfill_rollup()
         except PermanentStorageError as exc:
-            log.warning("hourly rollups are off, charts read raw readings: %s", exc)
-            self.rollups_ready = False
-            return
+            # Another process may have created it meanwhile; otherwise this server has none.
+            if not await self._has_continuous_query():
+                log.warning("hourly rollups are off, charts read raw readings: %s", exc)
+                self.rollups_ready = False
+                return
         self.rollups_ready = True
+
+    async def _has_continuous_query(self) -> bool:
+        try:
+            existing = await self.query("SHOW CONTINUOUS QUERIES")
+        except PermanentStorageError:
+            return False
+        return any(
+            row[0] == rollup.CQ_NAME
+            for entry in existing
+            if entry.get("name") == self._settings.database
+            for row in entry.get("values", [])
+        )
 
     async def _backfill_rollup(self) -> None:
         """Roll up what the retention window holds, a month at a time (once, at creation)."""
