@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import time
 
 import uvicorn
@@ -56,4 +57,15 @@ async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int |
         proxy_headers=False,
         server_header=False,
     )
-    await uvicorn.Server(config).serve()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler it found; a handler that does nothing lets `siaga serve` exit 0 like the others.
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(_signal: int, _frame: object) -> None:
+    """Nothing: the server has already shut down when this runs."""
