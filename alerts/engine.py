@@ -14,6 +14,7 @@ incident (one per ``(subject, rule)``) through pending → firing → resolved.
 
 from __future__ import annotations
 
+import heapq
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -157,6 +158,10 @@ class Engine:
         self._states: dict[str, _StationState] = {}
         self._incidents: dict[str, dict[str, _Incident]] = {}
         self._groups_firing: set[str] = set()
+        self._due: list[tuple[int, str]] = []  # (overdue at, station): at most one per station
+        self._armed: set[str] = set()
+        self._active_groups: set[str] = set()
+        self._pending: set[tuple[str, str]] = set()
         self._dirty: set[str] = set()
         self._plans: dict[str, _Plan] = {}
         self._groups: dict[str, list[str]] = {}
@@ -190,6 +195,13 @@ class Engine:
             groups.setdefault(group, []).append(station.id)
         self._plans = plans
         self._groups = groups
+        self._due = []
+        self._armed = set()
+        for station_id in plans:
+            self._arm(station_id)
+        self._active_groups = {g for g in self._groups_firing if g in groups} | {
+            plans[s].group for s, state in self._states.items() if state.no_data and s in plans
+        }
 
     def use_registry(self, registry: StationRegistry) -> None:
         """Follow a reloaded registry; states of stations that remain are kept."""
@@ -250,6 +262,8 @@ class Engine:
         events: list[AlertEvent] = []
         if state.last_seen_ns is None or ts_ns > state.last_seen_ns:
             state.last_seen_ns = ts_ns
+            if station_id not in self._armed:
+                self._arm(station_id)
         if state.no_data:
             state.no_data = False
             events.append(
@@ -336,11 +350,45 @@ class Engine:
             )
             events.extend(warnings)
 
+    def _due_ns(self, station_id: str) -> int | None:
+        """When a station becomes overdue (None: its no-data rule is off)."""
+        plan = self._plans.get(station_id)
+        if plan is None or not plan.rules.no_data.enabled:
+            return None
+        state = self._states.get(station_id)
+        last_seen = state.last_seen_ns if state is not None else None
+        seen = self.started_ns if last_seen is None else last_seen
+        rule = plan.rules.no_data
+        return seen + int(rule.missed_intervals * plan.station.interval_s * NS_PER_S)
+
+    def _arm(self, station_id: str) -> None:
+        due = self._due_ns(station_id)
+        if due is not None:
+            heapq.heappush(self._due, (due, station_id))
+            self._armed.add(station_id)
+
     def tick(self, now_ns: int) -> Step:
-        """Judge what depends on time alone: silent stations and pending incidents."""
+        """Judge what depends on time alone: silent stations and pending incidents.
+
+        Cheap when nobody is overdue: each station waits in a heap by the moment it would be,
+        and only the regencies of stations found overdue (or still silent) are judged.
+        """
         step = Step()
         events: list[AlertEvent] = []
-        for group, station_ids in self._groups.items():
+        due = self._due
+        while due and due[0][0] <= now_ns:
+            _, station_id = heapq.heappop(due)
+            self._armed.discard(station_id)
+            actual = self._due_ns(station_id)
+            if actual is None:
+                continue
+            if actual > now_ns:  # it reported since: wait again until its new moment
+                heapq.heappush(due, (actual, station_id))
+                self._armed.add(station_id)
+            else:
+                self._active_groups.add(self._plans[station_id].group)
+        for group in sorted(self._active_groups):
+            station_ids = self._groups.get(group, [])
             members = []
             for station_id in station_ids:
                 plan = self._plans[station_id]
@@ -358,14 +406,8 @@ class Engine:
                     )
                 )
             if not members:
+                self._active_groups.discard(group)
                 continue
-            earliest = min(nodata.overdue_since_ns(m) for m in members)
-            if (
-                earliest > now_ns
-                and group not in self._groups_firing
-                and not any(m.firing for m in members)
-            ):
-                continue  # nobody overdue: the common case, kept cheap
             firing, group_firing, found = nodata.evaluate_group(
                 group, members, group in self._groups_firing, now_ns
             )
@@ -381,6 +423,10 @@ class Engine:
                 else:
                     self._groups_firing.discard(group)
             events.extend(found)
+            if not group_firing and all(
+                nodata.overdue_since_ns(m) > now_ns and m.station_id not in firing for m in members
+            ):
+                self._active_groups.discard(group)
         self._apply(events, step)
         self._promote_pending(now_ns, step)
         return step
@@ -422,10 +468,13 @@ class Engine:
             self._incidents.setdefault(subject, {})[rule] = _Incident(
                 state, event.severity, since, event.kind
             )
+            if state is IncidentState.PENDING:
+                self._pending.add((subject, rule))
         else:
             if current is None:
                 return None
             state = IncidentState.RESOLVED
+            self._pending.discard((subject, rule))
             assert incidents is not None
             del incidents[rule]
             if not incidents:
@@ -434,29 +483,28 @@ class Engine:
         return Transition(subject, rule, before, state, event)
 
     def _promote_pending(self, now_ns: int, step: Step) -> None:
-        for subject, incidents in self._incidents.items():
-            for rule, incident in list(incidents.items()):
-                if incident.state is not IncidentState.PENDING:
-                    continue
-                if now_ns - incident.since_ns < self._pending_ns(subject, incident.kind):
-                    continue
-                incidents[rule] = _Incident(
-                    IncidentState.FIRING, incident.severity, incident.since_ns, incident.kind
-                )
-                self._dirty.add(subject)
-                event = AlertEvent(
-                    at_ns=now_ns,
-                    subject=subject,
-                    kind=incident.kind,
-                    rule=rule,
-                    firing=True,
-                    severity=incident.severity,
-                    detail=f"{subject}: {rule} still holds after its pending time",
-                )
-                step.events.append(event)
-                step.transitions.append(
-                    Transition(subject, rule, IncidentState.PENDING, IncidentState.FIRING, event)
-                )
+        for subject, rule in sorted(self._pending):
+            incident = self._incidents[subject][rule]
+            if now_ns - incident.since_ns < self._pending_ns(subject, incident.kind):
+                continue
+            self._pending.discard((subject, rule))
+            self._incidents[subject][rule] = _Incident(
+                IncidentState.FIRING, incident.severity, incident.since_ns, incident.kind
+            )
+            self._dirty.add(subject)
+            event = AlertEvent(
+                at_ns=now_ns,
+                subject=subject,
+                kind=incident.kind,
+                rule=rule,
+                firing=True,
+                severity=incident.severity,
+                detail=f"{subject}: {rule} still holds after its pending time",
+            )
+            step.events.append(event)
+            step.transitions.append(
+                Transition(subject, rule, IncidentState.PENDING, IncidentState.FIRING, event)
+            )
 
     def incidents(self) -> dict[tuple[str, str], tuple[IncidentState, Level]]:
         """Open incidents: ``(subject, rule)`` → (state, severity)."""
@@ -495,6 +543,13 @@ class Engine:
         """Load states written by :meth:`dirty_state` (after a restart, before any reading)."""
         for key, blob in states.items():
             self._decode(key, blob)
+        self._pending = {
+            (subject, rule)
+            for subject, incidents in self._incidents.items()
+            for rule, incident in incidents.items()
+            if incident.state is IncidentState.PENDING
+        }
+        self._compile()
         self._dirty.clear()
 
     def _encode(self, key: str) -> bytes:

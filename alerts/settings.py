@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from ingest.settings import Section
 from ingest.settings import Settings as IngestSettings
@@ -38,6 +38,11 @@ class NotifySettings(Section):
     delivery_deadline_s: float = Field(default=6 * 3600.0, gt=0)
     channel_concurrency: int = Field(default=8, gt=0)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    ack_base_url: str | None = Field(
+        default=None, description="Public URL of the API for one-click ack links (none: CLI)"
+    )
+    ack_secret: SecretStr | None = Field(default=None, description="Signs one-click ack links")
+    ack_link_valid_s: float = Field(default=48 * 3600.0, gt=0)
 
 
 class AlertsSettings(Section):
@@ -61,6 +66,42 @@ class AlertsSettings(Section):
         default=10.0, gt=0, description="how often time-driven rules (no data) are judged"
     )
     health_window_s: float = Field(default=86400.0, gt=0)
+    # -- the running engine (siaga alerts run) --
+    client_id: str = Field(
+        default="siaga-alerts",
+        description="MQTT client id of the engine's own persistent session, outside the ingest "
+        "group; the two engines of a hot-standby pair share it (and the leader lock named "
+        "after it); engines of different scopes need different ones",
+    )
+    spool_dir: Path = Field(
+        default=Path("var/spool-alerts"),
+        description="where alert events wait while InfluxDB is down",
+    )
+    commit_interval_s: float = Field(
+        default=0.02, gt=0, description="the longest a reading waits before its commit"
+    )
+    commit_max_messages: int = Field(
+        default=5000, gt=0, description="messages evaluated per commit at most"
+    )
+    checkpoint_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often the engine's state is made durable and the messages evaluated "
+        "since are acknowledged (transitions are committed every commit_interval_s)",
+    )
+    checkpoint_max_messages: int = Field(
+        default=20_000,
+        gt=0,
+        le=60_000,
+        description="a checkpoint at the latest after this many messages (below the broker's "
+        "65,535 unacknowledged messages per session)",
+    )
+    leader_poll_s: float = Field(
+        default=1.0, gt=0, description="how often a standby tries to take the leader lock"
+    )
+    leader_check_s: float = Field(
+        default=2.0, gt=0, description="how often the leader checks it still holds the lock"
+    )
 
 
 class Settings(IngestSettings):

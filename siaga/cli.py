@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from alerts.cli import alerts_app
+from alerts.cli import use_settings as use_alert_settings
 from ingest.errors import ConfigError
 from ingest.logs import configure_logging
 from ops.errors import ServerError
+from ops.settings import Settings as SiagaSettings
 from ops.settings import load as load_settings
 from simulators.cli import simulate_app
 
@@ -344,6 +347,10 @@ def users_remove(username: str, config: ConfigOption = None) -> None:
     typer.echo(f"removed {username}")
 
 
+# -- alerts: the engine, incidents and backtests (alerts/cli.py) --------------------------------
+app.add_typer(alerts_app, name="alerts")
+use_alert_settings(SiagaSettings)
+
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")
 
@@ -389,3 +396,31 @@ def bench_ingest(
         )
     except ServerError as exc:
         raise _fail(str(exc)) from None
+
+
+@bench.command("alerts")
+def bench_alerts(
+    stations: Annotated[int, typer.Option(help="Stations registered.")] = 10_000,
+    readings: Annotated[int, typer.Option(help="Readings evaluated.")] = 200_000,
+    batch: Annotated[int, typer.Option(help="Readings per delivery to the engine.")] = 500,
+    trials: Annotated[int, typer.Option(help="Runs per contender; best counts.")] = 3,
+    webhook: Annotated[
+        bool, typer.Option(help="Also: reading published -> webhook received, under load.")
+    ] = False,
+    webhook_rate: Annotated[
+        float, typer.Option(help="Background readings/s (default: ingest's half load).")
+    ] = 17_800.0,
+    webhook_seconds: Annotated[float, typer.Option(help="How long the load runs.")] = 20.0,
+) -> None:
+    """Readings per second the alert engine evaluates on one core, next to a bare baseline;
+    with --webhook, the publish -> signed webhook latency through siaga alerts run."""
+    from benchmarks.alerts import run_alerts_benchmark
+
+    run_alerts_benchmark(stations=stations, readings=readings, batch=batch, trials=trials)
+    if webhook:
+        from benchmarks.notify import run_notify_benchmark
+
+        try:
+            run_notify_benchmark(rate_per_s=webhook_rate, seconds=webhook_seconds)
+        except ServerError as exc:
+            raise _fail(str(exc)) from None

@@ -87,14 +87,14 @@ class MemoryIncidentStore:
         now = time.time_ns() if now_ns is None else now_ns
         labels = labels or {}
         stored: list[int] = []
-        duplicates = 0
+        skipped: list[int] = []
         # Work on copies, then swap in: a failure half-way leaves nothing behind.
         incidents, opened, keys = dict(self.incidents), dict(self._open), set(self._keys)
         history, outbox = dict(self.history), dict(self.outbox)
-        for transition in transitions:
+        for position, transition in enumerate(transitions):
             key = transition_key(transition)
             if key in keys:
-                duplicates += 1
+                skipped.append(position)
                 continue
             keys.add(key)
             slot = open_key(transition.subject, transition.rule)
@@ -129,7 +129,7 @@ class MemoryIncidentStore:
         self.incidents, self._open, self._keys = incidents, opened, keys
         self.history, self.outbox = history, outbox
         self.states.update(states)
-        return CommitReport(tuple(stored), duplicates)
+        return CommitReport(tuple(stored), len(skipped), tuple(skipped))
 
     async def load_states(self) -> dict[str, bytes]:
         """The saved engine state."""

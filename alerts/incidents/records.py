@@ -83,10 +83,12 @@ class CommitReport:
     Attributes:
         transition_ids: The ids of the transitions stored (each with its outbox row).
         duplicates: Transitions already stored by an earlier commit, skipped.
+        skipped: The positions (in the committed sequence) of those duplicates.
     """
 
     transition_ids: tuple[int, ...]
     duplicates: int = 0
+    skipped: tuple[int, ...] = ()
 
 
 def transition_key(transition: Transition) -> str:

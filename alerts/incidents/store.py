@@ -393,9 +393,9 @@ class SqlIncidentStore:
         now_ns: int,
     ) -> CommitReport:
         stored: list[int] = []
-        duplicates = 0
+        skipped: list[int] = []
         with self._writer() as connection:
-            for transition in transitions:
+            for position, transition in enumerate(transitions):
                 key = transition_key(transition)
                 exists = connection.execute(
                     select(tables.incident_transitions.c.id).where(
@@ -403,13 +403,13 @@ class SqlIncidentStore:
                     )
                 ).first()
                 if exists is not None:
-                    duplicates += 1
+                    skipped.append(position)
                     continue
                 incident_id = self._apply(connection, transition, labels)
                 stored.append(self._record(connection, incident_id, transition, key, now_ns))
             if states:
                 self._save_states(connection, states, now_ns)
-        return CommitReport(tuple(stored), duplicates)
+        return CommitReport(tuple(stored), len(skipped), tuple(skipped))
 
     def _apply(self, connection: Connection, transition: Transition, labels: Labels) -> int:
         table = tables.incidents

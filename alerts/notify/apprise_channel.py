@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 
 import apprise
+
+with warnings.catch_warnings():
+    # Apprise's e-mail plugin imports the standard library's deprecated imghdr (Python 3.11,
+    # 3.12); loading it once here keeps that warning out of logs and strict test runs.
+    warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+    import apprise.plugins.email
 
 from alerts.notify.channels import DELIVERED, Outgoing, SendResult, expand_secrets, redact
 from alerts.notify.errors import PermanentDeliveryError

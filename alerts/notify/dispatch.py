@@ -17,6 +17,7 @@ possible repeats). Both only act while ``is_leader()`` says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -79,9 +80,10 @@ class IncidentSource(Protocol):
         """Mark outbox rows routed."""
         ...
 
-    async def list(  # noqa: PLR0917 - the incident store's signature
+    async def list(
         self,
         active_only: bool = True,
+        *,
         regency: str | None = None,
         station: str | None = None,
         kind: EventKind | None = None,
@@ -93,6 +95,14 @@ class IncidentSource(Protocol):
     ) -> list[Incident]:
         """Incidents."""
         ...
+
+
+async def _nap(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``wake`` is set meanwhile; then clear it."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+    wake.clear()
 
 
 def rfc3339(ts_ns: int) -> str:
@@ -180,6 +190,14 @@ class Dispatcher:
         self._firing: list[Labels] = []
         self._next_escalation_ns = 0
         self._started = False
+        self._warned_unrouted = False
+        self._wake = asyncio.Event()
+        self._emitted: dict[int, set[tuple[int, int]]] = {}
+        self.on_deliveries: Callable[[], None] = lambda: None
+
+    def wake(self) -> None:
+        """Look at the outbox now (the engine just committed), not at the next tick."""
+        self._wake.set()
 
     async def start(self) -> None:
         """Rebuild the buckets from the durable queue (after a restart)."""
@@ -194,7 +212,7 @@ class Dispatcher:
         while True:
             if self._is_leader():
                 await self.step()
-            await asyncio.sleep(self._settings.tick_s)
+            await _nap(self._wake, self._settings.tick_s)
 
     async def step(self, now_ns: int | None = None) -> list[Batch]:
         """One round: intake, escalations, due groups. Returns the batches flushed."""
@@ -221,11 +239,14 @@ class Dispatcher:
             groups = route(notice.labels, policy.routes, policy.default_groups)
             if not groups:
                 self.counts.unrouted += 1
-                log.warning(
-                    "no group for incident %d (%s): not notified",
-                    entry.incident_id,
-                    notice.event.subject,
-                )
+                if not self._warned_unrouted:
+                    log.warning(
+                        "no recipient group for incident %d (%s) and no default_groups in "
+                        "the policy: not notified (counted in unrouted; said once)",
+                        entry.incident_id,
+                        notice.event.subject,
+                    )
+                    self._warned_unrouted = True
             items.extend(Queued(group, notice, now) for group in groups)
         added = await self._store.queue(items)
         await self._incidents.mark_routed([e.id for e in entries], now)
@@ -251,10 +272,15 @@ class Dispatcher:
             if incident.acknowledged is not None:
                 acknowledged.append(incident.id)
                 continue
-            chain = policy.chain_for(route(labels, policy.routes, policy.default_groups))
-            if chain is None:
+            found = policy.chain_for(route(labels, policy.routes, policy.default_groups))
+            if found is None:
                 continue
-            emitted = await self._store.escalations_emitted(incident.id)
+            chain, routed = found
+            emitted = self._emitted.get(incident.id)
+            if emitted is None:  # once per incident per leader: then kept up to date here
+                emitted = self._emitted[incident.id] = await self._store.escalations_emitted(
+                    incident.id
+                )
             for due in escalations_due(
                 chain,
                 firing_since_ns=incident.opened_ns,
@@ -272,13 +298,19 @@ class Dispatcher:
                     reason=due.reason,
                     step=due.step,
                 )
-                items.append(Queued(due.group, notice, now))
+                targets = routed if due.step == 0 else (due.group,)
+                items.extend(Queued(group, notice, now) for group in targets)
                 emitted_keys.append((incident.id, due.step, due.seq))
         self._firing = firing
+        active_ids = {incident.id for incident in active}
+        for gone in set(self._emitted) - active_ids:
+            del self._emitted[gone]
         if acknowledged:
             self.grouper.forget(acknowledged)
         if items:
             added = await self._store.queue(items, emitted_keys)
+            for incident_id, step, seq in emitted_keys:
+                self._emitted.setdefault(incident_id, set()).add((step, seq))
             self.counts.escalations += len(added)
             for item in added:
                 self.grouper.add(item.group, item.notice, item.queued_ns)
@@ -328,6 +360,8 @@ class Dispatcher:
             if kept:
                 deliveries.extend(self._deliveries(policy, batch, kept, now, registry))
         await self._store.flush(flushed, deliveries, documents)
+        if deliveries:
+            self.on_deliveries()
         self.counts.deliveries += len(deliveries)
         self.counts.cap_documents += len(documents)
 
@@ -538,6 +572,11 @@ class Sender:
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[str] = set()
         self.counts: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Claim now (the dispatcher just wrote deliveries), not at the next tick."""
+        self._wake.set()
 
     async def run(self) -> None:
         """Claim and send every ``tick_s`` while leading, until cancelled."""
@@ -548,7 +587,7 @@ class Sender:
                         tasks.create_task(
                             self._deliver(delivery), name=f"notify.send.{delivery.id}"
                         )
-                await asyncio.sleep(self._settings.tick_s)
+                await _nap(self._wake, self._settings.tick_s)
 
     async def step(self) -> int:
         """Claim what is due and send it all (tests and one-shot runs); returns how many."""

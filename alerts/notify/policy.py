@@ -172,12 +172,18 @@ class Policy(BaseModel):
         """A recipient by name."""
         return next((r for r in self.recipients if r.name == name), None)
 
-    def chain_for(self, groups: tuple[str, ...]) -> EscalationChain | None:
-        """The escalation chain of the first routed group that has one."""
+    def chain_for(self, groups: tuple[str, ...]) -> tuple[EscalationChain, tuple[str, ...]] | None:
+        """The escalation chain of the first routed group that has one, and the routed groups
+        that share it (step 0's reminders go to them, not to the chain's first group)."""
         for name in groups:
             group = self.group(name)
             if group is not None and group.escalation is not None:
-                return self.escalations[group.escalation]
+                sharing = tuple(
+                    g
+                    for g in groups
+                    if (found := self.group(g)) and found.escalation == group.escalation
+                )
+                return self.escalations[group.escalation], sharing
         return None
 
 

@@ -170,16 +170,17 @@ def evaluate_level(
         if not flatline:
             trusted.append((at_ns, value))
     newest_value = released[-1][1] if released else last
-    next_state = replace(
-        state,
-        newest_ns=ts_ns,
-        last_value=newest_value,
-        held=held,
-        flat_value=flat_value,
-        flat_since_ns=flat_since,
-        flat_count=flat_count,
-        flatline=flatline,
-        spike_ns=spike_ns,
+    next_state = FaultState(
+        ts_ns,
+        newest_value,
+        held,
+        flat_value,
+        flat_since,
+        flat_count,
+        flatline,
+        spike_ns,
+        state.battery_low,
+        state.battery_peak_v,
     )
     return next_state, events, trusted
 

@@ -4,7 +4,8 @@ Silence is judged by the reading's own time (the newest one seen), so a backlog 
 neither hides a silence nor fakes one; a station never seen counts from the engine's start.
 An overdue station waits ``group_wait_s`` for the rest of its regency: when every station of
 the regency is overdue (a cut in the regency's network, a gateway down) one grouped event with
-``subject = regency:<name>`` and the list of ``stations`` fires instead of one per station.
+``subject = regency:<name>`` and the list of ``stations`` fires instead of one per station. It
+clears when fewer than half of them are still silent; the stragglers then fire on their own.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def evaluate_group(
         text = f"{group}: all {len(stations)} stations silent for {minutes:.0f} min"
         events.append(_event(group, now_ns, True, text, stations))
         return firing, True, events
-    if group_firing and not everyone:
+    # Stations come back one by one: the group holds while half of them are still silent, and
+    # the stragglers left then fire on their own.
+    if group_firing and 2 * len(overdue) < len(members):
         stations = tuple(sorted(m.station_id for m in members))
         events.append(_event(group, now_ns, False, f"{group}: stations report again", stations))
         group_firing = False

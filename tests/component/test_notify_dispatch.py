@@ -215,7 +215,6 @@ async def test_failing_channel_retries_without_holding_up_the_other(rig: Rig) ->
     assert statuses["telegram"].attempts == 3
 
 
-@pytest.mark.logged_exceptions
 async def test_permanent_failure_is_recorded_not_retried(rig: Rig) -> None:
     rig.channels[("duty-bogor", "email")].fail_next = [PermanentDeliveryError("550 no user")]
     await rig.commit("ciliwung-depok", Level.SIAGA, rig.now)

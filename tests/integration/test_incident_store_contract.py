@@ -134,6 +134,7 @@ async def test_replaying_a_committed_step_repeats_nothing(store: IncidentStore) 
     assert len(first.transition_ids) == 2
     assert again.transition_ids == ()
     assert again.duplicates == 2
+    assert again.skipped == (0, 1)
     assert len(await store.outbox_new()) == 2
     assert len(await store.list()) == 2
     assert await store.load_states() == {"katulampa": b"b"}

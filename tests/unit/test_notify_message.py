@@ -166,3 +166,17 @@ def test_short_form_always_fits_one_sms(name: str, count: int) -> None:
     for language in ("id", "en"):
         assert fits_one_sms(render(notices, language, registry).short)
     assert fits_one_sms(clip(name * 20))
+
+
+def test_the_shipped_policy_is_valid_and_routes_every_seed_regency() -> None:
+    from alerts.notify.policy import load_policy  # noqa: PLC0415
+    from alerts.pipeline.route import route  # noqa: PLC0415
+
+    policy = load_policy(Path(__file__).parents[2] / "config" / "alerts.yaml")
+    for station in REGISTRY.stations():
+        groups = route(
+            {"regency": station.regency, "river": station.river or "", "severity": "SIAGA"},
+            policy.routes,
+            policy.default_groups,
+        )
+        assert groups != ("pusdalops",), station.id

@@ -1,0 +1,329 @@
+"""``siaga alerts``: argument parsing only; the work is in :mod:`alerts.backtest` and the engine.
+
+    siaga alerts backtest --readings recorded.csv --json
+    siaga alerts backtest --readings recorded.csv --stations config/stations.yaml --rules r.yaml
+    siaga alerts backtest --from 2025-03-10T00:00:00+07:00 --to 2025-03-26T00:00:00+07:00
+
+``siaga`` adds this sub-app with ``app.add_typer(alerts_app, name="alerts")`` and tells it the
+most derived settings class with :func:`use_settings` (imports point one way: alerts cannot
+import ops).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from alerts.backtest import Backtest
+    from alerts.settings import Settings
+    from devices.readings import Reading
+    from devices.stations import StationRegistry
+
+alerts_app = typer.Typer(
+    help="Flood alerts: the engine, incidents, and backtests over recorded readings.",
+    no_args_is_help=True,
+)
+
+_SETTINGS: list[type[Settings]] = []
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Settings YAML (default: config/siaga.yaml)."),
+]
+
+
+def use_settings(settings_cls: type[Settings]) -> None:
+    """Read settings with this (derived) class: the ``siaga`` command passes the whole tree."""
+    _SETTINGS[:] = [settings_cls]
+
+
+def load_alert_settings(config: Path | None) -> Settings:
+    """The settings tree, through the class given to :func:`use_settings`."""
+    from alerts.settings import Settings  # noqa: PLC0415
+    from ingest.settings import load_settings  # noqa: PLC0415
+
+    return load_settings(config, settings_cls=_SETTINGS[0] if _SETTINGS else Settings)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+# -- backtest (the engine helper's) -----------------------------------------------------------
+
+
+@alerts_app.command("backtest")
+def backtest(  # noqa: PLR0917 - typer passes every option
+    readings: Annotated[
+        Path | None, typer.Option(help="CSV with header station,ts,metric,value (any order).")
+    ] = None,
+    stations: Annotated[
+        Path | None, typer.Option(help="Registry file (config/stations.yaml format).")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Rules file (default: alerts.rules_file).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Read InfluxDB from this RFC 3339 time.")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="... up to this RFC 3339 time.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
+    all_stations: Annotated[
+        bool, typer.Option(help="Evaluate every registered station, not only those with data.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Replay recorded readings through the live engine and print what it would have said."""
+    import asyncio  # noqa: PLC0415
+
+    from alerts.backtest import BacktestError, parse_csv, replay  # noqa: PLC0415
+    from alerts.rules.config import RulesFileError, load_rules  # noqa: PLC0415
+    from devices.stations import StationFileError, load_stations  # noqa: PLC0415
+    from devices.timestamps import TimestampError, parse_timestamp_ns  # noqa: PLC0415
+    from ingest.errors import ConfigError  # noqa: PLC0415
+
+    if (readings is None) == (start is None and end is None):
+        raise _fail("give either --readings FILE or --from/--to")
+    if readings is None and (start is None or end is None):
+        raise _fail("give both --from and --to")
+    try:
+        settings = load_alert_settings(config)
+        registry = load_stations(stations or settings.stations.file)
+        rules_config = load_rules(rules or settings.alerts.rules_file)
+        if readings is not None:
+            try:
+                text = readings.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise BacktestError(f"{readings}: cannot read: {exc.strerror}") from None
+            recorded = parse_csv(text, str(readings))
+        else:
+            assert start is not None
+            assert end is not None
+            start_ns, end_ns = parse_timestamp_ns(start), parse_timestamp_ns(end)
+            recorded = asyncio.run(_from_influx(settings, registry, start_ns, end_ns))
+    except (
+        BacktestError,
+        ConfigError,
+        RulesFileError,
+        StationFileError,
+        TimestampError,
+    ) as exc:
+        raise _fail(str(exc)) from None
+    result = replay(
+        recorded,
+        registry,
+        rules_config,
+        all_stations=all_stations,
+        late_lag_s=settings.alerts.late_lag_s,
+    )
+    if as_json:
+        _print_json(result)
+    else:
+        _print_table(result)
+
+
+async def _from_influx(
+    settings: Settings, registry: StationRegistry, start_ns: int, end_ns: int
+) -> list[Reading]:
+    from alerts.backtest import read_influx  # noqa: PLC0415
+    from ingest.storage.influx import InfluxStorage, registry_tags  # noqa: PLC0415
+
+    async with InfluxStorage(settings.influx, registry_tags(registry)) as storage:
+        return await read_influx(storage, start_ns, end_ns)
+
+
+def _print_json(result: Backtest) -> None:
+    import orjson  # noqa: PLC0415
+
+    from alerts.backtest import event_record  # noqa: PLC0415
+
+    for event in result.events:
+        typer.echo(orjson.dumps(event_record(event)).decode())
+
+
+def _print_table(result: Backtest) -> None:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from alerts.backtest import event_record  # noqa: PLC0415
+
+    console = Console()
+    table = Table("at", "station", "kind", "rule", "change", "detail")
+    for event in result.events:
+        record = event_record(event)
+        if "previous" in record:
+            change = f"{record['previous']} → {record['level']}"
+        else:
+            change = "fires" if event.firing else "clears"
+        if "expected_at" in record:
+            change += f" (expected {record['expected_at']})"
+        table.add_row(
+            record["at"], record["station"], record["kind"], event.rule, change, event.detail
+        )
+    console.print(table)
+    summary = Table("summary", "count")
+    summary.add_row("readings replayed", str(result.readings))
+    if result.unknown:
+        summary.add_row("readings of unknown stations", str(result.unknown))
+    for kind, count in sorted(result.per_kind().items()):
+        summary.add_row(f"{kind} events", str(count))
+    flaps = result.flaps()
+    summary.add_row("flaps (a level change undone within 1 h)", str(sum(flaps.values())))
+    for station, count in sorted(flaps.items()):
+        summary.add_row(f"  flaps at {station}", str(count))
+    console.print(summary)
+
+
+# -- the engine and its incidents (the incidents helper's) ------------------------------------
+
+
+@alerts_app.command("run")
+def run(config: ConfigOption = None) -> None:
+    """Run the alert engine until SIGTERM: MQTT → rules → incidents (SQL) → acknowledge."""
+    import asyncio  # noqa: PLC0415
+
+    from alerts.incidents.errors import IncidentStoreError, LeadershipLostError  # noqa: PLC0415
+    from alerts.runtime import run_alerts  # noqa: PLC0415
+    from ingest.errors import ConfigError  # noqa: PLC0415
+    from ingest.logs import configure_logging  # noqa: PLC0415
+
+    try:
+        settings = load_alert_settings(config)
+        configure_logging(settings.log.level, settings.log.format)
+        asyncio.run(run_alerts(settings))
+    except LeadershipLostError as exc:
+        typer.secho(f"stopped: {exc}; another engine leads now", err=True)
+        raise typer.Exit(3) from None
+    except (ConfigError, IncidentStoreError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _with_store(config: Path | None, action: Any) -> Any:
+    """Run ``action(store)`` on the incident database of the settings (migrated first)."""
+    import asyncio  # noqa: PLC0415
+
+    from alerts.incidents.errors import IncidentStoreError  # noqa: PLC0415
+    from alerts.incidents.store import SqlIncidentStore  # noqa: PLC0415
+    from ingest.errors import ConfigError  # noqa: PLC0415
+
+    async def go() -> Any:
+        settings = load_alert_settings(config)
+        async with SqlIncidentStore(settings.database.url) as store:
+            return await action(store)
+
+    try:
+        return asyncio.run(go())
+    except (ConfigError, IncidentStoreError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@alerts_app.command("list")
+def list_incidents(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Resolved incidents too, not only open ones.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of incidents.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 1000,
+    config: ConfigOption = None,
+) -> None:
+    """Incidents, most recently changed first (open ones only unless --all)."""
+    from alerts.incidents.present import LIST_COLUMNS, incident_json, incident_line  # noqa: PLC0415
+
+    incidents = _with_store(config, lambda store: store.list(not show_all, limit=limit))
+    if as_json:
+        import orjson  # noqa: PLC0415
+
+        typer.echo(orjson.dumps([incident_json(i) for i in incidents]).decode())
+        return
+    if not incidents:
+        typer.echo("no incidents" if show_all else "no open incidents")
+        return
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(*LIST_COLUMNS)
+    for incident in incidents:
+        table.add_row(*incident_line(incident))
+    Console(width=200).print(table)
+
+
+@alerts_app.command("show")
+def show(
+    incident_id: Annotated[int, typer.Argument(metavar="ID", help="The incident's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """One incident with every transition and the reading that caused it."""
+    from alerts.incidents.present import incident_json  # noqa: PLC0415
+
+    incident = _with_store(config, lambda store: store.get(incident_id))
+    if incident is None:
+        raise _fail(f"no incident {incident_id}")
+    document = incident_json(incident, with_transitions=True)
+    if as_json:
+        import orjson  # noqa: PLC0415
+
+        typer.echo(orjson.dumps(document).decode())
+        return
+    for key in ("id", "station", "rule", "kind", "state", "severity", "opened", "updated"):
+        typer.echo(f"{key:>12}: {document[key]}")
+    if document["resolved"]:
+        typer.echo(f"{'resolved':>12}: {document['resolved']}")
+    ack = document["acknowledged"]
+    if ack:
+        typer.echo(f"{'acknowledged':>12}: by {ack['by']} at {ack['at']} {ack['comment']}".rstrip())
+    if document["assignee"]:
+        typer.echo(f"{'assignee':>12}: {document['assignee']}")
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(document["labels"].items()))
+    typer.echo(f"{'labels':>12}: {labels}")
+    typer.echo("transitions:")
+    for transition in document["transitions"]:
+        event = transition["event"]
+        value = f" value={event['value']}" if "value" in event else ""
+        typer.echo(
+            f"  {event['at']}  {transition['previous_state'] or '-'} → {transition['state']}"
+            f"  {event['level']}{value}  {event['detail']}"
+        )
+
+
+@alerts_app.command("ack")
+def ack(
+    incident_id: Annotated[int, typer.Argument(metavar="ID", help="The incident's id.")],
+    by: Annotated[str, typer.Option("--by", help="Who acknowledges (a name).")],
+    comment: Annotated[str, typer.Option("--comment", help="Why, or what is being done.")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Acknowledge an incident: who, when (now) and an optional comment."""
+    import time  # noqa: PLC0415
+
+    from alerts.incidents.errors import IncidentNotFoundError  # noqa: PLC0415
+
+    if not by.strip():
+        raise _fail("--by needs a name")
+
+    async def acknowledge(store: Any) -> Any:
+        try:
+            return await store.acknowledge(incident_id, by, comment, time.time_ns())
+        except IncidentNotFoundError:
+            return None
+
+    incident = _with_store(config, acknowledge)
+    if incident is None:
+        raise _fail(f"no incident {incident_id}")
+    typer.echo(f"incident {incident.id} acknowledged by {by}")
+
+
+# -- silences (the notify helper's: alerts/notify/cli.py) --------------------------------------
+
+
+def _register_silences() -> None:
+    from alerts.notify.cli import silence_app  # noqa: PLC0415
+
+    alerts_app.add_typer(silence_app, name="silence")
+
+
+_register_silences()

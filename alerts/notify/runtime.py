@@ -1,0 +1,171 @@
+"""Notifications inside a process: the named tasks ``siaga alerts run`` starts.
+
+:func:`notification_tasks` adds three tasks to the caller's TaskGroup: ``notify.policy``
+(hot reload), ``notify.dispatch`` and ``notify.send``. Both of the latter act only while
+``is_leader()`` is true, so on a standby pair only the leader sends. :func:`run_notifier`
+runs them alone (``python -m alerts.notify``), for deployments and tests that keep the
+notifier in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from alerts.model import Transition
+from alerts.notify.acklink import signed_ack_links
+from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender
+from alerts.notify.message import AckLink
+from alerts.notify.policy import PolicyWatcher
+from alerts.notify.sqlstore import SqlNotifyStore
+from alerts.notify.store import NotifyStore
+from alerts.settings import Settings
+from devices.stations import StationRegistry, load_stations
+
+log = logging.getLogger(__name__)
+
+
+def settings_ack_link(settings: Settings) -> AckLink:
+    """Signed one-click links when ``notify.ack_base_url`` and ``notify.ack_secret`` are set."""
+    secret = settings.notify.ack_secret
+    return signed_ack_links(
+        settings.notify.ack_base_url,
+        secret.get_secret_value().encode() if secret else None,
+        settings.notify.ack_link_valid_s,
+    )
+
+
+@dataclass(slots=True)
+class Notifier:
+    """The running pieces, for metrics and tests."""
+
+    policy: PolicyWatcher
+    dispatcher: Dispatcher
+    sender: Sender
+
+
+def notification_tasks(
+    tasks: asyncio.TaskGroup,
+    settings: Settings,
+    *,
+    incidents: IncidentSource,
+    store: NotifyStore,
+    client: httpx.AsyncClient,
+    registry: Callable[[], StationRegistry],
+    is_leader: Callable[[], bool] = lambda: True,
+    ack_link: AckLink | None = None,
+) -> Notifier:
+    """Start the notification tasks in ``tasks`` and return their pieces.
+
+    Args:
+        tasks: The process's TaskGroup.
+        settings: The settings (``notify`` section).
+        incidents: The incident store (its outbox and active incidents).
+        store: The notification store (usually :class:`SqlNotifyStore` on the same database).
+        client: The HTTP client webhooks use (its lifetime is the caller's).
+        registry: The station registry in force (hot reload swaps it).
+        is_leader: Only the leader dispatches and sends.
+        ack_link: Builds one-click acknowledgement links (default: signed links from the
+            ``notify`` settings, or none).
+
+    Raises:
+        PolicyError: The policy file is invalid at start.
+    """
+    watcher = PolicyWatcher(Path(settings.notify.policy_file))
+    dispatcher = Dispatcher(
+        incidents,
+        store,
+        lambda: watcher.current,
+        registry,
+        settings.notify,
+        ack_link=ack_link or settings_ack_link(settings),
+        is_leader=is_leader,
+    )
+    book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
+    sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
+    dispatcher.on_deliveries = sender.wake
+    tasks.create_task(watcher.run(settings.notify.policy_reload_s), name="notify.policy")
+    tasks.create_task(dispatcher.run(), name="notify.dispatch")
+    tasks.create_task(sender.run(), name="notify.send")
+    return Notifier(watcher, dispatcher, sender)
+
+
+@dataclass(slots=True)
+class Companions:
+    """The notifier as companion tasks of another process, and its commit hook."""
+
+    tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]]
+    notifier: Notifier
+
+    def on_commit(self, _transitions: Sequence[Transition], _committed_ns: int) -> None:
+        """A commit observer: the dispatcher looks at the outbox at once."""
+        self.notifier.dispatcher.wake()
+
+
+def notification_companions(
+    settings: Settings,
+    *,
+    incidents: IncidentSource,
+    store: NotifyStore,
+    client: httpx.AsyncClient,
+    registry: Callable[[], StationRegistry],
+    is_leader: Callable[[], bool] = lambda: True,
+    ack_link: AckLink | None = None,
+) -> Companions:
+    """The same tasks as :func:`notification_tasks`, as named coroutine factories for a
+    process that starts its own tasks (``siaga alerts run``'s companions), with a commit
+    observer that wakes the dispatcher.
+
+    Raises:
+        PolicyError: The policy file is invalid at start.
+    """
+    watcher = PolicyWatcher(Path(settings.notify.policy_file))
+    dispatcher = Dispatcher(
+        incidents,
+        store,
+        lambda: watcher.current,
+        registry,
+        settings.notify,
+        ack_link=ack_link or settings_ack_link(settings),
+        is_leader=is_leader,
+    )
+    book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
+    sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
+    dispatcher.on_deliveries = sender.wake
+    return Companions(
+        tasks={
+            "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
+            "notify.dispatch": dispatcher.run,
+            "notify.send": sender.run,
+        },
+        notifier=Notifier(watcher, dispatcher, sender),
+    )
+
+
+async def run_notifier(settings: Settings) -> None:
+    """Run the notifier alone against the incident database until cancelled."""
+    from alerts.incidents.store import SqlIncidentStore  # noqa: PLC0415
+
+    registry = load_stations(Path(settings.stations.file))
+    async with (
+        SqlIncidentStore(settings.database.url, lock_name="siaga-notify") as incidents,
+        SqlNotifyStore(settings.database.url) as store,
+        httpx.AsyncClient() as client,
+        asyncio.TaskGroup() as tasks,
+    ):
+        await incidents.lead()
+        notification_tasks(
+            tasks,
+            settings,
+            incidents=incidents,
+            store=store,
+            client=client,
+            registry=lambda: registry,
+            is_leader=lambda: incidents.leading,
+        )

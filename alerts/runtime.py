@@ -1,0 +1,709 @@
+"""``siaga alerts run``: the engine's process. Messages in, incidents durable, then acknowledged.
+
+The loop, per commit cycle (every ``alerts.commit_interval_s`` or ``commit_max_messages``):
+
+1. decode and validate each message with the ingest worker's :class:`Validator` (rejections are
+   the ingest workers' to store: here they are only skipped);
+2. evaluate the readings (:meth:`Engine.process`) and, when due, the time-driven rules
+   (:meth:`Engine.tick`);
+3. append the cycle's alert events to the alert spool (fsync'd): the InfluxDB writer drains it,
+   so events reach measurement ``alerts`` whether or not InfluxDB is up;
+4. commit the transitions, their outbox rows and the engine's changed state in ONE transaction
+   (retried until it succeeds: the engine's memory already moved on, so the step must never be
+   dropped);
+5. only then acknowledge the messages to the broker.
+
+A crash anywhere before 5 leaves the messages unacknowledged: the broker redelivers them, the
+restored engine state recognises each reading already evaluated by ``(station, ts)``, and the
+store skips a transition already stored. A crash between 3 and 4 writes the same events to
+InfluxDB again, which overwrites them (same series and time).
+
+Hot standby: the process first waits for the leader lock (:meth:`SqlIncidentStore.lead`), and
+only then restores the engine's state and connects to the broker, with the client id the pair
+shares. The standby therefore never holds a session of its own: when it takes over it resumes
+the leader's persistent session, with every message the leader had not acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from alerts.engine import Engine, Scope, Step
+from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
+from alerts.incidents.records import CommitReport
+from alerts.incidents.store import IncidentStore, SqlIncidentStore
+from alerts.model import AlertEvent, Transition
+from alerts.notify.errors import PolicyError
+from alerts.notify.message import AckLink
+from alerts.notify.runtime import notification_companions
+from alerts.notify.sqlstore import SqlNotifyStore
+from alerts.rules.config import RulesConfig, load_rules, reload_rules
+from alerts.settings import Settings
+from devices import Reading, TopicScheme
+from devices.registry import Registry, load_registry
+from devices.stations import StationRegistry
+from ingest.errors import ConfigError, SpoolError, StorageError
+from ingest.mqtt.client import MqttSubscriber
+from ingest.registry_watch import RegistryWatcher
+from ingest.runtime import connect_options
+from ingest.source import Delivery, MessageSource
+from ingest.spool import Spool
+from ingest.storage.base import AlertRecord, Storage
+from ingest.storage.influx import InfluxStorage, registry_tags
+from ingest.validation import Limits, Validator
+
+log = logging.getLogger(__name__)
+
+CommitObserver = Callable[[Sequence[Transition], int], None]
+"""Called with the transitions each commit stored (not those it found already stored) and the
+wall-clock time the commit returned."""
+
+_FULL_HEALTH_EVERY = 10
+_HEALTH_CHUNK = 2000
+
+
+class Leader(Protocol):
+    """The leadership side of a store (the SQL store and the in-memory one have it)."""
+
+    async def lead(self, poll_s: float = 1.0) -> None:
+        """Wait for the leader lock."""
+        ...
+
+    async def check_leadership(self) -> None:
+        """Raise LeadershipLostError when the lock is gone."""
+        ...
+
+
+class LeadingStore(IncidentStore, Leader, Protocol):
+    """An incident store that can lead."""
+
+
+def alert_record(event: AlertEvent) -> AlertRecord:
+    """The ``alerts`` point of an event (a Grafana annotation)."""
+    return AlertRecord(
+        ts_ns=event.at_ns,
+        station_id=event.subject,
+        kind=event.kind.value,
+        rule=event.rule,
+        level=event.severity.name,
+        firing=event.firing,
+        late=event.late,
+        text=event.detail or f"{event.subject} {event.rule} {event.severity.name}",
+        event_id=event.id,
+    )
+
+
+def encode_records(records: Sequence[AlertRecord]) -> bytes:
+    """A spool record of alert records."""
+    return orjson.dumps(
+        [
+            [r.ts_ns, r.station_id, r.kind, r.rule, r.level, r.firing, r.late, r.text, r.event_id]
+            for r in records
+        ]
+    )
+
+
+def decode_records(body: bytes) -> list[AlertRecord]:
+    """The inverse of :func:`encode_records`."""
+    return [AlertRecord(*row) for row in orjson.loads(body)]
+
+
+def subject_labels(registry: StationRegistry, subject: str) -> dict[str, str]:
+    """Routing labels of an incident's subject: a station's regency and river, or a group's."""
+    if subject.startswith("regency:"):
+        return {"regency": subject.removeprefix("regency:")}
+    station = registry.get(subject)
+    if station is None:
+        return {"station": subject}
+    return {"station": subject, "regency": station.regency, "river": station.river or ""}
+
+
+@dataclass(slots=True)
+class _Work:
+    """One cycle for the committer: its decisions, and at a checkpoint the state and acks."""
+
+    step: Step
+    states: dict[str, bytes]
+    tokens: list[int]
+
+
+@dataclass
+class LoopPolicy:
+    """When to commit, tick and record health, and how persistently to retry."""
+
+    commit_interval_s: float = 0.02
+    commit_max_messages: int = 5000
+    checkpoint_interval_s: float = 1.0
+    checkpoint_max_messages: int = 20_000
+    max_cycles_in_flight: int = 4
+    tick_interval_s: float = 10.0
+    health_interval_s: float = 60.0
+    leader_poll_s: float = 1.0
+    leader_check_s: float = 2.0
+    retry_initial_s: float = 0.1
+    retry_max_s: float = 5.0
+
+
+@dataclass
+class LoopCounters:
+    """What the loop did (read by tests and the benchmark)."""
+
+    messages: int = 0
+    readings: int = 0
+    duplicates: int = 0
+    events: int = 0
+    transitions: int = 0
+    repeated_transitions: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    acked: int = 0
+    alerts_written: int = 0
+    alert_write_failures: int = 0
+    health_written: int = 0
+    commit_seconds: list[float] = field(default_factory=list)
+    evaluate_s: float = 0.0
+    state_s: float = 0.0
+    spool_s: float = 0.0
+
+
+class AlertLoop:
+    """The engine's process, its parts injected (real ones by :func:`run_alerts`).
+
+    Args:
+        source: Where messages come from; connected only once this process leads.
+        validator: Decodes and validates messages into readings.
+        engine: The rules.
+        store: Incidents, outbox and engine state; also the leader lock.
+        storage: InfluxDB (alert events, device health).
+        spool: Where alert events wait for InfluxDB.
+        registry: The registry in force (labels); :meth:`use_registry` follows reloads.
+        policy: Timing.
+        observers: Called after each commit with its transitions.
+        clock_ns: Wall clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: MessageSource,
+        validator: Validator,
+        engine: Engine,
+        store: LeadingStore,
+        storage: Storage,
+        spool: Spool,
+        registry: StationRegistry,
+        policy: LoopPolicy | None = None,
+        observers: Sequence[CommitObserver] = (),
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._source = source
+        self._validator = validator
+        self.engine = engine
+        self._store = store
+        self._storage = storage
+        self._spool = spool
+        self._registry = registry
+        self.policy = policy or LoopPolicy()
+        self._observers = list(observers)
+        self._clock_ns = clock_ns
+        self._events_ready = asyncio.Event()
+        self._unwritten: list[AlertRecord] = []
+        self._in_flight: list[AlertRecord] = []
+        self.counters = LoopCounters()
+        self._work: asyncio.Queue[_Work] = asyncio.Queue(self.policy.max_cycles_in_flight)
+        self.leading = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    def use_registry(self, registry: Registry) -> None:
+        """Follow a reloaded registry."""
+        self._registry = registry
+        self._validator.use_registry(registry)
+        self.engine.use_registry(registry)
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        companions: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
+    ) -> None:
+        """Lead, restore, then evaluate until ``stop`` is set; flush and acknowledge at the end.
+
+        Raises:
+            LeadershipLostError: The lock was lost: stop at once, emit nothing more.
+        """
+        if not await self._lead(stop):
+            return
+        self.leading.set()
+        states = await self._store.load_states()
+        self.engine.restore(states)
+        log.info("engine state restored for %d keys; connecting to the broker", len(states))
+        if not self._spool.empty:
+            self._events_ready.set()
+        async with asyncio.TaskGroup() as group:
+            background = [
+                group.create_task(self._source.run(), name="siaga.alerts.source"),
+                group.create_task(self._commit_loop(), name="siaga.alerts.committer"),
+                group.create_task(self._write_alerts(), name="siaga.alerts.influx-writer"),
+                group.create_task(self._record_health(), name="siaga.alerts.health"),
+                group.create_task(self._watch_leadership(), name="siaga.alerts.leadership"),
+            ]
+            for name, start in (companions or {}).items():
+                background.append(group.create_task(start(), name=f"siaga.alerts.{name}"))
+            self.ready.set()
+            await self._evaluate(stop)
+            for task in background:
+                task.cancel()
+        await self._source.disconnect()
+        log.info("alert engine stopped after its last commit")
+
+    async def _lead(self, stop: asyncio.Event) -> bool:
+        leading = asyncio.create_task(self._store.lead(self.policy.leader_poll_s))
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({leading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if leading not in done:
+            leading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leading
+            return False
+        leading.result()
+        return True
+
+    # -- the evaluation loop ------------------------------------------------------------------
+
+    async def _evaluate(self, stop: asyncio.Event) -> None:
+        policy = self.policy
+        monotonic = time.monotonic
+        step = Step()
+        tokens: list[int] = []  # every message evaluated since the last checkpoint
+        messages = 0
+        force_checkpoint = False
+        cycle_started: float | None = None
+        next_tick = monotonic() + policy.tick_interval_s
+        next_checkpoint = monotonic() + policy.checkpoint_interval_s
+        while not stop.is_set():
+            now = monotonic()
+            wait_s = min(next_tick - now, 0.25)
+            if cycle_started is not None:
+                wait_s = min(wait_s, cycle_started + policy.commit_interval_s - now)
+            if tokens:
+                wait_s = min(wait_s, next_checkpoint - now)
+            chunk = await self._source.next_chunk(max(wait_s, 0.0))
+            if chunk:
+                if cycle_started is None:
+                    cycle_started = monotonic()
+                messages += len(chunk)
+                step.extend(self._process(chunk, tokens))
+            now = monotonic()
+            if now >= next_tick:
+                next_tick = now + policy.tick_interval_s
+                ticked = self.engine.tick(self._clock_ns())
+                if ticked.events:
+                    step.extend(ticked)
+                    cycle_started = cycle_started or now
+                    # Time-driven events carry the wall clock: evaluated again after a
+                    # restart they would differ, so their state is made durable with them.
+                    force_checkpoint = True
+            checkpoint = force_checkpoint or (
+                bool(tokens)
+                and (now >= next_checkpoint or len(tokens) >= policy.checkpoint_max_messages)
+            )
+            cycle_due = cycle_started is not None and (
+                messages >= policy.commit_max_messages
+                or now >= cycle_started + policy.commit_interval_s
+            )
+            if checkpoint or cycle_due:
+                await self._enqueue(step, tokens if checkpoint else [], checkpoint=checkpoint)
+                step, messages, cycle_started = Step(), 0, None
+                if checkpoint:
+                    tokens, force_checkpoint = [], False
+                    next_checkpoint = monotonic() + policy.checkpoint_interval_s
+        # Graceful stop: take nothing new, commit what was evaluated, acknowledge it.
+        self._source.stop_reading()
+        rest = self._source.drain_buffered()
+        if rest:
+            step.extend(self._process(rest, tokens))
+        await self._enqueue(step, tokens, checkpoint=True)
+        await self._work.join()
+
+    def _process(self, chunk: Sequence[Delivery], tokens: list[int]) -> Step:
+        now_ns = self._clock_ns()
+        validate = self._validator.validate
+        readings: list[Reading] = []
+        for delivery in chunk:
+            topic, payload, token = delivery.topic, delivery.payload, delivery.token
+            try:
+                outcome = validate(topic, payload, now_ns)
+            except Exception:
+                # A decoder bug costs one message, never the loop (ingest stores the rejection).
+                log.exception("validating a message on %s raised", topic[:100])
+            else:
+                readings.extend(outcome.readings)
+            if token is not None:
+                tokens.append(token)
+        counters = self.counters
+        counters.messages += len(chunk)
+        counters.readings += len(readings)
+        started = time.perf_counter()
+        step = self.engine.process(readings, now_ns) if readings else Step()
+        counters.evaluate_s += time.perf_counter() - started
+        counters.duplicates += step.duplicates
+        return step
+
+    async def _enqueue(self, step: Step, tokens: list[int], *, checkpoint: bool) -> None:
+        """Hand a cycle to the committer (in order); a checkpoint carries the engine's state."""
+        states: dict[str, bytes] = {}
+        if checkpoint:
+            started = time.perf_counter()
+            states = self.engine.dirty_state()
+            self.counters.state_s += time.perf_counter() - started
+        if step.events or step.transitions or states or tokens:
+            await self._work.put(_Work(step, states, tokens))
+
+    async def _commit_loop(self) -> None:
+        """Commit cycles in order while the next ones are evaluated; acknowledge after each."""
+        while True:
+            work = await self._work.get()
+            try:
+                await self._commit(work)
+            finally:
+                self._work.task_done()
+
+    async def _commit(self, work: _Work) -> None:
+        step = work.step
+        if step.events:
+            self._unwritten.extend(alert_record(e) for e in step.events)
+            self._events_ready.set()
+        report = CommitReport(())
+        if step.transitions or work.states:
+            labels = {
+                t.subject: subject_labels(self._registry, t.subject) for t in step.transitions
+            }
+            report = await self._commit_with_retry(step.transitions, work.states, labels)
+        committed_ns = self._clock_ns()
+        if work.tokens:
+            # The events of everything acknowledged now must survive a crash too: those the
+            # writer has not yet stored in InfluxDB go to the spool first.
+            await self._spool_unwritten()
+            self.counters.acked += self._source.ack(work.tokens)
+        counters = self.counters
+        counters.events += len(step.events)
+        counters.transitions += len(report.transition_ids)
+        counters.repeated_transitions += report.duplicates
+        if report.transition_ids and self._observers:
+            skipped = set(report.skipped)
+            stored = [t for i, t in enumerate(step.transitions) if i not in skipped]
+            for observer in self._observers:
+                observer(stored, committed_ns)
+
+    async def _commit_with_retry(
+        self,
+        transitions: Sequence[Transition],
+        states: Mapping[str, bytes],
+        labels: Mapping[str, Mapping[str, str]],
+    ) -> CommitReport:
+        delay_s = self.policy.retry_initial_s
+        while True:
+            started = time.monotonic()
+            try:
+                report = await self._store.commit(transitions, states, labels)
+            except LeadershipLostError:
+                raise
+            except IncidentStoreError as exc:
+                # Never drop the step: the engine's memory has already moved past it.
+                self.counters.commit_failures += 1
+                log.warning("incident commit failed (%s); retrying in %.1f s", exc, delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.policy.retry_max_s)
+                continue
+            self.counters.commits += 1
+            self.counters.commit_seconds.append(time.monotonic() - started)
+            if len(self.counters.commit_seconds) > 10_000:
+                del self.counters.commit_seconds[:5000]
+            return report
+
+    async def _spool_unwritten(self) -> None:
+        # Those the writer is sending right now are spooled too: if that write fails after the
+        # acknowledgement, they must not be lost (twice in InfluxDB is the same point).
+        records = self._in_flight + self._unwritten
+        if not records:
+            return
+        started = time.perf_counter()
+        self._unwritten, self._in_flight = [], []
+        body = encode_records(records)
+        delay_s = self.policy.retry_initial_s
+        while True:
+            try:
+                await asyncio.to_thread(self._spool.append, body)
+            except SpoolError as exc:
+                # Nothing is acknowledged meanwhile: the broker keeps the messages.
+                log.error("ALERT SPOOL WRITE FAILED, holding acknowledgements: %s", exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.policy.retry_max_s)
+                continue
+            break
+        self.counters.spool_s += time.perf_counter() - started
+        self._events_ready.set()
+
+    # -- companions ---------------------------------------------------------------------------
+
+    async def _write_alerts(self) -> None:
+        """Store alert events in InfluxDB: the spool's first (oldest), then the fresh ones.
+
+        Fresh events that cannot be written go to the spool; events still unwritten at a
+        checkpoint are spooled before the acknowledgement (:meth:`_spool_unwritten`).
+        """
+        delay_s = self.policy.retry_initial_s
+        while True:
+            entry = await asyncio.to_thread(self._spool.peek)
+            if entry is not None:
+                records = decode_records(entry.body)
+            elif self._unwritten:
+                records, self._unwritten = self._unwritten, []
+                self._in_flight = records
+            else:
+                self._events_ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._events_ready.wait()
+                continue
+            try:
+                await self._storage.write_alerts(records)
+            except StorageError as exc:
+                self.counters.alert_write_failures += 1
+                if self.counters.alert_write_failures == 1 or delay_s >= self.policy.retry_max_s:
+                    log.warning("alert events wait in the spool: InfluxDB: %s", exc)
+                if entry is None and self._in_flight is records:
+                    await self._spool_unwritten()  # (unless a checkpoint spooled them already)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.policy.retry_max_s)
+                continue
+            delay_s = self.policy.retry_initial_s
+            if entry is not None:
+                await asyncio.to_thread(self._spool.pop, entry)
+            elif self._in_flight is records:
+                self._in_flight = []
+            self.counters.alerts_written += len(records)
+
+    async def _record_health(self) -> None:
+        """Store device health from the engine's tracker (all of a station's readings)."""
+        tracker = self.engine.health
+        rounds = 0
+        while True:
+            await asyncio.sleep(self.policy.health_interval_s)
+            rounds += 1
+            changed = tracker.take_changed()
+            station_ids = tracker.station_ids if rounds % _FULL_HEALTH_EVERY == 0 else changed
+            for start in range(0, len(station_ids), _HEALTH_CHUNK):
+                now_ns = self._clock_ns()
+                snapshots = tracker.snapshot(now_ns, station_ids[start : start + _HEALTH_CHUNK])
+                try:
+                    await self._storage.write_health(snapshots, now_ns)
+                except StorageError as exc:
+                    # Derived state: the next round carries the same information.
+                    log.warning("device health not stored this time: %s", exc)
+                    break
+                self.counters.health_written += len(snapshots)
+                await asyncio.sleep(0)
+
+    async def _watch_leadership(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.leader_check_s)
+            await self._store.check_leadership()
+
+
+class RulesWatcher:
+    """Reloads the rules file when it changes; a broken edit keeps the rules in force."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        engine: Engine,
+        interval_s: float,
+    ) -> None:
+        self._path = path
+        self._engine = engine
+        self._interval_s = interval_s
+        self._seen = self._signature()
+
+    def _signature(self) -> tuple[int, int] | None:
+        if self._path is None:
+            return None
+        try:
+            stat = self._path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    async def run(self) -> None:
+        """Look every ``interval_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(self._interval_s)
+            current = self._signature()
+            if current == self._seen:
+                continue
+            self._seen = current
+            rules, problem = reload_rules(self._path, self._engine.rules)
+            if problem is not None:
+                log.error("rules not reloaded, keeping the previous ones: %s", problem)
+                continue
+            self._engine.use_rules(rules)
+            log.info("rules reloaded from %s", self._path)
+
+
+def engine_scope(settings: Settings) -> Scope:
+    """The stations this engine evaluates (``alerts.stations`` / ``alerts.regencies``)."""
+    alerts = settings.alerts
+    return Scope(
+        stations=None if alerts.stations is None else frozenset(alerts.stations),
+        regencies=None if alerts.regencies is None else frozenset(alerts.regencies),
+    )
+
+
+def loop_policy(settings: Settings) -> LoopPolicy:
+    """The loop's timing, from the settings."""
+    alerts = settings.alerts
+    return LoopPolicy(
+        commit_interval_s=alerts.commit_interval_s,
+        commit_max_messages=alerts.commit_max_messages,
+        checkpoint_interval_s=alerts.checkpoint_interval_s,
+        checkpoint_max_messages=alerts.checkpoint_max_messages,
+        tick_interval_s=alerts.tick_interval_s,
+        health_interval_s=settings.health.interval_s,
+        leader_poll_s=alerts.leader_poll_s,
+        leader_check_s=alerts.leader_check_s,
+    )
+
+
+async def run_alerts(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    observers: Sequence[CommitObserver] = (),
+    on_loop: Callable[[AlertLoop], None] | None = None,
+    ack_link: AckLink | None = None,
+) -> None:
+    """Run the alert engine until ``stop`` is set or the process gets SIGTERM/SIGINT.
+
+    The notifications (``alerts.notify``) run alongside as companions while this engine
+    leads: policy reload, dispatcher and sender; ``ack_link`` builds acknowledgement links.
+
+    Raises:
+        ConfigError: The station, rules or spool configuration is unusable.
+        LeadershipLostError: Another engine took over (the process should exit and restart).
+    """
+
+    def load() -> Registry:
+        return load_registry(settings.stations.file, settings.stations.devices_file)
+
+    try:
+        registry = load()
+        rules: RulesConfig = load_rules(settings.alerts.rules_file)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    validator = Validator(
+        registry,
+        TopicScheme(settings.mqtt.topic_prefix),
+        Limits(
+            max_payload_bytes=settings.validation.max_payload_bytes,
+            max_readings_per_message=settings.validation.max_readings_per_message,
+            max_future_s=settings.validation.max_future_s,
+            max_age_s=settings.max_age_s,
+        ),
+    )
+    engine = Engine(
+        registry,
+        rules,
+        scope=engine_scope(settings),
+        late_lag_s=settings.alerts.late_lag_s,
+        health_window_s=settings.alerts.health_window_s,
+    )
+    # Its own persistent session, outside the ingest workers' shared group: it sees every
+    # message whatever the number of workers.
+    own = settings.model_copy(
+        update={
+            "mqtt": settings.mqtt.model_copy(
+                update={"client_id": settings.alerts.client_id, "shared_group": None}
+            )
+        }
+    )
+    subscriber = MqttSubscriber(connect_options(own))
+    try:
+        spool = Spool(settings.alerts.spool_dir, settings.spool.max_bytes)
+    except SpoolError as exc:
+        raise ConfigError(str(exc)) from None
+    current = [registry]
+
+    def station_tags(station_id: str) -> Mapping[str, str]:
+        return registry_tags(current[0])(station_id)
+
+    store = SqlIncidentStore(settings.database.url, lock_name=settings.alerts.client_id)
+    try:
+        async with (
+            InfluxStorage(settings.influx, station_tags) as storage,
+            store,
+            # The incident store's migrations (run above) create the notification tables too.
+            SqlNotifyStore(settings.database.url, migrate=False) as notify_store,
+            httpx.AsyncClient() as http,
+        ):
+            with contextlib.suppress(StorageError):
+                await storage.prepare()
+            try:
+                notifications = notification_companions(
+                    settings,
+                    incidents=store,
+                    store=notify_store,
+                    client=http,
+                    registry=lambda: current[0],
+                    is_leader=lambda: store.leading,
+                    ack_link=ack_link,
+                )
+            except PolicyError as exc:
+                raise ConfigError(str(exc)) from None
+            alert_loop = AlertLoop(
+                source=subscriber,
+                validator=validator,
+                engine=engine,
+                store=store,
+                storage=storage,
+                spool=spool,
+                registry=registry,
+                policy=loop_policy(settings),
+                observers=[*observers, notifications.on_commit],
+            )
+            if on_loop is not None:
+                on_loop(alert_loop)
+
+            def apply(new: Registry) -> None:
+                current[0] = new
+                storage.encoder.forget_stations()
+                alert_loop.use_registry(new)
+
+            watcher = RegistryWatcher(
+                [settings.stations.file, settings.stations.devices_file],
+                load,
+                apply,
+                settings.stations.reload_interval_s,
+            )
+            rules_watcher = RulesWatcher(
+                settings.alerts.rules_file, engine, settings.alerts.reload_interval_s
+            )
+            companions = {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}
+            companions |= notifications.tasks
+            await alert_loop.run(stop, companions)
+    finally:
+        spool.close()

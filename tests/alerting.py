@@ -1,0 +1,60 @@
+"""Helpers shared by the alert tests: small registries and readings built in code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from devices.levels import Thresholds
+from devices.readings import Reading
+from devices.stations import Link, MetricSpec, StaticRegistry, Station
+
+NS_PER_S = 1_000_000_000
+MINUTE_NS = 60 * NS_PER_S
+HOUR_NS = 3600 * NS_PER_S
+T0 = 1_767_225_600 * NS_PER_S  # 2026-01-01T00:00:00Z
+
+GAUGE = {
+    "water_level_cm": MetricSpec(unit="cm", min=0, max=2000),
+    "battery_v": MetricSpec(unit="V", min=0, max=15),
+    "battery_pct": MetricSpec(unit="%", min=0, max=100),
+}
+
+
+def station(
+    station_id: str,
+    *,
+    regency: str = "Testing",
+    river: str | None = "Kali Uji",
+    waspada: float = 100.0,
+    siaga: float = 200.0,
+    awas: float = 300.0,
+    inclusive: bool = True,
+    interval_s: int = 600,
+    downstream: Iterable[tuple[str, float]] = (),
+    thresholds: list[Thresholds] | None = None,
+) -> Station:
+    """A river gauge with thresholds (100/200/300 cm unless told)."""
+    return Station(
+        id=station_id,
+        name=station_id,
+        regency=regency,
+        river=river,
+        latitude=-6.0,
+        longitude=106.0,
+        metrics=GAUGE,
+        interval_s=interval_s,
+        downstream=[Link(station=s, travel_min=m) for s, m in downstream],
+        thresholds=thresholds
+        if thresholds is not None
+        else [Thresholds(waspada_cm=waspada, siaga_cm=siaga, awas_cm=awas, inclusive=inclusive)],
+    )
+
+
+def registry(*stations: Station) -> StaticRegistry:
+    """A registry of these stations."""
+    return StaticRegistry(stations)
+
+
+def level(station_id: str, minutes: float, value_cm: float, **extra: float) -> Reading:
+    """A water-level reading ``minutes`` after :data:`T0`."""
+    return Reading(station_id, T0 + int(minutes * MINUTE_NS), {"water_level_cm": value_cm, **extra})

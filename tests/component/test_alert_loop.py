@@ -1,0 +1,237 @@
+"""The alert engine's process with in-memory parts: commit, then acknowledge; crashes repeat
+nothing; InfluxDB and the incident database may fail without losing or repeating an event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from alerts.engine import Engine
+from alerts.incidents.memory import MemoryIncidentStore
+from alerts.model import AlertEvent, EventKind, IncidentState, Transition
+from alerts.runtime import AlertLoop, LoopPolicy, alert_record, decode_records, encode_records
+from devices import TopicScheme, load_stations
+from devices.levels import Level
+from devices.stations import StaticRegistry
+from ingest.source import MemorySource
+from ingest.spool import Spool
+from ingest.storage.memory import MemoryStorage
+from ingest.validation import Limits, Validator
+from tests.conftest import STATIONS_FILE
+from tests.helpers import eventually, reading_payload
+
+STATION = "ciliwung-katulampa"
+TOPIC = f"siaga/{STATION}/telemetry"
+MIN_MS = 60_000
+# Katulampa: waspada > 80, siaga > 150, awas > 200 cm. A rise, a crest and a fall.
+BASE_MS = time.time_ns() // 1_000_000 - 4 * 3600 * 1000
+FLOOD = [60, 70, 85, 95, 120, 155, 170, 190, 205, 230, 240, 220, 190, 150, 120, 90, 70, 60, 55]
+
+
+@pytest.fixture(scope="module")
+def registry() -> StaticRegistry:
+    return load_stations(STATIONS_FILE)
+
+
+@dataclass
+class Rig:
+    source: MemorySource
+    store: MemoryIncidentStore
+    storage: MemoryStorage
+    loop: AlertLoop
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    committed: list[Transition]
+
+    async def finish(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 10)
+
+    async def crash(self) -> None:
+        """kill -9: no flush, no acknowledgement; the broker offers what was unacknowledged."""
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+        self.source.crash()
+
+
+async def start(
+    tmp_path: Path,
+    registry: StaticRegistry,
+    *,
+    source: MemorySource | None = None,
+    store: MemoryIncidentStore | None = None,
+    storage: MemoryStorage | None = None,
+) -> Rig:
+    source = source or MemorySource()
+    store = store or MemoryIncidentStore()
+    storage = storage or MemoryStorage()
+    committed: list[Transition] = []
+    loop = AlertLoop(
+        source=source,
+        validator=Validator(registry, TopicScheme(), Limits()),
+        engine=Engine(registry, scope=None, late_lag_s=86400 * 7),
+        store=store,
+        storage=storage,
+        spool=Spool(tmp_path / "alert-spool", 10 << 20),
+        registry=registry,
+        policy=LoopPolicy(
+            commit_interval_s=0.01,
+            commit_max_messages=5,
+            checkpoint_interval_s=0.05,
+            checkpoint_max_messages=8,
+            tick_interval_s=3600,
+            health_interval_s=0.05,
+            leader_check_s=0.05,
+            retry_initial_s=0.005,
+            retry_max_s=0.02,
+        ),
+        observers=[lambda transitions, _ns: committed.extend(transitions)],
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    await asyncio.wait_for(loop.ready.wait(), 10)
+    return Rig(source, store, storage, loop, stop, task, committed)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, registry: StaticRegistry) -> AsyncIterator[Rig]:
+    rig = await start(tmp_path, registry)
+    yield rig
+    if not rig.task.done():
+        await rig.finish()
+
+
+def publish_flood(source: MemorySource, levels: list[int], first: int = 0) -> None:
+    for i, cm in enumerate(levels, start=first):
+        source.publish(TOPIC, reading_payload(BASE_MS + i * 10 * MIN_MS, water_level_cm=cm))
+
+
+def expected_transitions(registry: StaticRegistry, levels: list[int]) -> list[tuple[str, ...]]:
+    """The reference: the same engine fed the same messages directly, with no process around."""
+    source = MemorySource()
+    publish_flood(source, levels)
+    validator = Validator(registry, TopicScheme(), Limits())
+    engine = Engine(registry, late_lag_s=86400 * 7)
+    found: list[tuple[str, ...]] = []
+    for delivery in source._waiting:
+        now_ns = time.time_ns()
+        readings = validator.validate(delivery.topic, delivery.payload, now_ns).readings
+        found += [describe(t) for t in engine.process(readings, now_ns).transitions]
+    return found
+
+
+def describe(transition: Transition) -> tuple[str, ...]:
+    event = transition.event
+    return (transition.rule, transition.state.value, event.severity.name, event.id)
+
+
+async def stored_transitions(store: MemoryIncidentStore) -> list[tuple[str, ...]]:
+    return [describe(t) for _, t in sorted(store.history.values(), key=lambda p: p[1].event.at_ns)]
+
+
+async def test_a_flood_commits_its_transitions_then_acknowledges(
+    rig: Rig, registry: StaticRegistry
+) -> None:
+    publish_flood(rig.source, FLOOD)
+    await eventually(lambda: not rig.source.unacked, what="every message acknowledged")
+    expected = expected_transitions(registry, FLOOD)
+    levels = [t for t in expected if t[0] == "level"]
+    assert [t[2] for t in levels if t[1] == "firing"] == [
+        "WASPADA",
+        "SIAGA",
+        "AWAS",
+        "SIAGA",
+        "WASPADA",
+    ]
+    assert levels[-1][1] == "resolved"
+    assert sorted(await stored_transitions(rig.store)) == sorted(expected)
+    assert len(rig.store.outbox) == len(expected)
+    [incident] = await rig.store.list(active_only=False, station=STATION, kind=EventKind.LEVEL)
+    assert incident.state == IncidentState.RESOLVED
+    assert incident.labels["regency"] == "Kota Bogor"
+    assert incident.labels["river"] == "Ciliwung"
+    assert rig.loop.counters.acked == len(FLOOD)
+    # Every event reached InfluxDB's ``alerts`` through the spool.
+    await eventually(lambda: rig.loop._spool.empty, what="alert spool drained")
+    stored = await rig.storage.alerts(0)
+    assert {r.event_id for r in stored} >= {t[3] for t in expected}
+    # Katulampa's own events, and its early warning to Depok downstream.
+    assert {STATION, "ciliwung-depok"} <= {r.station_id for r in stored}
+
+
+async def test_acknowledgement_waits_for_the_incident_database(
+    rig: Rig, registry: StaticRegistry
+) -> None:
+    rig.store.available = False
+    publish_flood(rig.source, FLOOD[:6])
+    await eventually(lambda: rig.loop.counters.commit_failures >= 3, what="failed commits")
+    assert len(rig.source.unacked) == 6
+    assert rig.store.history == {}
+    rig.store.available = True
+    await eventually(lambda: not rig.source.unacked, what="acknowledged after recovery")
+    assert sorted(await stored_transitions(rig.store)) == sorted(
+        expected_transitions(registry, FLOOD[:6])
+    )
+
+
+async def test_influxdb_down_holds_nothing_back_and_loses_no_event(rig: Rig) -> None:
+    rig.storage.available = False
+    publish_flood(rig.source, FLOOD)
+    await eventually(lambda: not rig.source.unacked, what="acknowledged while InfluxDB is down")
+    assert len(rig.store.history) > 0
+    await eventually(lambda: rig.loop.counters.alert_write_failures >= 1, what="a failed write")
+    assert rig.storage.alert_records == {}
+    rig.storage.available = True
+    await eventually(lambda: rig.loop._spool.empty, what="spool drained")
+    events = {r.event_id for r in await rig.storage.alerts(0)}
+    assert {t[3] for t in await stored_transitions(rig.store)} <= events
+
+
+@pytest.mark.parametrize("crash_after", [3, 7, 12])
+async def test_a_crash_mid_flood_loses_and_repeats_nothing(
+    tmp_path: Path, registry: StaticRegistry, crash_after: int
+) -> None:
+    first = await start(tmp_path, registry)
+    publish_flood(first.source, FLOOD)
+    await eventually(lambda: first.loop.counters.messages >= crash_after, what="some evaluated")
+    await first.crash()
+    second = await start(
+        tmp_path, registry, source=first.source, store=first.store, storage=first.storage
+    )
+    await eventually(lambda: not second.source.unacked, what="the rest acknowledged")
+    await second.finish()
+    assert sorted(await stored_transitions(second.store)) == sorted(
+        expected_transitions(registry, FLOOD)
+    )
+    # The second process evaluated again what the first had not checkpointed; the store knew
+    # those transitions and stored none of them twice.
+    assert not {describe(t) for t in first.committed} & {describe(t) for t in second.committed}
+
+
+async def test_device_health_comes_from_the_engine(rig: Rig) -> None:
+    publish_flood(rig.source, FLOOD[:4])
+    await eventually(lambda: STATION in rig.storage.health_snapshots, what="health stored")
+    assert rig.storage.health_snapshots[STATION].readings_24h >= 1
+
+
+def test_alert_records_survive_the_spool_encoding() -> None:
+    event = AlertEvent(
+        at_ns=5,
+        subject=STATION,
+        kind=EventKind.UPSTREAM,
+        rule="upstream:ciliwung-katulampa",
+        firing=True,
+        severity=Level.SIAGA,
+        late=True,
+        detail='banjir "kiriman" datang',
+    )
+    records = [alert_record(event)]
+    assert decode_records(encode_records(records)) == records
+    assert records[0].level == "SIAGA"
+    assert records[0].event_id == event.id

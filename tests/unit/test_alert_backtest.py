@@ -1,0 +1,145 @@
+"""``siaga alerts backtest``: a CSV in any order, replayed through the live engine."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from alerts.backtest import BacktestError, parse_csv, replay
+from devices.stations import load_stations
+from siaga.cli import app
+from tests.conftest import REPO_ROOT
+
+runner = CliRunner()
+START = datetime(2020, 9, 21, 10, 0, tzinfo=UTC)
+KATULAMPA = [40, 60, 85, 110, 140, 160, 185, 205, 190, 170, 140, 110, 90, 70, 60, 50, 45, 44]
+
+
+def rows() -> list[str]:
+    lines = []
+    for index, value in enumerate(KATULAMPA):
+        at = (START + timedelta(minutes=10 * index)).isoformat().replace("+00:00", "Z")
+        lines.append(f"ciliwung-katulampa,{at},water_level_cm,{value}")
+        lines.append(f"ciliwung-katulampa,{at},battery_v,12.6")
+    return lines
+
+
+@pytest.fixture
+def csv_file(tmp_path: Path) -> Path:
+    shuffled = rows()
+    random.Random(7).shuffle(shuffled)  # need not be sorted
+    path = tmp_path / "readings.csv"
+    path.write_text("station,ts,metric,value\n" + "\n".join(shuffled) + "\n")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def in_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)
+
+
+def backtest_json(*args: str) -> list[dict[str, object]]:
+    result = runner.invoke(app, ["alerts", "backtest", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines() if line.strip()]
+
+
+def test_json_names_levels_and_upstream_warnings(csv_file: Path) -> None:
+    events = backtest_json("--readings", str(csv_file), "--stations", "config/stations.yaml")
+    levels = [(e["at"], e["previous"], e["level"]) for e in events if e["kind"] == "level"]
+    at = [(START + timedelta(minutes=10 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z") for i in range(18)]
+    # Katulampa's exclusive thresholds 80 / 150 / 200; the 5 % band on the way down.
+    assert levels[:3] == [
+        (at[2], "NORMAL", "WASPADA"),
+        (at[5], "WASPADA", "SIAGA"),
+        (at[7], "SIAGA", "AWAS"),
+    ]
+    assert levels[-1][2] == "NORMAL"
+    assert sum(1 for _, _, new in levels if new == "NORMAL") == 1
+    warnings = [e for e in events if e["kind"] == "upstream" and e["firing"]]
+    first = {e["station"]: e for e in reversed(warnings)}
+
+    def later(minutes: int, hours: int) -> str:
+        return (START + timedelta(minutes=minutes, hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    # The first warning comes from the fast rise (40 -> 60 cm in 10 minutes), before any
+    # threshold; Depok is 3 h downstream, Manggarai 6 h more.
+    assert first["ciliwung-depok"]["source"] == "ciliwung-katulampa"
+    assert first["ciliwung-depok"]["expected_at"] == later(10, 3)
+    assert first["ciliwung-manggarai"]["expected_at"] == later(10, 9)
+    awas = [e for e in warnings if e["level"] == "AWAS"]
+    assert [(e["station"], e["expected_at"]) for e in awas] == [
+        ("ciliwung-depok", later(70, 3)),
+        ("ciliwung-manggarai", later(70, 9)),
+    ]
+    assert {e["kind"] for e in events} <= {"level", "rate", "upstream", "no_data", "sensor_fault"}
+
+
+def test_the_table_has_a_summary(csv_file: Path) -> None:
+    result = runner.invoke(app, ["alerts", "backtest", "--readings", str(csv_file)])
+    assert result.exit_code == 0, result.output
+    assert "readings replayed" in result.output
+    assert "level events" in result.output
+    assert "flaps" in result.output
+
+
+def test_a_rules_file_changes_the_outcome(csv_file: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("defaults: {upstream: {enabled: false}, rate: []}\n")
+    events = backtest_json("--readings", str(csv_file), "--rules", str(rules))
+    assert {e["kind"] for e in events} == {"level"}
+
+
+def test_bad_input_is_refused_naming_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("station,ts,metric,value\nx,not-a-time,water_level_cm,1\n")
+    result = runner.invoke(app, ["alerts", "backtest", "--readings", str(bad)])
+    assert result.exit_code == 2
+    assert "line 2" in result.output
+    with pytest.raises(BacktestError, match="header"):
+        parse_csv("a,b,c,d\n")
+    with pytest.raises(BacktestError, match="not a number"):
+        parse_csv("station,ts,metric,value\nx,2020-01-01T00:00:00Z,m,high\n")
+    assert runner.invoke(app, ["alerts", "backtest"]).exit_code == 2
+
+
+def test_rows_of_one_moment_become_one_reading_and_order_does_not_matter() -> None:
+    text = "station,ts,metric,value\n" + "\n".join(rows())
+    readings = parse_csv(text)
+    assert len(readings) == len(KATULAMPA)
+    assert set(readings[0].values) == {"water_level_cm", "battery_v"}
+    registry = load_stations(REPO_ROOT / "config" / "stations.yaml")
+    shuffled = text.splitlines()[1:]
+    random.Random(3).shuffle(shuffled)
+    again = parse_csv("station,ts,metric,value\n" + "\n".join(shuffled))
+    ids = [e.id for e in replay(readings, registry).events]
+    assert ids == [e.id for e in replay(again, registry).events]
+    assert ids
+
+
+def test_the_siaga_command_runs_it(csv_file: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "siaga",
+            "alerts",
+            "backtest",
+            "--readings",
+            str(csv_file),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert any(json.loads(line)["kind"] == "level" for line in done.stdout.splitlines())
