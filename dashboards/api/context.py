@@ -45,6 +45,8 @@ class ApiContext:
     incidents: IncidentStore
     notify: NotifyReader
     secret_key: bytes
+    # ``notify.ack_secret``: signs the notification pipeline's links (alerts/notify/acklink.py).
+    notify_ack_secret: bytes | None
     limiter: LoginLimiter
     clock_ns: Callable[[], int] = time.time_ns
     hub: LiveHub | None = None

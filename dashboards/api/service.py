@@ -10,6 +10,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from alerts.incidents.store import SqlIncidentStore
+from alerts.notify.sqlstore import SqlNotifyStore
 from dashboards.api.accounts import Accounts, Role, User
 from dashboards.api.app import create_app, sql_engine
 from dashboards.settings import Settings
@@ -43,8 +44,16 @@ async def serve(settings: Settings, host: str | None = None, port: int | None = 
 
     The incident database is migrated first (the API's tables are among its revisions).
     """
-    async with SqlIncidentStore(settings.database.url) as incidents:
-        app = create_app(settings, incidents_store=incidents, accounts=Accounts(incidents.engine))
+    async with (
+        SqlIncidentStore(settings.database.url) as incidents,
+        SqlNotifyStore(settings.database.url, migrate=False) as notify,
+    ):
+        app = create_app(
+            settings,
+            incidents_store=incidents,
+            notify=notify,
+            accounts=Accounts(incidents.engine),
+        )
         await _serve(app, settings, host, port)
 
 
