@@ -35,7 +35,6 @@ class ApiSettings(Section):
     session_ttl_s: int = Field(default=12 * 3600, ge=60)
     login_max_failures: int = Field(default=5, ge=1)
     login_window_s: float = Field(default=300.0, gt=0)
-    ack_link_ttl_s: int = Field(default=24 * 3600, ge=60)
     cap_feed_public: bool = Field(
         default=True, description="serve /api/v1/cap.atom without authentication"
     )
