@@ -92,7 +92,7 @@ def verify_ack_token(token: str, key: bytes, now_s: float) -> AckClaim:
         AckLinkError: The token is malformed, its signature is wrong, or it has expired.
     """
     payload, dot, signature = token.partition(".")
-    if not dot or not payload or not signature or len(token) > 2048:
+    if not dot or not payload or not signature or len(token) > 2048 or not token.isascii():
         raise AckLinkError("malformed", "not an acknowledgement link")
     if not hmac.compare_digest(_signature(key, payload), signature):
         raise AckLinkError("forged", "the link's signature does not match")

@@ -36,7 +36,6 @@ class ApiSettings(Section):
     session_ttl_s: int = Field(default=12 * 3600, ge=60)
     login_max_failures: int = Field(default=5, ge=1)
     login_window_s: float = Field(default=300.0, gt=0)
-    ack_link_ttl_s: int = Field(default=24 * 3600, ge=60)
     cap_feed_public: bool = Field(
         default=True, description="serve /api/v1/cap.atom without authentication"
     )
@@ -49,6 +48,12 @@ class ApiSettings(Section):
         default=2.0, gt=0, description="a station is stale after this many report intervals"
     )
     trend_window_s: int = Field(default=3600, ge=60)
+    overview_max_age_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="the station list's readings are shared by requests this long (one set of "
+        "InfluxDB queries per interval however many operators look); 0 queries every time",
+    )
 
     def resolve_secret_key(self) -> bytes:
         """The signing key: configured, or read from the key file (created once, mode 0600)."""

@@ -400,6 +400,24 @@ bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the 
 app.add_typer(bench, name="bench")
 
 
+@bench.command("api")
+def bench_api(
+    stations: Annotated[int, typer.Option(help="Stations in the registry.")] = 1000,
+    days: Annotated[int, typer.Option(help="Days of 1-minute data for one station.")] = 90,
+    repeats: Annotated[int, typer.Option(help="Requests per measurement.")] = 50,
+    output: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here.")] = None,
+) -> None:
+    """Overview and 30-day chart latency (p95) next to the raw InfluxDB queries behind them."""
+    from benchmarks.api import run_api_benchmark
+
+    try:
+        met = run_api_benchmark(stations=stations, days=days, repeats=repeats, output=output)
+    except ServerError as exc:
+        raise _fail(str(exc)) from None
+    if not met:
+        raise typer.Exit(1)
+
+
 @bench.command("ingest")
 def bench_ingest(
     messages: Annotated[int, typer.Option(help="Messages to publish.")] = 200_000,

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from dashboards.api.tables import API_TABLES, ack_link_uses, api_keys, sessions, users
 
 API_KEY_PREFIX = "sk_"
+ACK_USES_KEPT_NS = 30 * 86400 * 1_000_000_000
 
 
 class Role(StrEnum):
@@ -245,9 +246,15 @@ class Accounts:
     # -- acknowledgement links ----------------------------------------------------------------
 
     def use_ack_nonce(self, nonce: str, incident_id: int, recipient: str, now_ns: int) -> bool:
-        """Record a link's use; False when it was used before."""
+        """Record a link's use; False when it was used before.
+
+        Uses older than :data:`ACK_USES_KEPT_NS` are forgotten: every link expires long before.
+        """
         try:
             with self.engine.begin() as conn:
+                conn.execute(
+                    delete(ack_link_uses).where(ack_link_uses.c.used_ns < now_ns - ACK_USES_KEPT_NS)
+                )
                 conn.execute(
                     insert(ack_link_uses).values(
                         nonce=nonce, incident_id=incident_id, recipient=recipient, used_ns=now_ns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,12 +27,14 @@ from dashboards.api.live import (
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
 from dashboards.api.routes import auth, incidents, stations, system
+from dashboards.api.routes.stations import render_list
 from dashboards.api.routes.system import event_json
 from dashboards.api.views import WATER_LEVEL, incident_public, to_datetime
 from dashboards.settings import Settings
 from devices.levels import label, thresholds_at
 from devices.registry import load_registry
 from devices.stations import StationRegistry
+from ingest.errors import SiagaError
 from ingest.storage.base import LatestReading, Storage
 from ingest.storage.influx import InfluxStorage, registry_tags
 
@@ -41,6 +44,7 @@ API_VERSION = "1"
 # Incidents seen by the live stream are remembered this long (bounded memory).
 _SEEN_INCIDENTS_MAX = 10_000
 _LIVE_INCIDENTS = 500
+_PREPARE_RETRY_S = 5.0
 _RECENT_NS = 3600 * 1_000_000_000
 
 
@@ -146,23 +150,32 @@ def create_app(
         incidents=incidents_store if incidents_store is not None else MemoryIncidentStore(),
         notify=notify if notify is not None else MemoryNotifyStore(),
         secret_key=settings.api.resolve_secret_key(),
+        notify_ack_secret=(
+            settings.notify.ack_secret.get_secret_value().encode()
+            if settings.notify.ack_secret is not None
+            else None
+        ),
         limiter=LoginLimiter(settings.api.login_max_failures, settings.api.login_window_s),
         clock_ns=clock_ns,
     )
     ctx.refresh_schemes()
+    ctx.prerender = functools.partial(render_list, ctx, regency=None, river=None)
     if live:
         ctx.hub = LiveHub(_poller(ctx), settings.api.live_poll_s, settings.api.live_queue_max)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
+        if own_storage:
+            tasks.append(asyncio.create_task(_prepare(ctx.storage), name="siaga-api.prepare"))
         if ctx.hub is not None:
-            task = asyncio.create_task(ctx.hub.run(), name="siaga-api.live-poll")
+            tasks.append(asyncio.create_task(ctx.hub.run(), name="siaga-api.live-poll"))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if own_storage:
@@ -187,6 +200,18 @@ def create_app(
         app.include_router(router)
     _mount_web(app)
     return app
+
+
+async def _prepare(storage: Storage) -> None:
+    """Prepare storage (database, rollups) once InfluxDB answers; the API serves meanwhile."""
+    while True:
+        try:
+            await storage.prepare()
+        except SiagaError as exc:
+            log.warning("InfluxDB is not ready (%s); trying again in %.0f s", exc, _PREPARE_RETRY_S)
+            await asyncio.sleep(_PREPARE_RETRY_S)
+        else:
+            return
 
 
 def _mount_web(app: FastAPI) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,8 +13,25 @@ from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
 from dashboards.settings import ApiSettings
+from devices.health import StationHealth
 from devices.stations import StationRegistry
-from ingest.storage.base import Storage
+from ingest.errors import SiagaError
+from ingest.storage.base import LatestReading, MetricSpan, Storage
+
+log = logging.getLogger(__name__)
+WATER_LEVEL = "water_level_cm"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    """Every station's newest reading, health and trend span, taken at one moment."""
+
+    taken_ns: int
+    latest: dict[str, LatestReading]
+    health: dict[str, StationHealth]
+    spans: dict[str, MetricSpan]
+    # Rendered station lists by filter, built once per snapshot (bounded: a few filters).
+    bodies: dict[tuple[str | None, str | None], bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -26,10 +45,56 @@ class ApiContext:
     incidents: IncidentStore
     notify: NotifyReader
     secret_key: bytes
+    # ``notify.ack_secret``: signs the notification pipeline's links (alerts/notify/acklink.py).
+    notify_ack_secret: bytes | None
     limiter: LoginLimiter
     clock_ns: Callable[[], int] = time.time_ns
     hub: LiveHub | None = None
     schemes: dict[str, str] = field(default_factory=dict)
+    # Renders a new snapshot's unfiltered station list (in a thread) before it is published.
+    prerender: Callable[[FleetSnapshot], object] | None = None
+    _snapshot: FleetSnapshot | None = None
+    _refreshing: asyncio.Task[None] | None = None
+    snapshot_failures: int = 0
+
+    async def fleet(self) -> FleetSnapshot:
+        """The whole fleet's readings, shared by requests.
+
+        Requests get the current snapshot at once; one older than ``overview_max_age_s`` is
+        refreshed in the background (one refresh at a time), so no request waits for InfluxDB
+        but the very first. With ``overview_max_age_s`` 0 every request queries.
+        """
+        current = self._snapshot
+        if current is None or self.settings.overview_max_age_s == 0:
+            current = await self._take()
+            self._snapshot = current
+            return current
+        age_ns = self.clock_ns() - current.taken_ns
+        if age_ns >= self.settings.overview_max_age_s * 1e9 and (
+            self._refreshing is None or self._refreshing.done()
+        ):
+            self._refreshing = asyncio.create_task(self._refresh(), name="siaga-api.fleet")
+        return current
+
+    async def _take(self) -> FleetSnapshot:
+        now_ns = self.clock_ns()
+        latest, health, spans = await asyncio.gather(
+            self.storage.latest(),
+            self.storage.health(),
+            self.storage.spans(WATER_LEVEL, now_ns - self.settings.trend_window_s * 1_000_000_000),
+        )
+        return FleetSnapshot(now_ns, latest, health, spans)
+
+    async def _refresh(self) -> None:
+        try:
+            snapshot = await self._take()
+            if self.prerender is not None:
+                await asyncio.to_thread(self.prerender, snapshot)
+            self._snapshot = snapshot
+        except SiagaError as exc:
+            # The previous snapshot stays; readyz tells whether storage answers.
+            self.snapshot_failures += 1
+            log.warning("refreshing the station overview failed: %s", exc)
 
     def refresh_schemes(self) -> None:
         """Each station's label scheme (of its newest thresholds), for incident labels."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import time
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from alerts.incidents.store import SqlIncidentStore
+from alerts.notify.sqlstore import SqlNotifyStore
 from dashboards.api.accounts import Accounts, Role, User
 from dashboards.api.app import create_app, sql_engine
 from dashboards.settings import Settings
@@ -42,8 +44,16 @@ async def serve(settings: Settings, host: str | None = None, port: int | None = 
 
     The incident database is migrated first (the API's tables are among its revisions).
     """
-    async with SqlIncidentStore(settings.database.url) as incidents:
-        app = create_app(settings, incidents_store=incidents, accounts=Accounts(incidents.engine))
+    async with (
+        SqlIncidentStore(settings.database.url) as incidents,
+        SqlNotifyStore(settings.database.url, migrate=False) as notify,
+    ):
+        app = create_app(
+            settings,
+            incidents_store=incidents,
+            notify=notify,
+            accounts=Accounts(incidents.engine),
+        )
         await _serve(app, settings, host, port)
 
 
@@ -56,4 +66,15 @@ async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int |
         proxy_headers=False,
         server_header=False,
     )
-    await uvicorn.Server(config).serve()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler it found; a handler that does nothing lets `siaga serve` exit 0 like the others.
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(_signal: int, _frame: object) -> None:
+    """Nothing: the server has already shut down when this runs."""

@@ -25,6 +25,7 @@ from ingest.batch import Batch, StoredRejection
 from ingest.errors import PermanentStorageError, RetryableStorageError, StorageError
 from ingest.lineprotocol import LineProtocolError, encode_fields, escape_field_key, series_key
 from ingest.settings import InfluxSettings
+from ingest.storage import rollup
 from ingest.storage.base import (
     ALERTS,
     DEVICE_HEALTH,
@@ -172,6 +173,9 @@ class InfluxStorage:
     ) -> None:
         self._settings = settings
         self.encoder = LineEncoder(station_tags)
+        self.clock_ns: Callable[[], int] = time.time_ns
+        # Known after prepare(): whether the hourly rollup exists and may answer long windows.
+        self.rollups_ready = False
         headers = {}
         auth: httpx.BasicAuth | None = None
         if settings.token is not None:
@@ -228,20 +232,89 @@ class InfluxStorage:
         return series
 
     async def prepare(self) -> None:
-        """Create the database and its retention policy when missing."""
-        if not self._settings.create_database:
-            return
+        """Create the database, its retention policy and the hourly rollup when missing."""
         database = _quote_identifier(self._settings.database)
         policy = _quote_identifier(self._settings.retention_policy)
-        await self.query(f"CREATE DATABASE {database}", write=True)
+        if self._settings.create_database:
+            await self.query(f"CREATE DATABASE {database}", write=True)
         existing = await self.query(f"SHOW RETENTION POLICIES ON {database}")
         names = {row[0] for s in existing for row in s.get("values", [])}
-        if self._settings.retention_policy not in names:
+        if self._settings.create_database and self._settings.retention_policy not in names:
             await self.query(
                 f"CREATE RETENTION POLICY {policy} ON {database} "
                 f"DURATION {self._settings.retention_days}d REPLICATION 1 DEFAULT",
                 write=True,
             )
+        if self._settings.rollups:
+            await self._prepare_rollups(names)
+
+    async def _prepare_rollups(self, policies: set[str]) -> None:
+        """The rollup's retention policy and continuous query; a first one is backfilled.
+
+        InfluxDB 2.x and 3.x have no continuous queries: there, charts read raw readings.
+        """
+        settings = self._settings
+        database = _quote_identifier(settings.database)
+        try:
+            if settings.rollup_policy not in policies:
+                await self.query(
+                    f"CREATE RETENTION POLICY {_quote_identifier(settings.rollup_policy)} "
+                    f"ON {database} DURATION {settings.rollup_retention_days}d REPLICATION 1",
+                    write=True,
+                )
+            if not await self._has_continuous_query():
+                await self.query(
+                    rollup.continuous_query(
+                        settings.database, settings.retention_policy, settings.rollup_policy
+                    ),
+                    write=True,
+                )
+                await self._backfill_rollup()
+        except PermanentStorageError as exc:
+            # Another process may have created it meanwhile; otherwise this server has none.
+            if not await self._has_continuous_query():
+                log.warning("hourly rollups are off, charts read raw readings: %s", exc)
+                self.rollups_ready = False
+                return
+        self.rollups_ready = True
+
+    async def _has_continuous_query(self) -> bool:
+        try:
+            existing = await self.query("SHOW CONTINUOUS QUERIES")
+        except PermanentStorageError:
+            return False
+        return any(
+            row[0] == rollup.CQ_NAME
+            for entry in existing
+            if entry.get("name") == self._settings.database
+            for row in entry.get("values", [])
+        )
+
+    async def _backfill_rollup(self) -> None:
+        """Roll up what the retention window holds, a month at a time (once, at creation)."""
+        now_ns = self.clock_ns()
+        month_ns = 30 * 86400 * rollup.NS
+        start = now_ns - self._settings.retention_days * 86400 * rollup.NS
+        while start < now_ns:
+            await self.refresh_rollup(start, min(start + month_ns, now_ns + rollup.HOUR_NS))
+            start += month_ns
+
+    async def refresh_rollup(
+        self, start_ns: int, end_ns: int, station_ids: Sequence[str] | None = None
+    ) -> None:
+        """Recompute the hourly rollup over ``[start_ns, end_ns)`` (whole hours)."""
+        settings = self._settings
+        await self.query(
+            rollup.refresh_statement(
+                settings.database,
+                settings.retention_policy,
+                settings.rollup_policy,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                station_ids=station_ids,
+            ),
+            write=True,
+        )
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -274,7 +347,20 @@ class InfluxStorage:
                 refused.append(_refusal(source, message))
         if refused:
             await self._write_lines([self.encoder.rejection(r) for r in refused], 0, len(refused))
+        if self.rollups_ready and batch.readings:
+            await self._roll_up_late(batch.readings)
         return WriteReport(stored=len(lines) - len(bad), refused=len(refused))
+
+    async def _roll_up_late(self, readings: Sequence[Reading]) -> None:
+        """Readings older than the continuous query's reach are rolled up here instead."""
+        horizon = self.clock_ns() - rollup.RESAMPLE_FOR_S * rollup.NS + rollup.HOUR_NS
+        late = [r for r in readings if r.ts_ns < horizon]
+        if late:
+            await self.refresh_rollup(
+                min(r.ts_ns for r in late),
+                max(r.ts_ns for r in late) + 1,
+                sorted({r.station_id for r in late}),
+            )
 
     async def _write_lines(self, lines: list[str], start: int, end: int) -> list[tuple[int, str]]:
         """POST ``lines[start:end]``; on a 400 split in halves to find the lines at fault.
@@ -422,7 +508,44 @@ class InfluxStorage:
     async def window(
         self, station_id: str, metric: str, start_ns: int, end_ns: int, window_s: int
     ) -> list[WindowStat]:
-        """Mean, min, max and count per window, windows aligned to the epoch."""
+        """Mean, min, max and count per window, windows aligned to the epoch.
+
+        Long windows of whole hours read the hourly rollup where it is final, and raw readings
+        only for the partial hour at the start and the recent hours at the end.
+        """
+        chosen = rollup.plan(start_ns, end_ns, window_s, self.clock_ns())
+        if not (self.rollups_ready and chosen.use_rollup):
+            return await self._raw_window(station_id, metric, start_ns, end_ns, window_s)
+        head, rows, tail = await asyncio.gather(
+            self._raw_window(station_id, metric, start_ns, chosen.head_end, window_s),
+            self._rollup_rows(station_id, metric, chosen.head_end, chosen.tail_start),
+            self._raw_window(station_id, metric, chosen.tail_start, end_ns, window_s),
+        )
+        return rollup.merge(window_s, [*head, *tail], rows)
+
+    async def _rollup_rows(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, float, int, float, float]]:
+        names = [_quote_identifier(f"{a}_{metric}") for a in ("sum", "count", "min", "max")]
+        policy = _quote_identifier(self._settings.rollup_policy)
+        series = await self.query(
+            f"SELECT {', '.join(names)} FROM {policy}.{rollup.ROLLUP} "
+            f"WHERE station = {_quote_string(station_id)} "
+            f"AND time >= {int(start_ns)} AND time < {int(end_ns)}"
+        )
+        if not series:
+            return []
+        return [
+            (int(t), float(total), int(count), float(low), float(high))
+            for t, total, count, low, high in series[0]["values"]
+            if count
+        ]
+
+    async def _raw_window(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, window_s: int
+    ) -> list[WindowStat]:
+        if start_ns >= end_ns:
+            return []
         field = _quote_identifier(metric)
         series = await self.query(
             f"SELECT mean({field}), min({field}), max({field}), count({field}) FROM {TELEMETRY} "

@@ -10,12 +10,22 @@ import pytest
 
 from alerts.acklinks import ack_link, sign_ack_token
 from alerts.model import EventKind, IncidentState
+from alerts.notify.acklink import signed_ack_links
 from dashboards.api.accounts import Role
 from devices import Reading, Reason, Rejection
 from devices.levels import Level
 from ingest.batch import Batch, StoredRejection
 from ingest.storage.memory import MemoryStorage
-from tests.apitools import NOW_NS, NS, PASSWORD, ApiHarness, build, incident, session
+from tests.apitools import (
+    NOTIFY_SECRET,
+    NOW_NS,
+    NS,
+    PASSWORD,
+    ApiHarness,
+    build,
+    incident,
+    session,
+)
 
 KEY = b"test-secret-" + b"x" * 20
 
@@ -342,3 +352,49 @@ async def test_rejections_filter_by_reason_and_station(
         bad = await client.get("/api/v1/rejections", params={"reason": "nonsense"})
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["query", "reason"]
+
+
+async def test_the_station_list_is_a_shared_snapshot_refreshed_in_the_background(
+    harness: ApiHarness, storage: MemoryStorage
+) -> None:
+    await _readings(storage, "tb-menggala", [(NOW_NS - 60 * NS, 300.0)])
+
+    async def menggala(client: object) -> float:
+        response = await client.get("/api/v1/stations")  # type: ignore[attr-defined]
+        assert response.status_code == 200
+        (found,) = [s for s in response.json()["data"] if s["id"] == "tb-menggala"]
+        return float(found["value_cm"])
+
+    async with harness.client(Role.VIEWER) as client:
+        assert await menggala(client) == 300.0
+        await _readings(storage, "tb-menggala", [(NOW_NS - 30 * NS, 310.0)])
+        assert await menggala(client) == 300.0  # within overview_max_age_s: shared
+        harness.clock.now_ns += 2 * NS
+        assert await menggala(client) == 300.0  # served at once, refreshed behind
+        refreshing = harness.ctx._refreshing
+        assert refreshing is not None
+        await refreshing
+        assert await menggala(client) == 310.0
+
+
+async def test_a_notification_link_asks_who_and_works_once(harness: ApiHarness) -> None:
+    harness.incidents.put(incident(8))
+    links = signed_ack_links("http://test", NOTIFY_SECRET, clock=lambda: harness.clock.now_ns / NS)
+    path = links(8).removeprefix("http://test")
+    async with harness.client() as client:
+        page = await client.get(path)
+        assert page.status_code == 200
+        assert 'name="by"' in page.text
+        action = path.replace("/ack?", "/ack-link?")
+        used = await client.post(action, data={"by": "Budi (BPBD)"})
+        assert used.status_code == 200, used.text
+        assert (await client.post(action, data={"by": "Someone"})).status_code == 409
+        forged = action[:-4] + "0000"
+        assert (await client.post(forged, data={"by": "x"})).status_code == 404
+        harness.clock.now_ns += 49 * 3600 * NS
+        assert (await client.get(links(8).removeprefix("http://test"))).status_code == 200
+        assert (await client.get(path)).status_code == 410
+    found = await harness.incidents.get(8)
+    assert found is not None
+    assert found.acknowledged is not None
+    assert found.acknowledged.by == "Budi (BPBD)"

@@ -52,6 +52,8 @@ SEPARATE = {
     ("POST", "/api/v1/login"),
     ("GET", "/api/v1/ack/{token}"),
     ("POST", "/api/v1/ack/{token}"),
+    ("GET", "/api/v1/incidents/{incident_id}/ack"),
+    ("POST", "/api/v1/incidents/{incident_id}/ack-link"),
     ("GET", "/api/v1/cap/{identifier}.xml"),
     ("GET", "/api/v1/events"),  # a stream: see tests/integration/test_api_live.py
 }

@@ -1,4 +1,5 @@
-"""The API on real servers: InfluxDB for readings, SQLite and PostgreSQL for incidents and users.
+"""The API on real servers: InfluxDB for readings, SQLite and PostgreSQL for incidents, silences
+and users.
 
 The same role matrix as the component tier runs against each SQL database; the incidents come
 from the real SQL incident store (committed as the engine commits them).
@@ -19,7 +20,7 @@ import pytest
 from alerts.acklinks import ack_link
 from alerts.incidents.store import SqlIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
-from alerts.notify.memory import MemoryNotifyStore
+from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api import create_app
 from dashboards.api.accounts import Accounts, Role
@@ -83,6 +84,7 @@ async def servers(
     stations = registry()
     async with (
         SqlIncidentStore(url) as incidents,
+        SqlNotifyStore(url, migrate=False) as notify,
         InfluxStorage(
             InfluxSettings(url=influx_session.url, database=database), registry_tags(stations)
         ) as storage,
@@ -92,7 +94,6 @@ async def servers(
         await incidents.commit(
             [_transition("tb-menggala", now_ns - 600 * NS, Level.SIAGA)], {}, labels
         )
-        notify = MemoryNotifyStore()
         await notify.add_silence(
             Silence(
                 matchers=[Matcher(name="station", value="x")],

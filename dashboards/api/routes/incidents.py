@@ -6,13 +6,14 @@ import html
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Form, HTTPException, Path, Query, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from alerts.acklinks import AckLinkError, verify_ack_token
-from alerts.model import EventKind
+from alerts.model import EventKind, Incident
+from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Operator, Viewer
@@ -249,4 +250,86 @@ async def ack_link_use(ctx: Context, token: Annotated[str, Path(max_length=2048)
     return _page(
         f"<p>Insiden {claim.incident_id} dikonfirmasi oleh {html.escape(claim.recipient)}."
         f" / acknowledged by {html.escape(claim.recipient)}.</p>"
+    )
+
+
+# -- the notification pipeline's links (alerts/notify/acklink.py) -----------------------------
+# ``{base}/api/v1/incidents/{id}/ack?exp=&sig=`` names no one: the page asks who acknowledges,
+# and each link works once (its signature is recorded like a nonce).
+
+_Expiry = Annotated[int, Query(ge=0, le=2**40, description="expiry, Unix seconds")]
+_Signature = Annotated[str, Query(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256, hex")]
+
+
+async def _linked_incident(
+    ctx: ApiContext, incident_id: int, exp: int, sig: str
+) -> tuple[Incident | None, HTMLResponse | None]:
+    secret = ctx.notify_ack_secret
+    if secret is None or not verify_ack(secret, incident_id, exp, sig, ctx.clock_ns() / NS):
+        expired = secret is not None and ctx.clock_ns() / NS >= exp
+        return None, _page(
+            "<p>Tautan tidak berlaku / this link is not valid.</p>", 410 if expired else 404
+        )
+    incident = await ctx.incidents.get(incident_id)
+    if incident is None:
+        return None, _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
+    return incident, None
+
+
+@router.get(
+    "/incidents/{incident_id}/ack",
+    summary="The page behind a notification's acknowledgement link",
+    response_class=HTMLResponse,
+    tags=["links"],
+    responses={404: {"description": "not a genuine link"}, 410: {"description": "expired"}},
+)
+async def notify_link_page(
+    ctx: Context, incident_id: IncidentId, exp: _Expiry, sig: _Signature
+) -> HTMLResponse:
+    """Shows the incident and asks who acknowledges; fetching it changes nothing."""
+    incident, refusal = await _linked_incident(ctx, incident_id, exp, sig)
+    if refusal is not None or incident is None:
+        return refusal or _page("", 404)
+    detail = html.escape(incident.last_event.detail if incident.last_event else incident.subject)
+    return _page(
+        f"<h1>Insiden {incident.id}</h1><p>{detail}</p>"
+        f'<form method="post" action="ack-link?exp={exp}&amp;sig={sig}">'
+        '<label>Nama / name <input name="by" required maxlength="200" autocomplete="name">'
+        '</label> <button style="font-size:1.5em;padding:.5em 1em">Konfirmasi / Acknowledge'
+        "</button></form>"
+    )
+
+
+@router.post(
+    "/incidents/{incident_id}/ack-link",
+    summary="Acknowledge through a notification's link (single use)",
+    response_class=HTMLResponse,
+    tags=["links"],
+    responses={
+        404: {"description": "not a genuine link"},
+        409: {"description": "used already"},
+        410: {"description": "expired"},
+    },
+)
+async def notify_link_use(
+    ctx: Context,
+    incident_id: IncidentId,
+    exp: _Expiry,
+    sig: _Signature,
+    by: Annotated[str, Form(min_length=1, max_length=200)],
+) -> HTMLResponse:
+    """Acknowledges in the name given on the page, once per link."""
+    incident, refusal = await _linked_incident(ctx, incident_id, exp, sig)
+    if refusal is not None or incident is None:
+        return refusal or _page("", 404)
+    now_ns = ctx.clock_ns()
+    first_use = await run_in_threadpool(
+        ctx.accounts.use_ack_nonce, f"n:{sig[:60]}", incident_id, by, now_ns
+    )
+    if not first_use:
+        return _page("<p>Tautan ini sudah dipakai / this link was used already.</p>", 409)
+    await ctx.incidents.acknowledge(incident_id, by=by, comment="via link", at_ns=now_ns)
+    return _page(
+        f"<p>Insiden {incident_id} dikonfirmasi oleh {html.escape(by)}."
+        f" / acknowledged by {html.escape(by)}.</p>"
     )

@@ -6,9 +6,9 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from dashboards.api.context import ApiContext
+from dashboards.api.context import ApiContext, FleetSnapshot
 from dashboards.api.deps import Context, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
 from dashboards.api.schemas import Readings, StationList, StationPublic, WindowName
@@ -29,15 +29,35 @@ from devices.topics import STATION_ID_PATTERN
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"], responses=AUTH_RESPONSES)
 
 MAX_RAW_POINTS = 20_000
+_MAX_BODIES = 64
 MAX_WINDOWS = 20_000
 DEFAULT_RANGE_NS = 24 * 3600 * NS
 
 StationId = Annotated[str, Path(pattern=f"^{STATION_ID_PATTERN.pattern}$", max_length=100)]
 
 
+def _summaries(
+    ctx: ApiContext, stations: list[Station], snapshot: FleetSnapshot, now_ns: int
+) -> list[StationPublic]:
+    upstream = upstream_links(ctx.registry.stations())
+    return [
+        station_public(
+            station,
+            latest=snapshot.latest.get(station.id),
+            health=snapshot.health.get(station.id),
+            span=snapshot.spans.get(station.id),
+            upstream=upstream.get(station.id, []),
+            now_ns=now_ns,
+            stale_after_intervals=ctx.settings.stale_after_intervals,
+        )
+        for station in stations
+    ]
+
+
 async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPublic]:
+    """Stations with fresh readings of their own (small queries; for the detail page)."""
     now_ns = ctx.clock_ns()
-    ids = None if len(stations) > 50 else [s.id for s in stations]
+    ids = [s.id for s in stations]
     latest, health, spans = await asyncio.gather(
         ctx.storage.latest(ids),
         ctx.storage.health(),
@@ -58,21 +78,43 @@ async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPub
     ]
 
 
-@router.get("", summary="Every station with its newest reading, level, trend and health")
+@router.get(
+    "",
+    summary="Every station with its newest reading, level, trend and health",
+    response_model=StationList,
+)
 async def list_stations(
     ctx: Context,
     _who: Viewer,
     regency: Annotated[str | None, Query(max_length=100)] = None,
     river: Annotated[str | None, Query(max_length=100)] = None,
-) -> StationList:
-    """Stations in registry order; ``regency``/``river`` narrow the list."""
-    stations = [
-        s
-        for s in ctx.registry.stations()
-        if (regency is None or s.regency == regency) and (river is None or s.river == river)
-    ]
-    data = await _stations(ctx, stations)
-    return StationList(data=data, count=len(data))
+) -> Response:
+    """Stations in registry order; ``regency``/``river`` narrow the list.
+
+    The readings come from a snapshot shared by all requests and refreshed every
+    ``api.overview_max_age_s`` (1 s): staleness and trends are as of that snapshot.
+    """
+    snapshot = await ctx.fleet()
+    return Response(render_list(ctx, snapshot, regency, river), media_type="application/json")
+
+
+def render_list(
+    ctx: ApiContext, snapshot: FleetSnapshot, regency: str | None, river: str | None
+) -> bytes:
+    """The station list of a snapshot as JSON, rendered once per snapshot and filter."""
+    key = (regency, river)
+    body = snapshot.bodies.get(key)
+    if body is None:
+        stations = [
+            s
+            for s in ctx.registry.stations()
+            if (regency is None or s.regency == regency) and (river is None or s.river == river)
+        ]
+        data = _summaries(ctx, stations, snapshot, snapshot.taken_ns)
+        body = StationList(data=data, count=len(data)).model_dump_json().encode()
+        if len(snapshot.bodies) < _MAX_BODIES:
+            snapshot.bodies[key] = body
+    return body
 
 
 def _station(ctx: ApiContext, station_id: str) -> Station:

@@ -1,0 +1,81 @@
+"""`siaga users` and `siaga serve` as processes: the first admin, and a server that answers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ops.servers import free_port, port_open
+from tests.conftest import REPO_ROOT, STATIONS_FILE
+from tests.helpers import wait_for
+from tests.integration.test_cli import clean_env, siaga
+
+pytestmark = pytest.mark.integration
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return clean_env(
+        SIAGA_DATABASE__URL=f"sqlite:///{tmp_path}/siaga.db",
+        SIAGA_STATIONS__FILE=str(STATIONS_FILE),
+        SIAGA_STATIONS__DEVICES_FILE=str(tmp_path / "devices.yaml"),
+        SIAGA_API__SECRET_KEY_FILE=str(tmp_path / "api.key"),
+        SIAGA_INFLUX__URL=f"http://127.0.0.1:{free_port()}",
+        SIAGA_LOG__LEVEL="WARNING",
+    )
+
+
+def test_the_first_admin_gets_a_generated_password_once(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    added = siaga("users", "add", "root", "--role", "admin", env=env)
+    assert added.returncode == 0, added.stderr
+    lines = added.stdout.splitlines()
+    assert lines[0] == "added root (admin)"
+    password = lines[1].removeprefix("password: ")
+    assert len(password) >= 16
+    again = siaga("users", "add", "root", "--role", "admin", env=env)
+    assert again.returncode == 2
+    assert "exists already" in again.stderr
+    assert password not in siaga("users", "list", env=env).stdout
+    assert siaga("users", "add", "x", "--role", "boss", env=env).returncode == 2
+    assert siaga("users", "remove", "root", env=env).returncode == 0
+    assert siaga("users", "list", env=env).stdout == ""
+
+
+def test_serve_answers_and_signs_in(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    added = siaga(
+        "users", "add", "siti", "--role", "operator", "--password", "a long secret", env=env
+    )
+    assert added.returncode == 0, added.stderr
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "siaga", "serve", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as server:
+        try:
+            wait_for(lambda: port_open(port), 60, "siaga serve to listen")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/stations", timeout=10)
+            assert refused.value.code == 401
+            refused.value.close()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/login",
+                data=json.dumps({"username": "siti", "password": "a long secret"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert json.load(response)["role"] == "operator"
+                assert "httponly" in response.headers["set-cookie"].lower()
+        finally:
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(30) == 0
