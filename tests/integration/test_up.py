@@ -79,6 +79,10 @@ class Up:
 
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
+        return self.close()
+
+    def close(self) -> int:
+        """Wait for the process to end, then release its output pipe."""
         code = self.process.wait(timeout=120)
         self._reader.join(timeout=10)
         if self.process.stdout is not None:
@@ -212,3 +216,22 @@ def socket_listening() -> Iterator[int]:
     """A TCP listener that accepts and says nothing, on a free port."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         yield listener.getsockname()[1]
+
+
+def test_kill_9_of_up_leaves_no_orphan(data_dir: Path) -> None:
+    up = Up(data_dir, free_port(), "--no-demo", "--storage", "sqlite")
+    try:
+        up.wait_ready()
+        children = up.children()
+        assert len(children) >= 5, [c.cmdline() for c in children]
+        up.process.kill()
+        up.process.wait(timeout=30)
+
+        def all_gone() -> bool:
+            return not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+
+        wait_for(all_gone, 30, "every child of a killed siaga up to end")
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+        up.close()
