@@ -361,9 +361,7 @@ class MqttPublisher:
             if not info.is_published():
                 if not block:
                     return
-                info.wait_for_publish(timeout_s)
-                if not info.is_published():
-                    raise RunError(f"no acknowledgement from the broker within {timeout_s:g} s")
+                _wait_published(info, timeout_s)
             connection.unchecked.popleft()
             reason = connection.refused_mids.pop(info.mid, None)
             if reason is not None:
@@ -390,6 +388,28 @@ class MqttPublisher:
             connection.client.disconnect()
             connection.client.loop_stop()
         self._connections.clear()
+
+
+def _wait_published(info: paho.MQTTMessageInfo, timeout_s: float) -> None:
+    """Wait for a QoS 1 message's PUBACK, across a reconnect.
+
+    A broker may close a connection (Mosquitto does after refusing a publish when it queues
+    without limit); paho keeps the client's unacknowledged messages and sends them again once its
+    loop has reconnected, but ``wait_for_publish`` raises at once for a message queued while the
+    connection was down.
+
+    Raises:
+        RunError: No acknowledgement within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not info.is_published():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RunError(f"no acknowledgement from the broker within {timeout_s:g} s")
+        if info.rc == paho.MQTT_ERR_NO_CONN:
+            time.sleep(min(remaining, 0.05))  # the network thread reconnects and resends
+        else:
+            info.wait_for_publish(remaining)
 
 
 # -- publishing on the simulated clock ---------------------------------------------------------

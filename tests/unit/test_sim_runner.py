@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import time
 from functools import cache
 from pathlib import Path
 
+import paho.mqtt.client as paho_client
 import pytest
 
 from devices.registry import Registry, load_registry
@@ -17,6 +19,7 @@ from simulators.runner import (
     MemoryPublisher,
     MqttPublisher,
     RunError,
+    _wait_published,
     check_start,
     default_start,
     load_credentials,
@@ -199,3 +202,27 @@ def test_start_times() -> None:
         parse_start("2026-03-01T07:00:00")
     with pytest.raises(RunError, match="RFC 3339"):
         parse_start("yesterday")
+
+
+class _QueuedWhileDisconnected:
+    """A paho message info as paho returns it for a publish made while reconnecting."""
+
+    rc = paho_client.MQTT_ERR_NO_CONN
+
+    def __init__(self, published_after_s: float) -> None:
+        self._at = time.monotonic() + published_after_s
+
+    def is_published(self) -> bool:
+        return time.monotonic() >= self._at
+
+    def wait_for_publish(self, timeout: float | None = None) -> None:
+        raise RuntimeError("Message publish failed: The client is not currently connected.")
+
+
+def test_a_message_queued_while_reconnecting_is_waited_for_not_failed() -> None:
+    _wait_published(_QueuedWhileDisconnected(0.1), timeout_s=5)  # type: ignore[arg-type]
+
+
+def test_a_message_never_acknowledged_fails_with_a_sentence() -> None:
+    with pytest.raises(RunError, match=r"no acknowledgement from the broker within 0\.1 s"):
+        _wait_published(_QueuedWhileDisconnected(60), timeout_s=0.1)  # type: ignore[arg-type]
