@@ -7,10 +7,11 @@ import contextlib
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Mapping, Sequence
 
 from devices import TopicScheme
-from devices.registry import Registry, load_registry
+from devices.registry import Registry, load_registry, registry_files
 from devices.topics import LORAWAN_FILTERS
 from ingest.batch import BatchPolicy
 from ingest.errors import ConfigError, StorageError
@@ -70,10 +71,12 @@ async def run_ingest(
     def load() -> Registry:
         return load_registry(settings.stations.file, settings.stations.devices_file)
 
+    loading = time.perf_counter()
     try:
         registry = load()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    load_s = time.perf_counter() - loading
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -97,6 +100,8 @@ async def run_ingest(
     subscriber = MqttSubscriber(connect_options(settings), on_state=metrics.set_mqtt_connected)
     current = [registry]
     metrics.registry_stations.set(len(registry.stations()))
+    metrics.registry_load_seconds.set(load_s)
+    log.info("registry: %d stations loaded in %.2f s", len(registry.stations()), load_s)
 
     def station_tags(station_id: str) -> Mapping[str, str]:
         return registry_tags(current[0])(station_id)
@@ -113,10 +118,11 @@ async def run_ingest(
             metrics.registry_stations.set(len(new.stations()))
 
         watcher = RegistryWatcher(
-            [settings.stations.file, settings.stations.devices_file],
+            lambda: registry_files(settings.stations.file, settings.stations.devices_file),
             load,
             apply,
             settings.stations.reload_interval_s,
+            metrics,
         )
         await _prepare_storage(storage)
         worker = IngestWorker(

@@ -71,10 +71,51 @@ def fleet_stations_yaml(count: int, *, interval_s: float = 10.0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_fleet_stations(path: Path, count: int, *, interval_s: float = 10.0) -> Path:
-    """Write :func:`fleet_stations_yaml` to ``path`` (parents created); returns ``path``."""
+_CSV_FROM = 5000
+"""From this many stations the fleet's registry is a CSV beside a small YAML: YAML at national
+size takes tens of seconds to parse, the CSV about a second (see ``siaga bench national``)."""
+
+
+def fleet_stations_csv(count: int, *, interval_s: float = 10.0) -> str:
+    """The fleet's stations as a CSV export (the columns of ``devices.stations.CSV_COLUMNS``)."""
+    if count < 1 or count > 999_999:
+        raise ValueError("a fleet has between 1 and 999,999 stations")
+    interval = max(round(interval_s), 1)
+    lines = ["id,name,regency,latitude,longitude,interval_s,profile"]
+    golden = (math.sqrt(5) - 1) / 2
+    for index in range(1, count + 1):
+        latitude = -11.0 + 17.0 * ((index * golden) % 1.0)
+        longitude = 95.0 + 46.0 * ((index * golden * golden) % 1.0)
+        regency = index % REGENCIES + 1
+        lines.append(
+            f"{fleet_station_id(index)},Fleet gauge {index},Fleet regency {regency:03d},"
+            f"{latitude:.4f},{longitude:.4f},{interval},fleet_gauge"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_fleet_stations(
+    path: Path, count: int, *, interval_s: float = 10.0, as_csv: bool | None = None
+) -> Path:
+    """Write the fleet's stations file to ``path`` (parents created); returns ``path``.
+
+    Args:
+        path: The stations YAML the worker is pointed at.
+        count: Fleet size.
+        interval_s: Each station's reporting interval.
+        as_csv: Put the stations in a CSV beside the YAML (``<stem>.csv``, linked by
+            ``stations_csv``), leaving the YAML only the profile. Default: from 5,000 stations.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(fleet_stations_yaml(count, interval_s=interval_s), encoding="utf-8")
+    if as_csv is None:
+        as_csv = count >= _CSV_FROM
+    if not as_csv:
+        path.write_text(fleet_stations_yaml(count, interval_s=interval_s), encoding="utf-8")
+        return path
+    csv_path = path.with_suffix(".csv")
+    csv_path.write_text(fleet_stations_csv(count, interval_s=interval_s), encoding="utf-8")
+    header = fleet_stations_yaml(1, interval_s=interval_s).split("\nstations:\n")[0] + "\n"
+    path.write_text(f"{header}stations_csv: {csv_path.name}\n", encoding="utf-8")
     return path
 
 
