@@ -107,7 +107,12 @@ async def run_ingest(
         return registry_tags(current[0])(station_id)
 
     async with InfluxStorage(settings.influx, station_tags) as storage:
-        health = HealthRecorder(registry, storage, settings.health.interval_s)
+        health = HealthRecorder(
+            registry,
+            storage,
+            settings.health.interval_s,
+            heartbeat_s=settings.health.heartbeat_s,
+        )
 
         def apply(new: Registry) -> None:
             current[0] = new

@@ -184,6 +184,8 @@ class HealthSettings(Section):
 
     enabled: bool = True
     interval_s: float = Field(default=60.0, gt=0)
+    heartbeat_s: float = Field(default=900.0, gt=0)
+    """A station's snapshot is stored when it changed materially, and at least this often."""
 
 
 class MetricsSettings(Section):
