@@ -27,7 +27,7 @@ RECENT = 64
 """Slots and sequence numbers behind the newest that are remembered one by one (bitmaps)."""
 _RECENT_MASK = (1 << RECENT) - 1
 _SKEW_SAMPLES = 20
-_RECENT_TIMES = 8
+_RECENT_TIMES = 4
 _DEFAULT_INTERVAL_S = 900
 # Per bucket, three counters side by side in one array.
 _READINGS, _SLOTS, _GAPS = 0, 1, 2
@@ -65,6 +65,7 @@ class StationHealth:
 
 
 _VITALS = ("battery_v", "battery_pct", "rssi_dbm", "snr_db")
+_NEVER = -(2**63)
 
 
 def _reading_time(reading: Reading) -> int:
@@ -90,6 +91,7 @@ class _Track:
         "skew_count",
         "skews_ns",
         "slot_bits",
+        "vital_times",
         "vitals",
     )
 
@@ -109,7 +111,9 @@ class _Track:
         self.seq_bits = 0  # bit k: sequence number ``run_max - k`` was seen in this run
         self.skews_ns = array("q", bytes(8 * _SKEW_SAMPLES))
         self.skew_count = 0
-        self.vitals: dict[str, tuple[int, float]] = {}  # name -> (ts, value), at most four
+        # Per name of _VITALS: its newest value and that reading's time (_NEVER: none yet).
+        self.vitals = array("d", bytes(8 * len(_VITALS)))
+        self.vital_times = array("q", [_NEVER] * len(_VITALS))
 
 
 def missing_from_sequence(points: Iterable[tuple[int, int | None]]) -> int:
@@ -204,8 +208,8 @@ class HealthTracker:
         # The freshest reading of the batch has the smallest delay: the best skew sample.
         track.skews_ns[track.skew_count % _SKEW_SAMPLES] = arrival_ns - newest.ts_ns
         track.skew_count += 1
-        vitals = track.vitals
-        for name in _VITALS:
+        vitals, vital_times = track.vitals, track.vital_times
+        for at, name in enumerate(_VITALS):
             value = newest.values.get(name)
             if value is not None:
                 ts_ns = newest.ts_ns
@@ -215,9 +219,8 @@ class HealthTracker:
                 if not found:
                     continue
                 ts_ns, value = max(found)
-            seen = vitals.get(name)
-            if seen is None or ts_ns >= seen[0]:
-                vitals[name] = (ts_ns, value)
+            if ts_ns >= vital_times[at]:
+                vitals[at], vital_times[at] = value, ts_ns
 
     def _slot_index(self, track: _Track, ts_ns: int) -> int | None:
         """The ring index of ``ts_ns``'s bucket, advancing the ring; None when too old for it."""
@@ -333,7 +336,11 @@ class HealthTracker:
             expected = max(1, (now_ns - known_from_ns) // interval_ns)
             promised = int(self._window_s * NS_PER_S // interval_ns)
             samples = track.skews_ns[: min(track.skew_count, _SKEW_SAMPLES)]
-            vitals = {name: value for name, (_, value) in track.vitals.items()}
+            vitals = {
+                name: track.vitals[at]
+                for at, name in enumerate(_VITALS)
+                if track.vital_times[at] != _NEVER
+            }
             snapshots.append(
                 StationHealth(
                     station_id=station_id,

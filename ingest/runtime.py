@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import ssl
@@ -77,6 +78,9 @@ async def run_ingest(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     load_s = time.perf_counter() - loading
+    # A national registry is a million long-lived objects: keep them out of the cyclic
+    # collector's full passes, which otherwise walk them all and stall the event loop.
+    gc.freeze()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -121,6 +125,7 @@ async def run_ingest(
             health.tracker.use_registry(new)
             metrics.registry_reloads.inc()
             metrics.registry_stations.set(len(new.stations()))
+            gc.freeze()
 
         watcher = RegistryWatcher(
             lambda: registry_files(settings.stations.file, settings.stations.devices_file),

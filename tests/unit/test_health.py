@@ -215,6 +215,6 @@ def test_a_station_holds_the_same_bytes_after_a_day_of_readings_as_after_one() -
         arrival_ns=NOW,
     )
     assert (len(track.counts), len(track.skews_ns), len(track.recent_times)) == sizes
-    assert len(track.vitals) == 1
+    assert len(track.vitals) == 4
     assert track.slot_bits.bit_length() <= 64
     assert track.seq_bits.bit_length() <= 64
