@@ -91,6 +91,8 @@ class NationalReport:
     health_heartbeat_s: float = 900.0
     samples: list[Sample] = field(default_factory=list)
     cpu_cores: dict[str, float] = field(default_factory=dict)
+    cpu_us_per_reading: dict[str, float] = field(default_factory=dict)
+    gzip: bool = True
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -212,11 +214,13 @@ def run_national(
     index: str = "tsi1",
     health_heartbeat_s: float = 900.0,
     batch_max_points: int | None = None,
+    gzip: bool = True,
     directory: Path,
     console: Console,
 ) -> NationalReport:
     """One national run in ``directory``; see the module's docstring."""
     report = NationalReport(stations, interval_s, duration_s, index)
+    report.gzip = gzip
     report.health_heartbeat_s = health_heartbeat_s
     stations_file = write_fleet_stations(
         directory / "fleet.yaml", stations, interval_s=interval_s, as_csv=True
@@ -241,6 +245,7 @@ def run_national(
             "SIAGA_STATIONS__RELOAD_INTERVAL_S": "1",
             "SIAGA_HEALTH__HEARTBEAT_S": str(health_heartbeat_s),
             "SIAGA_LOG__LEVEL": "INFO",
+            "SIAGA_INFLUX__GZIP": "true" if gzip else "false",
         }
         if batch_max_points is not None:
             env["SIAGA_BATCH__MAX_POINTS"] = str(batch_max_points)
@@ -310,6 +315,10 @@ def run_national(
             wall = max(last.at_s - first.at_s, 1e-9)
             report.cpu_cores = {
                 name: (last.cpu_s[name] - first.cpu_s[name]) / wall for name in first.cpu_s
+            }
+            stored = max(last.stored - first.stored, 1)
+            report.cpu_us_per_reading = {
+                name: (last.cpu_s[name] - first.cpu_s[name]) / stored * 1e6 for name in first.cpu_s
             }
         finally:
             worker.stop()
@@ -399,7 +408,12 @@ def report_rows(report: NationalReport) -> list[tuple[str, str, str]]:
         (
             "CPU, cores",
             ", ".join(f"{name} {cores:.2f}" for name, cores in report.cpu_cores.items()),
-            f"InfluxDB index {report.index}",
+            f"InfluxDB index {report.index}, gzip {'on' if report.gzip else 'off'}",
+        ),
+        (
+            "CPU per stored reading",
+            ", ".join(f"{name} {us:.1f} µs" for name, us in report.cpu_us_per_reading.items()),
+            "",
         ),
     ]
 
@@ -438,6 +452,7 @@ def run_national_benchmark(
     index: str = "tsi1",
     health_heartbeat_s: float = 900.0,
     batch_max_points: int | None = None,
+    gzip: bool = True,
     console: Console | None = None,
 ) -> NationalReport:
     """Run the national benchmark, print it and optionally write it as Markdown.
@@ -460,6 +475,7 @@ def run_national_benchmark(
             index=index,
             health_heartbeat_s=health_heartbeat_s,
             batch_max_points=batch_max_points,
+            gzip=gzip,
             directory=Path(tmp),
             console=console,
         )
@@ -469,7 +485,7 @@ def run_national_benchmark(
         "parameters": (
             f"stations={stations}, interval_s={interval_s:g}, duration_s={duration_s:g}, "
             f"processes={processes}, index={index}, health_heartbeat_s={health_heartbeat_s:g}, "
-            f"batch_max_points={batch_max_points or 'default'}"
+            f"batch_max_points={batch_max_points or 'default'}, gzip={gzip}"
         ),
     }
     print_report(report, console)

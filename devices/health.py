@@ -98,7 +98,7 @@ class _Track:
     def __init__(self, first_seen_ns: int, ring: int) -> None:
         self.first_seen_ns = first_seen_ns
         self.newest_ns = -(2**63)
-        self.base = -(2**63)  # the newest bucket number held by the ring
+        self.base = _NEVER  # the newest bucket number held by the ring
         self.counts = array("i", bytes(4 * _FIELDS * ring))
         self.newest_slot = -(2**63)
         self.slot_bits = 0  # bit k: slot ``newest_slot - k`` has a reading
@@ -213,6 +213,8 @@ class HealthTracker:
             value = newest.values.get(name)
             if value is not None:
                 ts_ns = newest.ts_ns
+            elif len(group) == 1:
+                continue
             else:
                 # Rare (a status message apart from the readings): look through the batch.
                 found = [(r.ts_ns, r.values[name]) for r in group if name in r.values]
@@ -227,10 +229,11 @@ class HealthTracker:
         bucket = ts_ns // self._bucket_ns
         ring = self._ring
         if bucket > track.base:
-            counts = track.counts
-            for step in range(1, min(bucket - track.base, ring) + 1):
-                at = ((track.base + step) % ring) * _FIELDS
-                counts[at] = counts[at + 1] = counts[at + 2] = 0
+            if track.base != _NEVER:  # a new track's ring is all zeros already
+                counts = track.counts
+                for step in range(1, min(bucket - track.base, ring) + 1):
+                    at = ((track.base + step) % ring) * _FIELDS
+                    counts[at] = counts[at + 1] = counts[at + 2] = 0
             track.base = bucket
         elif bucket <= track.base - ring:
             return None
@@ -242,7 +245,8 @@ class HealthTracker:
             return  # a duplicate of one of the latest readings (QoS 1 redelivery, a re-send)
         track.recent_times[track.recent_times_at % _RECENT_TIMES] = ts_ns
         track.recent_times_at += 1
-        track.newest_ns = max(track.newest_ns, ts_ns)
+        if ts_ns > track.newest_ns:  # noqa: PLR1730 - faster than max() on the hot path
+            track.newest_ns = ts_ns
         at = self._slot_index(track, ts_ns)
         if at is None:
             return

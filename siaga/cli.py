@@ -314,6 +314,7 @@ def bench_national(
     batch_max_points: Annotated[
         int | None, typer.Option(help="The worker's batch size (default: its setting).")
     ] = None,
+    gzip: Annotated[bool, typer.Option(help="The worker gzips its InfluxDB writes.")] = True,
     output: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here.")] = None,
 ) -> None:
     """A national fleet through one worker, broker and InfluxDB: load, memory, freshness."""
@@ -329,6 +330,7 @@ def bench_national(
             index=index,
             health_heartbeat_s=health_heartbeat_s,
             batch_max_points=batch_max_points,
+            gzip=gzip,
         )
     except (ServerError, ValueError) as exc:
         raise _fail(str(exc)) from None
