@@ -77,6 +77,7 @@ class NationalReport:
     duration_s: float
     index: str
     registry_load_s: float = 0.0
+    registry_load_cpu_s: float = 0.0
     worker_start_s: float = 0.0
     start_rss_mib: float = 0.0
     reload_load_s: float | None = None
@@ -258,7 +259,9 @@ def run_national(
                 "siaga ingest to load the registry and subscribe",
             )
             report.worker_start_s = time.monotonic() - spawned
-            report.registry_load_s = worker.metrics().get("siaga_registry_load_seconds", 0.0)
+            up = worker.metrics()
+            report.registry_load_s = up.get("siaga_registry_load_seconds", 0.0)
+            report.registry_load_cpu_s = up.get("siaga_registry_load_cpu_seconds", 0.0)
             report.start_rss_mib = process_memory_bytes(worker.process.pid, "VmRSS") / MIB
             console.print(
                 f"worker up in {report.worker_start_s:.1f} s (registry {report.registry_load_s:.2f}"
@@ -349,9 +352,10 @@ def report_rows(report: NationalReport) -> list[tuple[str, str, str]]:
     return [
         ("stations", f"{report.stations:,} every {report.interval_s:g} s", ""),
         (
-            "registry load (in the worker)",
-            f"{report.registry_load_s:.2f} s",
-            f"< {TARGET_LOAD_S:g} s: {_verdict(report.registry_load_s < TARGET_LOAD_S)}",
+            "registry load in the worker: wall (CPU)",
+            f"{report.registry_load_s:.2f} s ({report.registry_load_cpu_s:.2f} s)",
+            f"< {TARGET_LOAD_S:g} s: {_verdict(report.registry_load_s < TARGET_LOAD_S)} "
+            f"(CPU: {_verdict(report.registry_load_cpu_s < TARGET_LOAD_S)})",
         ),
         ("worker start → subscribed", f"{report.worker_start_s:.1f} s", ""),
         (
