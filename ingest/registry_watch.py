@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -80,18 +81,27 @@ class RegistryWatcher:
         worst = [0.0]
         started = time.perf_counter()
         lag = asyncio.create_task(_watch_lag(worst), name="registry-watch.lag")
+        # A national registry is a million new objects: their allocation would trigger full
+        # cyclic collections (~0.4 s each, holding the interpreter lock) while the thread reads.
+        # The collector waits until the new registry is in place (``apply`` may freeze it).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
-            registry = await asyncio.to_thread(self._load)
-        except ValueError as exc:
-            log.error("registry not reloaded, keeping the previous one: %s", exc)
-            return False
+            try:
+                registry = await asyncio.to_thread(self._load)
+            except ValueError as exc:
+                log.error("registry not reloaded, keeping the previous one: %s", exc)
+                return False
+            finally:
+                lag.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lag
+            applying = time.perf_counter()
+            self._apply(registry)
+            done = time.perf_counter()
         finally:
-            lag.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lag
-        applying = time.perf_counter()
-        self._apply(registry)
-        done = time.perf_counter()
+            if collecting:
+                gc.enable()
         self.last_load_s = done - started
         self.last_stall_s = max(worst[0], done - applying)
         self.reloads += 1
