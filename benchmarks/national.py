@@ -300,7 +300,7 @@ def run_national(
             base = int(before.get("siaga_readings_stored_total", 0))
             wait_until(
                 lambda: worker.metrics().get("siaga_readings_stored_total", 0) - base >= acked,
-                600,
+                1200,
                 f"the worker to store {acked:,} readings",
             )
             report.drain_s = time.time() - published_at

@@ -171,6 +171,10 @@ class HealthTracker:
             interval = self._intervals[station_id] = interval_s * NS_PER_S
         return interval
 
+    def promised(self, station_id: str) -> int:
+        """Readings the station's interval promises over a whole window."""
+        return int(self._window_ns // self._interval_ns(station_id))
+
     def use_registry(self, registry: StationRegistry) -> None:
         """Follow a reloaded registry (intervals may have changed)."""
         self._registry = registry

@@ -26,7 +26,8 @@ class Materiality:
 
     Attributes:
         completeness_pct: Percentage points of completeness.
-        readings_fraction: Readings in the window, as a fraction of those expected (at least 1).
+        readings_fraction: Readings in the window, as a fraction of what the station's interval
+            promises over a whole window (at least 1 reading).
         battery_v: Volts.
         battery_pct: Percent.
         rssi_dbm: Decibels.
@@ -49,9 +50,18 @@ def _moved(old: float | None, new: float | None, step: float) -> bool:
     return abs(new - old) >= step or math.isnan(old) != math.isnan(new)
 
 
-def changed_materially(old: StationHealth, new: StationHealth, limits: Materiality) -> bool:
-    """Whether ``new`` says something ``old`` did not (pure; last seen alone is not news)."""
-    readings_step = max(1.0, limits.readings_fraction * new.expected_24h)
+def changed_materially(
+    old: StationHealth, new: StationHealth, limits: Materiality, promised: int
+) -> bool:
+    """Whether ``new`` says something ``old`` did not (pure; last seen alone is not news).
+
+    Args:
+        old: The snapshot stored last.
+        new: The snapshot now.
+        limits: What counts as a change.
+        promised: Readings the station's interval promises over a whole window.
+    """
+    readings_step = max(1.0, limits.readings_fraction * promised)
     return (
         new.missing_by_seq != old.missing_by_seq
         or abs(new.readings_24h - old.readings_24h) >= readings_step
@@ -126,7 +136,8 @@ class HealthRecorder:
         stored = self._stored.get(snapshot.station_id)
         if stored is None or now_ns - stored[0] >= self._heartbeat_ns:
             return True
-        return changed_materially(stored[1], snapshot, self._limits)
+        promised = self.tracker.promised(snapshot.station_id)
+        return changed_materially(stored[1], snapshot, self._limits, promised)
 
     async def record(self, everyone: bool = False) -> int:
         """Store the snapshots that are due, of stations that reported or are swept (or all).

@@ -109,11 +109,13 @@ def test_what_counts_as_material() -> None:
         fields = {name: getattr(base, name) for name in StationHealth.__slots__}
         return StationHealth(**{**fields, **changes})  # type: ignore[arg-type]
 
-    assert not changed_materially(base, with_(last_seen_ns=START + 60 * S), limits)
-    assert not changed_materially(base, with_(readings_24h=8080, battery_v=12.62), limits)
-    assert changed_materially(base, with_(readings_24h=8090), limits)  # over 1% of 8640
-    assert changed_materially(base, with_(missing_by_seq=4), limits)
-    assert changed_materially(base, with_(completeness_pct=91.5), limits)
-    assert changed_materially(base, with_(battery_v=12.5), limits)
-    assert changed_materially(base, with_(rssi_dbm=None), limits)
-    assert changed_materially(base, with_(snr_db=7.0), limits)
+    assert not changed_materially(base, with_(last_seen_ns=START + 60 * S), limits, 8640)
+    assert not changed_materially(base, with_(readings_24h=8080, battery_v=12.62), limits, 8640)
+    assert changed_materially(base, with_(readings_24h=8090), limits, 8640)  # over 1% of 8640
+    assert not changed_materially(base, with_(readings_24h=8001), limits, 8640)
+    assert changed_materially(base, with_(readings_24h=8001), limits, 96)  # a 15-minute gauge
+    assert changed_materially(base, with_(missing_by_seq=4), limits, 8640)
+    assert changed_materially(base, with_(completeness_pct=91.5), limits, 8640)
+    assert changed_materially(base, with_(battery_v=12.5), limits, 8640)
+    assert changed_materially(base, with_(rssi_dbm=None), limits, 8640)
+    assert changed_materially(base, with_(snr_db=7.0), limits, 8640)
