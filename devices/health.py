@@ -73,7 +73,7 @@ def _reading_time(reading: Reading) -> int:
 
 
 class _Track:
-    """One station's state: a fixed number of bytes (about 1 KiB), whatever its traffic."""
+    """One station's state: a fixed number of bytes (about 1.9 KB), whatever its traffic."""
 
     __slots__ = (
         "base",
