@@ -23,8 +23,10 @@ from devices.stations import (
     StaticRegistry,
     Station,
     StationFileError,
+    linked_csv,
     load_yaml,
     stations_from_document,
+    stations_from_files,
 )
 
 Format = Literal["native", "senml", "ttn", "chirpstack"]
@@ -311,6 +313,7 @@ def parse_registry(
     devices_text: str = "",
     stations_source: str = "<stations>",
     devices_source: str = "<devices>",
+    stations_file: Path | None = None,
 ) -> Registry:
     """Parse the stations document (with ``device_profiles``) and the devices document.
 
@@ -322,7 +325,10 @@ def parse_registry(
         raw_stations = load_yaml(stations_text)
     except yaml.YAMLError as exc:
         raise StationFileError(f"{stations_source}: not valid YAML: {exc}") from None
-    stations = stations_from_document(raw_stations, stations_source)
+    if stations_file is None:
+        stations = stations_from_document(raw_stations, stations_source)
+    else:
+        stations = stations_from_files(raw_stations, stations_file)
     profiles_raw = raw_stations.get("device_profiles") or {}
     if not isinstance(profiles_raw, Mapping):
         raise StationFileError(f"{stations_source}: 'device_profiles' must be a mapping")
@@ -369,7 +375,22 @@ def load_registry(stations_file: Path, devices_file: Path | None = None) -> Regi
         )
     except OSError as exc:
         raise RegistryFileError(f"cannot read registry: {exc}") from None
-    return parse_registry(stations_text, devices_text, str(stations_file), str(devices_file))
+    return parse_registry(
+        stations_text, devices_text, str(stations_file), str(devices_file), stations_file
+    )
+
+
+def registry_files(stations_file: Path, devices_file: Path | None = None) -> list[Path]:
+    """The files a registry is read from: both YAML files and the CSV the first one links.
+
+    A stations file that cannot be read or parsed links nothing (loading it reports why).
+    """
+    files = [stations_file] + ([devices_file] if devices_file is not None else [])
+    try:
+        linked = linked_csv(load_yaml(stations_file.read_text(encoding="utf-8")), stations_file)
+    except (OSError, ValueError, yaml.YAMLError):
+        linked = None
+    return files + ([linked] if linked is not None else [])
 
 
 DEVICES_HEADER = """\

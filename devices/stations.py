@@ -6,13 +6,24 @@ here is pure: :func:`parse_stations` takes text, :func:`load_stations` only adds
 
 from __future__ import annotations
 
+import csv
+import io
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from devices.errors import ConfigError
 from devices.levels import Thresholds
@@ -155,24 +166,254 @@ def parse_stations(text: str, source: str = "<stations>") -> StaticRegistry:
     return stations_from_document(document, source)
 
 
-def stations_from_document(document: Any, source: str = "<stations>") -> StaticRegistry:
-    """Build the station registry from a parsed stations document (see :func:`parse_stations`)."""
-    if not isinstance(document, Mapping) or not isinstance(document.get("stations"), list):
+def stations_from_document(
+    document: Any,
+    source: str = "<stations>",
+    csv_rows: Sequence[Mapping[str, Any]] | None = None,
+    csv_source: str = "<stations csv>",
+) -> StaticRegistry:
+    """Build the station registry from a parsed stations document (see :func:`parse_stations`).
+
+    Args:
+        document: The parsed YAML document.
+        source: Its name, for messages.
+        csv_rows: More station entries, from the CSV file the document links with
+            ``stations_csv`` (see :func:`parse_stations_csv`), validated the same way.
+        csv_source: The CSV file's name, for messages.
+    """
+    if not isinstance(document, Mapping):
+        raise StationFileError(f"{source}: expected a mapping with a list 'stations'")
+    entries = document.get("stations", [] if csv_rows is not None else None)
+    if not isinstance(entries, list):
         raise StationFileError(f"{source}: expected a mapping with a list 'stations'")
     profiles = document.get("profiles") or {}
     if not isinstance(profiles, Mapping):
         raise StationFileError(f"{source}: 'profiles' must be a mapping")
+    builder = _StationBuilder(profiles)
     stations = []
-    for index, entry in enumerate(document["stations"]):
+    for index, entry in enumerate(entries):
         label = f"{source}: stations[{index}]"
         if not isinstance(entry, Mapping):
             raise StationFileError(f"{label}: expected a mapping")
-        label = f"{label} ({entry.get('id', '?')})"
-        stations.append(_station_from_entry(entry, profiles, label))
+        stations.append(builder.build(entry, label))
+    for line, entry in enumerate(csv_rows or (), start=2):
+        stations.append(builder.build(entry, f"{csv_source}: line {line}"))
     try:
         return StaticRegistry(stations)
     except ValueError as exc:
         raise StationFileError(f"{source}: {exc}") from None
+
+
+CSV_COLUMNS = (
+    "id",
+    "name",
+    "regency",
+    "river",
+    "district",
+    "basin",
+    "latitude",
+    "longitude",
+    "datum_m",
+    "mounting_height_cm",
+    "interval_s",
+    "profile",
+    "waspada_cm",
+    "siaga_cm",
+    "awas_cm",
+    "threshold_scheme",
+    "threshold_inclusive",
+)
+"""The columns a stations CSV may have (``id`` is required). Metrics come from ``profile``;
+one thresholds version from the ``waspada_cm`` … ``threshold_inclusive`` columns. River links
+and versioned thresholds need the YAML."""
+_THRESHOLD_COLUMNS = {
+    "waspada_cm": "waspada_cm",
+    "siaga_cm": "siaga_cm",
+    "awas_cm": "awas_cm",
+    "threshold_scheme": "scheme",
+    "threshold_inclusive": "inclusive",
+}
+
+
+def parse_stations_csv(text: str, source: str = "<stations csv>") -> list[dict[str, Any]]:
+    """Station entries from a CSV export: a header of :data:`CSV_COLUMNS`, one station a row.
+
+    An empty cell leaves the field unset. Values stay text: the validation that checks YAML
+    entries converts them (``"-4.47"`` is a valid latitude) and words the errors the same way.
+
+    Raises:
+        StationFileError: A bad header or a row of the wrong width.
+    """
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        raise StationFileError(f"{source}: empty; expected a header line")
+    columns = [name.strip() for name in header]
+    unknown = [name for name in columns if name not in CSV_COLUMNS]
+    if unknown or "id" not in columns or len(set(columns)) != len(columns):
+        raise StationFileError(
+            f"{source}: header must name distinct columns among {', '.join(CSV_COLUMNS)} "
+            f"including id (unknown: {', '.join(unknown) or 'none'})"
+        )
+    thresholds = [
+        (i, _THRESHOLD_COLUMNS[c]) for i, c in enumerate(columns) if c in _THRESHOLD_COLUMNS
+    ]
+    plain = [(i, c) for i, c in enumerate(columns) if c not in _THRESHOLD_COLUMNS]
+    width = len(columns)
+    intern = sys.intern
+    rows: list[dict[str, Any]] = []
+    for line, cells in enumerate(reader, start=2):
+        if len(cells) != width:
+            if not cells:
+                continue
+            raise StationFileError(f"{source}: line {line}: {len(cells)} cells, expected {width}")
+        # Regencies, rivers and profiles repeat across thousands of rows: keep one copy.
+        entry: dict[str, Any] = {c: intern(cells[i]) for i, c in plain if cells[i] != ""}
+        version = {name: cells[i] for i, name in thresholds if cells[i] != ""}
+        if version:
+            entry["thresholds"] = [version]
+        rows.append(entry)
+    return rows
+
+
+_SIMPLE_STRINGS = {"name": 200, "regency": 100, "river": 100, "district": 100, "basin": 100}
+_REQUIRED_STRINGS = frozenset({"id", "name", "regency"})
+_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?")
+_INTEGER_TEXT = re.compile(r"[1-9][0-9]{0,8}")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\\]")
+_FIELD_ORDER = tuple(Station.model_fields)
+_DEFAULTS: dict[str, Any] = {
+    name: info.default
+    for name, info in Station.model_fields.items()
+    if not info.is_required() and info.default_factory is None
+}
+
+
+def _number(value: Any) -> float | None:
+    """A plain number as pydantic would read it, or None when only pydantic can say."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    if type(value) is str and _NUMBER_TEXT.fullmatch(value):
+        return float(value)
+    return None
+
+
+class _StationBuilder:
+    """Validates station entries: a fast path for plain ones, pydantic for everything else.
+
+    At national size most entries are plain: strings, numbers and a profile. For those the
+    fast path checks exactly what :class:`Station` checks and builds the model without
+    re-validating, sharing one metrics mapping per profile and one thresholds list per distinct
+    version. Anything it is not sure of goes through ``Station.model_validate``, so the result
+    and every error message are the same as validating each entry alone.
+    """
+
+    def __init__(self, profiles: Mapping[str, Any]) -> None:
+        self._profiles = profiles
+        self._profile_metrics: dict[str, dict[str, MetricSpec]] = {}
+        self._thresholds: dict[tuple[tuple[str, Any], ...], list[Thresholds]] = {}
+        self._thresholds_list = TypeAdapter(list[Thresholds])
+
+    def build(self, entry: Mapping[str, Any], label: str) -> Station:
+        label = f"{label} ({entry.get('id', '?')})"
+        station = self._fast(entry)
+        if station is not None:
+            return station
+        station = _station_from_entry(entry, self._profiles, label)
+        profile = entry.get("profile")
+        if isinstance(profile, str) and not entry.get("metrics"):
+            self._profile_metrics.setdefault(profile, station.metrics)
+        return station
+
+    def _fast(self, entry: Mapping[str, Any]) -> Station | None:
+        profile = entry.get("profile")
+        metrics = self._profile_metrics.get(profile) if type(profile) is str else None
+        if metrics is None or entry.get("metrics"):
+            return None
+        fields: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key in _SIMPLE_STRINGS:
+                if type(value) is not str or not 0 < len(value) <= _SIMPLE_STRINGS[key]:
+                    return None
+                if _UNPRINTABLE.search(value):
+                    return None
+                fields[key] = value
+            elif key in {"latitude", "longitude", "datum_m", "mounting_height_cm"}:
+                number = _number(value)
+                if number is None:
+                    return None
+                fields[key] = number
+            elif key == "id":
+                if type(value) is not str or not STATION_ID_PATTERN.fullmatch(value):
+                    return None
+                fields[key] = value
+            elif key == "interval_s":
+                interval = value
+                if type(value) is str and _INTEGER_TEXT.fullmatch(value):
+                    interval = int(value)
+                if type(interval) is not int or interval <= 0:
+                    return None
+                fields[key] = interval
+            elif key == "thresholds":
+                versions = self._threshold_versions(value)
+                if versions is None:
+                    return None
+                fields[key] = versions
+            elif key not in {"profile", "metrics"}:
+                return None
+        if not _REQUIRED_STRINGS.issubset(fields) or "latitude" not in fields:
+            return None
+        if "longitude" not in fields or not -90 <= fields["latitude"] <= 90:
+            return None
+        if not -180 <= fields["longitude"] <= 180:
+            return None
+        if not fields.get("mounting_height_cm", 1.0) > 0:  # also refuses NaN
+            return None
+        fields["metrics"] = metrics
+        return _trusted_station(fields)
+
+    def _threshold_versions(self, value: Any) -> list[Thresholds] | None:
+        if type(value) is not list or not all(type(v) is dict for v in value):
+            return None
+        try:
+            key = tuple((k, v) for version in value for k, v in sorted(version.items()))
+            hash(key)
+        except TypeError:
+            return None
+        versions = self._thresholds.get(key)
+        if versions is None:
+            try:
+                versions = self._thresholds_list.validate_python(value)
+            except ValidationError:
+                return None  # the full path words the error
+            self._thresholds[key] = versions
+        return versions
+
+
+def _trusted_station(fields: dict[str, Any]) -> Station:
+    """A :class:`Station` from fields already checked, without validating them again.
+
+    ``Station.model_construct`` does the same but costs more than validating; this sets the
+    four attributes pydantic's own constructor sets.
+    """
+    given = set(fields)
+    values = {
+        name: fields[name] if name in fields else _DEFAULTS.get(name, _EMPTY_LIST)
+        for name in _FIELD_ORDER
+    }
+    for name in ("downstream", "thresholds"):
+        if values[name] is _EMPTY_LIST:
+            values[name] = []
+    station = Station.__new__(Station)
+    set_attribute = object.__setattr__
+    set_attribute(station, "__dict__", values)
+    set_attribute(station, "__pydantic_fields_set__", given)
+    set_attribute(station, "__pydantic_extra__", None)
+    set_attribute(station, "__pydantic_private__", None)
+    return station
+
+
+_EMPTY_LIST: list[Any] = []
 
 
 def _station_from_entry(
@@ -202,10 +443,41 @@ def _station_from_entry(
         raise StationFileError(f"{label}: {problems}") from None
 
 
+def linked_csv(document: Any, yaml_path: Path) -> Path | None:
+    """The CSV file a stations document links with ``stations_csv`` (relative to the YAML).
+
+    Raises:
+        StationFileError: ``stations_csv`` is not a file name.
+    """
+    if not isinstance(document, Mapping) or document.get("stations_csv") is None:
+        return None
+    name = document["stations_csv"]
+    if not isinstance(name, str) or not name.strip():
+        raise StationFileError(f"{yaml_path}: 'stations_csv' must be a file name")
+    return yaml_path.parent / name
+
+
+def stations_from_files(document: Any, yaml_path: Path) -> StaticRegistry:
+    """The registry of a parsed stations YAML plus the CSV it links, if any."""
+    csv_path = linked_csv(document, yaml_path)
+    if csv_path is None:
+        return stations_from_document(document, str(yaml_path))
+    try:
+        text = csv_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StationFileError(f"{csv_path}: cannot read: {exc.strerror}") from None
+    rows = parse_stations_csv(text, str(csv_path))
+    return stations_from_document(document, str(yaml_path), rows, str(csv_path))
+
+
 def load_stations(path: Path) -> StaticRegistry:
-    """Read and parse a stations YAML file."""
+    """Read and parse a stations YAML file (and the CSV file it links, if any)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise StationFileError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_stations(text, str(path))
+    try:
+        document = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise StationFileError(f"{path}: not valid YAML: {exc}") from None
+    return stations_from_files(document, path)

@@ -130,6 +130,19 @@ class IngestMetrics:
         self.registry_reloads = Counter(
             "siaga_registry_reloads", "Registry reloads picked up while running", registry=r
         )
+        self.registry_load_seconds = Gauge(
+            "siaga_registry_load_seconds", "Time the last registry (re)load took", registry=r
+        )
+        self.registry_load_cpu_seconds = Gauge(
+            "siaga_registry_load_cpu_seconds",
+            "CPU time the start-up registry load took (on a busy machine, below its wall time)",
+            registry=r,
+        )
+        self.registry_stall_seconds = Gauge(
+            "siaga_registry_reload_stall_seconds",
+            "The longest the event loop stalled during the last registry reload",
+            registry=r,
+        )
         self.registry_stations = Gauge(
             "siaga_registry_stations", "Stations in the registry in use", registry=r
         )

@@ -231,6 +231,8 @@ class HealthSettings(Section):
         default=1.0, gt=0, description="backoff of a failed secondary loop (health, registry)"
     )
     restart_max_s: float = Field(default=60.0, gt=0)
+    heartbeat_s: float = Field(default=900.0, gt=0)
+    """A station's snapshot is stored when it changed materially, and at least this often."""
 
 
 class MetricsSettings(Section):

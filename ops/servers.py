@@ -243,10 +243,12 @@ class InfluxServer:
     Args:
         directory: Where its configuration, data, WAL and meta directories live.
         port: The TCP port of its HTTP API.
+        data_config: More lines for its ``[data]`` section (e.g. ``index-version = "tsi1"``).
     """
 
     directory: Path
     port: int = field(default_factory=free_port)
+    data_config: list[str] = field(default_factory=list)
     _process: _Process | None = None
 
     @property
@@ -259,6 +261,7 @@ class InfluxServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         rpc_port = free_port()
         path = self.directory / "influxdb.conf"
+        extra_data = "".join(f"  {line}\n" for line in self.data_config)
         path.write_text(
             f"""reporting-enabled = false
 bind-address = "127.0.0.1:{rpc_port}"
@@ -268,7 +271,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   dir = "{self.directory}/data"
   wal-dir = "{self.directory}/wal"
   query-log-enabled = false
-[http]
+{extra_data}[http]
   bind-address = "127.0.0.1:{self.port}"
   log-enabled = false
   max-body-size = 0

@@ -390,8 +390,10 @@ def users_remove(username: str, config: ConfigOption = None) -> None:
 
 # --- Grafana dashboards as code (dashboards/grafana) -------------------------------------------
 from dashboards.grafana.cli import dashboards_app  # noqa: E402
+from dashboards.grafana.cli import use_settings as use_dashboard_settings  # noqa: E402
 
 app.add_typer(dashboards_app, name="dashboards")
+use_dashboard_settings(SiagaSettings)
 # -- alerts: the engine, incidents and backtests (alerts/cli.py) --------------------------------
 app.add_typer(alerts_app, name="alerts")
 use_alert_settings(SiagaSettings)
@@ -476,4 +478,44 @@ def bench_alerts(
 
             run_notify_benchmark(rate_per_s=webhook_rate, seconds=webhook_seconds)
     except ServerError as exc:
+        raise _fail(str(exc)) from None
+
+
+# -- siaga bench national (scale) ---------------------------------------------------------------
+
+
+@bench.command("national")
+def bench_national(
+    stations: Annotated[int, typer.Option(help="Stations in the fleet.")] = 100_000,
+    interval_s: Annotated[float, typer.Option(help="Each station's interval.")] = 10.0,
+    duration_s: Annotated[
+        float, typer.Option(help="How long the fleet publishes (3600: the hour's soak).")
+    ] = 600.0,
+    processes: Annotated[int, typer.Option(help="Fleet publishing processes.")] = 2,
+    index: Annotated[str, typer.Option(help="InfluxDB index: tsi1 or inmem.")] = "tsi1",
+    health_heartbeat_s: Annotated[
+        float, typer.Option(help="Health snapshot heartbeat (60: every station every minute).")
+    ] = 900.0,
+    batch_max_points: Annotated[
+        int | None, typer.Option(help="The worker's batch size (default: its setting).")
+    ] = None,
+    gzip: Annotated[bool, typer.Option(help="The worker gzips its InfluxDB writes.")] = True,
+    output: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here.")] = None,
+) -> None:
+    """A national fleet through one worker, broker and InfluxDB: load, memory, freshness."""
+    from benchmarks.national import run_national_benchmark
+
+    try:
+        run_national_benchmark(
+            stations,
+            interval_s,
+            duration_s,
+            output,
+            processes=processes,
+            index=index,
+            health_heartbeat_s=health_heartbeat_s,
+            batch_max_points=batch_max_points,
+            gzip=gzip,
+        )
+    except (ServerError, ValueError) as exc:
         raise _fail(str(exc)) from None

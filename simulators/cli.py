@@ -118,10 +118,23 @@ def fleet(
     processes: Annotated[int, typer.Option(min=1, help="Publishing processes.")] = 2,
     write_stations: Annotated[
         Path | None,
-        typer.Option(help="Only write the fleet's stations file here (for the worker) and exit."),
+        typer.Option(
+            help="Only write the fleet's stations file here (for the worker) and exit; from "
+            "5,000 stations the stations go in a CSV beside it."
+        ),
     ] = None,
+    timestamps: Annotated[
+        str,
+        typer.Option(help="Reading times: scheduled (when due) or actual (when published)."),
+    ] = "scheduled",
+    window: Annotated[
+        int, typer.Option(min=1, max=65534, help="Messages in flight per process.")
+    ] = 2000,
 ) -> None:
-    """Publish a national-scale synthetic fleet (fleet-000001 ...) for load."""
+    """Publish a national-scale synthetic fleet (fleet-000001 ...) for load.
+
+    Stops at --duration even when behind schedule, and reports how far behind it ran.
+    """
     common: _Common = ctx.obj
 
     def command() -> None:
@@ -135,6 +148,8 @@ def fleet(
             write_stations=write_stations,
             broker=common.broker,
             topic_prefix=common.topic_prefix,
+            timestamps=timestamps,
+            window=window,
         )
 
     _run(command)

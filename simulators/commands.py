@@ -118,6 +118,8 @@ def simulate_fleet(
     broker: str,
     topic_prefix: str,
     console: Console | None = None,
+    timestamps: str = "scheduled",
+    window: int = 2000,
 ) -> None:
     """Write the fleet's stations file, or run the fleet and print its rates.
 
@@ -127,6 +129,8 @@ def simulate_fleet(
     console = console or Console()
     interval_s = _duration_s("--interval", interval)
     duration_s = _duration_s("--duration", duration)
+    if timestamps not in {"scheduled", "actual"}:
+        raise CommandError("--timestamps: scheduled or actual")
     if write_stations is not None:
         write_fleet_stations(write_stations, stations, interval_s=interval_s)
         console.print(f"wrote {stations} fleet stations to {write_stations}")
@@ -139,6 +143,8 @@ def simulate_fleet(
             processes,
             broker_url=broker,
             topic_prefix=topic_prefix,
+            timestamps="actual" if timestamps == "actual" else "scheduled",
+            window=window,
         )
     except EXPECTED_ERRORS as exc:
         raise CommandError(str(exc)) from None

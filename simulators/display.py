@@ -191,6 +191,10 @@ def render_fleet_report(report: FleetReport) -> RenderableType:
         ("target rate", f"{report.target_rate_per_s:,.0f} msg/s"),
         ("achieved rate", f"{report.publish_rate_per_s:,.0f} msg/s"),
         ("worst lag behind schedule", f"{report.max_lag_s:.2f} s"),
+        ("lag at the end", f"{report.final_lag_s:.2f} s"),
+        ("due but unsent at the end", f"{report.unsent:,}"),
+        ("reading times", report.timestamps),
+        ("in flight per process", f"{report.window:,}"),
         ("wall time", f"{report.elapsed_s:.1f} s"),
     ):
         table.add_row(name, value)

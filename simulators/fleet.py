@@ -16,23 +16,20 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.topics import TopicScheme
 from simulators.runner import RunError, parse_broker_url
+from simulators.wire import WireError, WirePublisher, encoded_topic, publish_packet
 
 FLEET_PREFIX = "fleet"
 REGENCIES = 514
 """Indonesia's regencies and cities (2024): fleet stations are spread over this many."""
-_MAX_INFLIGHT = 5000
 
 
 def fleet_station_id(index: int) -> str:
@@ -71,10 +68,51 @@ def fleet_stations_yaml(count: int, *, interval_s: float = 10.0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_fleet_stations(path: Path, count: int, *, interval_s: float = 10.0) -> Path:
-    """Write :func:`fleet_stations_yaml` to ``path`` (parents created); returns ``path``."""
+_CSV_FROM = 5000
+"""From this many stations the fleet's registry is a CSV beside a small YAML: YAML at national
+size takes tens of seconds to parse, the CSV about a second (see ``siaga bench national``)."""
+
+
+def fleet_stations_csv(count: int, *, interval_s: float = 10.0) -> str:
+    """The fleet's stations as a CSV export (the columns of ``devices.stations.CSV_COLUMNS``)."""
+    if count < 1 or count > 999_999:
+        raise ValueError("a fleet has between 1 and 999,999 stations")
+    interval = max(round(interval_s), 1)
+    lines = ["id,name,regency,latitude,longitude,interval_s,profile"]
+    golden = (math.sqrt(5) - 1) / 2
+    for index in range(1, count + 1):
+        latitude = -11.0 + 17.0 * ((index * golden) % 1.0)
+        longitude = 95.0 + 46.0 * ((index * golden * golden) % 1.0)
+        regency = index % REGENCIES + 1
+        lines.append(
+            f"{fleet_station_id(index)},Fleet gauge {index},Fleet regency {regency:03d},"
+            f"{latitude:.4f},{longitude:.4f},{interval},fleet_gauge"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_fleet_stations(
+    path: Path, count: int, *, interval_s: float = 10.0, as_csv: bool | None = None
+) -> Path:
+    """Write the fleet's stations file to ``path`` (parents created); returns ``path``.
+
+    Args:
+        path: The stations YAML the worker is pointed at.
+        count: Fleet size.
+        interval_s: Each station's reporting interval.
+        as_csv: Put the stations in a CSV beside the YAML (``<stem>.csv``, linked by
+            ``stations_csv``), leaving the YAML only the profile. Default: from 5,000 stations.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(fleet_stations_yaml(count, interval_s=interval_s), encoding="utf-8")
+    if as_csv is None:
+        as_csv = count >= _CSV_FROM
+    if not as_csv:
+        path.write_text(fleet_stations_yaml(count, interval_s=interval_s), encoding="utf-8")
+        return path
+    csv_path = path.with_suffix(".csv")
+    csv_path.write_text(fleet_stations_csv(count, interval_s=interval_s), encoding="utf-8")
+    header = fleet_stations_yaml(1, interval_s=interval_s).split("\nstations:\n")[0] + "\n"
+    path.write_text(f"{header}stations_csv: {csv_path.name}\n", encoding="utf-8")
     return path
 
 
@@ -130,11 +168,13 @@ class FleetWorkerResult:
         stations: How many stations it published for.
         sent: Messages published.
         acked: Messages the broker acknowledged.
-        refused: Messages the broker refused.
+        refused: Messages the broker refused (MQTT 3.1.1 cannot say: always 0 here).
         max_lag_s: The furthest it fell behind its schedule.
         publishing_s: Wall time from the common start to its last publish.
         elapsed_s: Wall time from the common start to the last acknowledgement.
         error: Why it stopped early, if it did.
+        unsent: Reports due within the duration that it had not sent when the duration ended.
+        final_lag_s: How far behind its schedule it was at its last publish.
     """
 
     worker: int
@@ -146,6 +186,13 @@ class FleetWorkerResult:
     publishing_s: float = 0.0
     elapsed_s: float = 0.0
     error: str | None = None
+    unsent: int = 0
+    final_lag_s: float = 0.0
+
+
+Timestamps = Literal["scheduled", "actual"]
+"""``scheduled``: each reading carries the time it was due (a punctual device whose messages
+may leave late); ``actual``: the time it was published."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +209,14 @@ class FleetReport:
         refused: Messages refused by the broker.
         elapsed_s: Wall time until the last acknowledgement.
         target_rate_per_s: ``stations / interval_s``.
-        publish_rate_per_s: Messages acknowledged per second of publishing (``duration_s``, or
-            longer when the processes fell behind).
+        publish_rate_per_s: Messages acknowledged per second of publishing.
         max_lag_s: The furthest any process fell behind its schedule.
         workers: Per-process results.
+        unsent: Reports due within the duration but not sent when it ended (the fleet stops
+            at the duration rather than catching up).
+        final_lag_s: How far behind schedule the processes were at their last publish (worst).
+        timestamps: Whether readings carry their scheduled or their actual publish time.
+        window: Messages each process allowed unacknowledged.
     """
 
     stations: int
@@ -180,6 +231,10 @@ class FleetReport:
     publish_rate_per_s: float
     max_lag_s: float
     workers: list[FleetWorkerResult] = field(default_factory=list)
+    unsent: int = 0
+    final_lag_s: float = 0.0
+    timestamps: Timestamps = "scheduled"
+    window: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +250,15 @@ class _WorkerJob:
     topic_prefix: str
     seed: int
     ack_timeout_s: float
+    timestamps: Timestamps
+    window: int
+
+
+@dataclass
+class _Progress:
+    sent: int = 0
+    max_lag_s: float = 0.0
+    final_lag_s: float = 0.0
 
 
 def _fleet_worker(job: _WorkerJob) -> FleetWorkerResult:
@@ -204,101 +268,107 @@ def _fleet_worker(job: _WorkerJob) -> FleetWorkerResult:
     if not len(indices):
         return FleetWorkerResult(part.worker, 0)
     topics = TopicScheme(job.topic_prefix)
-    names = [topics.telemetry(fleet_station_id(int(i))) for i in indices]
+    names = [encoded_topic(topics.telemetry(fleet_station_id(int(i)))) for i in indices]
     # Station i reports at phase (i-1)/count of the interval: an even spread over the fleet.
     phases = (indices - 1).astype(np.float64) / part.count * job.interval_s
-    counts = {"acked": 0, "refused": 0}
-    lock = threading.Lock()
-    connected = threading.Event()
-
-    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not reason.is_failure:
-            connected.set()
-
-    def on_publish(_c: Any, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
-        with lock:
-            counts["refused" if reason.is_failure else "acked"] += 1
-
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"siaga-fleet-{part.worker}-{os.getpid()}",
-        protocol=paho.MQTTv5,
-    )
-    if job.username is not None:
-        client.username_pw_set(job.username, job.password)
-    client.max_inflight_messages_set(_MAX_INFLIGHT)
-    client.max_queued_messages_set(0)
-    client.on_connect = on_connect
-    client.on_publish = on_publish
     try:
-        client.connect(job.host, job.port, keepalive=60)
-    except OSError as exc:
+        publisher = WirePublisher(
+            job.host,
+            job.port,
+            job.username,
+            job.password,
+            window=job.window,
+            client_id=f"siaga-fleet-{part.worker}-{os.getpid()}",
+        )
+    except (OSError, WireError) as exc:
         return FleetWorkerResult(part.worker, len(indices), error=f"cannot connect: {exc}")
-    client.loop_start()
+    progress = _Progress()
+    error = None
     try:
-        if not connected.wait(15):
-            return FleetWorkerResult(part.worker, len(indices), error="broker refused the login")
-        sent, max_lag = _publish_share(client, job, indices, names, phases)
+        try:
+            scheduled = _publish_share(publisher, job, names, phases, indices, progress)
+        except WireError as exc:
+            scheduled, error = progress.sent, str(exc)
         publishing_s = time.time() - job.start_epoch_s
-        deadline = time.monotonic() + job.ack_timeout_s
-        while time.monotonic() < deadline:
-            with lock:
-                done = counts["acked"] + counts["refused"]
-            if done >= sent:
-                break
-            time.sleep(0.01)  # waiting on the network thread's acknowledgements
-        with lock:
-            acked, refused = counts["acked"], counts["refused"]
-        error = None if acked + refused >= sent else f"{sent - acked - refused} not acknowledged"
+        if not publisher.wait_acknowledged(job.ack_timeout_s) and error is None:
+            error = f"{publisher.sent - publisher.acknowledged} not acknowledged"
         return FleetWorkerResult(
             part.worker,
             len(indices),
-            sent,
-            acked,
-            refused,
-            max_lag,
+            publisher.sent,
+            min(publisher.acknowledged, publisher.sent),
+            0,
+            progress.max_lag_s,
             publishing_s,
             time.time() - job.start_epoch_s,
             error,
+            unsent=scheduled - publisher.sent,
+            final_lag_s=progress.final_lag_s,
         )
     finally:
-        client.disconnect()
-        client.loop_stop()
+        publisher.close()
 
 
-def _publish_share(
-    client: paho.Client,
+def _publish_share(  # noqa: PLR0917
+    publisher: WirePublisher,
     job: _WorkerJob,
-    indices: np.ndarray[tuple[int], np.dtype[np.int64]],
-    names: list[str],
+    names: list[bytes],
     phases: np.ndarray[tuple[int], np.dtype[np.float64]],
-) -> tuple[int, float]:
-    """Publish every report of this share when it falls due; returns (sent, worst lag)."""
+    indices: np.ndarray[tuple[int], np.dtype[np.int64]],
+    progress: _Progress,
+) -> int:
+    """Publish each report of this share when it falls due, until the duration ends.
+
+    Never catches up past the end: what is due but unsent then is counted, not sent. Returns
+    how many reports fell due within the duration.
+    """
     cycles = max(math.ceil(job.duration_s / job.interval_s), 1)
-    sent = 0
-    max_lag = 0.0
+    deadline = job.start_epoch_s + job.duration_s
+    chunk = max(1, min(1000, job.window // 2))
+    last_ts_ms = np.zeros(len(names), dtype=np.int64)
+    scheduled = 0
     for cycle in range(cycles):
         cycle_start = job.start_epoch_s + cycle * job.interval_s
-        in_run = cycle * job.interval_s + phases < job.duration_s
-        last = int(np.count_nonzero(in_run))
-        levels = fleet_levels(indices, cycle_start, job.seed)
-        batteries = 12.6 + 0.4 * np.sin(2 * math.pi * cycle_start / 86_400)
+        last = int(np.count_nonzero(cycle * job.interval_s + phases < job.duration_s))
+        scheduled += last
+        levels = fleet_levels(indices, cycle_start, job.seed).tolist()
+        battery = 12.6 + 0.4 * math.sin(2 * math.pi * cycle_start / 86_400)
         position = 0
         while position < last:
             now = time.time()
+            if now >= deadline:
+                break
             due = int(np.searchsorted(phases, now - cycle_start, side="right"))
             if due <= position:
-                time.sleep(min(max(cycle_start + phases[position] - now, 0.0005), 0.05))
+                next_due = cycle_start + float(phases[position])
+                time.sleep(min(max(next_due - now, 0.0005), 0.05, max(deadline - now, 0.0)))
                 continue
-            due = min(due, last)
-            max_lag = max(max_lag, now - (cycle_start + float(phases[position])))
+            due = min(due, last, position + chunk)
+            lag = now - (cycle_start + float(phases[position]))
+            progress.max_lag_s = max(progress.max_lag_s, lag)
+            progress.final_lag_s = lag
+            packets = []
+            now_ms = int(now * 1000)
             for k in range(position, due):
-                ts_ms = round((cycle_start + float(phases[k])) * 1000)
-                payload = fleet_payload(cycle, ts_ms, levels[k], batteries)
-                client.publish(names[k], payload, qos=1)
-            sent += due - position
+                if job.timestamps == "scheduled":
+                    ts_ms = round((cycle_start + float(phases[k])) * 1000)
+                else:
+                    # Distinct per station: a reading's identity is (station, ts).
+                    ts_ms = max(now_ms, int(last_ts_ms[k]) + 1)
+                    last_ts_ms[k] = ts_ms
+                payload = fleet_payload(cycle, ts_ms, levels[k], battery)
+                packets.append(
+                    publish_packet(names[k], publisher.next_packet_id(k - position), payload)
+                )
+            publisher.send(packets)
+            progress.sent += due - position
             position = due
-    return sent, max_lag
+        if time.time() >= deadline:
+            # The rest of the run's reports are not sent; count them as due.
+            for later in range(cycle + 1, cycles):
+                scheduled += int(np.count_nonzero(later * job.interval_s + phases < job.duration_s))
+            break
+    return scheduled
 
 
 def run_fleet(
@@ -312,8 +382,14 @@ def run_fleet(
     seed: int = 1,
     start_delay_s: float = 2.0,
     ack_timeout_s: float = 120.0,
+    timestamps: Timestamps = "scheduled",
+    window: int = 2000,
 ) -> FleetReport:
-    """Publish a synthetic fleet for ``duration_s`` and report counts and rates.
+    """Publish a synthetic fleet for ``duration_s`` and report counts, rates and lag.
+
+    Each process publishes over its own raw MQTT 3.1.1 connection (:class:`WirePublisher`) with
+    at most ``window`` messages unacknowledged. Publishing stops when ``duration_s`` ends, even
+    when behind schedule; the report says how far behind it ran and how much was left unsent.
 
     Args:
         stations: Fleet size.
@@ -326,12 +402,16 @@ def run_fleet(
         seed: For the noise.
         start_delay_s: Time for every process to connect before the common start.
         ack_timeout_s: How long to wait for the last acknowledgements.
+        timestamps: ``scheduled`` or ``actual`` reading times (see :data:`Timestamps`).
+        window: Messages each process allows unacknowledged.
 
     Raises:
         RunError: A process could not connect or lost acknowledgements.
     """
     if stations < 1 or interval_s <= 0 or duration_s <= 0 or processes < 1:
         raise RunError("stations, interval, duration and processes must be positive")
+    if timestamps not in {"scheduled", "actual"}:
+        raise RunError("timestamps must be scheduled or actual")
     broker = parse_broker_url(broker_url)
     start = time.time() + start_delay_s
     jobs = [
@@ -347,6 +427,8 @@ def run_fleet(
             topic_prefix,
             seed,
             ack_timeout_s,
+            timestamps,
+            window,
         )
         for worker in range(min(processes, stations))
     ]
@@ -374,4 +456,8 @@ def run_fleet(
         publish_rate_per_s=acked / max(duration_s, *(r.publishing_s for r in results)),
         max_lag_s=max(r.max_lag_s for r in results),
         workers=results,
+        unsent=sum(r.unsent for r in results),
+        final_lag_s=max(r.final_lag_s for r in results),
+        timestamps=timestamps,
+        window=window,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import time
 from functools import cache
 from pathlib import Path
 
@@ -241,3 +242,30 @@ def test_with_credentials_and_acls_the_broker_refuses_a_spoof(tmp_path: Path) ->
     counts = report.valid_counts()
     assert set(counts) == {"tb-menggala", "tl-tanjung"}
     assert min(counts.values()) >= 8  # every 15 minutes for 2 hours
+
+
+def test_a_fleet_it_cannot_keep_up_with_stops_at_its_duration(
+    request: pytest.FixtureRequest, broker_session: MosquittoServer
+) -> None:
+    # 400,000 readings a second is beyond one process: it falls behind, and must still stop.
+    duration_s = 1.5
+    started = time.monotonic()
+    report = run_fleet(
+        400_000,
+        1.0,
+        duration_s,
+        1,
+        broker_url=broker_session.url,
+        topic_prefix=f"p{unique_name(request)}",
+        start_delay_s=0.5,
+        ack_timeout_s=30,
+        timestamps="actual",
+    )
+    assert time.monotonic() - started < 0.5 + duration_s + 15  # not minutes of catching up
+    (worker,) = report.workers
+    assert worker.publishing_s < duration_s + 1.0
+    assert report.unsent > 0
+    assert report.sent == report.acked > 0
+    assert report.sent + report.unsent == int(400_000 * duration_s)
+    assert report.final_lag_s > 0
+    assert report.timestamps == "actual"

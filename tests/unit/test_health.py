@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from devices import Reading
 from devices.health import HealthTracker, missing_from_sequence
 from devices.stations import parse_stations
@@ -105,3 +110,111 @@ def test_a_vital_carried_by_an_older_reading_of_the_batch_is_kept() -> None:
     (health,) = tracker.snapshot(NOW)
     assert health.battery_v == 3.6
     assert health.rssi_dbm == -90.0
+
+
+# Bounded memory: the counters give the answers of keeping every reading.
+
+
+class _KeepEverything:
+    """The simple reference: every reading kept, answers computed from scratch."""
+
+    def __init__(self, interval_s: int, window_s: int) -> None:
+        self.interval_ns = interval_s * S
+        self.window_ns = window_s * S
+        self.points: dict[int, int | None] = {}
+
+    def observe(self, readings: list[Reading]) -> None:
+        for r in readings:
+            self.points[r.ts_ns] = r.seq
+
+    def answers(self, now_ns: int) -> tuple[int, int, int, int]:
+        start = now_ns - self.window_ns
+        kept = {ts: seq for ts, seq in self.points.items() if ts >= start}
+        slots = len({ts // self.interval_ns for ts in kept})
+        return len(kept), slots, missing_from_sequence(kept.items()), max(self.points)
+
+
+def _stream(rng: random.Random, interval_s: int, slots: int, *, resets: bool) -> list[Reading]:
+    """Readings slot by slot: some slots empty, some twice, sequence gaps and resets."""
+    readings: list[Reading] = []
+    seq = run_start = 1_000_000 + rng.randrange(1000)
+    for slot in range(slots):
+        for _ in range(rng.choice([0, 1, 1, 1, 2])):
+            seq += rng.choice([1, 1, 1, 2, 3])
+            if resets and rng.randrange(30) == 0:
+                seq = run_start = run_start - 1000  # a counter reset, below the run it ends
+            ts = NOW - (slots - slot) * interval_s * S + rng.randrange(interval_s) * S
+            if not readings or ts > readings[-1].ts_ns:
+                readings.append(Reading("g1", ts, {"water_level_cm": 1.0}, seq))
+    return readings
+
+
+def in_time_order(seed: int) -> tuple[list[list[Reading]], int]:
+    """Batches in time order, with duplicates; the stream may be longer than the window."""
+    rng = random.Random(seed)
+    batches: list[list[Reading]] = []
+    for r in _stream(rng, 600, rng.randrange(1, 400), resets=True):
+        batch = [r, r] if rng.randrange(10) == 0 else [r]  # a QoS 1 redelivery
+        if batches and rng.randrange(2):
+            batches[-1].extend(batch)
+        else:
+            batches.append(batch)
+    return batches, rng.choice([3600, 6 * 3600, 86400])
+
+
+def a_little_out_of_order(seed: int) -> tuple[list[list[Reading]], int]:
+    """Batches of one sequence run, some delivered before the batch before them."""
+    rng = random.Random(seed)
+    readings = _stream(rng, 600, rng.randrange(1, 140), resets=False)  # within the window
+    batches = [readings[i : i + 4] for i in range(0, len(readings), 4)]
+    for i in range(len(batches) - 1):
+        if rng.randrange(4) == 0:
+            batches[i], batches[i + 1] = batches[i + 1], batches[i]
+    return batches, 86400
+
+
+def _compare(batches: list[list[Reading]], window_s: int) -> None:
+    tracker = HealthTracker(REGISTRY, window_s=window_s)
+    reference = _KeepEverything(600, window_s)
+    for batch in batches:
+        if batch:
+            tracker.observe(list(batch), arrival_ns=NOW)
+            reference.observe(batch)
+    if not reference.points:
+        return
+    (health,) = tracker.snapshot(NOW)
+    readings, slots, missing, newest = reference.answers(NOW)
+    first = min(reference.points)
+    expected = max(1, (NOW - max(NOW - window_s * S, first)) // (600 * S))
+    assert health.readings_24h == readings
+    assert health.expected_24h == expected
+    assert health.completeness_pct == round(min(100.0, 100.0 * slots / expected), 2)
+    assert health.missing_by_seq == missing
+    assert health.last_seen_ns == newest
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32))
+def test_bounded_counters_equal_keeping_every_reading_in_time_order(seed: int) -> None:
+    _compare(*in_time_order(seed))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32))
+def test_bounded_counters_equal_keeping_every_reading_out_of_order(seed: int) -> None:
+    _compare(*a_little_out_of_order(seed))
+
+
+def test_a_station_holds_the_same_bytes_after_a_day_of_readings_as_after_one() -> None:
+    tracker = HealthTracker(REGISTRY)
+    tracker.observe([reading(24 * 60, seq=0, battery_v=3.9)], arrival_ns=NOW)
+    track = tracker._tracks["g1"]
+    sizes = (len(track.counts), len(track.skews_ns), len(track.recent_times))
+    tracker.observe(
+        [reading(24 * 60 - i / 60, seq=i, battery_v=3.9) for i in range(1, 86_400)],
+        arrival_ns=NOW,
+    )
+    assert (len(track.counts), len(track.skews_ns), len(track.recent_times)) == sizes
+    assert len(track.vitals) == 4
+    assert track.slot_bits.bit_length() <= 64
+    assert track.seq_bits.bit_length() <= 64

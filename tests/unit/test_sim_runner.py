@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import time
 from functools import cache
 from pathlib import Path
@@ -191,9 +192,13 @@ def test_accounts_without_a_password_are_refused_before_connecting() -> None:
 
 
 def test_an_unreachable_broker_is_a_clear_error() -> None:
-    publisher = MqttPublisher(BrokerAddress("127.0.0.1", free_port()))
-    with pytest.raises(RunError, match="cannot reach the broker"):
-        publisher.connect({None})
+    # A port bound but not listening refuses connections, and no other process can take it
+    # while the test runs (a merely free port could be taken by a parallel test's server).
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        publisher = MqttPublisher(BrokerAddress("127.0.0.1", closed.getsockname()[1]))
+        with pytest.raises(RunError, match="cannot reach the broker"):
+            publisher.connect({None})
 
 
 def test_start_times() -> None:
