@@ -362,3 +362,20 @@ class HealthTracker:
                 )
             )
         return snapshots
+
+
+BACK_DATED_AFTER_S = 3600.0
+"""Readings arriving this long after their own time are a backlog, a replay or a simulation."""
+
+
+def time_basis(clock_skew_s: float | None) -> str:
+    """How to read a station's completeness and skew: ``live``, ``unknown`` or ``back-dated``.
+
+    A replayed CSV, an accelerated simulation or a store-and-forward backlog delivers readings
+    days after their own time. Completeness (judged over the last 24 h by reading time) and
+    clock skew then describe the delivery, not the device: a demo flood shows 0 % and a skew of
+    days. Operators see that labelled, not as an alarming fault.
+    """
+    if clock_skew_s is None:
+        return "unknown"
+    return "back-dated" if clock_skew_s > BACK_DATED_AFTER_S else "live"

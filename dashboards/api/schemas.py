@@ -31,6 +31,10 @@ class HealthPublic(_Out):
     completeness_pct: float
     missing_by_seq: int
     clock_skew_s: float | None
+    time_basis: Literal["live", "back-dated", "unknown"] = Field(
+        description="back-dated: the readings arrive long after their own time (a replay, a "
+        "simulation or a store-and-forward backlog), so completeness and skew describe that"
+    )
     battery_v: float | None
     battery_pct: float | None
     rssi_dbm: float | None

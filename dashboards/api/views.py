@@ -21,7 +21,7 @@ from dashboards.api.schemas import (
     TransitionPublic,
     WindowPublic,
 )
-from devices.health import StationHealth
+from devices.health import StationHealth, time_basis
 from devices.levels import LABEL_SCHEMES, Level, label, thresholds_at
 from devices.stations import Station
 from ingest.batch import StoredRejection
@@ -69,6 +69,7 @@ def _health_fields(health: StationHealth) -> dict[str, object]:
         "completeness_pct": health.completeness_pct,
         "missing_by_seq": health.missing_by_seq,
         "clock_skew_s": health.clock_skew_s,
+        "time_basis": time_basis(health.clock_skew_s),
         "battery_v": health.battery_v,
         "battery_pct": health.battery_pct,
         "rssi_dbm": health.rssi_dbm,

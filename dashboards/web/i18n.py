@@ -70,6 +70,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "health.battery": ("Baterai", "Battery"),
     "health.signal": ("Sinyal", "Signal"),
     "health.skew": ("Selisih jam", "Clock skew"),
+    "health.backdated": (
+        "Data terlambat (putar ulang, simulasi atau kiriman tertunda): kelengkapan dan selisih "
+        "jam menggambarkan pengiriman itu, bukan kerusakan alat.",
+        "Back-dated readings (a replay, a simulation or a delayed backlog): completeness and "
+        "clock skew describe that delivery, not a faulty device.",
+    ),
     "station.zone": ("Zona waktu", "Time zone"),
     "station.no_data": ("Belum ada data dalam rentang ini", "No data in this range yet"),
     "station.not_found": ("Pos tidak ditemukan", "Station not found"),

@@ -15,7 +15,8 @@ from alerts.notify.cap import CapDocument
 from dashboards.api.atom import ATOM_NS, atom_feed
 from dashboards.api.live import Fingerprint, LiveEvent, LiveHub, changed_incidents, new_readings
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.views import to_datetime, to_ns, trend_cm_h
+from dashboards.api.views import health_public, to_datetime, to_ns, trend_cm_h
+from devices.health import BACK_DATED_AFTER_S, StationHealth, time_basis
 from ingest.storage.base import LatestReading, MetricSpan
 from tests.apitools import incident
 
@@ -167,3 +168,17 @@ def test_the_atom_feed_links_each_cap_document() -> None:
     assert link.get("type") == "application/cap+xml"
     assert link.get("href") == "https://s.example/api/v1/cap/siaga-1%2C2.xml"
     assert entry.findtext(f"{{{ATOM_NS}}}title") == "Awas: Menggala"
+
+
+T0_NS = 1_773_100_800 * 1_000_000_000
+
+
+def test_health_of_a_replay_is_labelled_back_dated_for_operators() -> None:
+    demo = StationHealth("tb-menggala", T0_NS, 0, 96, 0.0, 0, 13 * 86400.0)
+    live = dataclasses.replace(demo, completeness_pct=99.0, clock_skew_s=2.5)
+    unknown = dataclasses.replace(demo, clock_skew_s=None)
+    assert health_public(demo).time_basis == "back-dated"  # type: ignore[union-attr]
+    assert health_public(live).time_basis == "live"  # type: ignore[union-attr]
+    assert health_public(unknown).time_basis == "unknown"  # type: ignore[union-attr]
+    assert time_basis(BACK_DATED_AFTER_S) == "live"
+    assert time_basis(BACK_DATED_AFTER_S + 1) == "back-dated"

@@ -261,7 +261,11 @@
       ["health.signal", health.rssi_dbm, (v) => `${v.toFixed(0)} dBm${health.snr_db === null ? "" : ` · SNR ${health.snr_db.toFixed(1)} dB`}`],
       ["health.skew", health.clock_skew_s, (v) => `${v.toFixed(0)} s`],
     ].filter(([, value]) => value !== null && value !== undefined);
-    box.replaceChildren(...rows.map(([key, value, show]) => el("div", { class: "thr" }, el("span", {}, t(key)), el("span", {}, show(value)))));
+    const items = rows.map(([key, value, show]) => el("div", { class: "thr" }, el("span", {}, t(key)), el("span", {}, show(value))));
+    if (health.time_basis === "back-dated") {
+      items.unshift(el("div", { class: "note", "data-time-basis": "back-dated" }, t("health.backdated")));
+    }
+    box.replaceChildren(...items);
   }
 
   const upstreamNames = new Map();
