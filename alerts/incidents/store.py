@@ -63,8 +63,11 @@ Labels = Mapping[str, Mapping[str, str]]
 """Routing labels per subject (``regency``, ``river``, ``station``), from the registry."""
 
 
-class IncidentStore(Protocol):
-    """Incidents, their history, the outbox and the engine's state. All methods are async."""
+class IncidentQueries(Protocol):
+    """People's side of the store (contract 3): list, read, acknowledge, assign. All async.
+
+    The API reads and changes incidents through this alone (``dashboards.api.ports``).
+    """
 
     async def list(
         self,
@@ -96,6 +99,10 @@ class IncidentStore(Protocol):
     async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
         """Assign the incident (None unassigns). Raises :class:`IncidentNotFoundError`."""
         ...
+
+
+class IncidentStore(IncidentQueries, Protocol):
+    """Incidents, their history, the outbox and the engine's state. All methods are async."""
 
     async def commit(
         self,
