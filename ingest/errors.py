@@ -13,7 +13,7 @@ The root lives in :mod:`devices.errors` (``devices`` and ``simulators`` must not
     │   ├── alerts.rules.config.RulesFileError      a rules file key (also ValueError)
     │   ├── alerts.backtest.BacktestError           a line of a CSV to backtest
     │   └── alerts.notify.errors.PolicyError        a notification policy entry (also NotifyError)
-    ├── InputError                  one message's content; becomes a stored rejection
+    ├── InputError                  one input: a message (stored rejection) or a request (4xx)
     │   ├── devices.timestamps.TimestampError       a timestamp that is not a UTC instant
     │   ├── devices.formats.units.UnitError         a quantity or unit conversion
     │   │   └── devices.formats.units.NonFiniteError
