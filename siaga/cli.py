@@ -390,6 +390,9 @@ def users_remove(username: str, config: ConfigOption = None) -> None:
 
 # --- Grafana dashboards as code (dashboards/grafana) -------------------------------------------
 from dashboards.grafana.cli import dashboards_app  # noqa: E402
+from dashboards.grafana.cli import use_settings as use_dashboard_settings  # noqa: E402
+
+use_dashboard_settings(SiagaSettings)
 
 app.add_typer(dashboards_app, name="dashboards")
 # -- alerts: the engine, incidents and backtests (alerts/cli.py) --------------------------------

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from dashboards.settings import Settings
 from ingest.errors import ConfigError
 
 dashboards_app = typer.Typer(
@@ -31,6 +32,20 @@ AtOption = Annotated[
 ]
 
 
+_SETTINGS: list[type[Settings]] = []
+
+
+def use_settings(settings_cls: type[Settings]) -> None:
+    """Read settings with this (derived) class: the ``siaga`` command passes the whole tree."""
+    _SETTINGS[:] = [settings_cls]
+
+
+def _load(config: Path | None) -> Settings:
+    from ingest.settings import load_settings
+
+    return load_settings(config, settings_cls=_SETTINGS[0] if _SETTINGS else Settings)
+
+
 def _fail(message: str) -> typer.Exit:
     typer.secho(message, err=True, fg=typer.colors.RED)
     return typer.Exit(2)
@@ -39,9 +54,8 @@ def _fail(message: str) -> typer.Exit:
 def _tree(config: Path | None, at: datetime | None) -> dict[str, bytes]:
     from dashboards.grafana.build import build_tree
     from devices.registry import load_registry
-    from ops.settings import load
 
-    settings = load(config)
+    settings = _load(config)
     try:
         registry = load_registry(settings.stations.file, settings.stations.devices_file)
     except ValueError as exc:
@@ -77,10 +91,9 @@ def push(
     import json
 
     from dashboards.grafana.push import PushError, push_dashboards
-    from ops.settings import load
 
     try:
-        settings = load(config)
+        settings = _load(config)
         tree = _tree(config, at)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
