@@ -18,11 +18,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from ingest.errors import InputError
+
 ACK_PATH = "/api/v1/ack/"
 
 
-class AckLinkError(ValueError):
-    """A link that cannot be honoured; ``reason`` is ``malformed``, ``forged`` or ``expired``."""
+class AckLinkError(InputError):
+    """A link that cannot be honoured; ``reason`` is ``malformed``, ``forged`` or ``expired``.
+
+    One hostile or stale input: the API answers it and carries on (also a ``ValueError``).
+    """
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

@@ -24,6 +24,7 @@ from devices.levels import Level
 from devices.readings import Reading
 from devices.stations import StationRegistry
 from devices.timestamps import NS_PER_S, TimestampError, format_rfc3339, parse_timestamp_ns
+from ingest.errors import ConfigError
 from ingest.storage.base import TELEMETRY
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ REENTRY_WINDOW_NS = 86400 * NS_PER_S
 apart, which the one-hour flap count does not see."""
 
 
-class BacktestError(ValueError):
+class BacktestError(ConfigError):
     """Input a backtest cannot use; the message names the line and the problem."""
 
 

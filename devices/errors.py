@@ -17,7 +17,8 @@ class ConfigError(SiagaError):
 
 
 class InputError(SiagaError, ValueError):
-    """One message's content is unusable; it ends as a stored, counted rejection, never a crash.
+    """One input is unusable, never a crash: a message's content ends as a stored, counted
+    rejection; a request's (an acknowledgement link, an account change) as a 4xx answer.
 
     Also a ValueError, as the parsers it is raised from (json hooks, converters) expect.
     """

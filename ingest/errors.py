@@ -9,14 +9,19 @@ The root lives in :mod:`devices.errors` (``devices`` and ``simulators`` must not
     │   ├── devices.registry.RegistryFileError      a registry (devices.yaml) entry
     │   ├── simulators.scenario.ScenarioError       a scenario file key
     │   ├── simulators.replay.ReplayError           a line of a file to replay
-    │   └── simulators.encoding.EncodingError       a station that cannot be simulated
-    ├── InputError                  one message's content; becomes a stored rejection
+    │   ├── simulators.encoding.EncodingError       a station that cannot be simulated
+    │   ├── alerts.rules.config.RulesFileError      a rules file key (also ValueError)
+    │   ├── alerts.backtest.BacktestError           a line of a CSV to backtest
+    │   └── alerts.notify.errors.PolicyError        a notification policy entry (also NotifyError)
+    ├── InputError                  one input: a message (stored rejection) or a request (4xx)
     │   ├── devices.timestamps.TimestampError       a timestamp that is not a UTC instant
     │   ├── devices.formats.units.UnitError         a quantity or unit conversion
     │   │   └── devices.formats.units.NonFiniteError
     │   ├── devices.formats.native._NonFiniteError  NaN or Infinity in JSON
     │   ├── devices.formats.senml._PackError        a SenML pack RFC 8428 says to reject
-    │   └── ingest.lineprotocol.LineProtocolError   a value line protocol cannot carry
+    │   ├── ingest.lineprotocol.LineProtocolError   a value line protocol cannot carry
+    │   ├── alerts.acklinks.AckLinkError            a malformed, forged or expired ack link
+    │   └── dashboards.api.accounts.AccountError    a user or key change that cannot be made
     ├── SourceError                 the message source (MQTT) failed
     │   ├── ConnectionLostError         the connection dropped; reconnect
     │   ├── ConnectRefusedError         the broker said no (credentials, authorisation)
@@ -27,9 +32,23 @@ The root lives in :mod:`devices.errors` (``devices`` and ``simulators`` must not
     │   └── PermanentStorageError       4xx: retrying the same request cannot succeed
     ├── SpoolError                  the on-disk spool failed
     │   └── SpoolFullError              the spool reached its disk budget
+    ├── alerts.incidents.errors.IncidentStoreError  the incident database failed
+    │   ├── alerts.incidents.errors.IncidentNotFoundError   no incident has that id
+    │   └── alerts.incidents.errors.LeadershipLostError     another engine took the leader lock
+    ├── alerts.notify.errors.NotifyError            notifications (drawn in alerts.notify.errors)
+    │   ├── alerts.notify.errors.PolicyError        (see ConfigError)
+    │   ├── alerts.notify.errors.DeliveryError      a channel could not deliver
+    │   │   ├── alerts.notify.errors.RetryableDeliveryError   later may work
+    │   │   └── alerts.notify.errors.PermanentDeliveryError   it will not
+    │   └── alerts.notify.sqlstore.NotifyStoreError the notification database failed
+    ├── alerts.notify.cap.CapInvalidError           a CAP document the schema refuses (a bug)
+    ├── dashboards.grafana.push.PushError           Grafana unreachable or refusing
     ├── simulators.runner.RunError                  a simulation that cannot start or finish
+    ├── simulators.wire.WireError                   the fleet publisher's broker connection failed
     ├── simulators.commands.CommandError            a `siaga simulate` usage problem
     ├── ops.errors.ServerError                      a local server would not start or answer
+    │   ├── ops.supervisor.PartFailedError          a part of `siaga up` could not start
+    │   └── ops.datadir.AlreadyRunningError         another `siaga up` holds the data directory
     └── ops.devicectl.DeviceAdminError              a `siaga devices` command that cannot run
 
 Bad input is never an exception that leaves the pipeline: it becomes a

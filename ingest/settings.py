@@ -225,7 +225,11 @@ class StationsSettings(Section):
 class HealthSettings(Section):
     """Device health snapshots (measurement ``device_health``)."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=False,
+        description="the worker's own tracker, for one worker without the alert engine; the "
+        "engine (siaga alerts run) stores health from every reading whatever this says",
+    )
     interval_s: float = Field(default=60.0, gt=0)
     restart_initial_s: float = Field(
         default=1.0, gt=0, description="backoff of a failed secondary loop (health, registry)"

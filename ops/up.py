@@ -18,7 +18,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -153,6 +153,23 @@ group_wait_s: 5
 group_interval_s: 30
 repeat_interval_s: 3600
 """
+
+
+def ingest_environment(
+    common: Mapping[str, str], *, client_id: str, metrics_port: int
+) -> dict[str, str]:
+    """The ingest worker's environment: the common one, its MQTT session and metrics port.
+
+    The worker's device-health tracker is off whatever the settings file says: the engine
+    that ``siaga up`` starts beside it stores health from every reading, and a worker's
+    snapshots (of its share of the stream) would overwrite that view.
+    """
+    return {
+        **common,
+        "SIAGA_MQTT__CLIENT_ID": client_id,
+        "SIAGA_METRICS__PORT": str(metrics_port),
+        "SIAGA_HEALTH__ENABLED": "false",
+    }
 
 
 def _port(state: dict[str, object], key: str) -> int:
@@ -364,11 +381,9 @@ class Platform:
         env = self._environment()
         mqtt_url = self._mqtt_url
         self._metrics_port = _port(self._state, "metrics_port")
-        ingest_env = {
-            **env,
-            "SIAGA_MQTT__CLIENT_ID": self._client_id("ingest"),
-            "SIAGA_METRICS__PORT": str(self._metrics_port),
-        }
+        ingest_env = ingest_environment(
+            env, client_id=self._client_id("ingest"), metrics_port=self._metrics_port
+        )
         alerts_env = {
             **env,
             "SIAGA_MQTT__CLIENT_ID": self._client_id("alerts"),

@@ -19,12 +19,14 @@ import threading
 import uuid
 from collections.abc import Sequence
 
+from devices.errors import SiagaError
+
 PUBACK_BYTES = 4
 """A PUBACK is four bytes; with keep-alive off nothing else arrives from the broker."""
 
 
-class WireError(Exception):
-    """The broker refused or dropped the connection."""
+class WireError(SiagaError):
+    """The broker refused or dropped the fleet publisher's connection."""
 
 
 def remaining_length(length: int) -> bytes:

@@ -6,7 +6,8 @@ import builtins
 import dataclasses
 from collections.abc import Mapping
 
-from alerts.model import Acknowledgement, EventKind, Incident, IncidentState
+from alerts.incidents.records import IncidentFilter
+from alerts.model import Acknowledgement, EventKind, Incident
 from devices.levels import Level
 
 
@@ -26,7 +27,7 @@ class MemoryIncidents:
 
     async def list(
         self,
-        active_only: bool,
+        active_only: bool = True,
         *,
         regency: str | None = None,
         station: str | None = None,
@@ -37,17 +38,14 @@ class MemoryIncidents:
         limit: int = 100,
         offset: int = 0,
     ) -> builtins.list[Incident]:
-        """Newest update first."""
+        """Newest update first; selected as :class:`IncidentFilter` selects in the memory store."""
+        wanted = IncidentFilter(
+            active_only, regency, station, kind, severity, since_ns, until_ns, limit, offset
+        )
         found = [
             dataclasses.replace(i, transitions=())
             for i in self.incidents.values()
-            if (not active_only or i.state is not IncidentState.RESOLVED)
-            and (regency is None or i.labels.get("regency") == regency)
-            and (station is None or i.labels.get("station", i.subject) == station)
-            and (kind is None or i.kind == kind)
-            and (severity is None or i.severity == severity)
-            and (since_ns is None or i.updated_ns >= since_ns)
-            and (until_ns is None or i.opened_ns < until_ns)
+            if wanted.matches(i)
         ]
         found.sort(key=lambda i: (i.updated_ns, i.id), reverse=True)
         return found[offset : offset + limit]
@@ -72,7 +70,7 @@ class MemoryIncidents:
         self.incidents[incident_id] = incident
         return incident
 
-    async def assign(self, incident_id: int, assignee: str, at_ns: int) -> Incident:
+    async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
         """Record the assignee."""
         incident = dataclasses.replace(
             self._existing(incident_id), assignee=assignee, updated_ns=at_ns

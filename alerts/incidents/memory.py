@@ -20,7 +20,7 @@ from alerts.incidents.records import (
     OutboxEntry,
     acknowledged,
     apply_transition,
-    incident_labels,
+    open_incident,
     open_key,
     transition_key,
 )
@@ -101,21 +101,10 @@ class MemoryIncidentStore:
             incident_id = opened.get(slot)
             if incident_id is None:
                 incident_id = max(incidents, default=0) + 1
-                event = transition.event
-                current = Incident(
-                    id=incident_id,
-                    subject=transition.subject,
-                    rule=transition.rule,
-                    kind=event.kind,
-                    state=transition.state,
-                    severity=event.severity,
-                    opened_ns=event.at_ns,
-                    updated_ns=event.at_ns,
-                    labels=incident_labels(dict(labels.get(transition.subject, {})), event),
-                )
+                subject_labels = dict(labels.get(transition.subject, {}))
+                after = open_incident(incident_id, transition, subject_labels)
             else:
-                current = incidents[incident_id]
-            after = apply_transition(current, transition)
+                after = apply_transition(incidents[incident_id], transition)
             incidents[incident_id] = after
             if after.state == IncidentState.RESOLVED:
                 opened.pop(slot, None)

@@ -102,7 +102,7 @@ def open_key(subject: str, rule: str) -> str:
 
 
 def event_to_json(event: AlertEvent) -> dict[str, Any]:
-    """An event as a JSON object (stored in ``incident_transitions.event``)."""
+    """An event as a JSON object (``incident_transitions.event``, the notification queue)."""
     return {
         "id": event.id,
         "at_ns": event.at_ns,

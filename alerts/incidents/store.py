@@ -48,7 +48,7 @@ from alerts.incidents.records import (
     apply_transition,
     event_from_json,
     event_to_json,
-    incident_labels,
+    open_incident,
     open_key,
     transition_key,
 )
@@ -63,8 +63,11 @@ Labels = Mapping[str, Mapping[str, str]]
 """Routing labels per subject (``regency``, ``river``, ``station``), from the registry."""
 
 
-class IncidentStore(Protocol):
-    """Incidents, their history, the outbox and the engine's state. All methods are async."""
+class IncidentQueries(Protocol):
+    """People's side of the store (contract 3): list, read, acknowledge, assign. All async.
+
+    The API reads and changes incidents through this alone (``dashboards.api.ports``).
+    """
 
     async def list(
         self,
@@ -96,6 +99,10 @@ class IncidentStore(Protocol):
     async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
         """Assign the incident (None unassigns). Raises :class:`IncidentNotFoundError`."""
         ...
+
+
+class IncidentStore(IncidentQueries, Protocol):
+    """Incidents, their history, the outbox and the engine's state. All methods are async."""
 
     async def commit(
         self,
@@ -431,21 +438,9 @@ class SqlIncidentStore:
         row = connection.execute(select(table).where(table.c.open_key == key)).mappings().first()
         event = transition.event
         if row is None:
-            subject_labels = incident_labels(dict(labels.get(transition.subject, {})), event)
-            current = Incident(
-                id=0,
-                subject=transition.subject,
-                rule=transition.rule,
-                kind=event.kind,
-                state=transition.state,
-                severity=event.severity,
-                opened_ns=event.at_ns,
-                updated_ns=event.at_ns,
-                labels=subject_labels,
-            )
+            after = open_incident(0, transition, dict(labels.get(transition.subject, {})))
         else:
-            current = _incident_from_row(row)
-        after = apply_transition(current, transition)
+            after = apply_transition(_incident_from_row(row), transition)
         values = {
             "state": after.state.value,
             "severity": after.severity.name,

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import SecretStr
 
-from alerts.model import EventKind, Incident, IncidentState, Transition
+from alerts.model import Incident, IncidentState, Transition
 from alerts.notify.apprise_channel import AppriseChannel
 from alerts.notify.cap import CapDocument, CapReference, build_cap, wants_cap
 from alerts.notify.channels import Channel, Outgoing, SendResult
@@ -50,7 +50,6 @@ from alerts.pipeline.model import Labels, Notice, labels_of
 from alerts.pipeline.route import channels_for, route
 from alerts.pipeline.silence import Silence, silenced
 from alerts.settings import NotifySettings
-from devices.levels import Level
 from devices.stations import StationRegistry
 
 log = logging.getLogger(__name__)
@@ -80,20 +79,8 @@ class IncidentSource(Protocol):
         """Mark outbox rows routed."""
         ...
 
-    async def list(
-        self,
-        active_only: bool = True,
-        *,
-        regency: str | None = None,
-        station: str | None = None,
-        kind: EventKind | None = None,
-        severity: Level | None = None,
-        since_ns: int | None = None,
-        until_ns: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[Incident]:
-        """Incidents."""
+    async def list(self, active_only: bool = True, *, limit: int = 100) -> list[Incident]:
+        """Incidents, most recently updated first (the store's other filters unused here)."""
         ...
 
 

@@ -4,7 +4,7 @@
 
     SiagaError
      └── NotifyError
-          ├── PolicyError              config/alerts.yaml cannot be used
+          ├── PolicyError              config/alerts.yaml cannot be used (also a ConfigError)
           └── DeliveryError            a channel could not deliver (``retryable`` says if later may)
                ├── RetryableDeliveryError   timeouts, 5xx, 429, connection refused
                └── PermanentDeliveryError   4xx, malformed URL, missing secret
@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-from ingest.errors import SiagaError
+from ingest.errors import ConfigError, SiagaError
 
 
 class NotifyError(SiagaError):
     """Root of notification errors."""
 
 
-class PolicyError(NotifyError):
+class PolicyError(NotifyError, ConfigError):
     """The notification policy file cannot be used; the message names the entry at fault."""
 
 

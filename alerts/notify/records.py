@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.model import AlertEvent, EventKind, IncidentState
+from alerts.incidents.records import event_from_json, event_to_json
+from alerts.model import IncidentState
 from alerts.pipeline.model import Notice
-from devices.levels import Level
 
 PENDING = "pending"
 SENDING = "sending"
@@ -57,54 +57,13 @@ class Delivery:
     last_error: str | None = None
 
 
-def event_json(event: AlertEvent) -> dict[str, Any]:
-    """An event as JSON."""
-    return {
-        "at_ns": event.at_ns,
-        "subject": event.subject,
-        "kind": event.kind.value,
-        "rule": event.rule,
-        "firing": event.firing,
-        "severity": event.severity.name,
-        "previous": None if event.previous is None else event.previous.name,
-        "value": event.value,
-        "trend_cm_h": event.trend_cm_h,
-        "late": event.late,
-        "source": event.source,
-        "expected_at_ns": event.expected_at_ns,
-        "stations": list(event.stations),
-        "detail": event.detail,
-    }
-
-
-def event_from_json(data: dict[str, Any]) -> AlertEvent:
-    """The inverse of :func:`event_json`."""
-    previous = data.get("previous")
-    return AlertEvent(
-        at_ns=int(data["at_ns"]),
-        subject=data["subject"],
-        kind=EventKind(data["kind"]),
-        rule=data["rule"],
-        firing=bool(data["firing"]),
-        severity=Level[data["severity"]],
-        previous=None if previous is None else Level[previous],
-        value=data.get("value"),
-        trend_cm_h=data.get("trend_cm_h"),
-        late=bool(data.get("late", False)),
-        source=data.get("source"),
-        expected_at_ns=data.get("expected_at_ns"),
-        stations=tuple(data.get("stations") or ()),
-        detail=data.get("detail") or "",
-    )
-
-
 def notice_json(notice: Notice) -> dict[str, Any]:
     """A notice as JSON."""
     return {
         "id": notice.id,
         "incident_id": notice.incident_id,
         "labels": dict(notice.labels),
-        "event": event_json(notice.event),
+        "event": event_to_json(notice.event),
         "state": notice.state.value,
         "previous_state": None if notice.previous_state is None else notice.previous_state.value,
         "reason": notice.reason,

@@ -79,23 +79,18 @@ def notification_tasks(
     Raises:
         PolicyError: The policy file is invalid at start.
     """
-    watcher = PolicyWatcher(Path(settings.notify.policy_file))
-    dispatcher = Dispatcher(
-        incidents,
-        store,
-        lambda: watcher.current,
-        registry,
-        settings.notify,
-        ack_link=ack_link or settings_ack_link(settings),
+    companions = notification_companions(
+        settings,
+        incidents=incidents,
+        store=store,
+        client=client,
+        registry=registry,
         is_leader=is_leader,
+        ack_link=ack_link,
     )
-    book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
-    sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
-    dispatcher.on_deliveries = sender.wake
-    tasks.create_task(watcher.run(settings.notify.policy_reload_s), name="notify.policy")
-    tasks.create_task(dispatcher.run(), name="notify.dispatch")
-    tasks.create_task(sender.run(), name="notify.send")
-    return Notifier(watcher, dispatcher, sender)
+    for name, start in companions.tasks.items():
+        tasks.create_task(start(), name=name)
+    return companions.notifier
 
 
 @dataclass(slots=True)

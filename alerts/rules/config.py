@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from devices.levels import Level
 from devices.stations import Station, load_yaml
+from ingest.errors import ConfigError
 
 LevelName = Literal["WASPADA", "SIAGA", "AWAS"]
 TIDAL_DAY_S = 89_424.0
@@ -315,8 +316,12 @@ class RulesConfig(_Model):
         return RuleSet.model_validate(merged)
 
 
-class RulesFileError(ValueError):
-    """A rules file that cannot be used; the message names the place and the problem."""
+class RulesFileError(ConfigError, ValueError):
+    """A rules file that cannot be used; the message names the place and the problem.
+
+    Also a ``ValueError``: pydantic validators raise it, and ``alerts.runtime`` catches
+    ``ValueError`` from the station and rules files together.
+    """
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RulesConfig:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from dashboards.api.tables import API_TABLES, ack_link_uses, api_keys, sessions, users
+from ingest.errors import InputError
 
 API_KEY_PREFIX = "sk_"
 ACK_USES_KEPT_NS = 30 * 86400 * 1_000_000_000
@@ -39,8 +40,11 @@ class Role(StrEnum):
 _RANKS = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 
 
-class AccountError(ValueError):
-    """A change to users or keys that cannot be made (the message says why)."""
+class AccountError(InputError):
+    """A change to users or keys that cannot be made (the message says why).
+
+    One bad request (a name taken, a password too short); also a ``ValueError``.
+    """
 
 
 @dataclass(frozen=True, slots=True)

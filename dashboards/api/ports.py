@@ -1,50 +1,20 @@
 """The narrow interfaces the API reads and changes alerting through.
 
-The incident store (``alerts/incidents/store.py``) satisfies :class:`IncidentStore` and the
-notification store (``alerts/notify/store.py``) :class:`NotifyReader` structurally; their
-in-memory twins (``alerts/incidents/memory.py``, ``alerts/notify/memory.py``) too.
+:class:`IncidentStore` is the incident store's people's side (contract 3), defined once in
+:class:`alerts.incidents.store.IncidentQueries`. The notification store
+(``alerts/notify/store.py``) satisfies :class:`NotifyReader` structurally; the in-memory twins
+(``alerts/incidents/memory.py``, ``alerts/notify/memory.py``) both too.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from alerts.model import EventKind, Incident
+from alerts.incidents.store import IncidentQueries as IncidentStore
 from alerts.notify.cap import CapDocument
 from alerts.pipeline.silence import Silence
-from devices.levels import Level
 
-
-class IncidentStore(Protocol):
-    """The part of the incident store the API uses (contract 3)."""
-
-    async def list(
-        self,
-        active_only: bool,
-        *,
-        regency: str | None = None,
-        station: str | None = None,
-        kind: EventKind | None = None,
-        severity: Level | None = None,
-        since_ns: int | None = None,
-        until_ns: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[Incident]:
-        """Incidents, newest update first; ``active_only`` keeps pending and firing ones."""
-        ...
-
-    async def get(self, incident_id: int) -> Incident | None:
-        """One incident with its transitions."""
-        ...
-
-    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
-        """Record who acknowledged an incident, when and why."""
-        ...
-
-    async def assign(self, incident_id: int, assignee: str, at_ns: int) -> Incident:
-        """Give an incident to someone."""
-        ...
+__all__ = ["IncidentStore", "NotifyReader"]
 
 
 class NotifyReader(Protocol):

@@ -156,6 +156,14 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _records(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a query's first series as column -> value (none when nothing matched)."""
+    if not series:
+        return []
+    columns = series[0]["columns"]
+    return [dict(zip(columns, row, strict=True)) for row in series[0]["values"]]
+
+
 class InfluxStorage:
     """Storage on an InfluxDB server's v1 API.
 
@@ -458,26 +466,20 @@ class InfluxStorage:
         series = await self.query(
             f"SELECT * FROM {ALERTS} WHERE {condition} ORDER BY time ASC LIMIT {int(limit)}"
         )
-        if not series:
-            return []
-        columns = series[0]["columns"]
-        found = []
-        for row in series[0]["values"]:
-            record = dict(zip(columns, row, strict=True))
-            found.append(
-                AlertRecord(
-                    ts_ns=int(record["time"]),
-                    station_id=record.get("station") or "",
-                    kind=record.get("kind") or "",
-                    rule=record.get("rule") or "",
-                    level=record.get("level") or "",
-                    firing=bool(record.get("firing")),
-                    late=bool(record.get("late")),
-                    text=record.get("text") or "",
-                    event_id=record.get("event_id") or "",
-                )
+        return [
+            AlertRecord(
+                ts_ns=int(record["time"]),
+                station_id=record.get("station") or "",
+                kind=record.get("kind") or "",
+                rule=record.get("rule") or "",
+                level=record.get("level") or "",
+                firing=bool(record.get("firing")),
+                late=bool(record.get("late")),
+                text=record.get("text") or "",
+                event_id=record.get("event_id") or "",
             )
-        return found
+            for record in _records(series)
+        ]
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -578,21 +580,15 @@ class InfluxStorage:
         series = await self.query(
             f"SELECT * FROM {REJECTED} WHERE {condition} ORDER BY time DESC LIMIT {int(limit)}"
         )
-        if not series:
-            return []
-        columns = series[0]["columns"]
-        found = []
-        for row in series[0]["values"]:
-            record = dict(zip(columns, row, strict=True))
-            found.append(
-                StoredRejection(
-                    Rejection(Reason(record["reason"]), record["detail"], record.get("station")),
-                    record["topic"],
-                    record["payload"],
-                    int(record["time"]),
-                )
+        return [
+            StoredRejection(
+                Rejection(Reason(record["reason"]), record["detail"], record.get("station")),
+                record["topic"],
+                record["payload"],
+                int(record["time"]),
             )
-        return found
+            for record in _records(series)
+        ]
 
     async def readings(
         self, station_id: str, metric: str, start_ns: int, end_ns: int, limit: int

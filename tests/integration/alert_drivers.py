@@ -4,9 +4,7 @@ flood scenarios as messages, the transitions a database holds and those a backte
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,6 +23,7 @@ from simulators.runner import prepare
 from simulators.scenario import load_scenario
 from tests.conftest import REPO_ROOT
 from tests.helpers import wait_for
+from tests.integration.drivers import SiagaProcess
 
 DEVICES_FILE = REPO_ROOT / "config" / "devices.yaml"
 STATIONS_FILE = REPO_ROOT / "config" / "stations.yaml"
@@ -39,7 +38,7 @@ def registry() -> Registry:
 
 
 @dataclass
-class EngineProcess:
+class EngineProcess(SiagaProcess):
     """``siaga alerts run`` as a separate process, configured through SIAGA_* variables."""
 
     directory: Path
@@ -75,21 +74,10 @@ class EngineProcess:
             SIAGA_HEALTH__INTERVAL_S="1",
         )
         env.update(self.extra_env)
-        self.log_path = self.directory / f"engine-{time.monotonic_ns()}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "siaga", "alerts", "run"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.spawn(["alerts", "run"], env, "engine")
         if wait_subscribed:
             wait_for(self.subscribed, 60, "the engine to subscribe")
         return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -103,23 +91,8 @@ class EngineProcess:
         self._check_alive()
         return "leading: holding lock" in self.log()
 
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def terminate(self, timeout_s: float = 30) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout_s)
-
     def __enter__(self) -> EngineProcess:
         return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 def scenario_messages(name: str, prefix: str) -> list[tuple[str, bytes]]:

@@ -30,8 +30,46 @@ STATIONS = [
 ]
 
 
+class SiagaProcess:
+    """A ``siaga`` command in its own process, its output in a log file (the drivers' base)."""
+
+    directory: Path
+    process: subprocess.Popen[bytes] | None
+    log_path: Path | None
+
+    def spawn(self, command: list[str], env: dict[str, str], log_name: str) -> None:
+        """Start ``siaga <command>`` from the repository with ``env``, logging to a new file."""
+        self.log_path = self.directory / f"{log_name}-{time.monotonic_ns()}.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "siaga", *command],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self, timeout_s: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
 @dataclass
-class WorkerProcess:
+class WorkerProcess(SiagaProcess):
     """``siaga ingest`` as a separate process, configured through SIAGA_* variables."""
 
     directory: Path
@@ -44,6 +82,7 @@ class WorkerProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
 
     def start(self) -> WorkerProcess:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -62,20 +101,9 @@ class WorkerProcess:
             SIAGA_BATCH__FLUSH_INTERVAL_S="0.05",
         )
         env.update(self.extra_env)
-        self.log_path = self.directory / f"worker-{time.monotonic_ns()}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "siaga", "ingest"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.spawn(["ingest"], env, "worker")
         wait_for(lambda: self.metric("siaga_mqtt_connected") == 1, 30, "worker subscribed")
         return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def metrics(self) -> dict[str, float]:
         """The worker's /metrics as name{labels} → value; empty while it does not answer."""
@@ -100,23 +128,8 @@ class WorkerProcess:
             raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()}")
         return self.metrics().get(name, -1.0)
 
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def terminate(self, timeout_s: float = 30) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout_s)
-
     def __enter__(self) -> WorkerProcess:
         return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 def telemetry_messages(

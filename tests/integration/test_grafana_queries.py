@@ -160,7 +160,7 @@ def seeded(
         client_id="w-grafana",
         topic_prefix="pgrafana",
         shared_group="ggrafana",
-        extra_env={"SIAGA_HEALTH__INTERVAL_S": "0.5"},
+        extra_env={"SIAGA_HEALTH__ENABLED": "true", "SIAGA_HEALTH__INTERVAL_S": "0.5"},
     ) as worker:
         plan = prepare(scenario, registry(), speed=speed, topics=TopicScheme("pgrafana"))
         report = run_plan(plan, MqttPublisher(parse_broker_url(broker_session.url)), speed=speed)

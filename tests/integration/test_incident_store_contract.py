@@ -230,6 +230,57 @@ def test_migrations_create_the_tables_and_go_back_down(sql_url: str) -> None:
     assert ours <= _tables(sql_url)
 
 
+API_TABLES = {"users", "api_keys", "sessions", "ack_link_uses"}
+NOTIFY_TABLES = {
+    "notify_queue",
+    "notify_flushed",
+    "notify_deliveries",
+    "notify_escalations",
+    "notify_silences",
+    "cap_documents",
+}
+
+
+@pytest.mark.parametrize(
+    ("recorded", "missing"),
+    [
+        pytest.param({"0002_api_accounts", "0002_notify"}, set(), id="both-old-heads"),
+        pytest.param({"0002_notify"}, API_TABLES, id="old-notify-head"),
+        pytest.param({"0002_api_accounts"}, NOTIFY_TABLES, id="api-head"),
+    ],
+)
+def test_databases_of_the_two_headed_chain_upgrade(
+    sql_url: str, recorded: set[str], missing: set[str]
+) -> None:
+    """Before the merge made one chain, 0002_api_accounts and 0002_notify both followed 0001."""
+    upgrade(sql_url)
+    engine = create_engine(sql_url)
+    try:
+        with engine.begin() as connection:
+            for table in sorted(missing):
+                connection.execute(text(f"DROP TABLE {table}"))
+            connection.execute(text("DELETE FROM alembic_version"))
+            for revision in sorted(recorded):
+                connection.execute(
+                    text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": revision}
+                )
+            connection.execute(
+                text("INSERT INTO engine_state (key, state, updated_ns) VALUES ('kept', :s, 1)"),
+                {"s": b"state"},
+            )
+        upgrade(sql_url)
+        with engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+            kept = connection.execute(text("SELECT key FROM engine_state")).all()
+    finally:
+        engine.dispose()
+    assert versions == [("0003_notify",)]
+    assert _tables(sql_url) >= API_TABLES | NOTIFY_TABLES
+    assert ("kept",) in kept
+    downgrade(sql_url, "base")
+    assert not (API_TABLES | NOTIFY_TABLES) & _tables(sql_url)
+
+
 def _tables(url: str) -> set[str]:
     engine = create_engine(url)
     try:

@@ -47,6 +47,7 @@ def test_add_revoke_and_a_broken_edit_while_running(
             "SIAGA_STATIONS__FILE": str(stations),
             "SIAGA_STATIONS__DEVICES_FILE": str(devices),
             "SIAGA_STATIONS__RELOAD_INTERVAL_S": "0.1",
+            "SIAGA_HEALTH__ENABLED": "true",
             "SIAGA_HEALTH__INTERVAL_S": "0.3",
         },
     )

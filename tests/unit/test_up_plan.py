@@ -8,6 +8,7 @@ import pytest
 
 from alerts.notify.policy import parse_policy
 from devices.registry import load_registry
+from ingest.settings import Settings
 from ops.errors import ServerError
 from ops.status import Status, metric_total, parse_metrics, status_from_metrics, status_line
 from ops.supervisor import RestartPolicy
@@ -16,6 +17,7 @@ from ops.up import (
     INGEST_ACCOUNT,
     accounts,
     demo_policy,
+    ingest_environment,
     plan_storage,
     with_passwords,
 )
@@ -115,3 +117,15 @@ def test_the_demo_policy_sends_every_alert_to_the_local_inbox_even_late_ones() -
     (channel,) = recipient.channels
     assert "127.0.0.1:2525" in channel.url
     assert channel.pages is False, "the demo's back-dated readings are late: not paged"
+
+
+def test_up_keeps_the_workers_health_tracker_off_beside_the_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    common = {"SIAGA_CONFIG": "siaga.yaml", "SIAGA_HEALTH__ENABLED": "true"}
+    env = ingest_environment(common, client_id="siaga-ingest-1", metrics_port=9464)
+    assert env["SIAGA_CONFIG"] == "siaga.yaml"
+    assert env["SIAGA_MQTT__CLIENT_ID"] == "siaga-ingest-1"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().health.enabled is False

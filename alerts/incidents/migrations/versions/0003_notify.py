@@ -1,8 +1,13 @@
 """Notifications: queue, dedup memory, deliveries, escalations, silences, CAP documents.
 
-Revision ID: 0002_notify
-Revises: 0001_incidents
+Revision ID: 0003_notify
+Revises: 0002_api_accounts
 Create Date: 2026-12-02
+
+Until the branches merged this was ``0002_notify``, a second head beside ``0002_api_accounts``.
+Databases that recorded it are adopted by :func:`alerts.incidents.migrations.adopt_old_heads`
+before any migration runs; one that recorded only ``0002_notify`` comes back through here with
+its notification tables in place, so they are then left as they are.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_notify"
-down_revision = "0001_incidents"
+revision = "0003_notify"
+down_revision = "0002_api_accounts"
 branch_labels = None
 depends_on = None
 
@@ -19,7 +24,9 @@ _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    """Create the notification tables."""
+    """Create the notification tables (kept when the old ``0002_notify`` made them)."""
+    if sa.inspect(op.get_bind()).has_table("notify_queue"):
+        return
     op.create_table(
         "notify_queue",
         sa.Column("group_name", sa.String(64), primary_key=True),
