@@ -129,7 +129,7 @@ def test_up_demo_fires_a_flood_alert_stops_cleanly_and_keeps_its_data(
     data_dir: Path, storage: str
 ) -> None:
     port = free_port()
-    up = Up(data_dir, port, "--demo", "--demo-speed", "7200", "--storage", storage)
+    up = Up(data_dir, port, "--demo", "--demo-speed", "14400", "--storage", storage)
     try:
         up.wait_ready()
         status, _ = _get(f"http://127.0.0.1:{port}/healthz")
