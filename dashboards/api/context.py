@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,6 +57,8 @@ class ApiContext:
     _snapshot: FleetSnapshot | None = None
     _refreshing: asyncio.Task[None] | None = None
     snapshot_failures: int = 0
+    # Requests refused before a route ran (body too large, too many live streams), by reason.
+    refused: Counter[str] = field(default_factory=Counter)
 
     async def fleet(self) -> FleetSnapshot:
         """The whole fleet's readings, shared by requests.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import weakref
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from dashboards.api.atom import CAP_MEDIA_TYPE, atom_feed
 from dashboards.api.deps import Context, Viewer, authenticate
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
-from dashboards.api.schemas import HealthList, Ready, RejectionList
+from dashboards.api.schemas import HealthList, Problem, Ready, RejectionList
 from dashboards.api.views import NS, rejection_public, station_health_public, to_ns
 from devices import Reason
 from ingest.errors import SiagaError
@@ -25,6 +26,7 @@ router = APIRouter(prefix="/api/v1", tags=["operations"])
 probes = APIRouter(tags=["probes"])
 
 KEEPALIVE_S = 15.0
+LIVE_RETRY_S = 10
 # The notification store looks documents up by time, not identifier: the newest suffice.
 CAP_LOOKUP_LIMIT = 1000
 
@@ -67,6 +69,7 @@ async def healthz(ctx: Context) -> dict[str, Any]:
         "status": "ok",
         "live_clients": hub.clients if hub else 0,
         "live_dropped": hub.dropped if hub else 0,
+        "refused": dict(ctx.refused),
     }
 
 
@@ -180,17 +183,36 @@ async def cap_document(
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "reading and alert events"},
         **AUTH_RESPONSES,
+        429: {"model": Problem, "description": "too many streams of this user"},
+        503: {"model": Problem, "description": "too many streams in all, or live updates off"},
     },
 )
-async def events(ctx: Context, _who: Viewer) -> StreamingResponse:
+async def events(ctx: Context, who: Viewer) -> StreamingResponse:
     """``event: reading`` for each new latest reading, ``event: alert`` for each incident change.
 
-    A comment line every 15 s keeps proxies from closing the stream.
+    A comment line every 15 s keeps proxies from closing the stream. Streams are capped per
+    user or key (``api.live_max_streams_per_user``, then 429) and in all
+    (``api.live_max_streams``, then 503); each refusal is counted.
     """
     hub = ctx.hub
     if hub is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live updates are off")
-    subscription = hub.subscribe()
+    if hub.clients_of(who.name) >= ctx.settings.live_max_streams_per_user:
+        ctx.refused["live_per_user"] += 1
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"at most {ctx.settings.live_max_streams_per_user} live streams per user; "
+            "close one first",
+            headers={"Retry-After": str(LIVE_RETRY_S)},
+        )
+    if hub.clients >= ctx.settings.live_max_streams:
+        ctx.refused["live_total"] += 1
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "too many live streams on this server; try again later",
+            headers={"Retry-After": str(LIVE_RETRY_S)},
+        )
+    subscription = hub.subscribe(who.name)
 
     async def stream() -> AsyncIterator[bytes]:
         try:
@@ -205,8 +227,12 @@ async def events(ctx: Context, _who: Viewer) -> StreamingResponse:
         finally:
             hub.unsubscribe(subscription)
 
+    body = stream()
+    # A client gone before the stream's first step never runs its ``finally``: the slot is
+    # given back when the generator is collected (unsubscribing twice does nothing).
+    weakref.finalize(body, hub.unsubscribe, subscription)
     return StreamingResponse(
-        stream(),
+        body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
