@@ -109,6 +109,28 @@ async def test_signing_in_ends_the_session_the_browser_held_before(harness: ApiH
         assert (await stale.get("/api/v1/me")).status_code == 401
 
 
+async def test_signing_in_to_one_account_does_not_forgive_an_address_its_failures(
+    harness: ApiHarness,
+) -> None:
+    async with harness.client() as client:
+        for attempt in range(4):
+            wrong = await client.post(
+                "/api/v1/login", json={"username": f"admin{attempt}", "password": "guess guess"}
+            )
+            assert wrong.status_code == 401
+        own = await client.post("/api/v1/login", json={"username": "viewer", "password": PASSWORD})
+        assert own.status_code == 200
+        fifth = await client.post(
+            "/api/v1/login", json={"username": "admin", "password": "guess guess"}
+        )
+        assert fifth.status_code == 401
+        limited = await client.post(
+            "/api/v1/login", json={"username": "operator", "password": PASSWORD}
+        )
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+
+
 # -- live streams -----------------------------------------------------------------------------
 
 
@@ -224,6 +246,33 @@ async def test_hostile_text_in_ids_and_comments_is_refused_or_kept_as_text(
         assert ok.status_code == 200
         assert ok.json()["acknowledged"]["comment"] == comment
         assert ok.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/incidents/7/ack", {"comment": "ok\x1b[2J"}, "comment"),
+        ("/api/v1/incidents/7/ack", {"comment": "nul\x00"}, "comment"),
+        ("/api/v1/incidents/7/assign", {"assignee": "Budi\nadmin"}, "assignee"),
+        (
+            "/api/v1/silences",
+            {"matchers": [{"name": "station", "value": "x"}], "comment": "a\x7f"},
+            "comment",
+        ),
+    ],
+)
+async def test_control_characters_in_typed_text_are_422_naming_the_field(
+    harness: ApiHarness, path: str, body: dict[str, object], field: str
+) -> None:
+    harness.incidents.put(incident(7))
+    async with harness.client(Role.OPERATOR) as client:
+        response = await client.post(path, json=body)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"][-1] == field
+        fine = await client.post(
+            "/api/v1/incidents/7/ack", json={"comment": "Banjir naik,\n\tsegera ke lokasi ✓"}
+        )
+        assert fine.status_code == 200
 
 
 async def test_static_files_do_not_leave_their_folder(harness: ApiHarness) -> None:

@@ -88,8 +88,9 @@ async def login(ctx: Context, request: Request, response: Response) -> MePublic:
         for key in keys:
             ctx.limiter.failed(key, now_s)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    for key in keys:
-        ctx.limiter.succeeded(key)
+    # Only the user's own count is forgiven: an address that signs in to one account it holds
+    # must not reset its failures against the others.
+    ctx.limiter.succeeded(keys[0])
     # A session id the browser held before signing in is never reused (session fixation).
     previous = request.cookies.get(ctx.settings.cookie_name)
     if previous is not None:

@@ -19,6 +19,7 @@ from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Operator, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
 from dashboards.api.schemas import (
+    ONE_LINE,
     AckRequest,
     AssignRequest,
     IncidentList,
@@ -316,7 +317,7 @@ async def notify_link_use(
     incident_id: IncidentId,
     exp: _Expiry,
     sig: _Signature,
-    by: Annotated[str, Form(min_length=1, max_length=200)],
+    by: Annotated[str, Form(min_length=1, max_length=200, pattern=ONE_LINE)],
 ) -> HTMLResponse:
     """Acknowledges in the name given on the page, once per link."""
     incident, refusal = await _linked_incident(ctx, incident_id, exp, sig)
