@@ -34,6 +34,15 @@ LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 MAX_NEXT_CHARS = 2000
 
 
+_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def _script_json(value: object) -> str:
+    """JSON safe inside ``<script>``: no ``<``, ``>`` or ``&`` at all (not only ``</``: a
+    ``<!--<script`` from a query parameter would keep the element from closing)."""
+    return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_UNSAFE)
+
+
 def _page(request: Request, template: str, title_key: str, **context: object) -> Response:
     language: Language = pick_language(
         request.query_params.get("lang"), request.cookies.get(COOKIE)
@@ -47,9 +56,7 @@ def _page(request: Request, template: str, title_key: str, **context: object) ->
             "other_lang": next(other for other in LANGUAGES if other != language),
             "t": words,
             "title": words[title_key],
-            "config_json": json.dumps(
-                {"lang": language, "t": words, **context}, ensure_ascii=False
-            ).replace("</", "<\\/"),
+            "config_json": _script_json({"lang": language, "t": words, **context}),
             **context,
         },
     )

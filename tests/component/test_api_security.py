@@ -198,6 +198,18 @@ async def test_the_login_page_hands_its_script_a_vetted_target(harness: ApiHarne
     assert _config(kind.text)["next"] == "/incidents?lang=en"
 
 
+async def test_page_config_json_cannot_break_out_of_its_script_element(
+    harness: ApiHarness,
+) -> None:
+    target = "/incidents?q=<!--<script></script><img src=x>&b"
+    async with harness.client() as client:
+        page = await client.get("/login", params={"next": target})
+    assert page.status_code == 200
+    assert "<!--" not in page.text
+    assert "<img" not in page.text
+    assert _config(page.text)["next"] == target
+
+
 def _config(page: str) -> dict[str, object]:
     found = re.search(r'<script type="application/json" id="siaga-config">(.*?)</script>', page)
     assert found is not None
