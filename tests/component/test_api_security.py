@@ -3,6 +3,7 @@ ids across a sign-in, live stream caps, open redirects after sign-in, secrets in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -129,6 +130,21 @@ async def test_signing_in_to_one_account_does_not_forgive_an_address_its_failure
         )
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) > 0
+
+
+async def test_a_burst_of_parallel_sign_ins_runs_no_more_checks_than_the_limit(
+    harness: ApiHarness,
+) -> None:
+    async with harness.client() as client:
+        answers = await asyncio.gather(
+            *(
+                client.post("/api/v1/login", json={"username": f"u{i}", "password": "guess it"})
+                for i in range(20)
+            )
+        )
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(401) <= harness.ctx.settings.login_max_failures
+    assert codes.count(429) >= 20 - harness.ctx.settings.login_max_failures
 
 
 # -- live streams -----------------------------------------------------------------------------

@@ -167,3 +167,16 @@ def test_the_atom_feed_links_each_cap_document() -> None:
     assert link.get("type") == "application/cap+xml"
     assert link.get("href") == "https://s.example/api/v1/cap/siaga-1%2C2.xml"
     assert entry.findtext(f"{{{ATOM_NS}}}title") == "Awas: Menggala"
+
+
+def test_attempts_in_flight_count_against_the_limit_until_they_end() -> None:
+    limiter = LoginLimiter(max_failures=2, window_s=60)
+    limiter.begin("addr:x")
+    assert limiter.retry_after_s("addr:x", 0) == 0
+    limiter.begin("addr:x")
+    assert limiter.retry_after_s("addr:x", 0) > 0  # a third parallel check would pass the limit
+    limiter.end("addr:x")
+    limiter.end("addr:x")
+    assert limiter.retry_after_s("addr:x", 0) == 0
+    limiter.end("addr:x")  # ending more than began does nothing
+    assert limiter.retry_after_s("addr:x", 0) == 0

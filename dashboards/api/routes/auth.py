@@ -81,9 +81,15 @@ async def login(ctx: Context, request: Request, response: Response) -> MePublic:
             "too many failed sign-ins; try again later",
             headers={"Retry-After": str(int(wait_s) + 1)},
         )
-    user = await run_in_threadpool(
-        ctx.accounts.authenticate, credentials.username, credentials.password
-    )
+    for key in keys:
+        ctx.limiter.begin(key)
+    try:
+        user = await run_in_threadpool(
+            ctx.accounts.authenticate, credentials.username, credentials.password
+        )
+    finally:
+        for key in keys:
+            ctx.limiter.end(key)
     if user is None:
         for key in keys:
             ctx.limiter.failed(key, now_s)
