@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from alerts.notify.cap import CapDocument
 from dashboards.api.accounts import Role
 from dashboards.api.guard import RedactUrls, redact_url
 from dashboards.web import safe_next
 from ingest.storage.memory import MemoryStorage
-from tests.apitools import PASSWORD, ApiHarness, build, incident, session
+from tests.apitools import NS, PASSWORD, ApiHarness, build, incident, session
 
 
 @pytest.fixture
@@ -145,6 +146,27 @@ async def test_a_burst_of_parallel_sign_ins_runs_no_more_checks_than_the_limit(
     codes = sorted(a.status_code for a in answers)
     assert codes.count(401) <= harness.ctx.settings.login_max_failures
     assert codes.count(429) >= 20 - harness.ctx.settings.login_max_failures
+
+
+async def test_a_flood_on_the_public_feed_costs_one_query_a_second(harness: ApiHarness) -> None:
+    store = harness.ctx.notify
+    calls = 0
+    read = store.cap_feed_entries
+
+    async def counted(since_ns: int | None, limit: int) -> list[CapDocument]:
+        nonlocal calls
+        calls += 1
+        return await read(since_ns, limit)
+
+    store.cap_feed_entries = counted  # type: ignore[method-assign]
+    async with harness.client() as client:
+        answers = await asyncio.gather(*(client.get("/api/v1/cap.atom") for _ in range(30)))
+        assert {a.status_code for a in answers} == {200}
+        assert (await client.get("/api/v1/cap/nothing.xml")).status_code == 404
+        assert calls == 1
+        harness.clock.now_ns += 2 * NS
+        assert (await client.get("/api/v1/cap.atom")).status_code == 200
+    assert calls == 2
 
 
 # -- live streams -----------------------------------------------------------------------------

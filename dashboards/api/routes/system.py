@@ -14,7 +14,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from alerts.notify.cap import CapDocument
 from dashboards.api.atom import CAP_MEDIA_TYPE, atom_feed
+from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Viewer, authenticate
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
 from dashboards.api.schemas import HealthList, Problem, Ready, RejectionList
@@ -29,6 +31,7 @@ KEEPALIVE_S = 15.0
 LIVE_RETRY_S = 10
 # The notification store looks documents up by time, not identifier: the newest suffice.
 CAP_LOOKUP_LIMIT = 1000
+CAP_CACHE_S = 1.0
 
 
 @router.get("/rejections", summary="Refused messages and readings", responses=AUTH_RESPONSES)
@@ -136,7 +139,7 @@ async def cap_feed(
 ) -> Response:
     """The newest CAP documents, each linked as ``application/cap+xml``."""
     _ = key
-    documents = await ctx.notify.cap_feed_entries(None, limit)
+    documents = (await _recent_cap(ctx))[:limit]
     body = atom_feed(
         documents,
         base_url=ctx.settings.public_url,
@@ -165,11 +168,25 @@ async def cap_document(
 ) -> Response:
     """The document as the notification pipeline produced it."""
     _ = key
-    recent = await ctx.notify.cap_feed_entries(None, CAP_LOOKUP_LIMIT)
+    recent = await _recent_cap(ctx)
     document = next((d for d in recent if d.identifier == identifier), None)
     if document is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no CAP document {identifier!r}")
     return Response(document.xml, media_type=CAP_MEDIA_TYPE)
+
+
+async def _recent_cap(ctx: ApiContext) -> list[CapDocument]:
+    """The newest CAP documents, read at most once per :data:`CAP_CACHE_S` however many ask.
+
+    The feed is public by default: a flood of requests costs one database query a second.
+    """
+    async with ctx.cap_lock:
+        cached = ctx.cap_cache
+        now_ns = ctx.clock_ns()
+        if cached is None or not 0 <= now_ns - cached[0] < CAP_CACHE_S * NS:
+            cached = (now_ns, await ctx.notify.cap_feed_entries(None, CAP_LOOKUP_LIMIT))
+            ctx.cap_cache = cached
+        return cached[1]
 
 
 # -- live events -------------------------------------------------------------------------------
