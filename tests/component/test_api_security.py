@@ -325,6 +325,55 @@ async def test_control_characters_in_typed_text_are_422_naming_the_field(
         assert fine.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/incidents?since=9999-12-31T23:59:59Z", "since"),
+        ("/api/v1/incidents?until=0001-01-01T00:00:00Z", "until"),
+        ("/api/v1/rejections?since=0001-01-01T00:00:00Z", "since"),
+        ("/api/v1/rejections?until=2500-01-01T00:00:00Z", "until"),
+        (
+            "/api/v1/rejections?since=2026-05-28T00:00:00Z&until=2026-05-27T00:00:00Z",
+            "until",
+        ),
+        ("/api/v1/stations/tb-menggala/readings?start=0001-01-01T00:00:00Z", "start"),
+        ("/api/v1/stations/tb-menggala/readings?end=2300-01-01T00:00:00Z", "end"),
+        (
+            "/api/v1/stations/tb-menggala/readings?start=2026-05-28T00:00:00Z"
+            "&end=2026-05-27T00:00:00Z",
+            "start",
+        ),
+        (
+            "/api/v1/stations/tb-menggala/readings?start=1926-01-01T00:00:00Z&window=1h",
+            "window",
+        ),
+    ],
+)
+async def test_absurd_times_are_422_naming_the_parameter(
+    harness: ApiHarness, path: str, name: str
+) -> None:
+    async with harness.client(Role.VIEWER) as client:
+        response = await client.get(path)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", name]
+
+
+async def test_a_silence_the_stores_cannot_hold_is_422_naming_the_field(
+    harness: ApiHarness,
+) -> None:
+    async with harness.client(Role.OPERATOR) as client:
+        response = await client.post(
+            "/api/v1/silences",
+            json={
+                "matchers": [{"name": "station", "value": "x"}],
+                "comment": "maintenance",
+                "starts": "9999-01-01T00:00:00Z",
+            },
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "starts"]
+
+
 async def test_static_files_do_not_leave_their_folder(harness: ApiHarness) -> None:
     async with harness.client() as client:
         for path in (

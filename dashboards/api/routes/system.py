@@ -18,9 +18,9 @@ from alerts.notify.cap import CapDocument
 from dashboards.api.atom import CAP_MEDIA_TYPE, atom_feed
 from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Viewer, authenticate
-from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
+from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import HealthList, Problem, Ready, RejectionList
-from dashboards.api.views import NS, rejection_public, station_health_public, to_ns
+from dashboards.api.views import NS, rejection_public, station_health_public
 from devices import Reason
 from ingest.errors import SiagaError
 
@@ -45,11 +45,10 @@ async def list_rejections(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RejectionList:
     """Newest first."""
-    try:
-        since_ns = to_ns(since) if since is not None else ctx.clock_ns() - 86400 * NS
-        until_ns = to_ns(until) if until is not None else None
-    except (OverflowError, ValueError):
-        raise bad_parameter("query", "since", "time out of range") from None
+    since_ns = time_ns("query", "since", since, ctx.clock_ns() - 86400 * NS) or 0
+    until_ns = time_ns("query", "until", until, None)
+    if until_ns is not None and until_ns <= since_ns:
+        raise bad_parameter("query", "until", "until must be after since")
     found = await ctx.storage.rejections(
         since_ns, limit=limit, reason=reason, station_id=station, until_ns=until_ns
     )
