@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from alerts.notify.cap import CapDocument
@@ -167,6 +168,32 @@ async def test_a_flood_on_the_public_feed_costs_one_query_a_second(harness: ApiH
         harness.clock.now_ns += 2 * NS
         assert (await client.get("/api/v1/cap.atom")).status_code == 200
     assert calls == 2
+
+
+async def test_behind_https_the_cookie_is_secure_when_set_and_when_cleared(tmp_path: Path) -> None:
+    harness = build(
+        f"sqlite:///{tmp_path}/siaga.db",
+        MemoryStorage(),
+        tmp_path,
+        cookie_secure=True,
+        cookie_samesite="strict",
+    )
+    transport = httpx.ASGITransport(app=harness.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+        login = await client.post(
+            "/api/v1/login", json={"username": "viewer", "password": PASSWORD}
+        )
+        set_cookie = login.headers["set-cookie"].lower()
+        assert "secure" in set_cookie
+        assert "httponly" in set_cookie
+        assert "samesite=strict" in set_cookie
+        csrf = login.json()["csrf_token"]
+        logout = await client.post("/api/v1/logout", headers={"X-CSRF-Token": csrf})
+        assert logout.status_code == 204
+        cleared = logout.headers["set-cookie"].lower()
+        assert "max-age=0" in cleared
+        assert "secure" in cleared
+        assert "httponly" in cleared
 
 
 # -- live streams -----------------------------------------------------------------------------

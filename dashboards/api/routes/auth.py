@@ -123,7 +123,13 @@ async def logout(ctx: Context, request: Request, _who: Viewer) -> Response:
     if cookie is not None:
         await run_in_threadpool(ctx.accounts.close_session, cookie)
     response = Response(status_code=204)
-    response.delete_cookie(ctx.settings.cookie_name, path="/")
+    response.delete_cookie(
+        ctx.settings.cookie_name,
+        path="/",
+        httponly=True,
+        secure=ctx.settings.cookie_secure,
+        samesite=ctx.settings.cookie_samesite,
+    )
     return response
 
 
