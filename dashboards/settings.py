@@ -42,6 +42,15 @@ class ApiSettings(Section):
     cap_feed_key: SecretStr | None = Field(
         default=None, description="when the feed is not public, this key (?key=) also opens it"
     )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="larger request bodies are refused with 413"
+    )
+    live_max_streams: int = Field(
+        default=500, ge=1, description="concurrent /api/v1/events streams in all (then 503)"
+    )
+    live_max_streams_per_user: int = Field(
+        default=8, ge=1, description="concurrent /api/v1/events streams per user or key (then 429)"
+    )
     live_poll_s: float = Field(default=0.5, gt=0, le=10)
     live_queue_max: int = Field(default=256, ge=1)
     stale_after_intervals: float = Field(

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from dashboards.api.tables import API_TABLES, ack_link_uses, api_keys, sessions, users
@@ -135,12 +135,29 @@ class Accounts:
             rows = conn.execute(select(users).order_by(users.c.username)).all()
         return [User(r.id, r.username, Role(r.role), r.created_ns) for r in rows]
 
-    def remove_user(self, username: str) -> bool:
-        """Delete a user and their sessions; False when there was none."""
+    def remove_user(self, username: str, *, keep_an_admin: bool = False) -> bool:
+        """Delete a user and their sessions; False when there was none.
+
+        Args:
+            username: Who.
+            keep_an_admin: Refuse to remove the last admin (the API does: no one could
+                administer Siaga through it after; ``siaga users`` on the host can add one).
+
+        Raises:
+            AccountError: ``keep_an_admin`` and the user is the last admin.
+        """
         with self.engine.begin() as conn:
-            row = conn.execute(select(users.c.id).where(users.c.username == username)).first()
+            row = conn.execute(
+                select(users.c.id, users.c.role).where(users.c.username == username)
+            ).first()
             if row is None:
                 return False
+            if keep_an_admin and row.role == Role.ADMIN.value:
+                admins = conn.execute(
+                    select(func.count()).select_from(users).where(users.c.role == Role.ADMIN.value)
+                ).scalar_one()
+                if admins <= 1:
+                    raise AccountError(f"{username!r} is the last admin; add another admin first")
             conn.execute(delete(sessions).where(sessions.c.user_id == row.id))
             conn.execute(delete(users).where(users.c.id == row.id))
         return True

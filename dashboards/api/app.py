@@ -17,6 +17,7 @@ from alerts.incidents.store import create_sql_engine
 from alerts.notify.memory import MemoryNotifyStore
 from dashboards.api.accounts import Accounts
 from dashboards.api.context import ApiContext
+from dashboards.api.guard import Guard, install_log_redaction
 from dashboards.api.live import (
     Fingerprint,
     LiveEvent,
@@ -134,6 +135,7 @@ def create_app(
         clock_ns: The clock (tests pass their own).
         live: Run the poller behind ``/api/v1/events``.
     """
+    install_log_redaction()
     if registry is None:
         registry = load_registry(settings.stations.file, settings.stations.devices_file)
     own_storage = storage is None
@@ -199,6 +201,7 @@ def create_app(
     ):
         app.include_router(router)
     _mount_web(app)
+    app.add_middleware(Guard, max_body_bytes=settings.api.max_body_bytes, refused=ctx.refused)
     return app
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alerts.notify.cap import CapDocument
 from dashboards.api.accounts import Accounts
 from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
@@ -56,6 +58,11 @@ class ApiContext:
     _snapshot: FleetSnapshot | None = None
     _refreshing: asyncio.Task[None] | None = None
     snapshot_failures: int = 0
+    # Requests refused before a route ran (body too large, too many live streams), by reason.
+    refused: Counter[str] = field(default_factory=Counter)
+    # The newest CAP documents and when they were read (the public feed's flood guard).
+    cap_cache: tuple[int, list[CapDocument]] | None = None
+    cap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def fleet(self) -> FleetSnapshot:
         """The whole fleet's readings, shared by requests.

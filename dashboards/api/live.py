@@ -72,10 +72,11 @@ def changed_incidents(
 
 
 class Subscription:
-    """One client's bounded queue of events."""
+    """One client's bounded queue of events, and whose it is."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, owner: str = "") -> None:
         self.queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize)
+        self.owner = owner
         self.dropped = 0
 
 
@@ -98,6 +99,7 @@ class LiveHub:
         self._interval_s = interval_s
         self._queue_max = queue_max
         self._subscriptions: set[Subscription] = set()
+        self._per_owner: dict[str, int] = {}
         self._listening = asyncio.Event()
         self.dropped = 0
         self.published = 0
@@ -108,16 +110,26 @@ class LiveHub:
         """Clients connected now."""
         return len(self._subscriptions)
 
-    def subscribe(self) -> Subscription:
-        """A new client's queue."""
-        subscription = Subscription(self._queue_max)
+    def clients_of(self, owner: str) -> int:
+        """Streams ``owner`` has open now."""
+        return self._per_owner.get(owner, 0)
+
+    def subscribe(self, owner: str = "") -> Subscription:
+        """A new client's queue (``owner``: who opened it, for the per-user cap)."""
+        subscription = Subscription(self._queue_max, owner)
         self._subscriptions.add(subscription)
+        self._per_owner[owner] = self._per_owner.get(owner, 0) + 1
         self._listening.set()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Forget a client."""
+        if subscription not in self._subscriptions:
+            return
         self._subscriptions.discard(subscription)
+        left = self._per_owner.pop(subscription.owner, 1) - 1
+        if left > 0:
+            self._per_owner[subscription.owner] = left
         if not self._subscriptions:
             self._listening.clear()
 

@@ -17,18 +17,36 @@ class LoginLimiter:
         self.max_failures = max_failures
         self.window_s = window_s
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._in_flight: dict[str, int] = {}
         self.refused = 0
 
     def retry_after_s(self, key: str, now_s: float) -> float:
-        """Seconds until ``key`` may try again; 0 when it may now."""
+        """Seconds until ``key`` may try again; 0 when it may now.
+
+        Attempts still being checked count as failures until they end, so a burst of parallel
+        sign-ins cannot run more password checks than the limit allows.
+        """
         failures = self._failures.get(key)
-        if failures is None:
+        in_flight = self._in_flight.get(key, 0)
+        if failures is not None:
+            while failures and failures[0] <= now_s - self.window_s:
+                failures.popleft()
+        recorded = len(failures) if failures is not None else 0
+        if recorded + in_flight < self.max_failures:
             return 0.0
-        while failures and failures[0] <= now_s - self.window_s:
-            failures.popleft()
-        if len(failures) < self.max_failures:
-            return 0.0
-        return failures[0] + self.window_s - now_s
+        if failures and recorded >= self.max_failures:
+            return failures[0] + self.window_s - now_s
+        return 1.0  # the attempts in flight end within a second or two
+
+    def begin(self, key: str) -> None:
+        """An attempt for ``key`` is being checked (end it with :meth:`end`)."""
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+
+    def end(self, key: str) -> None:
+        """The attempt's check is over."""
+        left = self._in_flight.pop(key, 1) - 1
+        if left > 0:
+            self._in_flight[key] = left
 
     def failed(self, key: str, now_s: float) -> None:
         """Record a failed attempt."""

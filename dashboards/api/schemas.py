@@ -162,16 +162,22 @@ class IncidentList(_Out):
     count: int
 
 
+# Text people type: any script, line breaks and tabs, but no other control characters (they
+# hide text in logs and terminals and no one types them).
+PLAIN_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+
+
 class AckRequest(_In):
     """Acknowledge an incident."""
 
-    comment: str = Field(default="", max_length=2000)
+    comment: str = Field(default="", max_length=2000, pattern=PLAIN_TEXT)
 
 
 class AssignRequest(_In):
     """Give an incident to someone."""
 
-    assignee: str = Field(min_length=1, max_length=200)
+    assignee: str = Field(min_length=1, max_length=200, pattern=ONE_LINE)
 
 
 class MatcherSchema(_In):
@@ -191,7 +197,9 @@ class SilenceCreate(_In):
     starts: datetime | None = Field(default=None, description="default: now")
     ends: datetime | None = Field(default=None, description="default: starts + duration_min")
     duration_min: int = Field(default=60, ge=1, le=30 * 24 * 60)
-    comment: str = Field(min_length=1, max_length=2000, description="why, e.g. a ticket")
+    comment: str = Field(
+        min_length=1, max_length=2000, pattern=PLAIN_TEXT, description="why, e.g. a ticket"
+    )
 
 
 class SilencePublic(_Out):

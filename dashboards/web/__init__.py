@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path as FilePath
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -18,23 +19,28 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
 
+from dashboards.api.guard import CONTENT_SECURITY_POLICY
 from dashboards.web.i18n import COOKIE, LANGUAGES, Language, pick_language, strings
 from dashboards.web.zones import province_at, shipped_provinces, zone_at
 from devices.topics import STATION_ID_PATTERN
 
-__all__ = ["mount"]
+__all__ = ["mount", "safe_next"]
 
 HERE = FilePath(__file__).parent
 STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 
-# The pages load only what Siaga serves; Leaflet and uPlot position elements with inline styles.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
-    "form-action 'self'"
-)
 LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+MAX_NEXT_CHARS = 2000
+
+
+_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def _script_json(value: object) -> str:
+    """JSON safe inside ``<script>``: no ``<``, ``>`` or ``&`` at all (not only ``</``: a
+    ``<!--<script`` from a query parameter would keep the element from closing)."""
+    return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_UNSAFE)
 
 
 def _page(request: Request, template: str, title_key: str, **context: object) -> Response:
@@ -50,9 +56,7 @@ def _page(request: Request, template: str, title_key: str, **context: object) ->
             "other_lang": next(other for other in LANGUAGES if other != language),
             "t": words,
             "title": words[title_key],
-            "config_json": json.dumps(
-                {"lang": language, "t": words, **context}, ensure_ascii=False
-            ).replace("</", "<\\/"),
+            "config_json": _script_json({"lang": language, "t": words, **context}),
             **context,
         },
     )
@@ -64,6 +68,22 @@ def _page(request: Request, template: str, title_key: str, **context: object) ->
             COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax", httponly=True
         )
     return response
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path of this site, else ``/`` (no open redirect).
+
+    Browsers read ``/\\evil.example`` like ``//evil.example`` (another host), and drop tabs and
+    newlines inside URLs: only a plain absolute path without either passes.
+    """
+    if not target or len(target) > MAX_NEXT_CHARS or not target.startswith("/"):
+        return "/"
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return "/"
+    return target
 
 
 def mount(app: FastAPI) -> None:
@@ -90,7 +110,8 @@ def mount(app: FastAPI) -> None:
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     async def login_page(request: Request) -> Response:
-        return _page(request, "login.html", "login.title", page="login")
+        target = safe_next(request.query_params.get("next"))
+        return _page(request, "login.html", "login.title", page="login", next=target)
 
     @app.get("/ui/zone", include_in_schema=False)
     async def zone(

@@ -182,3 +182,16 @@ def test_health_of_a_replay_is_labelled_back_dated_for_operators() -> None:
     assert health_public(unknown).time_basis == "unknown"  # type: ignore[union-attr]
     assert time_basis(BACK_DATED_AFTER_S) == "live"
     assert time_basis(BACK_DATED_AFTER_S + 1) == "back-dated"
+
+
+def test_attempts_in_flight_count_against_the_limit_until_they_end() -> None:
+    limiter = LoginLimiter(max_failures=2, window_s=60)
+    limiter.begin("addr:x")
+    assert limiter.retry_after_s("addr:x", 0) == 0
+    limiter.begin("addr:x")
+    assert limiter.retry_after_s("addr:x", 0) > 0  # a third parallel check would pass the limit
+    limiter.end("addr:x")
+    limiter.end("addr:x")
+    assert limiter.retry_after_s("addr:x", 0) == 0
+    limiter.end("addr:x")  # ending more than began does nothing
+    assert limiter.retry_after_s("addr:x", 0) == 0

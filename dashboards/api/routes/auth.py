@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Annotated
 
@@ -80,15 +81,26 @@ async def login(ctx: Context, request: Request, response: Response) -> MePublic:
             "too many failed sign-ins; try again later",
             headers={"Retry-After": str(int(wait_s) + 1)},
         )
-    user = await run_in_threadpool(
-        ctx.accounts.authenticate, credentials.username, credentials.password
-    )
+    for key in keys:
+        ctx.limiter.begin(key)
+    try:
+        user = await run_in_threadpool(
+            ctx.accounts.authenticate, credentials.username, credentials.password
+        )
+    finally:
+        for key in keys:
+            ctx.limiter.end(key)
     if user is None:
         for key in keys:
             ctx.limiter.failed(key, now_s)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    for key in keys:
-        ctx.limiter.succeeded(key)
+    # Only the user's own count is forgiven: an address that signs in to one account it holds
+    # must not reset its failures against the others.
+    ctx.limiter.succeeded(keys[0])
+    # A session id the browser held before signing in is never reused (session fixation).
+    previous = request.cookies.get(ctx.settings.cookie_name)
+    if previous is not None:
+        await run_in_threadpool(ctx.accounts.close_session, previous)
     token, csrf = await run_in_threadpool(
         ctx.accounts.open_session, user, ctx.clock_ns(), ctx.settings.session_ttl_s
     )
@@ -111,7 +123,13 @@ async def logout(ctx: Context, request: Request, _who: Viewer) -> Response:
     if cookie is not None:
         await run_in_threadpool(ctx.accounts.close_session, cookie)
     response = Response(status_code=204)
-    response.delete_cookie(ctx.settings.cookie_name, path="/")
+    response.delete_cookie(
+        ctx.settings.cookie_name,
+        path="/",
+        httponly=True,
+        secure=ctx.settings.cookie_secure,
+        samesite=ctx.settings.cookie_samesite,
+    )
     return response
 
 
@@ -164,12 +182,23 @@ async def add_user(ctx: Context, _who: Admin, body: UserCreate) -> UserCreated:
 Name = Annotated[str, Path(min_length=1, max_length=100)]
 
 
-@admin.delete("/users/{username}", summary="Remove a user", status_code=204, responses=NOT_FOUND)
+@admin.delete(
+    "/users/{username}",
+    summary="Remove a user",
+    status_code=204,
+    responses={**NOT_FOUND, 409: {"model": Problem, "description": "yourself or the last admin"}},
+)
 async def remove_user(ctx: Context, who: Admin, username: Name) -> Response:
     """Delete a user and end their sessions."""
     if username == who.name:
         return JSONResponse({"detail": "you cannot remove yourself"}, status.HTTP_409_CONFLICT)
-    if not await run_in_threadpool(ctx.accounts.remove_user, username):
+    try:
+        removed = await run_in_threadpool(
+            functools.partial(ctx.accounts.remove_user, username, keep_an_admin=True)
+        )
+    except AccountError as exc:
+        return JSONResponse({"detail": str(exc)}, status.HTTP_409_CONFLICT)
+    if not removed:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {username!r}")
     return Response(status_code=204)
 

@@ -17,8 +17,9 @@ from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Operator, Viewer
-from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
+from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import (
+    ONE_LINE,
     AckRequest,
     AssignRequest,
     IncidentList,
@@ -28,7 +29,7 @@ from dashboards.api.schemas import (
     SilenceList,
     SilencePublic,
 )
-from dashboards.api.views import NS, incident_public, silence_public, to_ns
+from dashboards.api.views import NS, incident_public, silence_public
 from devices.levels import Level
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -51,11 +52,8 @@ async def list_incidents(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> IncidentList:
     """Newest update first."""
-    try:
-        since_ns = to_ns(since) if since is not None else None
-        until_ns = to_ns(until) if until is not None else None
-    except (OverflowError, ValueError):
-        raise bad_parameter("query", "since", "time out of range") from None
+    since_ns = time_ns("query", "since", since, None)
+    until_ns = time_ns("query", "until", until, None)
     found = await ctx.incidents.list(
         active_only=active,
         regency=regency,
@@ -138,13 +136,8 @@ async def list_silences(
 )
 async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> SilencePublic:
     """Hold notifications matching every matcher from ``starts`` to ``ends``."""
-    try:
-        starts_ns = to_ns(body.starts) if body.starts is not None else ctx.clock_ns()
-        ends_ns = (
-            to_ns(body.ends) if body.ends is not None else starts_ns + body.duration_min * 60 * NS
-        )
-    except (OverflowError, ValueError):
-        raise bad_parameter("body", "starts", "time out of range") from None
+    starts_ns = time_ns("body", "starts", body.starts, ctx.clock_ns()) or 0
+    ends_ns = time_ns("body", "ends", body.ends, starts_ns + body.duration_min * 60 * NS) or 0
     if ends_ns <= starts_ns:
         raise bad_parameter("body", "ends", "ends must be after starts")
     try:
@@ -316,7 +309,7 @@ async def notify_link_use(
     incident_id: IncidentId,
     exp: _Expiry,
     sig: _Signature,
-    by: Annotated[str, Form(min_length=1, max_length=200)],
+    by: Annotated[str, Form(min_length=1, max_length=200, pattern=ONE_LINE)],
 ) -> HTMLResponse:
     """Acknowledges in the name given on the page, once per link."""
     incident, refusal = await _linked_incident(ctx, incident_id, exp, sig)

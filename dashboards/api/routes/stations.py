@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from dashboards.api.context import ApiContext, FleetSnapshot
 from dashboards.api.deps import Context, Viewer
-from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
+from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import Readings, StationList, StationPublic, WindowName
 from dashboards.api.views import (
     NS,
@@ -19,7 +19,6 @@ from dashboards.api.views import (
     raw_public,
     station_public,
     to_datetime,
-    to_ns,
     upstream_links,
     window_public,
 )
@@ -145,11 +144,8 @@ async def get_readings(
     station = _station(ctx, station_id)
     if metric not in station.metrics:
         raise bad_parameter("query", "metric", f"station {station_id} reports no {metric}")
-    try:
-        end_ns = to_ns(end) if end is not None else ctx.clock_ns()
-        start_ns = to_ns(start) if start is not None else end_ns - DEFAULT_RANGE_NS
-    except (OverflowError, ValueError):
-        raise bad_parameter("query", "start", "time out of range") from None
+    end_ns = time_ns("query", "end", end, ctx.clock_ns()) or 0
+    start_ns = time_ns("query", "start", start, end_ns - DEFAULT_RANGE_NS) or 0
     if start_ns >= end_ns:
         raise bad_parameter("query", "start", "start must be before end")
     if window == "raw":

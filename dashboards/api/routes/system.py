@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import weakref
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,11 +14,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from alerts.notify.cap import CapDocument
 from dashboards.api.atom import CAP_MEDIA_TYPE, atom_feed
+from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Viewer, authenticate
-from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
-from dashboards.api.schemas import HealthList, Ready, RejectionList
-from dashboards.api.views import NS, rejection_public, station_health_public, to_ns
+from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
+from dashboards.api.schemas import HealthList, Problem, Ready, RejectionList
+from dashboards.api.views import NS, rejection_public, station_health_public
 from devices import Reason
 from ingest.errors import SiagaError
 
@@ -25,8 +28,10 @@ router = APIRouter(prefix="/api/v1", tags=["operations"])
 probes = APIRouter(tags=["probes"])
 
 KEEPALIVE_S = 15.0
+LIVE_RETRY_S = 10
 # The notification store looks documents up by time, not identifier: the newest suffice.
 CAP_LOOKUP_LIMIT = 1000
+CAP_CACHE_S = 1.0
 
 
 @router.get("/rejections", summary="Refused messages and readings", responses=AUTH_RESPONSES)
@@ -40,11 +45,10 @@ async def list_rejections(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RejectionList:
     """Newest first."""
-    try:
-        since_ns = to_ns(since) if since is not None else ctx.clock_ns() - 86400 * NS
-        until_ns = to_ns(until) if until is not None else None
-    except (OverflowError, ValueError):
-        raise bad_parameter("query", "since", "time out of range") from None
+    since_ns = time_ns("query", "since", since, ctx.clock_ns() - 86400 * NS) or 0
+    until_ns = time_ns("query", "until", until, None)
+    if until_ns is not None and until_ns <= since_ns:
+        raise bad_parameter("query", "until", "until must be after since")
     found = await ctx.storage.rejections(
         since_ns, limit=limit, reason=reason, station_id=station, until_ns=until_ns
     )
@@ -67,6 +71,7 @@ async def healthz(ctx: Context) -> dict[str, Any]:
         "status": "ok",
         "live_clients": hub.clients if hub else 0,
         "live_dropped": hub.dropped if hub else 0,
+        "refused": dict(ctx.refused),
     }
 
 
@@ -133,7 +138,7 @@ async def cap_feed(
 ) -> Response:
     """The newest CAP documents, each linked as ``application/cap+xml``."""
     _ = key
-    documents = await ctx.notify.cap_feed_entries(None, limit)
+    documents = (await _recent_cap(ctx))[:limit]
     body = atom_feed(
         documents,
         base_url=ctx.settings.public_url,
@@ -162,11 +167,25 @@ async def cap_document(
 ) -> Response:
     """The document as the notification pipeline produced it."""
     _ = key
-    recent = await ctx.notify.cap_feed_entries(None, CAP_LOOKUP_LIMIT)
+    recent = await _recent_cap(ctx)
     document = next((d for d in recent if d.identifier == identifier), None)
     if document is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no CAP document {identifier!r}")
     return Response(document.xml, media_type=CAP_MEDIA_TYPE)
+
+
+async def _recent_cap(ctx: ApiContext) -> list[CapDocument]:
+    """The newest CAP documents, read at most once per :data:`CAP_CACHE_S` however many ask.
+
+    The feed is public by default: a flood of requests costs one database query a second.
+    """
+    async with ctx.cap_lock:
+        cached = ctx.cap_cache
+        now_ns = ctx.clock_ns()
+        if cached is None or not 0 <= now_ns - cached[0] < CAP_CACHE_S * NS:
+            cached = (now_ns, await ctx.notify.cap_feed_entries(None, CAP_LOOKUP_LIMIT))
+            ctx.cap_cache = cached
+        return cached[1]
 
 
 # -- live events -------------------------------------------------------------------------------
@@ -180,17 +199,36 @@ async def cap_document(
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "reading and alert events"},
         **AUTH_RESPONSES,
+        429: {"model": Problem, "description": "too many streams of this user"},
+        503: {"model": Problem, "description": "too many streams in all, or live updates off"},
     },
 )
-async def events(ctx: Context, _who: Viewer) -> StreamingResponse:
+async def events(ctx: Context, who: Viewer) -> StreamingResponse:
     """``event: reading`` for each new latest reading, ``event: alert`` for each incident change.
 
-    A comment line every 15 s keeps proxies from closing the stream.
+    A comment line every 15 s keeps proxies from closing the stream. Streams are capped per
+    user or key (``api.live_max_streams_per_user``, then 429) and in all
+    (``api.live_max_streams``, then 503); each refusal is counted.
     """
     hub = ctx.hub
     if hub is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live updates are off")
-    subscription = hub.subscribe()
+    if hub.clients_of(who.name) >= ctx.settings.live_max_streams_per_user:
+        ctx.refused["live_per_user"] += 1
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"at most {ctx.settings.live_max_streams_per_user} live streams per user; "
+            "close one first",
+            headers={"Retry-After": str(LIVE_RETRY_S)},
+        )
+    if hub.clients >= ctx.settings.live_max_streams:
+        ctx.refused["live_total"] += 1
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "too many live streams on this server; try again later",
+            headers={"Retry-After": str(LIVE_RETRY_S)},
+        )
+    subscription = hub.subscribe(who.name)
 
     async def stream() -> AsyncIterator[bytes]:
         try:
@@ -205,8 +243,12 @@ async def events(ctx: Context, _who: Viewer) -> StreamingResponse:
         finally:
             hub.unsubscribe(subscription)
 
+    body = stream()
+    # A client gone before the stream's first step never runs its ``finally``: the slot is
+    # given back when the generator is collected (unsubscribing twice does nothing).
+    weakref.finalize(body, hub.unsubscribe, subscription)
     return StreamingResponse(
-        stream(),
+        body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -13,9 +13,8 @@
       body: JSON.stringify({ username: form.username.value, password: form.password.value }),
     });
     if (response.ok) {
-      const next = new URLSearchParams(location.search).get("next") || "/";
-      // Only ever go back to a page of this site.
-      location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+      // The server vetted ?next= (a path of this site, else "/"): never an open redirect.
+      location.assign(Siaga.config.next || "/");
       return;
     }
     error.textContent = Siaga.t(response.status === 429 ? "login.limited" : "login.failed");
