@@ -48,6 +48,9 @@ class Status:
         storage_up: Whether the last write to storage succeeded.
         stations_reporting: Stations with a stored reading.
         active_incidents: Incidents not yet resolved.
+        refused_by_storage: The kinds of lasting storage failure (``auth``, ``not_found``,
+            ``refused``) while the worker is not ready: storage refuses writes and a retry
+            cannot fix it.
     """
 
     readings_stored: float
@@ -56,15 +59,31 @@ class Status:
     storage_up: bool
     stations_reporting: int | None = None
     active_incidents: int | None = None
+    refused_by_storage: tuple[str, ...] = ()
+
+
+def _labelled(samples: dict[str, float], name: str, label: str) -> dict[str, float]:
+    prefix = f'{name}{{{label}="'
+    return {
+        key[len(prefix) :].split('"', 1)[0]: value
+        for key, value in samples.items()
+        if key.startswith(prefix)
+    }
 
 
 def status_from_metrics(samples: dict[str, float]) -> Status:
     """The worker's part of the status, from its metrics."""
+    not_ready = samples.get("siaga_ready", 1.0) < 1
+    kinds = _labelled(samples, "siaga_storage_errors_total", "kind")
+    refused = tuple(
+        sorted(kind for kind, count in kinds.items() if count > 0 and kind != "unavailable")
+    )
     return Status(
         readings_stored=metric_total(samples, "siaga_readings_stored_total"),
         rejections=metric_total(samples, "siaga_rejections_total"),
         spool_batches=metric_total(samples, "siaga_spool_records"),
         storage_up=metric_total(samples, "siaga_storage_up") >= 1,
+        refused_by_storage=refused if not_ready else (),
     )
 
 
@@ -80,7 +99,10 @@ def status_line(previous: Status | None, current: Status, elapsed_s: float) -> s
         parts.append(f"{current.active_incidents} active incidents")
     parts.append(f"{current.rejections:,.0f} rejected")
     parts.append(f"spool {current.spool_batches:,.0f} batches")
-    if not current.storage_up and current.readings_stored:
+    if current.refused_by_storage:
+        kinds = ", ".join(current.refused_by_storage)
+        parts.append(f"STORAGE REFUSES WRITES ({kinds}; spooling; see the ingest log)")
+    elif not current.storage_up and current.readings_stored:
         parts.append("STORAGE DOWN (spooling)")
     return " · ".join(parts)
 

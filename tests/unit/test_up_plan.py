@@ -129,3 +129,15 @@ def test_up_keeps_the_workers_health_tracker_off_beside_the_engine(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert Settings().health.enabled is False
+
+
+def test_status_line_names_a_lasting_storage_refusal() -> None:
+    text = METRICS + 'siaga_storage_errors_total{kind="auth"} 3.0\n'
+    text += 'siaga_storage_errors_total{kind="unavailable"} 9.0\nsiaga_ready 0.0\n'
+    status = status_from_metrics(parse_metrics(text))
+    assert status.refused_by_storage == ("auth",)
+    assert "STORAGE REFUSES WRITES (auth" in status_line(None, status, 1.0)
+    ready_again = status_from_metrics(
+        parse_metrics(text.replace("siaga_ready 0.0", "siaga_ready 1.0"))
+    )
+    assert ready_again.refused_by_storage == ()
