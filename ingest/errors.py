@@ -21,7 +21,8 @@ The root lives in :mod:`devices.errors` (``devices`` and ``simulators`` must not
     │   ├── devices.formats.senml._PackError        a SenML pack RFC 8428 says to reject
     │   ├── ingest.lineprotocol.LineProtocolError   a value line protocol cannot carry
     │   ├── alerts.acklinks.AckLinkError            a malformed, forged or expired ack link
-    │   └── dashboards.api.accounts.AccountError    a user or key change that cannot be made
+    │   ├── dashboards.api.accounts.AccountError    a user or key change that cannot be made
+    │   └── dashboards.api.guard.TooLargeError      a request body above api.max_body_bytes
     ├── SourceError                 the message source (MQTT) failed
     │   ├── ConnectionLostError         the connection dropped; reconnect
     │   ├── ConnectRefusedError         the broker said no (credentials, authorisation)

@@ -13,6 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest.errors import InputError
+
 # The pages load only what Siaga serves; Leaflet and uPlot position elements with inline styles,
 # so styles may be inline, scripts never.
 CONTENT_SECURITY_POLICY = (
@@ -32,7 +34,7 @@ _DOCS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 BODY_TOO_LARGE = "body_too_large"
 
 
-class TooLargeError(Exception):
+class TooLargeError(InputError):
     """A request body above the limit (raised inside :class:`Guard`'s receive)."""
 
 
