@@ -135,10 +135,12 @@ class HealthTracker:
 
     def _observe_station(self, station_id: str, group: list[Reading], arrival_ns: int) -> None:
         track = self._tracks.get(station_id)
-        oldest_ns = min(r.ts_ns for r in group)
+        single = len(group) == 1  # the usual case: one reading of a station per batch
+        oldest_ns = group[0].ts_ns if single else min(r.ts_ns for r in group)
         if track is None:
             track = self._tracks[station_id] = _Track(first_seen_ns=oldest_ns)
-        track.first_seen_ns = min(track.first_seen_ns, oldest_ns)
+        elif oldest_ns < track.first_seen_ns:
+            track.first_seen_ns = oldest_ns
         kept = track.readings
         for reading in group:
             kept[reading.ts_ns] = reading.seq
@@ -147,7 +149,7 @@ class HealthTracker:
             # Trim in bulk (amortised): keep the newest ``cap`` readings.
             for ts in sorted(kept)[: len(kept) - cap]:
                 del kept[ts]
-        newest = max(group, key=_reading_time)
+        newest = group[0] if single else max(group, key=_reading_time)
         # The freshest reading of the batch has the smallest delay: the best skew sample.
         track.skews_ns.append(arrival_ns - newest.ts_ns)
         vitals = track.vitals
@@ -155,6 +157,8 @@ class HealthTracker:
             value = newest.values.get(name)
             if value is not None:
                 ts_ns = newest.ts_ns
+            elif single:
+                continue
             else:
                 # Rare (a status message apart from the readings): look through the batch.
                 found = [(r.ts_ns, r.values[name]) for r in group if name in r.values]
