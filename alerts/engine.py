@@ -278,8 +278,8 @@ class Engine:
             state.last_seen_ns = ts_ns
             if station_id not in self._armed:
                 self._arm(station_id)
-        due = self._due_ns(station_id)
-        if state.no_data and due is not None and due > now_ns:
+        due = self._due_ns(station_id) if state.no_data else None
+        if due is not None and due > now_ns:
             # Only a reading recent enough to end the silence clears it: an old one from a
             # backlog says the link is back, not that the station is current.
             state.no_data = False
