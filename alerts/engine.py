@@ -19,7 +19,8 @@ import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import accumulate
+from operator import sub
 
 import orjson
 
@@ -277,8 +278,8 @@ class Engine:
             state.last_seen_ns = ts_ns
             if station_id not in self._armed:
                 self._arm(station_id)
-        due = self._due_ns(station_id)
-        if state.no_data and due is not None and due > now_ns:
+        due = self._due_ns(station_id) if state.no_data else None
+        if due is not None and due > now_ns:
             # Only a reading recent enough to end the silence clears it: an old one from a
             # backlog says the link is back, not that the station is current.
             state.no_data = False
@@ -711,16 +712,11 @@ def _deltas(ascending: Sequence[int]) -> list[int]:
     """Ascending times as the first and the gaps after it (a third of the digits)."""
     if not ascending:
         return []
-    return [ascending[0], *(b - a for a, b in pairwise(ascending))]
+    return [ascending[0], *map(sub, ascending[1:], ascending[:-1])]
 
 
 def _undeltas(encoded: Sequence[int]) -> list[int]:
-    times: list[int] = []
-    total = 0
-    for index, value in enumerate(encoded):
-        total = value if index == 0 else total + value
-        times.append(total)
-    return times
+    return list(accumulate(encoded))
 
 
 def _is_rise(rules: RuleSet, name: str) -> bool:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -75,6 +76,8 @@ CommitObserver = Callable[[Sequence[Transition], int], None]
 wall-clock time the commit returned."""
 
 GIL_SWITCH_INTERVAL_S = 0.0005
+GC_THRESHOLDS = (20_000, 20, 20)
+"""The engine process's collector thresholds (CPython's defaults: 700, 10, 10)."""
 _FULL_HEALTH_EVERY = 10
 _HEALTH_CHUNK = 2000
 
@@ -579,6 +582,21 @@ def loop_policy(settings: Settings) -> LoopPolicy:
     )
 
 
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for the engine's process.
+
+    The engine allocates a few small objects per reading and keeps a large, long-lived heap
+    (the registry, every station's rule state, device health); none of it forms cycles that
+    need the collector. With CPython's default thresholds a young collection ran every 700
+    allocations and the full ones walked the whole heap: 15 to 20 % of the engine's CPU with
+    nothing ever collected. The heap built at start-up is frozen (never scanned again) and
+    collections run 30 times less often; reference counting still frees everything else at once.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def run_alerts(
     settings: Settings,
     stop: asyncio.Event | None = None,
@@ -712,6 +730,7 @@ async def run_alerts(
             companions = {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}
             if notifications is not None:
                 companions |= notifications.tasks
+            tune_gc()
             await alert_loop.run(stop, companions)
     finally:
         spool.close()

@@ -312,6 +312,7 @@ def wave_level_cm(station_index: int, reading_index: int) -> float:
 def _publish_paced(port: int, stations: int, rate_per_s: float, count: int) -> None:
     """In a child process: publish ``count`` wave readings at ``rate_per_s``."""
     from benchmarks.ingest import FleetPublisher  # noqa: PLC0415
+    from ingest.mqtt.codec import encode_publish  # noqa: PLC0415
 
     class WavePublisher(FleetPublisher):
         def _encode(self, first: int, count: int) -> bytes:
@@ -325,14 +326,7 @@ def _publish_paced(port: int, stations: int, rate_per_s: float, count: int) -> N
                 last_ts[index] = ts
                 level = wave_level_cm(index, k // stations)
                 payload = b'{"ts":%d,"water_level_cm":%.1f,"battery_v":3.91}' % (ts, level)
-                topic = topics[index]
-                length = len(topic) + 2 + len(payload)
-                header = (
-                    bytes((0x32, length))
-                    if length < 128
-                    else bytes((0x32, (length & 0x7F) | 0x80, length >> 7))
-                )
-                packets.append(header + topic + (k % 65535 + 1).to_bytes(2, "big") + payload)
+                packets.append(encode_publish(topics[index], payload, k % 65535 + 1))
             return b"".join(packets)
 
     publisher = WavePublisher(port, [f"lat-{i:05d}" for i in range(stations)])

@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.notify.webhook import SIGNATURE_HEADER, verify
 from benchmarks.ingest import FleetPublisher, station_ids, stations_yaml
+from ingest.mqtt.codec import encode_publish
 from ops.servers import InfluxServer, MosquittoServer, free_port, wait_until
 
 HALF_LOAD_PER_S = 17_800.0  # the ingest benchmark's half load (docs/benchmarks.md)
@@ -115,14 +116,7 @@ class QuietFleet(FleetPublisher):
                 ts,
                 k // len(self._stations),
             )
-            topic = self._topics[index]
-            length = len(topic) + 2 + len(payload)
-            header = (
-                bytes((0x32, length))
-                if length < 128
-                else bytes((0x32, (length & 0x7F) | 0x80, length >> 7))
-            )
-            packets.append(header + topic + (k % 65535 + 1).to_bytes(2, "big") + payload)
+            packets.append(encode_publish(self._topics[index], payload, k % 65535 + 1))
         return b"".join(packets)
 
 

@@ -48,17 +48,21 @@ def change_cm(
     ts = times_ns[index]
     value = values[index]
     best = 0.0
+    # Inside the window the change is unscaled: the extreme value there decides it (in C).
+    inside = bisect_left(times_ns, ts - window_ns, 0, index)
+    if inside < index:
+        if rise:
+            best = max(best, value - min(values[inside:index]))
+        else:
+            best = max(best, max(values[inside:index]) - value)
     horizon = ts - 2 * window_ns
-    position = index - 1
+    position = inside - 1
     while position >= 0:
         earlier_ts = times_ns[position]
         if earlier_ts < horizon:
             break
         delta = value - values[position] if rise else values[position] - value
-        span = ts - earlier_ts
-        if span > window_ns:
-            delta = delta * window_ns / span
-        best = max(best, delta)
+        best = max(best, delta * window_ns / (ts - earlier_ts))
         position -= 1
     return best
 

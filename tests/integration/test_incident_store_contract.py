@@ -124,6 +124,36 @@ async def test_escalation_and_resolution_update_one_incident_and_a_new_rise_open
     assert len(await store.outbox_new()) == 4
 
 
+async def test_one_commit_moves_an_incident_several_times_and_a_partial_replay_skips_its_part(
+    store: IncidentStore,
+) -> None:
+    steps = [
+        level("katulampa", 10, Level.WASPADA, Level.NORMAL, FIRING, None),
+        level("katulampa", 20, Level.AWAS, Level.WASPADA, FIRING, FIRING),
+        level("katulampa", 30, Level.NORMAL, Level.AWAS, RESOLVED, FIRING),
+        level("katulampa", 40, Level.WASPADA, Level.NORMAL, FIRING, None),
+        level("depok", 40, Level.SIAGA, Level.NORMAL, FIRING, None),
+    ]
+    first = await store.commit(steps[:2], {}, LABELS)
+    # A replay after a restart: the first two again, then what was never committed.
+    report = await store.commit([*steps, steps[4]], {}, LABELS)
+    assert len(first.transition_ids) == 2
+    assert len(report.transition_ids) == 3
+    assert report.skipped == (0, 1, 5)
+    [resolved] = await store.list(active_only=False, station="katulampa", until_ns=35 * S)
+    assert (resolved.state, resolved.severity, resolved.resolved_ns) == (
+        RESOLVED,
+        Level.AWAS,
+        30 * S,
+    )
+    history = await store.get(resolved.id)
+    assert history is not None
+    assert [t.state for t in history.transitions] == [FIRING, FIRING, RESOLVED]
+    active = {(i.subject, i.severity) for i in await store.list()}
+    assert active == {("katulampa", Level.WASPADA), ("depok", Level.SIAGA)}
+    assert len(await store.outbox_new()) == 5
+
+
 async def test_replaying_a_committed_step_repeats_nothing(store: IncidentStore) -> None:
     step = [
         level("katulampa", 10, Level.SIAGA, Level.NORMAL, FIRING, None),

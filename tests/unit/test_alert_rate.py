@@ -103,3 +103,41 @@ def test_the_window_does_not_depend_on_arrival_order(
                 True,
             )
         )
+
+
+def _change_by_definition(
+    times_ns: tuple[int, ...], values: tuple[float, ...], index: int, window_ns: int, rise: bool
+) -> float:
+    """Every earlier reading up to two windows back, one by one; older than one pro-rated."""
+    best = 0.0
+    for position in range(index):
+        span = times_ns[index] - times_ns[position]
+        if span > 2 * window_ns:
+            continue
+        delta = values[index] - values[position] if rise else values[position] - values[index]
+        best = max(best, delta * window_ns / span if span > window_ns else delta)
+    return best
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 400), st.floats(0, 1000, allow_nan=False)),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda point: point[0],
+    ),
+    st.integers(1, 200),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_change_matches_its_definition(
+    points: list[tuple[int, float]], window: int, rise: bool, rng: random.Random
+) -> None:
+    ordered = sorted(points)
+    times = tuple(t for t, _ in ordered)
+    values = tuple(v for _, v in ordered)
+    index = rng.randrange(len(ordered))
+    assert rate.change_cm(times, values, index, window, rise) == _change_by_definition(
+        times, values, index, window, rise
+    )
