@@ -206,6 +206,46 @@ def run(config: ConfigOption = None) -> None:
         raise _fail(str(exc)) from None
 
 
+@alerts_app.command("notify")
+def notify(config: ConfigOption = None) -> None:
+    """Run the notifier alone (dispatch and send), beside engines with notify.in_engine false.
+
+    At the ingest benchmark's half load the notifier meets its latency target only in a
+    process of its own (docs/benchmarks.md); its leader lock keeps one sender at a time.
+    """
+    import asyncio  # noqa: PLC0415
+    import contextlib  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from alerts.incidents.errors import IncidentStoreError  # noqa: PLC0415
+    from alerts.notify.runtime import run_notifier  # noqa: PLC0415
+    from ingest.errors import ConfigError  # noqa: PLC0415
+    from ingest.logs import configure_logging  # noqa: PLC0415
+
+    async def until_stopped(settings: Settings) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        task = asyncio.create_task(run_notifier(settings), name="siaga.alerts.notify")
+        stopping = asyncio.create_task(stop.wait(), name="siaga.alerts.notify.stop")
+        done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if task in done:
+            await task  # the notifier ended by itself: re-raise what ended it
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        settings = load_alert_settings(config)
+        configure_logging(settings.log.level, settings.log.format)
+        asyncio.run(until_stopped(settings))
+    except (ConfigError, IncidentStoreError) as exc:
+        raise _fail(str(exc)) from None
+
+
 def _with_store(config: Path | None, action: Any) -> Any:
     """Run ``action(store)`` on the incident database of the settings (migrated first)."""
     import asyncio  # noqa: PLC0415

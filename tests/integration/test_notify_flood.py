@@ -380,10 +380,10 @@ group_wait_s: 0
     )
     log_path = tmp_path / "notifier.log"
 
-    def notifier() -> subprocess.Popen[bytes]:
+    def notifier(*command: str) -> subprocess.Popen[bytes]:
         with log_path.open("ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "alerts.notify"],
+                [sys.executable, *command],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=log,
@@ -391,7 +391,7 @@ group_wait_s: 0
             )
 
     with receiver.running():
-        first = notifier()
+        first = notifier("-m", "alerts.notify")
         try:
             assert receiver.hold is not None
             wait_for(receiver.hold.is_set, 60, "a webhook request in flight")
@@ -402,7 +402,7 @@ group_wait_s: 0
                 first.kill()
         receiver.hold = None
         receiver.release.set()  # the in-flight request completes on the receiver's side
-        second = notifier()
+        second = notifier("-m", "siaga", "alerts", "notify")  # the command, after the module
         try:
             wait_for(
                 lambda: len({r.json()["id"] for r in receiver.accepted()}) == len(stations),
@@ -412,7 +412,7 @@ group_wait_s: 0
             time.sleep(1.0)  # a quiet window in which a stray repeat would show up
         finally:
             second.send_signal(signal.SIGTERM)
-            second.wait(30)
+            assert second.wait(30) == 0, log_path.read_text()
     ids = [r.json()["id"] for r in receiver.accepted()]
     assert len(set(ids)) == len(stations)
     repeats = len(ids) - len(set(ids))

@@ -40,7 +40,12 @@ def test_unit_verifies(unit: Path, tmp_path: Path) -> None:
 
 def test_every_long_running_command_has_a_unit() -> None:
     names = {u.name for u in UNITS}
-    assert names == {"siaga-ingest.service", "siaga-alerts.service", "siaga-serve.service"}
+    assert names == {
+        "siaga-ingest.service",
+        "siaga-alerts.service",
+        "siaga-notify.service",
+        "siaga-serve.service",
+    }
     for unit in UNITS:
         text = unit.read_text()
         for line in ("User=siaga", "Restart=on-failure", "EnvironmentFile=/etc/siaga/siaga.env"):
