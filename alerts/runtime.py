@@ -14,7 +14,10 @@ Every cycle (``alerts.commit_interval_s``, or ``commit_max_messages``):
 Every checkpoint (``alerts.checkpoint_interval_s``, ``checkpoint_max_messages``, or at once for
 a cycle with time-driven events, which carry the wall clock), the committer also spools the
 events InfluxDB has not taken yet, commits the engine's changed state, and only then
-acknowledges every message evaluated since the previous checkpoint.
+acknowledges every message evaluated since the previous checkpoint. On SQLite (the store's
+``states_apart``) the state goes in a transaction of its own, written by a worker thread
+right after the checkpoint's transitions were committed, while the loop evaluates on: the
+acknowledgement waits for both.
 
 A crash anywhere leaves the messages since the last checkpoint unacknowledged: the broker
 redelivers them, the engine restarts from the checkpoint's state and evaluates them again. A
@@ -97,6 +100,10 @@ class Leader(Protocol):
 class LeadingStore(IncidentStore, Leader, Protocol):
     """An incident store that can lead."""
 
+    states_apart: bool
+    """Whether a checkpoint's state goes to :meth:`IncidentStore.save_states` after the
+    transitions' commit instead of in its transaction."""
+
 
 def alert_record(event: AlertEvent) -> AlertRecord:
     """The ``alerts`` point of an event (a Grafana annotation)."""
@@ -162,7 +169,7 @@ class LoopPolicy:
     commit_max_messages: int = 5000
     checkpoint_interval_s: float = 1.0
     checkpoint_max_messages: int = 20_000
-    max_cycles_in_flight: int = 4
+    max_cycles_in_flight: int = 16
     tick_interval_s: float = 10.0
     health_interval_s: float = 60.0
     leader_poll_s: float = 1.0
@@ -191,6 +198,7 @@ class LoopCounters:
     evaluate_s: float = 0.0
     state_s: float = 0.0
     spool_s: float = 0.0
+    state_save_s: float = 0.0
 
 
 class AlertLoop:
@@ -419,17 +427,15 @@ class AlertLoop:
             self._unwritten.extend(alert_record(e) for e in step.events)
             self._events_ready.set()
         report = CommitReport(())
-        if step.transitions or work.states:
+        apart = bool(work.states) and self._store.states_apart
+        if step.transitions or (work.states and not apart):
             labels = {
                 t.subject: subject_labels(self._registry, t.subject) for t in step.transitions
             }
-            report = await self._commit_with_retry(step.transitions, work.states, labels)
+            report = await self._commit_with_retry(
+                step.transitions, {} if apart else work.states, labels
+            )
         committed_ns = self._clock_ns()
-        if work.tokens:
-            # The events of everything acknowledged now must survive a crash too: those the
-            # writer has not yet stored in InfluxDB go to the spool first.
-            await self._spool_unwritten()
-            self.counters.acked += self._source.ack(work.tokens)
         counters = self.counters
         counters.events += len(step.events)
         counters.transitions += len(report.transition_ids)
@@ -439,6 +445,14 @@ class AlertLoop:
             stored = [t for i, t in enumerate(step.transitions) if i not in skipped]
             for observer in self._observers:
                 observer(stored, committed_ns)
+        if apart:
+            # After the transitions it covers: a state never runs ahead of the incidents.
+            await self._save_states_with_retry(work.states)
+        if work.tokens:
+            # The events of everything acknowledged now must survive a crash too: those the
+            # writer has not yet stored in InfluxDB go to the spool first.
+            await self._spool_unwritten()
+            self.counters.acked += self._source.ack(work.tokens)
 
     async def _commit_with_retry(
         self,
@@ -465,6 +479,24 @@ class AlertLoop:
             if len(self.counters.commit_seconds) > 10_000:
                 del self.counters.commit_seconds[:5000]
             return report
+
+    async def _save_states_with_retry(self, states: Mapping[str, bytes]) -> None:
+        delay_s = self.policy.retry_initial_s
+        while True:
+            started = time.monotonic()
+            try:
+                await self._store.save_states(states)
+            except LeadershipLostError:
+                raise
+            except IncidentStoreError as exc:
+                # Nothing is acknowledged meanwhile: the broker keeps the messages.
+                self.counters.commit_failures += 1
+                log.warning("engine state not saved (%s); retrying in %.1f s", exc, delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.policy.retry_max_s)
+                continue
+            self.counters.state_save_s += time.monotonic() - started
+            return
 
     async def _spool_unwritten(self) -> None:
         # Those the writer is sending right now are spooled too: if that write fails after the

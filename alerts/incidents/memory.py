@@ -41,9 +41,15 @@ class _OutboxRow:
 
 
 class MemoryIncidentStore:
-    """Incidents, history, outbox and engine state in dictionaries."""
+    """Incidents, history, outbox and engine state in dictionaries.
 
-    def __init__(self) -> None:
+    Args:
+        states_apart: Have the engine save checkpoint state with :meth:`save_states` after
+            the transitions' commit (as the SQLite store does), instead of in it.
+    """
+
+    def __init__(self, *, states_apart: bool = False) -> None:
+        self.states_apart = states_apart
         self.incidents: dict[int, Incident] = {}
         self.history: dict[int, tuple[int, Transition]] = {}  # transition id -> (incident, t)
         self.outbox: dict[int, _OutboxRow] = {}
@@ -119,6 +125,11 @@ class MemoryIncidentStore:
         self.history, self.outbox = history, outbox
         self.states.update(states)
         return CommitReport(tuple(stored), len(skipped), tuple(skipped))
+
+    async def save_states(self, states: Mapping[str, bytes]) -> None:
+        """See :meth:`alerts.incidents.store.IncidentStore.save_states`."""
+        self._check()
+        self.states.update(states)
 
     async def load_states(self) -> dict[str, bytes]:
         """The saved engine state."""

@@ -3,7 +3,10 @@ SQLAlchemy implementation for SQLite (the default, one file, WAL) and PostgreSQL
 
 The engine's :meth:`IncidentStore.commit` writes transitions, their outbox rows and the engine's
 state in ONE transaction: either the incident state a reading caused is durable, with the
-notifications it owes and the memory that it was seen, or none of it is.
+notifications it owes and the memory that it was seen, or none of it is. On SQLite the engine
+saves a checkpoint's state with :meth:`IncidentStore.save_states` instead, in a worker thread
+right after the checkpoint's transitions were committed, and acknowledges only after both: a
+crash between them restarts from the older state, and the replayed transitions are skipped.
 
 Leadership (hot standby): :meth:`SqlIncidentStore.lead` waits for the leader lock, a
 PostgreSQL session advisory lock (SQLite: an exclusive ``flock`` on ``<file>.lock``). On
@@ -20,8 +23,10 @@ import asyncio
 import builtins
 import contextlib
 import fcntl
+import functools
 import logging
 import os
+import sqlite3
 import threading
 import time
 import zlib
@@ -62,6 +67,9 @@ _SQLITE_UPSERT_STATE = (
     "INSERT INTO engine_state (key, state, updated_ns) VALUES (?, ?, ?) "
     "ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_ns = excluded.updated_ns"
 )
+_STATE_ROWS_PER_STATEMENT = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 300
+"""State rows per multi-row upsert on SQLite (3 parameters a row: SQLite allows 32,766 since
+3.32, 999 before)."""
 _IN_CHUNK = 500
 """Keys per ``IN (...)`` query (SQLite allows 32,766 parameters, PostgreSQL 65,535)."""
 
@@ -128,8 +136,24 @@ class IncidentStore(IncidentQueries, Protocol):
         """
         ...
 
+    async def save_states(self, states: Mapping[str, bytes]) -> None:
+        """Store engine state on its own, in a transaction of its own.
+
+        For a checkpoint whose transitions :meth:`commit` already stored (the loop uses it when
+        ``states_apart`` is true): the state must be durable before the readings that led to
+        it are acknowledged, not in the transitions' transaction. A crash between the two
+        restarts from the older state and evaluates those readings again; :meth:`commit`
+        skips the transitions it already holds.
+
+        Raises:
+            LeadershipLostError: This store was leading and lost the lock (nothing stored).
+            IncidentStoreError: The database failed (nothing stored).
+        """
+        ...
+
     async def load_states(self) -> dict[str, bytes]:
-        """The engine state saved by :meth:`commit`, for ``Engine.restore``."""
+        """The engine state saved by :meth:`commit` or :meth:`save_states`, for
+        ``Engine.restore``."""
         ...
 
     async def outbox_new(self, limit: int = 100) -> builtins.list[OutboxEntry]:
@@ -236,7 +260,9 @@ class SqlIncidentStore:
         inline_commits: Run :meth:`commit` on the event loop's thread instead of a worker
             thread. For the engine on SQLite: a worker thread that releases the GIL at every
             SQLite step waits for the CPU-bound evaluation loop each time (a GIL convoy),
-            while the statements themselves take milliseconds.
+            while the statements themselves take milliseconds. On SQLite it also sets
+            ``states_apart``: the engine saves a checkpoint's state with :meth:`save_states`
+            in a worker thread, and the WAL is checkpointed in a worker thread after each save.
     """
 
     def __init__(
@@ -249,10 +275,20 @@ class SqlIncidentStore:
     ) -> None:
         self.url = url
         self.inline_commits = inline_commits
-        self._lock_name = lock_name
-        self._migrate = migrate
         self.engine = create_sql_engine(url)
         self.dialect = self.engine.dialect.name
+        # On SQLite the engine's commits run on the loop's thread: the checkpoint's thousands
+        # of state rows go apart, to a worker thread (its own pooled connection), in a few
+        # multi-row statements (a few GIL hand-overs, not one a row), while the loop evaluates.
+        self.states_apart = inline_commits and self.dialect == "sqlite"
+        self._wal_checkpoint: asyncio.Task[None] | None = None
+        if self.states_apart:
+            # Copying the WAL's pages into the database (megabytes after each checkpoint's
+            # state) runs in a worker thread after the save, not in whichever commit crossed
+            # the threshold: neither the loop's thread nor the committer waits for it.
+            event.listen(self.engine, "connect", _no_wal_autocheckpoint)
+        self._lock_name = lock_name
+        self._migrate = migrate
         self._leader: Connection | None = None
         self._leader_file: int | None = None
         self._leader_guard = threading.Lock()
@@ -279,6 +315,8 @@ class SqlIncidentStore:
 
     async def aclose(self) -> None:
         """Release the leader lock and every connection."""
+        if self._wal_checkpoint is not None:
+            await self._wal_checkpoint
         await asyncio.to_thread(self._release)
         await asyncio.to_thread(self.engine.dispose)
 
@@ -577,6 +615,41 @@ class SqlIncidentStore:
         for start in range(0, len(rows), 1000):
             connection.execute(statement, rows[start : start + 1000])
 
+    async def save_states(self, states: Mapping[str, bytes]) -> None:
+        """See :meth:`IncidentStore.save_states` (in a worker thread)."""
+        if not states:
+            return
+        now = time.time_ns()
+        try:
+            await asyncio.to_thread(self._save_states_alone, states, now)
+        except LeadershipLostError:
+            raise
+        except SQLAlchemyError as exc:
+            raise IncidentStoreError(f"saving the engine state failed: {exc}") from exc
+        if self.states_apart and (self._wal_checkpoint is None or self._wal_checkpoint.done()):
+            self._wal_checkpoint = asyncio.create_task(
+                asyncio.to_thread(self._checkpoint_wal), name="siaga.incidents.wal-checkpoint"
+            )
+
+    def _checkpoint_wal(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except SQLAlchemyError as exc:
+            # The next save tries again; meanwhile the WAL only grows.
+            log.warning("checkpointing the incident database's WAL failed: %s", exc)
+
+    def _save_states_alone(self, states: Mapping[str, bytes], now_ns: int) -> None:
+        with self._writer() as connection:
+            if self.dialect != "sqlite":
+                self._save_states(connection, states, now_ns)
+                return
+            items = list(states.items())
+            for start in range(0, len(items), _STATE_ROWS_PER_STATEMENT):
+                chunk = items[start : start + _STATE_ROWS_PER_STATEMENT]
+                parameters = [p for key, blob in chunk for p in (key, blob, now_ns)]
+                connection.exec_driver_sql(_sqlite_upsert_states(len(chunk)), tuple(parameters))
+
     async def load_states(self) -> dict[str, bytes]:
         """See :meth:`IncidentStore.load_states`."""
 
@@ -746,6 +819,22 @@ class SqlIncidentStore:
             return await asyncio.to_thread(function)
         except SQLAlchemyError as exc:
             raise IncidentStoreError(f"incident database: {exc}") from exc
+
+
+def _no_wal_autocheckpoint(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+@functools.lru_cache(maxsize=4)
+def _sqlite_upsert_states(rows: int) -> str:
+    """The state upsert for ``rows`` rows in one statement (one SQLite step for all)."""
+    values = ",".join(["(?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO engine_state (key, state, updated_ns) VALUES {values} "  # noqa: S608 - placeholders only
+        "ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_ns = excluded.updated_ns"
+    )
 
 
 def open_store(url: str, lock_name: str = "siaga-alerts") -> SqlIncidentStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from alerts.engine import Engine
-from alerts.incidents.errors import LeadershipLostError
+from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from alerts.runtime import AlertLoop, LoopPolicy, alert_record, decode_records, encode_records
@@ -182,6 +182,47 @@ async def test_acknowledgement_waits_for_the_incident_database(
     )
 
 
+class StateFailingStore(MemoryIncidentStore):
+    """Saves the checkpoint's state apart from the transitions, and fails that when told to."""
+
+    def __init__(self) -> None:
+        super().__init__(states_apart=True)
+        self.state_fails = False
+        self.commits_with_state = 0
+
+    async def commit(self, *args: Any, **kwargs: Any) -> Any:
+        self.commits_with_state += bool(args[1])
+        return await super().commit(*args, **kwargs)
+
+    async def save_states(self, states: Mapping[str, bytes]) -> None:
+        if self.state_fails:
+            raise IncidentStoreError("state table unavailable")
+        await super().save_states(states)
+
+
+async def test_acknowledgement_waits_for_the_state_saved_apart(
+    tmp_path: Path, registry: StaticRegistry
+) -> None:
+    store = StateFailingStore()
+    store.state_fails = True
+    rig = await start(tmp_path, registry, store=store)
+    try:
+        publish_flood(rig.source, FLOOD[:6])
+        await eventually(lambda: rig.loop.counters.commit_failures >= 3, what="failed saves")
+        # The transitions are durable (and announced) at once; the readings stay unacknowledged.
+        assert sorted(await stored_transitions(store)) == sorted(
+            expected_transitions(registry, FLOOD[:6])
+        )
+        assert len(rig.source.unacked) == 6
+        assert store.states == {}
+        store.state_fails = False
+        await eventually(lambda: not rig.source.unacked, what="acknowledged once saved")
+        assert STATION in store.states
+        assert store.commits_with_state == 0  # never in the transitions' transaction
+    finally:
+        await rig.finish()
+
+
 async def test_influxdb_down_holds_nothing_back_and_loses_no_event(rig: Rig) -> None:
     rig.storage.available = False
     publish_flood(rig.source, FLOOD)
@@ -195,11 +236,12 @@ async def test_influxdb_down_holds_nothing_back_and_loses_no_event(rig: Rig) -> 
     assert {t[3] for t in await stored_transitions(rig.store)} <= events
 
 
+@pytest.mark.parametrize("states_apart", [False, True], ids=["state-with", "state-apart"])
 @pytest.mark.parametrize("crash_after", [3, 7, 12])
 async def test_a_crash_mid_flood_loses_and_repeats_nothing(
-    tmp_path: Path, registry: StaticRegistry, crash_after: int
+    tmp_path: Path, registry: StaticRegistry, crash_after: int, states_apart: bool
 ) -> None:
-    first = await start(tmp_path, registry)
+    first = await start(tmp_path, registry, store=MemoryIncidentStore(states_apart=states_apart))
     publish_flood(first.source, FLOOD)
     await eventually(lambda: first.loop.counters.messages >= crash_after, what="some evaluated")
     await first.crash()

@@ -238,6 +238,19 @@ async def test_engine_state_is_upserted_per_key(store: IncidentStore) -> None:
     assert await store.load_states() == {"a": b"2", "b": b"\x00\xff"}
 
 
+async def test_engine_state_saved_apart_is_upserted_per_key(store: IncidentStore) -> None:
+    # More keys than one multi-row statement holds on SQLite.
+    first = {f"station-{i:05d}": b"%d" % i for i in range(12_345)}
+    await store.save_states(first)
+    await store.save_states({"station-00007": b"\x00\xff", "regency:Bogor": b"g"})
+    await store.save_states({})
+    assert await store.load_states() == {
+        **first,
+        "station-00007": b"\x00\xff",
+        "regency:Bogor": b"g",
+    }
+
+
 # -- SQL only ---------------------------------------------------------------------------------
 
 

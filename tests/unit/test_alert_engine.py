@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,6 +108,49 @@ def test_state_is_versioned_and_compact() -> None:
     assert all(b'"v":%d' % STATE_VERSION in blob for blob in blobs.values())
     assert len(blobs["up"]) < 4096
     assert engine.dirty_state() == {}
+
+
+def test_reading_times_shared_by_the_rate_window_and_the_memory_are_stored_once() -> None:
+    engine = Engine(RIVER, started_ns=T0)
+    # Every 10 minutes: the rate window holds the newest of the remembered times; every
+    # minute: the 64 remembered times are the newest of the window's.
+    run(engine, flood("up") + [level("side", m, 100 + m % 7) for m in range(100)], batch=5)
+    snapshot = engine.state()
+    up, side = orjson.loads(snapshot["up"]), orjson.loads(snapshot["side"])
+    up_times = len(engine._states["up"].rate.times_ns)
+    assert 0 < up_times < len(FLOOD)
+    assert up["rt"][0] == up_times
+    assert len(up["sn"]) == len(FLOOD)
+    assert side["sn"] == SEEN_PER_STATION
+    assert len(side["rt"][0]) > SEEN_PER_STATION
+    again = Engine(RIVER, started_ns=T0)
+    again.restore(snapshot)
+    assert again.state() == snapshot
+    for key in ("up", "side"):
+        assert again._states[key] == engine._states[key]
+
+
+def test_a_version_2_state_restores() -> None:
+    engine = Engine(RIVER, started_ns=T0)
+    run(engine, flood("up") + [level("side", m, 100 + m % 7) for m in range(100)], batch=5)
+    snapshot = engine.state()
+    old: dict[str, bytes] = {}
+    for key, blob in snapshot.items():
+        document = orjson.loads(blob)
+        document["v"] = 2
+        if key in engine._states:  # times written out in full, as version 2 did
+            state = engine._states[key]
+            document["rt"][0] = _deltas(list(state.rate.times_ns))
+            document["sn"] = _deltas(state.seen)
+        old[key] = orjson.dumps(document)
+    assert old != snapshot
+    again = Engine(RIVER, started_ns=T0)
+    again.restore(old)
+    assert again.state() == snapshot
+
+
+def _deltas(times: list[int]) -> list[int]:
+    return [times[0], *(b - a for a, b in itertools.pairwise(times))] if times else []
 
 
 def test_scope_by_regency_evaluates_only_its_stations() -> None:
