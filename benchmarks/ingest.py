@@ -73,6 +73,7 @@ from ingest.settings import InfluxSettings
 from ingest.storage.influx import InfluxStorage
 from ops.errors import ServerError
 from ops.servers import InfluxServer, MosquittoServer, free_port, require_binary, wait_until
+from ops.status import parse_metrics
 
 INFLUX_BATCH_POINTS = 5000
 TARGET_VS_NAIVE = 2.0
@@ -84,7 +85,6 @@ PUBLISH_CHUNK = 1000
 PUBLISH_WINDOW = 20_000
 METRICS_POLL_S = 0.1
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_METRIC_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})? (\S+)")
 _LE_LABEL = re.compile(r'le="([^"]+)"')
 
 
@@ -231,16 +231,6 @@ def stations_yaml(count: int) -> str:
             "    profile: river_gauge",
         ]
     return "\n".join(lines) + "\n"
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text exposition as ``name{labels}`` → value (comments skipped)."""
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        match = _METRIC_LINE.match(line)
-        if match is not None:
-            values[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-    return values
 
 
 def histogram_buckets(metrics: dict[str, float], name: str) -> list[tuple[float, float]]:

@@ -41,12 +41,12 @@ from benchmarks.ingest import (
     bucket_delta,
     histogram_buckets,
     histogram_quantile,
-    parse_metrics,
     process_cpu_s,
     process_memory_bytes,
 )
 from ops.errors import ServerError
 from ops.servers import InfluxServer, MosquittoServer, free_port, wait_until
+from ops.status import parse_metrics
 from simulators.fleet import FleetReport, run_fleet, write_fleet_stations
 
 TARGET_LOAD_S = 2.0

@@ -6,22 +6,27 @@ Parsing and formatting are pure; the reader only fetches the worker's ``/metrics
 from __future__ import annotations
 
 import math
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+_METRIC_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})? (\S+)")
+
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text exposition → ``{sample name with labels: value}`` (comments skipped)."""
+    """Prometheus text exposition → ``{name{labels}: value}`` (comments and junk skipped).
+
+    The one parser of Siaga's own ``/metrics``: ``siaga up``'s status line and the benchmarks
+    read the workers through it. Label values may hold spaces; a trailing timestamp is ignored.
+    """
     samples: dict[str, float] = {}
     for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, _, rest = line.rpartition(" ")
-        if not name:
+        match = _METRIC_LINE.match(line)
+        if match is None:
             continue
         try:
-            samples[name] = float(rest)
+            samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
         except ValueError:
             continue
     return samples

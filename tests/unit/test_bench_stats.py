@@ -12,8 +12,8 @@ from benchmarks.ingest import (
     histogram_buckets,
     histogram_quantile,
     latency_from,
-    parse_metrics,
 )
+from ops.status import parse_metrics
 
 INF = float("inf")
 EXPOSITION = """\
