@@ -47,10 +47,12 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from alerts import journal
 from alerts.engine import Engine, Scope, Step
 from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.records import CommitReport
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
+from alerts.journal import JournalBuffer
 from alerts.model import AlertEvent, Transition
 from alerts.notify.errors import PolicyError
 from alerts.notify.message import AckLink
@@ -147,16 +149,19 @@ def subject_labels(registry: StationRegistry, subject: str) -> dict[str, str]:
 
 @dataclass(slots=True)
 class _Work:
-    """One cycle for the committer: its decisions, and at a checkpoint the state and acks."""
+    """One cycle for the committer: its decisions; at a checkpoint its journal entry and the
+    acknowledgements; now and then a snapshot of the engine's state."""
 
     step: Step
-    states: dict[str, bytes]
+    journal: dict[str, bytes]
+    snapshot: dict[str, bytes | None]
     tokens: list[int]
 
     def merge(self, later: _Work) -> _Work:
         """This cycle followed by ``later``, as one."""
         self.step.extend(later.step)
-        self.states.update(later.states)
+        self.journal.update(later.journal)
+        self.snapshot.update(later.snapshot)
         self.tokens.extend(later.tokens)
         return self
 
@@ -169,6 +174,8 @@ class LoopPolicy:
     commit_max_messages: int = 5000
     checkpoint_interval_s: float = 1.0
     checkpoint_max_messages: int = 20_000
+    snapshot_interval_s: float = 30.0
+    snapshot_max_readings: int = 200_000
     max_cycles_in_flight: int = 16
     tick_interval_s: float = 10.0
     health_interval_s: float = 60.0
@@ -196,9 +203,14 @@ class LoopCounters:
     health_written: int = 0
     commit_seconds: list[float] = field(default_factory=list)
     evaluate_s: float = 0.0
+    journal_s: float = 0.0
     state_s: float = 0.0
     spool_s: float = 0.0
     state_save_s: float = 0.0
+    journal_entries: int = 0
+    snapshots: int = 0
+    snapshot_failures: int = 0
+    replayed_readings: int = 0
 
 
 class AlertLoop:
@@ -246,14 +258,30 @@ class AlertLoop:
         self._in_flight: list[AlertRecord] = []
         self.counters = LoopCounters()
         self._work: asyncio.Queue[_Work] = asyncio.Queue(self.policy.max_cycles_in_flight)
+        self._journal = JournalBuffer()
+        self._next_entry = 1
+        self._unsnapshotted: list[int] = []  # stored entries the last snapshot does not cover
+        self._pending_snapshot: dict[str, bytes | None] = {}  # a snapshot not saved yet
+        # The first checkpoint snapshots: the engine's start (ENGINE_KEY) must not wait.
+        self._snapshot_due = True
+        self._readings_since_snapshot = 0
+        self._next_snapshot = 0.0
         self.leading = asyncio.Event()
         self.ready = asyncio.Event()
 
     def use_registry(self, registry: Registry) -> None:
-        """Follow a reloaded registry."""
+        """Follow a reloaded registry (the next checkpoint snapshots the engine's state)."""
         self._registry = registry
         self._validator.use_registry(registry)
         self.engine.use_registry(registry)
+        # Journal entries are replayed with the configuration in force at the restart: the
+        # entries recorded under the old one go under a snapshot first.
+        self._snapshot_due = True
+
+    def use_rules(self, rules: RulesConfig) -> None:
+        """Follow a reloaded rules file (the next checkpoint snapshots the engine's state)."""
+        self.engine.use_rules(rules)
+        self._snapshot_due = True
 
     async def run(
         self,
@@ -268,9 +296,7 @@ class AlertLoop:
         if not await self._lead(stop):
             return
         self.leading.set()
-        states = await self._store.load_states()
-        self.engine.restore(states)
-        log.info("engine state restored for %d keys; connecting to the broker", len(states))
+        await self._restore()
         if not self._spool.empty:
             self._events_ready.set()
         try:
@@ -301,6 +327,32 @@ class AlertLoop:
             for task in background:
                 task.cancel()
 
+    async def _restore(self) -> None:
+        """The last snapshot, then the journal entries after it replayed (same decisions)."""
+        saved = journal.split(await self._store.load_states())
+        self.engine.restore(saved.states)
+        started = time.perf_counter()
+        replayed = journal.replay(self.engine, (body for _, body in saved.entries))
+        self._next_entry = saved.next_number
+        self._unsnapshotted = sorted(saved.stale + [number for number, _ in saved.entries])
+        step = replayed.step
+        if step.transitions:
+            # Each was committed with its entry: the store skips them (a store that somehow
+            # lacks one gets it now).
+            await self._commit_step(step, {})
+        if step.events:
+            # Those InfluxDB may not have yet (spooled before the next acknowledgement).
+            self._unwritten.extend(alert_record(e) for e in step.events)
+        self.counters.replayed_readings = replayed.readings
+        log.info(
+            "engine state restored for %d keys and %d journal entries (%d readings) replayed "
+            "in %.1f s; connecting to the broker",
+            len(saved.states),
+            len(saved.entries),
+            replayed.readings,
+            time.perf_counter() - started,
+        )
+
     async def _lead(self, stop: asyncio.Event) -> bool:
         leading = asyncio.create_task(self._store.lead(self.policy.leader_poll_s))
         stopping = asyncio.create_task(stop.wait())
@@ -326,6 +378,7 @@ class AlertLoop:
         cycle_started: float | None = None
         next_tick = monotonic() + policy.tick_interval_s
         next_checkpoint = monotonic() + policy.checkpoint_interval_s
+        self._next_snapshot = monotonic() + policy.snapshot_interval_s
         while not stop.is_set():
             now = monotonic()
             wait_s = min(next_tick - now, 0.25)
@@ -342,12 +395,14 @@ class AlertLoop:
             now = monotonic()
             if now >= next_tick:
                 next_tick = now + policy.tick_interval_s
-                ticked = self.engine.tick(self._clock_ns())
+                tick_ns = self._clock_ns()
+                ticked = self.engine.tick(tick_ns)
+                self._journal.record_tick(tick_ns)
                 if ticked.events:
                     step.extend(ticked)
                     cycle_started = cycle_started or now
-                    # Time-driven events carry the wall clock: evaluated again after a
-                    # restart they would differ, so their state is made durable with them.
+                    # Time-driven events carry the wall clock: the tick's journal entry is
+                    # made durable with their transitions at once.
                     force_checkpoint = True
             checkpoint = force_checkpoint or (
                 bool(tokens)
@@ -363,11 +418,13 @@ class AlertLoop:
                 if checkpoint:
                     tokens, force_checkpoint = [], False
                     next_checkpoint = monotonic() + policy.checkpoint_interval_s
-        # Graceful stop: take nothing new, commit what was evaluated, acknowledge it.
+        # Graceful stop: take nothing new, commit what was evaluated, acknowledge it, and
+        # snapshot (a restart then replays nothing).
         self._source.stop_reading()
         rest = self._source.drain_buffered()
         if rest:
             step.extend(self._process(rest, tokens))
+        self._snapshot_due = True
         await self._enqueue(step, tokens, checkpoint=True)
         await self._work.join()
 
@@ -389,21 +446,54 @@ class AlertLoop:
         counters = self.counters
         counters.messages += len(chunk)
         counters.readings += len(readings)
+        if not readings:
+            return Step()
         started = time.perf_counter()
-        step = self.engine.process(readings, now_ns) if readings else Step()
-        counters.evaluate_s += time.perf_counter() - started
+        step = self.engine.process(readings, now_ns)
+        evaluated = time.perf_counter()
+        counters.evaluate_s += evaluated - started
         counters.duplicates += step.duplicates
+        in_scope = self.engine.in_scope
+        mine = [r for r in readings if in_scope(r.station_id)]
+        if mine:
+            self._journal.record_process(mine, now_ns)
+        counters.journal_s += time.perf_counter() - evaluated
         return step
 
     async def _enqueue(self, step: Step, tokens: list[int], *, checkpoint: bool) -> None:
-        """Hand a cycle to the committer (in order); a checkpoint carries the engine's state."""
-        states: dict[str, bytes] = {}
+        """Hand a cycle to the committer (in order). A checkpoint carries the journal entry of
+        the engine's inputs since the previous one, and when due a snapshot of its state."""
+        entry: dict[str, bytes] = {}
+        snapshot: dict[str, bytes | None] = {}
         if checkpoint:
-            started = time.perf_counter()
-            states = self.engine.dirty_state()
-            self.counters.state_s += time.perf_counter() - started
-        if step.events or step.transitions or states or tokens:
-            await self._work.put(_Work(step, states, tokens))
+            readings = self._journal.readings
+            body = self._journal.take()
+            if body is not None:
+                entry[journal.entry_key(self._next_entry)] = body
+                self._unsnapshotted.append(self._next_entry)
+                self._next_entry += 1
+                self._readings_since_snapshot += readings
+                self.counters.journal_entries += 1
+            if self._unsnapshotted and self._snapshot_is_due():
+                started = time.perf_counter()
+                snapshot = journal.snapshot(
+                    self.engine.dirty_state(), self._next_entry - 1, self._unsnapshotted
+                )
+                self.counters.state_s += time.perf_counter() - started
+                self.counters.snapshots += 1
+                self._unsnapshotted = []
+                self._snapshot_due = False
+                self._readings_since_snapshot = 0
+                self._next_snapshot = time.monotonic() + self.policy.snapshot_interval_s
+        if step.events or step.transitions or entry or snapshot or tokens:
+            await self._work.put(_Work(step, entry, snapshot, tokens))
+
+    def _snapshot_is_due(self) -> bool:
+        return (
+            self._snapshot_due
+            or self._readings_since_snapshot >= self.policy.snapshot_max_readings
+            or time.monotonic() >= self._next_snapshot
+        )
 
     async def _commit_loop(self) -> None:
         """Commit cycles in order while the next ones are evaluated; acknowledge after each."""
@@ -426,18 +516,28 @@ class AlertLoop:
         if step.events:
             self._unwritten.extend(alert_record(e) for e in step.events)
             self._events_ready.set()
-        report = CommitReport(())
-        apart = bool(work.states) and self._store.states_apart
-        if step.transitions or (work.states and not apart):
-            labels = {
-                t.subject: subject_labels(self._registry, t.subject) for t in step.transitions
-            }
-            report = await self._commit_with_retry(
-                step.transitions, {} if apart else work.states, labels
-            )
+        apart = bool(work.snapshot) and self._store.states_apart
+        # The journal entry always goes with the transitions its inputs caused.
+        rows: dict[str, bytes | None] = dict(work.journal)
+        if not apart:
+            rows.update(work.snapshot)  # (deletes the entry it covers: one transaction)
+        if step.transitions or rows:
+            await self._commit_step(step, rows)
+        self.counters.events += len(step.events)
+        if work.tokens:
+            # The events of everything acknowledged now must survive a crash too: those the
+            # writer has not yet stored in InfluxDB go to the spool first.
+            await self._spool_unwritten()
+            self.counters.acked += self._source.ack(work.tokens)
+        if apart:
+            # After the entries it replaces: until it is durable, they are.
+            await self._save_snapshot(work.snapshot)
+
+    async def _commit_step(self, step: Step, rows: Mapping[str, bytes | None]) -> None:
+        labels = {t.subject: subject_labels(self._registry, t.subject) for t in step.transitions}
+        report = await self._commit_with_retry(step.transitions, rows, labels)
         committed_ns = self._clock_ns()
         counters = self.counters
-        counters.events += len(step.events)
         counters.transitions += len(report.transition_ids)
         counters.repeated_transitions += report.duplicates
         if report.transition_ids and self._observers:
@@ -445,19 +545,11 @@ class AlertLoop:
             stored = [t for i, t in enumerate(step.transitions) if i not in skipped]
             for observer in self._observers:
                 observer(stored, committed_ns)
-        if apart:
-            # After the transitions it covers: a state never runs ahead of the incidents.
-            await self._save_states_with_retry(work.states)
-        if work.tokens:
-            # The events of everything acknowledged now must survive a crash too: those the
-            # writer has not yet stored in InfluxDB go to the spool first.
-            await self._spool_unwritten()
-            self.counters.acked += self._source.ack(work.tokens)
 
     async def _commit_with_retry(
         self,
         transitions: Sequence[Transition],
-        states: Mapping[str, bytes],
+        states: Mapping[str, bytes | None],
         labels: Mapping[str, Mapping[str, str]],
     ) -> CommitReport:
         delay_s = self.policy.retry_initial_s
@@ -480,23 +572,26 @@ class AlertLoop:
                 del self.counters.commit_seconds[:5000]
             return report
 
-    async def _save_states_with_retry(self, states: Mapping[str, bytes]) -> None:
-        delay_s = self.policy.retry_initial_s
-        while True:
-            started = time.monotonic()
-            try:
-                await self._store.save_states(states)
-            except LeadershipLostError:
-                raise
-            except IncidentStoreError as exc:
-                # Nothing is acknowledged meanwhile: the broker keeps the messages.
-                self.counters.commit_failures += 1
-                log.warning("engine state not saved (%s); retrying in %.1f s", exc, delay_s)
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, self.policy.retry_max_s)
-                continue
-            self.counters.state_save_s += time.monotonic() - started
+    async def _save_snapshot(self, rows: Mapping[str, bytes | None]) -> None:
+        """Save a snapshot apart; one that fails joins the next (the entries stay meanwhile).
+
+        Nothing waits for it: the acknowledgements rest on the journal entries alone.
+        """
+        if self._pending_snapshot:
+            rows = {**self._pending_snapshot, **rows}  # the newer value of a key wins
+        started = time.monotonic()
+        try:
+            await self._store.save_states(rows)
+        except LeadershipLostError:
+            raise
+        except IncidentStoreError as exc:
+            self.counters.snapshot_failures += 1
+            log.warning("engine snapshot not saved (%s); the next checkpoint tries again", exc)
+            self._pending_snapshot = dict(rows)
+            self._snapshot_due = True
             return
+        self._pending_snapshot = {}
+        self.counters.state_save_s += time.monotonic() - started
 
     async def _spool_unwritten(self) -> None:
         # Those the writer is sending right now are spooled too: if that write fails after the
@@ -607,6 +702,8 @@ def loop_policy(settings: Settings) -> LoopPolicy:
         commit_max_messages=alerts.commit_max_messages,
         checkpoint_interval_s=alerts.checkpoint_interval_s,
         checkpoint_max_messages=alerts.checkpoint_max_messages,
+        snapshot_interval_s=alerts.snapshot_interval_s,
+        snapshot_max_readings=alerts.snapshot_max_readings,
         tick_interval_s=alerts.tick_interval_s,
         health_interval_s=settings.health.interval_s,
         leader_poll_s=alerts.leader_poll_s,
@@ -756,7 +853,7 @@ async def run_alerts(
             rules_watcher = RulesWatcher(
                 settings.alerts.rules_file,
                 rules,
-                engine.use_rules,
+                alert_loop.use_rules,
                 settings.alerts.reload_interval_s,
             )
             companions = {"registry-watch": watcher.run, "rules-watch": rules_watcher.run}

@@ -90,8 +90,9 @@ class AlertsSettings(Section):
     checkpoint_interval_s: float = Field(
         default=1.0,
         gt=0,
-        description="how often the engine's state is made durable and the messages evaluated "
-        "since are acknowledged (transitions are committed every commit_interval_s)",
+        description="how often the engine's inputs since the last checkpoint (a journal entry) "
+        "are made durable and the messages evaluated since acknowledged (transitions are "
+        "committed every commit_interval_s)",
     )
     checkpoint_max_messages: int = Field(
         default=20_000,
@@ -99,6 +100,18 @@ class AlertsSettings(Section):
         le=60_000,
         description="a checkpoint at the latest after this many messages (below the broker's "
         "65,535 unacknowledged messages per session)",
+    )
+    snapshot_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how often the engine's state is saved whole, replacing the journal entries "
+        "since the last snapshot (a restart replays at most this much)",
+    )
+    snapshot_max_readings: int = Field(
+        default=200_000,
+        gt=0,
+        description="a snapshot at the latest after this many journaled readings (bounds the "
+        "replay at a restart or a standby's takeover: about 20 µs a reading)",
     )
     leader_poll_s: float = Field(
         default=1.0, gt=0, description="how often a standby tries to take the leader lock"

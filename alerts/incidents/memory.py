@@ -18,6 +18,7 @@ from alerts.incidents.records import (
     CommitReport,
     IncidentFilter,
     OutboxEntry,
+    StateRows,
     acknowledged,
     apply_transition,
     open_incident,
@@ -84,7 +85,7 @@ class MemoryIncidentStore:
     async def commit(
         self,
         transitions: Sequence[Transition],
-        states: Mapping[str, bytes],
+        states: StateRows,
         labels: Labels | None = None,
         now_ns: int | None = None,
     ) -> CommitReport:
@@ -123,13 +124,20 @@ class MemoryIncidentStore:
             stored.append(transition_id)
         self.incidents, self._open, self._keys = incidents, opened, keys
         self.history, self.outbox = history, outbox
-        self.states.update(states)
+        self._put_states(states)
         return CommitReport(tuple(stored), len(skipped), tuple(skipped))
 
-    async def save_states(self, states: Mapping[str, bytes]) -> None:
+    async def save_states(self, states: StateRows) -> None:
         """See :meth:`alerts.incidents.store.IncidentStore.save_states`."""
         self._check()
-        self.states.update(states)
+        self._put_states(states)
+
+    def _put_states(self, states: StateRows) -> None:
+        for key, value in states.items():
+            if value is None:
+                self.states.pop(key, None)
+            else:
+                self.states[key] = value
 
     async def load_states(self) -> dict[str, bytes]:
         """The saved engine state."""

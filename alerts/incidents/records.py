@@ -6,6 +6,7 @@ disagree on what an incident looks like after the same transitions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -89,6 +90,10 @@ class CommitReport:
     transition_ids: tuple[int, ...]
     duplicates: int = 0
     skipped: tuple[int, ...] = ()
+
+
+StateRows = Mapping[str, bytes | None]
+"""Engine state rows to store: key → value, None to delete the key."""
 
 
 def transition_key(transition: Transition) -> str:

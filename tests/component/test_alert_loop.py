@@ -4,6 +4,7 @@ nothing; InfluxDB and the incident database may fail without losing or repeating
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from alerts import journal
 from alerts.engine import Engine
 from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.memory import MemoryIncidentStore
@@ -69,6 +71,7 @@ async def start(
     source: MemorySource | None = None,
     store: MemoryIncidentStore | None = None,
     storage: MemoryStorage | None = None,
+    snapshot_interval_s: float = 30.0,
 ) -> Rig:
     source = source or MemorySource()
     store = store or MemoryIncidentStore()
@@ -87,6 +90,7 @@ async def start(
             commit_max_messages=5,
             checkpoint_interval_s=0.05,
             checkpoint_max_messages=8,
+            snapshot_interval_s=snapshot_interval_s,
             tick_interval_s=3600,
             health_interval_s=0.05,
             leader_check_s=0.05,
@@ -183,42 +187,44 @@ async def test_acknowledgement_waits_for_the_incident_database(
 
 
 class StateFailingStore(MemoryIncidentStore):
-    """Saves the checkpoint's state apart from the transitions, and fails that when told to."""
+    """Saves snapshots apart from the transitions, and fails that when told to."""
 
     def __init__(self) -> None:
         super().__init__(states_apart=True)
         self.state_fails = False
-        self.commits_with_state = 0
 
-    async def commit(self, *args: Any, **kwargs: Any) -> Any:
-        self.commits_with_state += bool(args[1])
-        return await super().commit(*args, **kwargs)
-
-    async def save_states(self, states: Mapping[str, bytes]) -> None:
+    async def save_states(self, states: Mapping[str, bytes | None]) -> None:
         if self.state_fails:
             raise IncidentStoreError("state table unavailable")
         await super().save_states(states)
 
 
-async def test_acknowledgement_waits_for_the_state_saved_apart(
+def saved(store: MemoryIncidentStore) -> journal.Saved:
+    return journal.split(store.states)
+
+
+async def test_a_snapshot_that_fails_holds_back_nothing(
     tmp_path: Path, registry: StaticRegistry
 ) -> None:
     store = StateFailingStore()
     store.state_fails = True
-    rig = await start(tmp_path, registry, store=store)
+    rig = await start(tmp_path, registry, store=store, snapshot_interval_s=0.01)
     try:
         publish_flood(rig.source, FLOOD[:6])
-        await eventually(lambda: rig.loop.counters.commit_failures >= 3, what="failed saves")
-        # The transitions are durable (and announced) at once; the readings stay unacknowledged.
+        # The journal entries went with the transitions: acknowledged without the snapshot.
+        await eventually(lambda: not rig.source.unacked, what="acknowledged on the journal")
+        assert rig.loop.counters.snapshot_failures >= 1
         assert sorted(await stored_transitions(store)) == sorted(
             expected_transitions(registry, FLOOD[:6])
         )
-        assert len(rig.source.unacked) == 6
-        assert store.states == {}
+        assert STATION not in store.states
+        assert sum(len(json.loads(b)["ops"][0][1]) for _, b in saved(store).entries) == 6
         store.state_fails = False
-        await eventually(lambda: not rig.source.unacked, what="acknowledged once saved")
-        assert STATION in store.states
-        assert store.commits_with_state == 0  # never in the transitions' transaction
+        publish_flood(rig.source, FLOOD[6:8], first=6)
+        # The next snapshot takes the failed one's place and replaces every entry.
+        await eventually(lambda: STATION in store.states, what="snapshot saved")
+        await eventually(lambda: not saved(store).entries, what="entries replaced")
+        assert saved(store).covered == rig.loop.counters.journal_entries
     finally:
         await rig.finish()
 
@@ -236,17 +242,32 @@ async def test_influxdb_down_holds_nothing_back_and_loses_no_event(rig: Rig) -> 
     assert {t[3] for t in await stored_transitions(rig.store)} <= events
 
 
+@pytest.mark.parametrize("snapshot_s", [3600, 0.0], ids=["journal-replayed", "snapshot-each"])
 @pytest.mark.parametrize("states_apart", [False, True], ids=["state-with", "state-apart"])
 @pytest.mark.parametrize("crash_after", [3, 7, 12])
 async def test_a_crash_mid_flood_loses_and_repeats_nothing(
-    tmp_path: Path, registry: StaticRegistry, crash_after: int, states_apart: bool
+    tmp_path: Path,
+    registry: StaticRegistry,
+    crash_after: int,
+    states_apart: bool,
+    snapshot_s: float,
 ) -> None:
-    first = await start(tmp_path, registry, store=MemoryIncidentStore(states_apart=states_apart))
+    first = await start(
+        tmp_path,
+        registry,
+        store=MemoryIncidentStore(states_apart=states_apart),
+        snapshot_interval_s=snapshot_s,
+    )
     publish_flood(first.source, FLOOD)
     await eventually(lambda: first.loop.counters.messages >= crash_after, what="some evaluated")
     await first.crash()
     second = await start(
-        tmp_path, registry, source=first.source, store=first.store, storage=first.storage
+        tmp_path,
+        registry,
+        source=first.source,
+        store=first.store,
+        storage=first.storage,
+        snapshot_interval_s=snapshot_s,
     )
     await eventually(lambda: not second.source.unacked, what="the rest acknowledged")
     await second.finish()
@@ -256,6 +277,44 @@ async def test_a_crash_mid_flood_loses_and_repeats_nothing(
     # The second process evaluated again what the first had not checkpointed; the store knew
     # those transitions and stored none of them twice.
     assert not {describe(t) for t in first.committed} & {describe(t) for t in second.committed}
+
+
+async def test_a_restart_replays_the_journal_since_the_snapshot(
+    tmp_path: Path, registry: StaticRegistry
+) -> None:
+    first = await start(tmp_path, registry, snapshot_interval_s=3600)
+    publish_flood(first.source, FLOOD[:8])
+    await eventually(lambda: not first.source.unacked, what="the first part acknowledged")
+    publish_flood(first.source, FLOOD[8:14], first=8)
+    await eventually(lambda: not first.source.unacked, what="the second part acknowledged")
+    # The rise is covered by the first checkpoint's snapshot and journal entries after it.
+    held = saved(first.store)
+    journaled = sum(len(op[1]) for _, b in held.entries for op in json.loads(b)["ops"])
+    assert held.covered >= 1
+    assert journaled >= 6
+    publish_flood(first.source, FLOOD[14:], first=14)
+    await first.crash()
+    second = await start(
+        tmp_path,
+        registry,
+        source=first.source,
+        store=first.store,
+        storage=first.storage,
+        snapshot_interval_s=3600,
+    )
+    assert second.loop.counters.replayed_readings == journaled
+    await eventually(lambda: not second.source.unacked, what="the rest acknowledged")
+    await second.finish()
+    assert sorted(await stored_transitions(second.store)) == sorted(
+        expected_transitions(registry, FLOOD)
+    )
+    assert not {describe(t) for t in first.committed} & {describe(t) for t in second.committed}
+    # Replayed, the engine is where it was: the readings acknowledged before the crash are
+    # known again (none was evaluated twice), and the fall resolved the rise's incident.
+    assert second.loop.counters.duplicates == 0
+    assert second.loop.engine.level_of(STATION) == Level.NORMAL
+    # A graceful stop snapshots: nothing is left to replay.
+    assert not saved(second.store).entries
 
 
 async def test_device_health_comes_from_the_engine(rig: Rig) -> None:
@@ -312,7 +371,7 @@ async def test_a_leader_that_loses_the_lock_stops_and_acknowledges_nothing_more(
     assert len(rig.source.unacked) == len(FLOOD) - 4
 
 
-async def test_time_driven_transitions_are_checkpointed_with_their_state(
+async def test_time_driven_transitions_are_durable_with_what_caused_them(
     tmp_path: Path, registry: StaticRegistry
 ) -> None:
     # Ten days after the engine started, no station has reported: no-data fires on the first
@@ -331,15 +390,20 @@ async def test_time_driven_transitions_are_checkpointed_with_their_state(
         policy=LoopPolicy(tick_interval_s=0.01, checkpoint_interval_s=3600),
         clock_ns=lambda: later_ns,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
-    try:
-        await eventually(lambda: bool(store.history), what="no-data transitions")
-        kinds = {t.event.kind for _, t in store.history.values()}
-        assert kinds == {EventKind.NO_DATA}
-        assert store.states  # the state that fired them came in the same commit
-        subjects = {t.subject for _, t in store.history.values()}
-        assert set(store.states) >= subjects
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+    task = asyncio.create_task(loop.run(asyncio.Event()))
+    await eventually(lambda: bool(store.history), what="no-data transitions")
+    task.cancel()  # kill -9
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    kinds = {t.event.kind for _, t in store.history.values()}
+    assert kinds == {EventKind.NO_DATA}
+    # What the store holds (snapshot + journal) gives a new engine the same incidents, though
+    # its own clock says something else.
+    restored = Engine(registry, started_ns=later_ns)
+    held = journal.split(store.states)
+    restored.restore(held.states)
+    journal.replay(restored, (body for _, body in held.entries))
+    assert restored.incidents() == loop.engine.incidents()
+    assert {subject for subject, _ in restored.incidents()} == {
+        t.subject for _, t in store.history.values()
+    }
