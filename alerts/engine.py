@@ -2,10 +2,12 @@
 
 The process around it (``siaga alerts run``) feeds it every reading of the stations in its
 scope with :meth:`Engine.process`, calls :meth:`Engine.tick` for the rules that depend on time
-alone (no data, pending incidents), and makes each :class:`Step` durable together with
-:meth:`Engine.dirty_state` before acknowledging the readings that caused it. After a crash,
-:meth:`Engine.restore` with the last durable states gives the same decisions again: a reading
-seen before is recognised by ``(station, ts)`` and transitions nothing twice.
+alone (no data, pending incidents), and makes each :class:`Step` durable together with the
+inputs that caused it (:mod:`alerts.journal`) before acknowledging the readings; now and then
+it saves :meth:`Engine.dirty_state` as a snapshot. Both methods depend on nothing but the state
+and their arguments, so after a crash :meth:`Engine.restore` with the last snapshot and the
+journal's replay gives the same decisions again; a reading seen before is recognised by
+``(station, ts)`` and transitions nothing twice.
 
 Per station, readings pass the fault rule first (which decides which water levels to trust),
 then the level and rate rules; their events feed the upstream rule, and every event moves its
@@ -570,9 +572,9 @@ class Engine:
         """Serialized state of every key changed since the last call (and forget the marks).
 
         Keys are subjects: a station id, or a group (``regency:<name>``, a listed group), plus
-        :data:`ENGINE_KEY` (the engine's first start). Write them in the same transaction as
-        the transitions of the steps since the last call; a key's newest value replaces its
-        older one.
+        :data:`ENGINE_KEY` (the engine's first start). The process saves them as a snapshot
+        (``alerts.journal``) after the transitions of the steps since the last call; a key's
+        newest value replaces its older one.
         """
         dirty, self._dirty = self._dirty, set()
         return {key: self._encode(key) for key in sorted(dirty)}

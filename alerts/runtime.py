@@ -12,23 +12,26 @@ Every cycle (``alerts.commit_interval_s``, or ``commit_max_messages``):
 4. give the cycle's alert events to the InfluxDB writer (measurement ``alerts``).
 
 Every checkpoint (``alerts.checkpoint_interval_s``, ``checkpoint_max_messages``, or at once for
-a cycle with time-driven events, which carry the wall clock), the committer also spools the
-events InfluxDB has not taken yet, commits the engine's changed state, and only then
-acknowledges every message evaluated since the previous checkpoint. On SQLite (the store's
-``states_apart``) the state goes in a transaction of its own, written by a worker thread
-right after the checkpoint's transitions were committed, while the loop evaluates on: the
-acknowledgement waits for both.
+a cycle with time-driven events, which carry the wall clock), the cycle's transaction also
+carries a journal entry of the engine's inputs since the previous checkpoint
+(:mod:`alerts.journal`); then the committer spools the events InfluxDB has not taken yet and
+acknowledges every message evaluated since the previous checkpoint. Every
+``alerts.snapshot_interval_s`` (or ``snapshot_max_readings``) a checkpoint also carries a
+snapshot: the engine's changed keys, replacing the entries it covers. On SQLite (the store's
+``states_apart``) the snapshot goes in a transaction of its own, written by a worker thread
+after the acknowledgement while the loop evaluates on; one that fails joins the next.
 
 A crash anywhere leaves the messages since the last checkpoint unacknowledged: the broker
-redelivers them, the engine restarts from the checkpoint's state and evaluates them again. A
-reading judged before yields the same events (same ids): the store skips each transition it
-already holds, and InfluxDB overwrites each event with itself. So no transition is lost or
-stored twice, and the outbox holds each once.
+redelivers them; the engine restores the last snapshot, replays the journal entries after it
+(the same state, events and transitions as before the crash), and evaluates the redelivered
+readings. The store skips each transition it already holds, and InfluxDB overwrites each event
+with itself. So no transition is lost or stored twice, and the outbox holds each once.
 
 Hot standby: the process first waits for the leader lock (:meth:`SqlIncidentStore.lead`), and
-only then restores the engine's state and connects to the broker, with the client id the pair
-shares. The standby therefore never holds a session of its own: when it takes over it resumes
-the leader's persistent session, with every message the leader had not acknowledged.
+only then restores the engine's state (snapshot and journal) and connects to the broker, with
+the client id the pair shares. The standby therefore never holds a session of its own: when it
+takes over it resumes the leader's persistent session, with every message the leader had not
+acknowledged.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ class LeadingStore(IncidentStore, Leader, Protocol):
     """An incident store that can lead."""
 
     states_apart: bool
-    """Whether a checkpoint's state goes to :meth:`IncidentStore.save_states` after the
+    """Whether a snapshot goes to :meth:`IncidentStore.save_states` after the
     transitions' commit instead of in its transaction."""
 
 

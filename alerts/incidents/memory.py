@@ -45,7 +45,7 @@ class MemoryIncidentStore:
     """Incidents, history, outbox and engine state in dictionaries.
 
     Args:
-        states_apart: Have the engine save checkpoint state with :meth:`save_states` after
+        states_apart: Have the engine save its snapshots with :meth:`save_states` after
             the transitions' commit (as the SQLite store does), instead of in it.
     """
 

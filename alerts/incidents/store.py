@@ -1,12 +1,13 @@
 """The incident store: the protocol the engine, the notifier and the API code against, and its
 SQLAlchemy implementation for SQLite (the default, one file, WAL) and PostgreSQL (psycopg 3).
 
-The engine's :meth:`IncidentStore.commit` writes transitions, their outbox rows and the engine's
-state in ONE transaction: either the incident state a reading caused is durable, with the
-notifications it owes and the memory that it was seen, or none of it is. On SQLite the engine
-saves a checkpoint's state with :meth:`IncidentStore.save_states` instead, in a worker thread
-right after the checkpoint's transitions were committed, and acknowledges only after both: a
-crash between them restarts from the older state, and the replayed transitions are skipped.
+The engine's :meth:`IncidentStore.commit` writes transitions, their outbox rows and engine state
+rows (a checkpoint's journal entry, a snapshot) in ONE transaction: either the incident state a
+reading caused is durable, with the notifications it owes and the inputs that caused it, or none
+of it is. On SQLite the engine saves a snapshot with :meth:`IncidentStore.save_states` instead,
+in a worker thread after the checkpoint's transitions and journal entry were committed: a crash
+between them restarts from the older snapshot and replays the entries (``alerts.journal``), and
+the replayed transitions are skipped.
 
 Leadership (hot standby): :meth:`SqlIncidentStore.lead` waits for the leader lock, a
 PostgreSQL session advisory lock (SQLite: an exclusive ``flock`` on ``<file>.lock``). On
@@ -419,8 +420,8 @@ class SqlIncidentStore:
             thread. For the engine on SQLite: a worker thread that releases the GIL at every
             SQLite step waits for the CPU-bound evaluation loop each time (a GIL convoy),
             while the statements themselves take milliseconds. On SQLite it also sets
-            ``states_apart``: the engine saves a checkpoint's state with :meth:`save_states`
-            in a worker thread, and the WAL is checkpointed in a worker thread after each save.
+            ``states_apart``: the engine saves its snapshots with :meth:`save_states` in a
+            worker thread, and the WAL is checkpointed in a worker thread after each save.
     """
 
     def __init__(

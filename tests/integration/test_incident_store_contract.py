@@ -256,7 +256,7 @@ async def test_engine_state_rows_with_none_are_deleted(store: IncidentStore) -> 
     entries = {f"journal:{n:020d}": b"[%d]" % n for n in range(1, 1201)}
     await store.commit([], {**entries, "a": b"1"})
     await store.commit([], {"journal:00000000000000000001": None, "a": b"2", "gone": None})
-    await store.save_states({key: None for key in list(entries)[1:1100]} | {"b": b"3"})
+    await store.save_states(dict.fromkeys(list(entries)[1:1100]) | {"b": b"3"})
     assert await store.load_states() == {
         "a": b"2",
         "b": b"3",
