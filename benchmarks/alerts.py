@@ -233,6 +233,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--checkpoint-s", type=float, default=1.0)
     parser.add_argument("--snapshot-s", type=float, default=30.0)
+    parser.add_argument(
+        "--notify-in-engine",
+        action="store_true",
+        help="run the notifier inside the engine's process (the default deployment below this "
+        "load; at half load the README runs it apart: siaga alerts notify)",
+    )
     parser.add_argument("--postgres", action="store_true", help="a local PostgreSQL, not SQLite")
     parser.add_argument("--switch-interval-s", type=float, default=None)
     args = parser.parse_args(argv)
@@ -251,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             checkpoint_s=args.checkpoint_s,
             postgres=args.postgres,
             snapshot_s=args.snapshot_s,
+            notify_in_engine=args.notify_in_engine,
         )
 
 
@@ -469,6 +476,7 @@ def run_latency_benchmark(
     checkpoint_s: float = 1.0,
     postgres: bool = False,
     snapshot_s: float = 30.0,
+    notify_in_engine: bool = False,
 ) -> dict[str, float]:
     """Publish → event latency at ``rate_per_s`` over ``stations`` gauges; print and return."""
     from alerts.settings import Settings  # noqa: PLC0415
@@ -480,7 +488,8 @@ def run_latency_benchmark(
     say(
         f"alerts latency benchmark: {stations:,} stations, {count:,} messages at "
         f"{rate_per_s:,.0f}/s ({seconds:.0f} s), checkpoint every {checkpoint_s:g} s, snapshot "
-        f"every {snapshot_s:g} s, load {_load()}"
+        f"every {snapshot_s:g} s, notifier {'in the engine' if notify_in_engine else 'apart'}, "
+        f"load {_load()}"
     )
     with tempfile.TemporaryDirectory(prefix="siaga-bench-alerts-") as temp:
         directory = Path(temp)
@@ -506,6 +515,7 @@ def run_latency_benchmark(
                 database={"url": url},
                 spool={"dir": directory / "spool"},
                 health={"interval_s": 30.0},
+                notify={"in_engine": notify_in_engine},
                 alerts={
                     "client_id": "bench-alerts",
                     "spool_dir": directory / "alert-spool",

@@ -45,7 +45,7 @@ from alerts.notify.webhook import WebhookChannel
 from alerts.pipeline.dedup import delivery_id, message_id
 from alerts.pipeline.escalation import escalations_due
 from alerts.pipeline.group import Batch, Grouper
-from alerts.pipeline.inhibit import inhibited
+from alerts.pipeline.inhibit import Inhibition
 from alerts.pipeline.model import Labels, Notice, labels_of
 from alerts.pipeline.route import channels_for, route
 from alerts.pipeline.silence import Silence, silenced
@@ -311,7 +311,12 @@ class Dispatcher:
         documents: list[CapDocument] = []
         references: dict[int, list[CapReference]] = {}
         made: set[str] = set()
-        for batch in batches:
+        inhibition = Inhibition(self._firing, policy.inhibit)
+        for number, batch in enumerate(batches):
+            if number:
+                # A flush after a national surge holds thousands of notices: the engine's
+                # evaluation loop shares this thread, so it gets its turn between batches.
+                await asyncio.sleep(0)
             if not batch.repeat:
                 flushed.extend((batch.group, n.id) for n in batch.notices)
             for notice in batch.notices:
@@ -335,15 +340,17 @@ class Dispatcher:
                 if all(ref.identifier != document.identifier for ref in chain):
                     chain.append(CapReference(document.identifier, document.sent))
                     documents.append(document)
-            firing = [*self._firing, *(n.labels for n in batch.notices if n.firing)]
+            firing = [n.labels for n in batch.notices if n.firing]
+            inhibition.add(firing)
             kept: list[Notice] = []
             for notice in batch.notices:
                 if silenced(notice.labels, now, silences) is not None:
                     self.counts.silenced += 1
-                elif inhibited(notice.labels, firing, policy.inhibit) is not None:
+                elif inhibition.mutes(notice.labels) is not None:
                     self.counts.inhibited += 1
                 else:
                     kept.append(notice)
+            inhibition.remove(firing)
             if kept:
                 deliveries.extend(self._deliveries(policy, batch, kept, now, registry))
         await self._store.flush(flushed, deliveries, documents)

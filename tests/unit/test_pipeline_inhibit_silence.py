@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from alerts.model import EventKind
-from alerts.pipeline.inhibit import DEFAULT_INHIBIT_RULES, inhibited
+from alerts.pipeline.inhibit import DEFAULT_INHIBIT_RULES, Inhibition, InhibitRule, inhibited
 from alerts.pipeline.silence import Matcher, Silence, silenced
 from devices.levels import Level
 from tests.unit.pipeline_helpers import T0, S, notice
@@ -105,3 +105,44 @@ def test_silence_covers_exactly_its_matchers_and_time(
     in_time = start <= at < start + length
     all_match = all((labels[n] == v) == (op == "=") for n, v, op in spec)
     assert (silenced(labels, T0 + at * S, [silence]) is not None) == (in_time and all_match)
+
+
+_LABEL = st.sampled_from(["", "a", "b"])
+_LABELS = st.fixed_dictionaries(
+    {},
+    optional={"kind": _LABEL, "severity": _LABEL, "station": _LABEL, "regency": _LABEL},
+)
+_RULES = st.lists(
+    st.builds(
+        InhibitRule,
+        source=st.dictionaries(st.sampled_from(["kind", "severity"]), _LABEL, min_size=1),
+        target=st.dictionaries(st.sampled_from(["kind", "severity"]), _LABEL, min_size=1),
+        equal=st.lists(st.sampled_from(["station", "regency"]), min_size=1, max_size=2),
+    ),
+    max_size=3,
+)
+
+
+@given(firing=st.lists(_LABELS, max_size=12), rules=_RULES, data=st.data())
+def test_the_index_mutes_exactly_what_a_scan_of_the_firing_alerts_does(
+    firing: list[dict[str, str]], rules: list[InhibitRule], data: st.DataObject
+) -> None:
+    # The definition: some other firing alert mutes the target under some rule.
+    def scan(target: dict[str, str]) -> bool:
+        return any(
+            rule.mutes(source, target)
+            for rule in rules
+            for source in firing
+            if source is not target
+        )
+
+    index = Inhibition(firing, rules)
+    targets = [*firing, *data.draw(st.lists(_LABELS, max_size=6))]
+    for target in targets:
+        assert (index.mutes(target) is not None) == scan(target)
+    # Alerts added, then taken away again: back to the same answers.
+    extra = data.draw(st.lists(_LABELS, max_size=6))
+    index.add(extra)
+    index.remove(extra)
+    for target in targets:
+        assert (index.mutes(target) is not None) == scan(target)
