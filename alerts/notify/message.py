@@ -140,12 +140,30 @@ def render(
     subject = env.get_template(f"{language}/subject.txt.j2").render(context).strip()
     body = env.get_template(f"{language}/long.txt.j2").render(context).strip()
     short_template = env.get_template(f"{language}/short.txt.j2")
-    short = ""
-    for shown in range(len(items), 0, -1):
-        candidate = to_gsm7(
+
+    def short_form(shown: int) -> str:
+        return to_gsm7(
             short_template.render(context, shown=items[:shown], more=len(items) - shown).strip()
         )
-        short = candidate
-        if fits_one_sms(candidate):
-            break
-    return Rendered(subject=subject, body=body, short=clip(short))
+
+    shown = most_that_fit(len(items), lambda count: fits_one_sms(short_form(count)))
+    return Rendered(subject=subject, body=body, short=clip(short_form(shown)))
+
+
+def most_that_fit(count: int, fits: Callable[[int], bool]) -> int:
+    """The most of ``count`` items whose short form fits one SMS (1 when not even one does).
+
+    All of them first (the usual case: one render); else a binary search over the forms that
+    count the rest ("+N more"), whose length grows with the items shown: log2(n) renders
+    instead of n (a national surge's batches hold hundreds of notices).
+    """
+    if count <= 1 or fits(count):
+        return max(count, 1)
+    low, high = 1, count - 1  # the answer is low when nothing larger fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from alerts.model import AlertEvent, EventKind, IncidentState
 from alerts.notify.localtime import WIB, WIT, WITA, zone_for
-from alerts.notify.message import render
+from alerts.notify.message import most_that_fit, render
 from alerts.notify.sms import clip, fits_one_sms, gsm7_septets
 from alerts.pipeline.model import Notice, labels_of
 from devices.levels import Level
@@ -180,3 +180,19 @@ def test_the_shipped_policy_is_valid_and_routes_every_seed_regency() -> None:
             policy.default_groups,
         )
         assert groups != ("pusdalops",), station.id
+
+
+@given(
+    lengths=st.lists(st.integers(min_value=5, max_value=60), min_size=1, max_size=300),
+    suffix=st.integers(min_value=0, max_value=20),
+    limit=st.integers(min_value=0, max_value=400),
+)
+def test_the_search_for_the_short_form_finds_what_trying_each_count_would(
+    lengths: list[int], suffix: int, limit: int
+) -> None:
+    # A short form's length: what each shown notice adds, plus "+N more" when some are not.
+    def fits(shown: int) -> bool:
+        return sum(lengths[:shown]) + (suffix if shown < len(lengths) else 0) <= limit
+
+    linear = next((k for k in range(len(lengths), 0, -1) if fits(k)), 1)
+    assert most_that_fit(len(lengths), fits) == linear
