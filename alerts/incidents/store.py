@@ -82,6 +82,8 @@ _SQLITE_UPSERT_STATE = (
 _STATE_ROWS_PER_STATEMENT = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 300
 """State rows per multi-row upsert on SQLite (3 parameters a row: SQLite allows 32,766 since
 3.32, 999 before)."""
+_COPY_MIN_ROWS = 200
+"""State rows from which PostgreSQL gets them by COPY (a snapshot; not a journal entry)."""
 _IN_CHUNK = 500
 """Keys per ``IN (...)`` query (SQLite allows 32,766 parameters, PostgreSQL 65,535)."""
 
@@ -679,6 +681,9 @@ class SqlIncidentStore:
             # per-row parameter processing (a third of the time for thousands of rows).
             connection.exec_driver_sql(_SQLITE_UPSERT_STATE, rows)
             return
+        if self.dialect == "postgresql" and len(rows) >= _COPY_MIN_ROWS:
+            _copy_states(connection, rows)
+            return
         insert = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
         statement = insert.on_conflict_do_update(
             index_elements=[table.c.key],
@@ -895,6 +900,30 @@ class SqlIncidentStore:
             return await asyncio.to_thread(function)
         except SQLAlchemyError as exc:
             raise IncidentStoreError(f"incident database: {exc}") from exc
+
+
+def _copy_states(connection: Connection, rows: Sequence[tuple[str, bytes, int]]) -> None:
+    """A snapshot's rows on PostgreSQL: COPY into a temporary table, then one upsert from it.
+
+    10,000 rows of ~900 bytes through SQLAlchemy's executemany took ~400 ms, in the
+    transitions' transaction (a snapshot there holds back the checkpoint's transitions).
+    """
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS engine_state_in "
+            "(key text, state bytea, updated_ns bigint) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy("COPY engine_state_in (key, state, updated_ns) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            "INSERT INTO engine_state (key, state, updated_ns) "
+            "SELECT key, state, updated_ns FROM engine_state_in "
+            "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
+            "updated_ns = excluded.updated_ns"
+        )
 
 
 def _no_wal_autocheckpoint(dbapi_connection: Any, _record: object) -> None:

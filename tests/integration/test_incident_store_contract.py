@@ -242,10 +242,14 @@ async def test_engine_state_saved_apart_is_upserted_per_key(store: IncidentStore
     # More keys than one multi-row statement holds on SQLite.
     first = {f"station-{i:05d}": b"%d" % i for i in range(12_345)}
     await store.save_states(first)
+    # A second snapshot of most keys, in the transitions' commit (PostgreSQL: by COPY).
+    second = {key: blob + b"'\t\\N" for key, blob in list(first.items())[:10_000]}
+    await store.commit([], second)
     await store.save_states({"station-00007": b"\x00\xff", "regency:Bogor": b"g"})
     await store.save_states({})
     assert await store.load_states() == {
         **first,
+        **second,
         "station-00007": b"\x00\xff",
         "regency:Bogor": b"g",
     }
