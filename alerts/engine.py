@@ -576,13 +576,22 @@ class Engine:
         (``alerts.journal``) after the transitions of the steps since the last call; a key's
         newest value replaces its older one.
         """
+        return self.capture_dirty().encode()
+
+    def capture_dirty(self) -> StateCapture:
+        """Every key changed since the last call as it is now, to encode later (forget the marks).
+
+        A copy of references (the rules' states are immutable values), about 1.5 µs a key: the
+        encoding (about 7 µs a key) can then be spread over the next cycles while the engine
+        evaluates on, and still give the state of this instant.
+        """
         dirty, self._dirty = self._dirty, set()
-        return {key: self._encode(key) for key in sorted(dirty)}
+        return StateCapture([self._capture(key) for key in sorted(dirty)])
 
     def state(self) -> dict[str, bytes]:
         """Every key's serialized state (a full snapshot)."""
         keys = set(self._states) | set(self._incidents) | self._groups_firing | {ENGINE_KEY}
-        return {key: self._encode(key) for key in sorted(keys)}
+        return {key: _encode(*self._capture(key)) for key in sorted(keys)}
 
     def restore(self, states: Mapping[str, bytes]) -> None:
         """Load states written by :meth:`dirty_state` (after a restart, before any reading)."""
@@ -597,61 +606,28 @@ class Engine:
         self._compile()
         self._dirty.clear()
 
-    def _encode(self, key: str) -> bytes:
-        document: dict[str, object] = {"v": STATE_VERSION}
+    def _capture(self, key: str) -> _Captured:
         if key == ENGINE_KEY:
-            document["started_ns"] = self.started_ns
-            return orjson.dumps(document)
+            return (key, None, False, None, self.started_ns)
         state = self._states.get(key)
         if state is not None:
-            lv, rt, ft = state.level, state.rate, state.faults
-            encoded_level: list[object] = [
-                int(lv.level),
-                lv.newest_ns,
-                lv.below_since_ns,
-                int(lv.below_peak),
-            ]
-            if lv.tide:
-                encoded_level.append([_deltas([h for h, _ in lv.tide]), [m for _, m in lv.tide]])
-            document["lv"] = encoded_level
-            # The rate window's times and the remembered ones are mostly the same readings:
-            # whichever is the other's tail is stored as its length alone.
-            seen, times = state.seen, rt.times_ns
-            encoded_seen: int | list[int]
-            encoded_times: int | list[int]
-            n_seen, n_times = len(seen), len(times)
-            if n_seen and n_seen <= n_times and _tail_of(times, seen):
-                encoded_seen, encoded_times = n_seen, _deltas(times)
-            elif n_times and n_times < n_seen and _tail_of(seen, times):
-                encoded_seen, encoded_times = _deltas(seen), n_times
-            else:
-                encoded_seen, encoded_times = _deltas(seen), _deltas(times)
-            document["rt"] = [encoded_times, list(rt.values), [list(f) for f in rt.firing]]
-            document["ft"] = [
-                ft.newest_ns,
-                ft.last_value,
-                list(ft.held) if ft.held else None,
-                ft.flat_value,
-                ft.flat_since_ns,
-                ft.flat_count,
-                ft.flatline,
-                ft.spike_ns,
-                ft.battery_low,
-                ft.battery_peak_v,
-            ]
-            document["up"] = int(state.warned)
-            document["ls"] = state.last_seen_ns
-            document["nd"] = state.no_data
-            document["sn"] = encoded_seen
-        if key in self._groups_firing:
-            document["gf"] = True
+            state = _StationState(
+                state.level,
+                state.rate,
+                state.faults,
+                state.warned,
+                state.last_seen_ns,
+                state.no_data,
+                state.seen.copy(),
+            )
         incidents = self._incidents.get(key)
-        if incidents:
-            document["in"] = {
-                rule: [i.state.value, int(i.severity), i.since_ns, i.kind.value]
-                for rule, i in incidents.items()
-            }
-        return orjson.dumps(document)
+        return (
+            key,
+            state,
+            key in self._groups_firing,
+            incidents.copy() if incidents else None,
+            None,
+        )
 
     def _decode(self, key: str, blob: bytes) -> None:
         document = orjson.loads(blob)
@@ -714,6 +690,96 @@ class Engine:
             self._incidents[key] = incidents
         else:
             self._incidents.pop(key, None)
+
+
+_Captured = tuple[str, _StationState | None, bool, dict[str, _Incident] | None, int | None]
+"""A key, its station state, whether its group fires, its incidents, the engine's start."""
+
+
+class StateCapture:
+    """The engine's changed keys as they were at one instant, encoded a part at a time."""
+
+    def __init__(self, captured: list[_Captured]) -> None:
+        self._captured = captured
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self._captured)
+
+    @property
+    def done(self) -> bool:
+        """Whether every key has been encoded."""
+        return self._next >= len(self._captured)
+
+    def encode(self, limit: int | None = None) -> dict[str, bytes]:
+        """The next ``limit`` keys' states (None: all that remain), as :meth:`Engine.restore`
+        reads them."""
+        end = len(self._captured) if limit is None else min(len(self._captured), self._next + limit)
+        encoded = {item[0]: _encode(*item) for item in self._captured[self._next : end]}
+        self._next = end
+        return encoded
+
+
+def _encode(
+    key: str,
+    state: _StationState | None,
+    group_firing: bool,
+    incidents: dict[str, _Incident] | None,
+    started_ns: int | None,
+) -> bytes:
+    """One key's state as :meth:`Engine.restore` reads it."""
+    document: dict[str, object] = {"v": STATE_VERSION}
+    if key == ENGINE_KEY:
+        document["started_ns"] = started_ns
+        return orjson.dumps(document)
+    if state is not None:
+        lv, rt, ft = state.level, state.rate, state.faults
+        encoded_level: list[object] = [
+            int(lv.level),
+            lv.newest_ns,
+            lv.below_since_ns,
+            int(lv.below_peak),
+        ]
+        if lv.tide:
+            encoded_level.append([_deltas([h for h, _ in lv.tide]), [m for _, m in lv.tide]])
+        document["lv"] = encoded_level
+        # The rate window's times and the remembered ones are mostly the same readings:
+        # whichever is the other's tail is stored as its length alone.
+        seen, times = state.seen, rt.times_ns
+        encoded_seen: int | list[int]
+        encoded_times: int | list[int]
+        n_seen, n_times = len(seen), len(times)
+        if n_seen and n_seen <= n_times and _tail_of(times, seen):
+            encoded_seen, encoded_times = n_seen, _deltas(times)
+        elif n_times and n_times < n_seen and _tail_of(seen, times):
+            encoded_seen, encoded_times = _deltas(seen), n_times
+        else:
+            encoded_seen, encoded_times = _deltas(seen), _deltas(times)
+        document["rt"] = [encoded_times, list(rt.values), [list(f) for f in rt.firing]]
+        document["ft"] = [
+            ft.newest_ns,
+            ft.last_value,
+            list(ft.held) if ft.held else None,
+            ft.flat_value,
+            ft.flat_since_ns,
+            ft.flat_count,
+            ft.flatline,
+            ft.spike_ns,
+            ft.battery_low,
+            ft.battery_peak_v,
+        ]
+        document["up"] = int(state.warned)
+        document["ls"] = state.last_seen_ns
+        document["nd"] = state.no_data
+        document["sn"] = encoded_seen
+    if group_firing:
+        document["gf"] = True
+    if incidents:
+        document["in"] = {
+            rule: [i.state.value, int(i.severity), i.since_ns, i.kind.value]
+            for rule, i in incidents.items()
+        }
+    return orjson.dumps(document)
 
 
 def _reading_time(reading: Reading) -> int:

@@ -51,7 +51,7 @@ import httpx
 import orjson
 
 from alerts import journal
-from alerts.engine import Engine, Scope, Step
+from alerts.engine import Engine, Scope, StateCapture, Step
 from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.records import CommitReport
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
@@ -87,7 +87,11 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 GC_THRESHOLDS = (20_000, 20, 20)
 """The engine process's collector thresholds (CPython's defaults: 700, 10, 10)."""
 _FULL_HEALTH_EVERY = 10
-_HEALTH_CHUNK = 2000
+SNAPSHOT_KEYS_PER_CYCLE = 500
+"""Keys of a snapshot encoded per turn of the evaluation loop (~3.5 ms)."""
+_HEALTH_CHUNK = 500
+"""Stations per device-health write: ~7 ms of the loop each (snapshots and line protocol), so
+evaluation goes on between them."""
 
 
 class Leader(Protocol):
@@ -167,6 +171,16 @@ class _Work:
         self.snapshot.update(later.snapshot)
         self.tokens.extend(later.tokens)
         return self
+
+
+@dataclass(slots=True)
+class _Capture:
+    """A snapshot under way: the engine's state at one checkpoint, encoded a part at a time."""
+
+    state: StateCapture
+    covered: int
+    entries: list[int]
+    rows: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -265,6 +279,7 @@ class AlertLoop:
         self._next_entry = 1
         self._unsnapshotted: list[int] = []  # stored entries the last snapshot does not cover
         self._pending_snapshot: dict[str, bytes | None] = {}  # a snapshot not saved yet
+        self._capture: _Capture | None = None  # a snapshot being encoded
         # The first checkpoint snapshots: the engine's start (ENGINE_KEY) must not wait.
         self._snapshot_due = True
         self._readings_since_snapshot = 0
@@ -389,6 +404,9 @@ class AlertLoop:
                 wait_s = min(wait_s, cycle_started + policy.commit_interval_s - now)
             if tokens:
                 wait_s = min(wait_s, next_checkpoint - now)
+            if self._capture is not None:
+                await self._advance_snapshot()
+                wait_s = 0.0
             chunk = await self._source.next_chunk(max(wait_s, 0.0))
             if chunk:
                 if cycle_started is None:
@@ -427,8 +445,10 @@ class AlertLoop:
         rest = self._source.drain_buffered()
         if rest:
             step.extend(self._process(rest, tokens))
+        await self._advance_snapshot(None)
         self._snapshot_due = True
         await self._enqueue(step, tokens, checkpoint=True)
+        await self._advance_snapshot(None)
         await self._work.join()
 
     def _process(self, chunk: Sequence[Delivery], tokens: list[int]) -> Step:
@@ -465,9 +485,9 @@ class AlertLoop:
 
     async def _enqueue(self, step: Step, tokens: list[int], *, checkpoint: bool) -> None:
         """Hand a cycle to the committer (in order). A checkpoint carries the journal entry of
-        the engine's inputs since the previous one, and when due a snapshot of its state."""
+        the engine's inputs since the previous one; when a snapshot is due, the engine's state
+        is captured here and encoded over the next cycles (:meth:`_advance_snapshot`)."""
         entry: dict[str, bytes] = {}
-        snapshot: dict[str, bytes | None] = {}
         if checkpoint:
             readings = self._journal.readings
             body = self._journal.take()
@@ -477,19 +497,34 @@ class AlertLoop:
                 self._next_entry += 1
                 self._readings_since_snapshot += readings
                 self.counters.journal_entries += 1
-            if self._unsnapshotted and self._snapshot_is_due():
+            if self._capture is None and self._unsnapshotted and self._snapshot_is_due():
                 started = time.perf_counter()
-                snapshot = journal.snapshot(
-                    self.engine.dirty_state(), self._next_entry - 1, self._unsnapshotted
+                self._capture = _Capture(
+                    self.engine.capture_dirty(), self._next_entry - 1, self._unsnapshotted
                 )
                 self.counters.state_s += time.perf_counter() - started
-                self.counters.snapshots += 1
                 self._unsnapshotted = []
                 self._snapshot_due = False
                 self._readings_since_snapshot = 0
                 self._next_snapshot = time.monotonic() + self.policy.snapshot_interval_s
-        if step.events or step.transitions or entry or snapshot or tokens:
-            await self._work.put(_Work(step, entry, snapshot, tokens))
+        if step.events or step.transitions or entry or tokens:
+            await self._work.put(_Work(step, entry, {}, tokens))
+
+    async def _advance_snapshot(self, keys: int | None = SNAPSHOT_KEYS_PER_CYCLE) -> None:
+        """Encode the next ``keys`` keys of the snapshot under way (None: all); hand it to the
+        committer once whole (after the entries it covers, which are already queued)."""
+        capture = self._capture
+        if capture is None:
+            return
+        started = time.perf_counter()
+        capture.rows.update(capture.state.encode(keys))
+        self.counters.state_s += time.perf_counter() - started
+        if not capture.state.done:
+            return
+        self._capture = None
+        self.counters.snapshots += 1
+        rows = journal.snapshot(capture.rows, capture.covered, capture.entries)
+        await self._work.put(_Work(Step(), {}, rows, []))
 
     def _snapshot_is_due(self) -> bool:
         return (

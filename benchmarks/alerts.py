@@ -405,12 +405,15 @@ async def _engine_latency(
     from alerts.runtime import AlertLoop, run_alerts  # noqa: PLC0415
 
     latencies: list[float] = []
+    at_s: list[float] = []  # each latency's reading time, seconds since the start
     loops: list[AlertLoop] = []
+    started_ns = time.time_ns()
 
     def observe(transitions: Sequence[Any], committed_ns: int) -> None:
         for transition in transitions:
             if transition.event.kind is not EventKind.NO_DATA:
                 latencies.append((committed_ns - transition.event.at_ns) / 1e9)
+                at_s.append((transition.event.at_ns - started_ns) / 1e9)
 
     stop = asyncio.Event()
     engine = asyncio.create_task(
@@ -458,6 +461,7 @@ async def _engine_latency(
             "state_save_s": counters.state_save_s,
             "commit_s": sum(commits),
         }
+        figures.update(_p99_by_window(latencies, at_s))
     finally:
         stop.set()
         try:
@@ -465,6 +469,20 @@ async def _engine_latency(
         except TimeoutError:
             print("the engine did not stop within 300 s of the end")
     return latencies, figures
+
+
+_WINDOW_S = 10.0
+
+
+def _p99_by_window(latencies: Sequence[float], at_s: Sequence[float]) -> dict[str, float]:
+    """The p99 latency of each 10 s of the run, by the readings' time (``p99_window_<n>``)."""
+    windows: dict[int, list[float]] = {}
+    for latency, at in zip(latencies, at_s, strict=True):
+        windows.setdefault(int(at // _WINDOW_S), []).append(latency)
+    return {
+        f"p99_window_{n}": _quantile(sorted(values), 0.99) * 1000
+        for n, values in sorted(windows.items())
+    }
 
 
 def run_latency_benchmark(
@@ -554,6 +572,12 @@ def run_latency_benchmark(
         f"({figures['messages_evaluated']:,.0f} of {count:,} messages evaluated, all after "
         f"{figures['evaluated_all_after_s']:.1f} s; {figures['commits']:,.0f} commits, commit "
         f"p50 {figures['commit_p50_ms']:.1f} ms / p99 {figures['commit_p99_ms']:.1f} ms)"
+    )
+    windows = [v for k, v in figures.items() if k.startswith("p99_window_")]
+    say(
+        f"p99 by {_WINDOW_S:.0f} s of the run (warm-up included): "
+        + ", ".join(f"{v:.0f}" for v in windows)
+        + " ms"
     )
     say(f"CPU of the engine process: {figures['cpu_us_per_message']:.0f} us a message")
     say(

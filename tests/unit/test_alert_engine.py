@@ -283,3 +283,20 @@ def test_state_round_trips_exactly() -> None:
     again.restore(snapshot)
     assert again.state() == snapshot
     assert again.incidents() == engine.incidents()
+
+
+def test_a_capture_encodes_the_state_of_its_instant_however_late() -> None:
+    engine = Engine(RIVER, started_ns=T0)
+    run(engine, flood()[:8])
+    then = engine.state()
+    capture = engine.capture_dirty()
+    # The engine goes on (remembered times are a list it changes in place) ...
+    run(engine, flood()[8:])
+    assert engine.state() != then
+    # ... and the capture, encoded a key at a time afterwards, still says how it was.
+    encoded: dict[str, bytes] = {}
+    while not capture.done:
+        encoded |= capture.encode(1)
+    assert encoded == then
+    assert len(capture) == len(then)
+    assert capture.encode() == {}
