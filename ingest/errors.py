@@ -35,7 +35,8 @@ The root lives in :mod:`devices.errors` (``devices`` and ``simulators`` must not
     │   └── SpoolFullError              the spool reached its disk budget
     ├── alerts.incidents.errors.IncidentStoreError  the incident database failed
     │   ├── alerts.incidents.errors.IncidentNotFoundError   no incident has that id
-    │   └── alerts.incidents.errors.LeadershipLostError     another engine took the leader lock
+    │   ├── alerts.incidents.errors.LeadershipLostError     another engine took the leader lock
+    │   └── alerts.journal.JournalError                     a stored journal entry is unreadable
     ├── alerts.notify.errors.NotifyError            notifications (drawn in alerts.notify.errors)
     │   ├── alerts.notify.errors.PolicyError        (see ConfigError)
     │   ├── alerts.notify.errors.DeliveryError      a channel could not deliver
