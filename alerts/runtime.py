@@ -11,8 +11,8 @@ Every cycle (``alerts.commit_interval_s``, or ``commit_max_messages``):
    the next cycle is evaluated; cycles that queued up meanwhile share one transaction;
 4. give the cycle's alert events to the InfluxDB writer (measurement ``alerts``).
 
-Every checkpoint (``alerts.checkpoint_interval_s``, ``checkpoint_max_messages``, or at once for
-a cycle with time-driven events, which carry the wall clock), the cycle's transaction also
+Every checkpoint (``alerts.checkpoint_interval_s``, ``checkpoint_max_messages``, or at once
+after a tick of the time-driven rules, which run on the wall clock), the cycle's transaction also
 carries a journal entry of the engine's inputs since the previous checkpoint
 (:mod:`alerts.journal`); then the committer spools the events InfluxDB has not taken yet and
 acknowledges every message evaluated since the previous checkpoint. Every
@@ -419,12 +419,13 @@ class AlertLoop:
                 tick_ns = self._clock_ns()
                 ticked = self.engine.tick(tick_ns)
                 self._journal.record_tick(tick_ns)
+                # A tick's clock is the wall clock, which a restart cannot evaluate again:
+                # its journal entry is made durable at once, with the transitions it caused,
+                # before any reading evaluated after it is committed.
+                force_checkpoint = True
                 if ticked.events:
                     step.extend(ticked)
                     cycle_started = cycle_started or now
-                    # Time-driven events carry the wall clock: the tick's journal entry is
-                    # made durable with their transitions at once.
-                    force_checkpoint = True
             checkpoint = force_checkpoint or (
                 bool(tokens)
                 and (now >= next_checkpoint or len(tokens) >= policy.checkpoint_max_messages)
