@@ -210,7 +210,7 @@ def run_alerts_benchmark(
     }
     say(f"baseline (threshold lookup only): {base_rate:,.0f} readings/s")
     say(
-        f"engine (rules, incidents, dedup, health, tick, state): {engine_rate:,.0f} readings/s "
+        f"engine (rules, incidents, dedup, health, tick, journal): {engine_rate:,.0f} readings/s "
         f"({figures['engine_us_per_reading']:.1f} us a reading, "
         f"{figures['ratio'] * 100:.1f} % of the baseline's rate)"
     )
