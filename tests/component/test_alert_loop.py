@@ -105,6 +105,21 @@ async def start(
     return Rig(source, store, storage, loop, stop, task, committed)
 
 
+async def crash_and_restart(
+    first: Rig, tmp_path: Path, registry: StaticRegistry, snapshot_interval_s: float
+) -> Rig:
+    """kill -9 the first process, then start another on the same broker, database and storage."""
+    await first.crash()
+    return await start(
+        tmp_path,
+        registry,
+        source=first.source,
+        store=first.store,
+        storage=first.storage,
+        snapshot_interval_s=snapshot_interval_s,
+    )
+
+
 @pytest.fixture
 async def rig(tmp_path: Path, registry: StaticRegistry) -> AsyncIterator[Rig]:
     rig = await start(tmp_path, registry)
@@ -260,15 +275,7 @@ async def test_a_crash_mid_flood_loses_and_repeats_nothing(
     )
     publish_flood(first.source, FLOOD)
     await eventually(lambda: first.loop.counters.messages >= crash_after, what="some evaluated")
-    await first.crash()
-    second = await start(
-        tmp_path,
-        registry,
-        source=first.source,
-        store=first.store,
-        storage=first.storage,
-        snapshot_interval_s=snapshot_s,
-    )
+    second = await crash_and_restart(first, tmp_path, registry, snapshot_s)
     await eventually(lambda: not second.source.unacked, what="the rest acknowledged")
     await second.finish()
     assert sorted(await stored_transitions(second.store)) == sorted(
@@ -293,15 +300,7 @@ async def test_a_restart_replays_the_journal_since_the_snapshot(
     assert held.covered >= 1
     assert journaled >= 6
     publish_flood(first.source, FLOOD[14:], first=14)
-    await first.crash()
-    second = await start(
-        tmp_path,
-        registry,
-        source=first.source,
-        store=first.store,
-        storage=first.storage,
-        snapshot_interval_s=3600,
-    )
+    second = await crash_and_restart(first, tmp_path, registry, 3600)
     assert second.loop.counters.replayed_readings == journaled
     await eventually(lambda: not second.source.unacked, what="the rest acknowledged")
     await second.finish()
