@@ -18,6 +18,7 @@ from alerts.engine import Engine
 from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
+from alerts.rules.config import RulesConfig
 from alerts.runtime import AlertLoop, LoopPolicy, alert_record, decode_records, encode_records
 from devices import TopicScheme, load_stations
 from devices.levels import Level
@@ -406,3 +407,23 @@ async def test_time_driven_transitions_are_durable_with_what_caused_them(
     assert {subject for subject, _ in restored.incidents()} == {
         t.subject for _, t in store.history.values()
     }
+
+
+async def test_a_rules_reload_snapshots_at_the_next_checkpoint(
+    tmp_path: Path, registry: StaticRegistry
+) -> None:
+    # Journal entries are replayed under the configuration in force at a restart: those
+    # recorded under the old rules must go under a snapshot first.
+    rig = await start(tmp_path, registry, snapshot_interval_s=3600)
+    try:
+        publish_flood(rig.source, FLOOD[:4])
+        await eventually(lambda: not rig.source.unacked, what="acknowledged")
+        await eventually(lambda: rig.loop.counters.snapshots == 1, what="the first snapshot")
+        publish_flood(rig.source, FLOOD[4:6], first=4)
+        await eventually(lambda: bool(saved(rig.store).entries), what="entries after it")
+        rig.loop.use_rules(RulesConfig())
+        publish_flood(rig.source, FLOOD[6:8], first=6)
+        await eventually(lambda: rig.loop.counters.snapshots == 2, what="a snapshot")
+        await eventually(lambda: not saved(rig.store).entries, what="entries replaced")
+    finally:
+        await rig.finish()
