@@ -114,6 +114,21 @@ class Plan:
         return {message.message.account for message in self.messages}
 
 
+def scenario_truth(scenario: Scenario, registry: Registry, start_ns: int) -> Truth:
+    """The noise-free levels of a run of ``scenario`` starting at ``start_ns``.
+
+    Tides and season follow ``scenario.model_start`` when it is set (the same levels whatever
+    the day of the run), else the run's own dates.
+    """
+    grid = Grid.covering(start_ns, scenario.duration_s, scenario.step_s)
+    model = grid
+    if scenario.model_start is not None:
+        model_ns = int(scenario.model_start.timestamp()) * 1_000_000_000
+        model = Grid.covering(model_ns, scenario.duration_s, scenario.step_s)
+    truth = river_truth(river_network(scenario, registry), model, scenario.seed)
+    return replace(truth, grid=grid)
+
+
 def build_plan(
     scenario: Scenario,
     registry: Registry,
@@ -140,7 +155,7 @@ def build_plan(
     topics = topics or TopicScheme()
     seed = scenario.seed
     grid = Grid.covering(start_ns, scenario.duration_s, scenario.step_s)
-    truth = river_truth(river_network(scenario, registry), grid, seed)
+    truth = scenario_truth(scenario, registry, start_ns)
     events = flood_events(scenario)
     senders = {s: resolve_sender(registry, s, topics) for s in scenario.station_ids}
     if formats is not None:

@@ -306,6 +306,10 @@ class Scenario(_Model):
         name: Its name (the file's stem by default).
         description: What it rehearses.
         start: A fixed start; usually left out so the run chooses one (see the runner).
+        model_start: The moment whose tides and season the levels follow, so that a run on
+            any date replays the same levels (the tide follows the moon: a run's crossings
+            would otherwise move by hours from one day to the next). Left out, they follow
+            the run's own dates.
         duration_s: How long it lasts (YAML ``duration``).
         step_s: The model's grid step (``step``); report intervals are rounded to it.
         seed: Makes every number reproducible.
@@ -322,6 +326,7 @@ class Scenario(_Model):
     name: str = ""
     description: str = ""
     start: datetime | None = None
+    model_start: datetime | None = None
     duration_s: Duration = Field(alias="duration", gt=0, le=366 * 86_400)
     step_s: Duration = Field(default=300.0, alias="step", gt=0)
     seed: int = Field(default=1, ge=0, lt=2**63)
@@ -334,7 +339,7 @@ class Scenario(_Model):
     faults: list[FaultEntry] = Field(default_factory=list)
     expect: list[ExpectEntry] = Field(default_factory=list)
 
-    @field_validator("start")
+    @field_validator("start", "model_start")
     @classmethod
     def _aware(cls, moment: datetime | None) -> datetime | None:
         if moment is not None and moment.utcoffset() is None:

@@ -10,8 +10,8 @@ import pytest
 
 from devices.levels import Level
 from devices.registry import Registry, load_registry
-from simulators.models import M2_PERIOD_S, Grid, crest, river_truth
-from simulators.plan import Plan, build_plan
+from simulators.models import M2_PERIOD_S, crest
+from simulators.plan import Plan, build_plan, scenario_truth
 from simulators.scenario import (
     ScenarioError,
     check_expectations,
@@ -20,7 +20,6 @@ from simulators.scenario import (
     load_scenario,
     parse_duration_s,
     parse_scenario,
-    river_network,
 )
 from tests.conftest import REPO_ROOT
 
@@ -57,19 +56,33 @@ def test_every_promise_of_the_shipped_scenarios_holds(name: str, start: str) -> 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_the_promises_hold_whatever_the_phase_of_the_tide_at_the_start(name: str) -> None:
-    # Tides follow the calendar (the moon), so a run's levels depend on the day it starts:
-    # starts 12.5 h apart over a lunar month meet every phase of the tide and of spring-neap.
+    # Tides follow the calendar (the moon): starts 12.5 h apart over a lunar month meet every
+    # phase of the tide and of spring-neap. The shipped scenarios pin theirs (model_start).
     scenario = load_scenario(name, SCENARIOS)
-    network = river_network(scenario, registry())
+    assert scenario.model_start is not None
     first_ns = int(datetime.fromisoformat(STARTS[0]).timestamp()) * 10**9
     broken = set()
-    for number in range(58):
-        start_ns = first_ns + number * 45_000 * 10**9
-        grid = Grid.covering(start_ns, scenario.duration_s, scenario.step_s)
-        truth = river_truth(network, grid, scenario.seed)
-        results = check_expectations(scenario, registry(), truth)
-        broken |= {f"{r.station}: {r.promise} ({r.observed})" for r in results if not r.held}
+    for pinned in (scenario, scenario.model_copy(update={"model_start": None})):
+        for number in range(58):
+            truth = scenario_truth(pinned, registry(), first_ns + number * 45_000 * 10**9)
+            results = check_expectations(pinned, registry(), truth)
+            broken |= {f"{r.station}: {r.promise} ({r.observed})" for r in results if not r.held}
     assert not broken, sorted(broken)
+
+
+def test_a_pinned_calendar_gives_the_same_levels_whatever_the_day_of_the_run() -> None:
+    scenario = load_scenario("way-tulang-bawang-flood", SCENARIOS)
+    first, later = (
+        scenario_truth(scenario, registry(), int(datetime.fromisoformat(s).timestamp()) * 10**9)
+        for s in STARTS
+    )
+    assert later.grid.start_ns > first.grid.start_ns
+    for station, levels in first.levels_cm.items():
+        assert np.array_equal(levels, later.levels_cm[station]), station
+    free = scenario.model_copy(update={"model_start": None})
+    drifting = scenario_truth(free, registry(), later.grid.start_ns)
+    tidal = "tb-dente-teladas"
+    assert not np.array_equal(drifting.levels_cm[tidal], first.levels_cm[tidal])
 
 
 @pytest.mark.parametrize("start", STARTS)
