@@ -293,9 +293,10 @@ class _Plan:
 
     def __init__(self, open_rows: dict[str, dict[str, Any]]) -> None:
         self._open_rows = open_rows
-        self._slots: list[dict[str, Any]] = []  # incidents touched: a row, "id" None if new
+        self._slots: list[dict[str, Any]] = []  # incidents moved: a row, "id" None if new
         self._open_slot: dict[str, int] = {}
-        self.history: list[tuple[int, Transition, str]] = []  # (slot, transition, key)
+        # (slot, transition, key, the event as JSON): one per transition to store
+        self.history: list[tuple[int, Transition, str, dict[str, Any]]] = []
 
     def apply(self, transition: Transition, key: str, labels: Labels) -> None:
         """Move the transition's incident (opened by it when none is open)."""
@@ -327,6 +328,7 @@ class _Plan:
             row = self._slots[slot]
             after = apply_transition(_incident_from_row({**row, "id": row["id"] or 0}), transition)
         resolved = after.state == IncidentState.RESOLVED
+        event_json = event_to_json(event)
         self._slots[slot].update(
             {
                 "state": after.state.value,
@@ -334,16 +336,15 @@ class _Plan:
                 "updated_ns": after.updated_ns,
                 "resolved_ns": after.resolved_ns,
                 "labels": after.labels,
-                "last_event": event_to_json(event),
+                "last_event": event_json,
                 "open_key": None if resolved else slot_key,
-                "_changed": True,
             }
         )
         if resolved:
             self._open_slot.pop(slot_key, None)
         else:
             self._open_slot[slot_key] = slot
-        self.history.append((slot, transition, key))
+        self.history.append((slot, transition, key, event_json))
 
     def write(self, connection: Connection, now_ns: int) -> list[int]:
         """Write the changes; the new transitions' ids, in order."""
@@ -352,16 +353,16 @@ class _Plan:
             tables.incident_transitions,
             tables.outbox,
         )
-        changed = [row for row in self._slots if row.pop("_changed", False)]
+        # Every incident in a slot was moved by at least one transition.
         updates = [
             {"incident_id": row["id"], **{name: row[name] for name in _ENGINE_COLUMNS}}
-            for row in changed
+            for row in self._slots
             if row["id"] is not None
         ]
         if updates:
             # Before the inserts: an incident resolved here frees its open_key for a new one.
             connection.execute(_INCIDENT_UPDATE, updates)
-        created = [row for row in changed if row["id"] is None]
+        created = [row for row in self._slots if row["id"] is None]
         if created:
             columns = [c.name for c in incidents.columns if c.name != "id"]
             ids = connection.execute(
@@ -371,7 +372,7 @@ class _Plan:
             for row, incident_id in zip(created, ids, strict=True):
                 row["id"] = int(incident_id)
         rows = []
-        for slot, transition, key in self.history:
+        for slot, transition, key, event_json in self.history:
             event = transition.event
             no_data = event.kind == EventKind.NO_DATA
             previous = transition.previous_state
@@ -382,7 +383,7 @@ class _Plan:
                     "previous_state": None if previous is None else previous.value,
                     "state": transition.state.value,
                     "event_id": event.id,
-                    "event": event_to_json(event),
+                    "event": event_json,
                     "at_ns": event.at_ns,
                     "reading_station": None if no_data else event.subject,
                     "reading_ts_ns": None if no_data else event.at_ns,
