@@ -154,8 +154,8 @@ def build_plan(
     check_scenario(scenario, registry, scenario.name or "<scenario>")
     topics = topics or TopicScheme()
     seed = scenario.seed
-    grid = Grid.covering(start_ns, scenario.duration_s, scenario.step_s)
     truth = scenario_truth(scenario, registry, start_ns)
+    grid = truth.grid
     events = flood_events(scenario)
     senders = {s: resolve_sender(registry, s, topics) for s in scenario.station_ids}
     if formats is not None:
