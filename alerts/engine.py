@@ -392,19 +392,27 @@ class Engine:
             )
             events.extend(warnings)
 
-    def _due_ns(self, station_id: str) -> int | None:
-        """When a station becomes overdue (None: its no-data rule is off)."""
+    def _due_ns(self, station_id: str, *, watched: bool = False) -> int | None:
+        """When a station becomes overdue (None: its no-data rule is off).
+
+        ``watched``: when the tick looks at its silence, counted from the engine's start for
+        a station whose newest reading is older than that (a backlog). A function of the state
+        alone that only moves later: a restart re-arms every station with it, and the
+        journal's replay finds a station silent at the same tick as the live engine did.
+        """
         plan = self._plans.get(station_id)
         if plan is None or not plan.rules.no_data.enabled:
             return None
         state = self._states.get(station_id)
         last_seen = state.last_seen_ns if state is not None else None
         seen = self.started_ns if last_seen is None else last_seen
+        if watched:
+            seen = max(seen, self.started_ns)
         rule = plan.rules.no_data
         return seen + int(rule.missed_intervals * plan.station.interval_s * NS_PER_S)
 
     def _arm(self, station_id: str) -> None:
-        due = self._due_ns(station_id)
+        due = self._due_ns(station_id, watched=True)
         if due is not None:
             heapq.heappush(self._due, (due, station_id))
             self._armed.add(station_id)
@@ -421,7 +429,7 @@ class Engine:
         while due and due[0][0] <= now_ns:
             _, station_id = heapq.heappop(due)
             self._armed.discard(station_id)
-            actual = self._due_ns(station_id)
+            actual = self._due_ns(station_id, watched=True)
             if actual is None:
                 continue
             if actual > now_ns:  # it reported since: wait again until its new moment
