@@ -248,19 +248,54 @@ class MemoryPublisher:
         """Nothing to close."""
 
 
+class _Acknowledgements:
+    """The broker's answers to one client's QoS 1 publishes, as paho's network thread sees them.
+
+    Recorded from ``on_publish`` rather than read off paho's message info: a message published
+    while the client reconnects keeps ``rc == MQTT_ERR_NO_CONN`` after paho resends it and the
+    broker acknowledges it, and ``is_published()`` raises for it, so the info cannot tell an
+    acknowledged message from a lost one.
+    """
+
+    def __init__(self) -> None:
+        self._answers: dict[int, str | None] = {}
+        self._arrived = threading.Condition()
+
+    def record(self, mid: int, refusal: str | None) -> None:
+        """Keep the answer to message ``mid``: None when accepted, else the broker's reason."""
+        with self._arrived:
+            self._answers[mid] = refusal
+            self._arrived.notify_all()
+
+    def take(self, mid: int, timeout_s: float) -> tuple[bool, str | None]:
+        """Wait up to ``timeout_s`` for the answer to ``mid`` and forget it.
+
+        Returns:
+            Whether it came, and the refusal reason if the broker refused the message.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while mid not in self._answers:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False, None
+                self._arrived.wait(remaining)
+            return True, self._answers.pop(mid)
+
+
 class _Connection:
-    """One paho client, its unacknowledged messages and the broker's refusals."""
+    """One paho client, its unacknowledged messages and the broker's answers."""
 
     # A paho message id is reused only after 65535 newer publishes: checking acknowledgements
-    # in order, with at most this many outstanding, keeps every refusal matched to its message.
+    # in order, with at most this many outstanding, keeps every answer matched to its message.
     MAX_UNCHECKED = 20_000
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.answered = threading.Event()
         self.connect_reason: str | None = None
-        self.refused_mids: dict[int, str] = {}
-        self.unchecked: deque[tuple[int, Any]] = deque()
+        self.acknowledgements = _Acknowledgements()
+        self.unchecked: deque[tuple[int, int]] = deque()  # (handle, mid), oldest first
 
 
 class MqttPublisher:
@@ -323,9 +358,7 @@ class MqttPublisher:
             connection.answered.set()
 
         def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
-            # Runs before paho marks the message published, so the main thread sees it first.
-            if reason.is_failure:
-                connection.refused_mids[mid] = str(reason)
+            connection.acknowledgements.record(mid, str(reason) if reason.is_failure else None)
 
         client.on_connect = on_connect
         client.on_publish = on_publish
@@ -350,22 +383,31 @@ class MqttPublisher:
         if connection is None:
             raise RunError(f"account {account!r} is not connected")
         self._handles += 1
+        # Queued by paho whatever the connection's state (rc NO_CONN while it reconnects): paho
+        # sends it once connected and resends it after a reconnect until the broker answers.
         info = connection.client.publish(topic, payload, qos=1)
-        connection.unchecked.append((self._handles, info))
+        connection.unchecked.append((self._handles, info.mid))
         self._check(connection, block=len(connection.unchecked) > _Connection.MAX_UNCHECKED)
         return self._handles
 
     def _check(self, connection: _Connection, *, block: bool, timeout_s: float = 60.0) -> None:
+        """Match the broker's answers to the oldest messages, waiting for them if ``block``.
+
+        Raises:
+            RunError: ``block`` and a message unanswered for ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
         while connection.unchecked:
-            handle, info = connection.unchecked[0]
-            if not info.is_published():
+            handle, mid = connection.unchecked[0]
+            wait_s = max(0.0, deadline - time.monotonic()) if block else 0.0
+            answered, refusal = connection.acknowledgements.take(mid, wait_s)
+            if not answered:
                 if not block:
                     return
-                _wait_published(info, timeout_s)
+                raise RunError(f"no acknowledgement from the broker within {timeout_s:g} s")
             connection.unchecked.popleft()
-            reason = connection.refused_mids.pop(info.mid, None)
-            if reason is not None:
-                self._refused.append(Refusal(handle, reason))
+            if refusal is not None:
+                self._refused.append(Refusal(handle, refusal))
 
     def wait_acknowledged(self, timeout_s: float) -> list[Refusal]:
         """Wait for every outstanding acknowledgement; return and forget the refusals."""
@@ -388,28 +430,6 @@ class MqttPublisher:
             connection.client.disconnect()
             connection.client.loop_stop()
         self._connections.clear()
-
-
-def _wait_published(info: paho.MQTTMessageInfo, timeout_s: float) -> None:
-    """Wait for a QoS 1 message's PUBACK, across a reconnect.
-
-    A broker may close a connection (Mosquitto does after refusing a publish when it queues
-    without limit); paho keeps the client's unacknowledged messages and sends them again once its
-    loop has reconnected, but ``wait_for_publish`` raises at once for a message queued while the
-    connection was down.
-
-    Raises:
-        RunError: No acknowledgement within ``timeout_s``.
-    """
-    deadline = time.monotonic() + timeout_s
-    while not info.is_published():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RunError(f"no acknowledgement from the broker within {timeout_s:g} s")
-        if info.rc == paho.MQTT_ERR_NO_CONN:
-            time.sleep(min(remaining, 0.05))  # the network thread reconnects and resends
-        else:
-            info.wait_for_publish(remaining)
 
 
 # -- publishing on the simulated clock ---------------------------------------------------------

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 import socket
-import time
+import threading
 from functools import cache
 from pathlib import Path
 
-import paho.mqtt.client as paho_client
 import pytest
 
 from devices.registry import Registry, load_registry
@@ -20,7 +19,8 @@ from simulators.runner import (
     MemoryPublisher,
     MqttPublisher,
     RunError,
-    _wait_published,
+    _Acknowledgements,
+    _Connection,
     check_start,
     default_start,
     load_credentials,
@@ -209,25 +209,23 @@ def test_start_times() -> None:
         parse_start("yesterday")
 
 
-class _QueuedWhileDisconnected:
-    """A paho message info as paho returns it for a publish made while reconnecting."""
-
-    rc = paho_client.MQTT_ERR_NO_CONN
-
-    def __init__(self, published_after_s: float) -> None:
-        self._at = time.monotonic() + published_after_s
-
-    def is_published(self) -> bool:
-        return time.monotonic() >= self._at
-
-    def wait_for_publish(self, timeout: float | None = None) -> None:
-        raise RuntimeError("Message publish failed: The client is not currently connected.")
-
-
-def test_a_message_queued_while_reconnecting_is_waited_for_not_failed() -> None:
-    _wait_published(_QueuedWhileDisconnected(0.1), timeout_s=5)  # type: ignore[arg-type]
+def test_an_answer_from_the_network_thread_is_waited_for_and_taken_once() -> None:
+    acknowledgements = _Acknowledgements()
+    answer = threading.Timer(0.05, acknowledgements.record, args=(7, "Not authorized"))
+    answer.start()
+    assert acknowledgements.take(7, timeout_s=5) == (True, "Not authorized")
+    answer.join()
+    assert acknowledgements.take(7, timeout_s=0) == (False, None)
+    acknowledgements.record(8, None)
+    assert acknowledgements.take(8, timeout_s=0) == (True, None)
 
 
 def test_a_message_never_acknowledged_fails_with_a_sentence() -> None:
+    connection = _Connection(client=None)
+    connection.unchecked.append((1, 42))
+    publisher = MqttPublisher(BrokerAddress("127.0.0.1", 1883))
+    publisher._connections[None] = connection
     with pytest.raises(RunError, match=r"no acknowledgement from the broker within 0\.1 s"):
-        _wait_published(_QueuedWhileDisconnected(60), timeout_s=0.1)  # type: ignore[arg-type]
+        publisher._check(connection, block=True, timeout_s=0.1)
+    publisher._check(connection, block=False)  # not blocking: nothing to wait for, no error
+    assert list(connection.unchecked) == [(1, 42)]
