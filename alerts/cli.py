@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from alerts.backtest import Backtest
     from alerts.settings import Settings
     from devices.readings import Reading
@@ -146,13 +148,14 @@ def _print_json(result: Backtest) -> None:
 
 
 def _print_table(result: Backtest) -> None:
-    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     from alerts.backtest import event_record  # noqa: PLC0415
 
-    console = Console()
+    console = _console()
     table = Table("at", "station", "kind", "rule", "change", "detail")
+    for column in table.columns[:4]:
+        column.no_wrap = True  # cut, "2025-03-0…" names no moment; the detail wraps instead
     for event in result.events:
         record = event_record(event)
         if "previous" in record:
@@ -286,13 +289,22 @@ def list_incidents(
     if not incidents:
         typer.echo("no incidents" if show_all else "no open incidents")
         return
-    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(*LIST_COLUMNS)
     for incident in incidents:
         table.add_row(*incident_line(incident))
-    Console(width=200).print(table)
+    _console().print(table)
+
+
+def _console() -> Console:
+    """A console as wide as the terminal, or 200 columns into a file or a pipe (rich's 80 would
+    cut timestamps and station ids there)."""
+    import sys  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 @alerts_app.command("show")

@@ -88,6 +88,9 @@ def test_the_table_has_a_summary(csv_file: Path) -> None:
     assert "readings replayed" in result.output
     assert "level events" in result.output
     assert "flaps" in result.output
+    # Into a pipe (as here) the table is not cut to 80 columns: every moment and id is whole.
+    assert "2020-09-21T10:20:00.000Z" in result.output
+    assert "ciliwung-katulampa" in result.output
 
 
 def test_a_rules_file_changes_the_outcome(csv_file: Path, tmp_path: Path) -> None:
