@@ -69,7 +69,10 @@ def _rfc3339_to_ns(text: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise TimestampError(f"ts {text!r} is not RFC 3339") from None
+        try:  # RFC 3339 allows a lower-case "t" and "z"; tried second, off the common path
+            moment = datetime.fromisoformat(text.upper())
+        except ValueError:
+            raise TimestampError(f"ts {text!r} is not RFC 3339") from None
     offset = moment.utcoffset()
     if offset is None:
         raise TimestampError(f"ts {text!r} has no UTC offset; add 'Z' or '+07:00'")

@@ -26,6 +26,8 @@ NEW_YEAR_2024_S = 1_704_067_200  # 2024-01-01T00:00:00Z
         ("2024-03-15T01:30:00.5Z", 1_710_466_200_500_000_000),
         ("1970-01-01T00:00:00Z", 0),
         ("1970-01-01T07:00:00.000001+07:00", 1_000),
+        ("2024-01-01t00:00:00z", NEW_YEAR_2024_S * NS_PER_S),  # RFC 3339 allows lower case
+        ("2024-01-01 07:00:00+07:00", NEW_YEAR_2024_S * NS_PER_S),  # ... and a space for "T"
     ],
 )
 def test_rfc3339_with_z_or_offset(text: str, expected_ns: int) -> None:
