@@ -164,6 +164,12 @@ def render_report(report: RunReport, promises: Sequence[ExpectationResult] = ())
         outcome = record.outcome + (f" ({record.reason})" if record.reason else "")
         faults.add_row(record.kind, record.station, str(record.readings), outcome)
     parts: list[RenderableType] = [header, readings, rejections, faults]
+    skipped = {why: count for why, count in report.skipped_rows.items() if count}
+    if skipped:
+        parts.append(
+            "rows of the file not sent: "
+            + ", ".join(f"{count} {why}" for why, count in sorted(skipped.items()))
+        )
     if promises:
         kept = Table("station", "promise", "in the readings sent", title="promised crossings")
         for result in promises:

@@ -2,8 +2,10 @@
 
 The CSV has a header with the columns ``timestamp``, ``station``, ``metric`` and ``value``
 (others are ignored); timestamps are RFC 3339 with an offset, or epoch seconds or milliseconds.
-Rows are grouped per (station, timestamp) into one native message each and published in time
-order, with the file's own gaps divided by ``speed``.
+It is read by :mod:`devices.readings_csv`, like ``siaga alerts backtest``'s: rows without a
+value (gaps) and repeated rows are skipped and counted in the report. Rows are grouped per
+(station, timestamp) into one native message each and published in time order, with the file's
+own gaps in time divided by ``speed``.
 
 Without ``shift_to_now`` the readings keep their recorded times, which must lie within the
 last year (the ingest side's retention window) and not in the future. With it, every time is
@@ -13,18 +15,14 @@ scenario run (see :func:`simulators.runner.default_start`).
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from devices.errors import ConfigError
+from devices.readings_csv import ReadingsCsvError, parse_readings_csv
 from devices.registry import Registry
-from devices.timestamps import TimestampError, parse_timestamp_ns
 from devices.topics import TopicScheme
 from simulators.encoding import DeviceReading, Encoded, Sender, encode_native
 from simulators.faults import Outgoing
@@ -42,12 +40,23 @@ from simulators.runner import (
 )
 
 NS_PER_S = 1_000_000_000
-REQUIRED_COLUMNS = ("timestamp", "station", "metric", "value")
-_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
 
 
 class ReplayError(ConfigError, ValueError):
     """A file that cannot be replayed; the message names the line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFile:
+    """A replay file's messages, in time order, and the rows it skipped.
+
+    Attributes:
+        messages: One per (station, timestamp).
+        skipped: ``gaps`` (rows without a value) and ``duplicates`` (a row given twice).
+    """
+
+    messages: list[ReplayMessage]
+    skipped: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,72 +68,35 @@ class ReplayMessage:
     values: dict[str, float]
 
 
-def _timestamp(text: str, where: str) -> int:
-    value: object = text.strip()
-    if _NUMBER.fullmatch(text.strip()):
-        value = float(text) if any(c in text for c in ".eE") else int(text)
-    try:
-        return parse_timestamp_ns(value)
-    except TimestampError as exc:
-        raise ReplayError(f"{where}: {exc}") from None
-
-
-def parse_replay_csv(text: str, source: str = "<csv>") -> list[ReplayMessage]:
-    """Read a replay CSV and group it into messages, in time order.
+def parse_replay_csv(text: str, source: str = "<csv>") -> ReplayFile:
+    """Read a replay CSV (:mod:`devices.readings_csv`) and group it into messages, in time order.
 
     Raises:
-        ReplayError: Missing columns, bad timestamps or values, empty fields, or a
-            (station, timestamp, metric) given twice, naming the line.
+        ReplayError: Missing columns, bad timestamps or values, empty fields, a (station,
+            timestamp, metric) given twice with two values, or no rows at all, naming the line.
     """
-    reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip() for name in reader.fieldnames or []]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise ReplayError(
-            f"{source}: the header must name {', '.join(REQUIRED_COLUMNS)} (missing "
-            f"{', '.join(missing)})"
-        )
-    reader.fieldnames = header
-    groups: dict[tuple[str, int], dict[str, float]] = {}
-    seen: dict[tuple[str, int, str], int] = {}
-    for row in reader:
-        line = reader.line_num
-        where = f"{source}: line {line}"
-        station = (row.get("station") or "").strip()
-        metric = (row.get("metric") or "").strip()
-        if not station or not metric:
-            raise ReplayError(f"{where}: station and metric must not be empty")
-        ts_ns = _timestamp(row.get("timestamp") or "", where)
-        try:
-            value = float((row.get("value") or "").strip())
-        except ValueError:
-            raise ReplayError(f"{where}: value {row.get('value')!r} is not a number") from None
-        if not math.isfinite(value):
-            raise ReplayError(f"{where}: value must be a finite number")
-        key = (station, ts_ns, metric)
-        if key in seen:
-            raise ReplayError(
-                f"{where}: {station} {metric} at this time is already on line {seen[key]}"
-            )
-        seen[key] = line
-        groups.setdefault((station, ts_ns), {})[metric] = value
-    if not groups:
+    try:
+        parsed = parse_readings_csv(text, source, time_columns=("timestamp", "ts"))
+    except ReadingsCsvError as exc:
+        raise ReplayError(str(exc)) from None
+    if not parsed.readings:
         raise ReplayError(f"{source}: no rows to replay")
-    messages = [ReplayMessage(ts, station, values) for (station, ts), values in groups.items()]
-    messages.sort(key=lambda m: (m.ts_ns, m.station))
-    return messages
+    messages = [ReplayMessage(r.ts_ns, r.station_id, r.values) for r in parsed.readings]
+    return ReplayFile(messages, {"gaps": parsed.gaps, "duplicates": parsed.duplicates})
 
 
-def load_replay_csv(path: Path) -> list[ReplayMessage]:
+def load_replay_csv(path: Path) -> ReplayFile:
     """Read and parse a replay file.
 
     Raises:
         ReplayError: Unreadable or invalid.
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ReplayError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ReplayError(f"{path}: byte {exc.start} is not UTF-8") from None
     return parse_replay_csv(text, str(path))
 
 
@@ -219,10 +191,10 @@ def run_replay(
         publisher: Where to publish (default: MQTT to ``broker_url``).
         now_ns: The wall clock (tests).
     """
-    messages = load_replay_csv(path)
+    recorded = load_replay_csv(path)
     now = time.time_ns() if now_ns is None else now_ns
     start_ns, outgoing = plan_replay(
-        messages,
+        recorded.messages,
         speed=speed,
         now_ns=now,
         shift_to_now=shift_to_now,
@@ -236,7 +208,7 @@ def run_replay(
         return publish_schedule(
             outgoing,
             publisher,
-            RunReport(path.name, start_ns, speed),
+            RunReport(path.name, start_ns, speed, skipped_rows=recorded.skipped),
             start_ns=start_ns,
             speed=speed,
             display=display,

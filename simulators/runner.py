@@ -452,6 +452,8 @@ class RunReport:
             acknowledged, to judge the scenario's promises against what was really sent.
         wall_s: How long the run took.
         interrupted: The run was stopped early; the counts cover what was sent.
+        skipped_rows: A replayed file's rows not sent, by why (``gaps``: no value;
+            ``duplicates``: a row given twice).
     """
 
     name: str
@@ -465,6 +467,7 @@ class RunReport:
     levels: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     wall_s: float = 0.0
     interrupted: bool = False
+    skipped_rows: dict[str, int] = field(default_factory=dict)
 
     def valid_pairs(self) -> set[tuple[str, int]]:
         """Every valid reading as (station, ts_ns)."""

@@ -8,10 +8,12 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from devices.formats.native import decode_native
 from devices.registry import Registry, load_registry
 from devices.topics import TopicScheme
+from simulators.display import render_report
 from simulators.replay import (
     ReplayError,
     parse_replay_csv,
@@ -38,7 +40,7 @@ def registry() -> Registry:
 
 
 def test_rows_are_grouped_per_station_and_time_in_time_order() -> None:
-    messages = parse_replay_csv(RECORDED)
+    messages = parse_replay_csv(RECORDED).messages
     assert [(m.station, m.values) for m in messages] == [
         ("tb-menggala-rain", {"rain_mm": 0.4}),
         ("tb-banjar-agung", {"water_level_cm": 150.0}),
@@ -57,9 +59,10 @@ def test_rows_are_grouped_per_station_and_time_in_time_order() -> None:
         ("timestamp,station,metric,value\nyesterday,s,m,1\n", "line 2: ts 'yesterday'"),
         ("timestamp,station,metric,value\n1795000000,s,m,high\n", "line 2: value 'high'"),
         (
-            "timestamp,station,metric,value\n1795000000,s,m,nan\n",
-            "line 2: value must be a finite number",
+            "timestamp,station,metric,value\n1795000000,s,m,inf\n",
+            "line 2: value 'inf' is not a finite number",
         ),
+        ("timestamp,station,metric,value\n1795000000,s,m,NaN\n", "no rows"),  # only a gap
         ("timestamp,station,metric,value\n1795000000,,m,1\n", "line 2: station and metric"),
         (
             "timestamp,station,metric,value\n1795000000,s,m,1\n1795000000000,s,m,2\n",
@@ -73,7 +76,7 @@ def test_bad_files_name_the_line(text: str, problem: str) -> None:
 
 
 def test_shifted_to_now_the_replay_ends_now_at_any_speed() -> None:
-    messages = parse_replay_csv(RECORDED)
+    messages = parse_replay_csv(RECORDED).messages
     span_s = (messages[-1].ts_ns - messages[0].ts_ns) / 1e9
     start_ns, outgoing = plan_replay(messages, speed=60, now_ns=NOW_NS, shift_to_now=True)
     assert [o.at_s for o in outgoing] == [(m.ts_ns - messages[0].ts_ns) / 1e9 for m in messages]
@@ -90,9 +93,10 @@ def test_unshifted_old_recordings_are_refused() -> None:
         "timestamp,station,metric,value\n"
         "2020-09-21T17:49:00+07:00,ciliwung-katulampa,water_level_cm,40\n"
     )
+    messages = parse_replay_csv(old).messages
     with pytest.raises(RunError, match="older than the ingest side keeps"):
-        plan_replay(parse_replay_csv(old), speed=1, now_ns=NOW_NS)
-    _, outgoing = plan_replay(parse_replay_csv(old), speed=1, now_ns=NOW_NS, shift_to_now=True)
+        plan_replay(messages, speed=1, now_ns=NOW_NS)
+    _, outgoing = plan_replay(messages, speed=1, now_ns=NOW_NS, shift_to_now=True)
     assert json.loads(outgoing[0].message.payload) == {"ts": NOW_NS // 10**6, "water_level_cm": 40}
 
 
@@ -126,10 +130,26 @@ def test_a_replay_publishes_native_messages_and_reports_them(tmp_path: Path) -> 
         decoded |= {(r.station_id, r.ts_ns) for r in decode_native(payload, station, 10).readings}
     assert decoded == report.valid_pairs()
     assert report.valid_counts() == {"tb-menggala-rain": 1, "tb-menggala": 2, "tb-banjar-agung": 1}
+    assert report.skipped_rows == {"gaps": 0, "duplicates": 0}
+
+
+def test_gaps_and_repeated_rows_are_skipped_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "recorded.csv"
+    lines = RECORDED.splitlines()
+    path.write_text("\n".join([*lines, lines[1], "1795000000,tb-menggala,water_level_cm,NaN", ""]))
+    publisher = MemoryPublisher()
+    report = run_replay(
+        path, speed=math.inf, shift_to_now=True, registry=registry(), publisher=publisher
+    )
+    assert report.messages_sent == 4
+    assert report.skipped_rows == {"gaps": 1, "duplicates": 1}
+    console = Console(width=200, record=True)
+    console.print(render_report(report))
+    assert "rows of the file not sent: 1 duplicates, 1 gaps" in console.export_text()
 
 
 def test_unshifted_recent_recordings_keep_their_times() -> None:
-    messages = parse_replay_csv(RECORDED)
+    messages = parse_replay_csv(RECORDED).messages
     start_ns, outgoing = plan_replay(messages, speed=60, now_ns=NOW_NS)
     assert start_ns == messages[0].ts_ns
     assert [ts for o in outgoing for _, ts in o.message.stored] == [m.ts_ns for m in messages]
