@@ -9,9 +9,6 @@ otherwise, so a file of three stations is not a regency of silent ones.
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,16 +18,19 @@ from alerts.engine import Engine, Scope, Step
 from alerts.model import AlertEvent, EventKind
 from alerts.rules.config import RulesConfig
 from devices.levels import Level
-from devices.readings import Reading
+from devices.readings import Reading, Rejection
+from devices.readings_csv import ReadingsCsv, ReadingsCsvError, parse_readings_csv
 from devices.stations import StationRegistry
-from devices.timestamps import NS_PER_S, TimestampError, format_rfc3339, parse_timestamp_ns
+from devices.timestamps import NS_PER_S, STORABLE_NS, format_rfc3339
 from ingest.errors import ConfigError
 from ingest.storage.base import TELEMETRY
+from ingest.validation import check_reading, metric_ranges
 
 if TYPE_CHECKING:
     from ingest.storage.influx import InfluxStorage
 
-CSV_HEADER = ("station", "ts", "metric", "value")
+_ANY_TIME = (STORABLE_NS[1], STORABLE_NS[0])
+"""A recording has no "now": every storable time is in bounds (newest, oldest)."""
 FLAP_WINDOW_NS = 3600 * NS_PER_S
 REENTRY_WINDOW_NS = 86400 * NS_PER_S
 """A level entered again this soon after it was left counts as a re-escalation: the tide
@@ -42,44 +42,17 @@ class BacktestError(ConfigError):
     """Input a backtest cannot use; the message names the line and the problem."""
 
 
-def parse_csv(text: str, source: str = "<readings>") -> list[Reading]:
-    """Readings from CSV ``station,ts,metric,value`` (ts RFC 3339; any row order).
-
-    Rows of the same station and time become one reading with several metrics.
+def parse_csv(text: str, source: str = "<readings>") -> ReadingsCsv:
+    """Readings from CSV ``station,ts,metric,value`` (:mod:`devices.readings_csv`: any row or
+    column order; rows without a value are gaps, skipped and counted).
 
     Raises:
-        BacktestError: A missing header, a bad timestamp or value, naming the line.
+        BacktestError: A missing column, a bad timestamp or value, naming the line.
     """
-    rows = csv.reader(io.StringIO(text))
-    header = next(rows, None)
-    if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
-        raise BacktestError(f"{source}: line 1: the header must be {','.join(CSV_HEADER)}")
-    readings: dict[tuple[str, int], Reading] = {}
-    for line, row in enumerate(rows, start=2):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != 4:
-            raise BacktestError(f"{source}: line {line}: expected 4 columns, got {len(row)}")
-        station, ts_text, metric, value_text = (cell.strip() for cell in row)
-        try:
-            ts_ns = parse_timestamp_ns(ts_text)
-        except (TimestampError, ValueError) as exc:
-            raise BacktestError(f"{source}: line {line}: bad ts {ts_text!r}: {exc}") from None
-        try:
-            value = float(value_text)
-        except ValueError:
-            raise BacktestError(
-                f"{source}: line {line}: value {value_text!r} is not a number"
-            ) from None
-        if not math.isfinite(value):
-            raise BacktestError(f"{source}: line {line}: value {value_text!r} is not finite")
-        key = (station, ts_ns)
-        reading = readings.get(key)
-        if reading is None:
-            readings[key] = Reading(station, ts_ns, {metric: value})
-        else:
-            reading.values[metric] = value
-    return list(readings.values())
+    try:
+        return parse_readings_csv(text, source)
+    except ReadingsCsvError as exc:
+        raise BacktestError(str(exc)) from None
 
 
 @dataclass(slots=True)
@@ -91,12 +64,15 @@ class Backtest:
         step: Everything, with the transitions.
         readings: Readings replayed.
         unknown: Readings of stations not in the registry (skipped).
+        rejected: Reason → values the live validator would have refused (a metric the station
+            does not have, a value outside its range), kept out as they are live.
     """
 
     events: list[AlertEvent] = field(default_factory=list)
     step: Step = field(default_factory=Step)
     readings: int = 0
     unknown: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
 
     def per_kind(self) -> dict[str, int]:
         """Events per kind."""
@@ -147,13 +123,17 @@ def replay(
     tick_s: float = 60.0,
     late_lag_s: float = 600.0,
 ) -> Backtest:
-    """Replay readings through the live engine, in the order of their own times."""
+    """Replay readings through the live engine, in the order of their own times.
+
+    Each reading is first checked as the ingest side checks it live (the station's metrics and
+    their ranges): a sentinel such as -9999 or 9999 in a recording never reaches the rules.
+    """
     ordered = sorted(readings, key=lambda r: (r.ts_ns, r.station_id))
     result = Backtest()
     if not ordered:
         return result
-    known = {s.id for s in registry.stations()}
-    present = frozenset(r.station_id for r in ordered if r.station_id in known)
+    ranges = {s.id: metric_ranges(s) for s in registry.stations()}
+    present = frozenset(r.station_id for r in ordered if r.station_id in ranges)
     scope = None if all_stations else Scope(stations=present)
     start_ns = ordered[0].ts_ns
     engine = Engine(registry, rules, scope=scope, late_lag_s=late_lag_s, started_ns=start_ns)
@@ -163,11 +143,17 @@ def replay(
         while next_tick <= reading.ts_ns:
             result.step.extend(engine.tick(next_tick))
             next_tick += tick_ns
-        if reading.station_id not in known:
+        station_ranges = ranges.get(reading.station_id)
+        if station_ranges is None:
             result.unknown += 1
             continue
+        refused: list[Rejection] = []
+        checked = check_reading(reading, station_ranges, *_ANY_TIME, refused)
+        result.rejected.update(r.reason.value for r in refused)
+        if checked is None:
+            continue
         result.readings += 1
-        result.step.extend(engine.process([reading], reading.ts_ns))
+        result.step.extend(engine.process([checked], checked.ts_ns))
     result.events = result.step.events
     return result
 

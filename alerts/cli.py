@@ -101,12 +101,17 @@ def backtest(  # noqa: PLR0917 - typer passes every option
                 text = readings.read_text(encoding="utf-8")
             except OSError as exc:
                 raise BacktestError(f"{readings}: cannot read: {exc.strerror}") from None
-            recorded = parse_csv(text, str(readings))
+            except UnicodeDecodeError as exc:
+                raise BacktestError(f"{readings}: byte {exc.start} is not UTF-8") from None
+            parsed = parse_csv(text, str(readings))
+            recorded = parsed.readings
+            skipped = {"gaps": parsed.gaps, "duplicates": parsed.duplicates}
         else:
             assert start is not None
             assert end is not None
             start_ns, end_ns = parse_timestamp_ns(start), parse_timestamp_ns(end)
             recorded = asyncio.run(_from_influx(settings, registry, start_ns, end_ns))
+            skipped = {}
     except (
         BacktestError,
         ConfigError,
@@ -122,10 +127,28 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         all_stations=all_stations,
         late_lag_s=settings.alerts.late_lag_s,
     )
+    skipped_rows = {f"rows: {why}": count for why, count in skipped.items() if count}
     if as_json:
         _print_json(result)
+        left_out = _left_out(result, skipped_rows)
+        if left_out:  # on stderr: stdout stays one event per line
+            typer.echo(
+                f"backtest: {result.readings} readings replayed; left out: "
+                + ", ".join(f"{count} {why}" for why, count in left_out.items()),
+                err=True,
+            )
     else:
-        _print_table(result)
+        _print_table(result, skipped_rows)
+
+
+def _left_out(result: Backtest, skipped_rows: dict[str, int]) -> dict[str, int]:
+    """What of the input was not replayed, and why, for the summary."""
+    left_out = dict(skipped_rows)
+    if result.unknown:
+        left_out["readings of unknown stations"] = result.unknown
+    for reason, count in sorted(result.rejected.items()):
+        left_out[f"values refused: {reason}"] = count
+    return left_out
 
 
 async def _from_influx(
@@ -147,7 +170,7 @@ def _print_json(result: Backtest) -> None:
         typer.echo(orjson.dumps(event_record(event)).decode())
 
 
-def _print_table(result: Backtest) -> None:
+def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     from alerts.backtest import event_record  # noqa: PLC0415
@@ -170,8 +193,8 @@ def _print_table(result: Backtest) -> None:
     console.print(table)
     summary = Table("summary", "count")
     summary.add_row("readings replayed", str(result.readings))
-    if result.unknown:
-        summary.add_row("readings of unknown stations", str(result.unknown))
+    for why, count in _left_out(result, skipped_rows).items():
+        summary.add_row(why, str(count))
     for kind, count in sorted(result.per_kind().items()):
         summary.add_row(f"{kind} events", str(count))
     flaps = result.flaps()

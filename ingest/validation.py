@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from devices import Reading, Reason, Rejection, StaticRegistry, StationRegistry, TopicScheme
+from devices import (
+    Reading,
+    Reason,
+    Rejection,
+    StaticRegistry,
+    Station,
+    StationRegistry,
+    TopicScheme,
+)
 from devices.formats import DECODERS, DecodeContext, Decoder
 from devices.registry import Registry
 from devices.timestamps import NS_PER_S
@@ -135,8 +143,7 @@ class Validator:
         context = DecodeContext(
             station, resolved.device, resolved.profile, route, self._limits.max_readings_per_message
         )
-        ranges = {name: (spec.min, spec.max) for name, spec in station.metrics.items()}
-        return _Sender(context, ranges, self._decoders.get(fmt), fmt)
+        return _Sender(context, metric_ranges(station), self._decoders.get(fmt), fmt)
 
     def validate(self, topic: str, payload: bytes, now_ns: int) -> Outcome:
         """Validate one message.
@@ -169,7 +176,7 @@ class Validator:
         newest_ns = now_ns + int(limits.max_future_s * NS_PER_S)
         oldest_ns = now_ns - int(limits.max_age_s * NS_PER_S)
         for reading in decoded.readings:
-            kept = _check_reading(reading, sender.ranges, newest_ns, oldest_ns, outcome.rejections)
+            kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, outcome.rejections)
             if kept is not None:
                 outcome.readings.append(kept)
         return outcome
@@ -179,13 +186,30 @@ def _reject(reason: Reason, detail: str, station_id: str | None = None) -> Outco
     return Outcome([], [Rejection(reason, detail, station_id)])
 
 
-def _check_reading(
+def metric_ranges(station: Station) -> dict[str, tuple[float, float]]:
+    """Each metric of the station and its valid range, inclusive."""
+    return {name: (spec.min, spec.max) for name, spec in station.metrics.items()}
+
+
+def check_reading(
     reading: Reading,
     ranges: dict[str, tuple[float, float]],
     newest_ns: int,
     oldest_ns: int,
     rejections: list[Rejection],
 ) -> Reading | None:
+    """Keep what the station may report: its metrics, within range, at a time in bounds.
+
+    Args:
+        reading: A decoded reading.
+        ranges: The station's :func:`metric_ranges`.
+        newest_ns: Later readings are refused (in the future).
+        oldest_ns: Earlier readings are refused (beyond retention).
+        rejections: Where each refusal is appended, with its reason.
+
+    Returns:
+        The reading, without the metrics refused, or None when nothing of it is left.
+    """
     station_id = reading.station_id
     if reading.ts_ns > newest_ns:
         rejections.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -48,7 +49,7 @@ def in_repository(monkeypatch: pytest.MonkeyPatch) -> None:
 def backtest_json(*args: str) -> list[dict[str, object]]:
     result = runner.invoke(app, ["alerts", "backtest", *args, "--json"])
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 def test_json_names_levels_and_upstream_warnings(csv_file: Path) -> None:
@@ -113,15 +114,48 @@ def test_bad_input_is_refused_naming_the_line(tmp_path: Path) -> None:
     assert runner.invoke(app, ["alerts", "backtest"]).exit_code == 2
 
 
+def test_values_the_live_validator_refuses_are_refused_counted_and_said(tmp_path: Path) -> None:
+    # A recording's sentinels (-9999 for "no reading", 9999 for an overflow) and a metric the
+    # station does not have: refused as ingest refuses them live, so 9999 cm is no Awas.
+    lines = [*rows(), "", "ciliwung-katulampa,2020-09-21T10:05:00Z,water_level_cm,9999"]
+    lines += ["ciliwung-katulampa,2020-09-21T10:06:00Z,water_level_cm,9999"]
+    lines += ["ciliwung-katulampa,2020-09-21T10:07:00Z,water_level_cm,-9999"]
+    lines += ["ciliwung-katulampa,2020-09-21T10:08:00Z,discharge_m3s,12"]
+    lines += ["ciliwung-katulampa,2020-09-21T10:09:00Z,water_level_cm,NaN"]
+    lines += ["atlantis,2020-09-21T10:09:00Z,water_level_cm,1"]
+    path = tmp_path / "sentinels.csv"
+    path.write_text("station,ts,metric,value\n" + "\n".join(lines) + "\n")
+    result = runner.invoke(app, ["alerts", "backtest", "--readings", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    first_awas = next(e["at"] for e in events if e.get("level") == "AWAS" and e["kind"] == "level")
+    assert first_awas == "2020-09-21T11:10:00.000Z"  # the real 205 cm, not the sentinel at 10:05
+    assert result.stderr.strip() == (
+        f"backtest: {len(KATULAMPA)} readings replayed; left out: 1 rows: gaps, "
+        "1 readings of unknown stations, 3 values refused: out_of_range, "
+        "1 values refused: unknown_metric"
+    )
+    table = runner.invoke(app, ["alerts", "backtest", "--readings", str(path)])
+    assert re.search(r"values refused: out_of_range +│ 3 ", table.stdout)
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("station,ts,metric,value\npintu-air-cengkareng-drain-é,".encode("latin-1"))
+    result = runner.invoke(app, ["alerts", "backtest", "--readings", str(latin1)])
+    assert result.exit_code == 2
+    assert "byte 51 is not UTF-8" in result.output
+
+
 def test_rows_of_one_moment_become_one_reading_and_order_does_not_matter() -> None:
     text = "station,ts,metric,value\n" + "\n".join(rows())
-    readings = parse_csv(text)
+    readings = parse_csv(text).readings
     assert len(readings) == len(KATULAMPA)
     assert set(readings[0].values) == {"water_level_cm", "battery_v"}
     registry = load_stations(REPO_ROOT / "config" / "stations.yaml")
     shuffled = text.splitlines()[1:]
     random.Random(3).shuffle(shuffled)
-    again = parse_csv("station,ts,metric,value\n" + "\n".join(shuffled))
+    again = parse_csv("station,ts,metric,value\n" + "\n".join(shuffled)).readings
     ids = [e.id for e in replay(readings, registry).events]
     assert ids == [e.id for e in replay(again, registry).events]
     assert ids
@@ -156,7 +190,7 @@ def test_flaps_count_level_changes_undone_within_an_hour() -> None:
     for minutes, value in [(0, 150), (10, 205), (20, 185), (30, 205), (120, 170)]:
         stamp = (at + timedelta(minutes=minutes)).isoformat()
         lines.append(f"ciliwung-depok,{stamp},water_level_cm,{value}")
-    result = replay(parse_csv("\n".join(lines)), registry)
+    result = replay(parse_csv("\n".join(lines)).readings, registry)
     assert result.flaps() == {"ciliwung-depok": 2}
     assert result.per_kind()["level"] == 4
 
@@ -169,6 +203,6 @@ def test_reescalations_count_a_level_entered_again_within_a_day() -> None:
     for hours, value in [(0, 180), (1, 205), (2, 180), (8, 205), (9, 180), (60, 205)]:
         stamp = (START + timedelta(hours=hours)).isoformat()
         lines.append(f"ciliwung-depok,{stamp},water_level_cm,{value}")
-    result = replay(parse_csv("\n".join(lines)), registry)
+    result = replay(parse_csv("\n".join(lines)).readings, registry)
     assert result.reescalations() == {"ciliwung-depok": 1}
     assert result.flaps() == {}
