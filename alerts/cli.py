@@ -11,6 +11,7 @@ import ops).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -131,7 +132,9 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     if as_json:
         _print_json(result)
         left_out = _left_out(result, skipped_rows)
-        if left_out:  # on stderr: stdout stays one event per line
+        # A note for the person at the terminal, on stderr; a program reading the events (stdout,
+        # or both streams merged, as test runners and `2>&1` do) gets events and nothing else.
+        if left_out and sys.stderr.isatty():
             typer.echo(
                 f"backtest: {result.readings} readings replayed; left out: "
                 + ", ".join(f"{count} {why}" for why, count in left_out.items()),
@@ -323,8 +326,6 @@ def list_incidents(
 def _console() -> Console:
     """A console as wide as the terminal, or 200 columns into a file or a pipe (rich's 80 would
     cut timestamps and station ids there)."""
-    import sys  # noqa: PLC0415
-
     from rich.console import Console  # noqa: PLC0415
 
     return Console(width=None if sys.stdout.isatty() else 200)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import random
 import re
 import subprocess
@@ -127,16 +129,44 @@ def test_values_the_live_validator_refuses_are_refused_counted_and_said(tmp_path
     path.write_text("station,ts,metric,value\n" + "\n".join(lines) + "\n")
     result = runner.invoke(app, ["alerts", "backtest", "--readings", str(path), "--json"])
     assert result.exit_code == 0, result.output
-    events = [json.loads(line) for line in result.stdout.splitlines()]
+    # Into a program (stderr no terminal), both streams merged are events and nothing else.
+    events = [json.loads(line) for line in result.output.splitlines()]
     first_awas = next(e["at"] for e in events if e.get("level") == "AWAS" and e["kind"] == "level")
     assert first_awas == "2020-09-21T11:10:00.000Z"  # the real 205 cm, not the sentinel at 10:05
-    assert result.stderr.strip() == (
+    table = runner.invoke(app, ["alerts", "backtest", "--readings", str(path)])
+    assert re.search(r"values refused: out_of_range +│ 3 ", table.stdout)
+    assert re.search(r"values refused: unknown_metric +│ 1 ", table.stdout)
+    assert re.search(r"readings of unknown stations +│ 1 ", table.stdout)
+    assert re.search(r"rows: gaps +│ 1 ", table.stdout)
+    # A person at a terminal is told on stderr, beside the events.
+    primary, secondary = pty.openpty()
+    with os.fdopen(primary, "rb", buffering=0) as terminal:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "siaga",
+                "alerts",
+                "backtest",
+                "--readings",
+                str(path),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            check=False,
+            timeout=120,
+            cwd=REPO_ROOT,
+        )
+        os.close(secondary)
+        said = terminal.read(4096).decode()
+    assert done.returncode == 0
+    assert len(done.stdout.splitlines()) == len(events)
+    assert said.strip() == (
         f"backtest: {len(KATULAMPA)} readings replayed; left out: 1 rows: gaps, "
         "1 readings of unknown stations, 3 values refused: out_of_range, "
         "1 values refused: unknown_metric"
     )
-    table = runner.invoke(app, ["alerts", "backtest", "--readings", str(path)])
-    assert re.search(r"values refused: out_of_range +│ 3 ", table.stdout)
 
 
 def test_a_file_that_is_not_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
