@@ -135,8 +135,11 @@ class FaultsRule(_Model):
     """
 
     enabled: bool = True
-    flatline_s: float = Field(default=3 * 3600.0, gt=0)
-    flatline_min_readings: int = Field(default=6, ge=2)
+    # A river at low water can stay within one step of a staff gauge (5-10 cm: posts report
+    # "80 cm" from 11:00 to 17:00) for hours, so "stuck" needs half a day; a tidal reach, never
+    # still, is given 3 h in config/rules.yaml.
+    flatline_s: float = Field(default=12 * 3600.0, gt=0)
+    flatline_min_readings: int = Field(default=12, ge=2)
     spike_cm: float = Field(default=50.0, gt=0)
     spike_max_gap_s: float = Field(default=2 * 3600.0, gt=0)
     spike_clear_s: float = Field(default=6 * 3600.0, gt=0)
