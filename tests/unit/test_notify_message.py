@@ -104,9 +104,35 @@ def test_upstream_warning_names_the_arrival() -> None:
         expected_at_ns=ns("2020-09-21T14:10:00+00:00"),
     )
     notice = Notice("u1", 9, labels_of(event, IncidentState.FIRING), event, IncidentState.FIRING)
-    body = render([notice], "id", REGISTRY).body
-    assert "diperkirakan tiba 2020-09-21 21:10 WIB" in body
-    assert "Katulampa" in body
+    rendered = render([notice], "id", REGISTRY)
+    assert "diperkirakan tiba 2020-09-21 21:10 WIB" in rendered.body
+    assert "Katulampa" in rendered.body
+    assert rendered.subject == "Siaga: Pos Depok kiriman air Siaga 1 dari Bendung Katulampa (Bogor)"
+
+
+def test_the_subject_says_which_kind_of_alert_it_is() -> None:
+    # A level and a fast rise at one station are two incidents: their subjects must differ.
+    def subject(kind: EventKind, language: str, state: IncidentState = IncidentState.FIRING) -> str:
+        event = AlertEvent(
+            at_ns=ns("2020-09-21T11:10:00+00:00"),
+            subject="tb-menggala",
+            kind=kind,
+            rule=kind.value,
+            firing=state is IncidentState.FIRING,
+            severity=Level.WASPADA,
+        )
+        notice = Notice("n", 3, labels_of(event, state), event, state)
+        return render([notice], language, REGISTRY).subject
+
+    name = "Way Tulang Bawang at Menggala (Bugis quarter)"
+    assert subject(EventKind.LEVEL, "id") == f"Siaga: {name} Waspada"
+    assert subject(EventKind.RATE, "id") == f"Siaga: {name} air naik cepat (Waspada)"
+    assert subject(EventKind.NO_DATA, "id") == f"Siaga: {name} tidak mengirim data"
+    assert subject(EventKind.SENSOR_FAULT, "id") == f"Siaga: {name} gangguan sensor"
+    assert subject(EventKind.RATE, "en") == f"Siaga: {name} rising fast (Waspada)"
+    assert subject(EventKind.NO_DATA, "en", IncidentState.RESOLVED) == (
+        f"Siaga: {name} sends no data (resolved)"
+    )
 
 
 def test_resolved_and_late_are_said() -> None:
