@@ -24,7 +24,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from devices.errors import InputError
@@ -70,6 +70,42 @@ def parse_readings_csv(
     Raises:
         ReadingsCsvError: A missing column, a bad time or value, a conflicting repeat.
     """
+    result = ReadingsCsv()
+    grouped: dict[tuple[str, int], dict[str, float]] = {}
+    for line, station, ts_ns, metric, value in _rows(text, source, time_columns):
+        result.rows += 1
+        if value is None:
+            result.gaps += 1
+            continue
+        values = grouped.setdefault((station, ts_ns), {})
+        earlier = values.get(metric)
+        if earlier is None:
+            values[metric] = value
+        elif earlier == value:
+            result.duplicates += 1
+        else:
+            # Found by reading again, for the error alone: remembering the line of every row
+            # would cost more than the readings themselves in a file of millions.
+            first = next(
+                row[0]
+                for row in _rows(text, source, time_columns)
+                if row[1:4] == (station, ts_ns, metric) and row[4] is not None
+            )
+            raise ReadingsCsvError(
+                f"{source}: line {line}: {station} {metric} at this time is already on line "
+                f"{first}, with {earlier:g}"
+            )
+    result.readings = [
+        Reading(station, ts_ns, values)
+        for (station, ts_ns), values in sorted(grouped.items(), key=lambda kv: kv[0][::-1])
+    ]
+    return result
+
+
+def _rows(
+    text: str, source: str, time_columns: Sequence[str]
+) -> Iterator[tuple[int, str, int, str, float | None]]:
+    """Each non-blank row as (line, station, time, metric, value or None for a gap)."""
     rows = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     header = [name.strip().lower() for name in next(rows, [])]
     time_name = next((name for name in time_columns if name in header), time_columns[0])
@@ -82,42 +118,26 @@ def parse_readings_csv(
         )
     at = [header.index(name) for name in wanted]
     width = max(at) + 1
-    result = ReadingsCsv()
-    grouped: dict[tuple[str, int], dict[str, float]] = {}
-    first_line: dict[tuple[str, int, str], int] = {}
+    # A long file repeats each time once per station and metric: parse each text once.
+    times: dict[str, int] = {}
     for row in rows:
         if not any(cell.strip() for cell in row):
             continue
         line = rows.line_num  # the physical line: a quoted value may span several
-        result.rows += 1
         where = f"{source}: line {line}"
         if len(row) < width:
             raise ReadingsCsvError(f"{where}: expected {len(header)} columns, got {len(row)}")
         station, ts_text, metric, value_text = (row[index].strip() for index in at)
         if not station or not metric:
             raise ReadingsCsvError(f"{where}: station and metric must not be empty")
-        ts_ns = _time(ts_text, where)
-        if value_text.lower() in GAP_VALUES:
-            result.gaps += 1
-            continue
-        value = _value(value_text, where)
-        values = grouped.setdefault((station, ts_ns), {})
-        key = (station, ts_ns, metric)
-        if key in first_line:
-            if values[metric] != value:
-                raise ReadingsCsvError(
-                    f"{where}: {station} {metric} at this time is already on line "
-                    f"{first_line[key]}, with {values[metric]:g}"
-                )
-            result.duplicates += 1
-            continue
-        first_line[key] = line
-        values[metric] = value
-    result.readings = [
-        Reading(station, ts_ns, values)
-        for (station, ts_ns), values in sorted(grouped.items(), key=lambda kv: kv[0][::-1])
-    ]
-    return result
+        ts_ns = times.get(ts_text)
+        if ts_ns is None:
+            ts_ns = _time(ts_text, where)
+            if len(times) >= 65_536:
+                times.clear()
+            times[ts_text] = ts_ns
+        value = None if value_text.lower() in GAP_VALUES else _value(value_text, where)
+        yield line, station, ts_ns, metric, value
 
 
 def _time(text: str, where: str) -> int:
