@@ -12,6 +12,8 @@ import ops).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -121,13 +123,15 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         TimestampError,
     ) as exc:
         raise _fail(str(exc)) from None
-    result = replay(
-        recorded,
-        registry,
-        rules_config,
-        all_stations=all_stations,
-        late_lag_s=settings.alerts.late_lag_s,
-    )
+    with _progress_bar(len(recorded)) as progress:
+        result = replay(
+            recorded,
+            registry,
+            rules_config,
+            all_stations=all_stations,
+            late_lag_s=settings.alerts.late_lag_s,
+            progress=progress,
+        )
     skipped_rows = {f"rows: {why}": count for why, count in skipped.items() if count}
     if as_json:
         _print_json(result)
@@ -142,6 +146,21 @@ def backtest(  # noqa: PLR0917 - typer passes every option
             )
     else:
         _print_table(result, skipped_rows)
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A bar on stderr while readings are replayed, for a person at a terminal (nothing for a
+    program, and nothing for a run too short to watch)."""
+    if not sys.stderr.isatty() or total < 50_000:
+        yield None
+        return
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import Progress  # noqa: PLC0415
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("replaying readings", total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def _left_out(result: Backtest, skipped_rows: dict[str, int]) -> dict[str, int]:

@@ -169,6 +169,14 @@ def test_values_the_live_validator_refuses_are_refused_counted_and_said(tmp_path
     )
 
 
+def test_a_long_replay_reports_its_progress() -> None:
+    registry = load_stations(REPO_ROOT / "config" / "stations.yaml")
+    readings = parse_csv("station,ts,metric,value\n" + "\n".join(rows())).readings
+    told: list[int] = []
+    replay(readings, registry, progress=told.append, progress_every=5)
+    assert told == [0, 5, 10, 15, len(KATULAMPA)]
+
+
 def test_a_file_that_is_not_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes("station,ts,metric,value\npintu-air-cengkareng-drain-é,".encode("latin-1"))
