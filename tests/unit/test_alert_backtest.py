@@ -21,6 +21,7 @@ from siaga.cli import app
 from tests.conftest import REPO_ROOT
 
 runner = CliRunner()
+BACKTEST = [sys.executable, "-m", "siaga", "alerts", "backtest"]  # as a user runs it
 START = datetime(2020, 9, 21, 10, 0, tzinfo=UTC)
 KATULAMPA = [40, 60, 85, 110, 140, 160, 185, 205, 190, 170, 140, 110, 90, 70, 60, 50, 45, 44]
 
@@ -142,16 +143,7 @@ def test_values_the_live_validator_refuses_are_refused_counted_and_said(tmp_path
     primary, secondary = pty.openpty()
     with os.fdopen(primary, "rb", buffering=0) as terminal:
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "siaga",
-                "alerts",
-                "backtest",
-                "--readings",
-                str(path),
-                "--json",
-            ],
+            [*BACKTEST, "--readings", str(path), "--json"],
             stdout=subprocess.PIPE,
             stderr=secondary,
             check=False,
@@ -201,16 +193,7 @@ def test_rows_of_one_moment_become_one_reading_and_order_does_not_matter() -> No
 
 def test_the_siaga_command_runs_it(csv_file: Path) -> None:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "siaga",
-            "alerts",
-            "backtest",
-            "--readings",
-            str(csv_file),
-            "--json",
-        ],
+        [*BACKTEST, "--readings", str(csv_file), "--json"],
         capture_output=True,
         text=True,
         check=False,
