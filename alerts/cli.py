@@ -133,6 +133,14 @@ def backtest(  # noqa: PLR0917 - typer passes every option
             progress=progress,
         )
     skipped_rows = {f"rows: {why}": count for why, count in skipped.items() if count}
+    if recorded and not result.readings:
+        # Readings, and none of them usable: wrong station ids or metric names, most likely.
+        # An empty answer would read as "the rules found nothing".
+        raise _fail(
+            "no reading could be replayed: "
+            + ", ".join(f"{count} {why}" for why, count in _left_out(result, {}).items())
+            + " (see --stations and the registry's metric names)"
+        )
     if as_json:
         _print_json(result)
         left_out = _left_out(result, skipped_rows)

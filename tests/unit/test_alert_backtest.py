@@ -161,6 +161,25 @@ def test_values_the_live_validator_refuses_are_refused_counted_and_said(tmp_path
     )
 
 
+def test_readings_of_which_none_can_be_replayed_are_an_error_not_silence(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.csv"
+    path.write_text(
+        "station,ts,metric,value\n"
+        "katulampa,2020-09-21T10:00:00Z,water_level_cm,40\n"
+        "ciliwung-katulampa,2020-09-21T10:00:00Z,tma_cm,40\n"
+    )
+    result = runner.invoke(app, ["alerts", "backtest", "--readings", str(path), "--json"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "no reading could be replayed: 1 readings of unknown stations, "
+        "1 values refused: unknown_metric"
+    )
+    empty = tmp_path / "empty.csv"
+    empty.write_text("station,ts,metric,value\n")
+    done = runner.invoke(app, ["alerts", "backtest", "--readings", str(empty), "--json"])
+    assert (done.exit_code, done.output) == (0, "")  # nothing recorded: nothing to say
+
+
 def test_a_long_replay_reports_its_progress() -> None:
     registry = load_stations(REPO_ROOT / "config" / "stations.yaml")
     readings = parse_csv("station,ts,metric,value\n" + "\n".join(rows())).readings
