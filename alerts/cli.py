@@ -108,7 +108,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
                 raise BacktestError(f"{readings}: byte {exc.start} is not UTF-8") from None
             parsed = parse_csv(text, str(readings))
             recorded = parsed.readings
-            skipped = {"gaps": parsed.gaps, "duplicates": parsed.duplicates}
+            skipped = parsed.skipped()
         else:
             assert start is not None
             assert end is not None
@@ -137,9 +137,8 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         # Readings, and none of them usable: wrong station ids or metric names, most likely.
         # An empty answer would read as "the rules found nothing".
         raise _fail(
-            "no reading could be replayed: "
-            + ", ".join(f"{count} {why}" for why, count in _left_out(result, {}).items())
-            + " (see --stations and the registry's metric names)"
+            f"no reading could be replayed: {_said(_left_out(result, {}))} (see --stations "
+            "and the registry's metric names)"
         )
     if as_json:
         _print_json(result)
@@ -148,8 +147,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         # or both streams merged, as test runners and `2>&1` do) gets events and nothing else.
         if left_out and sys.stderr.isatty():
             typer.echo(
-                f"backtest: {result.readings} readings replayed; left out: "
-                + ", ".join(f"{count} {why}" for why, count in left_out.items()),
+                f"backtest: {result.readings} readings replayed; left out: {_said(left_out)}",
                 err=True,
             )
     else:
@@ -169,6 +167,11 @@ def _progress_bar(total: int) -> Iterator[Callable[[int], None] | None]:
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("replaying readings", total=total)
         yield lambda done: bar.update(task, completed=done)
+
+
+def _said(counts: dict[str, int]) -> str:
+    """``{"why": n}`` as "n why, ..." for a sentence."""
+    return ", ".join(f"{count} {why}" for why, count in counts.items())
 
 
 def _left_out(result: Backtest, skipped_rows: dict[str, int]) -> dict[str, int]:

@@ -56,6 +56,10 @@ class ReadingsCsv:
     gaps: int = 0
     duplicates: int = 0
 
+    def skipped(self) -> dict[str, int]:
+        """Rows not made into readings, by why: ``gaps`` and ``duplicates``."""
+        return {"gaps": self.gaps, "duplicates": self.duplicates}
+
 
 def parse_readings_csv(
     text: str, source: str = "<csv>", *, time_columns: Sequence[str] = TIME_COLUMNS

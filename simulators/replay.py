@@ -82,7 +82,7 @@ def parse_replay_csv(text: str, source: str = "<csv>") -> ReplayFile:
     if not parsed.readings:
         raise ReplayError(f"{source}: no rows to replay")
     messages = [ReplayMessage(r.ts_ns, r.station_id, r.values) for r in parsed.readings]
-    return ReplayFile(messages, {"gaps": parsed.gaps, "duplicates": parsed.duplicates})
+    return ReplayFile(messages, parsed.skipped())
 
 
 def load_replay_csv(path: Path) -> ReplayFile:
