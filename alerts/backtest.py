@@ -138,8 +138,13 @@ def replay(
     result = Backtest()
     if not ordered:
         return result
-    ranges = {s.id: metric_ranges(s) for s in registry.stations()}
-    present = frozenset(r.station_id for r in ordered if r.station_id in ranges)
+    # Only the stations in the file: a national registry holds 100,000 others.
+    ranges = {
+        station.id: metric_ranges(station)
+        for station in map(registry.get, {r.station_id for r in ordered})
+        if station is not None
+    }
+    present = frozenset(ranges)
     scope = None if all_stations else Scope(stations=present)
     start_ns = ordered[0].ts_ns
     engine = Engine(registry, rules, scope=scope, late_lag_s=late_lag_s, started_ns=start_ns)
