@@ -67,6 +67,8 @@ class Station(BaseModel):
         interval_s: How often the station reports in normal times (for completeness).
         downstream: Where its water goes next, and how long it takes.
         thresholds: Warning thresholds for ``water_level_cm``, versioned by ``valid_from``.
+        rain_gauges: Stations reporting ``rain_mm`` over this station's catchment (its
+            forecast sums their rain).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -85,6 +87,7 @@ class Station(BaseModel):
     interval_s: int = Field(default=900, gt=0)
     downstream: list[Link] = Field(default_factory=list)
     thresholds: list[Thresholds] = Field(default_factory=list)
+    rain_gauges: list[str] = Field(default_factory=list)
 
     @field_validator("name", "regency", "river", "district", "basin")
     @classmethod
@@ -94,6 +97,14 @@ class Station(BaseModel):
         if value is not None and (any(ord(c) < 32 for c in value) or "\\" in value):
             raise ValueError("must not contain control characters or backslashes")
         return value
+
+    @field_validator("rain_gauges")
+    @classmethod
+    def _gauge_ids(cls, gauges: list[str]) -> list[str]:
+        for gauge in gauges:
+            if not STATION_ID_PATTERN.fullmatch(gauge):
+                raise ValueError(f"rain gauge {gauge!r} is not a station id")
+        return gauges
 
     @field_validator("metrics")
     @classmethod
@@ -401,7 +412,7 @@ def _trusted_station(fields: dict[str, Any]) -> Station:
         name: fields[name] if name in fields else _DEFAULTS.get(name, _EMPTY_LIST)
         for name in _FIELD_ORDER
     }
-    for name in ("downstream", "thresholds"):
+    for name in ("downstream", "thresholds", "rain_gauges"):
         if values[name] is _EMPTY_LIST:
             values[name] = []
     station = Station.__new__(Station)

@@ -32,6 +32,8 @@ def station(
     interval_s: int = 600,
     downstream: Iterable[tuple[str, float]] = (),
     thresholds: list[Thresholds] | None = None,
+    rain_gauges: Iterable[str] = (),
+    longitude: float = 106.0,
 ) -> Station:
     """A river gauge with thresholds (100/200/300 cm unless told)."""
     return Station(
@@ -40,13 +42,27 @@ def station(
         regency=regency,
         river=river,
         latitude=-6.0,
-        longitude=106.0,
+        longitude=longitude,
         metrics=GAUGE,
         interval_s=interval_s,
         downstream=[Link(station=s, travel_min=m) for s, m in downstream],
         thresholds=thresholds
         if thresholds is not None
         else [Thresholds(waspada_cm=waspada, siaga_cm=siaga, awas_cm=awas, inclusive=inclusive)],
+        rain_gauges=list(rain_gauges),
+    )
+
+
+def rain_gauge(station_id: str, *, regency: str = "Testing", interval_s: int = 600) -> Station:
+    """A tipping-bucket rain gauge (``rain_mm`` per report)."""
+    return Station(
+        id=station_id,
+        name=station_id,
+        regency=regency,
+        latitude=-6.0,
+        longitude=106.0,
+        metrics={"rain_mm": MetricSpec(unit="mm", min=0, max=300)},
+        interval_s=interval_s,
     )
 
 

@@ -1,4 +1,5 @@
-"""Imports point one way: devices <- ingest <- alerts <- dashboards; simulators use devices only.
+"""Imports point one way: devices <- ingest <- alerts <- dashboards; simulators and forecast use
+devices only (alerts and dashboards use forecast).
 
 ``ops``, ``benchmarks`` and ``siaga`` (running, measuring and the command) may import anything;
 nothing imports them back, except one another.
@@ -13,13 +14,24 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-PACKAGES = ("devices", "ingest", "alerts", "dashboards", "simulators", "ops", "benchmarks", "siaga")
+PACKAGES = (
+    "devices",
+    "ingest",
+    "forecast",
+    "alerts",
+    "dashboards",
+    "simulators",
+    "ops",
+    "benchmarks",
+    "siaga",
+)
 RUNNERS = {"ops", "benchmarks", "siaga"}
 ALLOWED = {
     "devices": {"devices"},
     "ingest": {"ingest", "devices"},
-    "alerts": {"alerts", "ingest", "devices"},
-    "dashboards": {"dashboards", "alerts", "ingest", "devices"},
+    "forecast": {"forecast", "devices"},
+    "alerts": {"alerts", "forecast", "ingest", "devices"},
+    "dashboards": {"dashboards", "alerts", "forecast", "ingest", "devices"},
     "simulators": {"simulators", "devices"},
     **{runner: set(PACKAGES) for runner in RUNNERS},
 }
