@@ -27,6 +27,8 @@ from ingest.storage.base import TELEMETRY
 from ingest.validation import check_reading, metric_ranges
 
 if TYPE_CHECKING:
+    from alerts.rules.forecast import ForecastRule
+    from forecast.live import LiveForecaster
     from ingest.storage.influx import InfluxStorage
 
 _ANY_TIME = (STORABLE_NS[1], STORABLE_NS[0])
@@ -124,6 +126,8 @@ def replay(
     late_lag_s: float = 600.0,
     progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
+    forecaster: LiveForecaster | None = None,
+    forecast_rule: ForecastRule | None = None,
 ) -> Backtest:
     """Replay readings through the live engine, in the order of their own times.
 
@@ -133,6 +137,8 @@ def replay(
     Args:
         progress: Told how many readings are done, every ``progress_every`` and at the end (a
             year of a hundred gauges is millions of readings: minutes).
+        forecaster: Forecast with these models as the live engine does (``forecast`` events).
+        forecast_rule: When those forecasts warn.
     """
     ordered = sorted(readings, key=lambda r: (r.ts_ns, r.station_id))
     result = Backtest()
@@ -147,7 +153,15 @@ def replay(
     present = frozenset(ranges)
     scope = None if all_stations else Scope(stations=present)
     start_ns = ordered[0].ts_ns
-    engine = Engine(registry, rules, scope=scope, late_lag_s=late_lag_s, started_ns=start_ns)
+    engine = Engine(
+        registry,
+        rules,
+        scope=scope,
+        late_lag_s=late_lag_s,
+        started_ns=start_ns,
+        forecaster=forecaster,
+        forecast_rule=forecast_rule,
+    )
     tick_ns = max(1, int(tick_s * NS_PER_S))
     next_tick = start_ns + tick_ns
     for done, reading in enumerate(ordered):

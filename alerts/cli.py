@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from alerts.backtest import Backtest
     from alerts.settings import Settings
     from devices.readings import Reading
+    from devices.readings_csv import ReadingsCsv
     from devices.stations import StationRegistry
 
 alerts_app = typer.Typer(
@@ -85,7 +86,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     """Replay recorded readings through the live engine and print what it would have said."""
     import asyncio  # noqa: PLC0415
 
-    from alerts.backtest import BacktestError, parse_csv, replay  # noqa: PLC0415
+    from alerts.backtest import BacktestError, replay  # noqa: PLC0415
     from alerts.rules.config import RulesFileError, load_rules  # noqa: PLC0415
     from devices.stations import StationFileError, load_stations  # noqa: PLC0415
     from devices.timestamps import TimestampError, parse_timestamp_ns  # noqa: PLC0415
@@ -100,13 +101,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         registry = load_stations(stations or settings.stations.file)
         rules_config = load_rules(rules or settings.alerts.rules_file)
         if readings is not None:
-            try:
-                text = readings.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise BacktestError(f"{readings}: cannot read: {exc.strerror}") from None
-            except UnicodeDecodeError as exc:
-                raise BacktestError(f"{readings}: byte {exc.start} is not UTF-8") from None
-            parsed = parse_csv(text, str(readings))
+            parsed = read_readings_file(readings)
             recorded = parsed.readings
             skipped = parsed.skipped()
         else:
@@ -152,6 +147,23 @@ def backtest(  # noqa: PLR0917 - typer passes every option
             )
     else:
         _print_table(result, skipped_rows)
+
+
+def read_readings_file(path: Path) -> ReadingsCsv:
+    """A readings CSV file (:func:`alerts.backtest.parse_csv`).
+
+    Raises:
+        BacktestError: It cannot be read, is not UTF-8, or is not a readings CSV.
+    """
+    from alerts.backtest import BacktestError, parse_csv  # noqa: PLC0415
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BacktestError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise BacktestError(f"{path}: byte {exc.start} is not UTF-8") from None
+    return parse_csv(text, str(path))
 
 
 @contextmanager

@@ -23,16 +23,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import sub
+from typing import Any
 
 import orjson
 
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
+from alerts.notify.localtime import zone_for
 from alerts.rules import LEVEL_METRIC, faults, level, nodata, rate, upstream
+from alerts.rules import forecast as forecasting
 from alerts.rules.config import RulesConfig, RuleSet
 from devices.health import HealthTracker, StationHealth
 from devices.levels import Level, Thresholds
 from devices.readings import Reading
 from devices.stations import Station, StationRegistry
+from forecast.live import LiveForecaster
+from forecast.series import RAIN_METRIC
 
 NS_PER_S = 1_000_000_000
 STATE_VERSION = 3
@@ -43,6 +48,9 @@ the remembered ones (``sn``) as a count when they are the other's newest ones (a
 bytes in a checkpoint); versions 1 and 2 still restore."""
 READABLE_VERSIONS = frozenset({1, 2, STATE_VERSION})
 ENGINE_KEY = "engine:"
+FORECAST_PREFIX = "forecast:"
+"""State keys of the forecaster: ``forecast:<station>`` holds the station's forecast warnings
+and the recent past the models read of it."""
 """The state key of the engine itself (its start: stations never seen count from it)."""
 SEEN_PER_STATION = 64
 """How many recent reading times each station remembers to recognise a redelivery. A reading
@@ -150,6 +158,9 @@ class Engine:
             never seen from then).
         started_ns: The start, instead of the clock (backtests use the first reading's time).
         health_window_s: Device health's completeness window.
+        forecaster: Fitted models that forecast stations as readings arrive (None: no
+            forecasts); their forecasts pass the ``forecast`` rule.
+        forecast_rule: When a forecast warns.
     """
 
     def __init__(
@@ -162,6 +173,8 @@ class Engine:
         clock: Callable[[], int] = time.time_ns,
         started_ns: int | None = None,
         health_window_s: float = 86400.0,
+        forecaster: LiveForecaster | None = None,
+        forecast_rule: forecasting.ForecastRule | None = None,
     ) -> None:
         self._rules = rules or RulesConfig()
         self._scope = scope or Scope()
@@ -180,6 +193,9 @@ class Engine:
         self._groups: dict[str, list[str]] = {}
         self._registry = registry
         self.health = HealthTracker(registry, window_s=health_window_s)
+        self.forecaster = forecaster
+        self._forecast_rule = forecast_rule or forecasting.ForecastRule()
+        self._forecasts: dict[str, forecasting.ForecastState] = {}
         self._compile()
         self._dirty.add(ENGINE_KEY)
 
@@ -319,6 +335,8 @@ class Engine:
             events.extend(found)
             for at_ns, trusted_value in trusted:
                 self._judge_level(plan, state, at_ns, trusted_value, late=late, events=events)
+        if self.forecaster is not None and RAIN_METRIC in values:
+            self._forecast(station_id, ts_ns, None, values[RAIN_METRIC], late, events)
         if state.faults.held is not None:
             self._holding.add(station_id)
         self._apply(events, step)
@@ -374,6 +392,8 @@ class Engine:
             )
             own.extend(level_events)
         events.extend(own)
+        if self.forecaster is not None:
+            self._forecast(station_id, ts_ns, value, None, late, events)
         if not plan.downstream:
             return
         rising = any(_is_rise(rules, name) for name, _ in state.rate.firing)
@@ -391,6 +411,41 @@ class Engine:
                 rate_firing=rising and rules.upstream.on_rate,
             )
             events.extend(warnings)
+
+    def _forecast(  # noqa: PLR0917 - one reading's parts
+        self,
+        station_id: str,
+        ts_ns: int,
+        level_cm: float | None,
+        rain_mm: float | None,
+        late: bool,
+        events: list[AlertEvent],
+    ) -> None:
+        """Feed a trusted level (or rain) to the forecaster; judge the forecasts it re-issued."""
+        assert self.forecaster is not None
+        if not self.forecaster.watches(station_id):
+            return
+        issued = self.forecaster.observe(station_id, ts_ns, level_cm=level_cm, rain_mm=rain_mm)
+        self._dirty.add(FORECAST_PREFIX + station_id)
+        for forecast in issued:
+            plan = self._plans.get(forecast.station)
+            thresholds = plan.thresholds_at(forecast.issued_ns) if plan is not None else None
+            if plan is None or thresholds is None:
+                continue
+            before = self._forecasts.get(forecast.station, forecasting.INITIAL)
+            after, found = forecasting.evaluate(
+                before,
+                forecast,
+                thresholds=thresholds,
+                observed=self.level_of(forecast.station),
+                rule=self._forecast_rule,
+                zone=zone_for(plan.station),
+                late=late,
+            )
+            if after != before:
+                self._forecasts[forecast.station] = after
+                self._dirty.add(FORECAST_PREFIX + forecast.station)
+            events.extend(found)
 
     def _due_ns(self, station_id: str, *, watched: bool = False) -> int | None:
         """When a station becomes overdue (None: its no-data rule is off).
@@ -594,12 +649,24 @@ class Engine:
         evaluates on, and still give the state of this instant.
         """
         dirty, self._dirty = self._dirty, set()
-        return StateCapture([self._capture(key) for key in sorted(dirty)])
+        forecasts = {key for key in dirty if key.startswith(FORECAST_PREFIX)}
+        return StateCapture(
+            [self._capture(key) for key in sorted(dirty - forecasts)],
+            {key: self._encode_forecast(key) for key in sorted(forecasts)},
+        )
 
     def state(self) -> dict[str, bytes]:
         """Every key's serialized state (a full snapshot)."""
         keys = set(self._states) | set(self._incidents) | self._groups_firing | {ENGINE_KEY}
-        return {key: _encode(*self._capture(key)) for key in sorted(keys)}
+        found = {key: _encode(*self._capture(key)) for key in sorted(keys)}
+        if self.forecaster is not None:
+            watched = {FORECAST_PREFIX + s for s in self.forecaster.models}
+            watched |= {FORECAST_PREFIX + s for s in self._forecasts}
+            for station in self.forecaster.models.values():
+                watched |= {FORECAST_PREFIX + u for u, _ in station.upstream}
+                watched |= {FORECAST_PREFIX + g for g in station.rain}
+            found.update({key: self._encode_forecast(key) for key in sorted(watched)})
+        return found
 
     def restore(self, states: Mapping[str, bytes]) -> None:
         """Load states written by :meth:`dirty_state` (after a restart, before any reading)."""
@@ -637,8 +704,39 @@ class Engine:
             None,
         )
 
+    def _encode_forecast(self, key: str) -> bytes:
+        station = key.removeprefix(FORECAST_PREFIX)
+        document: dict[str, object] = {"v": 1}
+        rule_state = self._forecasts.get(station)
+        if rule_state is not None:
+            document["fs"] = [
+                int(rule_state.warned),
+                rule_state.active,
+                rule_state.streak,
+                int(rule_state.candidate),
+                rule_state.quiet_since_ns,
+            ]
+        if self.forecaster is not None:
+            issued, times, values = self.forecaster.dump(station)
+            document["fh"] = [issued, _deltas(times), values]
+        return orjson.dumps(document)
+
+    def _decode_forecast(self, key: str, document: dict[str, Any]) -> None:
+        station = key.removeprefix(FORECAST_PREFIX)
+        if "fs" in document:
+            warned, active, streak, candidate, quiet = document["fs"]
+            self._forecasts[station] = forecasting.ForecastState(
+                Level(warned), bool(active), int(streak), Level(candidate), quiet
+            )
+        if "fh" in document and self.forecaster is not None:
+            issued, times, values = document["fh"]
+            self.forecaster.load(station, issued, _undeltas(times), values)
+
     def _decode(self, key: str, blob: bytes) -> None:
         document = orjson.loads(blob)
+        if key.startswith(FORECAST_PREFIX):
+            self._decode_forecast(key, document)
+            return
         if document.get("v") not in READABLE_VERSIONS:
             raise ValueError(f"state of {key!r} has version {document.get('v')!r}")
         if key == ENGINE_KEY:
@@ -707,17 +805,18 @@ _Captured = tuple[str, _StationState | None, bool, dict[str, _Incident] | None, 
 class StateCapture:
     """The engine's changed keys as they were at one instant, encoded a part at a time."""
 
-    def __init__(self, captured: list[_Captured]) -> None:
+    def __init__(self, captured: list[_Captured], ready: dict[str, bytes] | None = None) -> None:
         self._captured = captured
+        self._ready = ready or {}  # keys encoded at capture (the forecaster's, which change)
         self._next = 0
 
     def __len__(self) -> int:
-        return len(self._captured)
+        return len(self._captured) + len(self._ready)
 
     @property
     def done(self) -> bool:
         """Whether every key has been encoded."""
-        return self._next >= len(self._captured)
+        return self._next >= len(self._captured) and not self._ready
 
     def encode(self, limit: int | None = None) -> dict[str, bytes]:
         """The next ``limit`` keys' states (None: all that remain), as :meth:`Engine.restore`
@@ -725,6 +824,9 @@ class StateCapture:
         end = len(self._captured) if limit is None else min(len(self._captured), self._next + limit)
         encoded = {item[0]: _encode(*item) for item in self._captured[self._next : end]}
         self._next = end
+        if self._ready:
+            encoded.update(self._ready)
+            self._ready = {}
         return encoded
 
 

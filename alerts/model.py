@@ -22,6 +22,7 @@ class EventKind(StrEnum):
     UPSTREAM = "upstream"
     NO_DATA = "no_data"
     SENSOR_FAULT = "sensor_fault"
+    FORECAST = "forecast"
 
 
 class IncidentState(StrEnum):
@@ -50,7 +51,8 @@ class AlertEvent:
         trend_cm_h: The rise (positive) or fall rate at that moment, when known.
         late: The reading was older than the late-data lag when it arrived (a backlog).
         source: For ``upstream``, the upstream station that warned.
-        expected_at_ns: For ``upstream``, when the wave is expected at ``subject``.
+        expected_at_ns: For ``upstream``, when the wave is expected at ``subject``; for
+            ``forecast``, when the forecast crosses the level's threshold.
         stations: For a grouped event, the stations it covers.
         detail: One sentence for people.
     """

@@ -121,9 +121,45 @@ class AlertsSettings(Section):
     )
 
 
+class ForecastSettings(Section):
+    """Stage forecasts: how models are fitted, where they are kept, and when they warn."""
+
+    enabled: bool = Field(
+        default=True, description="forecast with the fitted models found in models_dir"
+    )
+    models_dir: Path = Field(
+        default=Path("var/forecast-models"),
+        description="versioned model files written by siaga forecast fit",
+    )
+    horizon_h: int = Field(default=12, ge=1, le=72, description="leads 1..horizon_h hours")
+    coverage: float = Field(default=0.8, gt=0, lt=1, description="the interval's probability")
+    min_rows: int = Field(
+        default=200, ge=20, description="fewer usable issue times: a persistence model"
+    )
+    holdout_fraction: float = Field(
+        default=0.2, gt=0, lt=0.9, description="newest share of the history kept out of the fit"
+    )
+    issue_step_s: float = Field(default=900.0, gt=0, description="issue times in a fit, at most")
+    max_stale_s: float = Field(
+        default=7200.0, gt=0, description="a reading older than this does not stand for now"
+    )
+    error_correction: bool = True
+    confirm: int = Field(
+        default=2, ge=1, description="forecasts in a row that must reach a level to warn"
+    )
+    min_rise_cm: float = Field(
+        default=10.0, ge=0, description="a forecast rising less than this never warns"
+    )
+    hold_s: float = Field(
+        default=3600.0, gt=0, description="how long below a warned level before the episode ends"
+    )
+    recovery_band_pct: float = Field(default=5.0, ge=0, lt=100)
+
+
 class Settings(IngestSettings):
     """The data plane's settings plus alerting's."""
 
     database: DatabaseSettings = DatabaseSettings()
     notify: NotifySettings = NotifySettings()
     alerts: AlertsSettings = AlertsSettings()
+    forecast: ForecastSettings = ForecastSettings()

@@ -11,6 +11,7 @@ import typer
 
 from alerts.cli import alerts_app
 from alerts.cli import use_settings as use_alert_settings
+from alerts.forecast_cli import forecast_app
 from ingest.errors import ConfigError
 from ingest.logs import configure_logging
 from ops.errors import ServerError
@@ -396,6 +397,7 @@ app.add_typer(dashboards_app, name="dashboards")
 use_dashboard_settings(SiagaSettings)
 # -- alerts: the engine, incidents and backtests (alerts/cli.py) --------------------------------
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(forecast_app, name="forecast")
 use_alert_settings(SiagaSettings)
 
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
