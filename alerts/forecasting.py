@@ -7,6 +7,7 @@ settings tree and the backtest's replay.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +21,15 @@ from alerts.rules.forecast import ForecastRule
 from devices.readings import Reading
 from devices.stations import StationRegistry
 from devices.timestamps import format_rfc3339
-from forecast import skill
+from forecast import skill, store
 from forecast.live import LiveForecaster
 from forecast.models import FittedModel, Forecast, ModelSpec, fit, registry_inputs
 from forecast.series import LEVEL_METRIC, NS_PER_H, RAIN_METRIC, interpolate, series_from_readings
 
 if TYPE_CHECKING:
     from alerts.settings import ForecastSettings
+
+log = logging.getLogger(__name__)
 
 
 def model_spec(settings: ForecastSettings, horizon_h: int | None = None) -> ModelSpec:
@@ -51,6 +54,23 @@ def warning_rule(settings: ForecastSettings) -> ForecastRule:
         recovery_band_pct=settings.recovery_band_pct,
         coverage=settings.coverage,
     )
+
+
+def live_forecaster(settings: ForecastSettings) -> LiveForecaster | None:
+    """The forecaster of the current models in ``forecast.models_dir`` (None: forecasting is
+    off, or no model has been fitted yet: ``siaga forecast fit``).
+
+    Raises:
+        ModelStoreError: A model file that cannot be read.
+    """
+    if not settings.enabled:
+        return None
+    models = store.load_current(settings.models_dir)
+    if not models:
+        log.info("no forecast models in %s: forecasting off", settings.models_dir)
+        return None
+    log.info("forecasting %d stations with the models in %s", len(models), settings.models_dir)
+    return LiveForecaster(models, settings.max_stale_s)
 
 
 def fit_models(
@@ -226,6 +246,7 @@ __all__ = [
     "backtest",
     "fit_models",
     "forecast_rows",
+    "live_forecaster",
     "model_spec",
     "score",
     "warning_rule",

@@ -52,6 +52,7 @@ import orjson
 
 from alerts import journal
 from alerts.engine import Engine, Scope, StateCapture, Step
+from alerts.forecasting import live_forecaster, warning_rule
 from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.records import CommitReport
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
@@ -67,6 +68,7 @@ from alerts.settings import Settings
 from devices import Reading, TopicScheme
 from devices.registry import Registry, load_registry
 from devices.stations import StationRegistry
+from forecast.store import ModelStoreError
 from ingest.errors import ConfigError, SpoolError, StorageError
 from ingest.mqtt.client import MqttSubscriber
 from ingest.registry_watch import RegistryWatcher
@@ -809,12 +811,18 @@ async def run_alerts(
             max_age_s=settings.max_age_s,
         ),
     )
+    try:
+        forecaster = live_forecaster(settings.forecast)
+    except ModelStoreError as exc:
+        raise ConfigError(str(exc)) from None
     engine = Engine(
         registry,
         rules,
         scope=engine_scope(settings),
         late_lag_s=settings.alerts.late_lag_s,
         health_window_s=settings.alerts.health_window_s,
+        forecaster=forecaster,
+        forecast_rule=warning_rule(settings.forecast),
     )
     # Its own persistent session, outside the ingest workers' shared group: it sees every
     # message whatever the number of workers.

@@ -173,7 +173,7 @@ class RuleSet(_Model):
     @field_validator("pending_s")
     @classmethod
     def _known_kinds(cls, pending: dict[str, float]) -> dict[str, float]:
-        known = {"level", "rate", "upstream", "no_data", "sensor_fault"}
+        known = {"level", "rate", "upstream", "no_data", "sensor_fault", "forecast"}
         for kind, seconds in pending.items():
             if kind not in known:
                 raise ValueError(f"pending_s: unknown kind {kind!r}; known: {sorted(known)}")

@@ -142,8 +142,8 @@ def evaluate(
                 None,
                 late,
                 (
-                    f"{forecast.station}: {label(state.warned, thresholds.scheme).upper()} "
-                    "observed; the forecast warning is superseded"
+                    f"{label(state.warned, thresholds.scheme).upper()} teramati; prakiraan "
+                    "digantikan pengamatan (observed: the forecast warning is superseded)"
                 ),
             )
         )
@@ -198,8 +198,8 @@ def evaluate(
                 False,
                 None,
                 late,
-                f"{forecast.station}: no longer forecast to reach "
-                f"{label(state.warned, thresholds.scheme).upper()}",
+                f"tidak lagi diperkirakan mencapai {label(state.warned, thresholds.scheme).upper()}"
+                " (no longer forecast)",
             )
         )
     return ForecastState(observed, False, 0, Level.NORMAL, None), events
@@ -252,7 +252,7 @@ def _message(  # noqa: PLR0917 - the sentence's parts
         else (f"sesudah {_clock(forecast.at_ns(len(forecast.values)), zone)}")
     )
     return (
-        f"{forecast.station}: diperkirakan mencapai {name} sekitar pukul {when} "
+        f"diperkirakan mencapai {name} sekitar pukul {when} "
         f"{zone.abbreviation} ({percent} %: {early}–{late})"  # noqa: RUF001 - an en dash
     )
 

@@ -68,7 +68,7 @@ def test_a_confirmed_forecast_warns_once_with_expected_time_and_interval() -> No
     # T0 is 07:00 WIB; issued 07:15, crossing at 2.5 h: 09:45; the band 09:30-10:00.
     assert event.expected_at_ns == alerting.T0 + int(2.75 * H)
     assert event.detail == (
-        "hilir: diperkirakan mencapai SIAGA sekitar pukul 09.45 WIB (80 %: 09.30–10.00)"  # noqa: RUF001
+        "diperkirakan mencapai SIAGA sekitar pukul 09.45 WIB (80 %: 09.30–10.00)"  # noqa: RUF001
     )
 
 

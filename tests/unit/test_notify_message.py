@@ -222,3 +222,38 @@ def test_the_search_for_the_short_form_finds_what_trying_each_count_would(
 
     linear = next((k for k in range(len(lengths), 0, -1) if fits(k)), 1)
     assert most_that_fit(len(lengths), fits) == linear
+
+
+def test_a_forecast_warning_says_it_is_a_forecast_with_the_station_name() -> None:
+    found = REGISTRY.get("tb-menggala")
+    assert found is not None
+    event = AlertEvent(
+        at_ns=ns("2025-03-12T05:00:00+00:00"),
+        subject="tb-menggala",
+        kind=EventKind.FORECAST,
+        rule="forecast",
+        firing=True,
+        severity=Level.SIAGA,
+        previous=Level.WASPADA,
+        value=301.0,
+        expected_at_ns=ns("2025-03-12T07:00:00+00:00"),
+        detail="diperkirakan mencapai SIAGA sekitar pukul 14.00 WIB (80 %: 13.00–15.30)",  # noqa: RUF001
+    )
+    notice = Notice(
+        id="f",
+        incident_id=9,
+        labels=labels_of(event, IncidentState.FIRING, regency=found.regency, river="x"),
+        event=event,
+        state=IncidentState.FIRING,
+    )
+    indonesian = render([notice], "id", REGISTRY)
+    assert "prakiraan Siaga" in indonesian.subject
+    assert found.name in indonesian.body
+    assert "PRAKIRAAN, muka air diperkirakan mencapai SIAGA sekitar pukul 14.00 WIB" in (
+        indonesian.body
+    )
+    assert "Siapkan evakuasi" in indonesian.body
+    assert "prakiraan Siaga 14:00 WIB" in indonesian.short
+    english = render([notice], "en", REGISTRY)
+    assert "forecast to reach Siaga" in english.subject
+    assert "FORECAST, expected to reach Siaga around 2025-03-12 14:00 WIB" in english.body
