@@ -136,8 +136,8 @@ class ForecastSettings(Section):
     min_rows: int = Field(
         default=200, ge=20, description="fewer usable issue times: a persistence model"
     )
-    holdout_fraction: float = Field(
-        default=0.2, gt=0, lt=0.9, description="newest share of the history kept out of the fit"
+    folds: int = Field(
+        default=5, ge=2, le=20, description="blocked folds in time that score a model"
     )
     issue_step_s: float = Field(default=900.0, gt=0, description="issue times in a fit, at most")
     max_stale_s: float = Field(

@@ -18,7 +18,8 @@ The change from now is fitted, not the level, so the forecast is anchored to the
 observation and persistence is the model with every coefficient zero: the baseline and the
 fallback. A station with too little history, or whose inputs are silent at issue time,
 forecasts persistence and says why. The 80 % interval comes from empirical quantiles of
-held-out residuals, per lead and per regime (rising or falling in the last hour).
+held-out residuals, per lead and per regime (rising or falling in the last hour), relative to
+the change the model foresees (a bigger flood than any held out gets a wider interval).
 
 Fitted models are plain data (:meth:`FittedModel.to_dict`), saved and versioned by
 :mod:`forecast.store`.
@@ -113,8 +114,8 @@ class ModelSpec:
         horizon_h: Leads 1..horizon_h hours.
         coverage: The central interval's probability (0.8: the 10th to the 90th percentile).
         min_rows: Fewer usable issue times than this for a lead: persistence.
-        holdout_fraction: The newest share of the history kept out of the fit, to score the
-            model and to draw its interval from residuals it never saw.
+        folds: Blocked folds in time: each is predicted by the model fitted on the others, to
+            score the model and to draw its interval from residuals it never saw.
         issue_step_s: Issue times in the fit at most this often (a station's readings).
         max_stale_s: A station's newest reading older than this does not stand for "now".
         max_gap_s: An outcome is interpolated between readings no further apart than this.
@@ -124,7 +125,7 @@ class ModelSpec:
     horizon_h: int = 12
     coverage: float = 0.8
     min_rows: int = 200
-    holdout_fraction: float = 0.2
+    folds: int = 5
     issue_step_s: float = 900.0
     max_stale_s: float = 7200.0
     max_gap_s: float = 3 * 3600.0
@@ -190,13 +191,15 @@ class FittedModel:
         level_mean: The mean level over the training window.
         terms: The names of the regression's columns (for people and docs).
         coef: Per lead, the coefficients of :attr:`terms`.
+        scale: Per lead, the typical change foreseen (cm): the interval's quantiles are of the
+            residual divided by this plus the change foreseen (empty: in cm, unscaled).
         stage1: The 1-hour model without error correction (to compute the error term).
         low: Per regime (rising, falling), per lead, the residual quantile below.
         high: The same above.
         trained_from_ns: The training window's first reading.
         trained_to_ns: Its last.
         rows: Issue times used.
-        skill: Per lead, on the held-out part.
+        skill: Per lead, over the folds, each predicted by a model that did not see it.
         version: Given by the store.
     """
 
@@ -210,6 +213,7 @@ class FittedModel:
     level_mean: float = 0.0
     terms: tuple[str, ...] = ()
     coef: tuple[tuple[float, ...], ...] = ()
+    scale: tuple[float, ...] = ()
     stage1: tuple[float, ...] = ()
     low: tuple[tuple[float, ...], ...] = ((), ())
     high: tuple[tuple[float, ...], ...] = ((), ())
@@ -244,6 +248,7 @@ class FittedModel:
             "level_mean": self.level_mean,
             "terms": list(self.terms),
             "coef": [list(c) for c in self.coef],
+            "scale": list(self.scale),
             "stage1": list(self.stage1),
             "low": [list(q) for q in self.low],
             "high": [list(q) for q in self.high],
@@ -272,6 +277,7 @@ class FittedModel:
             level_mean=float(data.get("level_mean", 0.0)),
             terms=tuple(str(t) for t in data.get("terms", ())),
             coef=tuple(tuple(float(v) for v in c) for c in data.get("coef", ())),
+            scale=tuple(float(v) for v in data.get("scale", ())),
             stage1=tuple(float(v) for v in data.get("stage1", ())),
             low=tuple(tuple(float(v) for v in q) for q in data.get("low", ((), ()))),
             high=tuple(tuple(float(v) for v in q) for q in data.get("high", ((), ()))),
@@ -386,15 +392,16 @@ def fit(
     ups = [_as_columns(_upstream(sampler, inputs.upstream, times, k), times.size) for k in leads]
     regime = np.where(shared[:, 1] < 0, FALLING, RISING)
     n = times.size
-    split = int(n * (1 - spec.holdout_fraction))
-    train = np.arange(n) < split
+    # Blocked folds in time: every row is predicted by a model that did not see its fold (nor,
+    # but at the folds' edges, its neighbours), and every flood of the history is held out once.
+    fold = np.arange(n) * spec.folds // max(n, 1)
     # Stage 1: the 1-hour model without error correction, whose last error is a term.
     design1 = np.hstack([shared, ups[0]])
     extra = np.zeros((n, 0))
     stage1: FloatArray = np.zeros(0)
     usable1 = np.isfinite(design1).all(axis=1) & np.isfinite(changes[0])
-    if spec.error_correction and int((usable1 & train).sum()) >= spec.min_rows:
-        stage1 = _lstsq(design1[usable1 & train], changes[0][usable1 & train])
+    if spec.error_correction and int(usable1.sum()) >= spec.min_rows:
+        stage1 = _lstsq(design1[usable1], changes[0][usable1])
         before = times - NS_PER_H
         shared_before = np.column_stack(
             _shared(sampler, inputs.station, inputs.rain, level_mean, before)
@@ -409,21 +416,30 @@ def fit(
     usable = [
         np.isfinite(d).all(axis=1) & np.isfinite(c) for d, c in zip(designs, changes, strict=True)
     ]
-    fewest = min(int((u & train).sum()) for u in usable)
+    fewest = min(int(u.sum()) for u in usable)
     if fewest < spec.min_rows:
         reason = f"too little history: {fewest} usable issue times, {spec.min_rows} needed"
         return _persistence(spec, inputs.station, reason, changes, regime, usable, own)
     coef: list[tuple[float, ...]] = []
+    scale: list[float] = []
     skills: list[LeadSkill] = []
     low: list[list[float]] = [[], []]
     high: list[list[float]] = [[], []]
     alpha = (1 - spec.coverage) / 2
     for k, design, change, ok in zip(leads, designs, changes, usable, strict=True):
-        fitted = _lstsq(design[ok & train], change[ok & train])
-        test = ok & ~train
-        residual = change - design @ fitted
-        if int(test.sum()) < max(30, spec.min_rows // 10):
-            test = ok  # too few held out: in-sample residuals, said by rows in the skill
+        predicted = np.full(n, np.nan)
+        for held in range(spec.folds):
+            out = ok & (fold == held)
+            seen = ok & (fold != held)
+            if out.any() and int(seen.sum()) >= design.shape[1]:
+                predicted[out] = design[out] @ _lstsq(design[seen], change[seen])
+        test = ok & np.isfinite(predicted)
+        # The error grows with the change foreseen: residuals are drawn relative to it (plus the
+        # typical change, so that a quiet river keeps an interval), which carries an interval
+        # fitted on ordinary floods over to a bigger one.
+        scale.append(float(np.mean(np.abs(predicted[test]))) + 1e-3)
+        spread = scale[-1] + np.abs(predicted)
+        residual = (change - predicted) / spread
         for r in (RISING, FALLING):
             pick = test & (regime == r)
             pool = residual[pick] if pick.sum() >= 30 else residual[test]
@@ -431,9 +447,12 @@ def fit(
             high[r].append(float(np.quantile(pool, 1 - alpha)))
         base = now[test]
         observed = base + change[test]
-        central = base + design[test] @ fitted
-        lo = central + np.where(regime[test] == RISING, low[RISING][-1], low[FALLING][-1])
-        hi = central + np.where(regime[test] == RISING, high[RISING][-1], high[FALLING][-1])
+        central = base + predicted[test]
+        width = spread[test]
+        lo = central + width * np.where(regime[test] == RISING, low[RISING][-1], low[FALLING][-1])
+        hi = central + width * np.where(
+            regime[test] == RISING, high[RISING][-1], high[FALLING][-1]
+        )
         skills.append(
             LeadSkill(
                 lead_h=k,
@@ -460,6 +479,7 @@ def fit(
         level_mean=level_mean,
         terms=term_names(inputs, error_correction=error_correction),
         coef=tuple(coef),
+        scale=tuple(scale),
         stage1=tuple(float(v) for v in stage1),
         low=(tuple(low[RISING]), tuple(low[FALLING])),
         high=(tuple(high[RISING]), tuple(high[FALLING])),
@@ -544,6 +564,7 @@ class Predictor:
 
     model: FittedModel
     _coef: list[list[float]] = field(init=False)
+    _scale: list[float] = field(init=False)
     _stage1: list[float] = field(init=False)
     _low: list[list[float]] = field(init=False)
     _high: list[list[float]] = field(init=False)
@@ -554,6 +575,7 @@ class Predictor:
         model = self.model
         horizon = model.horizon_h
         self._coef = [list(c) for c in model.coef]
+        self._scale = list(model.scale) if model.scale else [1.0] * horizon
         self._stage1 = list(model.stage1)
         self._low = [list(q) if len(q) == horizon else [0.0] * horizon for q in model.low]
         self._high = [list(q) if len(q) == horizon else [0.0] * horizon for q in model.high]
@@ -586,14 +608,14 @@ class Predictor:
             central.append(now + sum(map(operator.mul, coef, row)))
         if not math.isfinite(sum(central)):
             return self._persist(t, now, regime, _silent(model, sampler, t))
-        low, high = self._low[regime], self._high[regime]
+        spread = [s + abs(c - now) for s, c in zip(self._scale, central, strict=True)]
         return Forecast(
             station,
             t,
             now,
             tuple(central),
-            tuple(map(operator.add, central, low)),
-            tuple(map(operator.add, central, high)),
+            tuple(c + w * q for c, w, q in zip(central, spread, self._low[regime], strict=True)),
+            tuple(c + w * q for c, w, q in zip(central, spread, self._high[regime], strict=True)),
             ARX,
         )
 

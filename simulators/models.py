@@ -254,11 +254,17 @@ class FloodEvent:
 
 @dataclass(frozen=True, slots=True)
 class RiverNetwork:
-    """The gauges, the links between them and the flood events of a run."""
+    """The gauges, the links between them and the flood events of a run.
+
+    Attributes:
+        runoff: Station → the rise its own catchment's rain gives it, on the grid (see
+            :func:`runoff_cm`); routed down the links like the events' waves.
+    """
 
     gauges: Mapping[str, Gauge]
     channels: Sequence[Channel] = ()
     events: Sequence[FloodEvent] = ()
+    runoff: Mapping[str, FloatArray] = field(default_factory=dict)
 
     def downstream_of(self, station: str) -> list[Channel]:
         """The channels leaving ``station`` whose target is a gauge of this network."""
@@ -393,6 +399,16 @@ def flood_waves(network: RiverNetwork, grid: Grid) -> dict[str, FloatArray]:
     still sets its wave's height and timing correctly, then cut to the grid.
     """
     waves = {station: np.zeros(grid.count) for station in network.gauges}
+    pending: list[tuple[str, FloatArray]] = [
+        (station, wave) for station, wave in network.runoff.items() if station in waves
+    ]
+    while pending:
+        station, wave = pending.pop()
+        waves[station] += wave
+        pending.extend(
+            (channel.target, route(wave, channel, grid.step_s))
+            for channel in network.downstream_of(station)
+        )
     for event in network.events:
         if event.station not in network.gauges:
             continue
@@ -465,6 +481,53 @@ def warning_levels(
             level[reached] = int(candidate)
         result[mask] = level
     return result
+
+
+# -- rainfall-runoff ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Runoff:
+    """How the rain on a station's catchment raises its river.
+
+    A lagged linear reservoir (the exponential unit hydrograph): rain reaches the reservoir
+    ``lag_s`` after it falls, and the level rises by ``gain_cm_per_mm`` for each millimetre
+    held, the reservoir emptying with e-folding time ``reservoir_s``. Only part of the rain runs
+    off: ``dry_fraction`` on dry ground, rising towards all of it as the ground wets (the
+    antecedent rain of the last ``memory_s``, with ``wet_mm`` of it making the ground two
+    thirds of the way to saturated). That part is what makes a catchment's response nonlinear:
+    the same storm raises the river more after a wet week than after a dry one.
+    """
+
+    gain_cm_per_mm: float
+    lag_s: float
+    reservoir_s: float
+    dry_fraction: float = 0.3
+    wet_mm: float = 60.0
+    memory_s: float = 3 * SECONDS_PER_DAY
+
+
+def runoff_cm(rain_per_step_mm: FloatArray, step_s: float, runoff: Runoff) -> FloatArray:
+    """The rise of a river's level (cm) from the rain on its catchment, step by step."""
+    count = len(rain_per_step_mm)
+    lag = round(runoff.lag_s / step_s)
+    keep = math.exp(-step_s / runoff.reservoir_s)
+    remember = math.exp(-step_s / runoff.memory_s)
+    wetness = 0.0
+    store = 0.0
+    rise = np.zeros(count)
+    rain = np.asarray(rain_per_step_mm, dtype=np.float64)
+    effective = np.zeros(count)
+    for index in range(count):
+        fraction = runoff.dry_fraction + (1 - runoff.dry_fraction) * (
+            1 - math.exp(-wetness / runoff.wet_mm)
+        )
+        effective[index] = rain[index] * fraction
+        wetness = wetness * remember + rain[index]
+    for index in range(count):
+        store = store * keep + (effective[index - lag] if index >= lag else 0.0)
+        rise[index] = runoff.gain_cm_per_mm * store
+    return rise
 
 
 # -- rain ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ time at which they go out. The plan also knows what the ingest side should end u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,9 @@ from simulators.models import (
     RAIN_METRIC,
     DeviceModel,
     FloatArray,
+    FloodEvent,
     Grid,
+    Runoff,
     Samples,
     Schedule,
     Sensor,
@@ -42,6 +45,7 @@ from simulators.models import (
     rain_mm,
     report_indices,
     river_truth,
+    runoff_cm,
     sample_station,
     stream,
     warning_levels,
@@ -125,8 +129,51 @@ def scenario_truth(scenario: Scenario, registry: Registry, start_ns: int) -> Tru
     if scenario.model_start is not None:
         model_ns = int(scenario.model_start.timestamp()) * 1_000_000_000
         model = Grid.covering(model_ns, scenario.duration_s, scenario.step_s)
-    truth = river_truth(river_network(scenario, registry), model, scenario.seed)
+    network = river_network(scenario, registry)
+    runoff = catchment_runoff(scenario, registry, grid)
+    truth = river_truth(replace(network, runoff=runoff), model, scenario.seed)
     return replace(truth, grid=grid)
+
+
+def station_rain(
+    registry: Registry, station_id: str, events: Sequence[FloodEvent], grid: Grid, seed: int
+) -> FloatArray:
+    """The rain (mm per grid step) falling at a station: its basin's events and showers."""
+    station = registry.get(station_id)
+    assert station is not None
+    basin_events = [
+        e for e in events if (s := registry.get(e.station)) and s.basin == station.basin
+    ]
+    return rain_mm(station_id, basin_events, grid, seed, longitude=station.longitude)
+
+
+def catchment_runoff(scenario: Scenario, registry: Registry, grid: Grid) -> dict[str, FloatArray]:
+    """Per station with ``runoff``, the rise the rain at its ``rain_gauges`` gives it.
+
+    The rain is the rain the gauges report in the same run (the run's grid, whose dates set
+    the afternoon showers), so a model fitted on the published readings sees its true cause.
+    """
+    events = flood_events(scenario)
+    found = {}
+    for entry in scenario.stations:
+        if entry.runoff is None:
+            continue
+        station = registry.get(entry.id)
+        gauges = station.rain_gauges if station is not None else []
+        if not gauges:
+            continue
+        rain = np.mean(
+            [station_rain(registry, g, events, grid, scenario.seed) for g in gauges], axis=0
+        )
+        spec = entry.runoff
+        found[entry.id] = runoff_cm(
+            rain,
+            grid.step_s,
+            Runoff(
+                spec.gain_cm_per_mm, spec.lag_s, spec.reservoir_s, spec.dry_fraction, spec.wet_mm
+            ),
+        )
+    return found
 
 
 def build_plan(
@@ -169,12 +216,7 @@ def build_plan(
         station = registry.get(station_id)
         assert station is not None  # check_scenario saw to it
         entry = scenario.station(station_id)
-        basin_events = [
-            e for e in events if (s := registry.get(e.station)) and s.basin == station.basin
-        ]
-        rain[station_id] = rain_mm(
-            station_id, basin_events, grid, seed, longitude=station.longitude
-        )
+        rain[station_id] = station_rain(registry, station_id, events, grid, seed)
         device = DeviceModel.for_format(sender.format)
         if entry.noise_cm is not None:
             device = replace(device, sensor=Sensor(entry.noise_cm, device.sensor.resolution_cm))

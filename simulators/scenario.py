@@ -112,6 +112,17 @@ class TideEntry(_Model):
     o1_cm: float = Field(default=0.0, ge=0)
 
 
+class RunoffEntry(_Model):
+    """Rain on the station's catchment (the mean of its registry ``rain_gauges``) raising its
+    river (see :class:`simulators.models.Runoff`)."""
+
+    gain_cm_per_mm: float = Field(gt=0, le=100)
+    lag_s: Duration = Field(alias="lag", ge=0)
+    reservoir_s: Duration = Field(alias="reservoir", gt=0)
+    dry_fraction: float = Field(default=0.3, gt=0, le=1)
+    wet_mm: float = Field(default=60.0, gt=0)
+
+
 class StationEntry(_Model):
     """A station in the scenario, with optional model settings.
 
@@ -126,6 +137,7 @@ class StationEntry(_Model):
             ``interval_s`` by default.
         alert_report_every_s: Interval at WASPADA and above (``alert_report_every``).
         noise_cm: The sensor's noise; the device's default otherwise.
+        runoff: Its catchment's rain raises it (rain-driven rivers).
     """
 
     id: str
@@ -137,6 +149,7 @@ class StationEntry(_Model):
     report_every_s: Duration | None = Field(default=None, alias="report_every", gt=0)
     alert_report_every_s: Duration | None = Field(default=None, alias="alert_report_every", gt=0)
     noise_cm: float | None = Field(default=None, ge=0)
+    runoff: RunoffEntry | None = None
 
 
 def _station_entry(value: object) -> object:
@@ -165,7 +178,8 @@ class EventEntry(_Model):
     Attributes:
         station: Where the water starts rising.
         at_s: Onset of the rise (YAML ``at``).
-        peak_cm: Crest height above the undisturbed level, at this station.
+        peak_cm: Crest height above the undisturbed level, at this station (0: rain only,
+            which stations with ``runoff`` turn into water).
         time_to_peak_s: Onset to crest (``time_to_peak``).
         recession_s: E-folding time of the recession (``recession``).
         rain_mm: Rain it brings to the basin's rain gauges.
@@ -176,7 +190,7 @@ class EventEntry(_Model):
     type: Literal["rain"] = "rain"
     station: str
     at_s: Duration = Field(alias="at")
-    peak_cm: float = Field(gt=0, le=2000)
+    peak_cm: float = Field(ge=0, le=2000)
     time_to_peak_s: Duration = Field(alias="time_to_peak", gt=0)
     recession_s: Duration = Field(alias="recession", gt=0)
     rain_mm: float = Field(default=60.0, ge=0, le=1000)

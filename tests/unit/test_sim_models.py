@@ -20,16 +20,19 @@ from simulators.models import (
     Power,
     Radio,
     RiverNetwork,
+    Runoff,
     Schedule,
     Tide,
     battery,
     clock_offset_s,
     crest,
+    flood_waves,
     radio,
     rain_mm,
     report_indices,
     river_truth,
     route,
+    runoff_cm,
     sample_station,
     tide_cm,
     tipping_bucket,
@@ -274,3 +277,42 @@ def test_samples_stay_within_the_metric_ranges_and_carry_device_time() -> None:
     true_ms = START_NS // 10**6 + indices * 300_000
     assert np.abs(samples.ts_ms - true_ms).max() < 5_000  # drift of a few seconds at most
     assert (np.diff(samples.ts_ms) > 0).all()
+
+
+def test_rain_raises_a_river_through_a_lagged_reservoir() -> None:
+    step_s = 900.0
+    rain = np.zeros(400)
+    rain[10] = 10.0  # 10 mm in one step, on wet ground (dry_fraction 1: all of it runs off)
+    spec = Runoff(gain_cm_per_mm=2.0, lag_s=3 * 3600, reservoir_s=6 * 3600, dry_fraction=1.0)
+    rise = runoff_cm(rain, step_s, spec)
+    assert not rise[: 10 + 12].any()  # nothing until the lag has passed
+    assert rise[22] == pytest.approx(20.0)
+    # Then it empties with the reservoir's time constant.
+    assert rise[22 + 24] == pytest.approx(20.0 * np.exp(-1.0))
+
+
+def test_the_same_storm_raises_a_wet_catchment_more() -> None:
+    step_s = 900.0
+    storm = np.zeros(2000)
+    storm[1000:1040] = 2.5  # 100 mm over 10 h
+    wet = storm.copy()
+    wet[808:848] = 2.5  # the same storm two days earlier
+    spec = Runoff(gain_cm_per_mm=1.0, lag_s=3600, reservoir_s=10 * 3600)
+    dry_rise = runoff_cm(storm, step_s, spec)[1000:].max()
+    wet_rise = runoff_cm(wet, step_s, spec)[1000:].max()
+    assert wet_rise > 1.2 * dry_rise
+
+
+def test_runoff_is_routed_down_the_river() -> None:
+    grid = Grid(0, 900.0, 400)
+    rise = np.zeros(400)
+    rise[100:120] = 50.0
+    network = RiverNetwork(
+        {"a": Gauge("a", 100.0), "b": Gauge("b", 100.0)},
+        [Channel("a", "b", 5 * 3600.0, attenuation=0.8, spread=0.0)],
+        runoff={"a": rise},
+    )
+    waves = flood_waves(network, grid)
+    assert waves["a"].max() == pytest.approx(50.0)
+    assert int(np.argmax(waves["b"])) == 100 + 20
+    assert waves["b"].max() == pytest.approx(40.0)
