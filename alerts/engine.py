@@ -20,7 +20,7 @@ import heapq
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from operator import sub
 from typing import Any
@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
-from alerts.notify.localtime import zone_for
+from alerts.notify.localtime import Zone, zone_for
 from alerts.rules import LEVEL_METRIC, faults, level, nodata, rate, upstream
 from alerts.rules import forecast as forecasting
-from alerts.rules.config import RulesConfig, RuleSet
+from alerts.rules.config import TIDAL_DAY_S, RulesConfig, RuleSet
 from devices.health import HealthTracker, StationHealth
 from devices.levels import Level, Thresholds
 from devices.readings import Reading
@@ -195,7 +195,13 @@ class Engine:
         self.health = HealthTracker(registry, window_s=health_window_s)
         self.forecaster = forecaster
         self._forecast_rule = forecast_rule or forecasting.ForecastRule()
+        # On a tidal reach every flood tide's forecast crosses what every ebb's falls back
+        # from: an episode there ends only after a tidal day below (as the level rule's does).
+        self._tidal_forecast_rule = replace(
+            self._forecast_rule, hold_s=max(self._forecast_rule.hold_s, TIDAL_DAY_S)
+        )
         self._forecasts: dict[str, forecasting.ForecastState] = {}
+        self._zones: dict[str, Zone] = {}
         self._compile()
         self._dirty.add(ENGINE_KEY)
 
@@ -239,6 +245,7 @@ class Engine:
         """Follow a reloaded registry; states of stations that remain are kept."""
         self._registry = registry
         self.health.use_registry(registry)
+        self._zones.clear()
         self._compile()
 
     def use_rules(self, rules: RulesConfig) -> None:
@@ -438,14 +445,20 @@ class Engine:
                 forecast,
                 thresholds=thresholds,
                 observed=self.level_of(forecast.station),
-                rule=self._forecast_rule,
-                zone=zone_for(plan.station),
+                rule=self._tidal_forecast_rule if plan.rules.level.tidal else self._forecast_rule,
+                zone=self._zone(plan.station),
                 late=late,
             )
             if after != before:
                 self._forecasts[forecast.station] = after
                 self._dirty.add(FORECAST_PREFIX + forecast.station)
             events.extend(found)
+
+    def _zone(self, station: Station) -> Zone:
+        zone = self._zones.get(station.id)
+        if zone is None:
+            zone = self._zones[station.id] = zone_for(station)
+        return zone
 
     def _due_ns(self, station_id: str, *, watched: bool = False) -> int | None:
         """When a station becomes overdue (None: its no-data rule is off).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +23,15 @@ from devices.stations import StationRegistry
 from devices.timestamps import format_rfc3339
 from forecast import skill, store
 from forecast.live import LiveForecaster
-from forecast.models import FittedModel, Forecast, ModelSpec, fit, registry_inputs
-from forecast.series import LEVEL_METRIC, NS_PER_H, RAIN_METRIC, interpolate, series_from_readings
+from forecast.models import FittedModel, Forecast, Inputs, ModelSpec, fit, registry_inputs
+from forecast.series import (
+    LEVEL_METRIC,
+    NS_PER_H,
+    RAIN_METRIC,
+    Series,
+    interpolate,
+    series_from_readings,
+)
 
 if TYPE_CHECKING:
     from alerts.settings import ForecastSettings
@@ -94,6 +101,22 @@ def fit_models(
     rain = series_from_readings(readings, RAIN_METRIC)
     wanted = set(stations) if stations is not None else set(levels)
     inputs = {s: i for s, i in registry_inputs(registry).items() if s in wanted}
+    return fit_series(
+        inputs, levels, rain, spec, until_ns=until_ns, fitted_at_ns=fitted_at_ns, progress=progress
+    )
+
+
+def fit_series(
+    inputs: Mapping[str, Inputs],
+    levels: Mapping[str, Series],
+    rain: Mapping[str, Series],
+    spec: ModelSpec,
+    *,
+    until_ns: int | None = None,
+    fitted_at_ns: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, FittedModel]:
+    """A model for each station of ``inputs`` from series already read (see :func:`fit_models`)."""
     models = {}
     for done, (station, station_inputs) in enumerate(sorted(inputs.items()), start=1):
         models[station] = fit(
@@ -245,6 +268,7 @@ __all__ = [
     "LeadScore",
     "backtest",
     "fit_models",
+    "fit_series",
     "forecast_rows",
     "live_forecaster",
     "model_spec",

@@ -134,7 +134,7 @@ class ForecastSettings(Section):
     horizon_h: int = Field(default=12, ge=1, le=72, description="leads 1..horizon_h hours")
     coverage: float = Field(default=0.8, gt=0, lt=1, description="the interval's probability")
     min_rows: int = Field(
-        default=200, ge=20, description="fewer usable issue times: a persistence model"
+        default=576, ge=20, description="fewer usable issue times: a persistence model"
     )
     folds: int = Field(
         default=5, ge=2, le=20, description="blocked folds in time that score a model"

@@ -112,6 +112,10 @@ class ArraySampler:
         found[stale] = np.nan
         return found
 
+    def levels(self, station: str, instants: Sequence[Any]) -> list[Any]:
+        """:meth:`level` at each of ``instants``."""
+        return [self.level(station, t) for t in instants]
+
     def rain(self, gauges: Sequence[str], a: Any, b: Any) -> Any:
         """Mean rain over ``gauges`` reported in ``(a, b]`` (NaN where a gauge is silent at b)."""
         a = np.asarray(a, dtype=np.int64)
@@ -144,13 +148,15 @@ class PointSampler:
         self._times: dict[str, list[int]] = {}
         self._values: dict[str, list[float]] = {}
         self._totals: dict[str, list[float]] = {}
+        self._series: dict[str, tuple[list[int], list[float]]] = {}  # both, for one lookup
 
     def watch(self, station: str, keep_ns: int, *, rain: bool = False) -> None:
         """Keep ``keep_ns`` of ``station``'s past (the longest any model needs); a rain gauge
         also keeps running totals."""
         self._keep[station] = max(self._keep.get(station, 0), keep_ns)
-        self._times.setdefault(station, [])
-        self._values.setdefault(station, [])
+        times = self._times.setdefault(station, [])
+        values = self._values.setdefault(station, [])
+        self._series[station] = (times, values)
         if rain:
             self._totals.setdefault(station, list(_running(self._values[station])))
 
@@ -197,13 +203,30 @@ class PointSampler:
 
     def level(self, station: str, t: Any) -> Any:
         """The newest value at or before ``t`` (NaN when none is recent enough)."""
-        times = self._times.get(station)
-        if not times:
+        series = self._series.get(station)
+        if series is None:
             return math.nan
+        times, values = series
         index = bisect_right(times, t) - 1
         if index < 0 or t - times[index] > self._stale:
             return math.nan
-        return self._values[station][index]
+        return values[index]
+
+    def levels(self, station: str, instants: Sequence[Any]) -> list[Any]:
+        """:meth:`level` at each of ascending ``instants`` (each search starts at the last)."""
+        series = self._series.get(station)
+        if series is None:
+            return [math.nan] * len(instants)
+        times, values = series
+        stale = self._stale
+        start = 0
+        found = []
+        for t in instants:
+            start = bisect_right(times, t, start)
+            index = start - 1
+            found.append(values[index] if index >= 0 and t - times[index] <= stale else math.nan)
+            start = max(index, 0)
+        return found
 
     def rain(self, gauges: Sequence[str], a: Any, b: Any) -> Any:
         """Mean rain over ``gauges`` reported in ``(a, b]`` (NaN when a gauge is silent at b)."""
@@ -229,8 +252,8 @@ class PointSampler:
         """Put back a past from :meth:`dump` (after a restart)."""
         if station not in self._keep:
             return
-        self._times[station] = list(times)
-        self._values[station] = list(values)
+        self._times[station][:] = times
+        self._values[station][:] = values
         if station in self._totals:
             self._totals[station] = list(_running(values))
 

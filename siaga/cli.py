@@ -453,6 +453,9 @@ def bench_alerts(
     readings: Annotated[int, typer.Option(help="Readings evaluated.")] = 200_000,
     batch: Annotated[int, typer.Option(help="Readings per delivery to the engine.")] = 500,
     trials: Annotated[int, typer.Option(help="Runs per contender; best counts.")] = 3,
+    forecast: Annotated[
+        bool, typer.Option(help="Also the engine with a fitted forecast model per station.")
+    ] = False,
     latency_s: Annotated[
         float, typer.Option(help="Seconds of the publish → event latency run (0: none).")
     ] = 0.0,
@@ -472,7 +475,9 @@ def bench_alerts(
 
     try:
         if readings:
-            run_alerts_benchmark(stations=stations, readings=readings, batch=batch, trials=trials)
+            run_alerts_benchmark(
+                stations=stations, readings=readings, batch=batch, trials=trials, forecast=forecast
+            )
         if latency_s:
             run_latency_benchmark(stations, rate, latency_s, postgres=postgres)
         if webhook:
@@ -481,6 +486,20 @@ def bench_alerts(
             run_notify_benchmark(rate_per_s=webhook_rate, seconds=webhook_seconds)
     except ServerError as exc:
         raise _fail(str(exc)) from None
+
+
+@bench.command("forecast")
+def bench_forecast(
+    fit_stations: Annotated[
+        int, typer.Option(help="Also time fitting this many stations (0: no).")
+    ] = 1000,
+    fit_days: Annotated[float, typer.Option(help="... of this many days of 15-min data.")] = 365,
+) -> None:
+    """Forecast skill against persistence, interval coverage and warnings on the scenarios,
+    forecast warnings in a dry fortnight, and the cost of fitting."""
+    from benchmarks.forecast import run_forecast_benchmark
+
+    run_forecast_benchmark(fit_stations, fit_days)
 
 
 # -- siaga bench national (scale) ---------------------------------------------------------------

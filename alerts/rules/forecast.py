@@ -130,6 +130,12 @@ def evaluate(
         zone: The station's time zone (for the message).
         late: The reading behind the forecast arrived late.
     """
+    if (
+        state.warned == Level.NORMAL
+        and not state.streak
+        and (forecast.method != ARX or max(forecast.values) - forecast.now_cm < rule.min_rise_cm)
+    ):
+        return state, []  # the usual case, a quiet river: nothing to judge
     events: list[AlertEvent] = []
     at = forecast.issued_ns
     if state.active and observed >= state.warned:

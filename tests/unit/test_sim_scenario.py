@@ -24,7 +24,13 @@ from simulators.scenario import (
 from tests.conftest import REPO_ROOT
 
 SCENARIOS = REPO_ROOT / "config" / "scenarios"
-SHIPPED = ["way-tulang-bawang-flood", "jakarta-water-gates", "quiet-day", "tabalong-rain-flood"]
+SHIPPED = [
+    "way-tulang-bawang-flood",
+    "jakarta-water-gates",
+    "quiet-day",
+    "tabalong-rain-flood",
+    "tabalong-dry-fortnight",
+]
 # A wet-season and a dry-season start: promises must not depend on the day a run starts.
 STARTS = ["2026-02-01T00:00:00+07:00", "2026-08-15T13:00:00+07:00"]
 
