@@ -253,6 +253,127 @@ def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
     console.print(summary)
 
 
+@alerts_app.command("verify")
+def verify(  # noqa: PLR0917 - typer passes every option
+    readings: Annotated[
+        Path | None, typer.Option(help="CSV with header station,ts,metric,value (any order).")
+    ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(help="Events as JSON lines (siaga alerts/forecast backtest --json)."),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Read readings and events from InfluxDB.")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="... up to this RFC 3339 time.")] = None,
+    stations: Annotated[
+        Path | None, typer.Option(help="Registry file (default: stations.file).")
+    ] = None,
+    horizon_h: Annotated[
+        float | None, typer.Option(help="How far ahead a warning may come (forecast.horizon_h).")
+    ] = None,
+    tolerance_h: Annotated[float, typer.Option(help="Slack past the horizon.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Hits, misses, false alarms, POD, FAR, CSI and lead times of the warnings, per station,
+    level and kind (forecast, upstream, level), against the crossings the readings show."""
+    import asyncio  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
+
+    from alerts.backtest import BacktestError  # noqa: PLC0415
+    from alerts.verify import verify as run_verify  # noqa: PLC0415
+    from alerts.verify import warning_from_record  # noqa: PLC0415
+    from devices.stations import StationFileError, load_stations  # noqa: PLC0415
+    from devices.timestamps import TimestampError, parse_timestamp_ns  # noqa: PLC0415
+    from ingest.errors import ConfigError  # noqa: PLC0415
+
+    if (readings is None) == (start is None and end is None):
+        raise _fail("give either --readings FILE --events FILE or --from/--to")
+    if readings is not None and events is None:
+        raise _fail("--readings needs --events (JSON lines of alert events)")
+    if readings is None and (start is None or end is None):
+        raise _fail("give both --from and --to")
+    try:
+        settings = load_alert_settings(config)
+        registry = load_stations(stations or settings.stations.file)
+        if readings is not None and events is not None:
+            recorded = read_readings_file(readings).readings
+            try:
+                lines = events.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise BacktestError(f"{events}: cannot read: {exc.strerror}") from None
+            warnings = []
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    found = warning_from_record(orjson.loads(line))
+                except (orjson.JSONDecodeError, KeyError, TypeError, TimestampError) as exc:
+                    raise BacktestError(f"{events}: line {number}: not an event: {exc}") from None
+                if found is not None:
+                    warnings.append(found)
+        else:
+            assert start is not None
+            assert end is not None
+            start_ns, end_ns = parse_timestamp_ns(start), parse_timestamp_ns(end)
+            recorded, warnings = asyncio.run(_verify_inputs(settings, registry, start_ns, end_ns))
+    except (BacktestError, ConfigError, StationFileError, TimestampError) as exc:
+        raise _fail(str(exc)) from None
+    results = run_verify(
+        recorded,
+        warnings,
+        registry,
+        horizon_s=(horizon_h or settings.forecast.horizon_h) * 3600,
+        tolerance_s=tolerance_h * 3600,
+    )
+    if as_json:
+        for result in results:
+            typer.echo(orjson.dumps(result.record()).decode())
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(
+        "station", "level", "kind", "hits", "misses", "false alarms", "POD", "FAR", "CSI",
+        "lead h (median, min-max)",
+    )  # fmt: skip
+    for result in results:
+        record = result.record()
+        leads = record["lead_h"]
+        spread = f"{record['lead_h_median']} ({min(leads)}-{max(leads)})" if leads else "-"
+        table.add_row(
+            result.station, result.level.name, result.kind, str(record["hits"]),
+            str(record["misses"]), str(record["false_alarms"]), _ratio(record["pod"]),
+            _ratio(record["far"]), _ratio(record["csi"]), spread,
+        )  # fmt: skip
+    _console().print(table)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+async def _verify_inputs(
+    settings: Settings, registry: StationRegistry, start_ns: int, end_ns: int
+) -> tuple[list[Reading], list[Any]]:
+    """Readings and alert events of ``[start, end)`` from InfluxDB."""
+    from alerts.backtest import read_influx  # noqa: PLC0415
+    from alerts.verify import Warning  # noqa: PLC0415
+    from devices.levels import Level  # noqa: PLC0415
+    from ingest.storage.influx import InfluxStorage, registry_tags  # noqa: PLC0415
+
+    async with InfluxStorage(settings.influx, registry_tags(registry)) as storage:
+        readings = await read_influx(storage, start_ns, end_ns)
+        records = await storage.alerts(start_ns, end_ns, limit=1_000_000)
+    warnings = [
+        Warning(r.ts_ns, r.station_id, r.kind, Level[r.level], r.firing)
+        for r in records
+        if r.level in Level.__members__
+    ]
+    return readings, warnings
+
+
 # -- the engine and its incidents (the incidents helper's) ------------------------------------
 
 

@@ -112,4 +112,31 @@ class LiveForecaster:
         return self._dependents.get(station, ())
 
 
-__all__ = ["LiveForecaster"]
+def forecast_from_history(
+    model: FittedModel,
+    history: Mapping[str, Sequence[tuple[int, float]]],
+    max_stale_s: float = 7200.0,
+) -> Forecast | None:
+    """A model's forecast as of its station's newest reading, from recorded history.
+
+    Args:
+        model: The station's model.
+        history: Station → ``(time, value)`` ascending: the station's levels, its upstream
+            stations' levels and its rain gauges' rain, back to ``model.lookback_ns``.
+        max_stale_s: A reading older than this does not stand for "now".
+
+    Returns:
+        The forecast (None when the station has no reading).
+    """
+    sampler = PointSampler(int(max_stale_s * NS_PER_S))
+    for station, points in history.items():
+        sampler.watch(station, model.lookback_ns, rain=station in model.rain)
+        for ts_ns, value in points:
+            sampler.add(station, ts_ns, value)
+    newest = sampler.newest(model.station)
+    if newest is None:
+        return None
+    return Predictor(model).predict(sampler, newest[0])
+
+
+__all__ = ["LiveForecaster", "forecast_from_history"]

@@ -17,6 +17,7 @@ from alerts.incidents.store import create_sql_engine
 from alerts.notify.memory import MemoryNotifyStore
 from dashboards.api.accounts import Accounts
 from dashboards.api.context import ApiContext
+from dashboards.api.forecasts import ModelCache
 from dashboards.api.guard import Guard, install_log_redaction
 from dashboards.api.live import (
     Fingerprint,
@@ -159,6 +160,8 @@ def create_app(
         ),
         limiter=LoginLimiter(settings.api.login_max_failures, settings.api.login_window_s),
         clock_ns=clock_ns,
+        forecast=settings.forecast,
+        models=ModelCache(settings.forecast.models_dir),
     )
     ctx.refresh_schemes()
     ctx.prerender = functools.partial(render_list, ctx, regency=None, river=None)

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from alerts.notify.cap import CapDocument
+from alerts.settings import ForecastSettings
 from dashboards.api.accounts import Accounts
+from dashboards.api.forecasts import ModelCache
 from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
@@ -51,6 +53,8 @@ class ApiContext:
     notify_ack_secret: bytes | None
     limiter: LoginLimiter
     clock_ns: Callable[[], int] = time.time_ns
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    models: ModelCache | None = None
     hub: LiveHub | None = None
     schemes: dict[str, str] = field(default_factory=dict)
     # Renders a new snapshot's unfiltered station list (in a thread) before it is published.

@@ -113,6 +113,43 @@ class Readings(_Out):
     truncated: bool = Field(description="raw readings beyond the limit were left out")
 
 
+class ForecastPointPublic(_Out):
+    """The forecast at one lead: the expected level and its interval."""
+
+    lead_h: int
+    at: datetime
+    value_cm: float
+    low_cm: float
+    high_cm: float
+
+
+class LeadSkillPublic(_Out):
+    """How the model did at one lead on history it was not fitted on."""
+
+    lead_h: int
+    n: int
+    nse: float | None
+    nse_persistence: float | None
+    skill: float | None = Field(description="1 - MSE / MSE of persistence")
+    coverage: float | None = Field(description="share of outcomes inside the interval")
+
+
+class ForecastPublic(_Out):
+    """A station's forecast as of its newest reading, with the model's skill."""
+
+    station: str
+    issued_at: datetime
+    now_cm: float
+    method: str = Field(description="arx, or persistence (the baseline or a fallback)")
+    reason: str = Field(description="why persistence, when it is")
+    coverage: float = Field(description="the interval's probability (0.8: 80 %)")
+    model_version: int
+    trained_from: datetime
+    trained_to: datetime
+    points: list[ForecastPointPublic]
+    skill: list[LeadSkillPublic]
+
+
 class AckPublic(_Out):
     """Who acknowledged an incident."""
 

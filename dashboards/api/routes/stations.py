@@ -10,8 +10,15 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from dashboards.api.context import ApiContext, FleetSnapshot
 from dashboards.api.deps import Context, Viewer
+from dashboards.api.forecasts import no_model_detail, station_forecast
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
-from dashboards.api.schemas import Readings, StationList, StationPublic, WindowName
+from dashboards.api.schemas import (
+    ForecastPublic,
+    Readings,
+    StationList,
+    StationPublic,
+    WindowName,
+)
 from dashboards.api.views import (
     NS,
     WATER_LEVEL,
@@ -127,6 +134,24 @@ def _station(ctx: ApiContext, station_id: str) -> Station:
 async def get_station(ctx: Context, _who: Viewer, station_id: StationId) -> StationPublic:
     """One station with its newest reading, level, trend and health."""
     (found,) = await _stations(ctx, [_station(ctx, station_id)])
+    return found
+
+
+@router.get(
+    "/{station_id}/forecast", summary="The stage forecast and its skill", responses=NOT_FOUND
+)
+async def get_forecast(ctx: Context, _who: Viewer, station_id: StationId) -> ForecastPublic:
+    """The forecast of the water level, hour by hour to ``forecast.horizon_h``, with its 80 %
+    interval, as of the station's newest reading, and the model's skill against persistence."""
+    station = _station(ctx, station_id)
+    model = ctx.models.current(station_id) if ctx.models is not None else None
+    if model is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, no_model_detail(station))
+    found = await station_forecast(ctx.storage, ctx.forecast, model, ctx.clock_ns())
+    if found is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no recent reading of {station.name} to forecast from"
+        )
     return found
 
 
