@@ -106,6 +106,20 @@ STRINGS: dict[str, tuple[str, str]] = {
     "kind.upstream": ("gelombang hulu", "upstream wave"),
     "kind.no_data": ("tidak ada data", "no data"),
     "kind.sensor_fault": ("sensor rusak", "sensor fault"),
+    "kind.forecast": ("prakiraan", "forecast"),
+    "station.forecast": ("Prakiraan", "Forecast"),
+    "station.forecast_high": ("Rentang {percent} %: atas", "{percent} % range: upper"),
+    "station.forecast_low": ("Rentang {percent} %: bawah", "{percent} % range: lower"),
+    "station.forecast_note": (
+        "Prakiraan {hours} jam dari {at} (model v{version}); keandalan dibanding persistensi: "
+        "{skill3} pada 3 jam, {skill6} pada 6 jam; rentang {percent} % memuat {covers} hasil",
+        "Forecast {hours} h from {at} (model v{version}); skill against persistence: {skill3} "
+        "at 3 h, {skill6} at 6 h; the {percent} % range held {covers} of outcomes",
+    ),
+    "station.forecast_persistence": (
+        "Prakiraan = tinggi air sekarang (persistensi): {reason}",
+        "Forecast = the level now (persistence): {reason}",
+    ),
     "login.title": ("Masuk ke Siaga", "Sign in to Siaga"),
     "login.username": ("Nama pengguna", "Username"),
     "login.password": ("Kata sandi", "Password"),

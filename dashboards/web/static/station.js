@@ -162,9 +162,10 @@
       },
       axes: [timeAxis, { label: t("station.water"), size: 60 }],
       series: [timeSeries, ...series.map((s) => ({
-        label: s.label, stroke: s.colour, width: s.dash ? 1.5 : 2, dash: s.dash, spanGaps: false,
+        label: s.label, stroke: s.colour, width: s.dash ? 1.5 : 2, dash: s.dash, spanGaps: s.spanGaps || false,
         value: (u, v) => (v === null || v === undefined ? "–" : `${v.toFixed(1)} cm`),
       }))],
+      bands: forecastBands(series),
       plugins: [bandsPlugin(thresholds), marksPlugin(incidents, now)],
     };
     charts.water = new uPlot(opts, data, node);
@@ -197,9 +198,10 @@
     const upstream = station.upstream || [];
     const lead = Math.max(0, ...upstream.map((l) => l.travel_min * 60));
     const end = now + Math.min(lead, RANGES[range] / 4) + RANGES[range] * 0.02;
-    const [water, incidentsBody, ...rest] = await Promise.all([
+    const [water, incidentsBody, forecast, ...rest] = await Promise.all([
       readings(id, "water_level_cm", start, now + 60),
       api(`/api/v1/incidents?${new URLSearchParams({ station: id, since: iso(start) })}`).catch(() => ({ data: [] })),
+      loadForecast(),
       ...upstream.map((link) => readings(link.station, "water_level_cm", start - link.travel_min * 60, now + 60)),
       ...SMALL.map(([metric]) => (reports(metric) ? readings(id, metric, start, now + 60) : Promise.resolve([]))),
     ]);
@@ -211,11 +213,55 @@
       series.push({ label: `${t("station.upstream")} ${name} (+${travel(link.travel_min)})`,
         colour: "#7b1fa2", dash: [6, 4], table: asTable(upstreamRows[index], link.travel_min * 60) });
     });
-    drawWater(series, incidentsBody.data, start, end, now);
+    const until = addForecast(series, forecast, end);
+    drawWater(series, incidentsBody.data, start, until, now);
     // Show the small charts that have data first, so that each is sized to its final cell.
     SMALL.forEach(([metric], index) => { smallNode(metric).hidden = !smallRows[index].length; });
     SMALL.forEach(([metric, key, colour, bars], index) => drawSmall(metric, key, colour, bars, asTable(smallRows[index]), start, end));
     renderIncidents(incidentsBody.data);
+  }
+
+  // -- the forecast beyond "now": its central line and its interval as a band ----------------
+  async function loadForecast() {
+    try {
+      return await api(`/api/v1/stations/${encodeURIComponent(id)}/forecast`);
+    } catch (error) {
+      if (error.status === 401) throw error;
+      return null;  // no model fitted for this station
+    }
+  }
+
+  // Adds the forecast's three series (central, high, low) and returns the chart's new end.
+  function addForecast(series, forecast, end) {
+    const note = document.getElementById("forecast-note");
+    note.hidden = !forecast;
+    if (!forecast) return end;
+    const issued = toSeconds(forecast.issued_at);
+    const times = [issued, ...forecast.points.map((p) => toSeconds(p.at))];
+    const column = (key) => [forecast.now_cm, ...forecast.points.map((p) => p[key])];
+    const percent = Math.round(forecast.coverage * 100);
+    series.push({ label: t("station.forecast"), colour: "#ef6c00", dash: [2, 3], spanGaps: true, table: [times, column("value_cm")] });
+    for (const [band, key] of [["high", "high_cm"], ["low", "low_cm"]]) {
+      series.push({ label: t(`station.forecast_${band}`, { percent }), colour: "rgba(239,108,0,0.35)", spanGaps: true, band, table: [times, column(key)] });
+    }
+    const at = (lead) => forecast.skill.find((s) => s.lead_h === lead)?.skill;
+    const shown = (value) => (value === null || value === undefined ? "–" : value.toFixed(2));
+    const covers = forecast.skill.map((s) => s.coverage).filter((v) => v !== null);
+    note.textContent = forecast.method === "persistence"
+      ? t("station.forecast_persistence", { reason: forecast.reason })
+      : t("station.forecast_note", {
+        hours: forecast.points.length, at: formatTime(forecast.issued_at, zone), version: forecast.model_version,
+        skill3: shown(at(3)), skill6: shown(at(6)), percent,
+        covers: covers.length ? `${Math.round((100 * covers.reduce((a, b) => a + b, 0)) / covers.length)} %` : "–",
+      });
+    return Math.max(end, times[times.length - 1] + 600);
+  }
+
+  // uPlot fills between the band's high and low series (indices count the time column as 0).
+  function forecastBands(series) {
+    const high = series.findIndex((s) => s.band === "high");
+    const low = series.findIndex((s) => s.band === "low");
+    return high < 0 || low < 0 ? [] : [{ series: [high + 1, low + 1], fill: "rgba(239,108,0,0.15)" }];
   }
 
   function travel(minutes) {

@@ -1,0 +1,117 @@
+"""The station page draws the forecast beyond "now" as a band, with the model's skill, in a real
+browser (Debian's chromium, headless, driven by Playwright)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from alerts.forecasting import fit_models
+from dashboards.api.accounts import Accounts, Role
+from dashboards.api.app import create_app, sql_engine
+from dashboards.settings import Settings
+from devices.readings import Reading
+from devices.stations import load_stations
+from forecast import store
+from forecast.models import ModelSpec
+from ingest.batch import Batch
+from ingest.storage.memory import MemoryStorage
+from ops.servers import free_port
+from tests.conftest import STATIONS_FILE
+from tests.fake_incidents import MemoryIncidents
+from tests.forecasting import HISTORY_CRESTS, waves
+from tests.helpers import wait_for
+from tests.integration.test_web_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    OPERATOR,
+    WebServer,
+    screenshot,
+    sign_in,
+    until,
+)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.integration
+
+NAMES = {"hulu": "tl-muara-uya", "hilir": "tl-tanjung"}
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[WebServer]:
+    history = waves(20 * 24, HISTORY_CRESTS[:20], seed=6)
+    shift = time.time_ns() - 5 * 60 * 10**9 - history[-1].ts_ns
+    readings = [Reading(NAMES[r.station_id], r.ts_ns + shift, r.values) for r in history]
+    registry = load_stations(STATIONS_FILE)
+    models = fit_models(readings, registry, ModelSpec(horizon_h=12))
+    store.save(tmp_path / "models", models.values())
+    storage = MemoryStorage()
+    batch = Batch()
+    batch.readings.extend(readings)
+    asyncio.run(storage.write(batch))
+    settings = Settings.model_validate(
+        {
+            "stations": {"file": str(STATIONS_FILE)},
+            "database": {"url": f"sqlite:///{tmp_path / 'siaga.db'}"},
+            "api": {"secret_key": "k" * 48, "live_poll_s": 0.1},
+            "forecast": {"models_dir": str(tmp_path / "models")},
+        }
+    )
+    accounts = Accounts(sql_engine(settings.database.url))
+    accounts.create_tables()
+    accounts.add_user(OPERATOR[0], Role.OPERATOR, OPERATOR[1], time.time_ns())
+    incidents = MemoryIncidents()
+    app = create_app(settings, storage=storage, incidents_store=incidents, accounts=accounts)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="web-forecast-uvicorn", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 30, "uvicorn started")
+    try:
+        yield WebServer(f"http://127.0.0.1:{port}", incidents, server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture
+def page(web: WebServer) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        context = browser.new_context(viewport={"width": 360, "height": 780}, locale="id-ID")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            yield page
+        finally:
+            browser.close()
+        assert not errors, f"JavaScript errors: {errors}"
+
+
+def test_the_station_page_draws_the_forecast_band_and_its_skill(page: Any, web: WebServer) -> None:
+    sign_in(page, web, "/stations/tl-tanjung")
+    until(page, "document.getElementById('forecast-note').hidden === false")
+    note = page.locator("#forecast-note").inner_text()
+    assert "Prakiraan 12 jam" in note
+    assert "keandalan dibanding persistensi" in note
+    until(page, "window.SiagaCharts?.water?.series.some((s) => s.label === 'Prakiraan')")
+    # The band (between the interval's bounds) and the chart reaching 12 h beyond now.
+    assert page.evaluate("window.SiagaCharts.water.bands.length") == 1
+    now_s = time.time()
+    end_s = page.evaluate("window.SiagaCharts.water.scales.x.max")
+    assert end_s > now_s + 11 * 3600
+    screenshot(page, "station-forecast-360px")
