@@ -157,7 +157,9 @@ class LeadSkill:
     coverage: float
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass costs several times as much to build, and one is built for
+# every reading of a station or of its inputs. Treat instances as immutable all the same.
+@dataclass(slots=True)
 class Forecast:
     """A forecast of one station's level, issued at one instant.
 

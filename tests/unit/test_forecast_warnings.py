@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from alerts.engine import Engine, Scope
@@ -9,6 +11,7 @@ from alerts.forecasting import fit_models
 from alerts.model import AlertEvent, EventKind
 from alerts.notify.localtime import WIB, WITA
 from alerts.rules import forecast as rule
+from alerts.rules.config import parse_rules
 from devices.levels import Level, Thresholds
 from devices.readings import Reading
 from forecast.live import LiveForecaster
@@ -229,3 +232,39 @@ def test_out_of_scope_stations_are_not_warned(flood: list[Reading]) -> None:
     )
     events = _run(engine, flood)
     assert {e.subject for e in events if e.kind is EventKind.FORECAST} <= {"hulu"}
+
+
+class _Scripted:
+    """A forecaster that issues given forecasts of ``hilir``, one per reading of it."""
+
+    def __init__(self, forecasts: list[Forecast]) -> None:
+        self._forecasts = iter(forecasts)
+        self.models: dict[str, object] = {}
+
+    def watches(self, station: str) -> bool:
+        return station == "hilir"
+
+    def observe(self, station: str, ts_ns: int, **_: float | None) -> list[Forecast]:
+        found = next(self._forecasts, None)
+        return [] if found is None else [replace(found, issued_ns=ts_ns)]
+
+    def dump(self, station: str) -> tuple[int | None, list[int], list[float]]:
+        return None, [], []
+
+
+def test_on_a_tidal_reach_the_episode_holds_a_tidal_day() -> None:
+    rules = parse_rules(
+        "version: 1\noverrides:\n  - {match: {station: hilir}, level: {tidal: true}}\n",
+        "<rules>",
+    )
+    rising = [_forecast(0, 170, [185.0, 215.0])] * 2
+    calm = [_forecast(0, 170, [172.0, 175.0])] * 20
+    readings = [alerting.level("hilir", 15 * i, 170.0) for i in range(22)]
+    ended = {}
+    for name, chosen in (("river", None), ("tidal", rules)):
+        engine = Engine(RIVER, chosen, started_ns=alerting.T0, forecaster=_Scripted(rising + calm))  # type: ignore[arg-type]
+        events = [e for e in _run(engine, readings) if e.kind is EventKind.FORECAST]
+        assert [(e.severity, e.firing) for e in events][:1] == [(Level.SIAGA, True)]
+        ended[name] = [e for e in events if not e.firing]
+    assert len(ended["river"]) == 1  # an hour after the forecast calmed
+    assert ended["tidal"] == []  # a tidal day is not over after five hours
