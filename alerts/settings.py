@@ -143,7 +143,10 @@ class ForecastSettings(Section):
     max_stale_s: float = Field(
         default=7200.0, gt=0, description="a reading older than this does not stand for now"
     )
-    error_correction: bool = True
+    error_correction: bool = Field(
+        default=False,
+        description="the last hour's error of the 1-hour forecast as a term (skill at 1-2 h only)",
+    )
     confirm: int = Field(
         default=2, ge=1, description="forecasts in a row that must reach a level to warn"
     )

@@ -138,7 +138,7 @@ class EngineRun:
 
 
 def synthetic_models(
-    registry: StaticRegistry, horizon_h: int = 12, *, error_correction: bool = True
+    registry: StaticRegistry, horizon_h: int = 12, *, error_correction: bool = False
 ) -> dict[str, FittedModel]:
     """A fitted model for every gauge, of the shape a fit gives them (own level and trend, the
     station upstream at its travel time, error correction; the head of each river without an

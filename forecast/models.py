@@ -12,7 +12,8 @@ per lead hour 1..``horizon_h``, of the *change* of the level from now, on
   beyond τ). A pure lag of the upstream level is recovered exactly;
 - the catchment's rain (the mean over the station's ``rain_gauges``) summed over windows of the
   last 3, 3-6, 6-12 and 12-24 hours;
-- error correction: the last hour's error of the model's own 1-hour forecast, a term of its own.
+- error correction (an option, off by default): the last hour's error of the model's own
+  1-hour forecast, a term of its own.
 
 The change from now is fitted, not the level, so the forecast is anchored to the latest
 observation and persistence is the model with every coefficient zero: the baseline and the
@@ -125,7 +126,9 @@ class ModelSpec:
         issue_step_s: Issue times in the fit at most this often (a station's readings).
         max_stale_s: A station's newest reading older than this does not stand for "now".
         max_gap_s: An outcome is interpolated between readings no further apart than this.
-        error_correction: Use the last hour's error of the 1-hour forecast as a term.
+        error_correction: Use the last hour's error of the 1-hour forecast as a term (off by
+            default: it adds skill at 1-2 h only and costs a sixth of a live forecast's time;
+            docs/forecasting.md).
     """
 
     horizon_h: int = 12
@@ -135,7 +138,7 @@ class ModelSpec:
     issue_step_s: float = 900.0
     max_stale_s: float = 7200.0
     max_gap_s: float = 3 * 3600.0
-    error_correction: bool = True
+    error_correction: bool = False
 
 
 @dataclass(frozen=True, slots=True)
