@@ -6,8 +6,10 @@ from dataclasses import replace
 
 import pytest
 
+from alerts import journal
 from alerts.engine import Engine, Scope
 from alerts.forecasting import fit_models
+from alerts.journal import JournalBuffer
 from alerts.model import AlertEvent, EventKind
 from alerts.notify.localtime import WIB, WITA
 from alerts.rules import forecast as rule
@@ -268,3 +270,63 @@ def test_on_a_tidal_reach_the_episode_holds_a_tidal_day() -> None:
         ended[name] = [e for e in events if not e.firing]
     assert len(ended["river"]) == 1  # an hour after the forecast calmed
     assert ended["tidal"] == []  # a tidal day is not over after five hours
+
+
+def test_a_snapshot_and_the_journal_give_back_the_forecasts_without_repeats(
+    flood: list[Reading],
+) -> None:
+    """As ``siaga alerts run`` keeps it: a journal entry every 5 readings, a snapshot every 4
+    entries; killed at several points, restored and replayed, nothing lost or issued twice."""
+    models = _models().models
+    reference = Engine(RIVER, started_ns=flood[0].ts_ns, forecaster=LiveForecaster(models))
+    expected = [
+        (t.event.id, t.state.value)
+        for r in flood
+        for t in reference.process([r], r.ts_ns).transitions
+        if t.event.kind is EventKind.FORECAST
+    ]
+    assert expected
+    for crash_at in (60, 96, 104, 112, 124, 133, 201):
+        live = Engine(RIVER, started_ns=flood[0].ts_ns, forecaster=LiveForecaster(models))
+        buffer, held, number, unsnapshotted = JournalBuffer(), {}, 0, []
+        done: list[tuple[str, str]] = []
+        by_entry: dict[int, list[tuple[str, str]]] = {}
+        pending: list[tuple[str, str]] = []
+        for index, reading in enumerate(flood[:crash_at], start=1):
+            step = live.process([reading], reading.ts_ns)
+            pending += [(t.event.id, t.state.value) for t in step.transitions]
+            buffer.record_process([reading], reading.ts_ns)
+            if index % 5:
+                continue
+            body = buffer.take()
+            assert body is not None
+            number += 1
+            held[journal.entry_key(number)] = body
+            by_entry[number], pending = pending, []
+            done += by_entry[number]
+            unsnapshotted.append(number)
+            if number % 4 == 1:
+                for key, value in journal.snapshot(
+                    live.dirty_state(), number, unsnapshotted
+                ).items():
+                    if value is None:
+                        held.pop(key, None)
+                    else:
+                        held[key] = value
+                unsnapshotted = []
+        saved = journal.split(held)
+        revived = Engine(RIVER, started_ns=flood[0].ts_ns, forecaster=LiveForecaster(models))
+        revived.restore(saved.states)
+        replayed = journal.replay(revived, (body for _, body in saved.entries))
+        assert [(t.event.id, t.state.value) for t in replayed.step.transitions] == [
+            k for n, _ in saved.entries for k in by_entry[n]
+        ]
+        # The rest of the flood, redelivered from the last checkpoint on.
+        resumed = (number * 5) if number else 0
+        for reading in flood[resumed:]:
+            done += [
+                (t.event.id, t.state.value)
+                for t in revived.process([reading], reading.ts_ns).transitions
+            ]
+        got = [k for k in done if k in set(expected)]
+        assert got == expected, crash_at
