@@ -34,7 +34,9 @@ from ingest.errors import SiagaError
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SCHEMA_PATH = Path(__file__).parent / "schema" / "CAP-v1.2.xsd"
-PUBLIC_KINDS = frozenset({EventKind.LEVEL, EventKind.RATE, EventKind.UPSTREAM})
+PUBLIC_KINDS = frozenset({EventKind.LEVEL, EventKind.RATE, EventKind.UPSTREAM, EventKind.FORECAST})
+_EXPECTED = frozenset({EventKind.UPSTREAM, EventKind.FORECAST})
+"""Kinds about water still to come: CAP ``certainty`` Likely, ``urgency`` Expected, an onset."""
 
 _SEVERITY = {
     Level.AWAS: "Extreme",
@@ -58,6 +60,10 @@ _TEXT: dict[str, dict[object, str]] = {
             "(Sungai {river}, {regency}) pada {expected}."
         ),
         "rate": "Air di {name} (Sungai {river}, {regency}) naik cepat: {trend} cm/jam.",
+        "forecast": (
+            "Prakiraan: muka air {name} (Sungai {river}, {regency}), kini {value} cm, "
+            "diperkirakan mencapai {label} sekitar {expected}."
+        ),
         "cancel": "Peringatan untuk {name} dicabut: kembali {label}.",
         Level.AWAS: "Segera evakuasi warga di bantaran sungai ke tempat aman.",
         Level.SIAGA: "Siapkan evakuasi dan pantau muka air tiap 15 menit.",
@@ -73,6 +79,10 @@ _TEXT: dict[str, dict[object, str]] = {
             "at {expected}."
         ),
         "rate": "Water at {name} ({river} river, {regency}) rising fast: {trend} cm/h.",
+        "forecast": (
+            "Forecast: the water at {name} ({river} river, {regency}), now {value} cm, is "
+            "expected to reach {label} at about {expected}."
+        ),
         "cancel": "The warning for {name} is withdrawn: back to {label}.",
         Level.AWAS: "Evacuate riverside residents to safe ground now.",
         Level.SIAGA: "Prepare to evacuate and watch the water level every 15 minutes.",
@@ -204,7 +214,7 @@ def build_cap(
         ET.SubElement(info, "responseType").text = (
             "AllClear" if resolved else _RESPONSE[event.severity]
         )
-        upstream = event.kind is EventKind.UPSTREAM
+        upstream = event.kind in _EXPECTED
         ET.SubElement(info, "urgency").text = (
             "Past" if resolved else ("Expected" if upstream else "Immediate")
         )

@@ -82,6 +82,30 @@ def test_upstream_warning_is_likely_with_onset() -> None:
     assert info.findtext("cap:onset", namespaces=NS) == "2020-09-22T00:10:00+07:00"
 
 
+def test_a_forecast_warning_is_likely_with_its_expected_crossing_as_onset() -> None:
+    event = AlertEvent(
+        at_ns=ns("2026-01-29T02:00:00+00:00"),
+        subject="tl-tanjung",
+        kind=EventKind.FORECAST,
+        rule="forecast",
+        firing=True,
+        severity=Level.SIAGA,
+        value=430.0,
+        expected_at_ns=ns("2026-01-29T08:30:00+00:00"),
+    )
+    notice = Notice("fc", 5, labels_of(event, IncidentState.FIRING), event, IncidentState.FIRING)
+    assert wants_cap(notice)
+    doc = build_cap(notice, REGISTRY, [], sender=SENDER, sent_ns=event.at_ns)
+    info = fields(doc.xml).find("cap:info", NS)
+    assert info is not None
+    assert info.findtext("cap:certainty", namespaces=NS) == "Likely"
+    assert info.findtext("cap:onset", namespaces=NS) == "2026-01-29T16:30:00+08:00"  # WITA
+    description = info.findtext("cap:description", namespaces=NS) or ""
+    assert description.startswith("Prakiraan: muka air Sungai Tabalong at Tanjung")
+    assert "kini 430 cm" in description
+    assert schema().is_valid(doc.xml)
+
+
 def test_operational_incidents_make_no_cap() -> None:
     event = AlertEvent(0, "regency:Jember", EventKind.NO_DATA, "no_data", True, Level.WASPADA)
     notice = Notice("nd", 4, labels_of(event, IncidentState.FIRING), event, IncidentState.FIRING)
