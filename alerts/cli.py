@@ -273,6 +273,12 @@ def verify(  # noqa: PLR0917 - typer passes every option
         float | None, typer.Option(help="How far ahead a warning may come (forecast.horizon_h).")
     ] = None,
     tolerance_h: Annotated[float, typer.Option(help="Slack past the horizon.")] = 1.0,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Score from this RFC 3339 time on (a forecast backtest's --train-until)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -298,6 +304,7 @@ def verify(  # noqa: PLR0917 - typer passes every option
     try:
         settings = load_alert_settings(config)
         registry = load_stations(stations or settings.stations.file)
+        since_ns = parse_timestamp_ns(since) if since is not None else None
         if readings is not None and events is not None:
             recorded = read_readings_file(readings).readings
             try:
@@ -327,6 +334,7 @@ def verify(  # noqa: PLR0917 - typer passes every option
         registry,
         horizon_s=(horizon_h or settings.forecast.horizon_h) * 3600,
         tolerance_s=tolerance_h * 3600,
+        since_ns=since_ns,
     )
     if as_json:
         for result in results:

@@ -115,13 +115,20 @@ def verify(
     tolerance_s: float = 3600.0,
     episode_gap_s: float = 12 * 3600.0,
     kinds: Sequence[str] = KINDS,
+    since_ns: int | None = None,
 ) -> list[Verified]:
-    """Every station, level and kind with a crossing or a warning in the period."""
+    """Every station, level and kind with a crossing or a warning in the period.
+
+    Args:
+        since_ns: Score only crossings and warnings from this moment (a backtest's
+            ``--train-until``: before it no warning could be issued); the readings before it
+            still tell which crossings begin an episode.
+    """
     crossed = crossings(readings, registry, episode_gap_s)
-    start = min((r.ts_ns for r in readings), default=0)
+    start = min((r.ts_ns for r in readings), default=0) if since_ns is None else since_ns
     issued: dict[tuple[str, Level, str], list[int]] = {}
     for warning in warnings:
-        if not warning.firing or warning.kind not in kinds:
+        if not warning.firing or warning.kind not in kinds or warning.at_ns < start:
             continue
         for level in _LEVELS:
             if warning.kind == "level":
@@ -130,7 +137,13 @@ def verify(
                 warns = warning.level >= level
             if warns:
                 issued.setdefault((warning.station, level, warning.kind), []).append(warning.at_ns)
-    keys = {(s, lv, k) for (s, lv) in crossed for k in kinds if k != "level" or lv > Level.WASPADA}
+    keys = {
+        (s, lv, k)
+        for (s, lv), times in crossed.items()
+        if any(t >= start for t in times)
+        for k in kinds
+        if k != "level" or lv > Level.WASPADA
+    }
     keys |= set(issued)
     results = []
     for station, level, kind in sorted(keys, key=lambda key: (key[0], int(key[1]), key[2])):

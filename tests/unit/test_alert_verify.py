@@ -98,3 +98,17 @@ def test_the_command_reads_a_readings_csv_and_events_as_json_lines(tmp_path: Pat
     )
     assert table.exit_code == 0, table.output
     assert "tl-tanjung" in table.stdout
+
+
+def test_since_scores_only_what_came_after_it() -> None:
+    values = [150.0] * 10 + [210.0] * 5 + [150.0] * 25 + [210.0] * 5 + [150.0] * 30
+    warnings = [Warning(alerting.T0 + 36 * H, "s", "forecast", Level.SIAGA, True)]
+    results = {
+        (r.level, r.kind): r.result
+        for r in verify(
+            _levels(values), warnings, RIVER, horizon_s=12 * 3600, since_ns=alerting.T0 + 20 * H
+        )
+    }
+    forecast = results[(Level.SIAGA, "forecast")]
+    # The crossing at 10 h came before any warning could: not a miss; the one at 40 h a hit.
+    assert (forecast.hits, forecast.misses, forecast.false_alarms) == (1, 0, 0)
