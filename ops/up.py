@@ -312,6 +312,8 @@ class Platform:
             "SIAGA_NOTIFY__ACK_BASE_URL": self._web_url,
             "SIAGA_NOTIFY__ACK_SECRET": self._secrets[ACK_SIGNER_ENTRY],
             "SIAGA_NOTIFY__POLICY_FILE": str(self._dir.root / "alerts.yaml"),
+            # The engine and the API read the models `siaga forecast fit --models-dir` wrote.
+            "SIAGA_FORECAST__MODELS_DIR": str(self._dir.root / "forecast-models"),
             "PYTHONUNBUFFERED": "1",
         }
         if self._options.config is not None:
