@@ -56,6 +56,9 @@ SEPARATE = {
     ("POST", "/api/v1/incidents/{incident_id}/ack-link"),
     ("GET", "/api/v1/cap/{identifier}.xml"),
     ("GET", "/api/v1/events"),  # a stream: see tests/integration/test_api_live.py
+    # Needs a fitted model (else 404): see tests/component/test_api_forecast.py (viewer 200,
+    # anonymous 401).
+    ("GET", "/api/v1/stations/{station_id}/forecast"),
 }
 
 
