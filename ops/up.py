@@ -172,6 +172,92 @@ def ingest_environment(
     }
 
 
+def client_id(data_dir: Path, role: str) -> str:
+    """The MQTT client id of ``role`` for one data directory.
+
+    Stable per data directory, distinct between data directories: two platforms on one broker
+    never take over each other's session.
+    """
+    tag = hashlib.blake2b(str(data_dir).encode(), digest_size=4).hexdigest()
+    return f"siaga-{role}-{tag}"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Where the parts of one ``siaga up`` run find each other.
+
+    Attributes:
+        data_dir: Where every part keeps what it writes.
+        mqtt_url: The broker.
+        influx_url: The InfluxDB in use; None: the embedded (SQLite) storage.
+        web_url: The web UI's address (acknowledgement links point at it).
+        ack_secret: Signs one-click acknowledgement links.
+        config: The settings file the children read (None: their default).
+        metrics_port: The ingest worker's Prometheus port.
+        alerts_metrics_port: The engine's Prometheus port.
+        broker_passwords: Account → password on Siaga's own broker; None for a broker given
+            with ``--broker`` (its URL carries the credentials).
+    """
+
+    data_dir: DataDir
+    mqtt_url: str
+    influx_url: str | None
+    web_url: str
+    ack_secret: str
+    config: Path | None
+    metrics_port: int
+    alerts_metrics_port: int
+    broker_passwords: Mapping[str, str] | None
+
+
+def part_environments(wiring: Wiring) -> dict[str, dict[str, str]]:
+    """The environment of each child (``ingest``, ``alerts``, ``web``, ``demo``).
+
+    Every place a part writes is under the data directory, and every MQTT session is named
+    after it, each through the settings key its part reads: the engine reads
+    ``alerts.client_id`` and ``alerts.spool_dir``, not ``mqtt.client_id`` and ``spool.dir``.
+    """
+    root = wiring.data_dir.root
+    common = {
+        "SIAGA_MQTT__URL": wiring.mqtt_url,
+        "SIAGA_SPOOL__DIR": str(root / "spool"),
+        "SIAGA_ALERTS__SPOOL_DIR": str(root / "alerts-spool"),
+        "SIAGA_DATABASE__URL": f"sqlite:///{wiring.data_dir.database}",
+        "SIAGA_API__SECRET_KEY_FILE": str(root / "api-secret.key"),
+        "SIAGA_API__PUBLIC_URL": wiring.web_url,
+        "SIAGA_NOTIFY__ACK_BASE_URL": wiring.web_url,
+        "SIAGA_NOTIFY__ACK_SECRET": wiring.ack_secret,
+        "SIAGA_NOTIFY__POLICY_FILE": str(root / "alerts.yaml"),
+        # Written by none of the parts, but a part's default must never point outside.
+        "SIAGA_STORAGE__SQLITE_PATH": str(wiring.data_dir.readings_db),
+        "SIAGA_BROKER__PASSWORD_FILE": str(wiring.data_dir.broker / "passwd"),
+        "SIAGA_BROKER__ACL_FILE": str(wiring.data_dir.broker / "acl"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if wiring.config is not None:
+        common["SIAGA_CONFIG"] = str(wiring.config.resolve())
+    if wiring.influx_url is not None:
+        common["SIAGA_INFLUX__URL"] = wiring.influx_url
+        common["SIAGA_STORAGE__BACKEND"] = "influx"
+    else:
+        common["SIAGA_STORAGE__BACKEND"] = "sqlite"
+    ingest = ingest_environment(
+        common, client_id=client_id(root, "ingest"), metrics_port=wiring.metrics_port
+    )
+    engine_id = client_id(root, "alerts")
+    alerts = {
+        **common,
+        "SIAGA_ALERTS__CLIENT_ID": engine_id,
+        "SIAGA_MQTT__CLIENT_ID": engine_id,
+        "SIAGA_METRICS__PORT": str(wiring.alerts_metrics_port),
+    }
+    if wiring.broker_passwords is not None:
+        for part_env, account in ((ingest, INGEST_ACCOUNT), (alerts, ALERTS_ACCOUNT)):
+            part_env["SIAGA_MQTT__USERNAME"] = account
+            part_env["SIAGA_MQTT__PASSWORD"] = wiring.broker_passwords[account]
+    return {"ingest": ingest, "alerts": alerts, "web": dict(common), "demo": dict(common)}
+
+
 def _port(state: dict[str, object], key: str) -> int:
     """The port saved under ``key``, or a new free one when it is unset or taken now."""
     saved = state.get(key)
@@ -302,28 +388,6 @@ class Platform:
             ready_timeout_s=60,
         )
 
-    def _environment(self) -> dict[str, str]:
-        env = {
-            "SIAGA_MQTT__URL": self._mqtt_url,
-            "SIAGA_SPOOL__DIR": str(self._dir.root / "spool"),
-            "SIAGA_DATABASE__URL": self._database_url,
-            "SIAGA_API__SECRET_KEY_FILE": str(self._dir.root / "api-secret.key"),
-            "SIAGA_API__PUBLIC_URL": self._web_url,
-            "SIAGA_NOTIFY__ACK_BASE_URL": self._web_url,
-            "SIAGA_NOTIFY__ACK_SECRET": self._secrets[ACK_SIGNER_ENTRY],
-            "SIAGA_NOTIFY__POLICY_FILE": str(self._dir.root / "alerts.yaml"),
-            "PYTHONUNBUFFERED": "1",
-        }
-        if self._options.config is not None:
-            env["SIAGA_CONFIG"] = str(self._options.config.resolve())
-        if self._influx_url is not None:
-            env["SIAGA_INFLUX__URL"] = self._influx_url
-            env["SIAGA_STORAGE__BACKEND"] = "influx"
-        else:
-            env["SIAGA_STORAGE__BACKEND"] = "sqlite"
-            env["SIAGA_STORAGE__SQLITE_PATH"] = str(self._dir.readings_db)
-        return env
-
     def _child_settings(self) -> Settings:
         """The settings tree as the children read it (their environment applied)."""
         storage = self._settings.storage.model_copy(
@@ -360,12 +424,6 @@ class Platform:
         self._state["admin"] = user.username
         self.admin_password = generated
 
-    def _client_id(self, role: str) -> str:
-        # Stable per data directory, distinct between data directories: two platforms on one
-        # broker never take over each other's session.
-        tag = hashlib.blake2b(str(self._dir.root).encode(), digest_size=4).hexdigest()
-        return f"siaga-{role}-{tag}"
-
     def _inbox(self) -> Part:
         port = _port(self._state, "smtp_port")
         policy = self._dir.root / "alerts.yaml"
@@ -378,33 +436,38 @@ class Platform:
         )
 
     def _processes(self) -> list[Part]:
-        env = self._environment()
         mqtt_url = self._mqtt_url
         self._metrics_port = _port(self._state, "metrics_port")
-        ingest_env = ingest_environment(
-            env, client_id=self._client_id("ingest"), metrics_port=self._metrics_port
+        own_broker = self._options.broker_url is None
+        environments = part_environments(
+            Wiring(
+                data_dir=self._dir,
+                mqtt_url=mqtt_url,
+                influx_url=self._influx_url,
+                web_url=self._web_url,
+                ack_secret=self._secrets[ACK_SIGNER_ENTRY],
+                config=self._options.config,
+                metrics_port=self._metrics_port,
+                alerts_metrics_port=_port(self._state, "alerts_metrics_port"),
+                broker_passwords=self._secrets if own_broker else None,
+            )
         )
-        alerts_env = {
-            **env,
-            "SIAGA_MQTT__CLIENT_ID": self._client_id("alerts"),
-            "SIAGA_SPOOL__DIR": str(self._dir.root / "alerts-spool"),
-            "SIAGA_METRICS__PORT": str(_port(self._state, "alerts_metrics_port")),
-        }
-        if self._options.broker_url is None:
-            for part_env, account in ((ingest_env, INGEST_ACCOUNT), (alerts_env, ALERTS_ACCOUNT)):
-                part_env["SIAGA_MQTT__USERNAME"] = account
-                part_env["SIAGA_MQTT__PASSWORD"] = self._secrets[account]
         web = f"http://{self._options.web_host}:{self._options.web_port}"
         metrics_url = f"http://127.0.0.1:{self._metrics_port}/metrics"
         parts = [
             Part(
                 "ingest",
                 [*self._siaga, "ingest"],
-                ingest_env,
+                environments["ingest"],
                 ready=lambda: read_metrics(metrics_url) is not None,
                 ready_timeout_s=60,
             ),
-            Part("alerts", [*self._siaga, "alerts", "run"], alerts_env, ready_timeout_s=60),
+            Part(
+                "alerts",
+                [*self._siaga, "alerts", "run"],
+                environments["alerts"],
+                ready_timeout_s=60,
+            ),
             Part(
                 "web",
                 [
@@ -415,7 +478,7 @@ class Platform:
                     "--port",
                     str(self._options.web_port),
                 ],
-                env,
+                environments["web"],
                 ready=lambda: http_ok(f"{web}/healthz"),
                 ready_timeout_s=60,
             ),
@@ -436,7 +499,7 @@ class Platform:
                         "--credentials",
                         str(self._dir.secrets_file),
                     ],
-                    env,
+                    environments["demo"],
                     restart=False,
                 )
             )

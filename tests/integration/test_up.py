@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 class Up:
     """A ``siaga up`` child process whose output is collected as it runs."""
 
-    def __init__(self, data_dir: Path, port: int, *args: str) -> None:
+    def __init__(self, data_dir: Path, port: int, *args: str, cwd: Path = REPO_ROOT) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
         # Nothing of this machine's own services: an InfluxDB that does not answer.
         env["SIAGA_INFLUX__URL"] = f"http://127.0.0.1:{free_port()}"
@@ -48,7 +48,7 @@ class Up:
                 str(port),
                 *args,
             ],
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -157,6 +157,26 @@ def test_up_demo_fires_a_flood_alert_stops_cleanly_and_keeps_its_data(
         assert len(_incidents(data_dir)) >= len(before)
     finally:
         assert again.interrupt() == 0, again.output
+
+
+def test_up_writes_nothing_outside_its_data_directory(tmp_path: Path) -> None:
+    # A fresh clone: the code's own folders, the working directory, and nothing else.
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "config").symlink_to(REPO_ROOT / "config", target_is_directory=True)
+    data_dir = tmp_path / "data"
+    up = Up(data_dir, free_port(), "--no-demo", "--storage", "sqlite", cwd=clone)
+    try:
+        up.wait_ready()
+        wait_for(
+            lambda: (data_dir / "alerts-spool").is_dir() or (clone / "var").exists(),
+            30,
+            "the engine to open its spool",
+        )
+    finally:
+        assert up.interrupt() == 0, up.output
+    written = sorted(str(p.relative_to(clone)) for p in clone.rglob("*") if p.name != "config")
+    assert written == [], f"written outside the data directory: {written}"
 
 
 def test_a_second_up_on_a_data_directory_in_use_is_refused(data_dir: Path) -> None:
