@@ -78,14 +78,24 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     end: Annotated[str | None, typer.Option("--to", help="... up to this RFC 3339 time.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
     all_stations: Annotated[
-        bool, typer.Option(help="Evaluate every registered station, not only those with data.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--all-stations/--only-reporting",
+            help="Judge every station of the registry, or only those with readings (default: "
+            "all of a registry given with --stations, the reporting ones of the deployment's).",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Replay recorded readings through the live engine and print what it would have said."""
     import asyncio  # noqa: PLC0415
 
-    from alerts.backtest import BacktestError, parse_csv, replay  # noqa: PLC0415
+    from alerts.backtest import (  # noqa: PLC0415
+        BacktestError,
+        parse_csv,
+        replay,
+        stations_to_judge,
+    )
     from alerts.rules.config import RulesFileError, load_rules  # noqa: PLC0415
     from devices.stations import StationFileError, load_stations  # noqa: PLC0415
     from devices.timestamps import TimestampError, parse_timestamp_ns  # noqa: PLC0415
@@ -123,12 +133,15 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         TimestampError,
     ) as exc:
         raise _fail(str(exc)) from None
+    # The deployment's own registry named explicitly is still the deployment's own.
+    given = stations is not None and stations.resolve() != settings.stations.file.resolve()
+    judged = stations_to_judge(registry=str(stations) if given else None, asked=all_stations)
     with _progress_bar(len(recorded)) as progress:
         result = replay(
             recorded,
             registry,
             rules_config,
-            all_stations=all_stations,
+            all_stations=judged.all_stations,
             late_lag_s=settings.alerts.late_lag_s,
             progress=progress,
         )
@@ -145,13 +158,13 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         left_out = _left_out(result, skipped_rows)
         # A note for the person at the terminal, on stderr; a program reading the events (stdout,
         # or both streams merged, as test runners and `2>&1` do) gets events and nothing else.
-        if left_out and sys.stderr.isatty():
-            typer.echo(
-                f"backtest: {result.readings} readings replayed; left out: {_said(left_out)}",
-                err=True,
-            )
+        if sys.stderr.isatty():
+            said = f"backtest: {result.readings} readings replayed"
+            if left_out:
+                said += f"; left out: {_said(left_out)}"
+            typer.echo(f"{said}\n{_evaluated(result, registry, judged.why)}", err=True)
     else:
-        _print_table(result, skipped_rows)
+        _print_table(result, skipped_rows, _evaluated(result, registry, judged.why))
 
 
 @contextmanager
@@ -167,6 +180,19 @@ def _progress_bar(total: int) -> Iterator[Callable[[int], None] | None]:
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("replaying readings", total=total)
         yield lambda done: bar.update(task, completed=done)
+
+
+def _evaluated(result: Backtest, registry: StationRegistry, why: str, named: int = 12) -> str:
+    """Which stations were judged and why: by name, when few enough to read."""
+    count = len(result.evaluated)
+    said = f"{count} stations evaluated, {why}"
+    if 0 < count <= named:
+        names = [
+            station.name if (station := registry.get(i)) is not None else i
+            for i in result.evaluated
+        ]
+        said += ": " + ", ".join(names)
+    return said
 
 
 def _said(counts: dict[str, int]) -> str:
@@ -203,7 +229,7 @@ def _print_json(result: Backtest) -> None:
         typer.echo(orjson.dumps(event_record(event)).decode())
 
 
-def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
+def _print_table(result: Backtest, skipped_rows: dict[str, int], evaluated: str) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     from alerts.backtest import event_record  # noqa: PLC0415
@@ -239,6 +265,7 @@ def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
     for station, count in sorted(again.items()):
         summary.add_row(f"  re-escalations at {station}", str(count))
     console.print(summary)
+    console.print(evaluated)
 
 
 # -- the engine and its incidents (the incidents helper's) ------------------------------------
