@@ -57,7 +57,9 @@ An existing broker keeps Siaga's promise ("nothing acknowledged is ever lost") o
   - MQTT 5 with persistent sessions, and QoS 1 kept for offline sessions without a queue cap
     (mosquitto: persistence true, max_queued_messages 0, a memory bound in bytes);
   - no anonymous access, one account per device with an ACL (see `siaga devices`);
-  - shared subscriptions ($share/...) when several ingest workers split the stream.
+  - shared subscriptions ($share/...) when several ingest workers split the stream;
+  - a maximum packet size of {max_packet} bytes (mosquitto: max_packet_size {max_packet}), so a
+    device hears that its message is too large instead of it being dropped unseen.
 See config/mosquitto/mosquitto.conf."""
 
 
@@ -330,6 +332,7 @@ class Platform:
             port=port,
             allow_anonymous=False,
             extra_config=[f"password_file {files.password_file}", f"acl_file {files.acl_file}"],
+            max_packet_bytes=self._settings.validation.broker_max_packet_bytes,
         )
         server.write_config()
         self._mqtt_url = server.url
@@ -355,7 +358,10 @@ class Platform:
             raise PartFailedError("broker", f"{mqtt.url}: {found.detail}")
         if not found.accepted:
             raise PartFailedError("broker", f"{mqtt.url}: {found.detail}")
-        self._say(f"using the MQTT 5 broker at {mqtt.url}.\n{BROKER_REQUIREMENTS}")
+        requirements = BROKER_REQUIREMENTS.format(
+            max_packet=self._settings.validation.broker_max_packet_bytes
+        )
+        self._say(f"using the MQTT 5 broker at {mqtt.url}.\n{requirements}")
         self._mqtt_url = url
 
     def _storage(self) -> Part | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from ingest.settings import ValidationSettings
 from ops.servers import free_port
 from tests.conftest import REPO_ROOT
 from tests.helpers import wait_for
@@ -177,6 +178,10 @@ def test_up_writes_nothing_outside_its_data_directory(tmp_path: Path) -> None:
         assert up.interrupt() == 0, up.output
     written = sorted(str(p.relative_to(clone)) for p in clone.rglob("*") if p.name != "config")
     assert written == [], f"written outside the data directory: {written}"
+    # Its broker refuses at publish what the worker would not take (tests/integration/
+    # test_oversized.py shows the device hearing it).
+    limit = ValidationSettings().broker_max_packet_bytes
+    assert f"max_packet_size {limit}\n" in (data_dir / "broker/mosquitto.conf").read_text()
 
 
 def test_a_second_up_on_a_data_directory_in_use_is_refused(data_dir: Path) -> None:

@@ -13,6 +13,7 @@ from devices.registry import load_registry
 from ingest.settings import Settings
 from ops.datadir import DataDir
 from ops.errors import ServerError
+from ops.servers import MosquittoServer
 from ops.settings import Settings as WholeSettings
 from ops.settings import load
 from ops.status import Status, metric_total, parse_metrics, status_from_metrics, status_line
@@ -222,3 +223,21 @@ def test_two_data_directories_give_two_engine_sessions_and_two_worker_sessions(
     assert len(ids["alerts"]) == 2
     assert "siaga-alerts" not in ids["alerts"], "the default session is shared by every platform"
     assert not ids["ingest"] & ids["alerts"]
+
+
+def test_the_broker_refuses_what_no_subscriber_would_take_and_forwards_the_rest() -> None:
+    limits = load().validation  # the shipped config/siaga.yaml
+    shipped = (REPO / "config/mosquitto/mosquitto.conf").read_text()
+    assert f"\nmax_packet_size {limits.broker_max_packet_bytes}\n" in shipped
+    assert "\nmessage_size_limit" not in shipped, "it acknowledges MQTT 3.1.1 and drops"
+    assert limits.max_payload_bytes < limits.broker_max_packet_bytes
+    # What the broker forwards is the device's packet plus a few bytes of its own properties.
+    assert limits.subscriber_max_packet_bytes - limits.broker_max_packet_bytes >= 1024
+
+
+def test_the_broker_siaga_starts_carries_the_limit(tmp_path: Path) -> None:
+    server = MosquittoServer(tmp_path, port=1883, max_packet_bytes=69632)
+    server.write_config()
+    assert "max_packet_size 69632" in server.config_path.read_text().splitlines()
+    MosquittoServer(tmp_path, port=1883).write_config()
+    assert "max_packet_size" not in server.config_path.read_text()
