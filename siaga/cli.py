@@ -19,6 +19,7 @@ from ops.settings import load as load_settings
 from simulators.cli import simulate_app
 
 if TYPE_CHECKING:
+    from ingest.quarantine import QuarantineFile
     from ops.devicectl import DeviceAdmin
 
 app = typer.Typer(
@@ -397,6 +398,69 @@ use_dashboard_settings(SiagaSettings)
 # -- alerts: the engine, incidents and backtests (alerts/cli.py) --------------------------------
 app.add_typer(alerts_app, name="alerts")
 use_alert_settings(SiagaSettings)
+
+spool_app = typer.Typer(
+    help="What a damaged spool left in quarantine: inspect it, replay what is still readable.",
+    no_args_is_help=True,
+)
+app.add_typer(spool_app, name="spool")
+QuarantinePath = Annotated[
+    Path | None,
+    typer.Argument(
+        help="A quarantine file, a quarantine directory, or a spool directory "
+        "(default: spool.dir of the settings).",
+        show_default=False,
+    ),
+]
+
+
+def _quarantine(
+    path: Path | None, config: Path | None
+) -> tuple[SiagaSettings, list[QuarantineFile]]:
+    from ingest.quarantine import inspect, quarantine_files
+
+    settings = load_settings(config)
+    where = path if path is not None else settings.spool.dir
+    try:
+        return settings, [inspect(file) for file in quarantine_files(where)]
+    except OSError as exc:
+        raise _fail(f"{where}: {exc.strerror or exc}") from None
+
+
+@spool_app.command("inspect")
+def spool_inspect(path: QuarantinePath = None, config: ConfigOption = None) -> None:
+    """Show what quarantine files hold: records, readable or not, their sizes and offsets."""
+    from devices.registry import load_registry
+    from ingest.quarantine import describe, summary
+
+    try:
+        settings, files = _quarantine(path, config)
+        registry = load_registry(settings.stations.file, settings.stations.devices_file)
+    except (ConfigError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+    def name_of(station_id: str) -> str:
+        station = registry.get(station_id)
+        return station.name if station is not None else f"{station_id} (not registered)"
+
+    for file in files:
+        typer.echo("\n".join(describe(file, name_of)))
+    typer.echo(summary(files))
+
+
+@spool_app.command("replay")
+def spool_replay(path: QuarantinePath = None, config: ConfigOption = None) -> None:
+    """Store what quarantine files still hold that decodes, as ingest would store it now."""
+    from ingest.errors import StorageError
+    from ingest.quarantine import replay_with_settings
+
+    try:
+        settings, files = _quarantine(path, config)
+        report = asyncio.run(replay_with_settings(settings, files))
+    except (ConfigError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(report.said())
+
 
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")

@@ -417,7 +417,24 @@ async def test_spool_damage_found_at_start_is_counted(tmp_path: Path) -> None:
     rig = await start_rig(tmp_path)
     header, body = 12, len(b"a batch that will not be read")
     assert rig.sample("siaga_spool_quarantined_bytes_total") == header + body - 4
+    assert rig.sample("siaga_spool_damaged_records_total") == 1
+    assert rig.sample("siaga_rejections_total", reason="spool_damaged") == 1
+    # A stored rejection that says where: the segment and the offset.
+    await eventually(lambda: bool(rig.storage.stored_rejections), what="the damage stored")
+    [stored] = rig.storage.stored_rejections
+    assert stored.rejection.reason is Reason.SPOOL_DAMAGED
+    assert stored.rejection.detail.startswith(
+        f"spool segment {segment.name} offset 0: {header + body - 4} bytes (1 record) "
+        f"unreadable, moved to {tmp_path / 'spool' / 'quarantine' / (segment.stem + '.0.bad')}"
+    )
+    # Ingest goes on, and a restart does not count the same damage again.
+    publish_readings(rig.source, 3, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="ingest goes on")
     await rig.finish()
+    rig.spool.close()
+    again = await start_rig(tmp_path)
+    assert again.sample("siaga_rejections_total", reason="spool_damaged") == 0
+    await again.finish()
 
 
 async def test_no_idle_flush_while_many_messages_wait(tmp_path: Path) -> None:
