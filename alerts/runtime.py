@@ -70,7 +70,7 @@ from devices.stations import StationRegistry
 from ingest.errors import ConfigError, SpoolError, StorageError
 from ingest.mqtt.client import MqttSubscriber
 from ingest.registry_watch import RegistryWatcher
-from ingest.runtime import connect_options
+from ingest.runtime import connect_options, open_storage, select_backend
 from ingest.source import Delivery, MessageSource
 from ingest.spool import Spool
 from ingest.storage.base import AlertRecord, Storage
@@ -238,8 +238,8 @@ class AlertLoop:
         validator: Decodes and validates messages into readings.
         engine: The rules.
         store: Incidents, outbox and engine state; also the leader lock.
-        storage: InfluxDB (alert events, device health).
-        spool: Where alert events wait for InfluxDB.
+        storage: The readings' storage (alert events, device health).
+        spool: Where alert events wait while storage is down.
         registry: The registry in force (labels); :meth:`use_registry` follows reloads.
         policy: Timing.
         observers: Called after each commit with its transitions.
@@ -840,9 +840,12 @@ async def run_alerts(
         lock_name=settings.alerts.client_id,
         inline_commits=settings.database.url.startswith("sqlite"),
     )
+    # The backend the ingest workers use (storage.backend): alert events and device health go
+    # beside the readings, where the web UI reads them.
+    backend = await select_backend(settings)
     try:
         async with (
-            InfluxStorage(settings.influx, station_tags) as storage,
+            open_storage(settings, backend, station_tags) as storage,
             store,
             # The incident store's migrations (run above) create the notification tables too.
             SqlNotifyStore(settings.database.url, migrate=False) as notify_store,
@@ -880,7 +883,8 @@ async def run_alerts(
 
             def apply(new: Registry) -> None:
                 current[0] = new
-                storage.encoder.forget_stations()
+                if isinstance(storage, InfluxStorage):
+                    storage.encoder.forget_stations()
                 alert_loop.use_registry(new)
 
             watcher = RegistryWatcher(

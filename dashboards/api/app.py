@@ -36,8 +36,9 @@ from devices.levels import label, thresholds_at
 from devices.registry import load_registry
 from devices.stations import StationRegistry
 from ingest.errors import SiagaError
+from ingest.runtime import Backend, open_storage
 from ingest.storage.base import LatestReading, Storage
-from ingest.storage.influx import InfluxStorage, registry_tags
+from ingest.storage.influx import registry_tags
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,13 @@ def create_app(
     accounts: Accounts | None = None,
     clock_ns: Callable[[], int] = time.time_ns,
     live: bool = True,
+    backend: Backend = "influx",
 ) -> FastAPI:
     """The API (and the web UI, when ``dashboards.web`` mounts one) as an ASGI app.
 
     Args:
         settings: The settings tree (``api``, ``influx``, ``database``, ``stations``).
-        storage: The time-series store (default: InfluxDB from ``settings.influx``, closed with
+        storage: The time-series store (default: ``backend`` from the settings, closed with
             the app).
         registry: The stations (default: read from ``settings.stations``).
         incidents_store: The incident store (default: an empty in-memory one; ``siaga serve``
@@ -134,13 +136,15 @@ def create_app(
             tables are created where missing).
         clock_ns: The clock (tests pass their own).
         live: Run the poller behind ``/api/v1/events``.
+        backend: Where the readings are when no ``storage`` is given (``siaga serve`` passes
+            the one the ingest workers chose: ``ingest.runtime.select_backend``).
     """
     install_log_redaction()
     if registry is None:
         registry = load_registry(settings.stations.file, settings.stations.devices_file)
     own_storage = storage is None
     if storage is None:
-        storage = InfluxStorage(settings.influx, registry_tags(registry))
+        storage = open_storage(settings, backend, registry_tags(registry))
     if accounts is None:
         accounts = Accounts(sql_engine(settings.database.url))
         accounts.create_tables()

@@ -14,6 +14,7 @@ from alerts.notify.sqlstore import SqlNotifyStore
 from dashboards.api.accounts import Accounts, Role, User
 from dashboards.api.app import create_app, sql_engine
 from dashboards.settings import Settings
+from ingest.runtime import select_backend
 
 
 def accounts_for(settings: Settings) -> Accounts:
@@ -50,6 +51,8 @@ async def serve(settings: Settings, host: str | None = None, port: int | None = 
     ):
         app = create_app(
             settings,
+            # The readings where the ingest workers store them (storage.backend).
+            backend=await select_backend(settings),
             incidents_store=incidents,
             notify=notify,
             accounts=Accounts(incidents.engine),

@@ -7,15 +7,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -166,13 +170,36 @@ def test_up_writes_nothing_outside_its_data_directory(tmp_path: Path) -> None:
     clone.mkdir()
     (clone / "config").symlink_to(REPO_ROOT / "config", target_is_directory=True)
     data_dir = tmp_path / "data"
-    up = Up(data_dir, free_port(), "--no-demo", "--storage", "sqlite", cwd=clone)
+    port = free_port()
+    up = Up(data_dir, port, "--no-demo", "--storage", "sqlite", cwd=clone)
     try:
         up.wait_ready()
+        # A reading past Awas at Menggala, from its device: every part writes something.
+        publish_as_device(data_dir, "tb-menggala", {"water_level_cm": 520.0})
         wait_for(
             lambda: (data_dir / "alerts-spool").is_dir() or (clone / "var").exists(),
             30,
             "the engine to open its spool",
+        )
+        # Embedded storage: the web UI reads the readings there, the engine writes its alert
+        # events beside them (both read storage.backend, as the worker does).
+        password = re.search(r"user admin\s+password (\S+)", up.output)
+        assert password is not None, up.output
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
+            signed_in = web.post(
+                "/api/v1/login", json={"username": "admin", "password": password.group(1)}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+
+            def shown() -> object:
+                answer = web.get("/api/v1/stations/tb-menggala")
+                return answer.json()["value_cm"] if answer.status_code == 200 else answer.text
+
+            wait_for(lambda: shown() == 520.0, 30, "the web UI to show the reading")
+        wait_for(
+            lambda: _stored_alerts(data_dir / "readings.db", "tb-menggala") > 0,
+            30,
+            "the engine's alert event in the embedded storage",
         )
     finally:
         assert up.interrupt() == 0, up.output
@@ -182,6 +209,34 @@ def test_up_writes_nothing_outside_its_data_directory(tmp_path: Path) -> None:
     # test_oversized.py shows the device hearing it).
     limit = ValidationSettings().broker_max_packet_bytes
     assert f"max_packet_size {limit}\n" in (data_dir / "broker/mosquitto.conf").read_text()
+
+
+def publish_as_device(data_dir: Path, station: str, values: dict[str, float]) -> None:
+    """One reading now, published by the station's device with its own credentials."""
+    port = json.loads((data_dir / "state.json").read_text())["mqtt_port"]
+    device = f"gauge-{station}"
+    password = json.loads((data_dir / "secrets.json").read_text())[device]
+    payload = json.dumps({"ts": time.time(), **values})
+    login = ["-u", device, "-P", password]
+    message = ["-t", f"siaga/{station}/telemetry", "-m", payload]
+    subprocess.run(
+        ["mosquitto_pub", "-V", "mqttv5", "-p", str(port), "-q", "1", *login, *message],
+        check=True,
+        timeout=30,
+    )
+
+
+def _stored_alerts(readings_db: Path, station: str) -> int:
+    if not readings_db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(readings_db)) as connection:
+        try:
+            row = connection.execute(
+                "SELECT count(*) FROM alerts WHERE station = ?", (station,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+    return int(row[0])
 
 
 def test_a_second_up_on_a_data_directory_in_use_is_refused(data_dir: Path) -> None:
