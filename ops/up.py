@@ -230,7 +230,8 @@ def part_environments(wiring: Wiring) -> dict[str, dict[str, str]]:
         "SIAGA_NOTIFY__ACK_BASE_URL": wiring.web_url,
         "SIAGA_NOTIFY__ACK_SECRET": wiring.ack_secret,
         "SIAGA_NOTIFY__POLICY_FILE": str(root / "alerts.yaml"),
-        # Written by none of the parts, but a part's default must never point outside.
+        # Set whether used or not (the embedded storage only as the backend, the broker's files
+        # by `siaga devices`): no part's setting may point outside the data directory.
         "SIAGA_STORAGE__SQLITE_PATH": str(wiring.data_dir.readings_db),
         "SIAGA_BROKER__PASSWORD_FILE": str(wiring.data_dir.broker / "passwd"),
         "SIAGA_BROKER__ACL_FILE": str(wiring.data_dir.broker / "acl"),
