@@ -881,7 +881,10 @@ def _arrival(state: _StationState) -> int | None:
 
 def _clock_owner(subject: str, rule: str, kind: EventKind) -> str:
     """The station whose clock a pending incident waits on: the one whose readings decide it
-    (an upstream warning's source; otherwise the subject itself)."""
+    (an upstream warning's source; otherwise the subject itself). A silence is dated by the
+    wall clock it was judged at: :data:`ENGINE_KEY`, never a station, stands for that."""
+    if kind is EventKind.NO_DATA:
+        return ENGINE_KEY
     if kind is EventKind.UPSTREAM:
         return rule.removeprefix("upstream:")
     return subject

@@ -147,3 +147,20 @@ def test_a_station_in_two_groups_is_refused() -> None:
         parse_rules(
             "groups: [{name: 'gateway:a', stations: [s]}, {name: 'gateway:b', stations: [s]}]"
         )
+
+
+def test_a_pending_silence_of_a_back_dated_stream_fires_on_the_wall_clock() -> None:
+    # A silence is dated by the wall clock it is judged at, whatever the stream's lag.
+    rules = parse_rules("defaults: {pending_s: {no_data: 600}}")
+    engine = Engine(registry(station("replay", regency="Alone")), rules, started_ns=T0)
+    arrived = T0 + 24 * 60 * MINUTE_NS
+    engine.process([level("replay", 0, 50)], arrived)
+    judged = engine.tick(arrived + 30 * MINUTE_NS)
+    assert [(t.state.value, t.event.at_ns) for t in judged.transitions] == [
+        ("pending", arrived + 30 * MINUTE_NS)
+    ]
+    assert engine.tick(arrived + 39 * MINUTE_NS).transitions == []
+    fired = engine.tick(arrived + 40 * MINUTE_NS)
+    assert [(t.state.value, t.event.at_ns) for t in fired.transitions] == [
+        ("firing", arrived + 40 * MINUTE_NS)
+    ]
