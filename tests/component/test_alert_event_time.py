@@ -30,7 +30,7 @@ from devices.topics import TopicScheme
 from ingest.validation import Limits, Validator
 from simulators.plan import Plan, build_plan
 from simulators.runner import default_start
-from simulators.scenario import load_scenario
+from simulators.scenario import FaultEntry, load_scenario
 from tests.conftest import REPO_ROOT
 
 NS_PER_S = 1_000_000_000
@@ -52,11 +52,17 @@ def rules() -> RulesConfig:
 
 
 @cache
-def demo(seed: int | None = None, speed: float = DEMO_SPEED) -> tuple[Plan, tuple[Arrival, ...]]:
-    """A demo run's plan and its readings as they reach the engine (seed None: the scenario's)."""
+def demo(
+    seed: int | None = None, speed: float = DEMO_SPEED, *, more_faults: bool = False
+) -> tuple[Plan, tuple[Arrival, ...]]:
+    """A demo run's plan and its readings as they reach the engine (seed None: the scenario's;
+    ``more_faults``: with :data:`MORE_FAULTS` too)."""
     scenario = load_scenario(SCENARIO, REPO_ROOT / "config/scenarios")
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
+    if more_faults:
+        extra = [FaultEntry.model_validate(fault) for fault in MORE_FAULTS]
+        scenario = scenario.model_copy(update={"faults": [*scenario.faults, *extra]})
     start_ns = default_start(scenario.duration_s, speed, WALL_END_NS)
     plan = build_plan(scenario, registry(), start_ns)
     began_ns = WALL_END_NS - round(scenario.duration_s / speed * NS_PER_S)
@@ -70,6 +76,28 @@ def demo(seed: int | None = None, speed: float = DEMO_SPEED) -> tuple[Plan, tupl
             arrivals.append((now_ns, tuple(outcome.readings)))
     return plan, tuple(arrivals)
 
+
+MORE_FAULTS = [
+    # Spikes on the main river at Awas, a stuck sensor at Banjar Agung, a silence at Menggala.
+    {
+        "kind": "spike",
+        "station": "tb-menggala",
+        "at": "7d",
+        "duration": "1d",
+        "count": 3,
+        "magnitude": 120,
+    },
+    {
+        "kind": "spike",
+        "station": "wk-blambangan-umpu",
+        "at": "2d12h",
+        "duration": "12h",
+        "count": 2,
+        "magnitude": 90,
+    },
+    {"kind": "flatline", "station": "tb-banjar-agung", "at": "9d", "duration": "14h"},
+    {"kind": "dropout", "station": "tb-menggala", "at": "10d", "duration": "5h"},
+]
 
 Arrival = tuple[int, tuple[Reading, ...]]
 """A delivery: the wall time the engine evaluates it, and its readings."""
@@ -121,13 +149,13 @@ def per_subject(events: Sequence[AlertEvent]) -> dict[str, list[AlertEvent]]:
 
 def spiked_times(plan: Plan) -> dict[str, set[int]]:
     """Per station, the times of the readings a spike fault moved (far from the true level)."""
-    spike = next(f for f in plan.scenario.fault_specs() if f.kind == "spike")
+    smallest = min(f.magnitude or 150.0 for f in plan.scenario.fault_specs() if f.kind == "spike")
     found: dict[str, set[int]] = defaultdict(set)
     for station_id, samples in plan.samples.items():
         if samples.truth_cm is None or "water_level_cm" not in samples.values:
             continue
         off = abs(samples.values["water_level_cm"] - samples.truth_cm)
-        for ts_ms, moved in zip(samples.ts_ms, off >= (spike.magnitude or 150.0) / 2, strict=True):
+        for ts_ms, moved in zip(samples.ts_ms, off >= smallest / 2, strict=True):
             if moved:
                 found[station_id].add(int(ts_ms) * 1_000_000)
     return dict(found)
@@ -219,10 +247,12 @@ def test_ticks_anywhere_between_readings_decide_what_the_readings_alone_decide(
     pending: bool,
 ) -> None:
     # Each tick lands in a gap between two deliveries (which gap, and where in it, drawn); with
-    # every_gap, one lands in every gap of the run as well. Whatever the placement, each
+    # every_gap, one lands in every gap of the run as well. The flood carries the demo's faults
+    # (a spike pair at Dente Teladas, a dropout, a backlog, duplicates) and MORE_FAULTS
+    # (spikes on the main river, a flatline, another dropout). Whatever the placement, each
     # subject's events are those of the readings alone: no level, rate or upstream event
     # from a spike, and no silence of a stream that keeps coming.
-    plan, arrivals = demo(speed=speed)
+    plan, arrivals = demo(speed=speed, more_faults=True)
     in_force = pending_rules() if pending else rules()
     gaps = [(a[0], b[0]) for a, b in pairwise(arrivals) if b[0] > a[0]]
     chosen = set()
