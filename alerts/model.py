@@ -37,8 +37,9 @@ class AlertEvent:
     """One decision of one rule about one subject at one moment.
 
     Attributes:
-        at_ns: The time of the reading that caused it (event time, not arrival); for no-data
-            events, the moment the silence was judged.
+        at_ns: The time of the reading that caused it (event time, not arrival); for a
+            pending incident that fires, when its pending time ran out; for no-data events,
+            the moment the silence was judged.
         subject: The station id, or ``regency:<name>`` / ``gateway:<id>`` for a grouped event.
         kind: The rule kind.
         rule: The rule instance, unique per subject (``level``, ``rate:rise``,

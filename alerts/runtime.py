@@ -12,10 +12,10 @@ Every cycle (``alerts.commit_interval_s``, or ``commit_max_messages``):
 4. give the cycle's alert events to the InfluxDB writer (measurement ``alerts``).
 
 Every checkpoint (``alerts.checkpoint_interval_s``, ``checkpoint_max_messages``, or at once
-after a tick of the time-driven rules, which run on the wall clock), the cycle's transaction also
-carries a journal entry of the engine's inputs since the previous checkpoint
-(:mod:`alerts.journal`); then the committer spools the events InfluxDB has not taken yet and
-acknowledges every message evaluated since the previous checkpoint. Every
+after a tick of the time-driven rules, which advances live stations' clocks by the wall clock),
+the cycle's transaction also carries a journal entry of the engine's inputs since the previous
+checkpoint (:mod:`alerts.journal`); then the committer spools the events InfluxDB has not
+taken yet and acknowledges every message evaluated since the previous checkpoint. Every
 ``alerts.snapshot_interval_s`` (or ``snapshot_max_readings``) a checkpoint also carries a
 snapshot: the engine's changed keys, replacing the entries it covers. On SQLite (the store's
 ``states_apart``) the snapshot goes in a transaction of its own, written by a worker thread
