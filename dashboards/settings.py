@@ -63,6 +63,12 @@ class ApiSettings(Section):
         description="the station list's readings are shared by requests this long (one set of "
         "InfluxDB queries per interval however many operators look); 0 queries every time",
     )
+    overview_max_stale_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="a station list older than this is never served: the request waits for a "
+        "fresh one (older than overview_max_age_s it is refreshed in the background)",
+    )
 
     def resolve_secret_key(self) -> bytes:
         """The signing key: configured, or read from the key file (created once, mode 0600)."""

@@ -14,14 +14,16 @@ from dashboards.api.accounts import Accounts
 from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
+from dashboards.api.views import NS, WATER_LEVEL, trend_backfill
 from dashboards.settings import ApiSettings
 from devices.health import StationHealth
 from devices.stations import StationRegistry
-from ingest.errors import SiagaError
+from ingest.errors import RetryableStorageError, SiagaError
 from ingest.storage.base import LatestReading, MetricSpan, Storage
 
 log = logging.getLogger(__name__)
-WATER_LEVEL = "water_level_cm"
+# Queries per snapshot for the trends of stations whose newest readings are older than the window.
+_TREND_BACKFILL_QUERIES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,9 @@ class FleetSnapshot:
     latest: dict[str, LatestReading]
     health: dict[str, StationHealth]
     spans: dict[str, MetricSpan]
-    # Rendered station lists by filter, built once per snapshot (bounded: a few filters).
-    bodies: dict[tuple[str | None, str | None], bytes] = field(default_factory=dict)
+    # Rendered station lists by filter and second of answering (staleness is as of the answer),
+    # built once per snapshot, filter and second (bounded).
+    bodies: dict[tuple[str | None, str | None, int], bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,11 +68,15 @@ class ApiContext:
     cap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def fleet(self) -> FleetSnapshot:
-        """The whole fleet's readings, shared by requests.
+        """The whole fleet's readings, shared by requests, never older than a bound.
 
-        Requests get the current snapshot at once; one older than ``overview_max_age_s`` is
-        refreshed in the background (one refresh at a time), so no request waits for InfluxDB
-        but the very first. With ``overview_max_age_s`` 0 every request queries.
+        A snapshot younger than ``overview_max_age_s`` is served as it is; an older one is
+        served while a new one is taken in the background (one refresh at a time); one older
+        than ``overview_max_stale_s`` is never served: the request waits for the refresh, and
+        fails with it when storage fails. With ``overview_max_age_s`` 0 every request queries.
+
+        Raises:
+            RetryableStorageError: The snapshot was too old and storage did not answer.
         """
         current = self._snapshot
         if current is None or self.settings.overview_max_age_s == 0:
@@ -77,20 +84,48 @@ class ApiContext:
             self._snapshot = current
             return current
         age_ns = self.clock_ns() - current.taken_ns
-        if age_ns >= self.settings.overview_max_age_s * 1e9 and (
-            self._refreshing is None or self._refreshing.done()
-        ):
-            self._refreshing = asyncio.create_task(self._refresh(), name="siaga-api.fleet")
-        return current
+        if age_ns < self.settings.overview_max_age_s * NS:
+            return current
+        refreshing = self._refreshing
+        if refreshing is None or refreshing.done():
+            refreshing = asyncio.create_task(self._refresh(), name="siaga-api.fleet")
+            self._refreshing = refreshing
+        if age_ns < self.settings.overview_max_stale_s * NS:
+            return current
+        # Too old to show: wait for the refresh (shielded: one request giving up must not
+        # cancel it for the others).
+        await asyncio.shield(refreshing)
+        if self._snapshot is current:
+            raise RetryableStorageError(
+                f"the station overview is {age_ns / NS:.0f} s old and storage did not answer"
+            )
+        return self._snapshot or current
 
     async def _take(self) -> FleetSnapshot:
         now_ns = self.clock_ns()
         latest, health, spans = await asyncio.gather(
             self.storage.latest(),
             self.storage.health(),
-            self.storage.spans(WATER_LEVEL, now_ns - self.settings.trend_window_s * 1_000_000_000),
+            self.storage.spans(WATER_LEVEL, now_ns - self.settings.trend_window_s * NS),
         )
-        return FleetSnapshot(now_ns, latest, health, spans)
+        return FleetSnapshot(now_ns, latest, health, await self.trend_spans(latest, spans))
+
+    async def trend_spans(
+        self, latest: dict[str, LatestReading], spans: dict[str, MetricSpan]
+    ) -> dict[str, MetricSpan]:
+        """``spans`` with each back-dated station's span ending at its own newest reading."""
+        starts = trend_backfill(
+            latest, spans, self.settings.trend_window_s * NS, _TREND_BACKFILL_QUERIES
+        )
+        if not starts:
+            return spans
+        found = await asyncio.gather(
+            *(self.storage.spans(WATER_LEVEL, start, ids) for start, ids in starts.items())
+        )
+        merged = dict(spans)
+        for more in found:
+            merged.update(more)
+        return merged
 
     async def _refresh(self) -> None:
         try:
@@ -99,7 +134,8 @@ class ApiContext:
                 await asyncio.to_thread(self.prerender, snapshot)
             self._snapshot = snapshot
         except SiagaError as exc:
-            # The previous snapshot stays; readyz tells whether storage answers.
+            # The previous snapshot stays until it is too old to show; readyz tells whether
+            # storage answers.
             self.snapshot_failures += 1
             log.warning("refreshing the station overview failed: %s", exc)
 

@@ -84,10 +84,14 @@ class StationPublic(_Out):
 
 
 class StationList(_Out):
-    """Stations, as ``{data, count}``."""
+    """Stations, as ``{data, count}``, with the moment their readings were read."""
 
     data: list[StationPublic]
     count: int
+    as_of: datetime | None = Field(
+        default=None, description="when the readings were read from storage (a shared snapshot)"
+    )
+    age_s: float = Field(default=0.0, description="the snapshot's age when answering")
 
 
 class WindowPublic(_Out):

@@ -377,6 +377,52 @@ async def test_the_station_list_is_a_shared_snapshot_refreshed_in_the_background
         assert await menggala(client) == 310.0
 
 
+async def test_the_station_list_is_never_older_than_its_bound_and_ages_as_of_the_answer(
+    harness: ApiHarness, storage: MemoryStorage
+) -> None:
+    await _readings(storage, "tb-menggala", [(NOW_NS - 60 * NS, 300.0)])
+
+    async def menggala(client: object) -> tuple[dict[str, object], dict[str, object]]:
+        response = await client.get("/api/v1/stations")  # type: ignore[attr-defined]
+        assert response.status_code == 200
+        body = response.json()
+        (found,) = [s for s in body["data"] if s["id"] == "tb-menggala"]
+        return body, found
+
+    async with harness.client(Role.VIEWER) as client:
+        body, found = await menggala(client)
+        assert (body["age_s"], found["stale_s"]) == (0, 60)
+        await _readings(storage, "tb-menggala", [(NOW_NS + 2 * NS, 320.0)])
+        harness.clock.now_ns += 3 * NS
+        body, found = await menggala(client)
+        # The shared snapshot, three seconds old, and the reading's age as of now.
+        assert (body["age_s"], found["value_cm"], found["stale_s"]) == (3, 300.0, 63)
+        harness.clock.now_ns += 10 * NS
+        body, found = await menggala(client)
+        # Older than overview_max_stale_s: never served, the request waits for a fresh one.
+        assert (body["age_s"], found["value_cm"], found["stale_s"]) == (0, 320.0, 11)
+        assert body["as_of"] == "2026-05-28T20:26:53Z"
+
+
+async def test_a_back_dated_station_has_the_trend_of_its_newest_readings(
+    harness: ApiHarness, storage: MemoryStorage
+) -> None:
+    # A replay two days old: rising 3 cm/h over its last hour, nothing in the clock's last hour.
+    newest_ns = NOW_NS - 2 * 86400 * NS
+    await _readings(
+        storage, "tb-menggala", [(newest_ns - k * 900 * NS, 300.0 - 0.75 * k) for k in range(8)]
+    )
+    async with harness.client(Role.VIEWER) as client:
+        (listed,) = [
+            s
+            for s in (await client.get("/api/v1/stations")).json()["data"]
+            if s["id"] == "tb-menggala"
+        ]
+        station = (await client.get("/api/v1/stations/tb-menggala")).json()
+    assert listed["trend_cm_h"] == station["trend_cm_h"] == pytest.approx(3.0)
+    assert station["stale"] is True
+
+
 async def test_a_notification_link_asks_who_and_works_once(harness: ApiHarness) -> None:
     harness.incidents.put(incident(8))
     links = signed_ack_links("http://test", NOTIFY_SECRET, clock=lambda: harness.clock.now_ns / NS)

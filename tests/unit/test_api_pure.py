@@ -15,7 +15,15 @@ from alerts.notify.cap import CapDocument
 from dashboards.api.atom import ATOM_NS, atom_feed
 from dashboards.api.live import Fingerprint, LiveEvent, LiveHub, changed_incidents, new_readings
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.views import health_public, to_datetime, to_ns, trend_cm_h
+from dashboards.api.views import (
+    NS,
+    WATER_LEVEL,
+    health_public,
+    to_datetime,
+    to_ns,
+    trend_backfill,
+    trend_cm_h,
+)
 from devices.health import BACK_DATED_AFTER_S, StationHealth, time_basis
 from ingest.storage.base import LatestReading, MetricSpan
 from tests.apitools import incident
@@ -195,3 +203,24 @@ def test_attempts_in_flight_count_against_the_limit_until_they_end() -> None:
     assert limiter.retry_after_s("addr:x", 0) == 0
     limiter.end("addr:x")  # ending more than began does nothing
     assert limiter.retry_after_s("addr:x", 0) == 0
+
+
+def test_trend_backfill_groups_back_dated_stations_by_a_window_ending_at_their_newest() -> None:
+    hour_ns = 3600 * NS
+    now_ns = 1_780_000_000 * NS
+    latest = {
+        "fresh": LatestReading("fresh", now_ns - 60 * NS, {WATER_LEVEL: 1.0}),
+        "old-a": LatestReading("old-a", now_ns - 48 * hour_ns, {WATER_LEVEL: 1.0}),
+        "old-b": LatestReading("old-b", now_ns - 48 * hour_ns - 60 * NS, {WATER_LEVEL: 1.0}),
+        "older": LatestReading("older", now_ns - 96 * hour_ns, {WATER_LEVEL: 1.0}),
+        "rain": LatestReading("rain", now_ns - 96 * hour_ns, {"rain_mm": 1.0}),
+    }
+    spans = {"fresh": MetricSpan("fresh", now_ns - hour_ns, 1.0, now_ns - 60 * NS, 2.0)}
+    found = trend_backfill(latest, spans, hour_ns, max_queries=8)
+    grid = 300 * NS
+    start_a = (now_ns - 49 * hour_ns) // grid * grid
+    assert found == {
+        start_a: ["old-a", "old-b"],
+        (now_ns - 97 * hour_ns) // grid * grid: ["older"],
+    }
+    assert trend_backfill(latest, spans, hour_ns, max_queries=1) == {start_a: ["old-a", "old-b"]}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from dashboards.api.context import ApiContext, FleetSnapshot
 from dashboards.api.deps import Context, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
-from dashboards.api.schemas import Readings, StationList, StationPublic, WindowName
+from dashboards.api.schemas import Problem, Readings, StationList, StationPublic, WindowName
 from dashboards.api.views import (
     NS,
     WATER_LEVEL,
@@ -24,6 +24,7 @@ from dashboards.api.views import (
 )
 from devices.stations import METRIC_NAME_PATTERN, Station
 from devices.topics import STATION_ID_PATTERN
+from ingest.errors import SiagaError
 
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"], responses=AUTH_RESPONSES)
 
@@ -62,6 +63,7 @@ async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPub
         ctx.storage.health(),
         ctx.storage.spans(WATER_LEVEL, now_ns - ctx.settings.trend_window_s * NS, ids),
     )
+    spans = await ctx.trend_spans(latest, spans)
     upstream = upstream_links(ctx.registry.stations())
     return [
         station_public(
@@ -81,6 +83,7 @@ async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPub
     "",
     summary="Every station with its newest reading, level, trend and health",
     response_model=StationList,
+    responses={503: {"model": Problem, "description": "storage did not answer"}},
 )
 async def list_stations(
     ctx: Context,
@@ -90,18 +93,31 @@ async def list_stations(
 ) -> Response:
     """Stations in registry order; ``regency``/``river`` narrow the list.
 
-    The readings come from a snapshot shared by all requests and refreshed every
-    ``api.overview_max_age_s`` (1 s): staleness and trends are as of that snapshot.
+    The readings come from a snapshot shared by all requests (``as_of``, ``age_s``): refreshed
+    once older than ``api.overview_max_age_s`` (1 s) and never served older than
+    ``api.overview_max_stale_s`` (5 s). Staleness (``stale_s``) is as of the answer.
     """
-    snapshot = await ctx.fleet()
-    return Response(render_list(ctx, snapshot, regency, river), media_type="application/json")
+    try:
+        snapshot = await ctx.fleet()
+    except SiagaError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    body = render_list(ctx, snapshot, regency, river, ctx.clock_ns())
+    return Response(body, media_type="application/json")
 
 
 def render_list(
-    ctx: ApiContext, snapshot: FleetSnapshot, regency: str | None, river: str | None
+    ctx: ApiContext,
+    snapshot: FleetSnapshot,
+    regency: str | None,
+    river: str | None,
+    now_ns: int | None = None,
 ) -> bytes:
-    """The station list of a snapshot as JSON, rendered once per snapshot and filter."""
-    key = (regency, river)
+    """The station list of a snapshot as JSON, as of ``now_ns`` (default: the snapshot's time).
+
+    Rendered once per snapshot, filter and second: staleness is true to the second.
+    """
+    now_ns = max(now_ns or 0, snapshot.taken_ns)
+    key = (regency, river, now_ns // NS)
     body = snapshot.bodies.get(key)
     if body is None:
         stations = [
@@ -109,10 +125,20 @@ def render_list(
             for s in ctx.registry.stations()
             if (regency is None or s.regency == regency) and (river is None or s.river == river)
         ]
-        data = _summaries(ctx, stations, snapshot, snapshot.taken_ns)
-        body = StationList(data=data, count=len(data)).model_dump_json().encode()
-        if len(snapshot.bodies) < _MAX_BODIES:
-            snapshot.bodies[key] = body
+        data = _summaries(ctx, stations, snapshot, now_ns)
+        body = (
+            StationList(
+                data=data,
+                count=len(data),
+                as_of=to_datetime(snapshot.taken_ns),
+                age_s=round((now_ns - snapshot.taken_ns) / NS, 3),
+            )
+            .model_dump_json()
+            .encode()
+        )
+        if len(snapshot.bodies) >= _MAX_BODIES:
+            snapshot.bodies.clear()
+        snapshot.bodies[key] = body
     return body
 
 
