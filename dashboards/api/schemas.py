@@ -178,6 +178,14 @@ class AckRequest(_In):
     comment: str = Field(default="", max_length=2000, pattern=PLAIN_TEXT)
 
 
+class BulkAckRequest(_In):
+    """Acknowledge every active incident of a station or a regency at once."""
+
+    station: str | None = Field(default=None, max_length=100, pattern=ONE_LINE)
+    regency: str | None = Field(default=None, max_length=200, pattern=ONE_LINE)
+    comment: str = Field(default="", max_length=2000, pattern=PLAIN_TEXT)
+
+
 class AssignRequest(_In):
     """Give an incident to someone."""
 

@@ -285,6 +285,38 @@ async def test_incidents_filter_by_activity_regency_kind_and_level(harness: ApiH
         assert detail["level_label"] == "Awas"
 
 
+async def test_an_operator_acknowledges_a_station_or_a_regency_at_once(
+    harness: ApiHarness,
+) -> None:
+    harness.incidents.put(incident(1))
+    harness.incidents.put(incident(2, severity=Level.AWAS))
+    harness.incidents.put(incident(3, "tb-banjar-agung"))
+    harness.incidents.put(incident(4, state=IncidentState.RESOLVED))
+    harness.incidents.put(incident(5, "jr-bedadung-kota", regency="Jember"))
+    async with harness.client(Role.VIEWER) as viewer:
+        refused = await viewer.post("/api/v1/incidents/acknowledge", json={"station": "x"})
+        assert refused.status_code == 403
+    async with harness.client(Role.OPERATOR) as client:
+        vague = await client.post("/api/v1/incidents/acknowledge", json={"comment": "all"})
+        assert vague.status_code == 422
+        assert vague.json()["detail"][0]["loc"] == ["body", "station"]
+
+        async def acknowledge(**body: str) -> list[int]:
+            response = await client.post("/api/v1/incidents/acknowledge", json=body)
+            assert response.status_code == 200, response.text
+            return sorted(i["id"] for i in response.json()["data"])
+
+        assert await acknowledge(station="tb-menggala", comment="tim menuju") == [1, 2]
+        assert await acknowledge(station="tb-menggala") == []  # done already
+        assert await acknowledge(regency="Tulang Bawang") == [3]
+        listed = (await client.get("/api/v1/incidents")).json()["data"]
+    acked = {i["id"]: i["acknowledged"] for i in listed}
+    assert acked[1] == {"by": "key:operator-key", "at": acked[1]["at"], "comment": "tim menuju"}
+    assert acked[3] is not None
+    assert acked[4] is None  # resolved: not active
+    assert acked[5] is None  # another regency
+
+
 async def test_an_operator_silences_and_assigns(harness: ApiHarness) -> None:
     harness.incidents.put(incident(5))
     async with harness.client(Role.OPERATOR) as client:
