@@ -594,12 +594,15 @@ def test_every_page_on_a_phone_and_a_desktop_opens_on_the_data_and_is_accessible
         ("ack-page", ack_page, "document.querySelector('form')"),
         ("not-found", "/stations/does-not-exist", "document.querySelector('.not-found')"),
     ]
+    station_ids = [s.id for s in load_registry(STATIONS_FILE).stations() if s.name]
     for size, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
         page.set_viewport_size(viewport)
         for name, path, ready in pages:
             response = page.goto(f"{web.url}{path}")
             assert response.status == (404 if name == "not-found" else 200), name
             until(page, ready)
+            shown = page.locator("body").inner_text()
+            assert [i for i in station_ids if i in shown] == [], f"{name} shows station ids"
             assert sideways(page) == [], f"{name} scrolls sideways at {viewport}"
             assert axe_violations(page) == [], f"{name} at {viewport}"
             screenshot(page, f"{name}-{size}")

@@ -116,7 +116,9 @@ const SiagaCards = (() => {
     const unacked = active.filter((i) => !i.acknowledged);
     const kinds = [...new Set(incidents.map((i) => t(`kind.${i.kind}`)))].join(", ");
     const now = [];
-    if (station) {
+    if (station && (station.value_cm === null || station.value_cm === undefined)) {
+      now.push(t("level.unknown"));
+    } else if (station) {
       now.push(cm(station.value_cm));
       if (station.trend_cm_h !== null && station.trend_cm_h !== undefined) now.push(rate(station.trend_cm_h));
       now.push(Siaga.age(station.stale_s));

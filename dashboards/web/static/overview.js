@@ -47,10 +47,9 @@
       for (const link of from.downstream || []) {
         const to = byId.get(link.station);
         if (!to) continue;
-        const hours = (link.travel_min / 60).toFixed(link.travel_min % 60 ? 1 : 0);
         L.polyline([[from.latitude, from.longitude], [to.latitude, to.longitude]], {
           color: "#1e6fb8", weight: 3, opacity: 0.75, className: "river",
-        }).bindTooltip(escapeHtml(`${from.river || ""} ${from.name} → ${to.name} (${hours} h)`), { sticky: true })
+        }).bindTooltip(escapeHtml(`${from.river || ""} ${from.name} → ${to.name} (${Siaga.duration(link.travel_min * 60)})`), { sticky: true })
           .addTo(rivers);
       }
     }
