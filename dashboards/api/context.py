@@ -34,9 +34,20 @@ class FleetSnapshot:
     latest: dict[str, LatestReading]
     health: dict[str, StationHealth]
     spans: dict[str, MetricSpan]
-    # Rendered station lists by filter and second of answering (staleness is as of the answer),
-    # built once per snapshot, filter and second (bounded).
+    # Each filter's stations rendered once (all but their staleness), and the lists answered
+    # from them by filter and second (staleness is as of the answer); both bounded.
+    parts: dict[tuple[str | None, str | None], list[RenderedStation]] = field(default_factory=dict)
     bodies: dict[tuple[str | None, str | None, int], bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedStation:
+    """A station's JSON as of a snapshot, split where its staleness goes at each answer."""
+
+    before: bytes
+    after: bytes
+    ts_ns: int | None
+    stale_after_s: float
 
 
 @dataclass

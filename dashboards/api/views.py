@@ -122,6 +122,11 @@ def upstream_links(stations: Sequence[Station]) -> dict[str, list[LinkPublic]]:
     return found
 
 
+def is_stale(stale_s: float | None, interval_s: float, stale_after_intervals: float) -> bool:
+    """No reading at all, or none for more than the allowed report intervals."""
+    return stale_s is None or stale_s > interval_s * stale_after_intervals
+
+
 def station_public(
     station: Station,
     *,
@@ -155,7 +160,7 @@ def station_public(
         values=dict(latest.values) if latest else {},
         trend_cm_h=trend_cm_h(span),
         stale_s=stale_s,
-        stale=stale_s is None or stale_s > station.interval_s * stale_after_intervals,
+        stale=is_stale(stale_s, station.interval_s, stale_after_intervals),
         health=health_public(health),
         thresholds=ThresholdsPublic(
             waspada_cm=thresholds.waspada_cm,

@@ -12,6 +12,7 @@ from alerts.acklinks import ack_link, sign_ack_token
 from alerts.model import EventKind, IncidentState
 from alerts.notify.acklink import signed_ack_links
 from dashboards.api.accounts import Role
+from dashboards.api.schemas import StationList
 from devices import Reading, Reason, Rejection
 from devices.levels import Level
 from ingest.batch import Batch, StoredRejection
@@ -417,8 +418,10 @@ async def test_the_station_list_is_never_older_than_its_bound_and_ages_as_of_the
     async def menggala(client: object) -> tuple[dict[str, object], dict[str, object]]:
         response = await client.get("/api/v1/stations")  # type: ignore[attr-defined]
         assert response.status_code == 200
+        StationList.model_validate_json(response.content)  # the documented shape, whole
         body = response.json()
         (found,) = [s for s in body["data"] if s["id"] == "tb-menggala"]
+        assert found["stale"] is (found["stale_s"] > 900 * 2)
         return body, found
 
     async with harness.client(Role.VIEWER) as client:
