@@ -407,7 +407,7 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     card.wait_for()
     assert page.locator(".station-card").count() == 4  # Depok, Tanjung, Menggala, Banjar Agung
     upstream = card.locator(".reasons li[data-kind=upstream]").text_content() or ""
-    assert "Bendung Katulampa" in upstream
+    assert name_of("ciliwung-katulampa") in upstream
     assert "perkiraan tiba" in upstream
 
     def stored(incident_id: int) -> dict[str, Any]:
@@ -477,6 +477,13 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     assert (
         page.locator(".station-card details.menu, .station-card button, button.bulk").count() == 0
     )
+
+
+def name_of(station_id: str) -> str:
+    """A station's name in the registry the tests run with."""
+    station = load_registry(STATIONS_FILE).get(station_id)
+    assert station is not None
+    return station.name
 
 
 def axe_violations(page: Any) -> list[str]:
@@ -639,6 +646,19 @@ def test_every_page_on_a_phone_and_a_desktop_opens_on_the_data_and_is_accessible
     assert menggala.locator("td[data-field=trend]").inner_text() == "+3 cm/jam"
     assert menggala.locator(".stale-tag").count() == 1
     assert page.locator("#as-of").inner_text().startswith("Data dibaca")
+
+    # A card's reasons, unfolded on a phone: each in words, the wave with its arrival.
+    page.set_viewport_size(PHONE)
+    page.goto(f"{web.url}/incidents")
+    reasons = page.locator("#station-card-tb-menggala .reasons")
+    reasons.locator("summary").click()
+    level_reason = reasons.locator("li[data-kind=level]").inner_text()
+    wave_reason = reasons.locator("li[data-kind=upstream]").inner_text()
+    assert "Tinggi air 431 cm" in level_reason
+    assert f"Gelombang dari {name_of('tb-banjar-agung')} (388 cm)" in wave_reason
+    assert "perkiraan tiba" in wave_reason
+    screenshot(page, "incidents-reasons-phone")
+    page.set_viewport_size(DESKTOP)
 
     # Keyboard only: past the navigation, to a card's menu, open it, type in it.
     page.goto(f"{web.url}/incidents")
