@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
 import pytest
+from pydantic import ValidationError
 
 from alerts.acklinks import AckLinkError, ack_link, sign_ack_token, verify_ack_token
 from alerts.model import Acknowledgement
@@ -24,6 +25,7 @@ from dashboards.api.views import (
     trend_backfill,
     trend_cm_h,
 )
+from dashboards.settings import ApiSettings
 from devices.health import BACK_DATED_AFTER_S, StationHealth, time_basis
 from ingest.storage.base import LatestReading, MetricSpan
 from tests.apitools import incident
@@ -224,3 +226,9 @@ def test_trend_backfill_groups_back_dated_stations_by_a_window_ending_at_their_n
         (now_ns - 97 * hour_ns) // grid * grid: ["older"],
     }
     assert trend_backfill(latest, spans, hour_ns, max_queries=1) == {start_a: ["old-a", "old-b"]}
+
+
+def test_the_station_list_is_never_shared_longer_than_it_may_be_served() -> None:
+    assert ApiSettings(overview_max_age_s=2, overview_max_stale_s=2).overview_max_stale_s == 2
+    with pytest.raises(ValidationError, match=r"overview_max_stale_s \(1\) must be at least"):
+        ApiSettings(overview_max_age_s=2, overview_max_stale_s=1)
