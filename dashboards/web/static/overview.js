@@ -79,6 +79,8 @@
       marker.getElement()?.setAttribute("data-level", s.level || "none");
     }
     for (const [id, marker] of markers) if (!seen.has(id)) { points.removeLayer(marker); markers.delete(id); }
+    // A station in trouble is never hidden under a quiet neighbour (a rain gauge at the same post).
+    for (const s of stations.filter((x) => rank(x) > 0).sort((a, b) => rank(a) - rank(b))) markers.get(s.id)?.bringToFront();
   }
 
   // The map opens on the stations that matter: those with active incidents, else every station.
