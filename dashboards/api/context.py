@@ -70,6 +70,8 @@ class ApiContext:
     # Renders a new snapshot's unfiltered station list (in a thread) before it is published.
     prerender: Callable[[FleetSnapshot], object] | None = None
     _snapshot: FleetSnapshot | None = None
+    # Back-dated stations' trend spans by the newest reading they end at (one per station).
+    _trend_cache: dict[str, tuple[int, MetricSpan | None]] = field(default_factory=dict)
     _refreshing: asyncio.Task[None] | None = None
     snapshot_failures: int = 0
     # Requests refused before a route ran (body too large, too many live streams), by reason.
@@ -124,18 +126,32 @@ class ApiContext:
     async def trend_spans(
         self, latest: dict[str, LatestReading], spans: dict[str, MetricSpan]
     ) -> dict[str, MetricSpan]:
-        """``spans`` with each back-dated station's span ending at its own newest reading."""
+        """``spans`` with each back-dated station's span ending at its own newest reading.
+
+        A station's span is asked for once per newest reading: until another arrives, the
+        answer is remembered (an hourly gauge costs a query an hour, not one a snapshot).
+        """
+        merged = dict(spans)
+        unknown = {}
+        for station_id, reading in latest.items():
+            cached = self._trend_cache.get(station_id)
+            if cached is not None and cached[0] == reading.ts_ns:
+                if cached[1] is not None:
+                    merged[station_id] = cached[1]
+            else:
+                unknown[station_id] = reading
         starts = trend_backfill(
-            latest, spans, self.settings.trend_window_s * NS, _TREND_BACKFILL_QUERIES
+            unknown, spans, self.settings.trend_window_s * NS, _TREND_BACKFILL_QUERIES
         )
         if not starts:
-            return spans
+            return merged
         found = await asyncio.gather(
             *(self.storage.spans(WATER_LEVEL, start, ids) for start, ids in starts.items())
         )
-        merged = dict(spans)
-        for more in found:
+        for (_, ids), more in zip(starts.items(), found, strict=True):
             merged.update(more)
+            for station_id in ids:
+                self._trend_cache[station_id] = (latest[station_id].ts_ns, more.get(station_id))
         return merged
 
     async def _refresh(self) -> None:

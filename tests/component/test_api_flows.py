@@ -457,6 +457,20 @@ async def test_a_back_dated_station_has_the_trend_of_its_newest_readings(
     assert listed["trend_cm_h"] == station["trend_cm_h"] == pytest.approx(3.0)
     assert station["stale"] is True
 
+    # Asked once per newest reading: the next answers reuse it.
+    asked: list[int] = []
+    spans = storage.spans
+
+    async def counted(metric: str, since_ns: int, ids: object = None) -> object:
+        asked.append(since_ns)
+        return await spans(metric, since_ns, ids)  # type: ignore[arg-type]
+
+    storage.spans = counted  # type: ignore[method-assign]
+    async with harness.client(Role.VIEWER) as client:
+        again = (await client.get("/api/v1/stations/tb-menggala")).json()
+    assert again["trend_cm_h"] == pytest.approx(3.0)
+    assert asked == [NOW_NS - 3600 * NS]  # the clock's window only
+
 
 async def test_a_notification_link_asks_who_and_works_once(harness: ApiHarness) -> None:
     harness.incidents.put(incident(8))
