@@ -8,6 +8,7 @@ uvicorn → Server-Sent Events → the page. Screenshots of every page are kept 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -477,6 +478,17 @@ def test_an_operator_watches_a_wave_acknowledges_it_and_switches_language(
     assert (
         page.locator(".station-card details.menu, .station-card button, button.bulk").count() == 0
     )
+    # All incidents, resolved ones too: still one card per station.
+    web.incidents.put(
+        dataclasses.replace(
+            web.incidents.incidents[9], id=13, state=IncidentState.RESOLVED, resolved_ns=now_ns
+        )
+    )
+    page.click(".filter button[data-active=false]")
+    wait_for(
+        lambda: page.locator("#station-card-tl-tanjung .reasons li").count() == 2, 10, "history"
+    )
+    assert page.locator(".station-card").count() == 4
 
 
 def name_of(station_id: str) -> str:
