@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alerts.settings import Settings as AlertsSettings
 from ingest.settings import Section
@@ -63,6 +63,23 @@ class ApiSettings(Section):
         description="the station list's readings are shared by requests this long (one set of "
         "InfluxDB queries per interval however many operators look); 0 queries every time",
     )
+    overview_max_stale_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="a station list older than this is never served: the request waits for a "
+        "fresh one (older than overview_max_age_s it is refreshed in the background)",
+    )
+
+    @model_validator(mode="after")
+    def _overview_bounded(self) -> ApiSettings:
+        if self.overview_max_stale_s < self.overview_max_age_s:
+            msg = (
+                f"api.overview_max_stale_s ({self.overview_max_stale_s:g}) must be at least "
+                f"api.overview_max_age_s ({self.overview_max_age_s:g}): a list is shared for "
+                "overview_max_age_s and never served older than overview_max_stale_s"
+            )
+            raise ValueError(msg)
+        return self
 
     def resolve_secret_key(self) -> bytes:
         """The signing key: configured, or read from the key file (created once, mode 0600)."""

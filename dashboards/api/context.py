@@ -14,14 +14,16 @@ from dashboards.api.accounts import Accounts
 from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
+from dashboards.api.views import NS, WATER_LEVEL, trend_backfill
 from dashboards.settings import ApiSettings
 from devices.health import StationHealth
 from devices.stations import StationRegistry
-from ingest.errors import SiagaError
+from ingest.errors import RetryableStorageError, SiagaError
 from ingest.storage.base import LatestReading, MetricSpan, Storage
 
 log = logging.getLogger(__name__)
-WATER_LEVEL = "water_level_cm"
+# Queries per snapshot for the trends of stations whose newest readings are older than the window.
+_TREND_BACKFILL_QUERIES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,20 @@ class FleetSnapshot:
     latest: dict[str, LatestReading]
     health: dict[str, StationHealth]
     spans: dict[str, MetricSpan]
-    # Rendered station lists by filter, built once per snapshot (bounded: a few filters).
-    bodies: dict[tuple[str | None, str | None], bytes] = field(default_factory=dict)
+    # Each filter's stations rendered once (all but their staleness), and the lists answered
+    # from them by filter and second (staleness is as of the answer); both bounded.
+    parts: dict[tuple[str | None, str | None], list[RenderedStation]] = field(default_factory=dict)
+    bodies: dict[tuple[str | None, str | None, int], bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedStation:
+    """A station's JSON as of a snapshot, split where its staleness goes at each answer."""
+
+    before: bytes
+    after: bytes
+    ts_ns: int | None
+    stale_after_s: float
 
 
 @dataclass
@@ -56,6 +70,8 @@ class ApiContext:
     # Renders a new snapshot's unfiltered station list (in a thread) before it is published.
     prerender: Callable[[FleetSnapshot], object] | None = None
     _snapshot: FleetSnapshot | None = None
+    # Back-dated stations' trend spans by the newest reading they end at (one per station).
+    _trend_cache: dict[str, tuple[int, MetricSpan | None]] = field(default_factory=dict)
     _refreshing: asyncio.Task[None] | None = None
     snapshot_failures: int = 0
     # Requests refused before a route ran (body too large, too many live streams), by reason.
@@ -65,11 +81,15 @@ class ApiContext:
     cap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def fleet(self) -> FleetSnapshot:
-        """The whole fleet's readings, shared by requests.
+        """The whole fleet's readings, shared by requests, never older than a bound.
 
-        Requests get the current snapshot at once; one older than ``overview_max_age_s`` is
-        refreshed in the background (one refresh at a time), so no request waits for InfluxDB
-        but the very first. With ``overview_max_age_s`` 0 every request queries.
+        A snapshot younger than ``overview_max_age_s`` is served as it is; an older one is
+        served while a new one is taken in the background (one refresh at a time); one older
+        than ``overview_max_stale_s`` is never served: the request waits for the refresh, and
+        fails with it when storage fails. With ``overview_max_age_s`` 0 every request queries.
+
+        Raises:
+            RetryableStorageError: The snapshot was too old and storage did not answer.
         """
         current = self._snapshot
         if current is None or self.settings.overview_max_age_s == 0:
@@ -77,20 +97,62 @@ class ApiContext:
             self._snapshot = current
             return current
         age_ns = self.clock_ns() - current.taken_ns
-        if age_ns >= self.settings.overview_max_age_s * 1e9 and (
-            self._refreshing is None or self._refreshing.done()
-        ):
-            self._refreshing = asyncio.create_task(self._refresh(), name="siaga-api.fleet")
-        return current
+        if age_ns < self.settings.overview_max_age_s * NS:
+            return current
+        refreshing = self._refreshing
+        if refreshing is None or refreshing.done():
+            refreshing = asyncio.create_task(self._refresh(), name="siaga-api.fleet")
+            self._refreshing = refreshing
+        if age_ns < self.settings.overview_max_stale_s * NS:
+            return current
+        # Too old to show: wait for the refresh (shielded: one request giving up must not
+        # cancel it for the others).
+        await asyncio.shield(refreshing)
+        if self._snapshot is current:
+            raise RetryableStorageError(
+                f"the station overview is {age_ns / NS:.0f} s old and storage did not answer"
+            )
+        return self._snapshot or current
 
     async def _take(self) -> FleetSnapshot:
         now_ns = self.clock_ns()
         latest, health, spans = await asyncio.gather(
             self.storage.latest(),
             self.storage.health(),
-            self.storage.spans(WATER_LEVEL, now_ns - self.settings.trend_window_s * 1_000_000_000),
+            self.storage.spans(WATER_LEVEL, now_ns - self.settings.trend_window_s * NS),
         )
-        return FleetSnapshot(now_ns, latest, health, spans)
+        return FleetSnapshot(now_ns, latest, health, await self.trend_spans(latest, spans))
+
+    async def trend_spans(
+        self, latest: dict[str, LatestReading], spans: dict[str, MetricSpan]
+    ) -> dict[str, MetricSpan]:
+        """``spans`` with each back-dated station's span ending at its own newest reading.
+
+        A station's span is asked for once per newest reading: until another arrives, the
+        answer is remembered (an hourly gauge costs a query an hour, not one a snapshot).
+        """
+        merged = dict(spans)
+        unknown = {}
+        for station_id, reading in latest.items():
+            cached = self._trend_cache.get(station_id)
+            if cached is not None and cached[0] == reading.ts_ns:
+                if cached[1] is not None:
+                    merged[station_id] = cached[1]
+            else:
+                unknown[station_id] = reading
+        starts = trend_backfill(
+            unknown, spans, self.settings.trend_window_s * NS, _TREND_BACKFILL_QUERIES
+        )
+        if not starts:
+            return merged
+        found = await asyncio.gather(
+            *(self.storage.spans(WATER_LEVEL, start, ids) for start, ids in starts.items())
+        )
+        for (_, ids), more in zip(starts.items(), found, strict=True):
+            merged.update(more)
+            for station_id in ids:
+                self._trend_cache[station_id] = (latest[station_id].ts_ns, more.get(station_id))
+        return merged
 
     async def _refresh(self) -> None:
         try:
@@ -99,7 +161,8 @@ class ApiContext:
                 await asyncio.to_thread(self.prerender, snapshot)
             self._snapshot = snapshot
         except SiagaError as exc:
-            # The previous snapshot stays; readyz tells whether storage answers.
+            # The previous snapshot stays until it is too old to show; readyz tells whether
+            # storage answers.
             self.snapshot_failures += 1
             log.warning("refreshing the station overview failed: %s", exc)
 

@@ -27,6 +27,10 @@ class LiveEvent:
     data: str
 
 
+# Put in every queue when the server shuts down: the stream ends and its connection closes.
+END = LiveEvent("end", "")
+
+
 def new_readings(
     previous: Mapping[str, LatestReading], current: Mapping[str, LatestReading]
 ) -> list[LatestReading]:
@@ -101,6 +105,7 @@ class LiveHub:
         self._subscriptions: set[Subscription] = set()
         self._per_owner: dict[str, int] = {}
         self._listening = asyncio.Event()
+        self.closed = False
         self.dropped = 0
         self.published = 0
         self.poll_failures = 0
@@ -132,6 +137,18 @@ class LiveHub:
             self._per_owner[subscription.owner] = left
         if not self._subscriptions:
             self._listening.clear()
+
+    def close(self) -> None:
+        """End every stream now and refuse new ones (the server is shutting down).
+
+        The server waits for open responses before it stops; an event stream never ends by
+        itself, so each gets :data:`END` (ahead of anything it has not sent yet).
+        """
+        self.closed = True
+        for subscription in self._subscriptions:
+            while not subscription.queue.empty():
+                subscription.queue.get_nowait()
+            subscription.queue.put_nowait(END)
 
     def publish(self, events: Iterable[LiveEvent]) -> None:
         """Offer events to every client; a full queue drops the event and counts it."""

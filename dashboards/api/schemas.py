@@ -84,10 +84,14 @@ class StationPublic(_Out):
 
 
 class StationList(_Out):
-    """Stations, as ``{data, count}``."""
+    """Stations, as ``{data, count}``, with the moment their readings were read."""
 
     data: list[StationPublic]
     count: int
+    as_of: datetime | None = Field(
+        default=None, description="when the readings were read from storage (a shared snapshot)"
+    )
+    age_s: float = Field(default=0.0, description="the snapshot's age when answering")
 
 
 class WindowPublic(_Out):
@@ -171,6 +175,14 @@ ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
 class AckRequest(_In):
     """Acknowledge an incident."""
 
+    comment: str = Field(default="", max_length=2000, pattern=PLAIN_TEXT)
+
+
+class BulkAckRequest(_In):
+    """Acknowledge every active incident of a station or a regency at once."""
+
+    station: str | None = Field(default=None, max_length=100, pattern=ONE_LINE)
+    regency: str | None = Field(default=None, max_length=200, pattern=ONE_LINE)
     comment: str = Field(default="", max_length=2000, pattern=PLAIN_TEXT)
 
 

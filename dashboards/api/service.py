@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import secrets
 import signal
+import socket
 import time
 
 import uvicorn
-from starlette.types import ASGIApp
+from fastapi import FastAPI
 
 from alerts.incidents.store import SqlIncidentStore
 from alerts.notify.sqlstore import SqlNotifyStore
 from dashboards.api.accounts import Accounts, Role, User
 from dashboards.api.app import create_app, sql_engine
+from dashboards.api.context import ApiContext
 from dashboards.settings import Settings
 from ingest.runtime import select_backend
+
+# After the live streams have ended, requests still running get this long to finish.
+GRACEFUL_SHUTDOWN_S = 3
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn that ends the app's live streams as it starts shutting down.
+
+    uvicorn stops accepting connections, then waits for every open response before the app's
+    own shutdown runs; a page's event stream never ends by itself, so without this each open
+    page would hold the server until the graceful timeout.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        app = config.app
+        ctx = app.state.siaga if isinstance(app, FastAPI) else None
+        self._context: ApiContext | None = ctx if isinstance(ctx, ApiContext) else None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the live streams, then shut down as uvicorn does."""
+        if self._context is not None and self._context.hub is not None:
+            self._context.hub.close()
+        await super().shutdown(sockets)
 
 
 def accounts_for(settings: Settings) -> Accounts:
@@ -60,7 +86,7 @@ async def serve(settings: Settings, host: str | None = None, port: int | None = 
         await _serve(app, settings, host, port)
 
 
-async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int | None) -> None:
+async def _serve(app: FastAPI, settings: Settings, host: str | None, port: int | None) -> None:
     config = uvicorn.Config(
         app,
         host=host or settings.api.host,
@@ -68,12 +94,13 @@ async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int |
         log_config=None,
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
     # handler it found; a handler that does nothing lets `siaga serve` exit 0 like the others.
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        await uvicorn.Server(config).serve()
+        await ApiServer(config).serve()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

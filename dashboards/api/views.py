@@ -32,6 +32,8 @@ WATER_LEVEL = "water_level_cm"
 WINDOW_SECONDS = {"1m": 60, "10m": 600, "1h": 3600, "1d": 86400}
 # A span shorter than this says too little about a trend.
 MIN_TREND_SPAN_NS = 5 * 60 * NS
+# Trend windows of back-dated stations start on this grid, so that stations share a query.
+TREND_GRID_NS = 5 * 60 * NS
 
 
 def to_datetime(ts_ns: int) -> datetime:
@@ -52,6 +54,31 @@ def trend_cm_h(span: MetricSpan | None) -> float | None:
     if span is None or span.last_ns - span.first_ns < MIN_TREND_SPAN_NS:
         return None
     return round((span.last - span.first) * 3600 * NS / (span.last_ns - span.first_ns), 2)
+
+
+def trend_backfill(
+    latest: Mapping[str, LatestReading],
+    spans: Mapping[str, MetricSpan],
+    window_ns: int,
+    max_queries: int,
+) -> dict[int, list[str]]:
+    """Stations whose trend needs a window ending at their own newest reading, by its start.
+
+    A trend over the last ``window_ns`` of the clock says nothing about a station whose newest
+    readings are older (a replay, a back-dated backlog, a gauge that reports hourly): its window
+    ends at its newest water level instead. Starts fall on a 5-minute grid so that stations
+    share a query; at most ``max_queries`` starts (the newest first) keep the cost bounded.
+    """
+    starts: dict[int, list[str]] = {}
+    for station_id, reading in latest.items():
+        if WATER_LEVEL not in reading.values:
+            continue
+        span = spans.get(station_id)
+        if span is not None and span.last_ns - span.first_ns >= MIN_TREND_SPAN_NS:
+            continue
+        start_ns = (reading.ts_ns - window_ns) // TREND_GRID_NS * TREND_GRID_NS
+        starts.setdefault(start_ns, []).append(station_id)
+    return {start: starts[start] for start in sorted(starts, reverse=True)[:max_queries]}
 
 
 def health_public(health: StationHealth | None) -> HealthPublic | None:
@@ -95,6 +122,11 @@ def upstream_links(stations: Sequence[Station]) -> dict[str, list[LinkPublic]]:
     return found
 
 
+def is_stale(stale_s: float | None, interval_s: float, stale_after_intervals: float) -> bool:
+    """No reading at all, or none for more than the allowed report intervals."""
+    return stale_s is None or stale_s > interval_s * stale_after_intervals
+
+
 def station_public(
     station: Station,
     *,
@@ -128,7 +160,7 @@ def station_public(
         values=dict(latest.values) if latest else {},
         trend_cm_h=trend_cm_h(span),
         stale_s=stale_s,
-        stale=stale_s is None or stale_s > station.interval_s * stale_after_intervals,
+        stale=is_stale(stale_s, station.interval_s, stale_after_intervals),
         health=health_public(health),
         thresholds=ThresholdsPublic(
             waspada_cm=thresholds.waspada_cm,

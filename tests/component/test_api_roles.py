@@ -25,6 +25,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Role | None]] = [
     ("GET", "/api/v1/incidents/{incident_id}", None, Role.VIEWER),
     ("POST", "/api/v1/incidents/{incident_id}/ack", {"comment": "on it"}, Role.OPERATOR),
     ("POST", "/api/v1/incidents/{incident_id}/assign", {"assignee": "budi"}, Role.OPERATOR),
+    ("POST", "/api/v1/incidents/acknowledge", {"regency": "Tulang Bawang"}, Role.OPERATOR),
     ("GET", "/api/v1/silences", None, Role.VIEWER),
     (
         "POST",

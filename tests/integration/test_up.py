@@ -23,6 +23,8 @@ import httpx
 import psutil
 import pytest
 
+from dashboards.api.accounts import Accounts, Role
+from dashboards.api.app import sql_engine
 from ingest.settings import ValidationSettings
 from ops.servers import free_port
 from tests.conftest import REPO_ROOT
@@ -251,6 +253,38 @@ def test_a_second_up_on_a_data_directory_in_use_is_refused(data_dir: Path) -> No
         assert "Traceback" not in second.stderr
     finally:
         assert up.interrupt() == 0, up.output
+
+
+def test_ctrl_c_stops_up_within_five_seconds_with_a_page_open(data_dir: Path) -> None:
+    port = free_port()
+    up = Up(data_dir, port, "--no-demo", "--storage", "sqlite")
+    try:
+        up.wait_ready()
+        accounts = Accounts(sql_engine(f"sqlite:///{data_dir / 'siaga.db'}"))
+        _, key = accounts.add_key("page", Role.VIEWER, "an open page", time.time_ns())
+        with httpx.stream(
+            "GET",
+            f"http://127.0.0.1:{port}/api/v1/events",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        ) as stream:
+            assert stream.status_code == 200
+            # Held, as a page holds it (a dropped iterator would close the connection).
+            lines = stream.iter_lines()
+            assert next(lines) == ": connected"
+            interrupted = time.monotonic()
+            up.process.send_signal(signal.SIGINT)
+            code = up.close()
+            stopped_s = time.monotonic() - interrupted
+            rest = list(lines)  # the stream ended cleanly
+    finally:
+        if up.process.poll() is None:
+            up.interrupt()
+    assert code == 0, up.output
+    assert "did not stop" not in up.output
+    assert ": keepalive" not in rest
+    assert stopped_s < 5, f"siaga up took {stopped_s:.1f} s to stop with a page open"
+    print(f"siaga up stopped {stopped_s:.1f} s after Ctrl-C with an event stream open")
 
 
 def _up_once(*args: str) -> subprocess.CompletedProcess[str]:

@@ -22,6 +22,7 @@ from dashboards.api.schemas import (
     ONE_LINE,
     AckRequest,
     AssignRequest,
+    BulkAckRequest,
     IncidentList,
     IncidentPublic,
     LevelName,
@@ -35,6 +36,7 @@ from devices.levels import Level
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
 IncidentId = Annotated[int, Path(ge=1, le=2**62)]
+BULK_ACK_MAX = 1000
 
 
 @router.get("/incidents", summary="Incidents, active or all", responses=AUTH_RESPONSES)
@@ -100,6 +102,33 @@ async def acknowledge(
         incident_id, by=who.name, comment=body.comment, at_ns=ctx.clock_ns()
     )
     return incident_public(incident, ctx.schemes)
+
+
+@router.post(
+    "/incidents/acknowledge",
+    summary="Acknowledge every active incident of a station or a regency",
+    responses=AUTH_RESPONSES,
+)
+async def acknowledge_all(ctx: Context, who: Operator, body: BulkAckRequest) -> IncidentList:
+    """One acknowledgement for everything active at a station or in a regency (both: both).
+
+    Incidents acknowledged already keep their acknowledgement; the answer lists the ones this
+    request acknowledged. At most :data:`BULK_ACK_MAX` at once (the oldest may need a second
+    request).
+    """
+    if body.station is None and body.regency is None:
+        raise bad_parameter("body", "station", "name a station or a regency")
+    found = await ctx.incidents.list(
+        active_only=True, station=body.station, regency=body.regency, limit=BULK_ACK_MAX
+    )
+    at_ns = ctx.clock_ns()
+    done = [
+        await ctx.incidents.acknowledge(i.id, by=who.name, comment=body.comment, at_ns=at_ns)
+        for i in found
+        if i.acknowledged is None
+    ]
+    data = [incident_public(i, ctx.schemes) for i in done]
+    return IncidentList(data=data, count=len(data))
 
 
 @router.post(

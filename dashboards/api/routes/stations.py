@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from dashboards.api.context import ApiContext, FleetSnapshot
+from dashboards.api.context import ApiContext, FleetSnapshot, RenderedStation
 from dashboards.api.deps import Context, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
-from dashboards.api.schemas import Readings, StationList, StationPublic, WindowName
+from dashboards.api.schemas import Problem, Readings, StationList, StationPublic, WindowName
 from dashboards.api.views import (
     NS,
     WATER_LEVEL,
@@ -24,6 +25,7 @@ from dashboards.api.views import (
 )
 from devices.stations import METRIC_NAME_PATTERN, Station
 from devices.topics import STATION_ID_PATTERN
+from ingest.errors import SiagaError
 
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"], responses=AUTH_RESPONSES)
 
@@ -62,6 +64,7 @@ async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPub
         ctx.storage.health(),
         ctx.storage.spans(WATER_LEVEL, now_ns - ctx.settings.trend_window_s * NS, ids),
     )
+    spans = await ctx.trend_spans(latest, spans)
     upstream = upstream_links(ctx.registry.stations())
     return [
         station_public(
@@ -81,6 +84,7 @@ async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPub
     "",
     summary="Every station with its newest reading, level, trend and health",
     response_model=StationList,
+    responses={503: {"model": Problem, "description": "storage did not answer"}},
 )
 async def list_stations(
     ctx: Context,
@@ -90,30 +94,90 @@ async def list_stations(
 ) -> Response:
     """Stations in registry order; ``regency``/``river`` narrow the list.
 
-    The readings come from a snapshot shared by all requests and refreshed every
-    ``api.overview_max_age_s`` (1 s): staleness and trends are as of that snapshot.
+    The readings come from a snapshot shared by all requests (``as_of``, ``age_s``): refreshed
+    once older than ``api.overview_max_age_s`` (1 s) and never served older than
+    ``api.overview_max_stale_s`` (5 s). Staleness (``stale_s``) is as of the answer.
     """
-    snapshot = await ctx.fleet()
-    return Response(render_list(ctx, snapshot, regency, river), media_type="application/json")
+    try:
+        snapshot = await ctx.fleet()
+    except SiagaError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    body = render_list(ctx, snapshot, regency, river, ctx.clock_ns())
+    return Response(body, media_type="application/json")
 
 
 def render_list(
-    ctx: ApiContext, snapshot: FleetSnapshot, regency: str | None, river: str | None
+    ctx: ApiContext,
+    snapshot: FleetSnapshot,
+    regency: str | None,
+    river: str | None,
+    now_ns: int | None = None,
 ) -> bytes:
-    """The station list of a snapshot as JSON, rendered once per snapshot and filter."""
-    key = (regency, river)
+    """The station list of a snapshot as JSON, as of ``now_ns`` (default: the snapshot's time).
+
+    Each station is rendered once per snapshot; an answer only fills in staleness (once per
+    second and filter), so a thousand stations cost a join, not a thousand serialisations.
+    """
+    now_ns = max(now_ns or 0, snapshot.taken_ns)
+    key = (regency, river, now_ns // NS)
     body = snapshot.bodies.get(key)
     if body is None:
+        items = []
+        for part in _rendered(ctx, snapshot, regency, river):
+            hole = _STALE_HOLE
+            if part.ts_ns is not None:
+                stale_s = (now_ns - part.ts_ns) / NS
+                stale = b"true" if stale_s > part.stale_after_s else b"false"
+                hole = b'"stale_s":%s,"stale":%s' % (json.dumps(stale_s).encode(), stale)
+            items.append(part.before + hole + part.after)
+        head = StationList(
+            data=[],
+            count=len(items),
+            as_of=to_datetime(snapshot.taken_ns),
+            age_s=round((now_ns - snapshot.taken_ns) / NS, 3),
+        ).model_dump_json()
+        body = head.encode().replace(b'"data":[]', b'"data":[' + b",".join(items) + b"]", 1)
+        if len(snapshot.bodies) >= _MAX_BODIES:
+            snapshot.bodies.clear()
+        snapshot.bodies[key] = body
+    return body
+
+
+# Where a station's staleness goes. JSON strings escape their quotes, so in a station's
+# rendering this occurs once, as its own fields (rendered with no reading time).
+_STALE_HOLE = b'"stale_s":null,"stale":true'
+
+
+def _rendered(
+    ctx: ApiContext, snapshot: FleetSnapshot, regency: str | None, river: str | None
+) -> list[RenderedStation]:
+    found = snapshot.parts.get((regency, river))
+    if found is None:
         stations = [
             s
             for s in ctx.registry.stations()
             if (regency is None or s.regency == regency) and (river is None or s.river == river)
         ]
-        data = _summaries(ctx, stations, snapshot, snapshot.taken_ns)
-        body = StationList(data=data, count=len(data)).model_dump_json().encode()
-        if len(snapshot.bodies) < _MAX_BODIES:
-            snapshot.bodies[key] = body
-    return body
+        found = []
+        factor = ctx.settings.stale_after_intervals
+        for station, public in zip(
+            stations, _summaries(ctx, stations, snapshot, snapshot.taken_ns), strict=True
+        ):
+            blank = public.model_copy(update={"stale_s": None, "stale": True}).model_dump_json()
+            before, after = blank.encode().split(_STALE_HOLE)
+            latest = snapshot.latest.get(station.id)
+            found.append(
+                RenderedStation(
+                    before,
+                    after,
+                    latest.ts_ns if latest is not None else None,
+                    station.interval_s * factor,
+                )
+            )
+        if len(snapshot.parts) >= _MAX_BODIES:
+            snapshot.parts.clear()
+        snapshot.parts[(regency, river)] = found
+    return found
 
 
 def _station(ctx: ApiContext, station_id: str) -> Station:

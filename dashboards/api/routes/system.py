@@ -18,6 +18,7 @@ from alerts.notify.cap import CapDocument
 from dashboards.api.atom import CAP_MEDIA_TYPE, atom_feed
 from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Viewer, authenticate
+from dashboards.api.live import END
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import HealthList, Problem, Ready, RejectionList
 from dashboards.api.views import NS, rejection_public, station_health_public
@@ -211,8 +212,11 @@ async def events(ctx: Context, who: Viewer) -> StreamingResponse:
     (``api.live_max_streams``, then 503); each refusal is counted.
     """
     hub = ctx.hub
-    if hub is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live updates are off")
+    if hub is None or hub.closed:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "live updates are off" if hub is None else "the server is shutting down",
+        )
     if hub.clients_of(who.name) >= ctx.settings.live_max_streams_per_user:
         ctx.refused["live_per_user"] += 1
         raise HTTPException(
@@ -239,6 +243,8 @@ async def events(ctx: Context, who: Viewer) -> StreamingResponse:
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue
+                if event is END:
+                    return
                 yield f"event: {event.kind}\ndata: {event.data}\n\n".encode()
         finally:
             hub.unsubscribe(subscription)
