@@ -101,7 +101,11 @@ def _poller(ctx: ApiContext) -> Callable[[], asyncio.Future[list[LiveEvent]]]:
                 del seen[incident_id]
         events = [_reading_event(ctx.registry, r) for r in fresh]
         events += [
-            LiveEvent("alert", incident_public(i, ctx.schemes).model_dump_json()) for i in changed
+            LiveEvent(
+                "alert",
+                incident_public(i, ctx.schemes, registry=ctx.registry).model_dump_json(),
+            )
+            for i in changed
         ]
         return events
 

@@ -24,7 +24,7 @@ from dashboards.web.i18n import COOKIE, LANGUAGES, Language, pick_language, stri
 from dashboards.web.zones import province_at, shipped_provinces, zone_at
 from devices.topics import STATION_ID_PATTERN
 
-__all__ = ["mount", "safe_next"]
+__all__ = ["mount", "render_page", "safe_next"]
 
 HERE = FilePath(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -43,7 +43,9 @@ def _script_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_UNSAFE)
 
 
-def _page(request: Request, template: str, title_key: str, **context: object) -> Response:
+def _page(
+    request: Request, template: str, title_key: str, status_code: int = 200, **context: object
+) -> Response:
     language: Language = pick_language(
         request.query_params.get("lang"), request.cookies.get(COOKIE)
     )
@@ -51,7 +53,8 @@ def _page(request: Request, template: str, title_key: str, **context: object) ->
     response = TEMPLATES.TemplateResponse(
         request,
         template,
-        {
+        status_code=status_code,
+        context={
             "lang": language,
             "other_lang": next(other for other in LANGUAGES if other != language),
             "t": words,
@@ -68,6 +71,13 @@ def _page(request: Request, template: str, title_key: str, **context: object) ->
             COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax", httponly=True
         )
     return response
+
+
+def render_page(
+    request: Request, template: str, title_key: str, status_code: int = 200, **context: object
+) -> Response:
+    """A page of ``templates/`` in the request's language (``?lang=``, the cookie, else id)."""
+    return _page(request, template, title_key, status_code, **context)
 
 
 def safe_next(target: str | None) -> str:
