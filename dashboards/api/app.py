@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.incidents.store import create_sql_engine
 from alerts.notify.memory import MemoryNotifyStore
+from dashboards.api import errors
 from dashboards.api.accounts import Accounts
 from dashboards.api.context import ApiContext
 from dashboards.api.guard import Guard, install_log_redaction
@@ -195,6 +196,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.siaga = ctx
+    errors.install(app)
     for router in (
         stations.router,
         incidents.router,
