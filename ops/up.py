@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from alerts.incidents.migrations import upgrade
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
@@ -32,11 +32,12 @@ from devices.registry import DIRECT_FORMATS, Registry, load_registry
 from devices.topics import TopicScheme
 from ingest.errors import SiagaError
 from ingest.runtime import open_storage
-from ingest.settings import MqttSettings
+from ingest.settings import DEFAULT_CONFIG, MqttSettings
 from ingest.storage.base import Storage
 from ops.brokeradmin import BrokerFiles
 from ops.datadir import DataDir
 from ops.errors import ServerError
+from ops.platform import without_credentials
 from ops.probe import MqttProbe, http_ok, influx_answers, probe_mqtt5
 from ops.servers import InfluxServer, MosquittoServer, free_port, port_open, require_binary
 from ops.settings import Settings
@@ -324,6 +325,34 @@ class Platform:
             env["SIAGA_STORAGE__SQLITE_PATH"] = str(self._dir.readings_db)
         return env
 
+    def _platform(self) -> dict[str, Any]:
+        """What ``siaga users/alerts/devices`` need to serve this platform (never a secret)."""
+        record: dict[str, Any] = {
+            "database": {"url": self._database_url},
+            "mqtt": {"url": without_credentials(self._mqtt_url)},
+            "api": {
+                "secret_key_file": str(self._dir.root / "api-secret.key"),
+                "public_url": self._web_url,
+            },
+        }
+        if self._options.broker_url is None:
+            record["broker"] = {
+                "password_file": str(self._dir.broker / "passwd"),
+                "acl_file": str(self._dir.broker / "acl"),
+            }
+        # Absolute paths: the commands may run from any directory.
+        stations = self._settings.stations
+        record["stations"] = {
+            "file": str(stations.file.resolve()),
+            "devices_file": str(stations.devices_file.resolve()),
+        }
+        config = self._options.config
+        if config is None and DEFAULT_CONFIG.is_file():
+            config = DEFAULT_CONFIG
+        if config is not None:
+            record["config"] = str(config.resolve())
+        return record
+
     def _child_settings(self) -> Settings:
         """The settings tree as the children read it (their environment applied)."""
         storage = self._settings.storage.model_copy(
@@ -477,6 +506,7 @@ class Platform:
                         await self._supervisor.start(part)
                 await asyncio.to_thread(self._prepare_database)
                 await self._supervisor.start(self._inbox())
+                self._dir.write_platform(self._platform())
                 for part in self._processes():
                     await self._supervisor.start(part)
                 self._dir.write_state(self._state)
@@ -496,6 +526,12 @@ class Platform:
                 await self._supervisor.stop_all()
             self._say(f"Siaga stopped; everything acknowledged was stored under {self._dir.root}")
 
+    def _command(self, group: str) -> str:
+        """``siaga GROUP``, naming the data directory unless it is ``./.siaga`` from here."""
+        if self._dir.root == (Path.cwd() / ".siaga").resolve():
+            return f"siaga {group}"
+        return f"siaga {group} --data-dir {self._dir.root}"
+
     def _summary(self) -> str:
         options = self._options
         lines = [
@@ -506,7 +542,8 @@ class Platform:
             + (" (Siaga's own mosquitto; per-device passwords)" if not options.broker_url else ""),
             f"  storage          {self._influx_url or f'embedded SQLite {self._dir.readings_db}'}",
             f"  incidents, users {self._dir.database}",
-            f"  data directory   {self._dir.root}",
+            f"  data directory   {self._dir.root} ({self._command('alerts')} list, "
+            f"{self._command('users')} list serve it)",
             f"  logs             {self._dir.logs}/<part>.log",
             f"  metrics          http://127.0.0.1:{self._metrics_port}/metrics",
         ]
@@ -514,7 +551,7 @@ class Platform:
             lines += [
                 "First admin (created now; the password is shown this once and stored hashed):",
                 f"  user admin   password {self.admin_password}",
-                "  more users: siaga users add NAME --role viewer|operator|admin",
+                f"  more users: {self._command('users')} add NAME --role viewer|operator|admin",
             ]
         else:
             lines.append("  login            the admin created on the first run")
