@@ -111,6 +111,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     all_stations: Annotated[
         bool, typer.Option(help="Evaluate every registered station, not only those with data.")
     ] = False,
+    language: LanguageOption = "id",
     config: ConfigOption = None,
 ) -> None:
     """Replay recorded readings through the live engine and print what it would have said."""
@@ -122,6 +123,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     from devices.timestamps import TimestampError, parse_timestamp_ns  # noqa: PLC0415
     from ingest.errors import ConfigError  # noqa: PLC0415
 
+    chosen = _language(language)
     if (readings is None) == (start is None and end is None):
         raise _fail("give either --readings FILE or --from/--to")
     if readings is None and (start is None or end is None):
@@ -182,7 +184,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
                 err=True,
             )
     else:
-        _print_table(result, skipped_rows)
+        _print_table(result, skipped_rows, registry, chosen)
 
 
 @contextmanager
@@ -234,13 +236,16 @@ def _print_json(result: Backtest) -> None:
         typer.echo(orjson.dumps(event_record(event)).decode())
 
 
-def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
+def _print_table(
+    result: Backtest, skipped_rows: dict[str, int], registry: StationRegistry, language: Any
+) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     from alerts.backtest import event_record  # noqa: PLC0415
+    from alerts.notify.message import summarise  # noqa: PLC0415
 
     console = _console()
-    table = Table("at", "station", "kind", "rule", "change", "detail")
+    table = Table("at", "station", "kind", "rule", "change", "summary")
     for column in table.columns[:4]:
         column.no_wrap = True  # cut, "2025-03-0…" names no moment; the detail wraps instead
     for event in result.events:
@@ -251,9 +256,8 @@ def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
             change = "fires" if event.firing else "clears"
         if "expected_at" in record:
             change += f" (expected {record['expected_at']})"
-        table.add_row(
-            record["at"], record["station"], record["kind"], event.rule, change, event.detail
-        )
+        said = summarise(event, language, registry)
+        table.add_row(record["at"], record["station"], record["kind"], event.rule, change, said)
     console.print(table)
     summary = Table("summary", "count")
     summary.add_row("readings replayed", str(result.readings))

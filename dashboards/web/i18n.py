@@ -122,7 +122,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ack.already": ("Sudah dikonfirmasi oleh {by}.", "Already acknowledged by {by}."),
     "ack.as": ("Anda mengonfirmasi sebagai {name}.", "You acknowledge as {name}."),
     "ack.name": ("Nama Anda", "Your name"),
-    "ack.button": ("Konfirmasi: saya menangani ini", "Acknowledge: I am on it"),
+    "ack.button": ("Konfirmasi", "Acknowledge"),
     "ack.done": (
         "Insiden {id} dikonfirmasi oleh {by}. Terima kasih.",
         "Incident {id} acknowledged by {by}. Thank you.",
