@@ -103,6 +103,11 @@ def event_context(
     """
     labels = labels or {}
     station = registry.get(event.subject)
+    # An upstream incident's rule names its source (``upstream:<station>``) when the event
+    # does not (the engine's confirmation of a pending incident carries no source).
+    source = event.source
+    if source is None and event.kind is EventKind.UPSTREAM:
+        source = event.rule.partition(":")[2] or None
     zone = zone_for(station, zones)
     expected = event.expected_at_ns
     river = (station.river if station else labels.get("river")) or None
@@ -138,7 +143,7 @@ def event_context(
         # Which of a batch's notices names the subject line: the worst hazard, then trouble.
         "rank": (10 + int(event.severity)) if hazard else (5 if firing else 0),
         "late": event.late,
-        "source_name": subject_name(event.source, registry) if event.source else None,
+        "source_name": subject_name(source, registry) if source else None,
         "expected": local_time(expected, zone) if expected else None,
         "expected_clock": clock_time(expected, zone) if expected else None,
         "stations": [subject_name(s, registry) for s in event.stations],

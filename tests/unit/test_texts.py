@@ -66,9 +66,27 @@ def events(station: str, firing: bool) -> list[AlertEvent]:
             )
             for f in ("flatline", "spike", "battery")
         ),
-        # An incident confirmed after its pending time: only the kind and level are known.
-        AlertEvent(T, station, EventKind.LEVEL, "level", True, Level.SIAGA),
+        # Incidents confirmed after their pending time: only the kind, rule and level are known.
+        *(
+            AlertEvent(T, station, kind, rule, True, Level.SIAGA)
+            for kind, rule in (
+                (EventKind.LEVEL, "level"),
+                (EventKind.UPSTREAM, f"upstream:{other}"),
+                (EventKind.RATE, "rate:rise_1h"),
+                (EventKind.NO_DATA, "no_data"),
+                (EventKind.SENSOR_FAULT, "sensor_fault:spike"),
+            )
+        ),
     ]
+
+
+def said_well(text: str, language: str) -> None:
+    """Names, no ids, no empty values; Indonesian without English."""
+    assert text
+    assert ids_in(text, REGISTRY) == [], text
+    assert "None" not in text, text
+    if language == "id":
+        assert english_in(text, REGISTRY) == [], text
 
 
 def notices(firing: bool) -> list[Notice]:
@@ -88,11 +106,7 @@ def test_the_english_words_include_the_ones_people_saw() -> None:
 )
 def test_summaries_name_stations_and_speak_one_language(firing: bool, language: str) -> None:
     for notice in notices(firing):
-        text = summarise(notice.event, language, REGISTRY, labels=notice.labels)  # type: ignore[arg-type]
-        assert text
-        assert ids_in(text, REGISTRY) == [], text
-        if language == "id":
-            assert english_in(text, REGISTRY) == [], text
+        said_well(summarise(notice.event, language, REGISTRY, labels=notice.labels), language)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -109,9 +123,7 @@ def test_messages_name_stations_and_speak_one_language(firing: bool, language: s
                 REGISTRY,
             )
             for text in (rendered.subject, rendered.body, rendered.short):
-                assert ids_in(text, REGISTRY) == [], text
-                if language == "id":
-                    assert english_in(text, REGISTRY) == [], text
+                said_well(text, language)
 
 
 def test_the_subject_never_runs_the_product_into_the_level() -> None:
@@ -132,9 +144,7 @@ def test_cap_documents_in_both_languages() -> None:
                 for tag in ("headline", "description", "instruction")
             ]
             for text in texts:
-                assert ids_in(text, REGISTRY) == [], text
-                if language == "id-ID":
-                    assert english_in(text, REGISTRY) == [], text
+                said_well(text, "id" if language == "id-ID" else "en")
 
 
 def test_the_check_sees_what_it_looks_for() -> None:
