@@ -542,8 +542,9 @@ class Platform:
             + (" (Siaga's own mosquitto; per-device passwords)" if not options.broker_url else ""),
             f"  storage          {self._influx_url or f'embedded SQLite {self._dir.readings_db}'}",
             f"  incidents, users {self._dir.database}",
-            f"  data directory   {self._dir.root} ({self._command('alerts')} list, "
-            f"{self._command('users')} list serve it)",
+            f"  data directory   {self._dir.root}",
+            f"  from a terminal  {self._command('alerts')} list, {self._command('users')} list "
+            "(they serve this platform)",
             f"  logs             {self._dir.logs}/<part>.log",
             f"  metrics          http://127.0.0.1:{self._metrics_port}/metrics",
         ]
