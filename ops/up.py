@@ -27,10 +27,10 @@ from alerts.incidents.migrations import upgrade
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from dashboards.api.accounts import AccountError, Role
 from dashboards.api.service import add_user
-from devices.credentials import acl_file, generate_password, hash_password
+from devices.credentials import acl_file, generate_password, hash_password, verify_password
 from devices.registry import DIRECT_FORMATS, Registry, load_registry
 from devices.topics import TopicScheme
-from ingest.errors import SiagaError
+from ingest.errors import ConfigError, SiagaError
 from ingest.runtime import open_storage
 from ingest.settings import DEFAULT_CONFIG, MqttSettings
 from ingest.storage.base import Storage
@@ -126,6 +126,27 @@ def accounts(registry: Registry) -> list[str]:
     ]
     publishers += [i.id for i in registry.integrations.values() if not i.revoked]
     return sorted({*publishers, INGEST_ACCOUNT, ALERTS_ACCOUNT})
+
+
+def broker_hashes(
+    names: Iterable[str], passwords: Mapping[str, str], existing: Mapping[str, str]
+) -> dict[str, str]:
+    """The local broker's password hashes, keeping what ``siaga devices`` set.
+
+    ``siaga devices`` serves this data directory too: an account it added, or whose credential
+    it rotated, has a hash in the broker's file that ``passwords`` (``secrets.json``) does not
+    match; that hash stays, or the credential it printed once would stop working at the next
+    start. Siaga's own reader accounts always take their password from ``passwords``.
+    """
+    hashes = {}
+    for name in names:
+        kept = existing.get(name)
+        own = name in {INGEST_ACCOUNT, ALERTS_ACCOUNT}
+        if kept is not None and not own and not verify_password(passwords[name], kept):
+            hashes[name] = kept
+        else:
+            hashes[name] = hash_password(passwords[name])
+    return hashes
 
 
 def with_passwords(known: dict[str, str], names: Iterable[str]) -> dict[str, str]:
@@ -231,8 +252,13 @@ class Platform:
             ) from None
         port = _port(self._state, "mqtt_port")
         files = BrokerFiles(self._dir.broker / "passwd", self._dir.broker / "acl")
+        try:
+            existing = files.read_passwords()
+        except ConfigError as exc:
+            self._say(f"broker password file rewritten: {exc}")
+            existing = {}
         files.write(
-            {user: hash_password(self._secrets[user]) for user in accounts(registry)},
+            broker_hashes(accounts(registry), self._secrets, existing),
             acl_file(
                 registry,
                 topics=TopicScheme(self._settings.mqtt.topic_prefix),

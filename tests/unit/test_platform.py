@@ -1,4 +1,5 @@
-"""Which platform ``siaga users/alerts/devices`` serve: the order of the places they look."""
+"""Which platform ``siaga users/alerts/devices`` serve: the order of the places they look, and
+what ``siaga up`` keeps of what they changed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from devices.credentials import hash_password, verify_password
 from ingest.errors import ConfigError
 from ops.datadir import DataDir
 from ops.platform import (
@@ -16,6 +18,7 @@ from ops.platform import (
     sqlite_path,
     without_credentials,
 )
+from ops.up import INGEST_ACCOUNT, broker_hashes
 from tests.conftest import STATIONS_FILE
 
 
@@ -96,3 +99,27 @@ def test_the_record_holds_no_secret(tmp_path: Path) -> None:
         "url": "mqtt://127.0.0.1:18830"
     }
     assert oct(directory.platform_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_up_keeps_the_credentials_siaga_devices_set() -> None:
+    # An account added with `siaga devices` (no password of up's), one rotated with it (up's
+    # password no longer matches), one of up's (matches) and up's own reader account.
+    passwords = {
+        "gauge-new": "generated-by-up",
+        "gauge-rotated": "up-password",
+        "gauge-demo": "demo-password",
+        INGEST_ACCOUNT: "reader-password",
+    }
+    existing = {
+        "gauge-new": hash_password("printed-by-devices-add"),
+        "gauge-rotated": hash_password("printed-by-rotate"),
+        "gauge-demo": hash_password("demo-password"),
+        INGEST_ACCOUNT: hash_password("someone-else"),
+    }
+    hashes = broker_hashes(sorted(passwords), passwords, existing)
+    assert hashes["gauge-new"] == existing["gauge-new"]
+    assert hashes["gauge-rotated"] == existing["gauge-rotated"]
+    assert verify_password("demo-password", hashes["gauge-demo"])
+    assert verify_password("reader-password", hashes[INGEST_ACCOUNT])
+    fresh = broker_hashes(["gauge-demo"], passwords, {})
+    assert verify_password("demo-password", fresh["gauge-demo"])
