@@ -21,22 +21,23 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from alerts.incidents.migrations import upgrade
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from dashboards.api.accounts import AccountError, Role
 from dashboards.api.service import add_user
-from devices.credentials import acl_file, generate_password, hash_password
+from devices.credentials import acl_file, generate_password, hash_password, verify_password
 from devices.registry import DIRECT_FORMATS, Registry, load_registry
 from devices.topics import TopicScheme
-from ingest.errors import SiagaError
+from ingest.errors import ConfigError, SiagaError
 from ingest.runtime import open_storage
-from ingest.settings import MqttSettings
+from ingest.settings import DEFAULT_CONFIG, MqttSettings
 from ingest.storage.base import Storage
 from ops.brokeradmin import BrokerFiles
 from ops.datadir import DataDir
 from ops.errors import ServerError
+from ops.platform import without_credentials
 from ops.probe import MqttProbe, http_ok, influx_answers, probe_mqtt5
 from ops.servers import InfluxServer, MosquittoServer, free_port, port_open, require_binary
 from ops.settings import Settings
@@ -127,6 +128,27 @@ def accounts(registry: Registry) -> list[str]:
     ]
     publishers += [i.id for i in registry.integrations.values() if not i.revoked]
     return sorted({*publishers, INGEST_ACCOUNT, ALERTS_ACCOUNT})
+
+
+def broker_hashes(
+    names: Iterable[str], passwords: Mapping[str, str], existing: Mapping[str, str]
+) -> dict[str, str]:
+    """The local broker's password hashes, keeping what ``siaga devices`` set.
+
+    ``siaga devices`` serves this data directory too: an account it added, or whose credential
+    it rotated, has a hash in the broker's file that ``passwords`` (``secrets.json``) does not
+    match; that hash stays, or the credential it printed once would stop working at the next
+    start. Siaga's own reader accounts always take their password from ``passwords``.
+    """
+    hashes = {}
+    for name in names:
+        kept = existing.get(name)
+        own = name in {INGEST_ACCOUNT, ALERTS_ACCOUNT}
+        if kept is not None and not own and not verify_password(passwords[name], kept):
+            hashes[name] = kept
+        else:
+            hashes[name] = hash_password(passwords[name])
+    return hashes
 
 
 def with_passwords(known: dict[str, str], names: Iterable[str]) -> dict[str, str]:
@@ -319,8 +341,13 @@ class Platform:
             ) from None
         port = _port(self._state, "mqtt_port")
         files = BrokerFiles(self._dir.broker / "passwd", self._dir.broker / "acl")
+        try:
+            existing = files.read_passwords()
+        except ConfigError as exc:
+            self._say(f"broker password file rewritten: {exc}")
+            existing = {}
         files.write(
-            {user: hash_password(self._secrets[user]) for user in accounts(registry)},
+            broker_hashes(accounts(registry), self._secrets, existing),
             acl_file(
                 registry,
                 topics=TopicScheme(self._settings.mqtt.topic_prefix),
@@ -394,6 +421,34 @@ class Platform:
             ready=lambda: influx_answers(server.url),
             ready_timeout_s=60,
         )
+
+    def _platform(self) -> dict[str, Any]:
+        """What ``siaga users/alerts/devices`` need to serve this platform (never a secret)."""
+        record: dict[str, Any] = {
+            "database": {"url": self._database_url},
+            "mqtt": {"url": without_credentials(self._mqtt_url)},
+            "api": {
+                "secret_key_file": str(self._dir.root / "api-secret.key"),
+                "public_url": self._web_url,
+            },
+        }
+        if self._options.broker_url is None:
+            record["broker"] = {
+                "password_file": str(self._dir.broker / "passwd"),
+                "acl_file": str(self._dir.broker / "acl"),
+            }
+        # Absolute paths: the commands may run from any directory.
+        stations = self._settings.stations
+        record["stations"] = {
+            "file": str(stations.file.resolve()),
+            "devices_file": str(stations.devices_file.resolve()),
+        }
+        config = self._options.config
+        if config is None and DEFAULT_CONFIG.is_file():
+            config = DEFAULT_CONFIG
+        if config is not None:
+            record["config"] = str(config.resolve())
+        return record
 
     def _child_settings(self) -> Settings:
         """The settings tree as the children read it (their environment applied)."""
@@ -547,6 +602,7 @@ class Platform:
                         await self._supervisor.start(part)
                 await asyncio.to_thread(self._prepare_database)
                 await self._supervisor.start(self._inbox())
+                self._dir.write_platform(self._platform())
                 for part in self._processes():
                     await self._supervisor.start(part)
                 self._dir.write_state(self._state)
@@ -566,6 +622,12 @@ class Platform:
                 await self._supervisor.stop_all()
             self._say(f"Siaga stopped; everything acknowledged was stored under {self._dir.root}")
 
+    def _command(self, group: str) -> str:
+        """``siaga GROUP``, naming the data directory unless it is ``./.siaga`` from here."""
+        if self._dir.root == (Path.cwd() / ".siaga").resolve():
+            return f"siaga {group}"
+        return f"siaga {group} --data-dir {self._dir.root}"
+
     def _summary(self) -> str:
         options = self._options
         lines = [
@@ -577,6 +639,8 @@ class Platform:
             f"  storage          {self._influx_url or f'embedded SQLite {self._dir.readings_db}'}",
             f"  incidents, users {self._dir.database}",
             f"  data directory   {self._dir.root}",
+            f"  from a terminal  {self._command('alerts')} list, {self._command('users')} list "
+            "(they serve this platform)",
             f"  logs             {self._dir.logs}/<part>.log",
             f"  metrics          http://127.0.0.1:{self._metrics_port}/metrics",
         ]
@@ -584,7 +648,7 @@ class Platform:
             lines += [
                 "First admin (created now; the password is shown this once and stored hashed):",
                 f"  user admin   password {self.admin_password}",
-                "  more users: siaga users add NAME --role viewer|operator|admin",
+                f"  more users: {self._command('users')} add NAME --role viewer|operator|admin",
             ]
         else:
             lines.append("  login            the admin created on the first run")

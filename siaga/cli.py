@@ -11,6 +11,7 @@ import typer
 
 from alerts.cli import alerts_app
 from alerts.cli import use_settings as use_alert_settings
+from alerts.cli_options import DATA_DIR, DataDirOption
 from ingest.errors import ConfigError
 from ingest.logs import configure_logging
 from ops.errors import ServerError
@@ -39,6 +40,20 @@ ConfigOption = Annotated[
 def _fail(message: str) -> typer.Exit:
     typer.secho(message, err=True, fg=typer.colors.RED)
     return typer.Exit(2)
+
+
+def _platform(
+    config: Path | None, data_dir: Path | None, *, create: bool = False, database: bool = True
+) -> SiagaSettings:
+    """The settings of the platform a management command serves; says which on stderr."""
+    from ops.platform import platform_settings
+
+    try:
+        found = platform_settings(config, data_dir, create=create, database=database)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"siaga: {found.describe()}", err=True)
+    return found.settings
 
 
 @app.command()
@@ -112,12 +127,18 @@ devices_app = typer.Typer(
 app.add_typer(devices_app, name="devices")
 
 
+@devices_app.callback()
+def devices_main(data_dir: DataDirOption = None) -> None:
+    """The device registry and the broker's credentials: list, show, add, rotate, revoke."""
+    DATA_DIR[0] = data_dir
+
+
 def _admin(config: Path | None) -> DeviceAdmin:
     from devices import TopicScheme
     from ops.brokeradmin import BrokerFiles
     from ops.devicectl import DeviceAdmin
 
-    settings = load_settings(config)
+    settings = _platform(config, DATA_DIR[0], database=False)
     return DeviceAdmin(
         stations_file=settings.stations.file,
         devices_file=settings.stations.devices_file,
@@ -336,6 +357,12 @@ users_app = typer.Typer(help="People who sign in to the API and web UI.", no_arg
 app.add_typer(users_app, name="users")
 
 
+@users_app.callback()
+def users_main(data_dir: DataDirOption = None) -> None:
+    """People who sign in to the API and web UI."""
+    DATA_DIR[0] = data_dir
+
+
 @users_app.command("add")
 def users_add(
     username: str,
@@ -354,7 +381,9 @@ def users_add(
     except ValueError:
         raise _fail(f"--role must be viewer, operator or admin (got {role!r})") from None
     try:
-        user, generated = add_user(load_settings(config), username, chosen, password)
+        user, generated = add_user(
+            _platform(config, DATA_DIR[0], create=True), username, chosen, password
+        )
     except (ConfigError, AccountError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"added {user.username} ({user.role.value})")
@@ -368,7 +397,7 @@ def users_list(config: ConfigOption = None) -> None:
     from dashboards.api.service import accounts_for
 
     try:
-        found = accounts_for(load_settings(config)).list_users()
+        found = accounts_for(_platform(config, DATA_DIR[0])).list_users()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     for user in found:
@@ -381,7 +410,7 @@ def users_remove(username: str, config: ConfigOption = None) -> None:
     from dashboards.api.service import accounts_for
 
     try:
-        removed = accounts_for(load_settings(config)).remove_user(username)
+        removed = accounts_for(_platform(config, DATA_DIR[0])).remove_user(username)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if not removed:
@@ -397,7 +426,7 @@ app.add_typer(dashboards_app, name="dashboards")
 use_dashboard_settings(SiagaSettings)
 # -- alerts: the engine, incidents and backtests (alerts/cli.py) --------------------------------
 app.add_typer(alerts_app, name="alerts")
-use_alert_settings(SiagaSettings)
+use_alert_settings(SiagaSettings, platform=_platform)
 
 spool_app = typer.Typer(
     help="What a damaged spool left in quarantine: inspect it, replay what is still readable.",

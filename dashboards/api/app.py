@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.incidents.store import create_sql_engine
 from alerts.notify.memory import MemoryNotifyStore
+from dashboards.api import errors
 from dashboards.api.accounts import Accounts
 from dashboards.api.context import ApiContext
 from dashboards.api.guard import Guard, install_log_redaction
@@ -102,7 +103,11 @@ def _poller(ctx: ApiContext) -> Callable[[], asyncio.Future[list[LiveEvent]]]:
                 del seen[incident_id]
         events = [_reading_event(ctx.registry, r) for r in fresh]
         events += [
-            LiveEvent("alert", incident_public(i, ctx.schemes).model_dump_json()) for i in changed
+            LiveEvent(
+                "alert",
+                incident_public(i, ctx.schemes, registry=ctx.registry).model_dump_json(),
+            )
+            for i in changed
         ]
         return events
 
@@ -195,6 +200,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.siaga = ctx
+    errors.install(app)
     for router in (
         stations.router,
         incidents.router,

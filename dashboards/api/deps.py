@@ -9,14 +9,16 @@ so they need none.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from dashboards.api.accounts import Principal, Role
 from dashboards.api.context import ApiContext
+from dashboards.web.i18n import COOKIE as LANGUAGE_COOKIE
+from dashboards.web.i18n import Language, pick_language
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -34,6 +36,20 @@ def context(request: Request) -> ApiContext:
 
 
 Context = Annotated[ApiContext, Depends(context)]
+
+
+def request_language(
+    request: Request,
+    lang: Annotated[
+        Literal["id", "en"] | None,
+        Query(description="the language of texts for people (default: cookie, else id)"),
+    ] = None,
+) -> Language:
+    """The language of the texts in a response: ``?lang=``, the UI's cookie, else Indonesian."""
+    return pick_language(lang, request.cookies.get(LANGUAGE_COOKIE))
+
+
+RequestLanguage = Annotated[Language, Depends(request_language)]
 
 
 def _unauthenticated(message: str) -> HTTPException:

@@ -125,6 +125,12 @@ class AckPublic(_Out):
     comment: str
 
 
+_SUMMARY = (
+    "what happened, in one sentence with station names, in the request's language "
+    "(?lang=id|en, else the siaga_lang cookie, else Bahasa Indonesia)"
+)
+
+
 class TransitionPublic(_Out):
     """One state change of an incident."""
 
@@ -133,7 +139,7 @@ class TransitionPublic(_Out):
     at: datetime
     level: LevelName
     value: float | None
-    detail: str
+    detail: str = Field(description=_SUMMARY)
     late: bool
 
 
@@ -153,7 +159,8 @@ class IncidentPublic(_Out):
     acknowledged: AckPublic | None
     assignee: str | None
     labels: dict[str, str]
-    detail: str
+    station_name: str = Field(description="the station's name (a group's regency or gateway)")
+    detail: str = Field(description=_SUMMARY)
     value: float | None
     expected_at: datetime | None
     transitions: list[TransitionPublic]

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from alerts.model import Incident, Transition
+from alerts.model import Incident, IncidentState, Transition
+from alerts.notify.message import (
+    Language,
+    advice,
+    event_context,
+    level_label,
+    phrases,
+    subject_name,
+    summarise,
+)
 from alerts.pipeline.silence import Silence
 from dashboards.api.schemas import (
     AckPublic,
@@ -23,7 +33,7 @@ from dashboards.api.schemas import (
 )
 from devices.health import StationHealth, time_basis
 from devices.levels import LABEL_SCHEMES, Level, label, thresholds_at
-from devices.stations import Station
+from devices.stations import Station, StationRegistry
 from ingest.batch import StoredRejection
 from ingest.storage.base import LatestReading, MetricSpan, WindowStat
 
@@ -191,7 +201,9 @@ def raw_public(ts_ns: int, value: float) -> WindowPublic:
     return WindowPublic(ts=to_datetime(ts_ns), mean=value, min=value, max=value, count=1)
 
 
-def _transition_public(transition: Transition) -> TransitionPublic:
+def _transition_public(
+    transition: Transition, registry: StationRegistry, language: Language
+) -> TransitionPublic:
     event = transition.event
     return TransitionPublic(
         previous_state=transition.previous_state,
@@ -199,17 +211,30 @@ def _transition_public(transition: Transition) -> TransitionPublic:
         at=to_datetime(event.at_ns),
         level=event.severity.name,  # type: ignore[arg-type]
         value=event.value,
-        detail=event.detail,
+        detail=summarise(
+            event, language, registry, resolved=transition.state is IncidentState.RESOLVED
+        ),
         late=event.late,
     )
 
 
-def incident_public(incident: Incident, schemes: Mapping[str, str] | None = None) -> IncidentPublic:
-    """An incident for the API; ``schemes`` maps a station to its label scheme."""
+def incident_public(
+    incident: Incident,
+    schemes: Mapping[str, str] | None = None,
+    *,
+    registry: StationRegistry,
+    language: Language = "id",
+) -> IncidentPublic:
+    """An incident for the API; ``schemes`` maps a station to its label scheme.
+
+    Its summary is rendered from the last event's facts in ``language``, with station names
+    from ``registry`` (incidents store facts, not sentences).
+    """
     station = incident.labels.get("station", incident.subject)
     scheme = (schemes or {}).get(station)
     event = incident.last_event
     ack = incident.acknowledged
+    resolved = incident.state is IncidentState.RESOLVED
     return IncidentPublic(
         id=incident.id,
         subject=incident.subject,
@@ -226,13 +251,44 @@ def incident_public(incident: Incident, schemes: Mapping[str, str] | None = None
         else None,
         assignee=incident.assignee,
         labels=dict(incident.labels),
-        detail=event.detail if event else "",
+        station_name=subject_name(incident.subject, registry),
+        detail=summarise(event, language, registry, labels=incident.labels, resolved=resolved)
+        if event
+        else "",
         value=event.value if event else None,
         expected_at=to_datetime(event.expected_at_ns)
         if event and event.expected_at_ns is not None
         else None,
-        transitions=[_transition_public(t) for t in incident.transitions],
+        transitions=[_transition_public(t, registry, language) for t in incident.transitions],
     )
+
+
+def ack_view(incident: Incident, registry: StationRegistry, language: Language) -> dict[str, Any]:
+    """What the acknowledgement page shows of an incident, in ``language``, with names."""
+    event = incident.last_event
+    resolved = incident.state is IncidentState.RESOLVED
+    view: dict[str, Any] = {
+        "id": incident.id,
+        "station_name": subject_name(incident.subject, registry),
+        "level": incident.severity.name,
+        "level_label": incident.severity.name.capitalize(),
+        "hazard": False,
+        "summary": "",
+        "place": "",
+        "advice": "",
+        "acknowledged_by": incident.acknowledged.by if incident.acknowledged else None,
+    }
+    if event is not None:
+        it = event_context(event, registry, labels=incident.labels, resolved=resolved)
+        words = phrases(language)
+        view.update(
+            level_label=level_label(registry.get(event.subject), incident.severity, event.at_ns),
+            hazard=it["hazard"],
+            summary=summarise(event, language, registry, labels=incident.labels, resolved=resolved),
+            place=str(words.place(it)).strip() if it["is_station"] else "",
+            advice=advice(incident.severity, language) if it["hazard"] else "",
+        )
+    return view
 
 
 def silence_public(silence: Silence) -> SilencePublic:

@@ -25,7 +25,7 @@ from dashboards.web.i18n import COOKIE, LANGUAGES, Language, pick_language, stri
 from dashboards.web.zones import province_at, shipped_provinces, zone_at
 from devices.topics import STATION_ID_PATTERN
 
-__all__ = ["mount", "safe_next"]
+__all__ = ["mount", "render_page", "safe_next"]
 
 HERE = FilePath(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -56,7 +56,7 @@ def _page(
     response = TEMPLATES.TemplateResponse(
         request,
         template,
-        {
+        context={
             "lang": language,
             "other_lang": next(other for other in LANGUAGES if other != language),
             "t": words,
@@ -80,6 +80,13 @@ def _context(request: Request) -> ApiContext | None:
     """The API's context when the pages are mounted into the API's app (not on a bare app)."""
     found = getattr(request.app.state, "siaga", None)
     return found if isinstance(found, ApiContext) else None
+
+
+def render_page(
+    request: Request, template: str, title_key: str, status_code: int = 200, **context: object
+) -> Response:
+    """A page of ``templates/`` in the request's language (``?lang=``, the cookie, else id)."""
+    return _page(request, template, title_key, status_code, **context)
 
 
 def safe_next(target: str | None) -> str:

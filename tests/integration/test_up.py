@@ -103,10 +103,20 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def _incidents(data_dir: Path) -> list[dict[str, object]]:
+    # Found through the record `siaga up` keeps in its data directory, not told the database.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    env["SIAGA_DATABASE__URL"] = f"sqlite:///{data_dir / 'siaga.db'}"
     result = subprocess.run(
-        [sys.executable, "-m", "siaga", "alerts", "list", "--all", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "siaga",
+            "alerts",
+            "--data-dir",
+            str(data_dir),
+            "list",
+            "--all",
+            "--json",
+        ],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -142,6 +152,38 @@ def test_up_demo_fires_a_flood_alert_stops_cleanly_and_keeps_its_data(
         status, _ = _get(f"http://127.0.0.1:{port}/healthz")
         assert status == 200
         assert "first admin" in up.output.lower() or "admin" in up.output
+        # A user added beside it (the hint it prints) can sign in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
+        added = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "siaga",
+                "users",
+                "--data-dir",
+                str(data_dir),
+                "add",
+                "siti",
+                "--role",
+                "operator",
+                "--password",
+                "a long secret",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert added.returncode == 0, added.stderr
+        login = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/login",
+            data=json.dumps({"username": "siti", "password": "a long secret"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(login, timeout=5) as response:
+            assert response.status == 200
         wait_for(lambda: _awas_at_menggala(data_dir), 240, "an AWAS incident at Menggala")
         children = up.children()
         assert {"broker", "ingest", "alerts", "web"} <= {

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Path, Query, status
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from alerts.model import EventKind, Incident
 from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api.context import ApiContext
-from dashboards.api.deps import Context, Operator, Viewer
+from dashboards.api.deps import Context, Operator, RequestLanguage, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import (
     ONE_LINE,
@@ -30,7 +30,8 @@ from dashboards.api.schemas import (
     SilenceList,
     SilencePublic,
 )
-from dashboards.api.views import NS, incident_public, silence_public
+from dashboards.api.views import NS, ack_view, incident_public, silence_public
+from dashboards.web.i18n import Language, strings
 from devices.levels import Level
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -43,6 +44,7 @@ BULK_ACK_MAX = 1000
 async def list_incidents(
     ctx: Context,
     _who: Viewer,
+    language: RequestLanguage,
     active: Annotated[bool, Query(description="only pending and firing incidents")] = False,
     regency: Annotated[str | None, Query(max_length=200)] = None,
     station: Annotated[str | None, Query(max_length=200)] = None,
@@ -67,15 +69,17 @@ async def list_incidents(
         limit=limit,
         offset=offset,
     )
-    data = [incident_public(i, ctx.schemes) for i in found]
+    data = [
+        incident_public(i, ctx.schemes, registry=ctx.registry, language=language) for i in found
+    ]
     return IncidentList(data=data, count=len(data))
 
 
-async def _existing(ctx: ApiContext, incident_id: int) -> IncidentPublic:
+async def _existing(ctx: ApiContext, incident_id: int, language: Language = "id") -> IncidentPublic:
     incident = await ctx.incidents.get(incident_id)
     if incident is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
-    return incident_public(incident, ctx.schemes)
+    return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
 
 @router.get(
@@ -83,9 +87,11 @@ async def _existing(ctx: ApiContext, incident_id: int) -> IncidentPublic:
     summary="One incident with its transitions",
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
-async def get_incident(ctx: Context, _who: Viewer, incident_id: IncidentId) -> IncidentPublic:
+async def get_incident(
+    ctx: Context, _who: Viewer, incident_id: IncidentId, language: RequestLanguage
+) -> IncidentPublic:
     """One incident."""
-    return await _existing(ctx, incident_id)
+    return await _existing(ctx, incident_id, language)
 
 
 @router.post(
@@ -94,14 +100,18 @@ async def get_incident(ctx: Context, _who: Viewer, incident_id: IncidentId) -> I
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def acknowledge(
-    ctx: Context, who: Operator, incident_id: IncidentId, body: AckRequest
+    ctx: Context,
+    who: Operator,
+    incident_id: IncidentId,
+    body: AckRequest,
+    language: RequestLanguage,
 ) -> IncidentPublic:
     """Record that ``who`` has seen it (with a comment)."""
     await _existing(ctx, incident_id)
     incident = await ctx.incidents.acknowledge(
         incident_id, by=who.name, comment=body.comment, at_ns=ctx.clock_ns()
     )
-    return incident_public(incident, ctx.schemes)
+    return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
 
 @router.post(
@@ -109,7 +119,9 @@ async def acknowledge(
     summary="Acknowledge every active incident of a station or a regency",
     responses=AUTH_RESPONSES,
 )
-async def acknowledge_all(ctx: Context, who: Operator, body: BulkAckRequest) -> IncidentList:
+async def acknowledge_all(
+    ctx: Context, who: Operator, body: BulkAckRequest, language: RequestLanguage
+) -> IncidentList:
     """One acknowledgement for everything active at a station or in a regency (both: both).
 
     Incidents acknowledged already keep their acknowledgement; the answer lists the ones this
@@ -127,7 +139,7 @@ async def acknowledge_all(ctx: Context, who: Operator, body: BulkAckRequest) -> 
         for i in found
         if i.acknowledged is None
     ]
-    data = [incident_public(i, ctx.schemes) for i in done]
+    data = [incident_public(i, ctx.schemes, registry=ctx.registry, language=language) for i in done]
     return IncidentList(data=data, count=len(data))
 
 
@@ -137,12 +149,16 @@ async def acknowledge_all(ctx: Context, who: Operator, body: BulkAckRequest) -> 
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def assign(
-    ctx: Context, _who: Operator, incident_id: IncidentId, body: AssignRequest
+    ctx: Context,
+    _who: Operator,
+    incident_id: IncidentId,
+    body: AssignRequest,
+    language: RequestLanguage,
 ) -> IncidentPublic:
     """Give it to someone."""
     await _existing(ctx, incident_id)
     incident = await ctx.incidents.assign(incident_id, assignee=body.assignee, at_ns=ctx.clock_ns())
-    return incident_public(incident, ctx.schemes)
+    return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
 
 @router.get("/silences", summary="Silences", responses=AUTH_RESPONSES)
@@ -199,18 +215,39 @@ async def expire_silence(
 
 
 # -- signed one-click links -------------------------------------------------------------------
-
-_PAGE = """<!doctype html><html lang="id"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>Siaga</title>
-<body style="font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em">{body}</body>
-</html>"""
-
-
-def _page(body: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(body=body), status_code=status_code)
-
+# The pages are templates (dashboards/web/templates/ack.html) in the reader's language.
 
 _LINK_STATUS = {"malformed": 404, "forged": 404, "expired": 410}
+_LINK_WORDS = {"malformed": "ack.invalid", "forged": "ack.invalid", "expired": "ack.expired"}
+
+
+def _ack_page(
+    request: Request,
+    ctx: ApiContext,
+    language: Language,
+    *,
+    state: str = "message",
+    incident: Incident | None = None,
+    message_key: str = "",
+    status_code: int = 200,
+    **context: object,
+) -> Response:
+    # dashboards.web imports the API's guard: importing it at the top would be a cycle.
+    from dashboards.web import render_page  # noqa: PLC0415
+
+    words = strings(language)
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
+    return render_page(
+        request,
+        "ack.html",
+        "ack.title",
+        status_code,
+        state=state,
+        incident=None if incident is None else ack_view(incident, ctx.registry, language),
+        message=words[message_key].format(**context) if message_key else "",
+        query=query,
+        **context,
+    )
 
 
 @router.get(
@@ -220,7 +257,12 @@ _LINK_STATUS = {"malformed": 404, "forged": 404, "expired": 410}
     tags=["links"],
     responses={404: {"description": "not a genuine link"}, 410: {"description": "expired"}},
 )
-async def ack_link_page(ctx: Context, token: Annotated[str, Path(max_length=2048)]) -> HTMLResponse:
+async def ack_link_page(
+    request: Request,
+    ctx: Context,
+    language: RequestLanguage,
+    token: Annotated[str, Path(max_length=2048)],
+) -> Response:
     """Shows the incident and one button; fetching the link alone changes nothing.
 
     Mail scanners open links before people do: acknowledging on GET would acknowledge on their
@@ -229,15 +271,24 @@ async def ack_link_page(ctx: Context, token: Annotated[str, Path(max_length=2048
     try:
         claim = verify_ack_token(token, ctx.secret_key, ctx.clock_ns() / NS)
     except AckLinkError as exc:
-        return _page(f"<p>{html.escape(str(exc))}</p>", _LINK_STATUS[exc.reason])
+        return _ack_page(
+            request,
+            ctx,
+            language,
+            message_key=_LINK_WORDS[exc.reason],
+            status_code=_LINK_STATUS[exc.reason],
+        )
     incident = await ctx.incidents.get(claim.incident_id)
     if incident is None:
-        return _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
-    detail = html.escape(incident.last_event.detail if incident.last_event else incident.subject)
-    return _page(
-        f"<h1>Insiden {incident.id}</h1><p>{detail}</p>"
-        f'<form method="post"><button style="font-size:1.5em;padding:.5em 1em">'
-        f"Konfirmasi / Acknowledge ({html.escape(claim.recipient)})</button></form>"
+        return _ack_page(request, ctx, language, message_key="ack.not_found", status_code=404)
+    return _ack_page(
+        request,
+        ctx,
+        language,
+        state="form",
+        incident=incident,
+        recipient=claim.recipient,
+        action="",
     )
 
 
@@ -252,26 +303,42 @@ async def ack_link_page(ctx: Context, token: Annotated[str, Path(max_length=2048
         410: {"description": "expired"},
     },
 )
-async def ack_link_use(ctx: Context, token: Annotated[str, Path(max_length=2048)]) -> HTMLResponse:
+async def ack_link_use(
+    request: Request,
+    ctx: Context,
+    language: RequestLanguage,
+    token: Annotated[str, Path(max_length=2048)],
+) -> Response:
     """Acknowledges in the name of the link's recipient, once."""
     now_ns = ctx.clock_ns()
     try:
         claim = verify_ack_token(token, ctx.secret_key, now_ns / NS)
     except AckLinkError as exc:
-        return _page(f"<p>{html.escape(str(exc))}</p>", _LINK_STATUS[exc.reason])
+        return _ack_page(
+            request,
+            ctx,
+            language,
+            message_key=_LINK_WORDS[exc.reason],
+            status_code=_LINK_STATUS[exc.reason],
+        )
     if await ctx.incidents.get(claim.incident_id) is None:
-        return _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
+        return _ack_page(request, ctx, language, message_key="ack.not_found", status_code=404)
     first_use = await run_in_threadpool(
         ctx.accounts.use_ack_nonce, claim.nonce, claim.incident_id, claim.recipient, now_ns
     )
     if not first_use:
-        return _page("<p>Tautan ini sudah dipakai / this link was used already.</p>", 409)
-    await ctx.incidents.acknowledge(
+        return _ack_page(request, ctx, language, message_key="ack.used", status_code=409)
+    incident = await ctx.incidents.acknowledge(
         claim.incident_id, by=claim.recipient, comment="via link", at_ns=now_ns
     )
-    return _page(
-        f"<p>Insiden {claim.incident_id} dikonfirmasi oleh {html.escape(claim.recipient)}."
-        f" / acknowledged by {html.escape(claim.recipient)}.</p>"
+    return _ack_page(
+        request,
+        ctx,
+        language,
+        incident=incident,
+        message_key="ack.done",
+        id=claim.incident_id,
+        by=claim.recipient,
     )
 
 
@@ -284,17 +351,21 @@ _Signature = Annotated[str, Query(pattern="^[0-9a-f]{64}$", description="HMAC-SH
 
 
 async def _linked_incident(
-    ctx: ApiContext, incident_id: int, exp: int, sig: str
-) -> tuple[Incident | None, HTMLResponse | None]:
+    request: Request, ctx: ApiContext, language: Language, incident_id: int, exp: int, sig: str
+) -> tuple[Incident | None, Response | None]:
     secret = ctx.notify_ack_secret
     if secret is None or not verify_ack(secret, incident_id, exp, sig, ctx.clock_ns() / NS):
         expired = secret is not None and ctx.clock_ns() / NS >= exp
-        return None, _page(
-            "<p>Tautan tidak berlaku / this link is not valid.</p>", 410 if expired else 404
+        return None, _ack_page(
+            request,
+            ctx,
+            language,
+            message_key="ack.expired" if expired else "ack.invalid",
+            status_code=410 if expired else 404,
         )
     incident = await ctx.incidents.get(incident_id)
     if incident is None:
-        return None, _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
+        return None, _ack_page(request, ctx, language, message_key="ack.not_found", status_code=404)
     return incident, None
 
 
@@ -306,19 +377,25 @@ async def _linked_incident(
     responses={404: {"description": "not a genuine link"}, 410: {"description": "expired"}},
 )
 async def notify_link_page(
-    ctx: Context, incident_id: IncidentId, exp: _Expiry, sig: _Signature
-) -> HTMLResponse:
+    request: Request,
+    ctx: Context,
+    language: RequestLanguage,
+    incident_id: IncidentId,
+    exp: _Expiry,
+    sig: _Signature,
+) -> Response:
     """Shows the incident and asks who acknowledges; fetching it changes nothing."""
-    incident, refusal = await _linked_incident(ctx, incident_id, exp, sig)
+    incident, refusal = await _linked_incident(request, ctx, language, incident_id, exp, sig)
     if refusal is not None or incident is None:
-        return refusal or _page("", 404)
-    detail = html.escape(incident.last_event.detail if incident.last_event else incident.subject)
-    return _page(
-        f"<h1>Insiden {incident.id}</h1><p>{detail}</p>"
-        f'<form method="post" action="ack-link?exp={exp}&amp;sig={sig}">'
-        '<label>Nama / name <input name="by" required maxlength="200" autocomplete="name">'
-        '</label> <button style="font-size:1.5em;padding:.5em 1em">Konfirmasi / Acknowledge'
-        "</button></form>"
+        return refusal or _ack_page(request, ctx, language, status_code=404)
+    return _ack_page(
+        request,
+        ctx,
+        language,
+        state="form",
+        incident=incident,
+        recipient=None,
+        action=f"ack-link?{urlencode({'exp': exp, 'sig': sig, 'lang': language})}",
     )
 
 
@@ -334,24 +411,25 @@ async def notify_link_page(
     },
 )
 async def notify_link_use(
+    request: Request,
     ctx: Context,
+    language: RequestLanguage,
     incident_id: IncidentId,
     exp: _Expiry,
     sig: _Signature,
     by: Annotated[str, Form(min_length=1, max_length=200, pattern=ONE_LINE)],
-) -> HTMLResponse:
+) -> Response:
     """Acknowledges in the name given on the page, once per link."""
-    incident, refusal = await _linked_incident(ctx, incident_id, exp, sig)
+    incident, refusal = await _linked_incident(request, ctx, language, incident_id, exp, sig)
     if refusal is not None or incident is None:
-        return refusal or _page("", 404)
+        return refusal or _ack_page(request, ctx, language, status_code=404)
     now_ns = ctx.clock_ns()
     first_use = await run_in_threadpool(
         ctx.accounts.use_ack_nonce, f"n:{sig[:60]}", incident_id, by, now_ns
     )
     if not first_use:
-        return _page("<p>Tautan ini sudah dipakai / this link was used already.</p>", 409)
-    await ctx.incidents.acknowledge(incident_id, by=by, comment="via link", at_ns=now_ns)
-    return _page(
-        f"<p>Insiden {incident_id} dikonfirmasi oleh {html.escape(by)}."
-        f" / acknowledged by {html.escape(by)}.</p>"
+        return _ack_page(request, ctx, language, message_key="ack.used", status_code=409)
+    incident = await ctx.incidents.acknowledge(incident_id, by=by, comment="via link", at_ns=now_ns)
+    return _ack_page(
+        request, ctx, language, incident=incident, message_key="ack.done", id=incident_id, by=by
     )

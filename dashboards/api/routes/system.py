@@ -23,6 +23,7 @@ from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time
 from dashboards.api.schemas import HealthList, Problem, Ready, RejectionList
 from dashboards.api.views import NS, rejection_public, station_health_public
 from devices import Reason
+from devices.topics import STATION_ID_PATTERN
 from ingest.errors import SiagaError
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
@@ -40,7 +41,10 @@ async def list_rejections(
     ctx: Context,
     _who: Viewer,
     reason: Reason | None = None,
-    station: Annotated[str | None, Query(max_length=100)] = None,
+    station: Annotated[
+        str | None,
+        Query(pattern=f"^{STATION_ID_PATTERN.pattern}$", description="a station id"),
+    ] = None,
     since: Annotated[datetime | None, Query(description="default: 24 h ago")] = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
