@@ -160,7 +160,7 @@ def test_values_the_live_validator_refuses_are_refused_counted_and_said(tmp_path
         "1 values refused: unknown_metric",
         "1 stations evaluated, only the stations with readings in the file: the deployment's "
         "own registry is narrowed to them (--all-stations judges all of it): "
-        "Bendung Katulampa (Bogor)",
+        "Bendung Katulampa",
     ]
 
 
@@ -262,7 +262,7 @@ profiles:
     battery_v: {unit: V, min: 0, max: 15}
 stations:
   - id: ciliwung-katulampa
-    name: Bendung Katulampa (Bogor)
+    name: Bendung Katulampa
     regency: Kota Bogor
     river: Ciliwung
     latitude: -6.6334
@@ -306,7 +306,7 @@ def test_a_registry_given_explicitly_is_judged_whole_as_live(
     )
     said = " ".join(table.stdout.split())
     assert "2 stations evaluated, every station of" in said
-    assert "Bendung Katulampa (Bogor), Pos Empang" in said
+    assert "Bendung Katulampa, Pos Empang" in said
 
 
 def test_the_deployments_own_registry_is_narrowed_to_the_stations_in_the_file(
@@ -318,6 +318,6 @@ def test_the_deployments_own_registry_is_narrowed_to_the_stations_in_the_file(
         table = runner.invoke(app, ["alerts", "backtest", "--readings", str(csv_file), *given])
         said = " ".join(table.stdout.split())
         assert "1 stations evaluated, only the stations with readings in the file" in said
-        assert "Bendung Katulampa (Bogor)" in said
+        assert "Bendung Katulampa" in said
     everything = backtest_json("--readings", str(csv_file), "--all-stations")
     assert len({e["station"] for e in everything if e["kind"] == "no_data"}) > 1

@@ -159,7 +159,7 @@ def test_the_siaga_command_inspects_and_replays_into_storage(
     runner = CliRunner()
     shown = runner.invoke(app, ["spool", "inspect"])
     assert shown.exit_code == 0, shown.output
-    assert "3 readings of Way Tulang Bawang at Menggala (Bugis quarter)" in shown.output
+    assert "3 readings of Pos Duga Air Menggala" in shown.output
     assert "1 quarantine file, 1 record: 1 readable (3 readings" in shown.output
     for _ in range(2):
         done = runner.invoke(app, ["spool", "replay", str(tmp_path / "spool" / "quarantine")])
