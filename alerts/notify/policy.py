@@ -34,8 +34,11 @@ class ChannelSpec(BaseModel):
 
     Attributes:
         name: Unique within the recipient (``telegram``, ``email``, ``sms``, ``hook``).
-        type: ``apprise`` (any Apprise URL) or ``webhook`` (signed JSON).
-        url: The Apprise URL or the webhook endpoint; ``${VAR}`` names a secret.
+        type: ``apprise`` (any Apprise URL), ``webhook`` (signed JSON), ``telegram`` (the
+            two-way bot: ``url`` names a chat of ``telegram.chats``) or ``sms`` (the local GSM
+            modem: ``url`` is the phone number, ``+62…``).
+        url: The Apprise URL, the webhook endpoint, the chat's name or the number; ``${VAR}``
+            names a secret.
         pages: It reaches a phone (late events skip it unless ``page_late``). Defaults to true
             for Apprise, false for webhooks.
         short: Send the one-SMS form (SMS gateways).
@@ -45,7 +48,7 @@ class ChannelSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=_NAME)
-    type: Literal["apprise", "webhook"] = "apprise"
+    type: Literal["apprise", "webhook", "telegram", "sms"] = "apprise"
     url: str = Field(min_length=3)
     pages: bool | None = None
     short: bool = False
@@ -60,7 +63,7 @@ class ChannelSpec(BaseModel):
     @property
     def paging(self) -> bool:
         """Whether this channel pages a phone."""
-        return self.pages if self.pages is not None else self.type == "apprise"
+        return self.pages if self.pages is not None else self.type != "webhook"
 
 
 class Recipient(BaseModel):

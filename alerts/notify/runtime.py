@@ -22,11 +22,15 @@ import httpx
 
 from alerts.model import Transition
 from alerts.notify.acklink import signed_ack_links
-from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender
+from alerts.notify.channels import Channel
+from alerts.notify.chat import IncidentActions, SilenceBook
+from alerts.notify.chatstore import ChatStore, SqlChatStore
+from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender, Unavailable
 from alerts.notify.message import AckLink
-from alerts.notify.policy import PolicyWatcher
+from alerts.notify.policy import ChannelSpec, PolicyWatcher
 from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.notify.store import NotifyStore
+from alerts.notify.telegram import TelegramApi, TelegramBot, TelegramChannel, serve_webhook
 from alerts.settings import Settings
 from devices.stations import StationRegistry, load_stations
 
@@ -50,6 +54,7 @@ class Notifier:
     policy: PolicyWatcher
     dispatcher: Dispatcher
     sender: Sender
+    telegram: TelegramBot | None = None
 
 
 def notification_tasks(
@@ -62,6 +67,8 @@ def notification_tasks(
     registry: Callable[[], StationRegistry],
     is_leader: Callable[[], bool] = lambda: True,
     ack_link: AckLink | None = None,
+    actions: IncidentActions | None = None,
+    chat_store: ChatStore | None = None,
 ) -> Notifier:
     """Start the notification tasks in ``tasks`` and return their pieces.
 
@@ -75,6 +82,8 @@ def notification_tasks(
         is_leader: Only the leader dispatches and sends.
         ack_link: Builds one-click acknowledgement links (default: signed links from the
             ``notify`` settings, or none).
+        actions: The incident store's acknowledge/assign (two-way channels act through it).
+        chat_store: Where two-way channels keep links and posts (default: the database).
 
     Raises:
         PolicyError: The policy file is invalid at start.
@@ -87,6 +96,8 @@ def notification_tasks(
         registry=registry,
         is_leader=is_leader,
         ack_link=ack_link,
+        actions=actions,
+        chat_store=chat_store,
     )
     for name, start in companions.tasks.items():
         tasks.create_task(start(), name=name)
@@ -114,6 +125,8 @@ def notification_companions(
     registry: Callable[[], StationRegistry],
     is_leader: Callable[[], bool] = lambda: True,
     ack_link: AckLink | None = None,
+    actions: IncidentActions | None = None,
+    chat_store: ChatStore | None = None,
 ) -> Companions:
     """The same tasks as :func:`notification_tasks`, as named coroutine factories for a
     process that starts its own tasks (``siaga alerts run``'s companions), with a commit
@@ -135,14 +148,73 @@ def notification_companions(
     book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
     sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
     dispatcher.on_deliveries = sender.wake
-    return Companions(
-        tasks={
-            "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
-            "notify.dispatch": dispatcher.run,
-            "notify.send": sender.run,
-        },
-        notifier=Notifier(watcher, dispatcher, sender),
+    tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
+        "notify.dispatch": dispatcher.run,
+        "notify.send": sender.run,
+    }
+    notifier = Notifier(watcher, dispatcher, sender)
+    if settings.telegram.enabled:
+        if actions is None:
+            log.warning("telegram: no incident store to act on; the bot is not started")
+        else:
+            chats = chat_store or SqlChatStore(settings.database.url)
+            notifier.telegram = telegram_bot(
+                settings,
+                book,
+                chats=chats,
+                actions=actions,
+                silences=store,
+                registry=registry,
+                is_leader=is_leader,
+            )
+            tasks["notify.telegram"] = lambda: run_telegram(notifier.telegram, settings)
+    return Companions(tasks=tasks, notifier=notifier)
+
+
+def telegram_bot(
+    settings: Settings,
+    book: ChannelBook,
+    *,
+    chats: ChatStore,
+    actions: IncidentActions,
+    silences: SilenceBook,
+    registry: Callable[[], StationRegistry],
+    is_leader: Callable[[], bool],
+) -> TelegramBot:
+    """The bot, and the ``telegram`` channel type registered in ``book``."""
+    config = settings.telegram
+    assert config.bot_token is not None
+    api = TelegramApi(config.bot_token, config.api_base_url, poll_timeout_s=config.poll_timeout_s)
+
+    def channel(spec: ChannelSpec) -> Channel:
+        chat_id = config.chats.get(spec.url)
+        if chat_id is None:
+            return Unavailable(spec.name, f"chat {spec.url!r} is not in telegram.chats")
+        return TelegramChannel(spec.name, chat_id, api, chats)
+
+    book.kinds["telegram"] = channel
+    return TelegramBot(
+        api,
+        chats,
+        actions,
+        silences,
+        settings=config,
+        registry=registry,
+        is_leader=is_leader,
     )
+
+
+async def run_telegram(bot: TelegramBot | None, settings: Settings) -> None:
+    """Poll (or serve the webhook) until cancelled, then close the bot's HTTP clients."""
+    assert bot is not None
+    try:
+        if settings.telegram.mode == "webhook":
+            await serve_webhook(bot, settings.telegram)
+        else:
+            await bot.poll()
+    finally:
+        await bot.api.aclose()
 
 
 async def _lead_by_file(path: Path, poll_s: float = 1.0) -> int:
@@ -202,4 +274,5 @@ async def run_notifier(settings: Settings) -> None:
             client=client,
             registry=lambda: registry,
             is_leader=is_leader,
+            actions=incidents,
         )

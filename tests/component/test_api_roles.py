@@ -43,6 +43,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Role | None]] = [
     ("GET", "/api/v1/api-keys", None, Role.ADMIN),
     ("POST", "/api/v1/api-keys", {"name": "new-key"}, Role.ADMIN),
     ("DELETE", "/api/v1/api-keys/{name}", None, Role.ADMIN),
+    ("PUT", "/api/v1/users/{username}/phone", {"number": "+6281234567890"}, Role.ADMIN),
+    ("GET", "/api/v1/deliveries", None, Role.VIEWER),
     ("GET", "/api/v1/cap.atom", None, None),
     ("GET", "/healthz", None, None),
     ("GET", "/readyz", None, None),
@@ -56,6 +58,9 @@ SEPARATE = {
     ("POST", "/api/v1/incidents/{incident_id}/ack-link"),
     ("GET", "/api/v1/cap/{identifier}.xml"),
     ("GET", "/api/v1/events"),  # a stream: see tests/integration/test_api_live.py
+    # people's own Telegram link (API keys have none): tests/component/test_api_contacts.py
+    ("POST", "/api/v1/me/telegram/link-code"),
+    ("DELETE", "/api/v1/me/telegram"),
 }
 
 
