@@ -47,6 +47,9 @@ class NotifySettings(Section):
     )
     ack_secret: SecretStr | None = Field(default=None, description="Signs one-click ack links")
     ack_link_valid_s: float = Field(default=48 * 3600.0, gt=0)
+    fallback_check_s: float = Field(
+        default=5.0, gt=0, description="how often undelivered messages are checked for fallback"
+    )
 
 
 class TelegramSettings(Section):

@@ -402,7 +402,7 @@ class Dispatcher:
                     repeat=batch.repeat,
                 )
             text = rendered[language]
-            paging = {c.name: c.paging for c in recipient.channels}
+            paging = {c.name: c.paging for c in recipient.primary}
             for channel in channels_for(paging, late=late, page_late=policy.page_late):
                 out.append(
                     Delivery(

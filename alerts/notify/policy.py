@@ -66,6 +66,17 @@ class ChannelSpec(BaseModel):
         return self.pages if self.pages is not None else self.type != "webhook"
 
 
+class Fallback(BaseModel):
+    """A channel used only when the others did not deliver in time (SMS when the internet is
+    down): a message none of the recipient's other channels delivered within ``after_min``
+    goes by ``channel`` too."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: str = Field(pattern=_NAME)
+    after_min: float = Field(default=5.0, gt=0)
+
+
 class Recipient(BaseModel):
     """A person or a system."""
 
@@ -74,6 +85,7 @@ class Recipient(BaseModel):
     name: str = Field(pattern=_NAME)
     language: Literal["id", "en"] = "id"
     channels: list[ChannelSpec] = Field(min_length=1)
+    fallback: Fallback | None = None
 
     @field_validator("channels")
     @classmethod
@@ -82,6 +94,22 @@ class Recipient(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"channel names repeat: {names}")
         return channels
+
+    @model_validator(mode="after")
+    def _fallback_is_a_channel(self) -> Recipient:
+        if self.fallback is not None:
+            names = [c.name for c in self.channels]
+            if self.fallback.channel not in names:
+                raise ValueError(f"fallback channel {self.fallback.channel!r} is not in {names}")
+            if len(names) < 2:
+                raise ValueError("a fallback needs another channel to fall back from")
+        return self
+
+    @property
+    def primary(self) -> list[ChannelSpec]:
+        """The channels every message goes to (all but the fallback)."""
+        fallback = self.fallback.channel if self.fallback else None
+        return [c for c in self.channels if c.name != fallback]
 
 
 class Group(BaseModel):

@@ -26,6 +26,8 @@ from alerts.notify.channels import Channel
 from alerts.notify.chat import IncidentActions, SilenceBook
 from alerts.notify.chatstore import ChatStore, SqlChatStore
 from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender, Unavailable
+from alerts.notify.fallback import FallbackWatch
+from alerts.notify.gammu_sms import GammuModem, Modem, SmsChannel, SmsInbox
 from alerts.notify.message import AckLink
 from alerts.notify.policy import ChannelSpec, PolicyWatcher
 from alerts.notify.sqlstore import SqlNotifyStore
@@ -55,6 +57,8 @@ class Notifier:
     dispatcher: Dispatcher
     sender: Sender
     telegram: TelegramBot | None = None
+    sms: SmsInbox | None = None
+    fallback: FallbackWatch | None = None
 
 
 def notification_tasks(
@@ -69,6 +73,7 @@ def notification_tasks(
     ack_link: AckLink | None = None,
     actions: IncidentActions | None = None,
     chat_store: ChatStore | None = None,
+    modem: Modem | None = None,
 ) -> Notifier:
     """Start the notification tasks in ``tasks`` and return their pieces.
 
@@ -84,6 +89,7 @@ def notification_tasks(
             ``notify`` settings, or none).
         actions: The incident store's acknowledge/assign (two-way channels act through it).
         chat_store: Where two-way channels keep links and posts (default: the database).
+        modem: The GSM modem (default: Gammu on ``sms.gammu_device`` when ``sms.enabled``).
 
     Raises:
         PolicyError: The policy file is invalid at start.
@@ -98,6 +104,7 @@ def notification_tasks(
         ack_link=ack_link,
         actions=actions,
         chat_store=chat_store,
+        modem=modem,
     )
     for name, start in companions.tasks.items():
         tasks.create_task(start(), name=name)
@@ -127,6 +134,7 @@ def notification_companions(
     ack_link: AckLink | None = None,
     actions: IncidentActions | None = None,
     chat_store: ChatStore | None = None,
+    modem: Modem | None = None,
 ) -> Companions:
     """The same tasks as :func:`notification_tasks`, as named coroutine factories for a
     process that starts its own tasks (``siaga alerts run``'s companions), with a commit
@@ -154,21 +162,46 @@ def notification_companions(
         "notify.send": sender.run,
     }
     notifier = Notifier(watcher, dispatcher, sender)
-    if settings.telegram.enabled:
-        if actions is None:
-            log.warning("telegram: no incident store to act on; the bot is not started")
-        else:
-            chats = chat_store or SqlChatStore(settings.database.url)
-            notifier.telegram = telegram_bot(
-                settings,
-                book,
-                chats=chats,
-                actions=actions,
-                silences=store,
-                registry=registry,
-                is_leader=is_leader,
-            )
-            tasks["notify.telegram"] = lambda: run_telegram(notifier.telegram, settings)
+    notifier.fallback = FallbackWatch(
+        store,
+        lambda: watcher.current,
+        deadline_s=settings.notify.delivery_deadline_s,
+        on_deliveries=sender.wake,
+        is_leader=is_leader,
+        interval_s=settings.notify.fallback_check_s,
+    )
+    tasks["notify.fallback"] = notifier.fallback.run
+    two_way = settings.telegram.enabled or settings.sms.enabled or modem is not None
+    if two_way and actions is None:
+        log.warning("telegram/sms: no incident store to act on; they are not started")
+        return Companions(tasks=tasks, notifier=notifier)
+    chats = chat_store or (SqlChatStore(settings.database.url) if two_way else None)
+    if (settings.sms.enabled or modem is not None) and actions is not None and chats is not None:
+        used = modem or GammuModem(
+            settings.sms.gammu_device, settings.sms.gammu_connection, settings.sms.gammu_model
+        )
+        book.kinds["sms"] = lambda spec: SmsChannel(spec.name, spec.url, used)
+        notifier.sms = SmsInbox(
+            used,
+            chats,
+            actions,
+            store,
+            settings=settings.sms,
+            registry=registry,
+            is_leader=is_leader,
+        )
+        tasks["notify.sms"] = lambda: run_sms(notifier.sms, used)
+    if settings.telegram.enabled and actions is not None and chats is not None:
+        notifier.telegram = telegram_bot(
+            settings,
+            book,
+            chats=chats,
+            actions=actions,
+            silences=store,
+            registry=registry,
+            is_leader=is_leader,
+        )
+        tasks["notify.telegram"] = lambda: run_telegram(notifier.telegram, settings)
     return Companions(tasks=tasks, notifier=notifier)
 
 
@@ -203,6 +236,16 @@ def telegram_bot(
         registry=registry,
         is_leader=is_leader,
     )
+
+
+async def run_sms(inbox: SmsInbox | None, modem: Modem) -> None:
+    """Read replies until cancelled, then release the modem."""
+    assert inbox is not None
+    try:
+        await inbox.run()
+    finally:
+        if isinstance(modem, GammuModem):
+            await asyncio.to_thread(modem.close)
 
 
 async def run_telegram(bot: TelegramBot | None, settings: Settings) -> None:

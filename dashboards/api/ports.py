@@ -33,8 +33,10 @@ class NotifyReader(Protocol):
         """Silences not yet ended at ``now_ns`` (all when None)."""
         ...
 
-    async def deliveries(self, message_id: str | None = None) -> list[Delivery]:
-        """Deliveries (of one message), oldest first."""
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
+        """Deliveries (of one message; created at or after ``since_ns``), oldest first."""
         ...
 
     async def cap_feed_entries(self, since_ns: int | None, limit: int) -> list[CapDocument]:

@@ -9,11 +9,8 @@ and the webhook's secret token.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,137 +18,18 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from alerts.engine import Engine
-from alerts.incidents.store import SqlIncidentStore, create_sql_engine
-from alerts.notify.chatstore import SqlChatStore
-from alerts.notify.runtime import Companions, notification_companions
-from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.notify.telegram import webhook_app
-from alerts.settings import Settings
-from dashboards.api.accounts import Accounts, Role
-from tests.alerting import T0, level, registry, station
+from tests.alerting import T0
 from tests.helpers import eventually
-from tests.integration.telegram_peer import TOKEN, Posted, TelegramPeer
+from tests.integration.notify_rig import BUDI, CHAT, STRANGER, TAMU, Rig, notifier_rig
 
 pytestmark = pytest.mark.integration
-
-CHAT = "-1001234567"
-BUDI, TAMU, STRANGER = 7001, 7002, 7999
-REGISTRY = registry(station("tb-menggala", regency="Tulang Bawang", river="Way Tulang Bawang"))
-POLICY = """
-recipients:
-  - name: piket
-    channels: [{name: tg, type: telegram, url: piket-tb}]
-groups: [{name: piket, members: [piket]}]
-default_groups: [piket]
-group_wait_s: 0
-group_interval_s: 0.2
-"""
-
-
-@dataclass
-class Rig:
-    peer: TelegramPeer
-    settings: Settings
-    incidents: SqlIncidentStore
-    notify: SqlNotifyStore
-    chats: SqlChatStore
-    companions: Companions | None = None
-    task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        async with httpx.AsyncClient() as client:
-            self.companions = notification_companions(
-                self.settings,
-                incidents=self.incidents,
-                store=self.notify,
-                client=client,
-                registry=lambda: REGISTRY,
-                actions=self.incidents,
-                chat_store=self.chats,
-            )
-        tasks = self.companions.tasks
-
-        async def run() -> None:
-            async with asyncio.TaskGroup() as group:
-                for name, start in tasks.items():
-                    group.create_task(start(), name=name)
-
-        self.task = asyncio.create_task(run(), name="notifier")
-        bot = self.companions.notifier.telegram
-        assert bot is not None
-        await eventually(bot.polling.is_set, 10, "the bot polling")
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
-
-    async def flood(self) -> int:
-        """Menggala past Awas: one incident, committed with its outbox row."""
-        engine = Engine(REGISTRY, started_ns=T0)
-        readings = [level("tb-menggala", m, v) for m, v in ((0, 310), (10, 312))]
-        step = engine.process(readings, readings[-1].ts_ns)
-        assert step.transitions
-        labels = {"tb-menggala": {"regency": "Tulang Bawang", "river": "Way Tulang Bawang"}}
-        await self.incidents.commit(step.transitions, {}, labels)
-        assert self.companions is not None
-        self.companions.notifier.dispatcher.wake()
-        (incident,) = await self.incidents.list(active_only=True)
-        return incident.id
-
-    async def link(self, user_id: int, username: str) -> None:
-        code = await self.chats.issue_code("telegram", username, T0, 600)
-        await self.chats.redeem_code("telegram", code, str(user_id), T0)
-
-    def notices(self) -> list[Posted]:
-        return [p for p in self.peer.posts.values() if p.chat_id == CHAT]
-
-    async def post(self) -> Posted:
-        await eventually(lambda: len(self.notices()) == 1, 15, "the notice posted")
-        (post,) = self.notices()
-        return post
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    url = f"sqlite:///{tmp_path / 'siaga.db'}"
-    policy = tmp_path / "alerts.yaml"
-    policy.write_text(POLICY)
-    peer = TelegramPeer()
-    await peer.start()
-    settings = Settings(
-        database={"url": url},
-        notify={
-            "policy_file": str(policy),
-            "tick_s": 0.02,
-            "retry_initial_s": 0.05,
-            "retry_max_s": 0.3,
-            "lease_s": 10,
-        },
-        telegram={
-            "bot_token": TOKEN,
-            "api_base_url": peer.base_url,
-            "chats": {"piket-tb": CHAT},
-            "poll_timeout_s": 1,
-            "poll_retry_max_s": 0.3,
-        },
-    )
-    async with SqlIncidentStore(url) as incidents, SqlNotifyStore(url) as notify:
-        accounts = Accounts(create_sql_engine(url))
-        accounts.add_user("budi", Role.OPERATOR, "budi-password-1", T0)
-        accounts.add_user("tamu", Role.VIEWER, "tamu-password-1", T0)
-        chats = SqlChatStore(url)
-        rig = Rig(peer, settings, incidents, notify, chats)
-        try:
-            yield rig
-        finally:
-            await rig.stop()
-            await peer.stop()
-            await chats.aclose()
-            accounts.engine.dispose()
+    async with notifier_rig(tmp_path) as made:
+        yield made
 
 
 async def answered(rig: Rig, update: dict[str, Any]) -> dict[str, Any]:
