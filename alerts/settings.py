@@ -101,8 +101,8 @@ class SmsSettings(Section):
     gammu_model: str = Field(default="", description="Gammu's model; 'dummy' for tests")
     inbox_poll_s: float = Field(default=10.0, gt=0, description="how often replies are read")
     send_timeout_s: float = Field(default=60.0, gt=0)
-    reply_window_s: float = Field(
-        default=48 * 3600.0, gt=0, description="an 'AKUI <code>' reply is honoured this long"
+    act_role: Literal["operator", "admin"] = Field(
+        default="operator", description="the least role whose replies are honoured"
     )
 
 

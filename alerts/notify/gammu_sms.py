@@ -25,17 +25,16 @@ import hashlib
 import logging
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from alerts.notify.channels import DELIVERED, Outgoing, SendResult
-from alerts.notify.chat import IncidentActions, SilenceBook, act, parse_sms_reply
+from alerts.notify.chat import IncidentActions, SilenceBook, parse_sms_reply
 from alerts.notify.chatstore import ChatStore, incident_ids
 from alerts.notify.errors import PermanentDeliveryError, RetryableDeliveryError
-from alerts.notify.localtime import zone_for
+from alerts.notify.responder import Responder
 from alerts.notify.sms import SMS_GSM7, clip, gsm7_septets, to_gsm7
 from alerts.settings import SmsSettings
 from devices.stations import StationRegistry
@@ -43,6 +42,7 @@ from devices.stations import StationRegistry
 log = logging.getLogger(__name__)
 
 CHANNEL = "sms"
+MUTE_S = 3600.0  # replies only acknowledge; a mute by SMS is not offered
 _T = TypeVar("_T")
 
 
@@ -290,7 +290,7 @@ class SmsChannel:
         return DELIVERED
 
 
-class SmsInbox:
+class SmsInbox(Responder):
     """Reads replies and acts on them (see the module doc).
 
     Args:
@@ -316,15 +316,11 @@ class SmsInbox:
         clock: Callable[[], int] = time.time_ns,
         is_leader: Callable[[], bool] = lambda: True,
     ) -> None:
+        super().__init__(
+            store, incidents, silences, registry=registry, clock=clock, is_leader=is_leader
+        )
         self._modem = modem
-        self._store = store
-        self._incidents = incidents
-        self._silences = silences
         self._settings = settings
-        self._registry = registry
-        self._clock = clock
-        self._is_leader = is_leader
-        self.counts: Counter[str] = Counter()
 
     async def step(self) -> int:
         """Read the modem once and handle what waits; how many SMS were handled."""
@@ -355,20 +351,13 @@ class SmsInbox:
             self.counts["not_understood"] += 1
             await self._reply(number, "Format balasan: AKUI <nomor insiden>, misalnya AKUI 42.")
             return
-        incident = await self._incidents.get(press.incident_id)
-        station = self._registry().get(incident.subject) if incident else None
-        outcome = await act(
+        outcome = await self.carry_out(
             press,
             person,
-            self._incidents,
-            self._silences,
-            now_ns=self._clock(),
-            zone=zone_for(station),
             via=CHANNEL,
+            least_role=self._settings.act_role,
+            silence_s=MUTE_S,
         )
-        self.counts[
-            "refused" if outcome.refused else "acted" if outcome.changed else "repeated"
-        ] += 1
         await self._reply(number, outcome.answer)
 
     async def _reply(self, number: str, text: str) -> None:

@@ -25,7 +25,6 @@ import hmac
 import logging
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,7 +49,6 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from alerts.model import Incident
 from alerts.notify.channels import DELIVERED, Outgoing, SendResult
 from alerts.notify.chat import (
     BUTTONS,
@@ -58,7 +56,6 @@ from alerts.notify.chat import (
     IncidentActions,
     Press,
     SilenceBook,
-    act,
     callback_data,
     parse_callback,
     status_lines,
@@ -69,7 +66,7 @@ from alerts.notify.errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
-from alerts.notify.localtime import Zone, zone_for
+from alerts.notify.responder import Responder
 from alerts.settings import TelegramSettings
 from devices.stations import StationRegistry
 
@@ -294,7 +291,7 @@ class TelegramChannel:
         return DELIVERED
 
 
-class TelegramBot:
+class TelegramBot(Responder):
     """Handles updates: presses on posts and ``/link CODE`` (see the module doc).
 
     Args:
@@ -320,21 +317,13 @@ class TelegramBot:
         clock: Callable[[], int] = time.time_ns,
         is_leader: Callable[[], bool] = lambda: True,
     ) -> None:
+        super().__init__(
+            store, incidents, silences, registry=registry, clock=clock, is_leader=is_leader
+        )
         self.api = api
-        self._store = store
-        self._incidents = incidents
-        self._silences = silences
         self._settings = settings
-        self._registry = registry
-        self._clock = clock
-        self._is_leader = is_leader
         self._chats = {str(c) for c in settings.chats.values()}
-        self.counts: Counter[str] = Counter()
         self.polling = asyncio.Event()
-
-    def _zone(self, incident: Incident | None) -> Zone:
-        station = self._registry().get(incident.subject) if incident else None
-        return zone_for(station)
 
     async def handle(self, update: Update) -> None:
         """Handle one update at most once (its id recorded with the next offset).
@@ -377,20 +366,13 @@ class TelegramBot:
             await self.api.answer(query.id, "Tombol ini tidak dikenal.", alert=True)
             return
         person = await self._store.person(CHANNEL, str(query.from_user.id))
-        incident = await self._incidents.get(press.incident_id)
-        outcome = await act(
+        outcome = await self.carry_out(
             press,
             person,
-            self._incidents,
-            self._silences,
-            now_ns=self._clock(),
-            zone=self._zone(incident),
             via=CHANNEL,
             least_role=self._settings.act_role,
             silence_s=self._settings.silence_s,
         )
-        verdict = "refused" if outcome.refused else "acted" if outcome.changed else "repeated"
-        self.counts[verdict] += 1
         await self.api.answer(query.id, outcome.answer, alert=outcome.refused)
         if outcome.changed and outcome.incident is not None and press.action is not Action.MUTE:
             await self.refresh(outcome.incident.id)

@@ -66,6 +66,11 @@ async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int |
         proxy_headers=False,
         server_header=False,
     )
+    await run_uvicorn(config)
+
+
+async def run_uvicorn(config: uvicorn.Config) -> None:
+    """Serve until SIGTERM/SIGINT, then return (exit status 0)."""
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
     # handler it found; a handler that does nothing lets `siaga serve` exit 0 like the others.
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}

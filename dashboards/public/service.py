@@ -7,11 +7,11 @@ pool and no database connection with the operators' API.
 from __future__ import annotations
 
 import importlib.util
-import signal
 
 import uvicorn
 
 from alerts.incidents.store import SqlIncidentStore
+from dashboards.api.service import run_uvicorn
 from dashboards.public.site import PublicSite
 from dashboards.settings import Settings
 from devices.registry import load_registry
@@ -57,14 +57,7 @@ async def serve_public(
             log_config=None,
             server_header=False,
         )
-        previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            await uvicorn.Server(config).serve()
+            await run_uvicorn(config)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             await storage.aclose()
-
-
-def _ignore(_signal: int, _frame: object) -> None:
-    """Nothing: uvicorn has already shut down when this runs."""

@@ -36,6 +36,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Role | None]] = [
     ("GET", "/api/v1/rejections", None, Role.VIEWER),
     ("GET", "/api/v1/health", None, Role.VIEWER),
     ("GET", "/api/v1/me", None, Role.VIEWER),
+    # before the deletions below, which remove the viewer's user and key in a shared run
+    ("PUT", "/api/v1/users/{username}/phone", {"number": "+6281234567890"}, Role.ADMIN),
+    ("GET", "/api/v1/deliveries", None, Role.VIEWER),
     ("POST", "/api/v1/logout", None, Role.VIEWER),
     ("GET", "/api/v1/users", None, Role.ADMIN),
     ("POST", "/api/v1/users", {"username": "new-user", "role": "viewer"}, Role.ADMIN),
@@ -43,8 +46,6 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Role | None]] = [
     ("GET", "/api/v1/api-keys", None, Role.ADMIN),
     ("POST", "/api/v1/api-keys", {"name": "new-key"}, Role.ADMIN),
     ("DELETE", "/api/v1/api-keys/{name}", None, Role.ADMIN),
-    ("PUT", "/api/v1/users/{username}/phone", {"number": "+6281234567890"}, Role.ADMIN),
-    ("GET", "/api/v1/deliveries", None, Role.VIEWER),
     ("GET", "/api/v1/cap.atom", None, None),
     ("GET", "/healthz", None, None),
     ("GET", "/readyz", None, None),
