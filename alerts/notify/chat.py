@@ -103,8 +103,8 @@ def refusal(
     """Why ``person`` may not act on the incident (in Indonesian), or None when they may."""
     if person is None:
         return (
-            "Akun ini belum terhubung ke pengguna Siaga. Minta kode di Siaga "
-            "(Profil > Hubungkan Telegram), lalu kirim /link KODE ke bot ini."
+            "Akun ini belum terhubung ke pengguna Siaga. Buat kode di halaman Profil Siaga "
+            "(/profil, Hubungkan Telegram), lalu kirim /link KODE ke bot ini."
         )
     if ROLE_RANKS.get(person.role, -1) < ROLE_RANKS[least_role]:
         return (

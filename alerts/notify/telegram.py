@@ -410,7 +410,7 @@ class TelegramBot(Responder):
         if not argument.strip() or message.from_user is None:
             await self.api.reply(
                 message.chat.id,
-                "Untuk menghubungkan akun: minta kode di Siaga (Profil > Hubungkan Telegram), "
+                "Untuk menghubungkan akun: buat kode di halaman Profil Siaga (/profil), "
                 "lalu kirim /link KODE.",
             )
             return

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from dashboards.web import STATIC_DIR, mount
 
-PAGES = ["/", "/stations/tl-tanjung", "/incidents", "/login"]
+PAGES = ["/", "/stations/tl-tanjung", "/incidents", "/profil", "/login"]
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ browser), the installable PWA, and the last known state offline with its time.""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import html
 import json
 import threading
@@ -19,11 +20,15 @@ import uvicorn
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import Acknowledgement, AlertEvent, EventKind, Incident, IncidentState
 from alerts.notify.chat import status_lines
+from alerts.notify.chatstore import SqlChatStore
 from alerts.notify.localtime import WIB, clock_time
 from alerts.notify.message import render
 from alerts.notify.telegram import fit, keyboard
 from alerts.pipeline.model import Notice, labels_of
+from dashboards.api.accounts import Accounts, Role
+from dashboards.api.app import create_app, sql_engine
 from dashboards.public.site import PublicSite
+from dashboards.settings import Settings
 from devices.levels import Level
 from devices.readings import Reading
 from devices.registry import load_registry
@@ -274,3 +279,57 @@ text-align:center;font-weight:600;font-size:14px}}
         assert key.evaluate("e => e.scrollWidth <= e.clientWidth")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     context.close()
+
+
+def test_a_user_makes_a_telegram_link_code_on_the_profile_page(
+    tmp_path: Path, browser: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'siaga.db'}"
+    settings = Settings.model_validate({"database": {"url": url}, "api": {"secret_key": "k" * 48}})
+    accounts = Accounts(sql_engine(url))
+    accounts.create_tables()
+    accounts.add_user("sari", Role.OPERATOR, "operator-password-1", time.time_ns())
+    chats = SqlChatStore(engine=accounts.engine)
+    chats.create_tables()
+    app = create_app(
+        settings,
+        storage=MemoryStorage(),
+        registry=load_registry(STATIONS_FILE, None),
+        accounts=accounts,
+        chats=chats,
+        live=False,
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 15, "the API")
+    try:
+        context = browser.new_context(viewport=PHONE, locale="id-ID", device_scale_factor=2)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"http://127.0.0.1:{port}/login?next=/profil")
+        page.fill("input[name=username]", "sari")
+        page.fill("input[name=password]", "operator-password-1")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/profil")
+        page.click("#link-code")
+        page.wait_for_selector("#code-box:not([hidden])")
+        command = page.locator("#link-command").inner_text()
+        assert command.startswith("/link ")
+        assert "Berlaku sampai" in page.locator("#code-expires").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "profile-360.png"), full_page=True)
+        code = command.removeprefix("/link ")
+        # Playwright's sync API holds this thread's event loop: redeem from another thread.
+        with concurrent.futures.ThreadPoolExecutor(1) as other:
+            redeem = chats.redeem_code("telegram", code, "7001", time.time_ns())
+            linked = other.submit(asyncio.run, redeem).result()
+        assert linked == "sari"
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert errors == []
+        context.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        accounts.engine.dispose()
