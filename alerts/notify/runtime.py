@@ -220,14 +220,7 @@ def telegram_bot(
     assert config.bot_token is not None
     api = TelegramApi(config.bot_token, config.api_base_url, poll_timeout_s=config.poll_timeout_s)
 
-    def channel(spec: ChannelSpec) -> Channel:
-        chat_id = config.chats.get(spec.url)
-        if chat_id is None:
-            return Unavailable(spec.name, f"chat {spec.url!r} is not in telegram.chats")
-        return TelegramChannel(spec.name, chat_id, api, chats)
-
-    book.kinds["telegram"] = channel
-    return TelegramBot(
+    bot = TelegramBot(
         api,
         chats,
         actions,
@@ -236,6 +229,15 @@ def telegram_bot(
         registry=registry,
         is_leader=is_leader,
     )
+
+    def channel(spec: ChannelSpec) -> Channel:
+        chat_id = config.chats.get(spec.url)
+        if chat_id is None:
+            return Unavailable(spec.name, f"chat {spec.url!r} is not in telegram.chats")
+        return TelegramChannel(spec.name, chat_id, api, chats, view=bot.view)
+
+    book.kinds["telegram"] = channel
+    return bot
 
 
 async def run_sms(inbox: SmsInbox | None, modem: Modem) -> None:

@@ -25,7 +25,7 @@ import hmac
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import uvicorn
@@ -78,6 +78,7 @@ MAX_INCIDENT_ROWS = 4
 OFFSET_KEY = "telegram.offset"
 
 Keyboard = list[list[tuple[str, str]]]
+View = Callable[[str, Sequence[int]], Awaitable[tuple[str, Keyboard]]]
 
 
 def translate(exc: TelegramError) -> DeliveryError:
@@ -256,6 +257,8 @@ class TelegramChannel:
         chat_id: Where to post.
         api: The Bot API.
         store: Where posts are remembered.
+        view: How a post looks now (:meth:`TelegramBot.view`): a notice sent late, after its
+            incident was acknowledged by SMS or in the web UI, says so and has no "Akui".
         clock: Nanoseconds since the epoch.
     """
 
@@ -267,12 +270,15 @@ class TelegramChannel:
         chat_id: str,
         api: TelegramApi,
         store: ChatStore,
+        *,
+        view: View | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.name = name
         self.chat_id = chat_id
         self._api = api
         self._store = store
+        self._view = view
         self._clock = clock
 
     async def send(self, message: Outgoing) -> SendResult:
@@ -284,7 +290,10 @@ class TelegramChannel:
         ]
         incidents = incident_ids(alerts)
         text = fit(message.body)
-        message_id = await self._api.send(self.chat_id, text, keyboard(incidents))
+        shown, rows = (text, keyboard(incidents))
+        if self._view is not None:
+            shown, rows = await self._view(text, incidents)
+        message_id = await self._api.send(self.chat_id, shown, rows)
         await self._store.add_post(
             Post(self.chat_id, message_id, message.delivery_id, incidents, text, self._clock())
         )
@@ -377,20 +386,23 @@ class TelegramBot(Responder):
         if outcome.changed and outcome.incident is not None and press.action is not Action.MUTE:
             await self.refresh(outcome.incident.id)
 
+    async def view(self, text: str, ids: Sequence[int]) -> tuple[str, Keyboard]:
+        """A post as it should look now: its text with who acknowledged and handles each of its
+        incidents, and the buttons still useful (no "Akui" once acknowledged)."""
+        found = [await self._incidents.get(i) for i in ids]
+        carried = [i for i in found if i is not None]
+        zone = self._zone(carried[0] if carried else None)
+        lines = status_lines(carried, zone, numbered=len(carried) > 1)
+        shown = text if not lines else f"{text}\n\n" + "\n".join(lines)
+        acknowledged = [i.id for i in carried if i.acknowledged is not None]
+        return fit(shown), keyboard(ids, acknowledged)
+
     async def refresh(self, incident_id: int) -> None:
         """Edit every recent post of an incident to show who acknowledged and handles it."""
         now = self._clock()
         for post in await self._store.posts_for(incident_id, now - POSTS_KEPT_NS):
-            found = [await self._incidents.get(i) for i in post.incidents]
-            carried = [i for i in found if i is not None]
-            lines = status_lines(
-                carried, self._zone(carried[0] if carried else None), numbered=len(carried) > 1
-            )
-            text = post.text if not lines else f"{post.text}\n\n" + "\n".join(lines)
-            acknowledged = [i.id for i in carried if i.acknowledged is not None]
-            await self.api.edit(
-                post.chat_id, post.message_id, text, keyboard(post.incidents, acknowledged)
-            )
+            text, rows = await self.view(post.text, post.incidents)
+            await self.api.edit(post.chat_id, post.message_id, text, rows)
             self.counts["edited"] += 1
 
     async def _message(self, update: Update) -> None:
