@@ -253,8 +253,16 @@ async def _mute(
     return Outcome(f"Dibisukan sampai {until}.", changed=True, incident=incident)
 
 
-def status_lines(incidents: Sequence[Incident], zone: Zone, *, numbered: bool) -> list[str]:
-    """What a posted message gains once people acted: who acknowledged and when, who handles it."""
+def status_lines(
+    incidents: Sequence[Incident],
+    zone: Zone,
+    *,
+    numbered: bool,
+    silences: Sequence[Silence] = (),
+    now_ns: int = 0,
+) -> list[str]:
+    """What a posted message gains once people acted: who acknowledged and when, who handles
+    it, and until when it is silenced (a mute of this incident in force at ``now_ns``)."""
     lines = []
     for incident in incidents:
         tag = f"#{incident.id} " if numbered else ""
@@ -264,4 +272,12 @@ def status_lines(incidents: Sequence[Incident], zone: Zone, *, numbered: bool) -
             lines.append(f"\u2705 {tag}Diakui oleh {ack.by}, {when}")
         if incident.assignee:
             lines.append(f"\U0001f477 {tag}Ditangani oleh {incident.assignee}")
+        matchers = mute_matchers(incident)
+        muted = [
+            s for s in silences if s.matchers == matchers and s.starts_ns <= now_ns < s.ends_ns
+        ]
+        if muted:
+            last = max(muted, key=lambda s: s.ends_ns)
+            until = clock_time(last.ends_ns, zone)
+            lines.append(f"\U0001f515 {tag}Dibisukan sampai {until} oleh {last.created_by}")
     return lines

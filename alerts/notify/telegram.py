@@ -383,16 +383,23 @@ class TelegramBot(Responder):
             silence_s=self._settings.silence_s,
         )
         await self.api.answer(query.id, outcome.answer, alert=outcome.refused)
-        if outcome.changed and outcome.incident is not None and press.action is not Action.MUTE:
+        if outcome.changed and outcome.incident is not None:
             await self.refresh(outcome.incident.id)
 
     async def view(self, text: str, ids: Sequence[int]) -> tuple[str, Keyboard]:
-        """A post as it should look now: its text with who acknowledged and handles each of its
-        incidents, and the buttons still useful (no "Akui" once acknowledged)."""
+        """A post as it should look now: its text with who acknowledged, handles and silenced
+        each of its incidents, and the buttons still useful (no "Akui" once acknowledged)."""
         found = [await self._incidents.get(i) for i in ids]
         carried = [i for i in found if i is not None]
         zone = self._zone(carried[0] if carried else None)
-        lines = status_lines(carried, zone, numbered=len(carried) > 1)
+        now = self._clock()
+        lines = status_lines(
+            carried,
+            zone,
+            numbered=len(carried) > 1,
+            silences=await self._silences.silences(now),
+            now_ns=now,
+        )
         shown = text if not lines else f"{text}\n\n" + "\n".join(lines)
         acknowledged = [i.id for i in carried if i.acknowledged is not None]
         return fit(shown), keyboard(ids, acknowledged)

@@ -80,6 +80,8 @@ async def test_a_notice_has_three_buttons_and_each_press_acts_as_the_linked_user
         ("rule", "level"),
     }
     assert (silence.ends_ns - silence.starts_ns) == 3600 * 10**9
+    await eventually(lambda: "Dibisukan sampai" in post.text, 10, "the silence shown")
+    assert "oleh budi" in post.text.splitlines()[-1]
 
 
 async def test_a_replayed_callback_and_a_second_press_acknowledge_exactly_once(rig: Rig) -> None:

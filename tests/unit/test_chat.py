@@ -17,6 +17,7 @@ from alerts.notify.chat import (
     Person,
     Press,
     callback_data,
+    mute_matchers,
     parse_callback,
     parse_sms_reply,
     refusal,
@@ -26,6 +27,7 @@ from alerts.notify.chatstore import code_hash, new_code
 from alerts.notify.errors import PermanentDeliveryError, RetryableDeliveryError
 from alerts.notify.localtime import WIB, WITA
 from alerts.notify.telegram import keyboard, secret_matches, translate
+from alerts.pipeline.silence import Matcher, Silence
 from devices.levels import Level
 
 S = 1_000_000_000
@@ -109,6 +111,19 @@ def test_status_lines_name_who_and_when_in_the_station_zone() -> None:
         status_lines([acked], WITA, numbered=True)[0] == "\u2705 #42 Diakui oleh budi, 15:05 WITA"
     )
     assert status_lines([incident()], WIB, numbered=False) == []
+    mute = Silence(
+        matchers=mute_matchers(incident()),
+        starts_ns=0,
+        ends_ns=8 * 3600 * S,
+        created_by="sari",
+        comment="Bisukan 1 jam",
+    )
+    other = mute.model_copy(update={"matchers": [Matcher(name="station", value="elsewhere")]})
+    lines = status_lines([incident()], WIB, numbered=False, silences=[other, mute], now_ns=S)
+    assert lines == ["\U0001f515 Dibisukan sampai 15:00 WIB oleh sari"]
+    assert (
+        status_lines([incident()], WIB, numbered=False, silences=[mute], now_ns=9 * 3600 * S) == []
+    )
 
 
 def test_buttons_for_one_incident_and_for_several() -> None:
