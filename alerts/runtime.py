@@ -864,6 +864,7 @@ async def run_alerts(
                         registry=lambda: current[0],
                         is_leader=lambda: store.leading,
                         ack_link=ack_link,
+                        actions=store,
                     )
             except PolicyError as exc:
                 raise ConfigError(str(exc)) from None

@@ -153,8 +153,38 @@ class GrafanaSettings(Section):
         return None if url is None else _http_url(url)
 
 
+class PublicSettings(Section):
+    """The residents' pages (``siaga public serve``): no sign-in, served from memory."""
+
+    file: Path = Field(
+        default=Path("config/public.yaml"), description="which regencies publish, and what"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    refresh_s: float = Field(default=15.0, gt=0, description="pages rebuilt this often")
+    max_age_s: int = Field(default=30, ge=0, description="phones and proxies may keep a page")
+    stale_intervals: float = Field(
+        default=3.0, gt=0, description="a reading older than this many report intervals is old"
+    )
+    stale_floor_s: float = Field(default=1800.0, ge=0, description="…and never sooner than this")
+    cap_feed_url: str | None = Field(
+        default=None,
+        description="the CAP feed pages link (default: api.public_url's /api/v1/cap.atom when "
+        "api.cap_feed_public)",
+    )
+
+
 class Settings(AlertsSettings):
-    """Alerting's settings plus the API's and Grafana's."""
+    """Alerting's settings plus the API's, Grafana's and the residents' pages'."""
 
     api: ApiSettings = ApiSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    public: PublicSettings = PublicSettings()
+
+    def cap_feed_url(self) -> str | None:
+        """The CAP feed residents' pages link."""
+        if self.public.cap_feed_url:
+            return self.public.cap_feed_url
+        if self.api.cap_feed_public:
+            return f"{self.api.public_url.rstrip('/')}/api/v1/cap.atom"
+        return None

@@ -353,6 +353,42 @@ def serve(
         raise _fail(str(exc)) from None
 
 
+public_app = typer.Typer(
+    help="The residents' pages: one per regency, no sign-in.", no_args_is_help=True
+)
+app.add_typer(public_app, name="public")
+
+
+@public_app.command("serve")
+def public_serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (public.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (public.port).")] = None,
+) -> None:
+    """Serve the residents' pages (config/public.yaml) in a process of their own until SIGTERM."""
+    from dashboards.public.service import serve_public
+
+    try:
+        settings = load_settings(config)
+        configure_logging(settings.log.level, settings.log.format)
+        _, loop = fast_loop()
+        if loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve_public(settings, host, port))
+        else:
+            asyncio.run(serve_public(settings, host, port))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def fast_loop() -> tuple[str, str]:
+    """httptools and uvloop where installed (the residents' pages must take a surge)."""
+    from dashboards.public.service import fast_http
+
+    return fast_http()
+
+
 users_app = typer.Typer(help="People who sign in to the API and web UI.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
@@ -508,6 +544,26 @@ def bench_api(
     try:
         met = run_api_benchmark(stations=stations, days=days, repeats=repeats, output=output)
     except ServerError as exc:
+        raise _fail(str(exc)) from None
+    if not met:
+        raise typer.Exit(1)
+
+
+@bench.command("public")
+def bench_public(
+    seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 10.0,
+    api_rate: Annotated[float, typer.Option(help="Operators' API requests per second.")] = 20.0,
+    connections: Annotated[int, typer.Option(help="wrk's keep-alive connections.")] = 64,
+    threads: Annotated[int, typer.Option(help="wrk's threads.")] = 1,
+) -> None:
+    """The residents' page under a surge (wrk) while the operators' API p95 is measured."""
+    from benchmarks.public import run_public_benchmark
+
+    try:
+        met = run_public_benchmark(
+            seconds=seconds, api_rate=api_rate, connections=connections, threads=threads
+        )
+    except (ServerError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
     if not met:
         raise typer.Exit(1)

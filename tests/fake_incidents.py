@@ -60,10 +60,15 @@ class MemoryIncidents:
         except KeyError:
             raise UnknownIncidentError(incident_id) from None
 
-    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
-        """Record the acknowledgement."""
+    async def acknowledge(
+        self, incident_id: int, by: str, comment: str, at_ns: int, *, only_if_new: bool = False
+    ) -> Incident:
+        """Record the acknowledgement (with ``only_if_new``, never over an earlier one)."""
+        existing = self._existing(incident_id)
+        if only_if_new and existing.acknowledged is not None:
+            return existing
         incident = dataclasses.replace(
-            self._existing(incident_id),
+            existing,
             acknowledged=Acknowledgement(by=by, at_ns=at_ns, comment=comment),
             updated_ns=at_ns,
         )

@@ -175,13 +175,16 @@ class MemoryIncidentStore:
         transitions = tuple(t for i, t in self.history.values() if i == incident_id)
         return dataclasses.replace(incident, transitions=transitions)
 
-    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
-        """Record an acknowledgement."""
+    async def acknowledge(
+        self, incident_id: int, by: str, comment: str, at_ns: int, *, only_if_new: bool = False
+    ) -> Incident:
+        """Record an acknowledgement (with ``only_if_new``, never over an earlier one)."""
         self._check()
         incident = self.incidents.get(incident_id)
         if incident is None:
             raise IncidentNotFoundError(f"no incident {incident_id}")
-        self.incidents[incident_id] = acknowledged(incident, by, comment, at_ns)
+        if not (only_if_new and incident.acknowledged is not None):
+            self.incidents[incident_id] = acknowledged(incident, by, comment, at_ns)
         found = await self.get(incident_id)
         assert found is not None
         return found

@@ -80,10 +80,15 @@ class MemoryNotifyStore:
         """See :meth:`NotifyStore.record`."""
         self._deliveries[delivery.id] = delivery
 
-    async def deliveries(self, message_id: str | None = None) -> list[Delivery]:
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
         """See :meth:`NotifyStore.deliveries`."""
         found = [
-            d for d in self._deliveries.values() if message_id is None or d.message_id == message_id
+            d
+            for d in self._deliveries.values()
+            if (message_id is None or d.message_id == message_id)
+            and (since_ns is None or d.created_ns >= since_ns)
         ]
         return sorted(found, key=lambda d: (d.created_ns, d.id))
 

@@ -302,7 +302,9 @@ class SqlNotifyStore:
 
         await self._run(run)
 
-    async def deliveries(self, message_id: str | None = None) -> list[Delivery]:
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
         """See :meth:`NotifyStore.deliveries`."""
 
         def run() -> list[Delivery]:
@@ -311,6 +313,8 @@ class SqlNotifyStore:
             )
             if message_id is not None:
                 query = query.where(notify_deliveries.c.message_id == message_id)
+            if since_ns is not None:
+                query = query.where(notify_deliveries.c.created_ns >= since_ns)
             with self.engine.connect() as connection:
                 return [_delivery(r) for r in connection.execute(query).mappings()]
 

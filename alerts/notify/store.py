@@ -55,8 +55,10 @@ class NotifyStore(Protocol):
         """Store a delivery's new status, attempts, next attempt and error."""
         ...
 
-    async def deliveries(self, message_id: str | None = None) -> list[Delivery]:
-        """Deliveries (of one message), oldest first."""
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
+        """Deliveries (of one message; created at or after ``since_ns``), oldest first."""
         ...
 
     async def add_silence(self, silence: Silence) -> Silence:

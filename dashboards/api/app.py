@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.incidents.store import create_sql_engine
+from alerts.notify.chatstore import ChatStore, SqlChatStore
 from alerts.notify.memory import MemoryNotifyStore
 from dashboards.api import errors
 from dashboards.api.accounts import Accounts
@@ -28,7 +29,7 @@ from dashboards.api.live import (
 )
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.routes import auth, incidents, stations, system
+from dashboards.api.routes import auth, contacts, incidents, stations, system
 from dashboards.api.routes.stations import render_list
 from dashboards.api.routes.system import event_json
 from dashboards.api.views import WATER_LEVEL, incident_public, to_datetime
@@ -125,6 +126,7 @@ def create_app(
     clock_ns: Callable[[], int] = time.time_ns,
     live: bool = True,
     backend: Backend = "influx",
+    chats: ChatStore | None = None,
 ) -> FastAPI:
     """The API (and the web UI, when ``dashboards.web`` mounts one) as an ASGI app.
 
@@ -143,6 +145,7 @@ def create_app(
         live: Run the poller behind ``/api/v1/events``.
         backend: Where the readings are when no ``storage`` is given (``siaga serve`` passes
             the one the ingest workers chose: ``ingest.runtime.select_backend``).
+        chats: Telegram links and SMS numbers (default: on the accounts' database).
     """
     install_log_redaction()
     if registry is None:
@@ -153,6 +156,10 @@ def create_app(
     if accounts is None:
         accounts = Accounts(sql_engine(settings.database.url))
         accounts.create_tables()
+    if chats is None:
+        sql_chats = SqlChatStore(engine=accounts.engine)
+        sql_chats.create_tables()
+        chats = sql_chats
     ctx = ApiContext(
         settings=settings.api,
         storage=storage,
@@ -168,6 +175,8 @@ def create_app(
         ),
         limiter=LoginLimiter(settings.api.login_max_failures, settings.api.login_window_s),
         clock_ns=clock_ns,
+        chats=chats,
+        link_code_valid_s=settings.telegram.link_code_valid_s,
     )
     ctx.refresh_schemes()
     ctx.prerender = functools.partial(render_list, ctx, regency=None, river=None)
@@ -208,6 +217,7 @@ def create_app(
         system.probes,
         auth.router,
         auth.admin,
+        contacts.router,
     ):
         app.include_router(router)
     _mount_web(app)

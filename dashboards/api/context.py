@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from alerts.notify.cap import CapDocument
+from alerts.notify.chatstore import ChatStore, MemoryChatStore
 from dashboards.api.accounts import Accounts
 from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
@@ -79,6 +80,9 @@ class ApiContext:
     # The newest CAP documents and when they were read (the public feed's flood guard).
     cap_cache: tuple[int, list[CapDocument]] | None = None
     cap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Telegram links and SMS numbers (alerts/notify/chatstore.py); telegram link-code lifetime.
+    chats: ChatStore = field(default_factory=MemoryChatStore)
+    link_code_valid_s: float = 600.0
 
     async def fleet(self) -> FleetSnapshot:
         """The whole fleet's readings, shared by requests, never older than a bound.

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from alerts.incidents.store import IncidentQueries as IncidentStore
 from alerts.notify.cap import CapDocument
+from alerts.notify.records import Delivery
 from alerts.pipeline.silence import Silence
 
 __all__ = ["IncidentStore", "NotifyReader"]
@@ -30,6 +31,12 @@ class NotifyReader(Protocol):
 
     async def silences(self, now_ns: int | None = None) -> list[Silence]:
         """Silences not yet ended at ``now_ns`` (all when None)."""
+        ...
+
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
+        """Deliveries (of one message; created at or after ``since_ns``), oldest first."""
         ...
 
     async def cap_feed_entries(self, since_ns: int | None, limit: int) -> list[CapDocument]:

@@ -96,6 +96,11 @@ async def _serve(app: FastAPI, settings: Settings, host: str | None, port: int |
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    await run_uvicorn(config)
+
+
+async def run_uvicorn(config: uvicorn.Config) -> None:
+    """Serve until SIGTERM/SIGINT, then return (exit status 0)."""
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
     # handler it found; a handler that does nothing lets `siaga serve` exit 0 like the others.
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -106,8 +106,9 @@ def safe_next(target: str | None) -> str:
 
 
 def mount(app: FastAPI) -> None:
-    """Add the pages (``/``, ``/stations/{id}``, ``/incidents``, ``/login``), ``/static`` and
-    ``/favicon.ico``; an unknown station's page is a 404 page (when mounted into the API)."""
+    """Add the pages (``/``, ``/stations/{id}``, ``/incidents``, ``/profil``, ``/login``),
+    ``/static`` and ``/favicon.ico``; an unknown station's page is a 404 page (when mounted into
+    the API)."""
     # Gzip for the static files only (the outlines shrink from 710 to 150 kB for phones); the
     # API's event stream must not pass through a compressing buffer.
     static = GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024)
@@ -146,6 +147,10 @@ def mount(app: FastAPI) -> None:
     @app.get("/incidents", response_class=HTMLResponse, include_in_schema=False)
     async def incidents_page(request: Request) -> Response:
         return _page(request, "incidents.html", "incidents.title", page="incidents")
+
+    @app.get("/profil", response_class=HTMLResponse, include_in_schema=False)
+    async def profile_page(request: Request) -> Response:
+        return _page(request, "profile.html", "profile.title", page="profile")
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     async def login_page(request: Request) -> Response:

@@ -163,6 +163,31 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ack.invalid": ("Tautan ini tidak berlaku.", "This link is not valid."),
     "ack.expired": ("Tautan ini sudah kedaluwarsa.", "This link has expired."),
     "ack.not_found": ("Insiden tidak ditemukan.", "Incident not found."),
+    "profile.title": ("Profil", "Profile"),
+    "profile.telegram": ("Hubungkan Telegram", "Link Telegram"),
+    "profile.telegram_why": (
+        "Setelah terhubung, tombol Akui, Saya tangani dan Bisukan 1 jam pada pesan Siaga di "
+        "Telegram bertindak atas nama Anda.",
+        "Once linked, the Akui, Saya tangani and Bisukan 1 jam buttons on Siaga's Telegram "
+        "messages act in your name.",
+    ),
+    "profile.step_code": (
+        "Buat kode sekali pakai (berlaku 10 menit).",
+        "Make a one-time code (valid 10 minutes).",
+    ),
+    "profile.step_send": (
+        "Kirim perintahnya ke bot Siaga dalam obrolan pribadi.",
+        "Send the command to Siaga's bot in a private chat.",
+    ),
+    "profile.make_code": ("Buat kode", "Make a code"),
+    "profile.send_this": ("Kirim ini ke bot Siaga:", "Send this to Siaga's bot:"),
+    "profile.valid_until": (
+        "Berlaku sampai {at}; hanya sekali pakai.",
+        "Valid until {at}; works once.",
+    ),
+    "profile.unlink": ("Putuskan Telegram", "Unlink Telegram"),
+    "profile.unlinked": ("Telegram tidak lagi terhubung", "Telegram unlinked"),
+    "profile.no_key": ("Kunci API tidak punya akun Telegram", "An API key has no Telegram account"),
     "range.6h": ("6 jam", "6 h"),
     "range.24h": ("24 jam", "24 h"),
     "range.3d": ("3 hari", "3 d"),

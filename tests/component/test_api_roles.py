@@ -37,6 +37,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Role | None]] = [
     ("GET", "/api/v1/rejections", None, Role.VIEWER),
     ("GET", "/api/v1/health", None, Role.VIEWER),
     ("GET", "/api/v1/me", None, Role.VIEWER),
+    # before the deletions below, which remove the viewer's user and key in a shared run
+    ("PUT", "/api/v1/users/{username}/phone", {"number": "+6281234567890"}, Role.ADMIN),
+    ("GET", "/api/v1/deliveries", None, Role.VIEWER),
     ("POST", "/api/v1/logout", None, Role.VIEWER),
     ("GET", "/api/v1/users", None, Role.ADMIN),
     ("POST", "/api/v1/users", {"username": "new-user", "role": "viewer"}, Role.ADMIN),
@@ -57,6 +60,9 @@ SEPARATE = {
     ("POST", "/api/v1/incidents/{incident_id}/ack-link"),
     ("GET", "/api/v1/cap/{identifier}.xml"),
     ("GET", "/api/v1/events"),  # a stream: see tests/integration/test_api_live.py
+    # people's own Telegram link (API keys have none): tests/component/test_api_contacts.py
+    ("POST", "/api/v1/me/telegram/link-code"),
+    ("DELETE", "/api/v1/me/telegram"),
 }
 
 

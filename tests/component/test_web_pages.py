@@ -15,7 +15,7 @@ from dashboards.web import STATIC_DIR, mount
 from ingest.storage.memory import MemoryStorage
 from tests.apitools import build
 
-PAGES = ["/", "/stations/tl-tanjung", "/incidents", "/login"]
+PAGES = ["/", "/stations/tl-tanjung", "/incidents", "/profil", "/login"]
 
 
 @pytest.fixture
