@@ -1,6 +1,6 @@
 """The broker's password, ACL and TLS files on disk, and the signal that makes it re-read them.
 
-The text of those files is made by :mod:`devices.credentials` and :mod:`devices.tls`, which do
+The text of those files is made by :mod:`devices.credentials` and :mod:`ops.tls`, which do
 no I/O; this module only writes, reads and signals. Every file is replaced atomically (a
 temporary file in the same directory, fsynced, then renamed over the old one), so a broker
 reloading at any moment reads either the old file or the new one, never half of one.

@@ -23,7 +23,6 @@ from devices.registry import (
     load_registry,
     render_devices,
 )
-from devices.tls import make_ca, make_server_cert
 from ingest.errors import ConfigError, SiagaError
 from ops.brokeradmin import (
     KEY_FILE_MODE,
@@ -32,6 +31,7 @@ from ops.brokeradmin import (
     mosquitto_listener_config,
     write_atomically,
 )
+from ops.tls import make_ca, make_server_cert
 
 DEVICES_FILE_MODE = 0o644
 

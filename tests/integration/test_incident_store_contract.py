@@ -16,6 +16,8 @@ from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from devices.levels import Level
 
+pytestmark = pytest.mark.integration
+
 S = 1_000_000_000
 LABELS = {
     "katulampa": {"regency": "Bogor", "river": "Ciliwung", "station": "katulampa"},
