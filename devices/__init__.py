@@ -1,7 +1,7 @@
 """The contract every part of Siaga agrees on, free of I/O.
 
 Readings and rejection reasons, stations and their registry, levels and thresholds, topic
-names, payload formats and their decoders, broker credentials, device health, and the root of
+names, payload formats and their decoders, device health, and the root of
 the exception tree (:mod:`devices.errors`).
 """
 

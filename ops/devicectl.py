@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices import TopicScheme
-from devices.credentials import acl_file, generate_password, hash_password
 from devices.registry import (
     DIRECT_FORMATS,
     Device,
@@ -31,6 +30,7 @@ from ops.brokeradmin import (
     mosquitto_listener_config,
     write_atomically,
 )
+from ops.credentials import acl_file, generate_password, hash_password
 from ops.tls import make_ca, make_server_cert
 
 DEVICES_FILE_MODE = 0o644

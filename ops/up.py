@@ -27,7 +27,6 @@ from alerts.incidents.migrations import upgrade
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from dashboards.api.accounts import AccountError, Role
 from dashboards.api.service import add_user
-from devices.credentials import acl_file, generate_password, hash_password, verify_password
 from devices.registry import DIRECT_FORMATS, Registry, load_registry
 from devices.topics import TopicScheme
 from ingest.errors import ConfigError, SiagaError
@@ -35,6 +34,7 @@ from ingest.runtime import open_storage
 from ingest.settings import DEFAULT_CONFIG, MqttSettings
 from ingest.storage.base import Storage
 from ops.brokeradmin import BrokerFiles
+from ops.credentials import acl_file, generate_password, hash_password, verify_password
 from ops.datadir import DataDir
 from ops.errors import ServerError
 from ops.platform import without_credentials

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devices.credentials import hash_password, verify_password
 from ingest.errors import ConfigError
+from ops.credentials import hash_password, verify_password
 from ops.datadir import DataDir
 from ops.platform import (
     check_database,
