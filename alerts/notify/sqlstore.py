@@ -99,6 +99,7 @@ def _silence(row: RowMapping) -> Silence:
         ends_ns=int(row["ends_ns"]),
         created_by=row["created_by"],
         comment=row["comment"],
+        regencies=None if row["regencies"] is None else frozenset(row["regencies"]),
     )
 
 
@@ -328,6 +329,9 @@ class SqlNotifyStore:
                         ends_ns=silence.ends_ns,
                         created_by=silence.created_by,
                         comment=silence.comment,
+                        regencies=(
+                            None if silence.regencies is None else sorted(silence.regencies)
+                        ),
                     )
                 )
                 key = result.inserted_primary_key

@@ -74,6 +74,8 @@ notify_silences = Table(
     Column("ends_ns", BigInteger, nullable=False, index=True),
     Column("created_by", String(200), nullable=False),
     Column("comment", Text, nullable=False),
+    # The regencies it may mute (None: the whole deployment's alerts).
+    Column("regencies", JSON, nullable=True),
 )
 
 cap_documents = Table(

@@ -334,7 +334,7 @@ def test_databases_of_the_two_headed_chain_upgrade(
             kept = connection.execute(text("SELECT key FROM engine_state")).all()
     finally:
         engine.dispose()
-    assert versions == [("0003_notify",)]
+    assert versions == [("0004_tenancy",)]
     assert _tables(sql_url) >= API_TABLES | NOTIFY_TABLES
     assert ("kept",) in kept
     downgrade(sql_url, "base")
