@@ -75,6 +75,7 @@ def _reading_event(registry: StationRegistry, reading: LatestReading) -> LiveEve
                 "values": reading.values,
             }
         ),
+        station.regency if station is not None else None,
     )
 
 
@@ -101,7 +102,12 @@ def _poller(ctx: ApiContext) -> Callable[[], asyncio.Future[list[LiveEvent]]]:
                 del seen[incident_id]
         events = [_reading_event(ctx.registry, r) for r in fresh]
         events += [
-            LiveEvent("alert", incident_public(i, ctx.schemes).model_dump_json()) for i in changed
+            LiveEvent(
+                "alert",
+                incident_public(i, ctx.schemes).model_dump_json(),
+                i.labels.get("regency") or None,
+            )
+            for i in changed
         ]
         return events
 

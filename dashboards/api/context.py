@@ -14,9 +14,12 @@ from dashboards.api.accounts import Accounts
 from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
+from dashboards.api.schemas import LinkPublic
+from dashboards.api.scopes import regency_index
+from dashboards.api.views import upstream_links
 from dashboards.settings import ApiSettings
 from devices.health import StationHealth
-from devices.stations import StationRegistry
+from devices.stations import Station, StationRegistry
 from ingest.errors import SiagaError
 from ingest.storage.base import LatestReading, MetricSpan, Storage
 
@@ -33,7 +36,9 @@ class FleetSnapshot:
     health: dict[str, StationHealth]
     spans: dict[str, MetricSpan]
     # Rendered station lists by filter, built once per snapshot (bounded: a few filters).
-    bodies: dict[tuple[str | None, str | None], bytes] = field(default_factory=dict)
+    bodies: dict[tuple[str | None, str | None, frozenset[str] | None], bytes] = field(
+        default_factory=dict
+    )
 
 
 @dataclass
@@ -63,6 +68,8 @@ class ApiContext:
     # The newest CAP documents and when they were read (the public feed's flood guard).
     cap_cache: tuple[int, list[CapDocument]] | None = None
     cap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _by_regency: dict[str, list[Station]] | None = None
+    _upstream: dict[str, list[LinkPublic]] | None = None
 
     async def fleet(self) -> FleetSnapshot:
         """The whole fleet's readings, shared by requests.
@@ -102,6 +109,18 @@ class ApiContext:
             # The previous snapshot stays; readyz tells whether storage answers.
             self.snapshot_failures += 1
             log.warning("refreshing the station overview failed: %s", exc)
+
+    def upstream(self) -> dict[str, list[LinkPublic]]:
+        """Each station's upstream links (computed once: the API's registry does not change)."""
+        if self._upstream is None:
+            self._upstream = upstream_links(self.registry.stations())
+        return self._upstream
+
+    def stations_of(self, regency: str) -> list[Station]:
+        """The stations of one regency, in registry order (an index built once)."""
+        if self._by_regency is None:
+            self._by_regency = dict(regency_index(self.registry.stations()))
+        return self._by_regency.get(regency, [])
 
     def refresh_schemes(self) -> None:
         """Each station's label scheme (of its newest thresholds), for incident labels."""

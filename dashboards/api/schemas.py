@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.model import EventKind, IncidentState
 
@@ -258,15 +258,38 @@ class LoginRequest(_In):
     password: str = Field(min_length=1, max_length=1000)
 
 
-class MePublic(_Out):
-    """Who is signed in, and the token unsafe requests from a session must repeat."""
+class ScopeFields(_Out):
+    """A scope: some ``regencies``, one ``province``, or neither (the whole deployment)."""
+
+    regencies: list[str]
+    province: str | None
+
+
+class MePublic(ScopeFields):
+    """Who is signed in, their scope, and the token unsafe requests from a session repeat."""
 
     name: str
     role: RoleName
     csrf_token: str | None
 
 
-class UserCreate(_In):
+_RegencyName = Annotated[str, Field(min_length=1, max_length=100, pattern=ONE_LINE)]
+
+
+class _ScopeIn(_In):
+    """A scope to give: ``regencies`` or ``province``; neither is the whole deployment."""
+
+    regencies: list[_RegencyName] = Field(default_factory=list, max_length=500)
+    province: str | None = Field(default=None, min_length=1, max_length=100, pattern=ONE_LINE)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> _ScopeIn:
+        if self.regencies and self.province is not None:
+            raise ValueError("give regencies or a province, not both")
+        return self
+
+
+class UserCreate(_ScopeIn):
     """A new user; a password is generated (and returned once) when none is given."""
 
     username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -274,8 +297,8 @@ class UserCreate(_In):
     password: str | None = Field(default=None, min_length=10, max_length=1000)
 
 
-class UserPublic(_Out):
-    """A user (never with the password)."""
+class UserPublic(ScopeFields):
+    """A user (never with the password) and their scope."""
 
     username: str
     role: RoleName
@@ -295,15 +318,15 @@ class UserList(_Out):
     count: int
 
 
-class ApiKeyCreate(_In):
-    """A new API key."""
+class ApiKeyCreate(_ScopeIn):
+    """A new API key, of the whole deployment unless ``regencies`` or ``province`` say."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     role: RoleName = "viewer"
 
 
-class ApiKeyPublic(_Out):
-    """An API key's record (never the key)."""
+class ApiKeyPublic(ScopeFields):
+    """An API key's record (never the key) and its scope."""
 
     name: str
     role: RoleName

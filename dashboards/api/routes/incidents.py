@@ -15,6 +15,7 @@ from alerts.acklinks import AckLinkError, verify_ack_token
 from alerts.model import EventKind, Incident
 from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
+from dashboards.api.accounts import Principal
 from dashboards.api.context import ApiContext
 from dashboards.api.deps import Context, Operator, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
@@ -29,6 +30,7 @@ from dashboards.api.schemas import (
     SilenceList,
     SilencePublic,
 )
+from dashboards.api.scopes import incident_or_404, reach, silence_regencies, silence_visible
 from dashboards.api.views import NS, incident_public, silence_public
 from devices.levels import Level
 
@@ -40,7 +42,7 @@ IncidentId = Annotated[int, Path(ge=1, le=2**62)]
 @router.get("/incidents", summary="Incidents, active or all", responses=AUTH_RESPONSES)
 async def list_incidents(
     ctx: Context,
-    _who: Viewer,
+    who: Viewer,
     active: Annotated[bool, Query(description="only pending and firing incidents")] = False,
     regency: Annotated[str | None, Query(max_length=200)] = None,
     station: Annotated[str | None, Query(max_length=200)] = None,
@@ -51,10 +53,11 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> IncidentList:
-    """Newest update first."""
+    """The incidents of the caller's scope, newest update first."""
     since_ns = time_ns("query", "since", since, None)
     until_ns = time_ns("query", "until", until, None)
     found = await ctx.incidents.list(
+        regencies=reach(ctx, who),
         active_only=active,
         regency=regency,
         station=station,
@@ -69,11 +72,8 @@ async def list_incidents(
     return IncidentList(data=data, count=len(data))
 
 
-async def _existing(ctx: ApiContext, incident_id: int) -> IncidentPublic:
-    incident = await ctx.incidents.get(incident_id)
-    if incident is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
-    return incident_public(incident, ctx.schemes)
+async def _existing(ctx: ApiContext, who: Principal, incident_id: int) -> IncidentPublic:
+    return incident_public(await incident_or_404(ctx, who, incident_id), ctx.schemes)
 
 
 @router.get(
@@ -81,9 +81,9 @@ async def _existing(ctx: ApiContext, incident_id: int) -> IncidentPublic:
     summary="One incident with its transitions",
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
-async def get_incident(ctx: Context, _who: Viewer, incident_id: IncidentId) -> IncidentPublic:
-    """One incident."""
-    return await _existing(ctx, incident_id)
+async def get_incident(ctx: Context, who: Viewer, incident_id: IncidentId) -> IncidentPublic:
+    """One incident (of the caller's scope)."""
+    return await _existing(ctx, who, incident_id)
 
 
 @router.post(
@@ -95,7 +95,7 @@ async def acknowledge(
     ctx: Context, who: Operator, incident_id: IncidentId, body: AckRequest
 ) -> IncidentPublic:
     """Record that ``who`` has seen it (with a comment)."""
-    await _existing(ctx, incident_id)
+    await _existing(ctx, who, incident_id)
     incident = await ctx.incidents.acknowledge(
         incident_id, by=who.name, comment=body.comment, at_ns=ctx.clock_ns()
     )
@@ -108,10 +108,10 @@ async def acknowledge(
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def assign(
-    ctx: Context, _who: Operator, incident_id: IncidentId, body: AssignRequest
+    ctx: Context, who: Operator, incident_id: IncidentId, body: AssignRequest
 ) -> IncidentPublic:
     """Give it to someone."""
-    await _existing(ctx, incident_id)
+    await _existing(ctx, who, incident_id)
     incident = await ctx.incidents.assign(incident_id, assignee=body.assignee, at_ns=ctx.clock_ns())
     return incident_public(incident, ctx.schemes)
 
@@ -119,11 +119,12 @@ async def assign(
 @router.get("/silences", summary="Silences", responses=AUTH_RESPONSES)
 async def list_silences(
     ctx: Context,
-    _who: Viewer,
+    who: Viewer,
     active: Annotated[bool, Query(description="only silences not yet ended")] = True,
 ) -> SilenceList:
-    """Silences, newest first."""
+    """The silences of the caller's scope, newest first."""
     found = await ctx.notify.silences(ctx.clock_ns() if active else None)
+    found = [s for s in found if silence_visible(ctx, who, s)]
     found = sorted(found, key=lambda s: (s.starts_ns, s.id), reverse=True)
     return SilenceList(data=[silence_public(s) for s in found], count=len(found))
 
@@ -135,7 +136,11 @@ async def list_silences(
     responses=AUTH_RESPONSES,
 )
 async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> SilencePublic:
-    """Hold notifications matching every matcher from ``starts`` to ``ends``."""
+    """Hold notifications matching every matcher from ``starts`` to ``ends``.
+
+    A silence made by someone of some regencies or a province mutes only their regencies'
+    notifications, whatever its matchers say.
+    """
     starts_ns = time_ns("body", "starts", body.starts, ctx.clock_ns()) or 0
     ends_ns = time_ns("body", "ends", body.ends, starts_ns + body.duration_min * 60 * NS) or 0
     if ends_ns <= starts_ns:
@@ -147,6 +152,7 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
             ends_ns=ends_ns,
             created_by=who.name,
             comment=body.comment,
+            regencies=silence_regencies(ctx, who),
         )
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
@@ -161,9 +167,13 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def expire_silence(
-    ctx: Context, _who: Operator, silence_id: Annotated[int, Path(ge=1, le=2**62)]
+    ctx: Context, who: Operator, silence_id: Annotated[int, Path(ge=1, le=2**62)]
 ) -> Response:
-    """Ends the silence at once (it stays in the history)."""
+    """Ends the silence (of the caller's scope) at once (it stays in the history)."""
+    known = await ctx.notify.silences(None)
+    found = next((s for s in known if s.id == silence_id), None)
+    if found is None or not silence_visible(ctx, who, found):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
     if not await ctx.notify.expire_silence(silence_id, ctx.clock_ns()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
