@@ -114,6 +114,7 @@ class LiveHub:
         self._listening = asyncio.Event()
         self.dropped = 0
         self.published = 0
+        self.polls = 0
         self.poll_failures = 0
 
     @property
@@ -168,6 +169,7 @@ class LiveHub:
                 baseline = True
             try:
                 events = await self._poll()
+                self.polls += 1
                 if not baseline:
                     self.publish(events)
                 baseline = False

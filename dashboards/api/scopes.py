@@ -90,6 +90,19 @@ def silence_visible(ctx: ApiContext, who: Principal, silence: Silence) -> bool:
     return silence.regencies is not None and silence.regencies <= regencies
 
 
+def matcher_in_scope(ctx: ApiContext, who: Principal, name: str, value: str) -> bool:
+    """Whether an equality matcher on ``name`` names something of the caller's scope (a
+    station or regency of another is refused: a write on what they cannot see)."""
+    if who.scope.deployment_wide:
+        return True
+    if name == "station":
+        station = ctx.registry.get(value)
+        return station is not None and allows(ctx, who, station.regency)
+    if name == "regency":
+        return allows(ctx, who, value)
+    return True
+
+
 def silence_regencies(ctx: ApiContext, who: Principal) -> frozenset[str] | None:
     """The regencies a silence made by ``who`` may mute (None: anything)."""
     return reach(ctx, who)

@@ -30,7 +30,13 @@ from dashboards.api.schemas import (
     SilenceList,
     SilencePublic,
 )
-from dashboards.api.scopes import incident_or_404, reach, silence_regencies, silence_visible
+from dashboards.api.scopes import (
+    incident_or_404,
+    matcher_in_scope,
+    reach,
+    silence_regencies,
+    silence_visible,
+)
 from dashboards.api.views import NS, incident_public, silence_public
 from devices.levels import Level
 
@@ -145,6 +151,11 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
     ends_ns = time_ns("body", "ends", body.ends, starts_ns + body.duration_min * 60 * NS) or 0
     if ends_ns <= starts_ns:
         raise bad_parameter("body", "ends", "ends must be after starts")
+    for matcher in body.matchers:
+        if matcher.op == "=" and not matcher_in_scope(ctx, who, matcher.name, matcher.value):
+            raise bad_parameter(
+                "body", "matchers", f"no {matcher.name} {matcher.value!r} in your scope"
+            )
     try:
         silence = Silence(
             matchers=[Matcher(name=m.name, value=m.value, op=m.op) for m in body.matchers],
