@@ -27,7 +27,7 @@ from dashboards.api.live import (
 )
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.routes import auth, incidents, stations, system
+from dashboards.api.routes import audit, auth, incidents, stations, system
 from dashboards.api.routes.stations import render_list
 from dashboards.api.routes.system import event_json
 from dashboards.api.views import WATER_LEVEL, incident_public, to_datetime
@@ -204,6 +204,7 @@ def create_app(
         system.probes,
         auth.router,
         auth.admin,
+        audit.router,
     ):
         app.include_router(router)
     _mount_web(app)

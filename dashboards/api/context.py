@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from alerts.notify.cap import CapDocument
 from dashboards.api.accounts import Accounts
+from dashboards.api.audit import AuditLog
 from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
@@ -57,6 +58,8 @@ class ApiContext:
     limiter: LoginLimiter
     clock_ns: Callable[[], int] = time.time_ns
     hub: LiveHub | None = None
+    # The audit log (default: on the accounts' database, see :meth:`audit_log`).
+    audit: AuditLog | None = None
     schemes: dict[str, str] = field(default_factory=dict)
     # Renders a new snapshot's unfiltered station list (in a thread) before it is published.
     prerender: Callable[[FleetSnapshot], object] | None = None
@@ -109,6 +112,12 @@ class ApiContext:
             # The previous snapshot stays; readyz tells whether storage answers.
             self.snapshot_failures += 1
             log.warning("refreshing the station overview failed: %s", exc)
+
+    def audit_log(self) -> AuditLog:
+        """The audit log, on the users' database."""
+        if self.audit is None:
+            self.audit = AuditLog(self.accounts.engine)
+        return self.audit
 
     def upstream(self) -> dict[str, list[LinkPublic]]:
         """Each station's upstream links (computed once: the API's registry does not change)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -344,6 +344,28 @@ class ApiKeyList(_Out):
     """API keys, as ``{data, count}``."""
 
     data: list[ApiKeyPublic]
+    count: int
+
+
+class AuditPublic(_Out):
+    """One change in the audit log."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_kind: Literal["incident", "silence", "user", "api_key", "policy"]
+    target: str
+    regency: str | None
+    province: str | None
+    client_ip: str
+    detail: dict[str, Any]
+
+
+class AuditList(_Out):
+    """Audit entries, newest first, as ``{data, count}``."""
+
+    data: list[AuditPublic]
     count: int
 
 

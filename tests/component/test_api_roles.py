@@ -43,6 +43,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Role | None]] = [
     ("GET", "/api/v1/api-keys", None, Role.ADMIN),
     ("POST", "/api/v1/api-keys", {"name": "new-key"}, Role.ADMIN),
     ("DELETE", "/api/v1/api-keys/{name}", None, Role.ADMIN),
+    ("GET", "/api/v1/audit", None, Role.ADMIN),
     ("GET", "/api/v1/cap.atom", None, None),
     ("GET", "/healthz", None, None),
     ("GET", "/readyz", None, None),

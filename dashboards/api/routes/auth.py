@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dashboards.api.accounts import AccountError, ApiKey, Principal, Role, User
 from dashboards.api.context import ApiContext
-from dashboards.api.deps import Admin, Context, Viewer
+from dashboards.api.deps import Admin, Context, Record, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
 from dashboards.api.schemas import (
     ApiKeyCreate,
@@ -200,7 +200,7 @@ async def list_users(ctx: Context, who: Admin) -> UserList:
     status_code=201,
     responses={409: {"model": Problem, "description": "the name is taken"}},
 )
-async def add_user(ctx: Context, who: Admin, body: UserCreate) -> UserCreated:
+async def add_user(ctx: Context, who: Admin, record: Record, body: UserCreate) -> UserCreated:
     """Create a user of ``regencies`` or a ``province`` (neither: the whole deployment), inside
     the admin's own scope; a generated password is returned this once."""
     scope = _given_scope(ctx, who, body.regencies, body.province)
@@ -212,6 +212,7 @@ async def add_user(ctx: Context, who: Admin, body: UserCreate) -> UserCreated:
         )
     except AccountError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await record("user.add", "user", user.username, scope, {"role": user.role.value})
     return UserCreated(**_user_public(user).model_dump(), password=password if generated else None)
 
 
@@ -224,7 +225,7 @@ Name = Annotated[str, Path(min_length=1, max_length=100)]
     status_code=204,
     responses={**NOT_FOUND, 409: {"model": Problem, "description": "yourself or the last admin"}},
 )
-async def remove_user(ctx: Context, who: Admin, username: Name) -> Response:
+async def remove_user(ctx: Context, who: Admin, record: Record, username: Name) -> Response:
     """Delete a user and end their sessions."""
     if username == who.name:
         return JSONResponse({"detail": "you cannot remove yourself"}, status.HTTP_409_CONFLICT)
@@ -239,6 +240,7 @@ async def remove_user(ctx: Context, who: Admin, username: Name) -> Response:
         return JSONResponse({"detail": str(exc)}, status.HTTP_409_CONFLICT)
     if not removed:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {username!r}")
+    await record("user.remove", "user", username, found.scope, {"role": found.role.value})
     return Response(status_code=204)
 
 
@@ -266,21 +268,22 @@ async def list_keys(ctx: Context, who: Admin) -> ApiKeyList:
     status_code=201,
     responses={409: {"model": Problem, "description": "the name is taken"}},
 )
-async def add_key(ctx: Context, who: Admin, body: ApiKeyCreate) -> ApiKeyCreated:
+async def add_key(ctx: Context, who: Admin, record: Record, body: ApiKeyCreate) -> ApiKeyCreated:
     """A new key of ``regencies`` or a ``province`` (neither: the whole deployment), inside the
     admin's own scope, shown this once; only its hash is kept."""
     scope = _given_scope(ctx, who, body.regencies, body.province)
     try:
-        record, key = await run_in_threadpool(
+        stored, key = await run_in_threadpool(
             ctx.accounts.add_key, body.name, Role(body.role), who.name, ctx.clock_ns(), scope
         )
     except AccountError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return ApiKeyCreated(**_key_public(record).model_dump(), key=key)
+    await record("api_key.add", "api_key", stored.name, scope, {"role": stored.role.value})
+    return ApiKeyCreated(**_key_public(stored).model_dump(), key=key)
 
 
 @admin.delete("/api-keys/{name}", summary="Revoke an API key", status_code=204, responses=NOT_FOUND)
-async def remove_key(ctx: Context, who: Admin, name: Name) -> Response:
+async def remove_key(ctx: Context, who: Admin, record: Record, name: Name) -> Response:
     """Revoke a key (of the admin's scope) at once."""
     found = next(
         (k for k in await run_in_threadpool(ctx.accounts.list_keys) if k.name == name), None
@@ -289,4 +292,5 @@ async def remove_key(ctx: Context, who: Admin, name: Name) -> Response:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key {name!r}")
     if not await run_in_threadpool(ctx.accounts.remove_key, name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key {name!r}")
+    await record("api_key.remove", "api_key", name, found.scope, {"role": found.role.value})
     return Response(status_code=204)

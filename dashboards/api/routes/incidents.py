@@ -17,7 +17,7 @@ from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api.accounts import Principal
 from dashboards.api.context import ApiContext
-from dashboards.api.deps import Context, Operator, Viewer
+from dashboards.api.deps import Context, Operator, Record, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import (
     ONE_LINE,
@@ -32,6 +32,7 @@ from dashboards.api.schemas import (
 )
 from dashboards.api.scopes import (
     incident_or_404,
+    incident_regency,
     matcher_in_scope,
     reach,
     silence_regencies,
@@ -78,6 +79,11 @@ async def list_incidents(
     return IncidentList(data=data, count=len(data))
 
 
+def _concerns(incident: Incident) -> frozenset[str] | None:
+    regency = incident_regency(incident)
+    return None if regency is None else frozenset({regency})
+
+
 async def _existing(ctx: ApiContext, who: Principal, incident_id: int) -> IncidentPublic:
     return incident_public(await incident_or_404(ctx, who, incident_id), ctx.schemes)
 
@@ -98,12 +104,19 @@ async def get_incident(ctx: Context, who: Viewer, incident_id: IncidentId) -> In
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def acknowledge(
-    ctx: Context, who: Operator, incident_id: IncidentId, body: AckRequest
+    ctx: Context, who: Operator, record: Record, incident_id: IncidentId, body: AckRequest
 ) -> IncidentPublic:
     """Record that ``who`` has seen it (with a comment)."""
     await _existing(ctx, who, incident_id)
     incident = await ctx.incidents.acknowledge(
         incident_id, by=who.name, comment=body.comment, at_ns=ctx.clock_ns()
+    )
+    await record(
+        "incident.acknowledge",
+        "incident",
+        str(incident_id),
+        _concerns(incident),
+        {"comment": body.comment},
     )
     return incident_public(incident, ctx.schemes)
 
@@ -114,11 +127,18 @@ async def acknowledge(
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def assign(
-    ctx: Context, who: Operator, incident_id: IncidentId, body: AssignRequest
+    ctx: Context, who: Operator, record: Record, incident_id: IncidentId, body: AssignRequest
 ) -> IncidentPublic:
     """Give it to someone."""
     await _existing(ctx, who, incident_id)
     incident = await ctx.incidents.assign(incident_id, assignee=body.assignee, at_ns=ctx.clock_ns())
+    await record(
+        "incident.assign",
+        "incident",
+        str(incident_id),
+        _concerns(incident),
+        {"assignee": body.assignee},
+    )
     return incident_public(incident, ctx.schemes)
 
 
@@ -141,7 +161,9 @@ async def list_silences(
     status_code=status.HTTP_201_CREATED,
     responses=AUTH_RESPONSES,
 )
-async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> SilencePublic:
+async def add_silence(
+    ctx: Context, who: Operator, record: Record, body: SilenceCreate
+) -> SilencePublic:
     """Hold notifications matching every matcher from ``starts`` to ``ends``.
 
     A silence made by someone of some regencies or a province mutes only their regencies'
@@ -168,7 +190,15 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise bad_parameter("body", "matchers", message) from None
-    return silence_public(await ctx.notify.add_silence(silence))
+    stored = await ctx.notify.add_silence(silence)
+    await record(
+        "silence.add",
+        "silence",
+        str(stored.id),
+        stored.regencies,
+        {"matchers": [m.model_dump() for m in stored.matchers], "comment": stored.comment},
+    )
+    return silence_public(stored)
 
 
 @router.delete(
@@ -178,7 +208,10 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def expire_silence(
-    ctx: Context, who: Operator, silence_id: Annotated[int, Path(ge=1, le=2**62)]
+    ctx: Context,
+    who: Operator,
+    record: Record,
+    silence_id: Annotated[int, Path(ge=1, le=2**62)],
 ) -> Response:
     """Ends the silence (of the caller's scope) at once (it stays in the history)."""
     known = await ctx.notify.silences(None)
@@ -187,6 +220,7 @@ async def expire_silence(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
     if not await ctx.notify.expire_silence(silence_id, ctx.clock_ns()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
+    await record("silence.expire", "silence", str(silence_id), found.regencies)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
