@@ -105,7 +105,7 @@ def fleet(stations: int) -> StaticRegistry:
                 regency=f"Regency {i // REGENCY_STATIONS:04d}",
                 river=f"River {i % 37}",
                 latitude=-6 + (i % 100) / 100,
-                longitude=106 + (i // 100) / 10,
+                longitude=95 + (i // 100 % 450) / 10,
                 metrics=metrics,
                 interval_s=900,
                 thresholds=[Thresholds(waspada_cm=200, siaga_cm=300, awas_cm=400)],

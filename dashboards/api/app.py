@@ -8,6 +8,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -27,7 +28,7 @@ from dashboards.api.live import (
 )
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.routes import audit, auth, incidents, stations, system
+from dashboards.api.routes import audit, auth, incidents, policies, stations, system
 from dashboards.api.routes.stations import render_list
 from dashboards.api.routes.system import event_json
 from dashboards.api.views import WATER_LEVEL, incident_public, to_datetime
@@ -165,6 +166,7 @@ def create_app(
         ),
         limiter=LoginLimiter(settings.api.login_max_failures, settings.api.login_window_s),
         clock_ns=clock_ns,
+        policy_file=Path(settings.notify.policy_file),
     )
     ctx.refresh_schemes()
     ctx.prerender = functools.partial(render_list, ctx, regency=None, river=None)
@@ -205,6 +207,7 @@ def create_app(
         auth.router,
         auth.admin,
         audit.router,
+        policies.router,
     ):
         app.include_router(router)
     _mount_web(app)

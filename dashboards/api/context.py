@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from alerts.notify.cap import CapDocument
 from dashboards.api.accounts import Accounts
@@ -58,6 +59,9 @@ class ApiContext:
     limiter: LoginLimiter
     clock_ns: Callable[[], int] = time.time_ns
     hub: LiveHub | None = None
+    # The deployment's notification policy file (``notify.policy_file``): regency policies are
+    # checked against it before they are stored.
+    policy_file: Path | None = None
     # The audit log (default: on the accounts' database, see :meth:`audit_log`).
     audit: AuditLog | None = None
     schemes: dict[str, str] = field(default_factory=dict)

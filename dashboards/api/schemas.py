@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.model import EventKind, IncidentState
+from alerts.notify.regency_policy import RegencyPolicy
 
 LevelName = Literal["NORMAL", "WASPADA", "SIAGA", "AWAS"]
 RoleName = Literal["viewer", "operator", "admin"]
@@ -366,6 +367,24 @@ class AuditList(_Out):
     """Audit entries, newest first, as ``{data, count}``."""
 
     data: list[AuditPublic]
+    count: int
+
+
+class RegencyPolicyPublic(_Out):
+    """A version of a regency's notification policy (``version`` 0 and ``policy`` null: it has
+    none of its own, the deployment's file applies)."""
+
+    regency: str
+    version: int
+    policy: RegencyPolicy | None
+    created_by: str | None
+    created: datetime | None
+
+
+class RegencyPolicyList(_Out):
+    """Every version of a regency's policy, newest first, as ``{data, count}``."""
+
+    data: list[RegencyPolicyPublic]
     count: int
 
 

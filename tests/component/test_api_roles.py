@@ -44,6 +44,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Role | None]] = [
     ("POST", "/api/v1/api-keys", {"name": "new-key"}, Role.ADMIN),
     ("DELETE", "/api/v1/api-keys/{name}", None, Role.ADMIN),
     ("GET", "/api/v1/audit", None, Role.ADMIN),
+    ("GET", "/api/v1/policies/{regency}", None, Role.ADMIN),
+    ("GET", "/api/v1/policies/{regency}/versions", None, Role.ADMIN),
+    ("PUT", "/api/v1/policies/{regency}", {"recipients": []}, Role.ADMIN),
     ("GET", "/api/v1/cap.atom", None, None),
     ("GET", "/healthz", None, None),
     ("GET", "/readyz", None, None),
@@ -66,6 +69,7 @@ EXAMPLES = {
     "silence_id": "1",
     "username": "viewer",
     "name": "viewer-key",
+    "regency": "Tulang Bawang",
 }
 
 

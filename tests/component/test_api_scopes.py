@@ -164,6 +164,7 @@ def _requests(world: World, inside: frozenset[str]) -> list[tuple[str, str, dict
         "username": f"user-{_slug(b_regency)}",
         "name": f"key-{_slug(b_regency)}",
         "identifier": f"cap-{b_station.id}",
+        "regency": b_regency,
     }
     bodies: dict[tuple[str, str], list[dict[str, Any]]] = {
         ("POST", "/api/v1/incidents/{incident_id}/ack"): [{"comment": "on it"}],
@@ -178,6 +179,15 @@ def _requests(world: World, inside: frozenset[str]) -> list[tuple[str, str, dict
             {"username": "intruder-1", "role": "viewer", "regencies": [b_regency]},
             {"username": "intruder-2", "role": "admin"},
             {"username": "intruder-3", "role": "viewer", "province": "Jawa Tengah"},
+        ],
+        ("PUT", "/api/v1/policies/{regency}"): [
+            {
+                "recipients": [
+                    {"name": "x", "channels": [{"name": "m", "url": "mailto://x@example.org"}]}
+                ],
+                "groups": [{"name": "x", "members": ["x"]}],
+                "default_groups": ["x"],
+            }
         ],
         ("POST", "/api/v1/api-keys"): [
             {"name": "intruder-1", "regencies": [b_regency]},
@@ -273,6 +283,7 @@ async def _b_is_untouched(world: World, case: Case) -> None:
         assert f"user-{_slug(regency)}" in users
         assert f"key-{_slug(regency)}" in keys
     assert not {"intruder-1", "intruder-2", "intruder-3"} & (users | keys)
+    assert await ctx.notify.regency_policies(b.regency) == []
 
 
 async def test_the_scope_sees_its_own_data_and_the_deployment_sees_all(

@@ -1,4 +1,4 @@
-"""Tenancy: scopes on users and API keys, scoped silences, the audit log.
+"""Tenancy: scopes on users and API keys, scoped silences, the audit log, regency policies.
 
 Revision ID: 0004_tenancy
 Revises: 0003_notify
@@ -53,10 +53,24 @@ def upgrade() -> None:
         )
         op.create_index("ix_audit_log_at_ns", "audit_log", ["at_ns"])
         op.create_index("ix_audit_log_regency", "audit_log", ["regency"])
+    if not sa.inspect(op.get_bind()).has_table("notify_regency_policies"):
+        op.create_table(
+            "notify_regency_policies",
+            sa.Column("id", _Id, primary_key=True, autoincrement=True),
+            sa.Column("regency", sa.String(100), nullable=False),
+            sa.Column("version", sa.Integer, nullable=False),
+            sa.Column("document", sa.JSON, nullable=False),
+            sa.Column("created_by", sa.String(200), nullable=False),
+            sa.Column("created_ns", sa.BigInteger, nullable=False),
+            sa.PrimaryKeyConstraint("id", name="pk_notify_regency_policies"),
+            sa.UniqueConstraint("regency", "version", name="uq_notify_regency_policies_version"),
+        )
 
 
 def downgrade() -> None:
-    """Drop the audit log and the scope columns (everyone becomes deployment-wide)."""
+    """Drop the regency policies, the audit log and the scope columns (everyone becomes
+    deployment-wide)."""
+    op.drop_table("notify_regency_policies")
     op.drop_table("audit_log")
     with op.batch_alter_table("notify_silences") as batch:
         batch.drop_column("regencies")
