@@ -14,6 +14,7 @@ from alerts.notify.errors import PermanentDeliveryError, PolicyError
 from alerts.notify.memory import MemoryNotifyStore
 from alerts.notify.policy import Policy, PolicyWatcher, parse_policy
 from alerts.notify.records import DELIVERED, FAILED, PENDING, SENDING
+from alerts.notify.regency_policy import PolicyInForce, parse_regency_policy
 from alerts.pipeline.silence import Matcher, Silence
 from alerts.settings import NotifySettings
 from devices.levels import Level
@@ -290,3 +291,30 @@ silences:
     )
     with pytest.raises(PolicyError, match="UTC offset"):
         parse_policy(naive)
+
+
+async def test_a_regency_policy_in_force_takes_its_regencys_notices_alone() -> None:
+    store = MemoryNotifyStore()
+    own = parse_regency_policy(
+        "Tulang Bawang",
+        {
+            "recipients": [{"name": "piket", "channels": [{"name": "tg", "url": "json://x/tb"}]}],
+            "groups": [{"name": "piket", "members": ["piket"]}],
+            "default_groups": ["piket"],
+        },
+    )
+    await store.save_regency_policy("Tulang Bawang", own, "tb-admin", T0)
+    in_force = PolicyInForce()
+    in_force.use({p.regency: p for p in await store.regency_policies()})
+    rig = Rig(in_force(parse_policy(POLICY)), store)
+    await rig.dispatcher.start()
+    rig.incidents.transition("tb-menggala", Level.WASPADA, rig.now)
+    rig.incidents.transition("jr-bedadung-kota", Level.WASPADA, rig.now)
+    await rig.advance(0)
+    await rig.advance(30)
+    (body,) = rig.sent("tulang-bawang.piket", "tg")
+    assert "Menggala" in body
+    assert "Jember" not in body
+    # The file's default still takes the regencies without a policy of their own.
+    (other,) = rig.sent("duty-lampung", "telegram")
+    assert "Menggala" not in other
