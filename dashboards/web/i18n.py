@@ -97,6 +97,28 @@ STRINGS: dict[str, tuple[str, str]] = {
     "audit.api_key.add": ("membuat kunci API", "created API key"),
     "audit.api_key.remove": ("mencabut kunci API", "revoked API key"),
     "audit.policy.update": ("mengubah kebijakan notifikasi", "changed notification policy"),
+    "nav.policy": ("Kebijakan notifikasi", "Notification policy"),
+    "policy.title": ("Kebijakan notifikasi kabupaten", "Regency notification policy"),
+    "policy.help": (
+        "Penerima, grup, rute dan eskalasi kabupaten ini (JSON). Berkas kebijakan deployment "
+        "tetap berlaku untuk kabupaten tanpa kebijakan sendiri.",
+        "This regency's recipients, groups, routes and escalations (JSON). The deployment's "
+        "policy file still applies to regencies without a policy of their own.",
+    ),
+    "policy.regency": ("Kabupaten", "Regency"),
+    "policy.load": ("Muat", "Load"),
+    "policy.document": ("Dokumen kebijakan", "Policy document"),
+    "policy.save": ("Simpan versi baru", "Save a new version"),
+    "policy.saved": ("Tersimpan", "Saved"),
+    "policy.version": ("Versi {n}, oleh {by}", "Version {n}, by {by}"),
+    "policy.file_default": (
+        "Belum ada kebijakan sendiri: berkas deployment berlaku",
+        "No policy of its own yet: the deployment's file applies",
+    ),
+    "policy.not_yours": (
+        "Kabupaten ini tidak ada dalam wilayah Anda",
+        "This regency is not in your scope",
+    ),
     "scope.deployment": ("seluruh deployment", "whole deployment"),
     "scope.province": ("provinsi {name}", "province {name}"),
     "incidents.title": ("Insiden", "Incidents"),

@@ -44,6 +44,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.integration
 
 OPERATOR = ("jember-op", "jember-password-1")
+ADMIN = ("jember-admin", "jember-password-2")
 MINUTE_NS = 60 * 1_000_000_000
 
 
@@ -75,6 +76,7 @@ def web(tmp_path: Path) -> Iterator[ScopedWeb]:
     accounts = Accounts(sql_engine(settings.database.url))
     accounts.create_tables()
     accounts.add_user(OPERATOR[0], Role.OPERATOR, OPERATOR[1], time.time_ns(), Scope.of(["Jember"]))
+    accounts.add_user(ADMIN[0], Role.ADMIN, ADMIN[1], time.time_ns(), Scope.of(["Jember"]))
     registry = load_stations(STATIONS_FILE)
     now_ns = time.time_ns()
     storage = MemoryStorage()
@@ -181,3 +183,44 @@ def test_a_regency_operator_sees_only_their_regency(page: Any, web: ScopedWeb) -
     # A station of another regency is not there at all.
     page.goto(f"{web.url}/stations/rb-lasem")
     until(page, "document.body.innerText.includes('Pos tidak ditemukan')")
+
+
+POLICY = """{
+  "recipients": [{"name": "piket", "channels": [{"name": "mail", "url": "mailto://piket@jember.go.id"}]}],
+  "groups": [{"name": "piket", "members": ["piket"]}],
+  "default_groups": ["piket"]
+}"""
+
+
+def test_a_regency_admin_edits_its_policy_and_reads_the_audit_log(
+    page: Any, web: ScopedWeb
+) -> None:
+    page.goto(f"{web.url}/policy")
+    page.wait_for_url("**/login?next=*")
+    page.fill("input[name=username]", ADMIN[0])
+    page.fill("input[name=password]", ADMIN[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{web.url}/policy")
+    until(page, "document.getElementById('policy-regency').value === 'Jember'")
+    until(page, "document.getElementById('policy-version').textContent.includes('berkas')")
+    # A broken edit is refused with its reason; the policy in force stays.
+    page.fill("#policy-document", POLICY.replace('["piket"]}', '["tim-sar"]}', 1))
+    page.click("#policy-form button[type=submit]")
+    until(page, "document.getElementById('policy-error').textContent.includes('tim-sar')")
+    page.fill("#policy-document", POLICY)
+    page.click("#policy-form button[type=submit]")
+    until(page, "document.getElementById('policy-version').textContent.includes('Versi 1')")
+    assert page.locator("#policy-error").is_hidden()
+    screenshot(page, "policy-jember")
+    # Another regency's policy is not there for this admin.
+    page.fill("#policy-regency", "Rembang")
+    page.click("#policy-load")
+    until(page, "document.getElementById('policy-error').textContent.includes('wilayah')")
+    # The audit log has the change, with who and from where.
+    page.click("#nav-audit")
+    page.wait_for_url(f"{web.url}/audit")
+    entry = page.locator("#audit-list li[data-action='policy.update']")
+    entry.wait_for()
+    assert "jember-admin" in entry.inner_text()
+    assert "127.0.0.1" in entry.inner_text()
+    screenshot(page, "audit-jember")

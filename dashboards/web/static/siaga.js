@@ -61,8 +61,10 @@ const Siaga = (() => {
       session = await api("/api/v1/me").catch(() => ({}));
       const who = document.getElementById("who");
       if (who && session.name) who.textContent = `${session.name} (${session.role} · ${scopeText(session)})`;
-      const audit = document.getElementById("nav-audit");
-      if (audit && session.role === "admin") audit.hidden = false;
+      for (const id of ["nav-audit", "nav-policy"]) {
+        const link = document.getElementById(id);
+        if (link && session.role === "admin") link.hidden = false;
+      }
       const logout = document.getElementById("logout");
       if (logout && session.name) logout.hidden = false;
     }
