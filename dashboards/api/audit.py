@@ -51,33 +51,42 @@ class AuditEntry:
     id: int = 0
 
 
-def entries(
-    concerns: Scope | frozenset[str] | None,
-    *,
-    at_ns: int,
-    actor: str,
-    action: str,
-    target_kind: str,
-    target: str,
-    client_ip: str,
-    detail: Mapping[str, Any] | None = None,
-) -> list[AuditEntry]:
-    """The rows for one change, one per regency it concerns.
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change as a route reports it (see :class:`AuditEntry` for the fields).
 
-    Args:
+    Attributes:
         concerns: A scope (a user's or key's), a set of regencies (an incident's one, a
             silence's), or None (the whole deployment's).
-        at_ns: When.
-        actor: Who.
-        action: What.
-        target_kind: One of :data:`TARGET_KINDS`.
-        target: Which.
-        client_ip: From where.
-        detail: What else.
     """
-    if target_kind not in TARGET_KINDS:
-        raise ValueError(f"unknown target kind {target_kind!r}")
-    base = AuditEntry(at_ns, actor, action, target_kind, target, client_ip, detail=detail or {})
+
+    concerns: Scope | frozenset[str] | None
+    actor: str
+    action: str
+    target_kind: str
+    target: str
+    client_ip: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def entries(change: Change, at_ns: int) -> list[AuditEntry]:
+    """The rows for one change at ``at_ns``, one per regency it concerns.
+
+    Raises:
+        ValueError: An unknown target kind.
+    """
+    if change.target_kind not in TARGET_KINDS:
+        raise ValueError(f"unknown target kind {change.target_kind!r}")
+    base = AuditEntry(
+        at_ns,
+        change.actor,
+        change.action,
+        change.target_kind,
+        change.target,
+        change.client_ip,
+        detail=change.detail,
+    )
+    concerns = change.concerns
     if isinstance(concerns, Scope):
         if concerns.province is not None:
             return [_with(base, province=concerns.province)]

@@ -17,7 +17,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCreden
 from starlette.concurrency import run_in_threadpool
 
 from dashboards.api.accounts import Principal, Role
-from dashboards.api.audit import entries
+from dashboards.api.audit import Change, entries
 from dashboards.api.context import ApiContext
 from devices.scopes import Scope
 
@@ -119,17 +119,15 @@ class Recorder:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """Append the change (see :func:`dashboards.api.audit.entries`)."""
-        rows = entries(
-            concerns,
-            at_ns=self._ctx.clock_ns(),
-            actor=self._who.name,
-            action=action,
-            target_kind=target_kind,
-            target=target,
-            client_ip=self._client_ip,
-            detail=detail,
+        change = Change(
+            concerns, self._who.name, action, target_kind, target, self._client_ip, detail or {}
         )
-        await run_in_threadpool(self._ctx.audit_log().add, rows)
+        await audit_change(self._ctx, change)
+
+
+async def audit_change(ctx: ApiContext, change: Change) -> None:
+    """Append one change to the audit log, at the API's clock."""
+    await run_in_threadpool(ctx.audit_log().add, entries(change, ctx.clock_ns()))
 
 
 def recorder(

@@ -9,23 +9,22 @@ import httpx
 import pytest
 
 from dashboards.api.accounts import Role
-from dashboards.api.audit import AuditLog, entries
+from dashboards.api.audit import AuditLog, Change, entries
 from devices.scopes import Scope
 from ingest.storage.memory import MemoryStorage
 from tests.apitools import NOW_NS, ApiHarness, build, incident
 
 
 def test_a_change_is_one_row_per_regency_it_concerns() -> None:
-    common = {"at_ns": 1, "actor": "ana", "action": "user.add", "target_kind": "user"}
-    two = entries(Scope.of(["Rembang", "Jember"]), target="budi", client_ip="10.0.0.1", **common)
-    assert [(e.regency, e.province) for e in two] == [("Jember", None), ("Rembang", None)]
-    province = entries(Scope.of(province="Lampung"), target="b", client_ip="x", **common)
-    assert [(e.regency, e.province) for e in province] == [(None, "Lampung")]
-    assert [
-        (e.regency, e.province) for e in entries(None, target="b", client_ip="x", **common)
-    ] == [(None, None)]
+    def rows(concerns: Scope | None, kind: str = "user") -> list[tuple[str | None, str | None]]:
+        change = Change(concerns, "ana", "user.add", kind, "budi", "10.0.0.1")
+        return [(e.regency, e.province) for e in entries(change, 1)]
+
+    assert rows(Scope.of(["Rembang", "Jember"])) == [("Jember", None), ("Rembang", None)]
+    assert rows(Scope.of(province="Lampung")) == [(None, "Lampung")]
+    assert rows(None) == [(None, None)]
     with pytest.raises(ValueError, match="unknown target kind"):
-        entries(None, **{**common, "target_kind": "station"}, target="x", client_ip="x")
+        rows(None, "station")
 
 
 def test_the_log_can_be_added_to_and_read_and_nothing_else() -> None:

@@ -6,7 +6,7 @@ import html
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Path, Query, status
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -16,8 +16,9 @@ from alerts.model import EventKind, Incident
 from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api.accounts import Principal
+from dashboards.api.audit import Change
 from dashboards.api.context import ApiContext
-from dashboards.api.deps import Context, Operator, Record, Viewer
+from dashboards.api.deps import Context, Operator, Record, Viewer, audit_change
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import (
     ONE_LINE,
@@ -226,6 +227,23 @@ async def expire_silence(
 
 # -- signed one-click links -------------------------------------------------------------------
 
+
+async def _audit_link(ctx: ApiContext, request: Request, incident: Incident, by: str) -> None:
+    """An acknowledgement through a signed link, in the audit log (``link:<name>``: the name
+    the link carries or the page was given, which nobody signed in to prove)."""
+    address = request.client.host if request.client else "?"
+    change = Change(
+        _concerns(incident),
+        f"link:{by}",
+        "incident.acknowledge",
+        "incident",
+        str(incident.id),
+        address,
+        {"comment": "via link"},
+    )
+    await audit_change(ctx, change)
+
+
 _PAGE = """<!doctype html><html lang="id"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>Siaga</title>
 <body style="font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em">{body}</body>
@@ -278,14 +296,17 @@ async def ack_link_page(ctx: Context, token: Annotated[str, Path(max_length=2048
         410: {"description": "expired"},
     },
 )
-async def ack_link_use(ctx: Context, token: Annotated[str, Path(max_length=2048)]) -> HTMLResponse:
+async def ack_link_use(
+    ctx: Context, request: Request, token: Annotated[str, Path(max_length=2048)]
+) -> HTMLResponse:
     """Acknowledges in the name of the link's recipient, once."""
     now_ns = ctx.clock_ns()
     try:
         claim = verify_ack_token(token, ctx.secret_key, now_ns / NS)
     except AckLinkError as exc:
         return _page(f"<p>{html.escape(str(exc))}</p>", _LINK_STATUS[exc.reason])
-    if await ctx.incidents.get(claim.incident_id) is None:
+    linked = await ctx.incidents.get(claim.incident_id)
+    if linked is None:
         return _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
     first_use = await run_in_threadpool(
         ctx.accounts.use_ack_nonce, claim.nonce, claim.incident_id, claim.recipient, now_ns
@@ -295,6 +316,7 @@ async def ack_link_use(ctx: Context, token: Annotated[str, Path(max_length=2048)
     await ctx.incidents.acknowledge(
         claim.incident_id, by=claim.recipient, comment="via link", at_ns=now_ns
     )
+    await _audit_link(ctx, request, linked, claim.recipient)
     return _page(
         f"<p>Insiden {claim.incident_id} dikonfirmasi oleh {html.escape(claim.recipient)}."
         f" / acknowledged by {html.escape(claim.recipient)}.</p>"
@@ -361,6 +383,7 @@ async def notify_link_page(
 )
 async def notify_link_use(
     ctx: Context,
+    request: Request,
     incident_id: IncidentId,
     exp: _Expiry,
     sig: _Signature,
@@ -377,6 +400,7 @@ async def notify_link_use(
     if not first_use:
         return _page("<p>Tautan ini sudah dipakai / this link was used already.</p>", 409)
     await ctx.incidents.acknowledge(incident_id, by=by, comment="via link", at_ns=now_ns)
+    await _audit_link(ctx, request, incident, by)
     return _page(
         f"<p>Insiden {incident_id} dikonfirmasi oleh {html.escape(by)}."
         f" / acknowledged by {html.escape(by)}.</p>"
