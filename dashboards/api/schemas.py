@@ -204,7 +204,7 @@ class SilenceCreate(_In):
 
 
 class SilencePublic(_Out):
-    """A silence."""
+    """A silence; ``regencies``: the only ones it may mute (null: the whole deployment's)."""
 
     id: int
     matchers: list[MatcherSchema]
@@ -212,6 +212,7 @@ class SilencePublic(_Out):
     ends: datetime
     created_by: str
     comment: str
+    regencies: list[str] | None = None
 
 
 class SilenceList(_Out):

@@ -59,6 +59,7 @@ async def test_changes_are_recorded_and_each_scope_reads_its_own(harness: ApiHar
             json={"matchers": [{"name": "kind", "value": "level"}], "comment": "perbaikan"},
         )
         assert silence.status_code == 201
+        assert silence.json()["regencies"] == ["Jember"]
         silence_id = silence.json()["id"]
         assert (await client.delete(f"/api/v1/silences/{silence_id}")).status_code == 204
         body = {"username": "siti", "role": "operator", "regencies": ["Jember"]}
