@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from alerts.incidents.migrations import downgrade, upgrade
 from alerts.incidents.store import SqlIncidentStore
 from alerts.notify.sqlstore import SqlNotifyStore
 from dashboards.api.accounts import Accounts, Role
+from dashboards.api.audit import AuditLog, Change, entries
 from devices.scopes import DEPLOYMENT, Scope
 
 
@@ -95,4 +97,19 @@ async def test_every_user_key_silence_and_incident_is_kept_and_deployment_wide(
         [silence] = await notify.silences()
         assert silence.regencies is None
     downgrade(sql_url, "0003_notify")
+    upgrade(sql_url)
+
+
+def test_the_database_refuses_to_change_or_delete_an_audit_row(sql_url: str) -> None:
+    upgrade(sql_url)
+    log = AuditLog(create_engine(sql_url))
+    try:
+        log.add(entries(Change(None, "ana", "user.add", "user", "budi", "10.0.0.1"), 1))
+        for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+            with pytest.raises(DBAPIError, match="append-only"), log.engine.begin() as c:
+                c.execute(text(statement))
+        assert [e.actor for e in log.read(regencies=None)] == ["ana"]
+    finally:
+        log.engine.dispose()
+    downgrade(sql_url, "base")
     upgrade(sql_url)

@@ -53,6 +53,7 @@ def upgrade() -> None:
         )
         op.create_index("ix_audit_log_at_ns", "audit_log", ["at_ns"])
         op.create_index("ix_audit_log_regency", "audit_log", ["regency"])
+        _append_only()
     if not sa.inspect(op.get_bind()).has_table("notify_regency_policies"):
         op.create_table(
             "notify_regency_policies",
@@ -67,11 +68,36 @@ def upgrade() -> None:
         )
 
 
+_REFUSAL = "the audit log is append-only"
+
+
+def _append_only() -> None:
+    """The database itself refuses to change or delete an audit row (Siaga never does; this
+    keeps anything else that writes with Siaga's credentials from doing it quietly)."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE OR REPLACE FUNCTION siaga_audit_append_only() RETURNS trigger AS $$ "
+            f"BEGIN RAISE EXCEPTION '{_REFUSAL}'; END $$ LANGUAGE plpgsql"
+        )
+        op.execute(
+            "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION siaga_audit_append_only()"
+        )
+        return
+    for event in ("UPDATE", "DELETE"):
+        op.execute(
+            f"CREATE TRIGGER audit_log_no_{event.lower()} BEFORE {event} ON audit_log "
+            f"BEGIN SELECT RAISE(ABORT, '{_REFUSAL}'); END"
+        )
+
+
 def downgrade() -> None:
     """Drop the regency policies, the audit log and the scope columns (everyone becomes
     deployment-wide)."""
     op.drop_table("notify_regency_policies")
-    op.drop_table("audit_log")
+    op.drop_table("audit_log")  # its triggers go with it
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS siaga_audit_append_only()")
     with op.batch_alter_table("notify_silences") as batch:
         batch.drop_column("regencies")
     for table in _SCOPED:
