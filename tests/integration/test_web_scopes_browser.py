@@ -180,6 +180,12 @@ def test_a_regency_operator_sees_only_their_regency(page: Any, web: ScopedWeb) -
     assert "Menggala" not in text
     screenshot(page, "overview-regency-jember-live")
 
+    # The incidents page: Jember's alone, with their forms.
+    page.click("nav a[href='/incidents']")
+    page.wait_for_url(f"{web.url}/incidents")
+    page.locator("#incident-5").wait_for()
+    assert _shown(page, "#incident-list > li", "id") == {"incident-1", "incident-5"}
+
     # A station of another regency is not there at all.
     page.goto(f"{web.url}/stations/rb-lasem")
     until(page, "document.body.innerText.includes('Pos tidak ditemukan')")
