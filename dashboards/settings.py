@@ -117,6 +117,12 @@ class GrafanaSettings(Section):
     timeout_s: float = Field(default=10.0, gt=0)
     folder_uid: str = Field(default="siaga", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     folder_title: str = Field(default="Siaga", min_length=1)
+    overview_max_stations: int = Field(
+        default=200,
+        ge=0,
+        description="gauges the national overview draws one by one; past it, it links to the "
+        "regencies' own overviews",
+    )
     influx_url: str | None = Field(
         default=None, description="InfluxDB as Grafana reaches it (default: influx.url)"
     )

@@ -17,6 +17,7 @@ translated once, at each boundary. Classes outside this module are drawn by modu
     ├── InputError                  one input: a message (stored rejection) or a request (4xx)
     │   ├── devices.timestamps.TimestampError       a timestamp that is not a UTC instant
     │   ├── devices.readings_csv.ReadingsCsvError   a line of a recorded series (CSV)
+    │   ├── devices.scopes.ScopeError               a scope the registry does not know
     │   ├── devices.formats.units.UnitError         a quantity or unit conversion
     │   │   └── devices.formats.units.NonFiniteError
     │   ├── devices.formats.native._NonFiniteError  NaN or Infinity in JSON

@@ -403,50 +403,65 @@ def users_main(data_dir: DataDirOption = None) -> None:
 def users_add(
     username: str,
     role: Annotated[str, typer.Option(help="viewer, operator or admin.")] = "viewer",
+    regency: Annotated[
+        list[str] | None,
+        typer.Option(help="A regency the user sees and acts on (repeat for more)."),
+    ] = None,
+    province: Annotated[
+        str | None, typer.Option(help="A province: every regency the registry puts in it.")
+    ] = None,
     password: Annotated[
         str | None, typer.Option(help="The password (default: generated and printed once).")
     ] = None,
+    data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Add a user; without --password one is generated and printed this once."""
+    """Add a user; without --regency or --province they see the whole deployment.
+
+    Without --password one is generated and printed this once.
+    """
     from dashboards.api.accounts import AccountError, Role
     from dashboards.api.service import add_user
+    from devices.scopes import Scope, ScopeError
 
     try:
         chosen = Role(role)
     except ValueError:
         raise _fail(f"--role must be viewer, operator or admin (got {role!r})") from None
     try:
-        user, generated = add_user(
-            _platform(config, DATA_DIR[0], create=True), username, chosen, password
-        )
-    except (ConfigError, AccountError) as exc:
+        scope = Scope.of(regency or (), province)
+        settings = _platform(config, data_dir or DATA_DIR[0], create=True)
+        user, generated = add_user(settings, username, chosen, password, scope)
+    except (ConfigError, AccountError, ScopeError) as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"added {user.username} ({user.role.value})")
+    where = "" if user.scope.deployment_wide else f", {user.scope.describe()}"
+    typer.echo(f"added {user.username} ({user.role.value}{where})")
     if generated is not None:
         typer.echo(f"password: {generated}")
 
 
 @users_app.command("list")
-def users_list(config: ConfigOption = None) -> None:
-    """List users and their roles."""
+def users_list(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """List users, their roles and scopes."""
     from dashboards.api.service import accounts_for
 
     try:
-        found = accounts_for(_platform(config, DATA_DIR[0])).list_users()
+        found = accounts_for(_platform(config, data_dir or DATA_DIR[0])).list_users()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     for user in found:
-        typer.echo(f"{user.username}\t{user.role.value}")
+        typer.echo(f"{user.username}\t{user.role.value}\t{user.scope.describe()}")
 
 
 @users_app.command("remove")
-def users_remove(username: str, config: ConfigOption = None) -> None:
+def users_remove(
+    username: str, config: ConfigOption = None, data_dir: DataDirOption = None
+) -> None:
     """Remove a user and end their sessions."""
     from dashboards.api.service import accounts_for
 
     try:
-        removed = accounts_for(_platform(config, DATA_DIR[0])).remove_user(username)
+        removed = accounts_for(_platform(config, data_dir or DATA_DIR[0])).remove_user(username)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if not removed:

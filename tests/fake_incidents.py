@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from alerts.incidents.records import IncidentFilter
 from alerts.model import Acknowledgement, EventKind, Incident
@@ -37,10 +37,20 @@ class MemoryIncidents:
         until_ns: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        regencies: Collection[str] | None = None,
     ) -> builtins.list[Incident]:
         """Newest update first; selected as :class:`IncidentFilter` selects in the memory store."""
         wanted = IncidentFilter(
-            active_only, regency, station, kind, severity, since_ns, until_ns, limit, offset
+            active_only,
+            regency,
+            station,
+            kind,
+            severity,
+            since_ns,
+            until_ns,
+            limit,
+            offset,
+            None if regencies is None else frozenset(regencies),
         )
         found = [
             dataclasses.replace(i, transitions=())

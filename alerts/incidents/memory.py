@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from alerts.incidents.errors import IncidentNotFoundError, IncidentStoreError
 from alerts.incidents.records import (
@@ -156,11 +156,21 @@ class MemoryIncidentStore:
         until_ns: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        regencies: Collection[str] | None = None,
     ) -> builtins.list[Incident]:
         """See :meth:`alerts.incidents.store.IncidentStore.list`."""
         self._check()
         wanted = IncidentFilter(
-            active_only, regency, station, kind, severity, since_ns, until_ns, limit, offset
+            active_only,
+            regency,
+            station,
+            kind,
+            severity,
+            since_ns,
+            until_ns,
+            limit,
+            offset,
+            None if regencies is None else frozenset(regencies),
         )
         found = [i for i in self.incidents.values() if wanted.matches(i)]
         found.sort(key=lambda i: (i.updated_ns, i.id), reverse=True)

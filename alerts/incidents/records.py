@@ -37,12 +37,16 @@ class IncidentFilter:
     until_ns: int | None = None
     limit: int = 100
     offset: int = 0
+    # A caller's scope: only incidents of these regencies (None: any).
+    regencies: frozenset[str] | None = None
 
     def matches(self, incident: Incident) -> bool:
         """Whether ``incident`` is selected (the in-memory store's WHERE clause)."""
         if self.active_only and incident.state == IncidentState.RESOLVED:
             return False
         if self.regency is not None and incident.labels.get("regency") != self.regency:
+            return False
+        if self.regencies is not None and incident.labels.get("regency") not in self.regencies:
             return False
         if self.station is not None and self.station not in (
             incident.subject,

@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -109,10 +109,12 @@ class IncidentQueries(Protocol):
         until_ns: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        regencies: Collection[str] | None = None,
     ) -> builtins.list[Incident]:
         """Incidents, most recently updated first, without their transitions.
 
-        ``since_ns`` keeps incidents updated at or after it; ``until_ns`` those opened before it.
+        ``since_ns`` keeps incidents updated at or after it; ``until_ns`` those opened before it;
+        ``regencies`` (a caller's scope) those of these regencies (None: any).
         """
         ...
 
@@ -764,6 +766,7 @@ class SqlIncidentStore:
         until_ns: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        regencies: Collection[str] | None = None,
     ) -> builtins.list[Incident]:
         """See :meth:`IncidentStore.list`."""
         table = tables.incidents
@@ -772,6 +775,8 @@ class SqlIncidentStore:
             query = query.where(table.c.state != IncidentState.RESOLVED.value)
         if regency is not None:
             query = query.where(table.c.regency == regency)
+        if regencies is not None:
+            query = query.where(table.c.regency.in_(sorted(regencies)))
         if station is not None:
             query = query.where(table.c.subject == station)
         if kind is not None:

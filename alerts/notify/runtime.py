@@ -26,10 +26,12 @@ from alerts.notify.channels import Channel
 from alerts.notify.chat import IncidentActions, SilenceBook
 from alerts.notify.chatstore import ChatStore, SqlChatStore
 from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender, Unavailable
+from alerts.notify.errors import NotifyError
 from alerts.notify.fallback import FallbackWatch
 from alerts.notify.gammu_sms import GammuModem, Modem, SmsChannel, SmsInbox
 from alerts.notify.message import AckLink
-from alerts.notify.policy import ChannelSpec, PolicyWatcher
+from alerts.notify.policy import ChannelSpec, Policy, PolicyWatcher
+from alerts.notify.regency_policy import PolicyInForce
 from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.notify.store import NotifyStore
 from alerts.notify.telegram import TelegramApi, TelegramBot, TelegramChannel, serve_webhook
@@ -144,27 +146,35 @@ def notification_companions(
         PolicyError: The policy file is invalid at start.
     """
     watcher = PolicyWatcher(Path(settings.notify.policy_file))
+    in_force = PolicyInForce()
+
+    def policy() -> Policy:
+        return in_force(watcher.current)
+
     dispatcher = Dispatcher(
         incidents,
         store,
-        lambda: watcher.current,
+        policy,
         registry,
         settings.notify,
         ack_link=ack_link or settings_ack_link(settings),
         is_leader=is_leader,
     )
     book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
-    sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
+    sender = Sender(store, book, policy, settings.notify, is_leader=is_leader)
     dispatcher.on_deliveries = sender.wake
     tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
+        "notify.regency-policies": lambda: follow_regency_policies(
+            store, in_force, settings.notify.policy_reload_s
+        ),
         "notify.dispatch": dispatcher.run,
         "notify.send": sender.run,
     }
     notifier = Notifier(watcher, dispatcher, sender)
     notifier.fallback = FallbackWatch(
         store,
-        lambda: watcher.current,
+        policy,
         deadline_s=settings.notify.delivery_deadline_s,
         on_deliveries=sender.wake,
         is_leader=is_leader,
@@ -260,6 +270,22 @@ async def run_telegram(bot: TelegramBot | None, settings: Settings) -> None:
             await bot.poll()
     finally:
         await bot.api.aclose()
+
+
+async def follow_regency_policies(
+    store: NotifyStore, in_force: PolicyInForce, interval_s: float
+) -> None:
+    """Read the regencies' newest policies every ``interval_s`` (their admins edit them through
+    the API); a failed read keeps the versions in force and is logged, never fatal."""
+    while True:
+        try:
+            found = await store.regency_policies()
+        except NotifyError as exc:
+            in_force.failures += 1
+            log.warning("regency policies not read, keeping those in force: %s", exc)
+        else:
+            in_force.use({p.regency: p for p in found})
+        await asyncio.sleep(interval_s)
 
 
 async def _lead_by_file(path: Path, poll_s: float = 1.0) -> int:

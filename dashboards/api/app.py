@@ -8,6 +8,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -29,7 +30,7 @@ from dashboards.api.live import (
 )
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.routes import auth, contacts, incidents, stations, system
+from dashboards.api.routes import audit, auth, contacts, incidents, policies, stations, system
 from dashboards.api.routes.stations import render_list
 from dashboards.api.routes.system import event_json
 from dashboards.api.views import WATER_LEVEL, incident_public, to_datetime
@@ -78,6 +79,7 @@ def _reading_event(registry: StationRegistry, reading: LatestReading) -> LiveEve
                 "values": reading.values,
             }
         ),
+        station.regency if station is not None else None,
     )
 
 
@@ -107,6 +109,7 @@ def _poller(ctx: ApiContext) -> Callable[[], asyncio.Future[list[LiveEvent]]]:
             LiveEvent(
                 "alert",
                 incident_public(i, ctx.schemes, registry=ctx.registry).model_dump_json(),
+                i.labels.get("regency") or None,
             )
             for i in changed
         ]
@@ -177,6 +180,7 @@ def create_app(
         clock_ns=clock_ns,
         chats=chats,
         link_code_valid_s=settings.telegram.link_code_valid_s,
+        policy_file=Path(settings.notify.policy_file),
     )
     ctx.refresh_schemes()
     ctx.prerender = functools.partial(render_list, ctx, regency=None, river=None)
@@ -218,6 +222,8 @@ def create_app(
         auth.router,
         auth.admin,
         contacts.router,
+        audit.router,
+        policies.router,
     ):
         app.include_router(router)
     _mount_web(app)

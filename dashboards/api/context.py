@@ -8,17 +8,21 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from alerts.notify.cap import CapDocument
 from alerts.notify.chatstore import ChatStore, MemoryChatStore
 from dashboards.api.accounts import Accounts
+from dashboards.api.audit import AuditLog
 from dashboards.api.live import LiveHub
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.views import NS, WATER_LEVEL, trend_backfill
+from dashboards.api.schemas import LinkPublic
+from dashboards.api.scopes import regency_index
+from dashboards.api.views import NS, WATER_LEVEL, trend_backfill, upstream_links
 from dashboards.settings import ApiSettings
 from devices.health import StationHealth
-from devices.stations import StationRegistry
+from devices.stations import Station, StationRegistry
 from ingest.errors import RetryableStorageError, SiagaError
 from ingest.storage.base import LatestReading, MetricSpan, Storage
 
@@ -37,8 +41,12 @@ class FleetSnapshot:
     spans: dict[str, MetricSpan]
     # Each filter's stations rendered once (all but their staleness), and the lists answered
     # from them by filter and second (staleness is as of the answer); both bounded.
-    parts: dict[tuple[str | None, str | None], list[RenderedStation]] = field(default_factory=dict)
-    bodies: dict[tuple[str | None, str | None, int], bytes] = field(default_factory=dict)
+    parts: dict[tuple[str | None, str | None, frozenset[str] | None], list[RenderedStation]] = (
+        field(default_factory=dict)
+    )
+    bodies: dict[tuple[str | None, str | None, frozenset[str] | None, int], bytes] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,11 @@ class ApiContext:
     limiter: LoginLimiter
     clock_ns: Callable[[], int] = time.time_ns
     hub: LiveHub | None = None
+    # The deployment's notification policy file (``notify.policy_file``): regency policies are
+    # checked against it before they are stored.
+    policy_file: Path | None = None
+    # The audit log (default: on the accounts' database, see :meth:`audit_log`).
+    audit: AuditLog | None = None
     schemes: dict[str, str] = field(default_factory=dict)
     # Renders a new snapshot's unfiltered station list (in a thread) before it is published.
     prerender: Callable[[FleetSnapshot], object] | None = None
@@ -83,6 +96,8 @@ class ApiContext:
     # Telegram links and SMS numbers (alerts/notify/chatstore.py); telegram link-code lifetime.
     chats: ChatStore = field(default_factory=MemoryChatStore)
     link_code_valid_s: float = 600.0
+    _by_regency: dict[str, list[Station]] | None = None
+    _upstream: dict[str, list[LinkPublic]] | None = None
 
     async def fleet(self) -> FleetSnapshot:
         """The whole fleet's readings, shared by requests, never older than a bound.
@@ -169,6 +184,24 @@ class ApiContext:
             # storage answers.
             self.snapshot_failures += 1
             log.warning("refreshing the station overview failed: %s", exc)
+
+    def audit_log(self) -> AuditLog:
+        """The audit log, on the users' database."""
+        if self.audit is None:
+            self.audit = AuditLog(self.accounts.engine)
+        return self.audit
+
+    def upstream(self) -> dict[str, list[LinkPublic]]:
+        """Each station's upstream links (computed once: the API's registry does not change)."""
+        if self._upstream is None:
+            self._upstream = upstream_links(self.registry.stations())
+        return self._upstream
+
+    def stations_of(self, regency: str) -> list[Station]:
+        """The stations of one regency, in registry order (an index built once)."""
+        if self._by_regency is None:
+            self._by_regency = dict(regency_index(self.registry.stations()))
+        return self._by_regency.get(regency, [])
 
     def refresh_schemes(self) -> None:
         """Each station's label scheme (of its newest thresholds), for incident labels."""

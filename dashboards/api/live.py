@@ -21,10 +21,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    """One Server-Sent Event: its type (``reading`` or ``alert``) and JSON body."""
+    """One Server-Sent Event: its type (``reading`` or ``alert``), JSON body and regency.
+
+    ``regency`` decides who receives it: clients whose scope reaches that regency (an event
+    of no regency goes to deployment-wide clients only).
+    """
 
     kind: str
     data: str
+    regency: str | None = None
 
 
 # Put in every queue when the server shuts down: the stream ends and its connection closes.
@@ -76,12 +81,18 @@ def changed_incidents(
 
 
 class Subscription:
-    """One client's bounded queue of events, and whose it is."""
+    """One client's bounded queue of events, whose it is, and the regencies it may receive
+    (None: every event)."""
 
-    def __init__(self, maxsize: int, owner: str = "") -> None:
+    def __init__(self, maxsize: int, owner: str = "", reach: frozenset[str] | None = None) -> None:
         self.queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize)
         self.owner = owner
+        self.reach = reach
         self.dropped = 0
+
+    def wants(self, event: LiveEvent) -> bool:
+        """Whether ``event`` is inside this client's scope."""
+        return self.reach is None or event.regency in self.reach
 
 
 class LiveHub:
@@ -108,6 +119,7 @@ class LiveHub:
         self.closed = False
         self.dropped = 0
         self.published = 0
+        self.polls = 0
         self.poll_failures = 0
 
     @property
@@ -119,9 +131,10 @@ class LiveHub:
         """Streams ``owner`` has open now."""
         return self._per_owner.get(owner, 0)
 
-    def subscribe(self, owner: str = "") -> Subscription:
-        """A new client's queue (``owner``: who opened it, for the per-user cap)."""
-        subscription = Subscription(self._queue_max, owner)
+    def subscribe(self, owner: str = "", reach: frozenset[str] | None = None) -> Subscription:
+        """A new client's queue (``owner``: who opened it, for the per-user cap; ``reach``:
+        the regencies of the events it receives, None: all)."""
+        subscription = Subscription(self._queue_max, owner, reach)
         self._subscriptions.add(subscription)
         self._per_owner[owner] = self._per_owner.get(owner, 0) + 1
         self._listening.set()
@@ -155,6 +168,8 @@ class LiveHub:
         for event in events:
             self.published += 1
             for subscription in self._subscriptions:
+                if not subscription.wants(event):
+                    continue
                 try:
                     subscription.queue.put_nowait(event)
                 except asyncio.QueueFull:
@@ -171,6 +186,7 @@ class LiveHub:
                 baseline = True
             try:
                 events = await self._poll()
+                self.polls += 1
                 if not baseline:
                     self.publish(events)
                 baseline = False

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.model import EventKind, IncidentState
+from alerts.notify.regency_policy import RegencyPolicy
 
 LevelName = Literal["NORMAL", "WASPADA", "SIAGA", "AWAS"]
 RoleName = Literal["viewer", "operator", "admin"]
@@ -222,7 +223,7 @@ class SilenceCreate(_In):
 
 
 class SilencePublic(_Out):
-    """A silence."""
+    """A silence; ``regencies``: the only ones it may mute (null: the whole deployment's)."""
 
     id: int
     matchers: list[MatcherSchema]
@@ -230,6 +231,7 @@ class SilencePublic(_Out):
     ends: datetime
     created_by: str
     comment: str
+    regencies: list[str] | None = None
 
 
 class SilenceList(_Out):
@@ -277,15 +279,38 @@ class LoginRequest(_In):
     password: str = Field(min_length=1, max_length=1000)
 
 
-class MePublic(_Out):
-    """Who is signed in, and the token unsafe requests from a session must repeat."""
+class ScopeFields(_Out):
+    """A scope: some ``regencies``, one ``province``, or neither (the whole deployment)."""
+
+    regencies: list[str]
+    province: str | None
+
+
+class MePublic(ScopeFields):
+    """Who is signed in, their scope, and the token unsafe requests from a session repeat."""
 
     name: str
     role: RoleName
     csrf_token: str | None
 
 
-class UserCreate(_In):
+_RegencyName = Annotated[str, Field(min_length=1, max_length=100, pattern=ONE_LINE)]
+
+
+class _ScopeIn(_In):
+    """A scope to give: ``regencies`` or ``province``; neither is the whole deployment."""
+
+    regencies: list[_RegencyName] = Field(default_factory=list, max_length=500)
+    province: str | None = Field(default=None, min_length=1, max_length=100, pattern=ONE_LINE)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> _ScopeIn:
+        if self.regencies and self.province is not None:
+            raise ValueError("give regencies or a province, not both")
+        return self
+
+
+class UserCreate(_ScopeIn):
     """A new user; a password is generated (and returned once) when none is given."""
 
     username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -293,8 +318,8 @@ class UserCreate(_In):
     password: str | None = Field(default=None, min_length=10, max_length=1000)
 
 
-class UserPublic(_Out):
-    """A user (never with the password)."""
+class UserPublic(ScopeFields):
+    """A user (never with the password) and their scope."""
 
     username: str
     role: RoleName
@@ -314,15 +339,15 @@ class UserList(_Out):
     count: int
 
 
-class ApiKeyCreate(_In):
-    """A new API key."""
+class ApiKeyCreate(_ScopeIn):
+    """A new API key, of the whole deployment unless ``regencies`` or ``province`` say."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     role: RoleName = "viewer"
 
 
-class ApiKeyPublic(_Out):
-    """An API key's record (never the key)."""
+class ApiKeyPublic(ScopeFields):
+    """An API key's record (never the key) and its scope."""
 
     name: str
     role: RoleName
@@ -340,6 +365,46 @@ class ApiKeyList(_Out):
     """API keys, as ``{data, count}``."""
 
     data: list[ApiKeyPublic]
+    count: int
+
+
+class AuditPublic(_Out):
+    """One change in the audit log."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_kind: Literal["incident", "silence", "user", "api_key", "policy"]
+    target: str
+    regency: str | None
+    province: str | None
+    client_ip: str
+    detail: dict[str, Any]
+
+
+class AuditList(_Out):
+    """Audit entries, newest first, as ``{data, count}``."""
+
+    data: list[AuditPublic]
+    count: int
+
+
+class RegencyPolicyPublic(_Out):
+    """A version of a regency's notification policy (``version`` 0 and ``policy`` null: it has
+    none of its own, the deployment's file applies)."""
+
+    regency: str
+    version: int
+    policy: RegencyPolicy | None
+    created_by: str | None
+    created: datetime | None
+
+
+class RegencyPolicyList(_Out):
+    """Every version of a regency's policy, newest first, as ``{data, count}``."""
+
+    data: list[RegencyPolicyPublic]
     count: int
 
 

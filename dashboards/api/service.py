@@ -16,6 +16,9 @@ from dashboards.api.accounts import Accounts, Role, User
 from dashboards.api.app import create_app, sql_engine
 from dashboards.api.context import ApiContext
 from dashboards.settings import Settings
+from devices.registry import load_registry
+from devices.scopes import DEPLOYMENT, Scope
+from devices.stations import StationRegistry
 from ingest.runtime import select_backend
 
 # After the live streams have ended, requests still running get this long to finish.
@@ -43,6 +46,17 @@ class ApiServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def checked_scope(scope: Scope, registry: StationRegistry) -> Scope:
+    """``scope`` when the registry knows its regencies and province.
+
+    Raises:
+        ScopeError: Naming what the registry does not know.
+    """
+    if scope.deployment_wide:
+        return scope
+    return scope.check(registry.provinces(), {s.regency for s in registry.stations()})
+
+
 def accounts_for(settings: Settings) -> Accounts:
     """The user store of the configured database, migrated to the newest schema first."""
     from alerts.incidents.migrations import upgrade  # noqa: PLC0415 - alembic is heavy
@@ -52,16 +66,31 @@ def accounts_for(settings: Settings) -> Accounts:
 
 
 def add_user(
-    settings: Settings, username: str, role: Role, password: str | None
+    settings: Settings,
+    username: str,
+    role: Role,
+    password: str | None,
+    scope: Scope = DEPLOYMENT,
 ) -> tuple[User, str | None]:
     """Create a user; returns the generated password when none was given (shown once).
 
+    Args:
+        settings: Where the database and the station registry are.
+        username: The name they sign in with.
+        role: What they may do.
+        password: Their password (None: generated).
+        scope: Which regencies (or province) they see and act on; checked against the registry.
+
     Raises:
         AccountError: The name is taken or the password too short.
+        ScopeError: The registry has no such regency or province.
+        ConfigError: The registry cannot be read.
     """
+    if not scope.deployment_wide:
+        checked_scope(scope, load_registry(settings.stations.file, settings.stations.devices_file))
     generated = secrets.token_urlsafe(15) if password is None else None
     user = accounts_for(settings).add_user(
-        username, role, password or generated or "", time.time_ns()
+        username, role, password or generated or "", time.time_ns(), scope
     )
     return user, generated
 

@@ -300,6 +300,7 @@ def silence_public(silence: Silence) -> SilencePublic:
         ends=to_datetime(silence.ends_ns),
         created_by=silence.created_by,
         comment=silence.comment,
+        regencies=None if silence.regencies is None else sorted(silence.regencies),
     )
 
 

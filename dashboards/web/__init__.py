@@ -106,9 +106,9 @@ def safe_next(target: str | None) -> str:
 
 
 def mount(app: FastAPI) -> None:
-    """Add the pages (``/``, ``/stations/{id}``, ``/incidents``, ``/profil``, ``/login``),
-    ``/static`` and ``/favicon.ico``; an unknown station's page is a 404 page (when mounted into
-    the API)."""
+    """Add the pages (``/``, ``/stations/{id}``, ``/incidents``, ``/profil``, ``/audit``,
+    ``/policy``, ``/login``), ``/static`` and ``/favicon.ico``; an unknown station's page is a
+    404 page (when mounted into the API)."""
     # Gzip for the static files only (the outlines shrink from 710 to 150 kB for phones); the
     # API's event stream must not pass through a compressing buffer.
     static = GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024)
@@ -151,6 +151,14 @@ def mount(app: FastAPI) -> None:
     @app.get("/profil", response_class=HTMLResponse, include_in_schema=False)
     async def profile_page(request: Request) -> Response:
         return _page(request, "profile.html", "profile.title", page="profile")
+
+    @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
+    async def audit_page(request: Request) -> Response:
+        return _page(request, "audit.html", "audit.title", page="audit")
+
+    @app.get("/policy", response_class=HTMLResponse, include_in_schema=False)
+    async def policy_page(request: Request) -> Response:
+        return _page(request, "policy.html", "policy.title", page="policy")
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     async def login_page(request: Request) -> Response:

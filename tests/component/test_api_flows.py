@@ -150,6 +150,13 @@ async def test_an_ack_link_acknowledges_once_in_the_recipients_name(harness: Api
     assert found is not None
     assert found.acknowledged is not None
     assert found.acknowledged.by == "budi@bpbd.example"
+    (audited,) = harness.ctx.audit_log().read(regencies=None)
+    assert (audited.actor, audited.action, audited.target, audited.regency) == (
+        "link:budi@bpbd.example",
+        "incident.acknowledge",
+        "3",
+        "Tulang Bawang",
+    )
 
 
 async def test_expired_or_forged_links_do_nothing(harness: ApiHarness) -> None:
@@ -493,3 +500,6 @@ async def test_a_notification_link_asks_who_and_works_once(harness: ApiHarness) 
     assert found is not None
     assert found.acknowledged is not None
     assert found.acknowledged.by == "Budi (BPBD)"
+    # Once in the audit log: the second, refused use is not an acknowledgement.
+    (audited,) = harness.ctx.audit_log().read(regencies=None)
+    assert (audited.actor, audited.target) == ("link:Budi (BPBD)", "8")

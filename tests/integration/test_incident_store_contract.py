@@ -190,6 +190,10 @@ async def test_list_filters_orders_and_pages(store: IncidentStore) -> None:
     assert [i.updated_ns for i in await store.list(since_ns=20 * S)] == [30 * S, 20 * S]
     assert [i.opened_ns for i in await store.list(until_ns=20 * S)] == [10 * S]
     assert [i.updated_ns for i in await store.list(limit=1, offset=1)] == [20 * S]
+    # A caller's scope: only its regencies' incidents (none for an empty scope).
+    assert [i.subject for i in await store.list(regencies={"Bogor"})] == ["katulampa"]
+    assert [i.subject for i in await store.list(regencies={"Depok", "X"})] == ["depok", "depok"]
+    assert await store.list(regencies=set()) == []
 
 
 async def test_acknowledge_and_assign(store: IncidentStore) -> None:
@@ -354,7 +358,7 @@ def test_databases_of_the_two_headed_chain_upgrade(
             kept = connection.execute(text("SELECT key FROM engine_state")).all()
     finally:
         engine.dispose()
-    assert versions == [("0004_chat",)]
+    assert versions == [("0005_tenancy",)]
     assert _tables(sql_url) >= API_TABLES | NOTIFY_TABLES | CHAT_TABLES
     assert ("kept",) in kept
     downgrade(sql_url, "base")

@@ -15,8 +15,10 @@ from alerts.acklinks import AckLinkError, verify_ack_token
 from alerts.model import EventKind, Incident
 from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
+from dashboards.api.accounts import Principal
+from dashboards.api.audit import Change
 from dashboards.api.context import ApiContext
-from dashboards.api.deps import Context, Operator, RequestLanguage, Viewer
+from dashboards.api.deps import Context, Operator, Record, RequestLanguage, Viewer, audit_change
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import (
     ONE_LINE,
@@ -29,6 +31,14 @@ from dashboards.api.schemas import (
     SilenceCreate,
     SilenceList,
     SilencePublic,
+)
+from dashboards.api.scopes import (
+    incident_or_404,
+    incident_regency,
+    matcher_in_scope,
+    reach,
+    silence_regencies,
+    silence_visible,
 )
 from dashboards.api.views import NS, ack_view, incident_public, silence_public
 from dashboards.web.i18n import Language, strings
@@ -43,7 +53,7 @@ BULK_ACK_MAX = 1000
 @router.get("/incidents", summary="Incidents, active or all", responses=AUTH_RESPONSES)
 async def list_incidents(
     ctx: Context,
-    _who: Viewer,
+    who: Viewer,
     language: RequestLanguage,
     active: Annotated[bool, Query(description="only pending and firing incidents")] = False,
     regency: Annotated[str | None, Query(max_length=200)] = None,
@@ -55,10 +65,11 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> IncidentList:
-    """Newest update first."""
+    """The incidents of the caller's scope, newest update first."""
     since_ns = time_ns("query", "since", since, None)
     until_ns = time_ns("query", "until", until, None)
     found = await ctx.incidents.list(
+        regencies=reach(ctx, who),
         active_only=active,
         regency=regency,
         station=station,
@@ -75,10 +86,15 @@ async def list_incidents(
     return IncidentList(data=data, count=len(data))
 
 
-async def _existing(ctx: ApiContext, incident_id: int, language: Language = "id") -> IncidentPublic:
-    incident = await ctx.incidents.get(incident_id)
-    if incident is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+def _concerns(incident: Incident) -> frozenset[str] | None:
+    regency = incident_regency(incident)
+    return None if regency is None else frozenset({regency})
+
+
+async def _existing(
+    ctx: ApiContext, who: Principal, incident_id: int, language: Language = "id"
+) -> IncidentPublic:
+    incident = await incident_or_404(ctx, who, incident_id)
     return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
 
@@ -88,10 +104,10 @@ async def _existing(ctx: ApiContext, incident_id: int, language: Language = "id"
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def get_incident(
-    ctx: Context, _who: Viewer, incident_id: IncidentId, language: RequestLanguage
+    ctx: Context, who: Viewer, incident_id: IncidentId, language: RequestLanguage
 ) -> IncidentPublic:
-    """One incident."""
-    return await _existing(ctx, incident_id, language)
+    """One incident (of the caller's scope)."""
+    return await _existing(ctx, who, incident_id, language)
 
 
 @router.post(
@@ -102,14 +118,22 @@ async def get_incident(
 async def acknowledge(
     ctx: Context,
     who: Operator,
+    record: Record,
     incident_id: IncidentId,
     body: AckRequest,
     language: RequestLanguage,
 ) -> IncidentPublic:
     """Record that ``who`` has seen it (with a comment)."""
-    await _existing(ctx, incident_id)
+    await _existing(ctx, who, incident_id)
     incident = await ctx.incidents.acknowledge(
         incident_id, by=who.name, comment=body.comment, at_ns=ctx.clock_ns()
+    )
+    await record(
+        "incident.acknowledge",
+        "incident",
+        str(incident_id),
+        _concerns(incident),
+        {"comment": body.comment},
     )
     return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
@@ -120,9 +144,10 @@ async def acknowledge(
     responses=AUTH_RESPONSES,
 )
 async def acknowledge_all(
-    ctx: Context, who: Operator, body: BulkAckRequest, language: RequestLanguage
+    ctx: Context, who: Operator, record: Record, body: BulkAckRequest, language: RequestLanguage
 ) -> IncidentList:
-    """One acknowledgement for everything active at a station or in a regency (both: both).
+    """One acknowledgement for everything active at a station or in a regency (both: both),
+    inside the caller's scope.
 
     Incidents acknowledged already keep their acknowledgement; the answer lists the ones this
     request acknowledged. At most :data:`BULK_ACK_MAX` at once (the oldest may need a second
@@ -131,14 +156,28 @@ async def acknowledge_all(
     if body.station is None and body.regency is None:
         raise bad_parameter("body", "station", "name a station or a regency")
     found = await ctx.incidents.list(
-        active_only=True, station=body.station, regency=body.regency, limit=BULK_ACK_MAX
+        regencies=reach(ctx, who),
+        active_only=True,
+        station=body.station,
+        regency=body.regency,
+        limit=BULK_ACK_MAX,
     )
     at_ns = ctx.clock_ns()
-    done = [
-        await ctx.incidents.acknowledge(i.id, by=who.name, comment=body.comment, at_ns=at_ns)
-        for i in found
-        if i.acknowledged is None
-    ]
+    done = []
+    for found_one in found:
+        if found_one.acknowledged is not None:
+            continue
+        incident = await ctx.incidents.acknowledge(
+            found_one.id, by=who.name, comment=body.comment, at_ns=at_ns
+        )
+        await record(
+            "incident.acknowledge",
+            "incident",
+            str(incident.id),
+            _concerns(incident),
+            {"comment": body.comment},
+        )
+        done.append(incident)
     data = [incident_public(i, ctx.schemes, registry=ctx.registry, language=language) for i in done]
     return IncidentList(data=data, count=len(data))
 
@@ -150,25 +189,34 @@ async def acknowledge_all(
 )
 async def assign(
     ctx: Context,
-    _who: Operator,
+    who: Operator,
+    record: Record,
     incident_id: IncidentId,
     body: AssignRequest,
     language: RequestLanguage,
 ) -> IncidentPublic:
     """Give it to someone."""
-    await _existing(ctx, incident_id)
+    await _existing(ctx, who, incident_id)
     incident = await ctx.incidents.assign(incident_id, assignee=body.assignee, at_ns=ctx.clock_ns())
+    await record(
+        "incident.assign",
+        "incident",
+        str(incident_id),
+        _concerns(incident),
+        {"assignee": body.assignee},
+    )
     return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
 
 @router.get("/silences", summary="Silences", responses=AUTH_RESPONSES)
 async def list_silences(
     ctx: Context,
-    _who: Viewer,
+    who: Viewer,
     active: Annotated[bool, Query(description="only silences not yet ended")] = True,
 ) -> SilenceList:
-    """Silences, newest first."""
+    """The silences of the caller's scope, newest first."""
     found = await ctx.notify.silences(ctx.clock_ns() if active else None)
+    found = [s for s in found if silence_visible(ctx, who, s)]
     found = sorted(found, key=lambda s: (s.starts_ns, s.id), reverse=True)
     return SilenceList(data=[silence_public(s) for s in found], count=len(found))
 
@@ -179,12 +227,23 @@ async def list_silences(
     status_code=status.HTTP_201_CREATED,
     responses=AUTH_RESPONSES,
 )
-async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> SilencePublic:
-    """Hold notifications matching every matcher from ``starts`` to ``ends``."""
+async def add_silence(
+    ctx: Context, who: Operator, record: Record, body: SilenceCreate
+) -> SilencePublic:
+    """Hold notifications matching every matcher from ``starts`` to ``ends``.
+
+    A silence made by someone of some regencies or a province mutes only their regencies'
+    notifications, whatever its matchers say.
+    """
     starts_ns = time_ns("body", "starts", body.starts, ctx.clock_ns()) or 0
     ends_ns = time_ns("body", "ends", body.ends, starts_ns + body.duration_min * 60 * NS) or 0
     if ends_ns <= starts_ns:
         raise bad_parameter("body", "ends", "ends must be after starts")
+    for matcher in body.matchers:
+        if matcher.op == "=" and not matcher_in_scope(ctx, who, matcher.name, matcher.value):
+            raise bad_parameter(
+                "body", "matchers", f"no {matcher.name} {matcher.value!r} in your scope"
+            )
     try:
         silence = Silence(
             matchers=[Matcher(name=m.name, value=m.value, op=m.op) for m in body.matchers],
@@ -192,11 +251,20 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
             ends_ns=ends_ns,
             created_by=who.name,
             comment=body.comment,
+            regencies=silence_regencies(ctx, who),
         )
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise bad_parameter("body", "matchers", message) from None
-    return silence_public(await ctx.notify.add_silence(silence))
+    stored = await ctx.notify.add_silence(silence)
+    await record(
+        "silence.add",
+        "silence",
+        str(stored.id),
+        stored.regencies,
+        {"matchers": [m.model_dump() for m in stored.matchers], "comment": stored.comment},
+    )
+    return silence_public(stored)
 
 
 @router.delete(
@@ -206,16 +274,41 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def expire_silence(
-    ctx: Context, _who: Operator, silence_id: Annotated[int, Path(ge=1, le=2**62)]
+    ctx: Context,
+    who: Operator,
+    record: Record,
+    silence_id: Annotated[int, Path(ge=1, le=2**62)],
 ) -> Response:
-    """Ends the silence at once (it stays in the history)."""
+    """Ends the silence (of the caller's scope) at once (it stays in the history)."""
+    known = await ctx.notify.silences(None)
+    found = next((s for s in known if s.id == silence_id), None)
+    if found is None or not silence_visible(ctx, who, found):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
     if not await ctx.notify.expire_silence(silence_id, ctx.clock_ns()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
+    await record("silence.expire", "silence", str(silence_id), found.regencies)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 # -- signed one-click links -------------------------------------------------------------------
 # The pages are templates (dashboards/web/templates/ack.html) in the reader's language.
+
+
+async def _audit_link(ctx: ApiContext, request: Request, incident: Incident, by: str) -> None:
+    """An acknowledgement through a signed link, in the audit log (``link:<name>``: the name
+    the link carries or the page was given, which nobody signed in to prove)."""
+    address = request.client.host if request.client else "?"
+    change = Change(
+        _concerns(incident),
+        f"link:{by}",
+        "incident.acknowledge",
+        "incident",
+        str(incident.id),
+        address,
+        {"comment": "via link"},
+    )
+    await audit_change(ctx, change)
+
 
 _LINK_STATUS = {"malformed": 404, "forged": 404, "expired": 410}
 _LINK_WORDS = {"malformed": "ack.invalid", "forged": "ack.invalid", "expired": "ack.expired"}
@@ -331,6 +424,7 @@ async def ack_link_use(
     incident = await ctx.incidents.acknowledge(
         claim.incident_id, by=claim.recipient, comment="via link", at_ns=now_ns
     )
+    await _audit_link(ctx, request, incident, claim.recipient)
     return _ack_page(
         request,
         ctx,
@@ -430,6 +524,7 @@ async def notify_link_use(
     if not first_use:
         return _ack_page(request, ctx, language, message_key="ack.used", status_code=409)
     incident = await ctx.incidents.acknowledge(incident_id, by=by, comment="via link", at_ns=now_ns)
+    await _audit_link(ctx, request, incident, by)
     return _ack_page(
         request, ctx, language, incident=incident, message_key="ack.done", id=incident_id, by=by
     )

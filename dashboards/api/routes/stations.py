@@ -13,6 +13,7 @@ from dashboards.api.context import ApiContext, FleetSnapshot, RenderedStation
 from dashboards.api.deps import Context, Viewer
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import Problem, Readings, StationList, StationPublic, WindowName
+from dashboards.api.scopes import reach, station_or_404
 from dashboards.api.views import (
     NS,
     WATER_LEVEL,
@@ -20,7 +21,6 @@ from dashboards.api.views import (
     raw_public,
     station_public,
     to_datetime,
-    upstream_links,
     window_public,
 )
 from devices.stations import METRIC_NAME_PATTERN, Station
@@ -37,10 +37,42 @@ DEFAULT_RANGE_NS = 24 * 3600 * NS
 StationId = Annotated[str, Path(pattern=f"^{STATION_ID_PATTERN.pattern}$", max_length=100)]
 
 
+def _within(
+    summaries: list[StationPublic], regencies: frozenset[str] | None, ctx: ApiContext
+) -> list[StationPublic]:
+    """``summaries`` with river links to stations outside ``regencies`` left out."""
+    if regencies is None:
+        return summaries
+
+    def inside(station_id: str) -> bool:
+        found = ctx.registry.get(station_id)
+        return found is not None and found.regency in regencies
+
+    return [
+        s.model_copy(
+            update={
+                "upstream": [u for u in s.upstream if inside(u.station)],
+                "downstream": [d for d in s.downstream if inside(d.station)],
+            }
+        )
+        for s in summaries
+    ]
+
+
+def _in_scope(ctx: ApiContext, regencies: frozenset[str] | None) -> list[Station]:
+    """The registry's stations of ``regencies`` (None: all), in registry order."""
+    if regencies is None:
+        return ctx.registry.stations()
+    if len(regencies) == 1:
+        return list(ctx.stations_of(next(iter(regencies))))
+    chosen = {s.id for r in regencies for s in ctx.stations_of(r)}
+    return [s for s in ctx.registry.stations() if s.id in chosen]
+
+
 def _summaries(
     ctx: ApiContext, stations: list[Station], snapshot: FleetSnapshot, now_ns: int
 ) -> list[StationPublic]:
-    upstream = upstream_links(ctx.registry.stations())
+    upstream = ctx.upstream()
     return [
         station_public(
             station,
@@ -55,7 +87,9 @@ def _summaries(
     ]
 
 
-async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPublic]:
+async def _stations(
+    ctx: ApiContext, stations: list[Station], regencies: frozenset[str] | None
+) -> list[StationPublic]:
     """Stations with fresh readings of their own (small queries; for the detail page)."""
     now_ns = ctx.clock_ns()
     ids = [s.id for s in stations]
@@ -65,8 +99,8 @@ async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPub
         ctx.storage.spans(WATER_LEVEL, now_ns - ctx.settings.trend_window_s * NS, ids),
     )
     spans = await ctx.trend_spans(latest, spans)
-    upstream = upstream_links(ctx.registry.stations())
-    return [
+    upstream = ctx.upstream()
+    found = [
         station_public(
             station,
             latest=latest.get(station.id),
@@ -78,6 +112,7 @@ async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPub
         )
         for station in stations
     ]
+    return _within(found, regencies, ctx)
 
 
 @router.get(
@@ -88,11 +123,12 @@ async def _stations(ctx: ApiContext, stations: list[Station]) -> list[StationPub
 )
 async def list_stations(
     ctx: Context,
-    _who: Viewer,
+    who: Viewer,
     regency: Annotated[str | None, Query(max_length=100)] = None,
     river: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
-    """Stations in registry order; ``regency``/``river`` narrow the list.
+    """The stations of the caller's scope in registry order; ``regency``/``river`` narrow the
+    list.
 
     The readings come from a snapshot shared by all requests (``as_of``, ``age_s``): refreshed
     once older than ``api.overview_max_age_s`` (1 s) and never served older than
@@ -102,7 +138,7 @@ async def list_stations(
         snapshot = await ctx.fleet()
     except SiagaError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    body = render_list(ctx, snapshot, regency, river, ctx.clock_ns())
+    body = render_list(ctx, snapshot, regency, river, ctx.clock_ns(), reach(ctx, who))
     return Response(body, media_type="application/json")
 
 
@@ -112,18 +148,21 @@ def render_list(
     regency: str | None,
     river: str | None,
     now_ns: int | None = None,
+    regencies: frozenset[str] | None = None,
 ) -> bytes:
-    """The station list of a snapshot as JSON, as of ``now_ns`` (default: the snapshot's time).
+    """The station list of a snapshot as JSON, as of ``now_ns`` (default: the snapshot's time),
+    for a caller who may see ``regencies`` (None: the whole deployment).
 
-    Each station is rendered once per snapshot; an answer only fills in staleness (once per
-    second and filter), so a thousand stations cost a join, not a thousand serialisations.
+    Each station is rendered once per snapshot, filter and scope; an answer only fills in
+    staleness (once per second and filter), so a thousand stations cost a join, not a thousand
+    serialisations.
     """
     now_ns = max(now_ns or 0, snapshot.taken_ns)
-    key = (regency, river, now_ns // NS)
+    key = (regency, river, regencies, now_ns // NS)
     body = snapshot.bodies.get(key)
     if body is None:
         items = []
-        for part in _rendered(ctx, snapshot, regency, river):
+        for part in _rendered(ctx, snapshot, regency, river, regencies):
             hole = _STALE_HOLE
             if part.ts_ns is not None:
                 stale_s = (now_ns - part.ts_ns) / NS
@@ -149,20 +188,23 @@ _STALE_HOLE = b'"stale_s":null,"stale":true'
 
 
 def _rendered(
-    ctx: ApiContext, snapshot: FleetSnapshot, regency: str | None, river: str | None
+    ctx: ApiContext,
+    snapshot: FleetSnapshot,
+    regency: str | None,
+    river: str | None,
+    regencies: frozenset[str] | None,
 ) -> list[RenderedStation]:
-    found = snapshot.parts.get((regency, river))
+    found = snapshot.parts.get((regency, river, regencies))
     if found is None:
         stations = [
             s
-            for s in ctx.registry.stations()
+            for s in _in_scope(ctx, regencies)
             if (regency is None or s.regency == regency) and (river is None or s.river == river)
         ]
         found = []
         factor = ctx.settings.stale_after_intervals
-        for station, public in zip(
-            stations, _summaries(ctx, stations, snapshot, snapshot.taken_ns), strict=True
-        ):
+        summaries = _within(_summaries(ctx, stations, snapshot, snapshot.taken_ns), regencies, ctx)
+        for station, public in zip(stations, summaries, strict=True):
             blank = public.model_copy(update={"stale_s": None, "stale": True}).model_dump_json()
             before, after = blank.encode().split(_STALE_HOLE)
             latest = snapshot.latest.get(station.id)
@@ -176,28 +218,22 @@ def _rendered(
             )
         if len(snapshot.parts) >= _MAX_BODIES:
             snapshot.parts.clear()
-        snapshot.parts[(regency, river)] = found
+        snapshot.parts[(regency, river, regencies)] = found
     return found
 
 
-def _station(ctx: ApiContext, station_id: str) -> Station:
-    station = ctx.registry.get(station_id)
-    if station is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
-    return station
-
-
 @router.get("/{station_id}", summary="One station", responses=NOT_FOUND)
-async def get_station(ctx: Context, _who: Viewer, station_id: StationId) -> StationPublic:
-    """One station with its newest reading, level, trend and health."""
-    (found,) = await _stations(ctx, [_station(ctx, station_id)])
+async def get_station(ctx: Context, who: Viewer, station_id: StationId) -> StationPublic:
+    """One station (of the caller's scope) with its newest reading, level, trend and health."""
+    station = station_or_404(ctx, who, station_id)
+    (found,) = await _stations(ctx, [station], reach(ctx, who))
     return found
 
 
 @router.get("/{station_id}/readings", summary="A metric over a time range", responses=NOT_FOUND)
 async def get_readings(
     ctx: Context,
-    _who: Viewer,
+    who: Viewer,
     station_id: StationId,
     metric: Annotated[str, Query(pattern=METRIC_NAME_PATTERN)] = WATER_LEVEL,
     start: Annotated[datetime | None, Query(description="RFC 3339; default: end - 24 h")] = None,
@@ -205,7 +241,7 @@ async def get_readings(
     window: Annotated[WindowName, Query(description="raw or a window to aggregate")] = "raw",
 ) -> Readings:
     """Raw readings, or mean/min/max/count per window aligned to UTC."""
-    station = _station(ctx, station_id)
+    station = station_or_404(ctx, who, station_id)
     if metric not in station.metrics:
         raise bad_parameter("query", "metric", f"station {station_id} reports no {metric}")
     end_ns = time_ns("query", "end", end, ctx.clock_ns()) or 0

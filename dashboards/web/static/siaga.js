@@ -60,11 +60,22 @@ const Siaga = (() => {
     if (session === null) {
       session = await api("/api/v1/me").catch(() => ({}));
       const who = document.getElementById("who");
-      if (who && session.name) who.textContent = `${session.name} (${session.role})`;
+      if (who && session.name) who.textContent = `${session.name} (${session.role} · ${scopeText(session)})`;
+      for (const id of ["nav-audit", "nav-policy"]) {
+        const link = document.getElementById(id);
+        if (link && session.role === "admin") link.hidden = false;
+      }
       const logout = document.getElementById("logout");
       if (logout && session.name) logout.hidden = false;
     }
     return session;
+  }
+
+  // The caller's scope in words: "Jember, Rembang", "provinsi Lampung", "seluruh deployment".
+  function scopeText(me) {
+    if (me.province) return t("scope.province", { name: me.province });
+    if (me.regencies && me.regencies.length) return me.regencies.join(", ");
+    return t("scope.deployment");
   }
 
   // Times are shown in the station's own zone (WIB, WITA or WIT), named after the clock.
