@@ -1,4 +1,7 @@
-"""Alert rules, incident state, routing and notifiers (built in a later issue).
+"""Flood alerts: rules, the engine, incidents, the notification pipeline and its channels.
 
-The worker's observer hook (:data:`ingest.worker.Observer`) is where evaluation plugs in.
+The engine (:mod:`alerts.engine`) runs in its own process (``siaga alerts run``) with its own
+MQTT session on the stream the ingest workers read; it judges each reading with the rules
+(:mod:`alerts.rules`), keeps incidents (:mod:`alerts.incidents`) and hands their changes to the
+notification pipeline (:mod:`alerts.pipeline`, :mod:`alerts.notify`).
 """

@@ -3,8 +3,12 @@
 Readings are replayed in the order of their own timestamps, one at a time, each "arriving" at
 its own time, through exactly the :class:`~alerts.engine.Engine` that runs live; the no-data
 rule is ticked every ``tick_s`` of replayed time in between (never after the last reading: the
-end of a file is not a silence). Only stations that have readings are evaluated unless asked
-otherwise, so a file of three stations is not a regency of silent ones.
+end of a file is not a silence).
+
+Which stations are judged (:func:`stations_to_judge`): with the deployment's own registry, only
+those that have readings, so a basin office exporting 3 of its 20 gauges gets no 17 no-data
+events; a registry given explicitly is the network to judge, every station as live, so one that
+stays silent through the whole file gets its no-data event.
 """
 
 from __future__ import annotations
@@ -57,6 +61,43 @@ def parse_csv(text: str, source: str = "<readings>") -> ReadingsCsv:
         raise BacktestError(str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """Which stations a backtest evaluates, and why (said in its summary).
+
+    Attributes:
+        all_stations: Every station of the registry; False: only those with readings.
+        why: One sentence for the summary.
+    """
+
+    all_stations: bool
+    why: str
+
+
+def stations_to_judge(*, registry: str | None, asked: bool | None) -> Judged:
+    """Which stations a backtest evaluates.
+
+    Args:
+        registry: The registry given explicitly (its name), or None for the deployment's own.
+        asked: ``--all-stations`` (True) or ``--only-reporting`` (False); None: decide.
+    """
+    if asked is True:
+        return Judged(True, "every station of the registry (--all-stations)")
+    if asked is False:
+        return Judged(False, "only the stations with readings in the file (--only-reporting)")
+    if registry is not None:
+        return Judged(
+            True,
+            f"every station of {registry}: a registry given with --stations is the network "
+            "judged, as live (a station silent through the file gets its no-data event)",
+        )
+    return Judged(
+        False,
+        "only the stations with readings in the file: the deployment's own registry is "
+        "narrowed to them (--all-stations judges all of it)",
+    )
+
+
 @dataclass(slots=True)
 class Backtest:
     """What a replay decided.
@@ -68,6 +109,7 @@ class Backtest:
         unknown: Readings of stations not in the registry (skipped).
         rejected: Reason → values the live validator would have refused (a metric the station
             does not have, a value outside its range), kept out as they are live.
+        evaluated: The ids of the stations the engine judged.
     """
 
     events: list[AlertEvent] = field(default_factory=list)
@@ -75,6 +117,7 @@ class Backtest:
     readings: int = 0
     unknown: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    evaluated: list[str] = field(default_factory=list)
 
     def per_kind(self) -> dict[str, int]:
         """Events per kind."""
@@ -152,6 +195,9 @@ def replay(
     }
     present = frozenset(ranges)
     scope = None if all_stations else Scope(stations=present)
+    result.evaluated = sorted(
+        (station.id for station in registry.stations()) if all_stations else present
+    )
     start_ns = ordered[0].ts_ns
     engine = Engine(
         registry,
@@ -258,8 +304,10 @@ async def read_influx(
 __all__ = [
     "Backtest",
     "BacktestError",
+    "Judged",
     "event_record",
     "parse_csv",
     "read_influx",
     "replay",
+    "stations_to_judge",
 ]

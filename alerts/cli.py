@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from alerts.cli_options import DATA_DIR, DataDirOption
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -33,7 +35,16 @@ alerts_app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+@alerts_app.callback()
+def alerts_main(data_dir: DataDirOption = None) -> None:
+    """Flood alerts: the engine, incidents, and backtests over recorded readings."""
+    DATA_DIR[0] = data_dir
+
+
 _SETTINGS: list[type[Settings]] = []
+PlatformLoader = Callable[..., "Settings"]
+_PLATFORM: list[PlatformLoader] = []
 
 ConfigOption = Annotated[
     Path | None,
@@ -41,9 +52,29 @@ ConfigOption = Annotated[
 ]
 
 
-def use_settings(settings_cls: type[Settings]) -> None:
-    """Read settings with this (derived) class: the ``siaga`` command passes the whole tree."""
+LanguageOption = Annotated[str, typer.Option("--lang", help="id (Bahasa Indonesia) or en.")]
+
+
+def use_settings(settings_cls: type[Settings], platform: PlatformLoader | None = None) -> None:
+    """Read settings with this (derived) class: the ``siaga`` command passes the whole tree,
+    and ``platform``, which finds the platform the incident commands serve (``--data-dir``)."""
     _SETTINGS[:] = [settings_cls]
+    _PLATFORM[:] = [] if platform is None else [platform]
+
+
+def platform_settings(
+    config: Path | None, data_dir: Path | None, *, create: bool = False
+) -> Settings:
+    """The settings of the platform ``siaga alerts list/show/ack/silence`` serve.
+
+    Args:
+        config: ``--config``.
+        data_dir: ``--data-dir``.
+        create: The command may create a missing database (a silence is a first write).
+    """
+    if _PLATFORM:
+        return _PLATFORM[0](config, data_dir, create=create)
+    return load_alert_settings(config)
 
 
 def load_alert_settings(config: Path | None) -> Settings:
@@ -79,19 +110,30 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     end: Annotated[str | None, typer.Option("--to", help="... up to this RFC 3339 time.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
     all_stations: Annotated[
-        bool, typer.Option(help="Evaluate every registered station, not only those with data.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--all-stations/--only-reporting",
+            help="Judge every station of the registry, or only those with readings (default: "
+            "all of a registry given with --stations, the reporting ones of the deployment's).",
+        ),
+    ] = None,
+    language: LanguageOption = "id",
     config: ConfigOption = None,
 ) -> None:
     """Replay recorded readings through the live engine and print what it would have said."""
     import asyncio  # noqa: PLC0415
 
-    from alerts.backtest import BacktestError, replay  # noqa: PLC0415
+    from alerts.backtest import (  # noqa: PLC0415
+        BacktestError,
+        replay,
+        stations_to_judge,
+    )
     from alerts.rules.config import RulesFileError, load_rules  # noqa: PLC0415
     from devices.stations import StationFileError, load_stations  # noqa: PLC0415
     from devices.timestamps import TimestampError, parse_timestamp_ns  # noqa: PLC0415
     from ingest.errors import ConfigError  # noqa: PLC0415
 
+    chosen = _language(language)
     if (readings is None) == (start is None and end is None):
         raise _fail("give either --readings FILE or --from/--to")
     if readings is None and (start is None or end is None):
@@ -118,12 +160,15 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         TimestampError,
     ) as exc:
         raise _fail(str(exc)) from None
+    # The deployment's own registry named explicitly is still the deployment's own.
+    given = stations is not None and stations.resolve() != settings.stations.file.resolve()
+    judged = stations_to_judge(registry=str(stations) if given else None, asked=all_stations)
     with _progress_bar(len(recorded)) as progress:
         result = replay(
             recorded,
             registry,
             rules_config,
-            all_stations=all_stations,
+            all_stations=judged.all_stations,
             late_lag_s=settings.alerts.late_lag_s,
             progress=progress,
         )
@@ -140,13 +185,14 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         left_out = _left_out(result, skipped_rows)
         # A note for the person at the terminal, on stderr; a program reading the events (stdout,
         # or both streams merged, as test runners and `2>&1` do) gets events and nothing else.
-        if left_out and sys.stderr.isatty():
-            typer.echo(
-                f"backtest: {result.readings} readings replayed; left out: {_said(left_out)}",
-                err=True,
-            )
+        if sys.stderr.isatty():
+            said = f"backtest: {result.readings} readings replayed"
+            if left_out:
+                said += f"; left out: {_said(left_out)}"
+            typer.echo(f"{said}\n{_evaluated(result, registry, judged.why)}", err=True)
     else:
-        _print_table(result, skipped_rows)
+        evaluated = _evaluated(result, registry, judged.why)
+        _print_table(result, skipped_rows, registry, chosen, evaluated)
 
 
 def read_readings_file(path: Path) -> ReadingsCsv:
@@ -179,6 +225,19 @@ def _progress_bar(total: int) -> Iterator[Callable[[int], None] | None]:
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("replaying readings", total=total)
         yield lambda done: bar.update(task, completed=done)
+
+
+def _evaluated(result: Backtest, registry: StationRegistry, why: str, named: int = 12) -> str:
+    """Which stations were judged and why: by name, when few enough to read."""
+    count = len(result.evaluated)
+    said = f"{count} stations evaluated, {why}"
+    if 0 < count <= named:
+        names = [
+            station.name if (station := registry.get(i)) is not None else i
+            for i in result.evaluated
+        ]
+        said += ": " + ", ".join(names)
+    return said
 
 
 def _said(counts: dict[str, int]) -> str:
@@ -215,13 +274,20 @@ def _print_json(result: Backtest) -> None:
         typer.echo(orjson.dumps(event_record(event)).decode())
 
 
-def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
+def _print_table(
+    result: Backtest,
+    skipped_rows: dict[str, int],
+    registry: StationRegistry,
+    language: Any,
+    evaluated: str,
+) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     from alerts.backtest import event_record  # noqa: PLC0415
+    from alerts.notify.message import summarise  # noqa: PLC0415
 
     console = _console()
-    table = Table("at", "station", "kind", "rule", "change", "detail")
+    table = Table("at", "station", "kind", "rule", "change", "summary")
     for column in table.columns[:4]:
         column.no_wrap = True  # cut, "2025-03-0…" names no moment; the detail wraps instead
     for event in result.events:
@@ -232,9 +298,8 @@ def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
             change = "fires" if event.firing else "clears"
         if "expected_at" in record:
             change += f" (expected {record['expected_at']})"
-        table.add_row(
-            record["at"], record["station"], record["kind"], event.rule, change, event.detail
-        )
+        said = summarise(event, language, registry)
+        table.add_row(record["at"], record["station"], record["kind"], event.rule, change, said)
     console.print(table)
     summary = Table("summary", "count")
     summary.add_row("readings replayed", str(result.readings))
@@ -251,6 +316,7 @@ def _print_table(result: Backtest, skipped_rows: dict[str, int]) -> None:
     for station, count in sorted(again.items()):
         summary.add_row(f"  re-escalations at {station}", str(count))
     console.print(summary)
+    console.print(evaluated)
 
 
 @alerts_app.command("verify")
@@ -447,22 +513,31 @@ def notify(config: ConfigOption = None) -> None:
 
 
 def _with_store(config: Path | None, action: Any) -> Any:
-    """Run ``action(store)`` on the incident database of the settings (migrated first)."""
+    """Run ``action(store, registry)`` on the platform's incident database (migrated first)."""
     import asyncio  # noqa: PLC0415
 
     from alerts.incidents.errors import IncidentStoreError  # noqa: PLC0415
     from alerts.incidents.store import SqlIncidentStore  # noqa: PLC0415
+    from devices.stations import StationFileError, load_stations  # noqa: PLC0415
     from ingest.errors import ConfigError  # noqa: PLC0415
 
+    settings = platform_settings(config, DATA_DIR[0])
+
     async def go() -> Any:
-        settings = load_alert_settings(config)
+        registry = load_stations(settings.stations.file)
         async with SqlIncidentStore(settings.database.url) as store:
-            return await action(store)
+            return await action(store, registry)
 
     try:
         return asyncio.run(go())
-    except (ConfigError, IncidentStoreError) as exc:
+    except (ConfigError, IncidentStoreError, StationFileError) as exc:
         raise _fail(str(exc)) from None
+
+
+def _language(text: str) -> Any:
+    if text not in {"id", "en"}:
+        raise _fail(f"--lang must be id or en (got {text!r})")
+    return text
 
 
 @alerts_app.command("list")
@@ -472,12 +547,18 @@ def list_incidents(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of incidents.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 1000,
+    language: LanguageOption = "id",
     config: ConfigOption = None,
 ) -> None:
     """Incidents, most recently changed first (open ones only unless --all)."""
     from alerts.incidents.present import LIST_COLUMNS, incident_json, incident_line  # noqa: PLC0415
 
-    incidents = _with_store(config, lambda store: store.list(not show_all, limit=limit))
+    chosen = _language(language)
+
+    async def listed(store: Any, registry: StationRegistry) -> Any:
+        return registry, await store.list(not show_all, limit=limit)
+
+    registry, incidents = _with_store(config, listed)
     if as_json:
         import orjson  # noqa: PLC0415
 
@@ -490,7 +571,7 @@ def list_incidents(
 
     table = Table(*LIST_COLUMNS)
     for incident in incidents:
-        table.add_row(*incident_line(incident))
+        table.add_row(*incident_line(incident, registry, chosen))
     _console().print(table)
 
 
@@ -506,12 +587,20 @@ def _console() -> Console:
 def show(
     incident_id: Annotated[int, typer.Argument(metavar="ID", help="The incident's id.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    language: LanguageOption = "id",
     config: ConfigOption = None,
 ) -> None:
     """One incident with every transition and the reading that caused it."""
-    from alerts.incidents.present import incident_json  # noqa: PLC0415
+    from alerts.incidents.present import incident_json, summary  # noqa: PLC0415
+    from alerts.model import IncidentState  # noqa: PLC0415
+    from alerts.notify.message import summarise  # noqa: PLC0415
 
-    incident = _with_store(config, lambda store: store.get(incident_id))
+    chosen = _language(language)
+
+    async def found(store: Any, registry: StationRegistry) -> Any:
+        return registry, await store.get(incident_id)
+
+    registry, incident = _with_store(config, found)
     if incident is None:
         raise _fail(f"no incident {incident_id}")
     document = incident_json(incident, with_transitions=True)
@@ -520,6 +609,7 @@ def show(
 
         typer.echo(orjson.dumps(document).decode())
         return
+    typer.echo(f"{'summary':>12}: {summary(incident, registry, chosen)}")
     for key in ("id", "station", "rule", "kind", "state", "severity", "opened", "updated"):
         typer.echo(f"{key:>12}: {document[key]}")
     if document["resolved"]:
@@ -532,12 +622,19 @@ def show(
     labels = ", ".join(f"{k}={v}" for k, v in sorted(document["labels"].items()))
     typer.echo(f"{'labels':>12}: {labels}")
     typer.echo("transitions:")
-    for transition in document["transitions"]:
-        event = transition["event"]
+    for transition, record in zip(incident.transitions, document["transitions"], strict=True):
+        event = record["event"]
         value = f" value={event['value']}" if "value" in event else ""
+        said = summarise(
+            transition.event,
+            chosen,
+            registry,
+            labels=incident.labels,
+            resolved=transition.state is IncidentState.RESOLVED,
+        )
         typer.echo(
-            f"  {event['at']}  {transition['previous_state'] or '-'} → {transition['state']}"
-            f"  {event['level']}{value}  {event['detail']}"
+            f"  {event['at']}  {record['previous_state'] or '-'} → {record['state']}"
+            f"  {event['level']}{value}  {said}"
         )
 
 
@@ -556,7 +653,7 @@ def ack(
     if not by.strip():
         raise _fail("--by needs a name")
 
-    async def acknowledge(store: Any) -> Any:
+    async def acknowledge(store: Any, _registry: StationRegistry) -> Any:
         try:
             return await store.acknowledge(incident_id, by, comment, time.time_ns())
         except IncidentNotFoundError:

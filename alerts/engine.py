@@ -12,6 +12,15 @@ journal's replay gives the same decisions again; a reading seen before is recogn
 Per station, readings pass the fault rule first (which decides which water levels to trust),
 then the level and rate rules; their events feed the upstream rule, and every event moves its
 incident (one per ``(subject, rule)``) through pending → firing → resolved.
+
+Time is each station's own: the decisions that wait for time to pass (a held jump released,
+a pending incident promoted, a silence) run on the station's clock, its newest reading's time
+advanced by the wall time since that reading arrived (:func:`station_now`). A live station's
+clock is the wall clock; a back-dated stream (a replay, the demo, a store-and-forward backlog)
+whose readings arrive faster than their own time passes is never overtaken by a tick, so a
+tick decides only what that stream's next reading would decide too, and the same way: a
+reading takes its station's clock to its own time and decides first whatever that moment
+decides (:meth:`Engine._advance`).
 """
 
 from __future__ import annotations
@@ -40,18 +49,21 @@ from forecast.live import LiveForecaster
 from forecast.series import RAIN_METRIC
 
 NS_PER_S = 1_000_000_000
-STATE_VERSION = 3
+STATE_VERSION = 4
 """The persisted state's format. 2 added a tidal station's hourly maxima (``lv[4]``); states
 of version 1 still restore (with no maxima: a tidal station then waits for a whole tidal day
 of readings before it de-escalates). 3 stores the rate window's reading times (``rt[0]``) or
 the remembered ones (``sn``) as a count when they are the other's newest ones (a third fewer
-bytes in a checkpoint); versions 1 and 2 still restore."""
-READABLE_VERSIONS = frozenset({1, 2, STATE_VERSION})
+bytes in a checkpoint). 4 adds the wall time the newest reading arrived, as its lag behind
+it (``ar``, absent when none). Versions 1 to 3 still restore, as if every station were live
+(arrived at its own time)."""
+READABLE_VERSIONS = frozenset({1, 2, 3, STATE_VERSION})
 ENGINE_KEY = "engine:"
+"""The state key of the engine itself (its start: stations never seen count from it)."""
 FORECAST_PREFIX = "forecast:"
 """State keys of the forecaster: ``forecast:<station>`` holds the station's forecast warnings
-and the recent past the models read of it."""
-"""The state key of the engine itself (its start: stations never seen count from it)."""
+and the recent past the models read of it, in a format of their own (``v`` 1) beside the
+stations' (:data:`STATE_VERSION`)."""
 SEEN_PER_STATION = 64
 """How many recent reading times each station remembers to recognise a redelivery. A reading
 older than all of them (and not among them) is taken as handled: it could change no decision."""
@@ -119,6 +131,7 @@ class _StationState:
     last_seen_ns: int | None = None
     no_data: bool = False
     seen: list[int] = field(default_factory=list)
+    arrived_ns: int | None = None  # when the reading of last_seen_ns arrived (not before it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +200,8 @@ class Engine:
         self._armed: set[str] = set()
         self._active_groups: set[str] = set()
         self._pending: set[tuple[str, str]] = set()
+        # The same incidents by the station whose clock promotes them (its own readings can).
+        self._pending_by_clock: dict[str, set[tuple[str, str]]] = {}
         self._holding: set[str] = set()  # stations with a suspect jump awaiting its next reading
         self._dirty: set[str] = set()
         self._plans: dict[str, _Plan] = {}
@@ -302,7 +317,14 @@ class Engine:
         events: list[AlertEvent] = []
         newest = state.last_seen_ns is None or ts_ns > state.last_seen_ns
         if newest:
+            if state.faults.held is not None or station_id in self._pending_by_clock:
+                # The station's clock moves to this reading's time: first whatever that
+                # moment decides (as a tick would have, had one come in between).
+                self._advance(plan, state, ts_ns, step)
             state.last_seen_ns = ts_ns
+            # A clock ahead of the wall clock (a few minutes are accepted) runs no further
+            # ahead of it here: on the wall clock its reading arrived at its own time.
+            state.arrived_ns = max(now_ns, ts_ns)
             if station_id not in self._armed:
                 self._arm(station_id)
         due = self._due_ns(station_id) if state.no_data else None
@@ -348,25 +370,31 @@ class Engine:
             self._holding.add(station_id)
         self._apply(events, step)
 
-    def _release_held(self, now_ns: int, step: Step) -> None:
-        """Suspect jumps left without a next reading count after two intervals."""
-        for station_id in sorted(self._holding):
-            plan = self._plans.get(station_id)
-            state = self._states.get(station_id)
-            if plan is None or state is None or state.faults.held is None:
-                self._holding.discard(station_id)
-                continue
-            wait_ns = 2 * plan.station.interval_s * NS_PER_S
-            state.faults, released = faults.release_held(state.faults, now_ns, wait_ns)
-            if not released:
-                continue
-            self._holding.discard(station_id)
-            self._dirty.add(station_id)
-            events: list[AlertEvent] = []
-            for at_ns, value in released:
-                late = now_ns - at_ns > self._late_lag_ns
-                self._judge_level(plan, state, at_ns, value, late=late, events=events)
-            self._apply(events, step)
+    def _advance(self, plan: _Plan, state: _StationState, clock_ns: int, step: Step) -> None:
+        """What the station's own clock reaching ``clock_ns`` decides: a held jump released,
+        then its pending incidents promoted. The same whether a tick or a reading moves it."""
+        if state.faults.held is not None:
+            self._release_held(plan, state, clock_ns, step)
+        if plan.station.id in self._pending_by_clock:
+            self._promote_pending(plan.station.id, clock_ns, step)
+
+    def _release_held(self, plan: _Plan, state: _StationState, clock_ns: int, step: Step) -> None:
+        """A suspect jump left without a next reading for two intervals of the station's own
+        time counts (a gauge washed away by the flood it reports)."""
+        station_id = plan.station.id
+        wait_ns = 2 * plan.station.interval_s * NS_PER_S
+        state.faults, released = faults.release_held(state.faults, clock_ns, wait_ns)
+        if not released:
+            return
+        self._holding.discard(station_id)
+        self._dirty.add(station_id)
+        events: list[AlertEvent] = []
+        arrived = state.arrived_ns
+        for at_ns, value in released:
+            # Late as it arrived (the held reading is the newest: it arrived at ``arrived``).
+            late = arrived is not None and arrived - at_ns > self._late_lag_ns
+            self._judge_level(plan, state, at_ns, value, late=late, events=events)
+        self._apply(events, step)
 
     def _judge_level(
         self,
@@ -461,19 +489,23 @@ class Engine:
         return zone
 
     def _due_ns(self, station_id: str, *, watched: bool = False) -> int | None:
-        """When a station becomes overdue (None: its no-data rule is off).
+        """When (wall clock) a station becomes overdue (None: its no-data rule is off).
+
+        On the station's own clock (:func:`station_now`) it is overdue ``missed_intervals``
+        after its newest reading; on the wall clock that is as long after the reading arrived.
 
         ``watched``: when the tick looks at its silence, counted from the engine's start for
-        a station whose newest reading is older than that (a backlog). A function of the state
-        alone that only moves later: a restart re-arms every station with it, and the
-        journal's replay finds a station silent at the same tick as the live engine did.
+        a station whose newest reading arrived before it (a state restored after a restart).
+        A function of the state alone that only moves later: a restart re-arms every station
+        with it, and the journal's replay finds a station silent at the same tick as the live
+        engine did.
         """
         plan = self._plans.get(station_id)
         if plan is None or not plan.rules.no_data.enabled:
             return None
         state = self._states.get(station_id)
-        last_seen = state.last_seen_ns if state is not None else None
-        seen = self.started_ns if last_seen is None else last_seen
+        arrived = _arrival(state) if state is not None else None
+        seen = self.started_ns if arrived is None else arrived
         if watched:
             seen = max(seen, self.started_ns)
         rule = plan.rules.no_data
@@ -513,11 +545,14 @@ class Engine:
                 if not plan.rules.no_data.enabled:
                     continue
                 state = self._states.get(station_id)
-                last_seen = state.last_seen_ns if state and state.last_seen_ns else None
+                # The newest reading's time on the wall clock: the rule judges every member
+                # of the group at one moment, and each station's clock is the wall clock
+                # shifted by its own lag.
+                arrived = _arrival(state) if state is not None else None
                 members.append(
                     nodata.Member(
                         station_id,
-                        self.started_ns if last_seen is None else max(last_seen, 0),
+                        self.started_ns if arrived is None else max(arrived, 0),
                         float(plan.station.interval_s),
                         bool(state and state.no_data),
                         plan.rules.no_data,
@@ -546,8 +581,18 @@ class Engine:
             ):
                 self._active_groups.discard(group)
         self._apply(events, step)
-        self._release_held(now_ns, step)
-        self._promote_pending(now_ns, step)
+        for station_id in sorted(self._holding):
+            holding = self._plans.get(station_id)
+            state = self._states.get(station_id)
+            if holding is None or state is None or state.faults.held is None:
+                self._holding.discard(station_id)
+                continue
+            self._release_held(holding, state, station_now(state, now_ns), step)
+        for owner in sorted(self._pending_by_clock):
+            state = self._states.get(owner)
+            self._promote_pending(
+                owner, now_ns if state is None else station_now(state, now_ns), step
+            )
         return step
 
     def _state(self, station_id: str) -> _StationState:
@@ -588,12 +633,12 @@ class Engine:
                 state, event.severity, since, event.kind
             )
             if state is IncidentState.PENDING:
-                self._pending.add((subject, rule))
+                self._add_pending(subject, rule, event.kind)
         else:
             if current is None:
                 return None
             state = IncidentState.RESOLVED
-            self._pending.discard((subject, rule))
+            self._drop_pending(subject, rule, current.kind)
             assert incidents is not None
             del incidents[rule]
             if not incidents:
@@ -601,18 +646,39 @@ class Engine:
         self._dirty.add(subject)
         return Transition(subject, rule, before, state, event)
 
-    def _promote_pending(self, now_ns: int, step: Step) -> None:
-        for subject, rule in sorted(self._pending):
+    def _add_pending(self, subject: str, rule: str, kind: EventKind) -> None:
+        if (subject, rule) in self._pending:
+            return
+        self._pending.add((subject, rule))
+        self._pending_by_clock.setdefault(_clock_owner(subject, rule, kind), set()).add(
+            (subject, rule)
+        )
+
+    def _drop_pending(self, subject: str, rule: str, kind: EventKind) -> None:
+        if (subject, rule) not in self._pending:
+            return
+        self._pending.discard((subject, rule))
+        owner = _clock_owner(subject, rule, kind)
+        waiting = self._pending_by_clock[owner]
+        waiting.discard((subject, rule))
+        if not waiting:
+            del self._pending_by_clock[owner]
+
+    def _promote_pending(self, owner: str, clock_ns: int, step: Step) -> None:
+        """Pending incidents on ``owner``'s clock that held their pending time by ``clock_ns``
+        fire, dated by the moment their pending time ran out."""
+        for subject, rule in sorted(self._pending_by_clock.get(owner, ())):
             incident = self._incidents[subject][rule]
-            if now_ns - incident.since_ns < self._pending_ns(subject, incident.kind):
+            due_ns = incident.since_ns + self._pending_ns(subject, incident.kind)
+            if clock_ns < due_ns:
                 continue
-            self._pending.discard((subject, rule))
+            self._drop_pending(subject, rule, incident.kind)
             self._incidents[subject][rule] = _Incident(
                 IncidentState.FIRING, incident.severity, incident.since_ns, incident.kind
             )
             self._dirty.add(subject)
             event = AlertEvent(
-                at_ns=now_ns,
+                at_ns=due_ns,
                 subject=subject,
                 kind=incident.kind,
                 rule=rule,
@@ -685,12 +751,11 @@ class Engine:
         """Load states written by :meth:`dirty_state` (after a restart, before any reading)."""
         for key, blob in states.items():
             self._decode(key, blob)
-        self._pending = {
-            (subject, rule)
-            for subject, incidents in self._incidents.items()
-            for rule, incident in incidents.items()
-            if incident.state is IncidentState.PENDING
-        }
+        self._pending, self._pending_by_clock = set(), {}
+        for subject, incidents in self._incidents.items():
+            for rule, incident in incidents.items():
+                if incident.state is IncidentState.PENDING:
+                    self._add_pending(subject, rule, incident.kind)
         self._compile()
         self._dirty.clear()
 
@@ -707,6 +772,7 @@ class Engine:
                 state.last_seen_ns,
                 state.no_data,
                 state.seen.copy(),
+                state.arrived_ns,
             )
         incidents = self._incidents.get(key)
         return (
@@ -794,6 +860,7 @@ class Engine:
                 last_seen_ns=document["ls"],
                 no_data=document["nd"],
                 seen=seen,
+                arrived_ns=None if "ar" not in document else document["ls"] + document["ar"],
             )
         else:
             self._states.pop(key, None)
@@ -893,6 +960,8 @@ def _encode(
         ]
         document["up"] = int(state.warned)
         document["ls"] = state.last_seen_ns
+        if state.arrived_ns is not None and state.last_seen_ns is not None:
+            document["ar"] = state.arrived_ns - state.last_seen_ns  # its lag: a few digits live
         document["nd"] = state.no_data
         document["sn"] = encoded_seen
     if group_firing:
@@ -903,6 +972,38 @@ def _encode(
             for rule, i in incidents.items()
         }
     return orjson.dumps(document)
+
+
+def station_now(state: _StationState, now_ns: int) -> int:
+    """A station's own clock at wall time ``now_ns``: its newest reading's time advanced by the
+    wall time since that reading arrived (``now_ns`` for a station never seen).
+
+    For a live station that is the wall clock. A back-dated stream whose readings come faster
+    than their own time passes (a replay, the demo at 3600x, a backlog draining) is always at
+    or behind its next reading: a tick never decides ahead of it. A stream that stops still
+    has its clock run on, so a gauge that went silent is judged silent.
+    """
+    if state.last_seen_ns is None or state.arrived_ns is None:
+        return now_ns
+    return state.last_seen_ns + max(0, now_ns - state.arrived_ns)
+
+
+def _arrival(state: _StationState) -> int | None:
+    """When the station's newest reading arrived (None: never seen)."""
+    if state.last_seen_ns is None:
+        return None
+    return state.last_seen_ns if state.arrived_ns is None else state.arrived_ns
+
+
+def _clock_owner(subject: str, rule: str, kind: EventKind) -> str:
+    """The station whose clock a pending incident waits on: the one whose readings decide it
+    (an upstream warning's source; otherwise the subject itself). A silence is dated by the
+    wall clock it was judged at: :data:`ENGINE_KEY`, never a station, stands for that."""
+    if kind is EventKind.NO_DATA:
+        return ENGINE_KEY
+    if kind is EventKind.UPSTREAM:
+        return rule.removeprefix("upstream:")
+    return subject
 
 
 def _reading_time(reading: Reading) -> int:

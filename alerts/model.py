@@ -38,8 +38,9 @@ class AlertEvent:
     """One decision of one rule about one subject at one moment.
 
     Attributes:
-        at_ns: The time of the reading that caused it (event time, not arrival); for no-data
-            events, the moment the silence was judged.
+        at_ns: The time of the reading that caused it (event time, not arrival); for a
+            pending incident that fires, when its pending time ran out; for no-data events,
+            the moment the silence was judged.
         subject: The station id, or ``regency:<name>`` / ``gateway:<id>`` for a grouped event.
         kind: The rule kind.
         rule: The rule instance, unique per subject (``level``, ``rate:rise``,
@@ -54,7 +55,11 @@ class AlertEvent:
         expected_at_ns: For ``upstream``, when the wave is expected at ``subject``; for
             ``forecast``, when the forecast crosses the level's threshold.
         stations: For a grouped event, the stations it covers.
-        detail: One sentence for people.
+        detail: One sentence for logs and records (messages are rendered from the facts).
+        expected_range_ns: For ``forecast``, the earliest and latest crossing the forecast's
+            interval allows; the latest is the horizon's end when ``range_open``.
+        range_open: The interval's low bound does not cross within the horizon ("after …").
+        coverage_pct: For ``forecast``, the interval's nominal coverage (80).
     """
 
     at_ns: int
@@ -71,6 +76,9 @@ class AlertEvent:
     expected_at_ns: int | None = None
     stations: tuple[str, ...] = ()
     detail: str = ""
+    expected_range_ns: tuple[int, int] | None = None
+    range_open: bool = False
+    coverage_pct: int | None = None
 
     @property
     def id(self) -> str:

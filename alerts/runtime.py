@@ -12,10 +12,10 @@ Every cycle (``alerts.commit_interval_s``, or ``commit_max_messages``):
 4. give the cycle's alert events to the InfluxDB writer (measurement ``alerts``).
 
 Every checkpoint (``alerts.checkpoint_interval_s``, ``checkpoint_max_messages``, or at once
-after a tick of the time-driven rules, which run on the wall clock), the cycle's transaction also
-carries a journal entry of the engine's inputs since the previous checkpoint
-(:mod:`alerts.journal`); then the committer spools the events InfluxDB has not taken yet and
-acknowledges every message evaluated since the previous checkpoint. Every
+after a tick of the time-driven rules, which advances live stations' clocks by the wall clock),
+the cycle's transaction also carries a journal entry of the engine's inputs since the previous
+checkpoint (:mod:`alerts.journal`); then the committer spools the events InfluxDB has not
+taken yet and acknowledges every message evaluated since the previous checkpoint. Every
 ``alerts.snapshot_interval_s`` (or ``snapshot_max_readings``) a checkpoint also carries a
 snapshot: the engine's changed keys, replacing the entries it covers. On SQLite (the store's
 ``states_apart``) the snapshot goes in a transaction of its own, written by a worker thread
@@ -72,7 +72,7 @@ from forecast.store import ModelStoreError
 from ingest.errors import ConfigError, SpoolError, StorageError
 from ingest.mqtt.client import MqttSubscriber
 from ingest.registry_watch import RegistryWatcher
-from ingest.runtime import connect_options
+from ingest.runtime import connect_options, open_storage, select_backend
 from ingest.source import Delivery, MessageSource
 from ingest.spool import Spool
 from ingest.storage.base import AlertRecord, Storage
@@ -240,8 +240,8 @@ class AlertLoop:
         validator: Decodes and validates messages into readings.
         engine: The rules.
         store: Incidents, outbox and engine state; also the leader lock.
-        storage: InfluxDB (alert events, device health).
-        spool: Where alert events wait for InfluxDB.
+        storage: The readings' storage (alert events, device health).
+        spool: Where alert events wait while storage is down.
         registry: The registry in force (labels); :meth:`use_registry` follows reloads.
         policy: Timing.
         observers: Called after each commit with its transitions.
@@ -848,9 +848,12 @@ async def run_alerts(
         lock_name=settings.alerts.client_id,
         inline_commits=settings.database.url.startswith("sqlite"),
     )
+    # The backend the ingest workers use (storage.backend): alert events and device health go
+    # beside the readings, where the web UI reads them.
+    backend = await select_backend(settings)
     try:
         async with (
-            InfluxStorage(settings.influx, station_tags) as storage,
+            open_storage(settings, backend, station_tags) as storage,
             store,
             # The incident store's migrations (run above) create the notification tables too.
             SqlNotifyStore(settings.database.url, migrate=False) as notify_store,
@@ -869,6 +872,7 @@ async def run_alerts(
                         registry=lambda: current[0],
                         is_leader=lambda: store.leading,
                         ack_link=ack_link,
+                        actions=store,
                     )
             except PolicyError as exc:
                 raise ConfigError(str(exc)) from None
@@ -888,7 +892,8 @@ async def run_alerts(
 
             def apply(new: Registry) -> None:
                 current[0] = new
-                storage.encoder.forget_stations()
+                if isinstance(storage, InfluxStorage):
+                    storage.encoder.forget_stations()
                 alert_loop.use_registry(new)
 
             watcher = RegistryWatcher(

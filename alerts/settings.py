@@ -47,6 +47,63 @@ class NotifySettings(Section):
     )
     ack_secret: SecretStr | None = Field(default=None, description="Signs one-click ack links")
     ack_link_valid_s: float = Field(default=48 * 3600.0, gt=0)
+    fallback_check_s: float = Field(
+        default=5.0, gt=0, description="how often undelivered messages are checked for fallback"
+    )
+
+
+class TelegramSettings(Section):
+    """The two-way Telegram bot (``alerts/notify/telegram.py``), in the notifier's process."""
+
+    bot_token: SecretStr | None = Field(
+        default=None, description="the bot's token from @BotFather (no token: no bot)"
+    )
+    api_base_url: str = Field(
+        default="https://api.telegram.org",
+        description="the Bot API's base URL (tests point it at their scripted server)",
+    )
+    chats: dict[str, str] = Field(
+        default_factory=dict,
+        description="chat name -> chat id ('-100…' for a group); the policy's telegram channels "
+        "name a chat; presses are honoured only on messages in these chats",
+    )
+    mode: Literal["polling", "webhook"] = Field(
+        default="polling", description="long polling works behind NAT; webhook needs HTTPS in"
+    )
+    poll_timeout_s: int = Field(default=30, ge=0, le=50, description="getUpdates long poll")
+    poll_retry_max_s: float = Field(default=30.0, gt=0)
+    webhook_url: str | None = Field(default=None, description="public HTTPS URL (webhook mode)")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="checked against X-Telegram-Bot-Api-Secret-Token"
+    )
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=0, le=65535)
+    link_code_valid_s: float = Field(default=600.0, gt=0, description="a one-time link code")
+    silence_s: float = Field(default=3600.0, gt=0, description="what 'Bisukan 1 jam' silences")
+    act_role: Literal["operator", "admin"] = Field(
+        default="operator", description="the least role whose presses are honoured"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a bot token is set."""
+        return self.bot_token is not None and bool(self.bot_token.get_secret_value())
+
+
+class SmsSettings(Section):
+    """SMS through a local GSM modem driven by Gammu (``alerts/notify/gammu_sms.py``)."""
+
+    enabled: bool = Field(default=False, description="drive a modem in the notifier's process")
+    gammu_device: str = Field(default="/dev/ttyUSB0", description="the modem (or a directory)")
+    gammu_connection: str = Field(
+        default="at", description="Gammu's connection: at, at115200, … or none for its dummy"
+    )
+    gammu_model: str = Field(default="", description="Gammu's model; 'dummy' for tests")
+    inbox_poll_s: float = Field(default=10.0, gt=0, description="how often replies are read")
+    send_timeout_s: float = Field(default=60.0, gt=0)
+    act_role: Literal["operator", "admin"] = Field(
+        default="operator", description="the least role whose replies are honoured"
+    )
 
 
 class AlertsSettings(Section):
@@ -166,3 +223,5 @@ class Settings(IngestSettings):
     notify: NotifySettings = NotifySettings()
     alerts: AlertsSettings = AlertsSettings()
     forecast: ForecastSettings = ForecastSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    sms: SmsSettings = SmsSettings()

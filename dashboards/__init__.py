@@ -1,1 +1,1 @@
-"""What operators look at: Grafana dashboards as code and Siaga's web UI (later issues)."""
+"""What operators look at: the HTTP API, the web UI and Grafana dashboards as code."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alerts.settings import Settings as AlertsSettings
 from ingest.settings import Section
@@ -63,6 +63,23 @@ class ApiSettings(Section):
         description="the station list's readings are shared by requests this long (one set of "
         "InfluxDB queries per interval however many operators look); 0 queries every time",
     )
+    overview_max_stale_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="a station list older than this is never served: the request waits for a "
+        "fresh one (older than overview_max_age_s it is refreshed in the background)",
+    )
+
+    @model_validator(mode="after")
+    def _overview_bounded(self) -> ApiSettings:
+        if self.overview_max_stale_s < self.overview_max_age_s:
+            msg = (
+                f"api.overview_max_stale_s ({self.overview_max_stale_s:g}) must be at least "
+                f"api.overview_max_age_s ({self.overview_max_age_s:g}): a list is shared for "
+                "overview_max_age_s and never served older than overview_max_stale_s"
+            )
+            raise ValueError(msg)
+        return self
 
     def resolve_secret_key(self) -> bytes:
         """The signing key: configured, or read from the key file (created once, mode 0600)."""
@@ -100,6 +117,12 @@ class GrafanaSettings(Section):
     timeout_s: float = Field(default=10.0, gt=0)
     folder_uid: str = Field(default="siaga", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     folder_title: str = Field(default="Siaga", min_length=1)
+    overview_max_stations: int = Field(
+        default=200,
+        ge=0,
+        description="gauges the national overview draws one by one; past it, it links to the "
+        "regencies' own overviews",
+    )
     influx_url: str | None = Field(
         default=None, description="InfluxDB as Grafana reaches it (default: influx.url)"
     )
@@ -136,8 +159,38 @@ class GrafanaSettings(Section):
         return None if url is None else _http_url(url)
 
 
+class PublicSettings(Section):
+    """The residents' pages (``siaga public serve``): no sign-in, served from memory."""
+
+    file: Path = Field(
+        default=Path("config/public.yaml"), description="which regencies publish, and what"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    refresh_s: float = Field(default=15.0, gt=0, description="pages rebuilt this often")
+    max_age_s: int = Field(default=30, ge=0, description="phones and proxies may keep a page")
+    stale_intervals: float = Field(
+        default=3.0, gt=0, description="a reading older than this many report intervals is old"
+    )
+    stale_floor_s: float = Field(default=1800.0, ge=0, description="…and never sooner than this")
+    cap_feed_url: str | None = Field(
+        default=None,
+        description="the CAP feed pages link (default: api.public_url's /api/v1/cap.atom when "
+        "api.cap_feed_public)",
+    )
+
+
 class Settings(AlertsSettings):
-    """Alerting's settings plus the API's and Grafana's."""
+    """Alerting's settings plus the API's, Grafana's and the residents' pages'."""
 
     api: ApiSettings = ApiSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    public: PublicSettings = PublicSettings()
+
+    def cap_feed_url(self) -> str | None:
+        """The CAP feed residents' pages link."""
+        if self.public.cap_feed_url:
+            return self.public.cap_feed_url
+        if self.api.cap_feed_public:
+            return f"{self.api.public_url.rstrip('/')}/api/v1/cap.atom"
+        return None

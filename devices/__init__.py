@@ -1,6 +1,8 @@
 """The contract every part of Siaga agrees on, free of I/O.
 
-Stations and their registry, topic names, payload formats and their decoders.
+Readings and rejection reasons, stations and their registry, levels and thresholds, topic
+names, payload formats and their decoders, device health, and the root of
+the exception tree (:mod:`devices.errors`).
 """
 
 from devices.readings import Decoded, Reading, Reason, Rejection

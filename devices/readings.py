@@ -30,6 +30,7 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     STORAGE_REJECTED = "storage_rejected"
     DECODER_ERROR = "decoder_error"
+    SPOOL_DAMAGED = "spool_damaged"
 
 
 # Not frozen: a frozen dataclass costs three times as much to build, and one is built per

@@ -258,6 +258,10 @@ class Registry:
         """Every station, in file order."""
         return self._stations.stations()
 
+    def provinces(self) -> Mapping[str, str]:
+        """The province of each regency (the stations file's ``regencies`` section)."""
+        return self._stations.provinces()
+
     # lookups by what a topic names
     def _resolved(self, device: Device | None, station_id: str) -> Resolved | None:
         station = self._stations.get(station_id)

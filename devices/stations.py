@@ -129,15 +129,33 @@ class StationRegistry(Protocol):
         """Every known station, in a stable order."""
         ...
 
+    def provinces(self) -> Mapping[str, str]:
+        """The province of each regency (regency name -> province name; empty when the
+        registry names none)."""
+        ...
+
 
 class StaticRegistry:
-    """A registry over a fixed set of stations."""
+    """A registry over a fixed set of stations.
 
-    def __init__(self, stations: Iterable[Station]) -> None:
+    Args:
+        stations: The stations.
+        provinces: Each regency's province. When given, every station's regency must be in it.
+    """
+
+    def __init__(
+        self, stations: Iterable[Station], provinces: Mapping[str, str] | None = None
+    ) -> None:
         self._by_id: dict[str, Station] = {}
+        self._provinces = dict(provinces or {})
         for station in stations:
             if station.id in self._by_id:
                 raise ValueError(f"station id {station.id!r} appears twice")
+            if self._provinces and station.regency not in self._provinces:
+                raise ValueError(
+                    f"station {station.id!r}: regency {station.regency!r} is not listed "
+                    "under 'regencies'"
+                )
             self._by_id[station.id] = station
 
     def get(self, station_id: str) -> Station | None:
@@ -147,6 +165,49 @@ class StaticRegistry:
     def stations(self) -> list[Station]:
         """Every station, in file order."""
         return list(self._by_id.values())
+
+    def provinces(self) -> Mapping[str, str]:
+        """The province of each regency, as the ``regencies`` section gives it."""
+        return self._provinces
+
+
+class Regency(BaseModel):
+    """A regency (kabupaten) or city (kota) as the ``regencies`` section describes it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    province: str = Field(min_length=1, max_length=100)
+
+    @field_validator("province")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(ord(c) < 32 for c in value) or value != value.strip():
+            raise ValueError("must be one line without leading or trailing spaces")
+        return value
+
+
+def parse_regencies(value: Any, source: str) -> dict[str, str]:
+    """The ``regencies`` section (``{regency: {province: name}}``) as regency -> province.
+
+    Raises:
+        StationFileError: Not a mapping, or an entry without a valid province.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise StationFileError(f"{source}: 'regencies' must be a mapping of regency names")
+    found = {}
+    for name, entry in value.items():
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise StationFileError(f"{source}: regencies: {name!r} is not a regency name")
+        try:
+            found[name] = Regency.model_validate(entry).province
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'entry'}: {e['msg']}" for e in exc.errors()
+            )
+            raise StationFileError(f"{source}: regencies.{name}: {problems}") from None
+    return found
 
 
 class StationFileError(ConfigError, ValueError):
@@ -209,8 +270,9 @@ def stations_from_document(
         stations.append(builder.build(entry, label))
     for line, entry in enumerate(csv_rows or (), start=2):
         stations.append(builder.build(entry, f"{csv_source}: line {line}"))
+    provinces = parse_regencies(document.get("regencies"), source)
     try:
-        return StaticRegistry(stations)
+        return StaticRegistry(stations, provinces)
     except ValueError as exc:
         raise StationFileError(f"{source}: {exc}") from None
 

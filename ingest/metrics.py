@@ -173,6 +173,12 @@ class IngestMetrics:
             "Unreadable spool bytes moved to quarantine files",
             registry=r,
         )
+        self.spool_damaged = Counter(
+            "siaga_spool_damaged_records",
+            "Damaged spool records moved to quarantine: batches no longer drained (siaga spool "
+            "inspect | replay shows and stores what of them is still readable)",
+            registry=r,
+        )
         for reason in Reason:
             self.rejections.labels(reason.value)
 

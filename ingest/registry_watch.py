@@ -12,21 +12,10 @@ from pathlib import Path
 
 from devices.errors import ConfigError
 from devices.registry import Registry
+from ingest.filewatch import FileChanges, poll
 from ingest.metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
-
-
-def _signature(paths: Sequence[Path]) -> tuple[tuple[int, int] | None, ...]:
-    signature: list[tuple[int, int] | None] = []
-    for path in paths:
-        try:
-            status = path.stat()
-        except FileNotFoundError:
-            signature.append(None)
-        else:
-            signature.append((status.st_mtime_ns, status.st_size))
-    return tuple(signature)
 
 
 _TICK_S = 0.01
@@ -64,21 +53,18 @@ class RegistryWatcher:
         metrics: IngestMetrics | None = None,
     ) -> None:
         self._metrics = metrics
-        self._paths = paths if callable(paths) else (lambda fixed=list(paths): fixed)
+        self._changes = FileChanges(paths)
         self._load = load
         self._apply = apply
         self._interval_s = interval_s
-        self._seen = _signature(self._paths())
         self.reloads = 0
         self.last_load_s = 0.0
         self.last_stall_s = 0.0
 
     async def check(self) -> bool:
         """Reload if the files changed since the last look; returns whether it reloaded."""
-        current = _signature(self._paths())
-        if current == self._seen:
+        if not self._changes.changed():
             return False
-        self._seen = current
         worst = [0.0]
         started = time.perf_counter()
         lag = asyncio.create_task(_watch_lag(worst), name="registry-watch.lag")
@@ -120,6 +106,4 @@ class RegistryWatcher:
 
     async def run(self) -> None:
         """Look every ``interval_s`` until cancelled."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.check()
+        await poll(self.check, self._interval_s)

@@ -108,15 +108,12 @@ def open_storage(
     return InfluxStorage(settings.influx, station_tags)
 
 
-PACKET_HEADROOM_BYTES = 8 * 1024
-"""Room for the topic and properties of a PUBLISH above ``validation.max_payload_bytes``."""
-
-
 def connect_options(settings: Settings) -> ConnectOptions:
     """The MQTT subscriber's options, from the settings.
 
-    The Maximum Packet Size sent to the broker is the payload limit plus headroom: the broker
-    drops larger messages (and counts them) instead of sending bytes the worker would refuse.
+    The Maximum Packet Size sent to the broker is the payload limit plus headroom, above what
+    the broker itself accepts from devices (``validation``), so it forwards every message it
+    accepted; one over the payload limit is stored as a ``payload_too_large`` rejection.
     """
     mqtt = settings.mqtt
     topics = TopicScheme(mqtt.topic_prefix)
@@ -140,7 +137,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
         reconnect=RetryPolicy(
             initial_s=mqtt.reconnect_initial_s, max_s=mqtt.reconnect_max_s, deadline_s=None
         ),
-        maximum_packet_size=settings.validation.max_payload_bytes + PACKET_HEADROOM_BYTES,
+        maximum_packet_size=settings.validation.subscriber_max_packet_bytes,
     )
 
 

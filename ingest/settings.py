@@ -203,8 +203,19 @@ class SpoolSettings(Section):
     drain_retry_max_s: float = Field(default=10.0, gt=0)
 
 
+PACKET_HEADROOM_BYTES = 8 * 1024
+"""Room for the topic and properties of a PUBLISH above ``validation.max_payload_bytes``."""
+
+
 class ValidationSettings(Section):
-    """Bounds every message and reading must respect."""
+    """Bounds every message and reading must respect.
+
+    ``max_payload_bytes`` is the one source of every size limit on the way in: the broker
+    refuses at publish, with the reason, what no subscriber would take
+    (:attr:`broker_max_packet_bytes`), and the subscribers take whatever the broker accepts
+    (:attr:`subscriber_max_packet_bytes`), storing a payload over the limit as a
+    ``payload_too_large`` rejection. Nothing is dropped between the two in silence.
+    """
 
     max_payload_bytes: int = Field(default=64 * 1024, ge=64)
     max_readings_per_message: int = Field(default=1000, ge=1)
@@ -212,6 +223,22 @@ class ValidationSettings(Section):
     max_age_s: float | None = Field(
         default=None, gt=0, description="defaults to the retention window"
     )
+
+    @property
+    def subscriber_max_packet_bytes(self) -> int:
+        """The Maximum Packet Size the worker and the engine announce in CONNECT."""
+        return self.max_payload_bytes + PACKET_HEADROOM_BYTES
+
+    @property
+    def broker_max_packet_bytes(self) -> int:
+        """The broker's ``max_packet_size``: a device's PUBLISH past it is refused (MQTT 5:
+        DISCONNECT with reason 0x95, Packet too large).
+
+        Half the headroom below the subscribers' limit: what the broker forwards is the
+        device's packet plus at most a few bytes of properties it adds, so everything it
+        accepts reaches them.
+        """
+        return self.max_payload_bytes + PACKET_HEADROOM_BYTES // 2
 
 
 class StationsSettings(Section):

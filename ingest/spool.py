@@ -30,8 +30,9 @@ from ingest.errors import SpoolError, SpoolFullError
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"\xa7SpL"
+MAGIC = b"\xa7SpL"
 _HEADER = struct.Struct(">4sII")  # magic, length, crc32(length bytes + body)
+HEADER_BYTES = _HEADER.size
 _LEGACY_HEADER = struct.Struct(">II")  # length, crc32(body): the format before the marker
 _SUFFIX = ".spool"
 QUARANTINE = "quarantine"
@@ -61,12 +62,15 @@ class Quarantined:
         offset: Where the unreadable bytes began in it.
         size: How many bytes.
         path: The quarantine file that holds them.
+        records: How many records they held (record markers; at least one): batches the spool
+            no longer drains.
     """
 
     segment: str
     offset: int
     size: int
     path: Path
+    records: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +99,12 @@ def frame(body: bytes) -> bytes:
     """One record as written: marker, length, checksum, body."""
     length = struct.pack(">I", len(body))
     crc = zlib.crc32(body, zlib.crc32(length, _CRC_SEED))
-    return _MAGIC + length + struct.pack(">I", crc) + body
+    return MAGIC + length + struct.pack(">I", crc) + body
 
 
-def _record_at(data: bytes, offset: int) -> int | None:
+def record_end(data: bytes, offset: int) -> int | None:
     """The end of the record framed at ``offset``, or None when none is."""
-    if data[offset : offset + 4] != _MAGIC or offset + _HEADER.size > len(data):
+    if data[offset : offset + 4] != MAGIC or offset + _HEADER.size > len(data):
         return None
     _, length, crc = _HEADER.unpack_from(data, offset)
     end: int = offset + _HEADER.size + int(length)
@@ -119,15 +123,15 @@ def scan_records(data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, in
     offset = 0
     size = len(data)
     while offset < size:
-        end = _record_at(data, offset)
+        end = record_end(data, offset)
         if end is not None:
             records.append((offset, end))
             offset = end
             continue
         # Resynchronise: the next marker that frames a record that checks out.
-        candidate = data.find(_MAGIC, offset + 1)
-        while candidate != -1 and _record_at(data, candidate) is None:
-            candidate = data.find(_MAGIC, candidate + 1)
+        candidate = data.find(MAGIC, offset + 1)
+        while candidate != -1 and record_end(data, candidate) is None:
+            candidate = data.find(MAGIC, candidate + 1)
         resume = size if candidate == -1 else candidate
         damaged.append((offset, resume))
         offset = resume
@@ -180,7 +184,7 @@ class Spool:
     def _scan(self, path: Path) -> _Segment:
         data = path.read_bytes()
         number = int(path.stem)
-        if not data.startswith(_MAGIC):
+        if not data.startswith(MAGIC):
             legacy = _scan_legacy(data)
             if legacy is not None:
                 return _Segment(number, path, len(data), legacy, header_size=_LEGACY_HEADER.size)
@@ -227,7 +231,8 @@ class Spool:
             offset,
             target,
         )
-        self.quarantined.append(Quarantined(segment.name, offset, len(data), target))
+        records = data.count(MAGIC) + (not data.startswith(MAGIC))
+        self.quarantined.append(Quarantined(segment.name, offset, len(data), target, records))
 
     def _fsync_directory(self) -> None:
         directory_fd = os.open(self._directory, os.O_RDONLY)

@@ -155,6 +155,8 @@ class IngestWorker:
         self._last_rejection_ns = 0
         self.ready = asyncio.Event()
         self.metrics.spool_quarantined_bytes.inc(sum(q.size for q in spool.quarantined))
+        self.metrics.spool_damaged.inc(sum(q.records for q in spool.quarantined))
+        self.metrics.count_rejections(Reason.SPOOL_DAMAGED for _ in spool.quarantined)
         self._refresh_spool_metrics()
 
     async def run(
@@ -192,6 +194,7 @@ class IngestWorker:
             source = group.create_task(self._source.run(), name="siaga.ingest.source")
             drain = group.create_task(self._drain_spool(), name="siaga.ingest.spool-drain")
             writer = group.create_task(self._write_loop(), name="siaga.ingest.writer")
+            await self._store_spool_damage()
             others = [
                 group.create_task(
                     supervise(
@@ -214,6 +217,28 @@ class IngestWorker:
             await self._source.disconnect()
             for task in (source, drain, writer, *others):
                 task.cancel()
+
+    async def _store_spool_damage(self) -> None:
+        """Store a ``spool_damaged`` rejection per damaged range the spool found on opening,
+        through the writer like any batch (to storage, or the spool while it is down)."""
+        damage = [
+            StoredRejection(
+                Rejection(
+                    Reason.SPOOL_DAMAGED,
+                    f"spool segment {q.segment} offset {q.offset}: {q.size} bytes "
+                    f"({q.records} record{'s' if q.records > 1 else ''}) unreadable, moved to "
+                    f"{q.path}; `siaga spool inspect` shows them, `siaga spool replay` stores "
+                    "what is still readable",
+                ),
+                "",
+                "",
+                self._unique_rejection_ns(self._clock_ns()),
+            )
+            for q in self._spool.quarantined
+        ]
+        if damage:
+            self._in_flight += 1
+            await self._writes.put((Batch([], damage), []))
 
     def status(self) -> WorkerStatus:
         """Readiness and the status line: whether storage takes writes, and the spool."""

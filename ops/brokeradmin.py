@@ -1,6 +1,6 @@
 """The broker's password, ACL and TLS files on disk, and the signal that makes it re-read them.
 
-The text of those files is made by :mod:`devices.credentials` and :mod:`devices.tls`, which do
+The text of those files is made by :mod:`ops.credentials` and :mod:`ops.tls`, which do
 no I/O; this module only writes, reads and signals. Every file is replaced atomically (a
 temporary file in the same directory, fsynced, then renamed over the old one), so a broker
 reloading at any moment reads either the old file or the new one, never half of one.
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.credentials import password_file
 from ingest.errors import ConfigError
+from ops.credentials import password_file
 
 PASSWORD_FILE_MODE = 0o600
 ACL_FILE_MODE = 0o644
@@ -135,8 +135,8 @@ class BrokerFiles:
         its rights.
 
         Args:
-            passwords: User → hash, as :func:`devices.credentials.hash_password` makes them.
-            acl_text: From :func:`devices.credentials.acl_file`.
+            passwords: User → hash, as :func:`ops.credentials.hash_password` makes them.
+            acl_text: From :func:`ops.credentials.acl_file`.
 
         Raises:
             ValueError: A user name or hash cannot be written.

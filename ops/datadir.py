@@ -4,6 +4,8 @@ Layout (default ``./.siaga``)::
 
     siaga.lock        held while a ``siaga up`` runs here (a second one is refused)
     state.json        ports chosen on the first run, so a second run keeps the same addresses
+    platform.json     what `siaga users/alerts/devices` need to serve this platform: the
+                      database, the broker, the settings file (no secret)
     secrets.json      MQTT passwords of the local accounts (0600; hashes go to the broker)
     broker/           mosquitto.conf, passwd, acl, persistence, its log
     influxdb/         influxd's data (when Siaga starts its own)
@@ -82,6 +84,25 @@ class DataDir:
     def inbox(self) -> Path:
         """Where the demo's notifications are delivered."""
         return self.root / "inbox"
+
+    @property
+    def platform_file(self) -> Path:
+        """Where ``siaga up`` records the platform it runs, for the other commands."""
+        return self.root / "platform.json"
+
+    def write_platform(self, record: dict[str, Any]) -> None:
+        """Record the running platform (see :func:`ops.platform.platform_settings`)."""
+        _write_private(self.platform_file, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+    def read_platform(self) -> dict[str, Any] | None:
+        """The recorded platform; None when no ``siaga up`` recorded one here."""
+        try:
+            loaded = json.loads(self.platform_file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ServerError(f"{self.platform_file} is unreadable ({exc})") from None
+        return loaded if isinstance(loaded, dict) else None
 
     def is_new(self) -> bool:
         """No earlier ``siaga up`` ran here."""

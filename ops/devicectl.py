@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices import TopicScheme
-from devices.credentials import acl_file, generate_password, hash_password
 from devices.registry import (
     DIRECT_FORMATS,
     Device,
@@ -23,7 +22,6 @@ from devices.registry import (
     load_registry,
     render_devices,
 )
-from devices.tls import make_ca, make_server_cert
 from ingest.errors import ConfigError, SiagaError
 from ops.brokeradmin import (
     KEY_FILE_MODE,
@@ -32,6 +30,8 @@ from ops.brokeradmin import (
     mosquitto_listener_config,
     write_atomically,
 )
+from ops.credentials import acl_file, generate_password, hash_password
+from ops.tls import make_ca, make_server_cert
 
 DEVICES_FILE_MODE = 0o644
 

@@ -150,12 +150,15 @@ class MosquittoServer:
         port: The TCP port of its MQTT listener.
         extra_config: More mosquitto.conf lines (passwords, ACLs, TLS listeners).
         allow_anonymous: Whether clients without credentials may connect.
+        max_packet_bytes: Its ``max_packet_size``: a larger PUBLISH is refused with the reason
+            (``validation.broker_max_packet_bytes``); None: mosquitto's own limit.
     """
 
     directory: Path
     port: int = field(default_factory=free_port)
     extra_config: list[str] = field(default_factory=list)
     allow_anonymous: bool = True
+    max_packet_bytes: int | None = None
     _process: _Process | None = None
 
     @property
@@ -181,6 +184,11 @@ class MosquittoServer:
             "max_queued_messages 0",
             "max_inflight_messages 0",
             "set_tcp_nodelay true",
+            *(
+                []
+                if self.max_packet_bytes is None
+                else [f"max_packet_size {self.max_packet_bytes}"]
+            ),
             f"log_dest file {self.directory}/mosquitto.log",
             "log_type error",
             "log_type warning",

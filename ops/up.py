@@ -21,22 +21,23 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from alerts.incidents.migrations import upgrade
 from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from dashboards.api.accounts import AccountError, Role
 from dashboards.api.service import add_user
-from devices.credentials import acl_file, generate_password, hash_password
 from devices.registry import DIRECT_FORMATS, Registry, load_registry
 from devices.topics import TopicScheme
-from ingest.errors import SiagaError
+from ingest.errors import ConfigError, SiagaError
 from ingest.runtime import open_storage
-from ingest.settings import MqttSettings
+from ingest.settings import DEFAULT_CONFIG, MqttSettings
 from ingest.storage.base import Storage
 from ops.brokeradmin import BrokerFiles
+from ops.credentials import acl_file, generate_password, hash_password, verify_password
 from ops.datadir import DataDir
 from ops.errors import ServerError
+from ops.platform import without_credentials
 from ops.probe import MqttProbe, http_ok, influx_answers, probe_mqtt5
 from ops.servers import InfluxServer, MosquittoServer, free_port, port_open, require_binary
 from ops.settings import Settings
@@ -57,7 +58,9 @@ An existing broker keeps Siaga's promise ("nothing acknowledged is ever lost") o
   - MQTT 5 with persistent sessions, and QoS 1 kept for offline sessions without a queue cap
     (mosquitto: persistence true, max_queued_messages 0, a memory bound in bytes);
   - no anonymous access, one account per device with an ACL (see `siaga devices`);
-  - shared subscriptions ($share/...) when several ingest workers split the stream.
+  - shared subscriptions ($share/...) when several ingest workers split the stream;
+  - a maximum packet size of {max_packet} bytes (mosquitto: max_packet_size {max_packet}), so a
+    device hears that its message is too large instead of it being dropped unseen.
 See config/mosquitto/mosquitto.conf."""
 
 
@@ -127,6 +130,27 @@ def accounts(registry: Registry) -> list[str]:
     return sorted({*publishers, INGEST_ACCOUNT, ALERTS_ACCOUNT})
 
 
+def broker_hashes(
+    names: Iterable[str], passwords: Mapping[str, str], existing: Mapping[str, str]
+) -> dict[str, str]:
+    """The local broker's password hashes, keeping what ``siaga devices`` set.
+
+    ``siaga devices`` serves this data directory too: an account it added, or whose credential
+    it rotated, has a hash in the broker's file that ``passwords`` (``secrets.json``) does not
+    match; that hash stays, or the credential it printed once would stop working at the next
+    start. Siaga's own reader accounts always take their password from ``passwords``.
+    """
+    hashes = {}
+    for name in names:
+        kept = existing.get(name)
+        own = name in {INGEST_ACCOUNT, ALERTS_ACCOUNT}
+        if kept is not None and not own and not verify_password(passwords[name], kept):
+            hashes[name] = kept
+        else:
+            hashes[name] = hash_password(passwords[name])
+    return hashes
+
+
 def with_passwords(known: dict[str, str], names: Iterable[str]) -> dict[str, str]:
     """``known`` plus a new password for each account that has none."""
     return {name: known.get(name) or generate_password() for name in names}
@@ -170,6 +194,95 @@ def ingest_environment(
         "SIAGA_METRICS__PORT": str(metrics_port),
         "SIAGA_HEALTH__ENABLED": "false",
     }
+
+
+def client_id(data_dir: Path, role: str) -> str:
+    """The MQTT client id of ``role`` for one data directory.
+
+    Stable per data directory, distinct between data directories: two platforms on one broker
+    never take over each other's session.
+    """
+    tag = hashlib.blake2b(str(data_dir).encode(), digest_size=4).hexdigest()
+    return f"siaga-{role}-{tag}"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Where the parts of one ``siaga up`` run find each other.
+
+    Attributes:
+        data_dir: Where every part keeps what it writes.
+        mqtt_url: The broker.
+        influx_url: The InfluxDB in use; None: the embedded (SQLite) storage.
+        web_url: The web UI's address (acknowledgement links point at it).
+        ack_secret: Signs one-click acknowledgement links.
+        config: The settings file the children read (None: their default).
+        metrics_port: The ingest worker's Prometheus port.
+        alerts_metrics_port: The engine's Prometheus port.
+        broker_passwords: Account → password on Siaga's own broker; None for a broker given
+            with ``--broker`` (its URL carries the credentials).
+    """
+
+    data_dir: DataDir
+    mqtt_url: str
+    influx_url: str | None
+    web_url: str
+    ack_secret: str
+    config: Path | None
+    metrics_port: int
+    alerts_metrics_port: int
+    broker_passwords: Mapping[str, str] | None
+
+
+def part_environments(wiring: Wiring) -> dict[str, dict[str, str]]:
+    """The environment of each child (``ingest``, ``alerts``, ``web``, ``demo``).
+
+    Every place a part writes is under the data directory, and every MQTT session is named
+    after it, each through the settings key its part reads: the engine reads
+    ``alerts.client_id`` and ``alerts.spool_dir``, not ``mqtt.client_id`` and ``spool.dir``.
+    """
+    root = wiring.data_dir.root
+    common = {
+        "SIAGA_MQTT__URL": wiring.mqtt_url,
+        "SIAGA_SPOOL__DIR": str(root / "spool"),
+        "SIAGA_ALERTS__SPOOL_DIR": str(root / "alerts-spool"),
+        "SIAGA_DATABASE__URL": f"sqlite:///{wiring.data_dir.database}",
+        "SIAGA_API__SECRET_KEY_FILE": str(root / "api-secret.key"),
+        "SIAGA_API__PUBLIC_URL": wiring.web_url,
+        "SIAGA_NOTIFY__ACK_BASE_URL": wiring.web_url,
+        "SIAGA_NOTIFY__ACK_SECRET": wiring.ack_secret,
+        "SIAGA_NOTIFY__POLICY_FILE": str(root / "alerts.yaml"),
+        # The engine and the API read the models `siaga forecast fit --models-dir` wrote.
+        "SIAGA_FORECAST__MODELS_DIR": str(root / "forecast-models"),
+        # Set whether used or not (the embedded storage only as the backend, the broker's files
+        # by `siaga devices`): no part's setting may point outside the data directory.
+        "SIAGA_STORAGE__SQLITE_PATH": str(wiring.data_dir.readings_db),
+        "SIAGA_BROKER__PASSWORD_FILE": str(wiring.data_dir.broker / "passwd"),
+        "SIAGA_BROKER__ACL_FILE": str(wiring.data_dir.broker / "acl"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if wiring.config is not None:
+        common["SIAGA_CONFIG"] = str(wiring.config.resolve())
+    if wiring.influx_url is not None:
+        common["SIAGA_INFLUX__URL"] = wiring.influx_url
+        common["SIAGA_STORAGE__BACKEND"] = "influx"
+    else:
+        common["SIAGA_STORAGE__BACKEND"] = "sqlite"
+    ingest = ingest_environment(
+        common, client_id=client_id(root, "ingest"), metrics_port=wiring.metrics_port
+    )
+    engine_id = client_id(root, "alerts")
+    alerts = {
+        **common,
+        "SIAGA_ALERTS__CLIENT_ID": engine_id,
+        "SIAGA_MQTT__CLIENT_ID": engine_id,
+        "SIAGA_METRICS__PORT": str(wiring.alerts_metrics_port),
+    }
+    if wiring.broker_passwords is not None:
+        for part_env, account in ((ingest, INGEST_ACCOUNT), (alerts, ALERTS_ACCOUNT)):
+            part_env["SIAGA_MQTT__USERNAME"] = account
+            part_env["SIAGA_MQTT__PASSWORD"] = wiring.broker_passwords[account]
+    return {"ingest": ingest, "alerts": alerts, "web": dict(common), "demo": dict(common)}
 
 
 def _port(state: dict[str, object], key: str) -> int:
@@ -230,8 +343,13 @@ class Platform:
             ) from None
         port = _port(self._state, "mqtt_port")
         files = BrokerFiles(self._dir.broker / "passwd", self._dir.broker / "acl")
+        try:
+            existing = files.read_passwords()
+        except ConfigError as exc:
+            self._say(f"broker password file rewritten: {exc}")
+            existing = {}
         files.write(
-            {user: hash_password(self._secrets[user]) for user in accounts(registry)},
+            broker_hashes(accounts(registry), self._secrets, existing),
             acl_file(
                 registry,
                 topics=TopicScheme(self._settings.mqtt.topic_prefix),
@@ -244,6 +362,7 @@ class Platform:
             port=port,
             allow_anonymous=False,
             extra_config=[f"password_file {files.password_file}", f"acl_file {files.acl_file}"],
+            max_packet_bytes=self._settings.validation.broker_max_packet_bytes,
         )
         server.write_config()
         self._mqtt_url = server.url
@@ -269,7 +388,10 @@ class Platform:
             raise PartFailedError("broker", f"{mqtt.url}: {found.detail}")
         if not found.accepted:
             raise PartFailedError("broker", f"{mqtt.url}: {found.detail}")
-        self._say(f"using the MQTT 5 broker at {mqtt.url}.\n{BROKER_REQUIREMENTS}")
+        requirements = BROKER_REQUIREMENTS.format(
+            max_packet=self._settings.validation.broker_max_packet_bytes
+        )
+        self._say(f"using the MQTT 5 broker at {mqtt.url}.\n{requirements}")
         self._mqtt_url = url
 
     def _storage(self) -> Part | None:
@@ -302,29 +424,33 @@ class Platform:
             ready_timeout_s=60,
         )
 
-    def _environment(self) -> dict[str, str]:
-        env = {
-            "SIAGA_MQTT__URL": self._mqtt_url,
-            "SIAGA_SPOOL__DIR": str(self._dir.root / "spool"),
-            "SIAGA_DATABASE__URL": self._database_url,
-            "SIAGA_API__SECRET_KEY_FILE": str(self._dir.root / "api-secret.key"),
-            "SIAGA_API__PUBLIC_URL": self._web_url,
-            "SIAGA_NOTIFY__ACK_BASE_URL": self._web_url,
-            "SIAGA_NOTIFY__ACK_SECRET": self._secrets[ACK_SIGNER_ENTRY],
-            "SIAGA_NOTIFY__POLICY_FILE": str(self._dir.root / "alerts.yaml"),
-            # The engine and the API read the models `siaga forecast fit --models-dir` wrote.
-            "SIAGA_FORECAST__MODELS_DIR": str(self._dir.root / "forecast-models"),
-            "PYTHONUNBUFFERED": "1",
+    def _platform(self) -> dict[str, Any]:
+        """What ``siaga users/alerts/devices`` need to serve this platform (never a secret)."""
+        record: dict[str, Any] = {
+            "database": {"url": self._database_url},
+            "mqtt": {"url": without_credentials(self._mqtt_url)},
+            "api": {
+                "secret_key_file": str(self._dir.root / "api-secret.key"),
+                "public_url": self._web_url,
+            },
         }
-        if self._options.config is not None:
-            env["SIAGA_CONFIG"] = str(self._options.config.resolve())
-        if self._influx_url is not None:
-            env["SIAGA_INFLUX__URL"] = self._influx_url
-            env["SIAGA_STORAGE__BACKEND"] = "influx"
-        else:
-            env["SIAGA_STORAGE__BACKEND"] = "sqlite"
-            env["SIAGA_STORAGE__SQLITE_PATH"] = str(self._dir.readings_db)
-        return env
+        if self._options.broker_url is None:
+            record["broker"] = {
+                "password_file": str(self._dir.broker / "passwd"),
+                "acl_file": str(self._dir.broker / "acl"),
+            }
+        # Absolute paths: the commands may run from any directory.
+        stations = self._settings.stations
+        record["stations"] = {
+            "file": str(stations.file.resolve()),
+            "devices_file": str(stations.devices_file.resolve()),
+        }
+        config = self._options.config
+        if config is None and DEFAULT_CONFIG.is_file():
+            config = DEFAULT_CONFIG
+        if config is not None:
+            record["config"] = str(config.resolve())
+        return record
 
     def _child_settings(self) -> Settings:
         """The settings tree as the children read it (their environment applied)."""
@@ -362,12 +488,6 @@ class Platform:
         self._state["admin"] = user.username
         self.admin_password = generated
 
-    def _client_id(self, role: str) -> str:
-        # Stable per data directory, distinct between data directories: two platforms on one
-        # broker never take over each other's session.
-        tag = hashlib.blake2b(str(self._dir.root).encode(), digest_size=4).hexdigest()
-        return f"siaga-{role}-{tag}"
-
     def _inbox(self) -> Part:
         port = _port(self._state, "smtp_port")
         policy = self._dir.root / "alerts.yaml"
@@ -380,33 +500,38 @@ class Platform:
         )
 
     def _processes(self) -> list[Part]:
-        env = self._environment()
         mqtt_url = self._mqtt_url
         self._metrics_port = _port(self._state, "metrics_port")
-        ingest_env = ingest_environment(
-            env, client_id=self._client_id("ingest"), metrics_port=self._metrics_port
+        own_broker = self._options.broker_url is None
+        environments = part_environments(
+            Wiring(
+                data_dir=self._dir,
+                mqtt_url=mqtt_url,
+                influx_url=self._influx_url,
+                web_url=self._web_url,
+                ack_secret=self._secrets[ACK_SIGNER_ENTRY],
+                config=self._options.config,
+                metrics_port=self._metrics_port,
+                alerts_metrics_port=_port(self._state, "alerts_metrics_port"),
+                broker_passwords=self._secrets if own_broker else None,
+            )
         )
-        alerts_env = {
-            **env,
-            "SIAGA_MQTT__CLIENT_ID": self._client_id("alerts"),
-            "SIAGA_SPOOL__DIR": str(self._dir.root / "alerts-spool"),
-            "SIAGA_METRICS__PORT": str(_port(self._state, "alerts_metrics_port")),
-        }
-        if self._options.broker_url is None:
-            for part_env, account in ((ingest_env, INGEST_ACCOUNT), (alerts_env, ALERTS_ACCOUNT)):
-                part_env["SIAGA_MQTT__USERNAME"] = account
-                part_env["SIAGA_MQTT__PASSWORD"] = self._secrets[account]
         web = f"http://{self._options.web_host}:{self._options.web_port}"
         metrics_url = f"http://127.0.0.1:{self._metrics_port}/metrics"
         parts = [
             Part(
                 "ingest",
                 [*self._siaga, "ingest"],
-                ingest_env,
+                environments["ingest"],
                 ready=lambda: read_metrics(metrics_url) is not None,
                 ready_timeout_s=60,
             ),
-            Part("alerts", [*self._siaga, "alerts", "run"], alerts_env, ready_timeout_s=60),
+            Part(
+                "alerts",
+                [*self._siaga, "alerts", "run"],
+                environments["alerts"],
+                ready_timeout_s=60,
+            ),
             Part(
                 "web",
                 [
@@ -417,7 +542,7 @@ class Platform:
                     "--port",
                     str(self._options.web_port),
                 ],
-                env,
+                environments["web"],
                 ready=lambda: http_ok(f"{web}/healthz"),
                 ready_timeout_s=60,
             ),
@@ -438,7 +563,7 @@ class Platform:
                         "--credentials",
                         str(self._dir.secrets_file),
                     ],
-                    env,
+                    environments["demo"],
                     restart=False,
                 )
             )
@@ -479,6 +604,7 @@ class Platform:
                         await self._supervisor.start(part)
                 await asyncio.to_thread(self._prepare_database)
                 await self._supervisor.start(self._inbox())
+                self._dir.write_platform(self._platform())
                 for part in self._processes():
                     await self._supervisor.start(part)
                 self._dir.write_state(self._state)
@@ -498,6 +624,12 @@ class Platform:
                 await self._supervisor.stop_all()
             self._say(f"Siaga stopped; everything acknowledged was stored under {self._dir.root}")
 
+    def _command(self, group: str) -> str:
+        """``siaga GROUP``, naming the data directory unless it is ``./.siaga`` from here."""
+        if self._dir.root == (Path.cwd() / ".siaga").resolve():
+            return f"siaga {group}"
+        return f"siaga {group} --data-dir {self._dir.root}"
+
     def _summary(self) -> str:
         options = self._options
         lines = [
@@ -509,6 +641,8 @@ class Platform:
             f"  storage          {self._influx_url or f'embedded SQLite {self._dir.readings_db}'}",
             f"  incidents, users {self._dir.database}",
             f"  data directory   {self._dir.root}",
+            f"  from a terminal  {self._command('alerts')} list, {self._command('users')} list "
+            "(they serve this platform)",
             f"  logs             {self._dir.logs}/<part>.log",
             f"  metrics          http://127.0.0.1:{self._metrics_port}/metrics",
         ]
@@ -516,7 +650,7 @@ class Platform:
             lines += [
                 "First admin (created now; the password is shown this once and stored hashed):",
                 f"  user admin   password {self.admin_password}",
-                "  more users: siaga users add NAME --role viewer|operator|admin",
+                f"  more users: {self._command('users')} add NAME --role viewer|operator|admin",
             ]
         else:
             lines.append("  login            the admin created on the first run")

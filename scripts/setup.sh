@@ -20,6 +20,15 @@ install_debian_packages() {
     have chromium || missing+=(chromium)
     have chromedriver || missing+=(chromium-driver)
   fi
+  if [[ ",${SIAGA_EXTRAS:-}," == *,test,* || ",${SIAGA_EXTRAS:-}," == *,sms,* ]]; then
+    # python-gammu builds against libgammu (SMS through a GSM modem; its dummy driver in tests).
+    [ -e /usr/include/gammu/gammu.h ] || missing+=(libgammu-dev)
+    have pkg-config || missing+=(pkg-config)
+    have gcc || missing+=(gcc)
+  fi
+  if [[ ",${SIAGA_EXTRAS:-}," == *,test,* ]]; then
+    have wrk || missing+=(wrk)  # the public page's load benchmark
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     echo "Siaga needs: ${missing[*]}. Run this as root, or: sudo apt-get install ${missing[*]}" >&2

@@ -11,6 +11,7 @@ import typer
 
 from alerts.cli import alerts_app
 from alerts.cli import use_settings as use_alert_settings
+from alerts.cli_options import DATA_DIR, DataDirOption
 from alerts.forecast_cli import forecast_app
 from ingest.errors import ConfigError
 from ingest.logs import configure_logging
@@ -20,6 +21,7 @@ from ops.settings import load as load_settings
 from simulators.cli import simulate_app
 
 if TYPE_CHECKING:
+    from ingest.quarantine import QuarantineFile
     from ops.devicectl import DeviceAdmin
 
 app = typer.Typer(
@@ -39,6 +41,20 @@ ConfigOption = Annotated[
 def _fail(message: str) -> typer.Exit:
     typer.secho(message, err=True, fg=typer.colors.RED)
     return typer.Exit(2)
+
+
+def _platform(
+    config: Path | None, data_dir: Path | None, *, create: bool = False, database: bool = True
+) -> SiagaSettings:
+    """The settings of the platform a management command serves; says which on stderr."""
+    from ops.platform import platform_settings
+
+    try:
+        found = platform_settings(config, data_dir, create=create, database=database)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"siaga: {found.describe()}", err=True)
+    return found.settings
 
 
 @app.command()
@@ -112,12 +128,18 @@ devices_app = typer.Typer(
 app.add_typer(devices_app, name="devices")
 
 
+@devices_app.callback()
+def devices_main(data_dir: DataDirOption = None) -> None:
+    """The device registry and the broker's credentials: list, show, add, rotate, revoke."""
+    DATA_DIR[0] = data_dir
+
+
 def _admin(config: Path | None) -> DeviceAdmin:
     from devices import TopicScheme
     from ops.brokeradmin import BrokerFiles
     from ops.devicectl import DeviceAdmin
 
-    settings = load_settings(config)
+    settings = _platform(config, DATA_DIR[0], database=False)
     return DeviceAdmin(
         stations_file=settings.stations.file,
         devices_file=settings.stations.devices_file,
@@ -332,56 +354,115 @@ def serve(
         raise _fail(str(exc)) from None
 
 
+public_app = typer.Typer(
+    help="The residents' pages: one per regency, no sign-in.", no_args_is_help=True
+)
+app.add_typer(public_app, name="public")
+
+
+@public_app.command("serve")
+def public_serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (public.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (public.port).")] = None,
+) -> None:
+    """Serve the residents' pages (config/public.yaml) in a process of their own until SIGTERM."""
+    from dashboards.public.service import serve_public
+
+    try:
+        settings = load_settings(config)
+        configure_logging(settings.log.level, settings.log.format)
+        _, loop = fast_loop()
+        if loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve_public(settings, host, port))
+        else:
+            asyncio.run(serve_public(settings, host, port))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def fast_loop() -> tuple[str, str]:
+    """httptools and uvloop where installed (the residents' pages must take a surge)."""
+    from dashboards.public.service import fast_http
+
+    return fast_http()
+
+
 users_app = typer.Typer(help="People who sign in to the API and web UI.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+
+
+@users_app.callback()
+def users_main(data_dir: DataDirOption = None) -> None:
+    """People who sign in to the API and web UI."""
+    DATA_DIR[0] = data_dir
 
 
 @users_app.command("add")
 def users_add(
     username: str,
     role: Annotated[str, typer.Option(help="viewer, operator or admin.")] = "viewer",
+    regency: Annotated[
+        list[str] | None,
+        typer.Option(help="A regency the user sees and acts on (repeat for more)."),
+    ] = None,
+    province: Annotated[
+        str | None, typer.Option(help="A province: every regency the registry puts in it.")
+    ] = None,
     password: Annotated[
         str | None, typer.Option(help="The password (default: generated and printed once).")
     ] = None,
+    data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Add a user; without --password one is generated and printed this once."""
+    """Add a user; without --regency or --province they see the whole deployment.
+
+    Without --password one is generated and printed this once.
+    """
     from dashboards.api.accounts import AccountError, Role
     from dashboards.api.service import add_user
+    from devices.scopes import Scope, ScopeError
 
     try:
         chosen = Role(role)
     except ValueError:
         raise _fail(f"--role must be viewer, operator or admin (got {role!r})") from None
     try:
-        user, generated = add_user(load_settings(config), username, chosen, password)
-    except (ConfigError, AccountError) as exc:
+        scope = Scope.of(regency or (), province)
+        settings = _platform(config, data_dir or DATA_DIR[0], create=True)
+        user, generated = add_user(settings, username, chosen, password, scope)
+    except (ConfigError, AccountError, ScopeError) as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"added {user.username} ({user.role.value})")
+    where = "" if user.scope.deployment_wide else f", {user.scope.describe()}"
+    typer.echo(f"added {user.username} ({user.role.value}{where})")
     if generated is not None:
         typer.echo(f"password: {generated}")
 
 
 @users_app.command("list")
-def users_list(config: ConfigOption = None) -> None:
-    """List users and their roles."""
+def users_list(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """List users, their roles and scopes."""
     from dashboards.api.service import accounts_for
 
     try:
-        found = accounts_for(load_settings(config)).list_users()
+        found = accounts_for(_platform(config, data_dir or DATA_DIR[0])).list_users()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     for user in found:
-        typer.echo(f"{user.username}\t{user.role.value}")
+        typer.echo(f"{user.username}\t{user.role.value}\t{user.scope.describe()}")
 
 
 @users_app.command("remove")
-def users_remove(username: str, config: ConfigOption = None) -> None:
+def users_remove(
+    username: str, config: ConfigOption = None, data_dir: DataDirOption = None
+) -> None:
     """Remove a user and end their sessions."""
     from dashboards.api.service import accounts_for
 
     try:
-        removed = accounts_for(load_settings(config)).remove_user(username)
+        removed = accounts_for(_platform(config, data_dir or DATA_DIR[0])).remove_user(username)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if not removed:
@@ -398,7 +479,70 @@ use_dashboard_settings(SiagaSettings)
 # -- alerts: the engine, incidents and backtests (alerts/cli.py) --------------------------------
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(forecast_app, name="forecast")
-use_alert_settings(SiagaSettings)
+use_alert_settings(SiagaSettings, platform=_platform)
+
+spool_app = typer.Typer(
+    help="What a damaged spool left in quarantine: inspect it, replay what is still readable.",
+    no_args_is_help=True,
+)
+app.add_typer(spool_app, name="spool")
+QuarantinePath = Annotated[
+    Path | None,
+    typer.Argument(
+        help="A quarantine file, a quarantine directory, or a spool directory "
+        "(default: spool.dir of the settings).",
+        show_default=False,
+    ),
+]
+
+
+def _quarantine(
+    path: Path | None, config: Path | None
+) -> tuple[SiagaSettings, list[QuarantineFile]]:
+    from ingest.quarantine import inspect, quarantine_files
+
+    settings = load_settings(config)
+    where = path if path is not None else settings.spool.dir
+    try:
+        return settings, [inspect(file) for file in quarantine_files(where)]
+    except OSError as exc:
+        raise _fail(f"{where}: {exc.strerror or exc}") from None
+
+
+@spool_app.command("inspect")
+def spool_inspect(path: QuarantinePath = None, config: ConfigOption = None) -> None:
+    """Show what quarantine files hold: records, readable or not, their sizes and offsets."""
+    from devices.registry import load_registry
+    from ingest.quarantine import describe, summary
+
+    try:
+        settings, files = _quarantine(path, config)
+        registry = load_registry(settings.stations.file, settings.stations.devices_file)
+    except (ConfigError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+    def name_of(station_id: str) -> str:
+        station = registry.get(station_id)
+        return station.name if station is not None else f"{station_id} (not registered)"
+
+    for file in files:
+        typer.echo("\n".join(describe(file, name_of)))
+    typer.echo(summary(files))
+
+
+@spool_app.command("replay")
+def spool_replay(path: QuarantinePath = None, config: ConfigOption = None) -> None:
+    """Store what quarantine files still hold that decodes, as ingest would store it now."""
+    from ingest.errors import StorageError
+    from ingest.quarantine import replay_with_settings
+
+    try:
+        settings, files = _quarantine(path, config)
+        report = asyncio.run(replay_with_settings(settings, files))
+    except (ConfigError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(report.said())
+
 
 bench = typer.Typer(help="Benchmarks that measure Siaga against ceilings in the same run.")
 app.add_typer(bench, name="bench")
@@ -417,6 +561,26 @@ def bench_api(
     try:
         met = run_api_benchmark(stations=stations, days=days, repeats=repeats, output=output)
     except ServerError as exc:
+        raise _fail(str(exc)) from None
+    if not met:
+        raise typer.Exit(1)
+
+
+@bench.command("public")
+def bench_public(
+    seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 10.0,
+    api_rate: Annotated[float, typer.Option(help="Operators' API requests per second.")] = 20.0,
+    connections: Annotated[int, typer.Option(help="wrk's keep-alive connections.")] = 64,
+    threads: Annotated[int, typer.Option(help="wrk's threads.")] = 1,
+) -> None:
+    """The residents' page under a surge (wrk) while the operators' API p95 is measured."""
+    from benchmarks.public import run_public_benchmark
+
+    try:
+        met = run_public_benchmark(
+            seconds=seconds, api_rate=api_rate, connections=connections, threads=threads
+        )
+    except (ServerError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
     if not met:
         raise typer.Exit(1)

@@ -43,6 +43,12 @@ def fail_on_logged_exceptions(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"an exception was logged: {first.getMessage()}", pytrace=False)
 
 
+def integration_only(request: pytest.FixtureRequest, server: str) -> None:
+    """Fail a test that starts a real server without the mark ``-m "not integration"`` skips."""
+    if request.node.get_closest_marker("integration") is None:
+        pytest.fail(f"{request.node.nodeid} starts {server} but is not marked integration")
+
+
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A name unique to this test, safe as a database name and topic level."""
     return re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[-50:] + f"_{id(request) % 10_000}"
@@ -63,15 +69,17 @@ def influx_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxS
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MosquittoServer]:
     """A broker of this test's own, which it may stop and restart."""
+    integration_only(request, "mosquitto")
     with MosquittoServer(tmp_path / "mosquitto") as server:
         yield server
 
 
 @pytest.fixture
-def influx(tmp_path: Path) -> Iterator[InfluxServer]:
+def influx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InfluxServer]:
     """An InfluxDB of this test's own, which it may stop and restart."""
+    integration_only(request, "influxd")
     with InfluxServer(tmp_path / "influxdb") as server:
         yield server
 
@@ -90,6 +98,8 @@ def postgres_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postg
 
 
 @pytest.fixture
-def postgres_url(request: pytest.FixtureRequest, postgres_session: PostgresServer) -> str:
+def postgres_url(request: pytest.FixtureRequest) -> str:
     """The URL of a fresh PostgreSQL database of this test's own."""
-    return postgres_session.create_database(("t_" + unique_name(request)).lower())
+    integration_only(request, "PostgreSQL")  # before the cluster starts
+    server: PostgresServer = request.getfixturevalue("postgres_session")
+    return server.create_database(("t_" + unique_name(request)).lower())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from alerts.incidents.records import IncidentFilter
 from alerts.model import Acknowledgement, EventKind, Incident
@@ -37,10 +37,20 @@ class MemoryIncidents:
         until_ns: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        regencies: Collection[str] | None = None,
     ) -> builtins.list[Incident]:
         """Newest update first; selected as :class:`IncidentFilter` selects in the memory store."""
         wanted = IncidentFilter(
-            active_only, regency, station, kind, severity, since_ns, until_ns, limit, offset
+            active_only,
+            regency,
+            station,
+            kind,
+            severity,
+            since_ns,
+            until_ns,
+            limit,
+            offset,
+            None if regencies is None else frozenset(regencies),
         )
         found = [
             dataclasses.replace(i, transitions=())
@@ -60,10 +70,15 @@ class MemoryIncidents:
         except KeyError:
             raise UnknownIncidentError(incident_id) from None
 
-    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
-        """Record the acknowledgement."""
+    async def acknowledge(
+        self, incident_id: int, by: str, comment: str, at_ns: int, *, only_if_new: bool = False
+    ) -> Incident:
+        """Record the acknowledgement (with ``only_if_new``, never over an earlier one)."""
+        existing = self._existing(incident_id)
+        if only_if_new and existing.acknowledged is not None:
+            return existing
         incident = dataclasses.replace(
-            self._existing(incident_id),
+            existing,
             acknowledged=Acknowledgement(by=by, at_ns=at_ns, comment=comment),
             updated_ns=at_ns,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from alerts.incidents.errors import IncidentNotFoundError, IncidentStoreError
 from alerts.incidents.records import (
@@ -156,11 +156,21 @@ class MemoryIncidentStore:
         until_ns: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        regencies: Collection[str] | None = None,
     ) -> builtins.list[Incident]:
         """See :meth:`alerts.incidents.store.IncidentStore.list`."""
         self._check()
         wanted = IncidentFilter(
-            active_only, regency, station, kind, severity, since_ns, until_ns, limit, offset
+            active_only,
+            regency,
+            station,
+            kind,
+            severity,
+            since_ns,
+            until_ns,
+            limit,
+            offset,
+            None if regencies is None else frozenset(regencies),
         )
         found = [i for i in self.incidents.values() if wanted.matches(i)]
         found.sort(key=lambda i: (i.updated_ns, i.id), reverse=True)
@@ -175,13 +185,16 @@ class MemoryIncidentStore:
         transitions = tuple(t for i, t in self.history.values() if i == incident_id)
         return dataclasses.replace(incident, transitions=transitions)
 
-    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
-        """Record an acknowledgement."""
+    async def acknowledge(
+        self, incident_id: int, by: str, comment: str, at_ns: int, *, only_if_new: bool = False
+    ) -> Incident:
+        """Record an acknowledgement (with ``only_if_new``, never over an earlier one)."""
         self._check()
         incident = self.incidents.get(incident_id)
         if incident is None:
             raise IncidentNotFoundError(f"no incident {incident_id}")
-        self.incidents[incident_id] = acknowledged(incident, by, comment, at_ns)
+        if not (only_if_new and incident.acknowledged is not None):
+            self.incidents[incident_id] = acknowledged(incident, by, comment, at_ns)
         found = await self.get(incident_id)
         assert found is not None
         return found

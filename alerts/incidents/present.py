@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.backtest import event_record
-from alerts.model import Incident, Transition
+from alerts.model import Incident, IncidentState, Transition
+from alerts.notify.message import Language, subject_name, summarise
+from devices.stations import StationRegistry
 from devices.timestamps import format_rfc3339
 
 
@@ -51,20 +53,35 @@ def incident_json(incident: Incident, *, with_transitions: bool = False) -> dict
     return document
 
 
-def incident_line(incident: Incident) -> list[str]:
-    """The columns of ``siaga alerts list``."""
+def summary(incident: Incident, registry: StationRegistry, language: Language = "id") -> str:
+    """The incident's last event as one sentence for people, with station names."""
+    if incident.last_event is None:
+        return subject_name(incident.subject, registry)
+    return summarise(
+        incident.last_event,
+        language,
+        registry,
+        labels=incident.labels,
+        resolved=incident.state is IncidentState.RESOLVED,
+    )
+
+
+def incident_line(
+    incident: Incident, registry: StationRegistry, language: Language = "id"
+) -> list[str]:
+    """The columns of ``siaga alerts list``: the station by name, the summary in ``language``."""
     ack = incident.acknowledged
     return [
         str(incident.id),
         incident.state.value,
         incident.severity.name,
-        incident.subject,
+        subject_name(incident.subject, registry),
         incident.rule,
         format_rfc3339(incident.opened_ns),
         format_rfc3339(incident.updated_ns),
         "" if ack is None else ack.by,
-        incident.last_event.detail if incident.last_event is not None else "",
+        summary(incident, registry, language),
     ]
 
 
-LIST_COLUMNS = ("id", "state", "severity", "station", "rule", "opened", "updated", "ack", "detail")
+LIST_COLUMNS = ("id", "state", "severity", "station", "rule", "opened", "updated", "ack", "summary")

@@ -37,12 +37,16 @@ class IncidentFilter:
     until_ns: int | None = None
     limit: int = 100
     offset: int = 0
+    # A caller's scope: only incidents of these regencies (None: any).
+    regencies: frozenset[str] | None = None
 
     def matches(self, incident: Incident) -> bool:
         """Whether ``incident`` is selected (the in-memory store's WHERE clause)."""
         if self.active_only and incident.state == IncidentState.RESOLVED:
             return False
         if self.regency is not None and incident.labels.get("regency") != self.regency:
+            return False
+        if self.regencies is not None and incident.labels.get("regency") not in self.regencies:
             return False
         if self.station is not None and self.station not in (
             incident.subject,
@@ -124,6 +128,11 @@ def event_to_json(event: AlertEvent) -> dict[str, Any]:
         "expected_at_ns": event.expected_at_ns,
         "stations": list(event.stations),
         "detail": event.detail,
+        "expected_range_ns": (
+            None if event.expected_range_ns is None else list(event.expected_range_ns)
+        ),
+        "range_open": event.range_open,
+        "coverage_pct": event.coverage_pct,
     }
 
 
@@ -145,7 +154,18 @@ def event_from_json(data: dict[str, Any]) -> AlertEvent:
         expected_at_ns=data.get("expected_at_ns"),
         stations=tuple(data.get("stations") or ()),
         detail=data.get("detail") or "",
+        expected_range_ns=_range(data.get("expected_range_ns")),
+        range_open=bool(data.get("range_open", False)),
+        coverage_pct=data.get("coverage_pct"),
     )
+
+
+def _range(value: Any) -> tuple[int, int] | None:
+    """A stored ``[earliest, latest]`` pair (absent in events stored before forecasts)."""
+    if not value:
+        return None
+    earliest, latest = value
+    return int(earliest), int(latest)
 
 
 def incident_labels(subject_labels: dict[str, str], event: AlertEvent) -> dict[str, str]:

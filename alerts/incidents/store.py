@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -109,10 +109,12 @@ class IncidentQueries(Protocol):
         until_ns: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        regencies: Collection[str] | None = None,
     ) -> builtins.list[Incident]:
         """Incidents, most recently updated first, without their transitions.
 
-        ``since_ns`` keeps incidents updated at or after it; ``until_ns`` those opened before it.
+        ``since_ns`` keeps incidents updated at or after it; ``until_ns`` those opened before it;
+        ``regencies`` (a caller's scope) those of these regencies (None: any).
         """
         ...
 
@@ -120,8 +122,14 @@ class IncidentQueries(Protocol):
         """One incident with all its transitions (oldest first), or None."""
         ...
 
-    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
-        """Record who acknowledged the incident. Raises :class:`IncidentNotFoundError`."""
+    async def acknowledge(
+        self, incident_id: int, by: str, comment: str, at_ns: int, *, only_if_new: bool = False
+    ) -> Incident:
+        """Record who acknowledged the incident. Raises :class:`IncidentNotFoundError`.
+
+        With ``only_if_new`` an earlier acknowledgement is kept (and returned): chat buttons
+        and SMS replies acknowledge exactly once however often they are replayed.
+        """
         ...
 
     async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
@@ -758,6 +766,7 @@ class SqlIncidentStore:
         until_ns: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        regencies: Collection[str] | None = None,
     ) -> builtins.list[Incident]:
         """See :meth:`IncidentStore.list`."""
         table = tables.incidents
@@ -766,6 +775,8 @@ class SqlIncidentStore:
             query = query.where(table.c.state != IncidentState.RESOLVED.value)
         if regency is not None:
             query = query.where(table.c.regency == regency)
+        if regencies is not None:
+            query = query.where(table.c.regency.in_(sorted(regencies)))
         if station is not None:
             query = query.where(table.c.subject == station)
         if kind is not None:
@@ -815,26 +826,38 @@ class SqlIncidentStore:
             }
         )
 
-    async def acknowledge(self, incident_id: int, by: str, comment: str, at_ns: int) -> Incident:
+    async def acknowledge(
+        self, incident_id: int, by: str, comment: str, at_ns: int, *, only_if_new: bool = False
+    ) -> Incident:
         """See :meth:`IncidentStore.acknowledge`."""
         return await self._change(
-            incident_id, acknowledged_by=by, acknowledged_ns=at_ns, ack_comment=comment
+            incident_id,
+            only_if_unacknowledged=only_if_new,
+            acknowledged_by=by,
+            acknowledged_ns=at_ns,
+            ack_comment=comment,
         )
 
     async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
         """See :meth:`IncidentStore.assign`."""
         return await self._change(incident_id, assignee=assignee)
 
-    async def _change(self, incident_id: int, **values: Any) -> Incident:
+    async def _change(
+        self, incident_id: int, *, only_if_unacknowledged: bool = False, **values: Any
+    ) -> Incident:
         table = tables.incidents
 
         def run() -> Incident:
             # People's changes do not need the leader lock: they touch other columns.
             with self.engine.begin() as connection:
-                changed = connection.execute(
-                    update(table).where(table.c.id == incident_id).values(**values)
-                ).rowcount
-                if not changed:
+                statement = update(table).where(table.c.id == incident_id)
+                if only_if_unacknowledged:
+                    # One conditional UPDATE: of two acknowledgements racing, the first wins.
+                    statement = statement.where(table.c.acknowledged_by.is_(None))
+                changed = connection.execute(statement.values(**values)).rowcount
+                if not changed and (
+                    not only_if_unacknowledged or self._get(connection, incident_id) is None
+                ):
                     raise IncidentNotFoundError(f"no incident {incident_id}")
                 incident = self._get(connection, incident_id)
                 assert incident is not None

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Mapping
 
 import apprise
+from apprise import NotifyFormat
 
 with warnings.catch_warnings():
     # Apprise's e-mail plugin imports the standard library's deprecated imghdr (Python 3.11,
@@ -64,7 +65,9 @@ class AppriseChannel:
             )
         body = message.short if self._short else message.body
         title = "" if self._short else message.subject
-        ok = await notifier.async_notify(body=body, title=title)
+        # Siaga's bodies are plain text: said so, Apprise keeps their line breaks (unsaid, its
+        # e-mail plugin took them for HTML and ran a grouped e-mail's notices onto one line).
+        ok = await notifier.async_notify(body=body, title=title, body_format=NotifyFormat.TEXT)
         if ok:
             return DELIVERED
         return SendResult(

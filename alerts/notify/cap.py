@@ -26,7 +26,7 @@ import xmlschema
 
 from alerts.model import EventKind, IncidentState
 from alerts.notify.localtime import Zone, zone_for
-from alerts.notify.message import level_label
+from alerts.notify.message import Language, advice, event_context, phrases
 from alerts.pipeline.model import Notice
 from devices.levels import Level
 from devices.stations import StationRegistry
@@ -50,46 +50,9 @@ _RESPONSE = {
     Level.WASPADA: "Monitor",
     Level.NORMAL: "AllClear",
 }
-_TEXT: dict[str, dict[object, str]] = {
-    "id": {
-        "event": "Banjir",
-        "headline": "{label} banjir di {name}",
-        "level": "Muka air {name} (Sungai {river}, {regency}) {value} cm: {label}.",
-        "upstream": (
-            "Kiriman air dari {source} ({label}) diperkirakan tiba di {name} "
-            "(Sungai {river}, {regency}) pada {expected}."
-        ),
-        "rate": "Air di {name} (Sungai {river}, {regency}) naik cepat: {trend} cm/jam.",
-        "forecast": (
-            "Prakiraan: muka air {name} (Sungai {river}, {regency}), kini {value} cm, "
-            "diperkirakan mencapai {label} sekitar {expected}."
-        ),
-        "cancel": "Peringatan untuk {name} dicabut: kembali {label}.",
-        Level.AWAS: "Segera evakuasi warga di bantaran sungai ke tempat aman.",
-        Level.SIAGA: "Siapkan evakuasi dan pantau muka air tiap 15 menit.",
-        Level.WASPADA: "Pantau muka air dan ikuti informasi BPBD.",
-        Level.NORMAL: "Tidak ada tindakan.",
-    },
-    "en": {
-        "event": "Flood",
-        "headline": "Flood {label} at {name}",
-        "level": "Water level at {name} ({river} river, {regency}) {value} cm: {label}.",
-        "upstream": (
-            "Water from {source} ({label}) is expected at {name} ({river} river, {regency}) "
-            "at {expected}."
-        ),
-        "rate": "Water at {name} ({river} river, {regency}) rising fast: {trend} cm/h.",
-        "forecast": (
-            "Forecast: the water at {name} ({river} river, {regency}), now {value} cm, is "
-            "expected to reach {label} at about {expected}."
-        ),
-        "cancel": "The warning for {name} is withdrawn: back to {label}.",
-        Level.AWAS: "Evacuate riverside residents to safe ground now.",
-        Level.SIAGA: "Prepare to evacuate and watch the water level every 15 minutes.",
-        Level.WASPADA: "Watch the water level and follow BPBD information.",
-        Level.NORMAL: "No action needed.",
-    },
-}
+
+
+_LANGUAGES: tuple[tuple[Language, str], ...] = (("id", "id-ID"), ("en", "en-US"))
 
 
 class CapInvalidError(SiagaError):
@@ -174,20 +137,7 @@ def build_cap(
     msg_type = "Cancel" if resolved and previous else ("Update" if previous else "Alert")
     identifier = identifier_for(notice)
     sent = cap_time(sent_ns, zone.offset_h)
-    label = level_label(station, event.severity, event.at_ns)
-    source = registry.get(event.source) if event.source else None
-    fields = {
-        "name": station.name if station else event.subject,
-        "river": (station.river if station else None) or "-",
-        "regency": station.regency if station else notice.labels.get("regency", "-"),
-        "label": label,
-        "value": "-" if event.value is None else f"{event.value:.0f}",
-        "trend": "-" if event.trend_cm_h is None else f"{event.trend_cm_h:+.0f}",
-        "source": source.name if source else (event.source or "-"),
-        "expected": (
-            cap_time(event.expected_at_ns, zone.offset_h) if event.expected_at_ns else "-"
-        ),
-    }
+    it = event_context(event, registry, labels=notice.labels, resolved=resolved)
 
     alert = ET.Element("alert", xmlns=CAP_NS)
     for tag, text in (
@@ -205,12 +155,12 @@ def build_cap(
         )
     ET.SubElement(alert, "incidents").text = f"siaga-incident-{notice.incident_id}"
     headline = ""
-    for language, cap_language in (("id", "id-ID"), ("en", "en-US")):
-        texts = _TEXT[language]
+    for language, cap_language in _LANGUAGES:
+        words = phrases(language)
         info = ET.SubElement(alert, "info")
         ET.SubElement(info, "language").text = cap_language
         ET.SubElement(info, "category").text = "Met"
-        ET.SubElement(info, "event").text = str(texts["event"])
+        ET.SubElement(info, "event").text = str(words.event_name)
         ET.SubElement(info, "responseType").text = (
             "AllClear" if resolved else _RESPONSE[event.severity]
         )
@@ -223,14 +173,15 @@ def build_cap(
         ET.SubElement(info, "effective").text = cap_time(event.at_ns, zone.offset_h)
         if upstream and event.expected_at_ns and not resolved:
             ET.SubElement(info, "onset").text = cap_time(event.expected_at_ns, zone.offset_h)
-        line = str(texts["headline"]).format(**fields)
+        line = str(words.headline(it)).strip()
         headline = headline or line
         ET.SubElement(info, "senderName").text = "Siaga"
         ET.SubElement(info, "headline").text = line
-        kind = "cancel" if resolved else str(event.kind)
-        ET.SubElement(info, "description").text = str(texts[kind]).format(**fields)
-        ET.SubElement(info, "instruction").text = str(
-            texts[Level.NORMAL if resolved else event.severity]
+        ET.SubElement(
+            info, "description"
+        ).text = f"{str(words.summary(it)).strip()} ({str(words.place(it)).strip()})"
+        ET.SubElement(info, "instruction").text = advice(
+            Level.NORMAL if resolved else event.severity, language
         )
         if station is not None:
             area = ET.SubElement(info, "area")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
+from alerts.cli_options import DATA_DIR
 from alerts.notify.errors import NotifyError
 from alerts.pipeline.silence import Matcher, Silence
 
@@ -48,12 +49,13 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _run(config: Path | None, action: Callable[[SqlNotifyStore], Awaitable[_T]]) -> _T:
-    from alerts.cli import load_alert_settings  # noqa: PLC0415 - the CLI's settings class
+    from alerts.cli import platform_settings  # noqa: PLC0415 - the CLI's settings class
     from alerts.notify.sqlstore import SqlNotifyStore  # noqa: PLC0415 - SQLAlchemy is heavy
     from ingest.errors import ConfigError  # noqa: PLC0415
 
+    settings = platform_settings(config, DATA_DIR[0], create=True)
+
     async def go() -> _T:
-        settings = load_alert_settings(config)
         async with SqlNotifyStore(settings.database.url) as store:
             return await action(store)
 

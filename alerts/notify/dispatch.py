@@ -402,7 +402,7 @@ class Dispatcher:
                     repeat=batch.repeat,
                 )
             text = rendered[language]
-            paging = {c.name: c.paging for c in recipient.channels}
+            paging = {c.name: c.paging for c in recipient.primary}
             for channel in channels_for(paging, late=late, page_late=policy.page_late):
                 out.append(
                     Delivery(
@@ -470,6 +470,8 @@ class ChannelBook:
         self._timeout_s = timeout_s
         self._cache: dict[tuple[str, str], tuple[ChannelSpec, Channel]] = {}
         self.overrides: dict[tuple[str, str], Channel] = {}
+        self.kinds: dict[str, Callable[[ChannelSpec], Channel]] = {}
+        """Factories of the channel types that need a running part (``telegram``, ``sms``)."""
 
     def get(self, policy: Policy, recipient: str, name: str) -> Channel | None:
         """The channel ``name`` of ``recipient`` under ``policy`` (None: no longer exists)."""
@@ -487,6 +489,11 @@ class ChannelBook:
         return channel
 
     def _build(self, spec: ChannelSpec) -> Channel:
+        if spec.type in {"telegram", "sms"}:
+            factory = self.kinds.get(spec.type)
+            if factory is None:
+                return Unavailable(spec.name, f"{spec.type} is not set up in this process")
+            return factory(spec)
         if spec.type == "webhook":
             env = os.environ if self._environ is None else self._environ
             key = env.get(spec.secret_env or "", "")
@@ -496,6 +503,20 @@ class ChannelBook:
         return AppriseChannel(
             spec.name, spec.url, pages=spec.paging, short=spec.short, environ=self._environ
         )
+
+
+class Unavailable:
+    """A channel whose part is not running (no bot token, no modem): fails for good, saying why."""
+
+    pages = True
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        self._why = why
+
+    async def send(self, message: Outgoing) -> SendResult:
+        """Refuse."""
+        return SendResult(False, False, f"{self.name}: {self._why}")
 
 
 class WebhookChannelLazy:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from alerts.notify.cap import CapDocument, CapReference
 from alerts.notify.records import PENDING, SENDING, Delivery, Queued
+from alerts.notify.regency_policy import RegencyPolicy, StoredRegencyPolicy
 from alerts.pipeline.silence import Silence
 
 
@@ -20,6 +21,7 @@ class MemoryNotifyStore:
         self._escalations: set[tuple[int, int, int]] = set()
         self._silences: dict[int, Silence] = {}
         self._documents: dict[str, CapDocument] = {}
+        self._regency_policies: dict[str, list[StoredRegencyPolicy]] = {}
 
     async def queue(
         self, items: Sequence[Queued], escalations: Sequence[tuple[int, int, int]] = ()
@@ -80,10 +82,15 @@ class MemoryNotifyStore:
         """See :meth:`NotifyStore.record`."""
         self._deliveries[delivery.id] = delivery
 
-    async def deliveries(self, message_id: str | None = None) -> list[Delivery]:
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
         """See :meth:`NotifyStore.deliveries`."""
         found = [
-            d for d in self._deliveries.values() if message_id is None or d.message_id == message_id
+            d
+            for d in self._deliveries.values()
+            if (message_id is None or d.message_id == message_id)
+            and (since_ns is None or d.created_ns >= since_ns)
         ]
         return sorted(found, key=lambda d: (d.created_ns, d.id))
 
@@ -105,6 +112,26 @@ class MemoryNotifyStore:
     async def silences(self, now_ns: int | None = None) -> list[Silence]:
         """See :meth:`NotifyStore.silences`."""
         return [s for s in self._silences.values() if now_ns is None or s.ends_ns > now_ns]
+
+    async def save_regency_policy(
+        self, regency: str, policy: RegencyPolicy, created_by: str, created_ns: int
+    ) -> StoredRegencyPolicy:
+        """See :meth:`NotifyStore.save_regency_policy`."""
+        versions = self._regency_policies.setdefault(regency, [])
+        stored = StoredRegencyPolicy(regency, len(versions) + 1, policy, created_by, created_ns)
+        versions.append(stored)
+        return stored
+
+    async def regency_policies(
+        self, regency: str | None = None, *, history: bool = False
+    ) -> list[StoredRegencyPolicy]:
+        """See :meth:`NotifyStore.regency_policies`."""
+        found = []
+        for name in sorted(self._regency_policies):
+            if regency is None or name == regency:
+                versions = self._regency_policies[name][::-1]
+                found += versions if history else versions[:1]
+        return found
 
     async def cap_references(self, incident_id: int) -> list[CapReference]:
         """See :meth:`NotifyStore.cap_references`."""

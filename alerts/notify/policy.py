@@ -34,8 +34,11 @@ class ChannelSpec(BaseModel):
 
     Attributes:
         name: Unique within the recipient (``telegram``, ``email``, ``sms``, ``hook``).
-        type: ``apprise`` (any Apprise URL) or ``webhook`` (signed JSON).
-        url: The Apprise URL or the webhook endpoint; ``${VAR}`` names a secret.
+        type: ``apprise`` (any Apprise URL), ``webhook`` (signed JSON), ``telegram`` (the
+            two-way bot: ``url`` names a chat of ``telegram.chats``) or ``sms`` (the local GSM
+            modem: ``url`` is the phone number, ``+62…``).
+        url: The Apprise URL, the webhook endpoint, the chat's name or the number; ``${VAR}``
+            names a secret.
         pages: It reaches a phone (late events skip it unless ``page_late``). Defaults to true
             for Apprise, false for webhooks.
         short: Send the one-SMS form (SMS gateways).
@@ -45,7 +48,7 @@ class ChannelSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=_NAME)
-    type: Literal["apprise", "webhook"] = "apprise"
+    type: Literal["apprise", "webhook", "telegram", "sms"] = "apprise"
     url: str = Field(min_length=3)
     pages: bool | None = None
     short: bool = False
@@ -60,7 +63,18 @@ class ChannelSpec(BaseModel):
     @property
     def paging(self) -> bool:
         """Whether this channel pages a phone."""
-        return self.pages if self.pages is not None else self.type == "apprise"
+        return self.pages if self.pages is not None else self.type != "webhook"
+
+
+class Fallback(BaseModel):
+    """A channel used only when the others did not deliver in time (SMS when the internet is
+    down): a message none of the recipient's other channels delivered within ``after_min``
+    goes by ``channel`` too."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: str = Field(pattern=_NAME)
+    after_min: float = Field(default=5.0, gt=0)
 
 
 class Recipient(BaseModel):
@@ -71,6 +85,7 @@ class Recipient(BaseModel):
     name: str = Field(pattern=_NAME)
     language: Literal["id", "en"] = "id"
     channels: list[ChannelSpec] = Field(min_length=1)
+    fallback: Fallback | None = None
 
     @field_validator("channels")
     @classmethod
@@ -79,6 +94,22 @@ class Recipient(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"channel names repeat: {names}")
         return channels
+
+    @model_validator(mode="after")
+    def _fallback_is_a_channel(self) -> Recipient:
+        if self.fallback is not None:
+            names = [c.name for c in self.channels]
+            if self.fallback.channel not in names:
+                raise ValueError(f"fallback channel {self.fallback.channel!r} is not in {names}")
+            if len(names) < 2:
+                raise ValueError("a fallback needs another channel to fall back from")
+        return self
+
+    @property
+    def primary(self) -> list[ChannelSpec]:
+        """The channels every message goes to (all but the fallback)."""
+        fallback = self.fallback.channel if self.fallback else None
+        return [c for c in self.channels if c.name != fallback]
 
 
 class Group(BaseModel):

@@ -22,11 +22,19 @@ import httpx
 
 from alerts.model import Transition
 from alerts.notify.acklink import signed_ack_links
-from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender
+from alerts.notify.channels import Channel
+from alerts.notify.chat import IncidentActions, SilenceBook
+from alerts.notify.chatstore import ChatStore, SqlChatStore
+from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender, Unavailable
+from alerts.notify.errors import NotifyError
+from alerts.notify.fallback import FallbackWatch
+from alerts.notify.gammu_sms import GammuModem, Modem, SmsChannel, SmsInbox
 from alerts.notify.message import AckLink
-from alerts.notify.policy import PolicyWatcher
+from alerts.notify.policy import ChannelSpec, Policy, PolicyWatcher
+from alerts.notify.regency_policy import PolicyInForce
 from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.notify.store import NotifyStore
+from alerts.notify.telegram import TelegramApi, TelegramBot, TelegramChannel, serve_webhook
 from alerts.settings import Settings
 from devices.stations import StationRegistry, load_stations
 
@@ -50,6 +58,9 @@ class Notifier:
     policy: PolicyWatcher
     dispatcher: Dispatcher
     sender: Sender
+    telegram: TelegramBot | None = None
+    sms: SmsInbox | None = None
+    fallback: FallbackWatch | None = None
 
 
 def notification_tasks(
@@ -62,6 +73,9 @@ def notification_tasks(
     registry: Callable[[], StationRegistry],
     is_leader: Callable[[], bool] = lambda: True,
     ack_link: AckLink | None = None,
+    actions: IncidentActions | None = None,
+    chat_store: ChatStore | None = None,
+    modem: Modem | None = None,
 ) -> Notifier:
     """Start the notification tasks in ``tasks`` and return their pieces.
 
@@ -75,6 +89,9 @@ def notification_tasks(
         is_leader: Only the leader dispatches and sends.
         ack_link: Builds one-click acknowledgement links (default: signed links from the
             ``notify`` settings, or none).
+        actions: The incident store's acknowledge/assign (two-way channels act through it).
+        chat_store: Where two-way channels keep links and posts (default: the database).
+        modem: The GSM modem (default: Gammu on ``sms.gammu_device`` when ``sms.enabled``).
 
     Raises:
         PolicyError: The policy file is invalid at start.
@@ -87,6 +104,9 @@ def notification_tasks(
         registry=registry,
         is_leader=is_leader,
         ack_link=ack_link,
+        actions=actions,
+        chat_store=chat_store,
+        modem=modem,
     )
     for name, start in companions.tasks.items():
         tasks.create_task(start(), name=name)
@@ -114,6 +134,9 @@ def notification_companions(
     registry: Callable[[], StationRegistry],
     is_leader: Callable[[], bool] = lambda: True,
     ack_link: AckLink | None = None,
+    actions: IncidentActions | None = None,
+    chat_store: ChatStore | None = None,
+    modem: Modem | None = None,
 ) -> Companions:
     """The same tasks as :func:`notification_tasks`, as named coroutine factories for a
     process that starts its own tasks (``siaga alerts run``'s companions), with a commit
@@ -123,26 +146,146 @@ def notification_companions(
         PolicyError: The policy file is invalid at start.
     """
     watcher = PolicyWatcher(Path(settings.notify.policy_file))
+    in_force = PolicyInForce()
+
+    def policy() -> Policy:
+        return in_force(watcher.current)
+
     dispatcher = Dispatcher(
         incidents,
         store,
-        lambda: watcher.current,
+        policy,
         registry,
         settings.notify,
         ack_link=ack_link or settings_ack_link(settings),
         is_leader=is_leader,
     )
     book = ChannelBook(client, timeout_s=settings.notify.webhook_timeout_s)
-    sender = Sender(store, book, lambda: watcher.current, settings.notify, is_leader=is_leader)
+    sender = Sender(store, book, policy, settings.notify, is_leader=is_leader)
     dispatcher.on_deliveries = sender.wake
-    return Companions(
-        tasks={
-            "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
-            "notify.dispatch": dispatcher.run,
-            "notify.send": sender.run,
-        },
-        notifier=Notifier(watcher, dispatcher, sender),
+    tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        "notify.policy": lambda: watcher.run(settings.notify.policy_reload_s),
+        "notify.regency-policies": lambda: follow_regency_policies(
+            store, in_force, settings.notify.policy_reload_s
+        ),
+        "notify.dispatch": dispatcher.run,
+        "notify.send": sender.run,
+    }
+    notifier = Notifier(watcher, dispatcher, sender)
+    notifier.fallback = FallbackWatch(
+        store,
+        policy,
+        deadline_s=settings.notify.delivery_deadline_s,
+        on_deliveries=sender.wake,
+        is_leader=is_leader,
+        interval_s=settings.notify.fallback_check_s,
     )
+    tasks["notify.fallback"] = notifier.fallback.run
+    two_way = settings.telegram.enabled or settings.sms.enabled or modem is not None
+    if two_way and actions is None:
+        log.warning("telegram/sms: no incident store to act on; they are not started")
+        return Companions(tasks=tasks, notifier=notifier)
+    chats = chat_store or (SqlChatStore(settings.database.url) if two_way else None)
+    if (settings.sms.enabled or modem is not None) and actions is not None and chats is not None:
+        used = modem or GammuModem(
+            settings.sms.gammu_device, settings.sms.gammu_connection, settings.sms.gammu_model
+        )
+        book.kinds["sms"] = lambda spec: SmsChannel(spec.name, spec.url, used)
+        notifier.sms = SmsInbox(
+            used,
+            chats,
+            actions,
+            store,
+            settings=settings.sms,
+            registry=registry,
+            is_leader=is_leader,
+        )
+        tasks["notify.sms"] = lambda: run_sms(notifier.sms, used)
+    if settings.telegram.enabled and actions is not None and chats is not None:
+        notifier.telegram = telegram_bot(
+            settings,
+            book,
+            chats=chats,
+            actions=actions,
+            silences=store,
+            registry=registry,
+            is_leader=is_leader,
+        )
+        tasks["notify.telegram"] = lambda: run_telegram(notifier.telegram, settings)
+    return Companions(tasks=tasks, notifier=notifier)
+
+
+def telegram_bot(
+    settings: Settings,
+    book: ChannelBook,
+    *,
+    chats: ChatStore,
+    actions: IncidentActions,
+    silences: SilenceBook,
+    registry: Callable[[], StationRegistry],
+    is_leader: Callable[[], bool],
+) -> TelegramBot:
+    """The bot, and the ``telegram`` channel type registered in ``book``."""
+    config = settings.telegram
+    assert config.bot_token is not None
+    api = TelegramApi(config.bot_token, config.api_base_url, poll_timeout_s=config.poll_timeout_s)
+
+    bot = TelegramBot(
+        api,
+        chats,
+        actions,
+        silences,
+        settings=config,
+        registry=registry,
+        is_leader=is_leader,
+    )
+
+    def channel(spec: ChannelSpec) -> Channel:
+        chat_id = config.chats.get(spec.url)
+        if chat_id is None:
+            return Unavailable(spec.name, f"chat {spec.url!r} is not in telegram.chats")
+        return TelegramChannel(spec.name, chat_id, api, chats, view=bot.view)
+
+    book.kinds["telegram"] = channel
+    return bot
+
+
+async def run_sms(inbox: SmsInbox | None, modem: Modem) -> None:
+    """Read replies until cancelled, then release the modem."""
+    assert inbox is not None
+    try:
+        await inbox.run()
+    finally:
+        if isinstance(modem, GammuModem):
+            await asyncio.to_thread(modem.close)
+
+
+async def run_telegram(bot: TelegramBot | None, settings: Settings) -> None:
+    """Poll (or serve the webhook) until cancelled, then close the bot's HTTP clients."""
+    assert bot is not None
+    try:
+        if settings.telegram.mode == "webhook":
+            await serve_webhook(bot, settings.telegram)
+        else:
+            await bot.poll()
+    finally:
+        await bot.api.aclose()
+
+
+async def follow_regency_policies(
+    store: NotifyStore, in_force: PolicyInForce, interval_s: float
+) -> None:
+    """Read the regencies' newest policies every ``interval_s`` (their admins edit them through
+    the API); a failed read keeps the versions in force and is logged, never fatal."""
+    while True:
+        try:
+            found = await store.regency_policies()
+        except NotifyError as exc:
+            in_force.failures += 1
+            log.warning("regency policies not read, keeping those in force: %s", exc)
+        else:
+            in_force.use({p.regency: p for p in found})
+        await asyncio.sleep(interval_s)
 
 
 async def _lead_by_file(path: Path, poll_s: float = 1.0) -> int:
@@ -202,4 +345,5 @@ async def run_notifier(settings: Settings) -> None:
             client=client,
             registry=lambda: registry,
             is_leader=is_leader,
+            actions=incidents,
         )

@@ -58,3 +58,25 @@ def clip(text: str) -> str:
     while not fits_one_sms(text + "..."):
         text = text[:-1]
     return text.rstrip() + "..."
+
+
+SMS_GSM7_PART = 153  # 160 less the 7 septets of the concatenation header
+SMS_UCS2_PART = 67
+
+
+def segments(text: str) -> int:
+    """How many SMS ``text`` takes: 1 when it fits one, else the parts of a concatenated SMS
+    (153 GSM-7 septets or 67 UCS-2 units each; an extension character is never split)."""
+    septets = gsm7_septets(text)
+    if septets is None:
+        units = len(text.encode("utf-16-le")) // 2
+        return 1 if units <= SMS_UCS2 else -(-units // SMS_UCS2_PART)
+    if septets <= SMS_GSM7:
+        return 1
+    parts, used = 1, 0
+    for char in text:
+        size = 2 if char in _GSM7_EXTENDED else 1
+        if used + size > SMS_GSM7_PART:
+            parts, used = parts + 1, 0
+        used += size
+    return parts

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, RowMapping, Table, and_, delete, or_, select, update
+from sqlalchemy import Connection, RowMapping, Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -15,12 +15,14 @@ from alerts.incidents.store import create_sql_engine
 from alerts.notify.cap import CapDocument, CapReference
 from alerts.notify.errors import NotifyError
 from alerts.notify.records import PENDING, SENDING, Delivery, Queued, notice_from_json, notice_json
+from alerts.notify.regency_policy import RegencyPolicy, StoredRegencyPolicy
 from alerts.notify.tables import (
     cap_documents,
     notify_deliveries,
     notify_escalations,
     notify_flushed,
     notify_queue,
+    notify_regency_policies,
     notify_silences,
 )
 from alerts.pipeline.silence import Matcher, Silence
@@ -99,6 +101,7 @@ def _silence(row: RowMapping) -> Silence:
         ends_ns=int(row["ends_ns"]),
         created_by=row["created_by"],
         comment=row["comment"],
+        regencies=None if row["regencies"] is None else frozenset(row["regencies"]),
     )
 
 
@@ -302,7 +305,9 @@ class SqlNotifyStore:
 
         await self._run(run)
 
-    async def deliveries(self, message_id: str | None = None) -> list[Delivery]:
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
         """See :meth:`NotifyStore.deliveries`."""
 
         def run() -> list[Delivery]:
@@ -311,6 +316,8 @@ class SqlNotifyStore:
             )
             if message_id is not None:
                 query = query.where(notify_deliveries.c.message_id == message_id)
+            if since_ns is not None:
+                query = query.where(notify_deliveries.c.created_ns >= since_ns)
             with self.engine.connect() as connection:
                 return [_delivery(r) for r in connection.execute(query).mappings()]
 
@@ -328,6 +335,9 @@ class SqlNotifyStore:
                         ends_ns=silence.ends_ns,
                         created_by=silence.created_by,
                         comment=silence.comment,
+                        regencies=(
+                            None if silence.regencies is None else sorted(silence.regencies)
+                        ),
                     )
                 )
                 key = result.inserted_primary_key
@@ -369,6 +379,65 @@ class SqlNotifyStore:
                 query = query.where(notify_silences.c.ends_ns > now_ns)
             with self.engine.connect() as connection:
                 return [_silence(r) for r in connection.execute(query).mappings()]
+
+        return await self._run(run)
+
+    async def save_regency_policy(
+        self, regency: str, policy: RegencyPolicy, created_by: str, created_ns: int
+    ) -> StoredRegencyPolicy:
+        """See :meth:`NotifyStore.save_regency_policy`."""
+
+        def run() -> StoredRegencyPolicy:
+            table = notify_regency_policies
+            with self.engine.begin() as connection:
+                newest = connection.execute(
+                    select(func.max(table.c.version)).where(table.c.regency == regency)
+                ).scalar_one()
+                version = int(newest or 0) + 1
+                connection.execute(
+                    table.insert().values(
+                        regency=regency,
+                        version=version,
+                        document=policy.model_dump(mode="json", by_alias=True),
+                        created_by=created_by,
+                        created_ns=created_ns,
+                    )
+                )
+            return StoredRegencyPolicy(regency, version, policy, created_by, created_ns)
+
+        return await self._run(run)
+
+    async def regency_policies(
+        self, regency: str | None = None, *, history: bool = False
+    ) -> list[StoredRegencyPolicy]:
+        """See :meth:`NotifyStore.regency_policies`."""
+
+        def run() -> list[StoredRegencyPolicy]:
+            table = notify_regency_policies
+            query = select(table).order_by(table.c.regency, table.c.version.desc())
+            if regency is not None:
+                query = query.where(table.c.regency == regency)
+            if not history:
+                newest = (
+                    select(table.c.regency, func.max(table.c.version).label("version"))
+                    .group_by(table.c.regency)
+                    .subquery()
+                )
+                query = query.join(
+                    newest,
+                    (newest.c.regency == table.c.regency) & (newest.c.version == table.c.version),
+                )
+            with self.engine.connect() as connection:
+                return [
+                    StoredRegencyPolicy(
+                        row["regency"],
+                        int(row["version"]),
+                        RegencyPolicy.model_validate(row["document"]),
+                        row["created_by"],
+                        int(row["created_ns"]),
+                    )
+                    for row in connection.execute(query).mappings()
+                ]
 
         return await self._run(run)
 

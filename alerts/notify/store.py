@@ -11,6 +11,7 @@ from typing import Protocol
 
 from alerts.notify.cap import CapDocument, CapReference
 from alerts.notify.records import Delivery, Queued
+from alerts.notify.regency_policy import RegencyPolicy, StoredRegencyPolicy
 from alerts.pipeline.silence import Silence
 
 
@@ -55,8 +56,10 @@ class NotifyStore(Protocol):
         """Store a delivery's new status, attempts, next attempt and error."""
         ...
 
-    async def deliveries(self, message_id: str | None = None) -> list[Delivery]:
-        """Deliveries (of one message), oldest first."""
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
+        """Deliveries (of one message; created at or after ``since_ns``), oldest first."""
         ...
 
     async def add_silence(self, silence: Silence) -> Silence:
@@ -69,6 +72,19 @@ class NotifyStore(Protocol):
 
     async def silences(self, now_ns: int | None = None) -> list[Silence]:
         """Silences not yet ended at ``now_ns`` (all when None)."""
+        ...
+
+    async def save_regency_policy(
+        self, regency: str, policy: RegencyPolicy, created_by: str, created_ns: int
+    ) -> StoredRegencyPolicy:
+        """Store a new version of a regency's policy (validated by the caller); returns it."""
+        ...
+
+    async def regency_policies(
+        self, regency: str | None = None, *, history: bool = False
+    ) -> list[StoredRegencyPolicy]:
+        """The newest version of each regency's policy (of ``regency`` only when given); with
+        ``history`` every version, newest first."""
         ...
 
     async def cap_references(self, incident_id: int) -> list[CapReference]:

@@ -10,7 +10,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from alerts.incidents.tables import metadata
 
@@ -74,6 +84,20 @@ notify_silences = Table(
     Column("ends_ns", BigInteger, nullable=False, index=True),
     Column("created_by", String(200), nullable=False),
     Column("comment", Text, nullable=False),
+    # The regencies it may mute (None: the whole deployment's alerts).
+    Column("regencies", JSON, nullable=True),
+)
+
+notify_regency_policies = Table(
+    "notify_regency_policies",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("regency", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    UniqueConstraint("regency", "version", name="uq_notify_regency_policies_version"),
 )
 
 cap_documents = Table(

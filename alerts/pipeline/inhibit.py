@@ -3,6 +3,9 @@
 Defaults: an AWAS level incident mutes WASPADA notices for the same station (an upstream
 warning that the water is coming adds nothing when the gauge already reads AWAS); a
 regency-wide outage mutes its stations' own no-data notices.
+
+An alert only ever mutes alerts of its own regency, whatever a rule's ``equal`` labels say
+(regencies are tenants: one regency's alert must not silence another's).
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ class InhibitRule(BaseModel):
         return all(labels.get(k) == v for k, v in self.target.items())
 
     def key(self, labels: Labels) -> tuple[str, ...] | None:
-        """The ``equal`` labels' values (None when one is missing or empty: nothing to match)."""
+        """The ``equal`` labels' values and the regency (None when an ``equal`` label is
+        missing or empty: nothing to match)."""
         values = tuple(labels.get(k, "") for k in self.equal)
-        return None if "" in values else values
+        return None if "" in values else (*values, labels.get("regency", ""))
 
 
 DEFAULT_INHIBIT_RULES: tuple[InhibitRule, ...] = (

@@ -54,6 +54,8 @@ class Silence(BaseModel):
         ends_ns: Until this moment (exclusive): silences always expire.
         created_by: Who made it.
         comment: Why (e.g. "gauge maintenance, BBWS ticket 123").
+        regencies: The regencies whose notices it may mute, whatever its matchers say (a
+            silence made by someone of a regency's scope); None: the whole deployment's.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -64,6 +66,7 @@ class Silence(BaseModel):
     ends_ns: int
     created_by: str = Field(min_length=1, max_length=200)
     comment: str = Field(min_length=1, max_length=2000)
+    regencies: frozenset[str] | None = None
 
     @field_validator("matchers")
     @classmethod
@@ -80,8 +83,10 @@ class Silence(BaseModel):
 
     def covers(self, labels: Labels, at_ns: int) -> bool:
         """Whether this silence mutes a notice with ``labels`` at ``at_ns``."""
-        return self.starts_ns <= at_ns < self.ends_ns and all(
-            matcher.matches(labels) for matcher in self.matchers
+        return (
+            self.starts_ns <= at_ns < self.ends_ns
+            and (self.regencies is None or labels.get("regency", "") in self.regencies)
+            and all(matcher.matches(labels) for matcher in self.matchers)
         )
 
 

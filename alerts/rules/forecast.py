@@ -19,7 +19,7 @@ forecast crosses the threshold), with the interval's crossing times in its sente
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from alerts.model import AlertEvent, EventKind
@@ -172,15 +172,21 @@ def evaluate(
                 _threshold(thresholds, candidate),
                 thresholds.inclusive,
             )
+            window = _window(forecast, _threshold(thresholds, candidate), thresholds.inclusive)
             events.append(
-                _event(
-                    forecast,
-                    candidate,
-                    state.warned,
-                    True,
-                    expected,
-                    late,
-                    _message(forecast, thresholds, candidate, expected, rule, zone),
+                replace(
+                    _event(
+                        forecast,
+                        candidate,
+                        state.warned,
+                        True,
+                        expected,
+                        late,
+                        _message(forecast, thresholds, candidate, expected, rule, zone),
+                    ),
+                    expected_range_ns=(window[0] or expected or at, window[1]),
+                    range_open=window[2],
+                    coverage_pct=round(rule.coverage * 100),
                 )
             )
             return ForecastState(candidate, True, 0, Level.NORMAL, None), events
@@ -244,23 +250,28 @@ def _message(  # noqa: PLR0917 - the sentence's parts
     zone: Zone,
 ) -> str:
     """The warning's sentence, in Bahasa Indonesia: when, in the station's own zone."""
-    threshold = _threshold(thresholds, level)
-    at, inclusive = forecast.issued_ns, thresholds.inclusive
-    earliest = crossing_ns(at, forecast.now_cm, forecast.high, threshold, inclusive)
-    latest = crossing_ns(at, forecast.now_cm, forecast.low, threshold, inclusive)
+    earliest, latest, after = _window(forecast, _threshold(thresholds, level), thresholds.inclusive)
     name = label(level, thresholds.scheme).upper()
     percent = round(rule.coverage * 100)
     when = _clock(expected_ns, zone) if expected_ns is not None else "?"
     early = _clock(earliest, zone) if earliest is not None else when
-    late = (
-        _clock(latest, zone)
-        if latest is not None
-        else (f"sesudah {_clock(forecast.at_ns(len(forecast.values)), zone)}")
-    )
+    late = f"sesudah {_clock(latest, zone)}" if after else _clock(latest, zone)
     return (
         f"diperkirakan mencapai {name} sekitar pukul {when} "
         f"{zone.abbreviation} ({percent} %: {early}–{late})"  # noqa: RUF001 - an en dash
     )
+
+
+def _window(forecast: Forecast, threshold: float, inclusive: bool) -> tuple[int | None, int, bool]:
+    """When the interval's high and low bounds cross ``threshold``: the earliest (None when the
+    high bound never does), the latest (the horizon's end when the low bound never does), and
+    whether the latest is that open end."""
+    at = forecast.issued_ns
+    earliest = crossing_ns(at, forecast.now_cm, forecast.high, threshold, inclusive)
+    latest = crossing_ns(at, forecast.now_cm, forecast.low, threshold, inclusive)
+    if latest is None:
+        return earliest, forecast.at_ns(len(forecast.values)), True
+    return earliest, latest, False
 
 
 def _clock(ts_ns: int, zone: Zone) -> str:

@@ -1,7 +1,10 @@
 """No data: a station silent for several of its reporting intervals, grouped per regency.
 
-Silence is judged by the reading's own time (the newest one seen), so a backlog arriving late
-neither hides a silence nor fakes one; a station never seen counts from the engine's start.
+Silence is judged on each station's own clock: its newest reading's time advanced by the wall
+time since that reading arrived (the engine hands the rule that reading's arrival as
+``last_seen_ns`` and judges a group at one wall-clock moment, which is the same). A live station
+is silent ``missed_intervals`` after its newest reading; a replay or a backlog that keeps coming
+is never silent, whatever its lag; a station never seen counts from the engine's start.
 An overdue station waits ``group_wait_s`` for the rest of its regency: when every station of
 the regency is overdue (a cut in the regency's network, a gateway down) one grouped event with
 ``subject = regency:<name>`` and the list of ``stations`` fires instead of one per station (groups
@@ -28,7 +31,8 @@ class Member:
 
     Attributes:
         station_id: The station.
-        last_seen_ns: Its newest reading's time (the engine's start when never seen).
+        last_seen_ns: Its newest reading's time on the wall clock, i.e. when it arrived (the
+            engine's start when never seen).
         interval_s: Its reporting interval.
         firing: Whether its own no-data incident fires.
         rule: Its settings.

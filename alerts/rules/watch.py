@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from alerts.rules.config import RulesConfig, reload_rules
+from ingest.filewatch import FileChanges, poll
 
 log = logging.getLogger(__name__)
-
-
-def _signature(path: Path | None) -> tuple[int, int] | None:
-    if path is None:
-        return None
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        return None
-    return status.st_mtime_ns, status.st_size
 
 
 class RulesWatcher:
@@ -43,7 +33,7 @@ class RulesWatcher:
         self._current = current
         self._apply = apply
         self._interval_s = interval_s
-        self._seen = _signature(path)
+        self._changes = FileChanges([] if path is None else [path])
         self.reloads = 0
         self.refused = 0
 
@@ -54,10 +44,8 @@ class RulesWatcher:
 
     def check(self) -> bool:
         """Reload if the file changed since the last look; returns whether new rules apply."""
-        signature = _signature(self._path)
-        if signature == self._seen:
+        if not self._changes.changed():
             return False
-        self._seen = signature
         rules, problem = reload_rules(self._path, self._current)
         if problem is not None:
             self.refused += 1
@@ -71,6 +59,4 @@ class RulesWatcher:
 
     async def run(self) -> None:
         """Look every ``interval_s`` until cancelled."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            self.check()
+        await poll(self.check, self._interval_s)

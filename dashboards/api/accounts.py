@@ -11,13 +11,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from dashboards.api.tables import API_TABLES, ack_link_uses, api_keys, sessions, users
+from devices.scopes import DEPLOYMENT, Scope
 from ingest.errors import InputError
 
 API_KEY_PREFIX = "sk_"
@@ -55,11 +57,13 @@ class Principal:
         name: The username, or ``key:<name>`` for an API key.
         role: What they may do.
         csrf_token: For sessions, the token form posts and unsafe requests must repeat.
+        scope: Which regencies they may see and act on.
     """
 
     name: str
     role: Role
     csrf_token: str | None = None
+    scope: Scope = DEPLOYMENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class User:
     username: str
     role: Role
     created_ns: int
+    scope: Scope = DEPLOYMENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +86,20 @@ class ApiKey:
     role: Role
     created_by: str
     created_ns: int
+    scope: Scope = DEPLOYMENT
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _scope_columns(scope: Scope) -> dict[str, object]:
+    return {"regencies": sorted(scope.regencies) or None, "province": scope.province}
+
+
+def _scope(row: Any) -> Scope:
+    """A row's scope; NULLs (every row from before scopes) are the whole deployment."""
+    return Scope.of(row.regencies or (), row.province)
 
 
 class Accounts:
@@ -104,8 +119,10 @@ class Accounts:
 
     # -- users --------------------------------------------------------------------------------
 
-    def add_user(self, username: str, role: Role, password: str, now_ns: int) -> User:
-        """Create a user.
+    def add_user(
+        self, username: str, role: Role, password: str, now_ns: int, scope: Scope = DEPLOYMENT
+    ) -> User:
+        """Create a user (of the whole deployment unless ``scope`` says otherwise).
 
         Raises:
             AccountError: The name is taken or the password too short.
@@ -122,41 +139,57 @@ class Accounts:
                         password_hash=self._hasher.hash(password),
                         role=role.value,
                         created_ns=now_ns,
+                        **_scope_columns(scope),
                     )
                 )
                 (user_id,) = result.inserted_primary_key or (0,)
         except IntegrityError:
             raise AccountError(f"user {username!r} exists already") from None
-        return User(int(user_id), username, role, now_ns)
+        return User(int(user_id), username, role, now_ns, scope)
 
     def list_users(self) -> list[User]:
         """Every user, by name."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(users).order_by(users.c.username)).all()
-        return [User(r.id, r.username, Role(r.role), r.created_ns) for r in rows]
+        return [User(r.id, r.username, Role(r.role), r.created_ns, _scope(r)) for r in rows]
+
+    def get_user(self, username: str) -> User | None:
+        """One user, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.username == username)).first()
+        return (
+            None
+            if row is None
+            else User(row.id, row.username, Role(row.role), row.created_ns, _scope(row))
+        )
 
     def remove_user(self, username: str, *, keep_an_admin: bool = False) -> bool:
         """Delete a user and their sessions; False when there was none.
 
         Args:
             username: Who.
-            keep_an_admin: Refuse to remove the last admin (the API does: no one could
-                administer Siaga through it after; ``siaga users`` on the host can add one).
+            keep_an_admin: Refuse to remove the last admin of the whole deployment (the API
+                does: no one could administer Siaga through it after; ``siaga users`` on the
+                host can add one).
 
         Raises:
-            AccountError: ``keep_an_admin`` and the user is the last admin.
+            AccountError: ``keep_an_admin`` and the user is the deployment's last admin.
         """
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(users.c.id, users.c.role).where(users.c.username == username)
+                select(users.c.id, users.c.role, users.c.regencies, users.c.province).where(
+                    users.c.username == username
+                )
             ).first()
             if row is None:
                 return False
-            if keep_an_admin and row.role == Role.ADMIN.value:
+            if keep_an_admin and row.role == Role.ADMIN.value and _scope(row).deployment_wide:
                 admins = conn.execute(
-                    select(func.count()).select_from(users).where(users.c.role == Role.ADMIN.value)
-                ).scalar_one()
-                if admins <= 1:
+                    select(users.c.regencies, users.c.province).where(
+                        users.c.role == Role.ADMIN.value
+                    )
+                ).all()
+                if sum(_scope(a).deployment_wide for a in admins) <= 1:
                     raise AccountError(f"{username!r} is the last admin; add another admin first")
             conn.execute(delete(sessions).where(sessions.c.user_id == row.id))
             conn.execute(delete(users).where(users.c.id == row.id))
@@ -179,7 +212,7 @@ class Accounts:
                     .where(users.c.id == row.id)
                     .values(password_hash=self._hasher.hash(password))
                 )
-        return User(row.id, row.username, Role(row.role), row.created_ns)
+        return User(row.id, row.username, Role(row.role), row.created_ns, _scope(row))
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -203,13 +236,21 @@ class Accounts:
     def session_principal(self, token: str, now_ns: int) -> Principal | None:
         """Who holds this session cookie, if it is valid and unexpired."""
         query = (
-            select(users.c.username, users.c.role, sessions.c.csrf_token)
+            select(
+                users.c.username,
+                users.c.role,
+                users.c.regencies,
+                users.c.province,
+                sessions.c.csrf_token,
+            )
             .join(users, users.c.id == sessions.c.user_id)
             .where(sessions.c.token_hash == _digest(token), sessions.c.expires_ns > now_ns)
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else Principal(row.username, Role(row.role), row.csrf_token)
+        if row is None:
+            return None
+        return Principal(row.username, Role(row.role), row.csrf_token, _scope(row))
 
     def close_session(self, token: str) -> None:
         """End a session (log out)."""
@@ -218,7 +259,9 @@ class Accounts:
 
     # -- API keys -----------------------------------------------------------------------------
 
-    def add_key(self, name: str, role: Role, created_by: str, now_ns: int) -> tuple[ApiKey, str]:
+    def add_key(
+        self, name: str, role: Role, created_by: str, now_ns: int, scope: Scope = DEPLOYMENT
+    ) -> tuple[ApiKey, str]:
         """A new key: its record and the key itself (shown once, never stored).
 
         Raises:
@@ -234,18 +277,21 @@ class Accounts:
                         role=role.value,
                         created_by=created_by,
                         created_ns=now_ns,
+                        **_scope_columns(scope),
                     )
                 )
                 (key_id,) = result.inserted_primary_key or (0,)
         except IntegrityError:
             raise AccountError(f"an API key named {name!r} exists already") from None
-        return ApiKey(int(key_id), name, role, created_by, now_ns), secret
+        return ApiKey(int(key_id), name, role, created_by, now_ns, scope), secret
 
     def list_keys(self) -> list[ApiKey]:
         """Every key's record, by name."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(api_keys).order_by(api_keys.c.name)).all()
-        return [ApiKey(r.id, r.name, Role(r.role), r.created_by, r.created_ns) for r in rows]
+        return [
+            ApiKey(r.id, r.name, Role(r.role), r.created_by, r.created_ns, _scope(r)) for r in rows
+        ]
 
     def remove_key(self, name: str) -> bool:
         """Revoke a key; False when there was none."""
@@ -258,11 +304,13 @@ class Accounts:
             return None
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(api_keys.c.name, api_keys.c.role).where(
-                    api_keys.c.key_hash == _digest(secret)
-                )
+                select(
+                    api_keys.c.name, api_keys.c.role, api_keys.c.regencies, api_keys.c.province
+                ).where(api_keys.c.key_hash == _digest(secret))
             ).first()
-        return None if row is None else Principal(f"key:{row.name}", Role(row.role))
+        if row is None:
+            return None
+        return Principal(f"key:{row.name}", Role(row.role), scope=_scope(row))
 
     # -- acknowledgement links ----------------------------------------------------------------
 

@@ -8,13 +8,16 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.incidents.store import create_sql_engine
+from alerts.notify.chatstore import ChatStore, SqlChatStore
 from alerts.notify.memory import MemoryNotifyStore
+from dashboards.api import errors
 from dashboards.api.accounts import Accounts
 from dashboards.api.context import ApiContext
 from dashboards.api.forecasts import ModelCache
@@ -28,7 +31,7 @@ from dashboards.api.live import (
 )
 from dashboards.api.ports import IncidentStore, NotifyReader
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.routes import auth, incidents, stations, system
+from dashboards.api.routes import audit, auth, contacts, incidents, policies, stations, system
 from dashboards.api.routes.stations import render_list
 from dashboards.api.routes.system import event_json
 from dashboards.api.views import WATER_LEVEL, incident_public, to_datetime
@@ -37,8 +40,9 @@ from devices.levels import label, thresholds_at
 from devices.registry import load_registry
 from devices.stations import StationRegistry
 from ingest.errors import SiagaError
+from ingest.runtime import Backend, open_storage
 from ingest.storage.base import LatestReading, Storage
-from ingest.storage.influx import InfluxStorage, registry_tags
+from ingest.storage.influx import registry_tags
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ def _reading_event(registry: StationRegistry, reading: LatestReading) -> LiveEve
                 "values": reading.values,
             }
         ),
+        station.regency if station is not None else None,
     )
 
 
@@ -102,7 +107,12 @@ def _poller(ctx: ApiContext) -> Callable[[], asyncio.Future[list[LiveEvent]]]:
                 del seen[incident_id]
         events = [_reading_event(ctx.registry, r) for r in fresh]
         events += [
-            LiveEvent("alert", incident_public(i, ctx.schemes).model_dump_json()) for i in changed
+            LiveEvent(
+                "alert",
+                incident_public(i, ctx.schemes, registry=ctx.registry).model_dump_json(),
+                i.labels.get("regency") or None,
+            )
+            for i in changed
         ]
         return events
 
@@ -119,12 +129,14 @@ def create_app(
     accounts: Accounts | None = None,
     clock_ns: Callable[[], int] = time.time_ns,
     live: bool = True,
+    backend: Backend = "influx",
+    chats: ChatStore | None = None,
 ) -> FastAPI:
     """The API (and the web UI, when ``dashboards.web`` mounts one) as an ASGI app.
 
     Args:
         settings: The settings tree (``api``, ``influx``, ``database``, ``stations``).
-        storage: The time-series store (default: InfluxDB from ``settings.influx``, closed with
+        storage: The time-series store (default: ``backend`` from the settings, closed with
             the app).
         registry: The stations (default: read from ``settings.stations``).
         incidents_store: The incident store (default: an empty in-memory one; ``siaga serve``
@@ -135,16 +147,23 @@ def create_app(
             tables are created where missing).
         clock_ns: The clock (tests pass their own).
         live: Run the poller behind ``/api/v1/events``.
+        backend: Where the readings are when no ``storage`` is given (``siaga serve`` passes
+            the one the ingest workers chose: ``ingest.runtime.select_backend``).
+        chats: Telegram links and SMS numbers (default: on the accounts' database).
     """
     install_log_redaction()
     if registry is None:
         registry = load_registry(settings.stations.file, settings.stations.devices_file)
     own_storage = storage is None
     if storage is None:
-        storage = InfluxStorage(settings.influx, registry_tags(registry))
+        storage = open_storage(settings, backend, registry_tags(registry))
     if accounts is None:
         accounts = Accounts(sql_engine(settings.database.url))
         accounts.create_tables()
+    if chats is None:
+        sql_chats = SqlChatStore(engine=accounts.engine)
+        sql_chats.create_tables()
+        chats = sql_chats
     ctx = ApiContext(
         settings=settings.api,
         storage=storage,
@@ -162,6 +181,9 @@ def create_app(
         clock_ns=clock_ns,
         forecast=settings.forecast,
         models=ModelCache(settings.forecast.models_dir),
+        chats=chats,
+        link_code_valid_s=settings.telegram.link_code_valid_s,
+        policy_file=Path(settings.notify.policy_file),
     )
     ctx.refresh_schemes()
     ctx.prerender = functools.partial(render_list, ctx, regency=None, river=None)
@@ -194,6 +216,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.siaga = ctx
+    errors.install(app)
     for router in (
         stations.router,
         incidents.router,
@@ -201,6 +224,9 @@ def create_app(
         system.probes,
         auth.router,
         auth.admin,
+        contacts.router,
+        audit.router,
+        policies.router,
     ):
         app.include_router(router)
     _mount_web(app)

@@ -9,14 +9,19 @@ so they need none.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from dashboards.api.accounts import Principal, Role
+from dashboards.api.audit import Change, entries
 from dashboards.api.context import ApiContext
+from dashboards.web.i18n import COOKIE as LANGUAGE_COOKIE
+from dashboards.web.i18n import Language, pick_language
+from devices.scopes import Scope
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -34,6 +39,20 @@ def context(request: Request) -> ApiContext:
 
 
 Context = Annotated[ApiContext, Depends(context)]
+
+
+def request_language(
+    request: Request,
+    lang: Annotated[
+        Literal["id", "en"] | None,
+        Query(description="the language of texts for people (default: cookie, else id)"),
+    ] = None,
+) -> Language:
+    """The language of the texts in a response: ``?lang=``, the UI's cookie, else Indonesian."""
+    return pick_language(lang, request.cookies.get(LANGUAGE_COOKIE))
+
+
+RequestLanguage = Annotated[Language, Depends(request_language)]
 
 
 def _unauthenticated(message: str) -> HTTPException:
@@ -97,6 +116,44 @@ def require(role: Role) -> object:
 
     return Depends(check)
 
+
+class Recorder:
+    """Records the request's changes in the audit log: who (the principal), from where (the
+    connecting address), when (the API's clock)."""
+
+    def __init__(self, ctx: ApiContext, who: Principal, client_ip: str) -> None:
+        self._ctx = ctx
+        self._who = who
+        self._client_ip = client_ip
+
+    async def __call__(
+        self,
+        action: str,
+        target_kind: str,
+        target: str,
+        concerns: Scope | frozenset[str] | None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append the change (see :func:`dashboards.api.audit.entries`)."""
+        change = Change(
+            concerns, self._who.name, action, target_kind, target, self._client_ip, detail or {}
+        )
+        await audit_change(self._ctx, change)
+
+
+async def audit_change(ctx: ApiContext, change: Change) -> None:
+    """Append one change to the audit log, at the API's clock."""
+    await run_in_threadpool(ctx.audit_log().add, entries(change, ctx.clock_ns()))
+
+
+def recorder(
+    request: Request, ctx: Context, who: Annotated[Principal, Depends(principal)]
+) -> Recorder:
+    """The audit log's recorder for this request."""
+    return Recorder(ctx, who, request.client.host if request.client else "?")
+
+
+Record = Annotated[Recorder, Depends(recorder)]
 
 Viewer = Annotated[Principal, require(Role.VIEWER)]
 Operator = Annotated[Principal, require(Role.OPERATOR)]

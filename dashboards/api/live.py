@@ -21,10 +21,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    """One Server-Sent Event: its type (``reading`` or ``alert``) and JSON body."""
+    """One Server-Sent Event: its type (``reading`` or ``alert``), JSON body and regency.
+
+    ``regency`` decides who receives it: clients whose scope reaches that regency (an event
+    of no regency goes to deployment-wide clients only).
+    """
 
     kind: str
     data: str
+    regency: str | None = None
+
+
+# Put in every queue when the server shuts down: the stream ends and its connection closes.
+END = LiveEvent("end", "")
 
 
 def new_readings(
@@ -72,12 +81,18 @@ def changed_incidents(
 
 
 class Subscription:
-    """One client's bounded queue of events, and whose it is."""
+    """One client's bounded queue of events, whose it is, and the regencies it may receive
+    (None: every event)."""
 
-    def __init__(self, maxsize: int, owner: str = "") -> None:
+    def __init__(self, maxsize: int, owner: str = "", reach: frozenset[str] | None = None) -> None:
         self.queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize)
         self.owner = owner
+        self.reach = reach
         self.dropped = 0
+
+    def wants(self, event: LiveEvent) -> bool:
+        """Whether ``event`` is inside this client's scope."""
+        return self.reach is None or event.regency in self.reach
 
 
 class LiveHub:
@@ -101,8 +116,10 @@ class LiveHub:
         self._subscriptions: set[Subscription] = set()
         self._per_owner: dict[str, int] = {}
         self._listening = asyncio.Event()
+        self.closed = False
         self.dropped = 0
         self.published = 0
+        self.polls = 0
         self.poll_failures = 0
 
     @property
@@ -114,9 +131,10 @@ class LiveHub:
         """Streams ``owner`` has open now."""
         return self._per_owner.get(owner, 0)
 
-    def subscribe(self, owner: str = "") -> Subscription:
-        """A new client's queue (``owner``: who opened it, for the per-user cap)."""
-        subscription = Subscription(self._queue_max, owner)
+    def subscribe(self, owner: str = "", reach: frozenset[str] | None = None) -> Subscription:
+        """A new client's queue (``owner``: who opened it, for the per-user cap; ``reach``:
+        the regencies of the events it receives, None: all)."""
+        subscription = Subscription(self._queue_max, owner, reach)
         self._subscriptions.add(subscription)
         self._per_owner[owner] = self._per_owner.get(owner, 0) + 1
         self._listening.set()
@@ -133,11 +151,25 @@ class LiveHub:
         if not self._subscriptions:
             self._listening.clear()
 
+    def close(self) -> None:
+        """End every stream now and refuse new ones (the server is shutting down).
+
+        The server waits for open responses before it stops; an event stream never ends by
+        itself, so each gets :data:`END` (ahead of anything it has not sent yet).
+        """
+        self.closed = True
+        for subscription in self._subscriptions:
+            while not subscription.queue.empty():
+                subscription.queue.get_nowait()
+            subscription.queue.put_nowait(END)
+
     def publish(self, events: Iterable[LiveEvent]) -> None:
         """Offer events to every client; a full queue drops the event and counts it."""
         for event in events:
             self.published += 1
             for subscription in self._subscriptions:
+                if not subscription.wants(event):
+                    continue
                 try:
                     subscription.queue.put_nowait(event)
                 except asyncio.QueueFull:
@@ -154,6 +186,7 @@ class LiveHub:
                 baseline = True
             try:
                 events = await self._poll()
+                self.polls += 1
                 if not baseline:
                     self.publish(events)
                 baseline = False

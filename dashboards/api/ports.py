@@ -12,6 +12,8 @@ from typing import Protocol
 
 from alerts.incidents.store import IncidentQueries as IncidentStore
 from alerts.notify.cap import CapDocument
+from alerts.notify.records import Delivery
+from alerts.notify.regency_policy import RegencyPolicy, StoredRegencyPolicy
 from alerts.pipeline.silence import Silence
 
 __all__ = ["IncidentStore", "NotifyReader"]
@@ -30,6 +32,23 @@ class NotifyReader(Protocol):
 
     async def silences(self, now_ns: int | None = None) -> list[Silence]:
         """Silences not yet ended at ``now_ns`` (all when None)."""
+        ...
+
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
+        """Deliveries (of one message; created at or after ``since_ns``), oldest first."""
+
+    async def save_regency_policy(
+        self, regency: str, policy: RegencyPolicy, created_by: str, created_ns: int
+    ) -> StoredRegencyPolicy:
+        """Store a new version of a regency's notification policy."""
+        ...
+
+    async def regency_policies(
+        self, regency: str | None = None, *, history: bool = False
+    ) -> list[StoredRegencyPolicy]:
+        """The newest version per regency (every version with ``history``)."""
         ...
 
     async def cap_feed_entries(self, since_ns: int | None, limit: int) -> list[CapDocument]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.model import EventKind, IncidentState
+from alerts.notify.regency_policy import RegencyPolicy
 
 LevelName = Literal["NORMAL", "WASPADA", "SIAGA", "AWAS"]
 RoleName = Literal["viewer", "operator", "admin"]
@@ -84,10 +85,14 @@ class StationPublic(_Out):
 
 
 class StationList(_Out):
-    """Stations, as ``{data, count}``."""
+    """Stations, as ``{data, count}``, with the moment their readings were read."""
 
     data: list[StationPublic]
     count: int
+    as_of: datetime | None = Field(
+        default=None, description="when the readings were read from storage (a shared snapshot)"
+    )
+    age_s: float = Field(default=0.0, description="the snapshot's age when answering")
 
 
 class WindowPublic(_Out):
@@ -158,6 +163,12 @@ class AckPublic(_Out):
     comment: str
 
 
+_SUMMARY = (
+    "what happened, in one sentence with station names, in the request's language "
+    "(?lang=id|en, else the siaga_lang cookie, else Bahasa Indonesia)"
+)
+
+
 class TransitionPublic(_Out):
     """One state change of an incident."""
 
@@ -166,7 +177,7 @@ class TransitionPublic(_Out):
     at: datetime
     level: LevelName
     value: float | None
-    detail: str
+    detail: str = Field(description=_SUMMARY)
     late: bool
 
 
@@ -186,7 +197,8 @@ class IncidentPublic(_Out):
     acknowledged: AckPublic | None
     assignee: str | None
     labels: dict[str, str]
-    detail: str
+    station_name: str = Field(description="the station's name (a group's regency or gateway)")
+    detail: str = Field(description=_SUMMARY)
     value: float | None
     expected_at: datetime | None
     transitions: list[TransitionPublic]
@@ -208,6 +220,14 @@ ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
 class AckRequest(_In):
     """Acknowledge an incident."""
 
+    comment: str = Field(default="", max_length=2000, pattern=PLAIN_TEXT)
+
+
+class BulkAckRequest(_In):
+    """Acknowledge every active incident of a station or a regency at once."""
+
+    station: str | None = Field(default=None, max_length=100, pattern=ONE_LINE)
+    regency: str | None = Field(default=None, max_length=200, pattern=ONE_LINE)
     comment: str = Field(default="", max_length=2000, pattern=PLAIN_TEXT)
 
 
@@ -240,7 +260,7 @@ class SilenceCreate(_In):
 
 
 class SilencePublic(_Out):
-    """A silence."""
+    """A silence; ``regencies``: the only ones it may mute (null: the whole deployment's)."""
 
     id: int
     matchers: list[MatcherSchema]
@@ -248,6 +268,7 @@ class SilencePublic(_Out):
     ends: datetime
     created_by: str
     comment: str
+    regencies: list[str] | None = None
 
 
 class SilenceList(_Out):
@@ -295,15 +316,38 @@ class LoginRequest(_In):
     password: str = Field(min_length=1, max_length=1000)
 
 
-class MePublic(_Out):
-    """Who is signed in, and the token unsafe requests from a session must repeat."""
+class ScopeFields(_Out):
+    """A scope: some ``regencies``, one ``province``, or neither (the whole deployment)."""
+
+    regencies: list[str]
+    province: str | None
+
+
+class MePublic(ScopeFields):
+    """Who is signed in, their scope, and the token unsafe requests from a session repeat."""
 
     name: str
     role: RoleName
     csrf_token: str | None
 
 
-class UserCreate(_In):
+_RegencyName = Annotated[str, Field(min_length=1, max_length=100, pattern=ONE_LINE)]
+
+
+class _ScopeIn(_In):
+    """A scope to give: ``regencies`` or ``province``; neither is the whole deployment."""
+
+    regencies: list[_RegencyName] = Field(default_factory=list, max_length=500)
+    province: str | None = Field(default=None, min_length=1, max_length=100, pattern=ONE_LINE)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> _ScopeIn:
+        if self.regencies and self.province is not None:
+            raise ValueError("give regencies or a province, not both")
+        return self
+
+
+class UserCreate(_ScopeIn):
     """A new user; a password is generated (and returned once) when none is given."""
 
     username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -311,8 +355,8 @@ class UserCreate(_In):
     password: str | None = Field(default=None, min_length=10, max_length=1000)
 
 
-class UserPublic(_Out):
-    """A user (never with the password)."""
+class UserPublic(ScopeFields):
+    """A user (never with the password) and their scope."""
 
     username: str
     role: RoleName
@@ -332,15 +376,15 @@ class UserList(_Out):
     count: int
 
 
-class ApiKeyCreate(_In):
-    """A new API key."""
+class ApiKeyCreate(_ScopeIn):
+    """A new API key, of the whole deployment unless ``regencies`` or ``province`` say."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     role: RoleName = "viewer"
 
 
-class ApiKeyPublic(_Out):
-    """An API key's record (never the key)."""
+class ApiKeyPublic(ScopeFields):
+    """An API key's record (never the key) and its scope."""
 
     name: str
     role: RoleName
@@ -358,6 +402,46 @@ class ApiKeyList(_Out):
     """API keys, as ``{data, count}``."""
 
     data: list[ApiKeyPublic]
+    count: int
+
+
+class AuditPublic(_Out):
+    """One change in the audit log."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_kind: Literal["incident", "silence", "user", "api_key", "policy"]
+    target: str
+    regency: str | None
+    province: str | None
+    client_ip: str
+    detail: dict[str, Any]
+
+
+class AuditList(_Out):
+    """Audit entries, newest first, as ``{data, count}``."""
+
+    data: list[AuditPublic]
+    count: int
+
+
+class RegencyPolicyPublic(_Out):
+    """A version of a regency's notification policy (``version`` 0 and ``policy`` null: it has
+    none of its own, the deployment's file applies)."""
+
+    regency: str
+    version: int
+    policy: RegencyPolicy | None
+    created_by: str | None
+    created: datetime | None
+
+
+class RegencyPolicyList(_Out):
+    """Every version of a regency's policy, newest first, as ``{data, count}``."""
+
+    data: list[RegencyPolicyPublic]
     count: int
 
 

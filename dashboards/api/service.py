@@ -4,16 +4,57 @@ from __future__ import annotations
 
 import secrets
 import signal
+import socket
 import time
 
 import uvicorn
-from starlette.types import ASGIApp
+from fastapi import FastAPI
 
 from alerts.incidents.store import SqlIncidentStore
 from alerts.notify.sqlstore import SqlNotifyStore
 from dashboards.api.accounts import Accounts, Role, User
 from dashboards.api.app import create_app, sql_engine
+from dashboards.api.context import ApiContext
 from dashboards.settings import Settings
+from devices.registry import load_registry
+from devices.scopes import DEPLOYMENT, Scope
+from devices.stations import StationRegistry
+from ingest.runtime import select_backend
+
+# After the live streams have ended, requests still running get this long to finish.
+GRACEFUL_SHUTDOWN_S = 3
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn that ends the app's live streams as it starts shutting down.
+
+    uvicorn stops accepting connections, then waits for every open response before the app's
+    own shutdown runs; a page's event stream never ends by itself, so without this each open
+    page would hold the server until the graceful timeout.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        app = config.app
+        ctx = app.state.siaga if isinstance(app, FastAPI) else None
+        self._context: ApiContext | None = ctx if isinstance(ctx, ApiContext) else None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the live streams, then shut down as uvicorn does."""
+        if self._context is not None and self._context.hub is not None:
+            self._context.hub.close()
+        await super().shutdown(sockets)
+
+
+def checked_scope(scope: Scope, registry: StationRegistry) -> Scope:
+    """``scope`` when the registry knows its regencies and province.
+
+    Raises:
+        ScopeError: Naming what the registry does not know.
+    """
+    if scope.deployment_wide:
+        return scope
+    return scope.check(registry.provinces(), {s.regency for s in registry.stations()})
 
 
 def accounts_for(settings: Settings) -> Accounts:
@@ -25,16 +66,31 @@ def accounts_for(settings: Settings) -> Accounts:
 
 
 def add_user(
-    settings: Settings, username: str, role: Role, password: str | None
+    settings: Settings,
+    username: str,
+    role: Role,
+    password: str | None,
+    scope: Scope = DEPLOYMENT,
 ) -> tuple[User, str | None]:
     """Create a user; returns the generated password when none was given (shown once).
 
+    Args:
+        settings: Where the database and the station registry are.
+        username: The name they sign in with.
+        role: What they may do.
+        password: Their password (None: generated).
+        scope: Which regencies (or province) they see and act on; checked against the registry.
+
     Raises:
         AccountError: The name is taken or the password too short.
+        ScopeError: The registry has no such regency or province.
+        ConfigError: The registry cannot be read.
     """
+    if not scope.deployment_wide:
+        checked_scope(scope, load_registry(settings.stations.file, settings.stations.devices_file))
     generated = secrets.token_urlsafe(15) if password is None else None
     user = accounts_for(settings).add_user(
-        username, role, password or generated or "", time.time_ns()
+        username, role, password or generated or "", time.time_ns(), scope
     )
     return user, generated
 
@@ -50,6 +106,8 @@ async def serve(settings: Settings, host: str | None = None, port: int | None = 
     ):
         app = create_app(
             settings,
+            # The readings where the ingest workers store them (storage.backend).
+            backend=await select_backend(settings),
             incidents_store=incidents,
             notify=notify,
             accounts=Accounts(incidents.engine),
@@ -57,7 +115,7 @@ async def serve(settings: Settings, host: str | None = None, port: int | None = 
         await _serve(app, settings, host, port)
 
 
-async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int | None) -> None:
+async def _serve(app: FastAPI, settings: Settings, host: str | None, port: int | None) -> None:
     config = uvicorn.Config(
         app,
         host=host or settings.api.host,
@@ -65,12 +123,18 @@ async def _serve(app: ASGIApp, settings: Settings, host: str | None, port: int |
         log_config=None,
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    await run_uvicorn(config)
+
+
+async def run_uvicorn(config: uvicorn.Config) -> None:
+    """Serve until SIGTERM/SIGINT, then return (exit status 0)."""
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
     # handler it found; a handler that does nothing lets `siaga serve` exit 0 like the others.
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        await uvicorn.Server(config).serve()
+        await ApiServer(config).serve()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -4,11 +4,16 @@
 - ``api_keys``: machines; only the SHA-256 of each key is kept (keys are random, 256 bits).
 - ``sessions``: browser sessions; only the SHA-256 of the cookie value, plus its CSRF token.
 - ``ack_link_uses``: the nonce of every acknowledgement link honoured, so each works once.
+- ``audit_log``: who did what to which incident, user, key, silence or policy, when and from
+  where; rows are only ever added (one per regency concerned; none: deployment-wide).
+
+Users and keys carry a scope: ``regencies`` (a JSON list) or ``province``; neither is the
+whole deployment (devices/scopes.py).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Table
 
 from alerts.incidents.tables import metadata
 
@@ -22,6 +27,8 @@ users = Table(
     Column("password_hash", String(200), nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_ns", BigInteger, nullable=False),
+    Column("regencies", JSON, nullable=True),
+    Column("province", String(100), nullable=True),
 )
 
 api_keys = Table(
@@ -33,6 +40,8 @@ api_keys = Table(
     Column("role", String(16), nullable=False),
     Column("created_by", String(100), nullable=False),
     Column("created_ns", BigInteger, nullable=False),
+    Column("regencies", JSON, nullable=True),
+    Column("province", String(100), nullable=True),
 )
 
 sessions = Table(
@@ -54,4 +63,21 @@ ack_link_uses = Table(
     Column("used_ns", BigInteger, nullable=False),
 )
 
-API_TABLES = (users, api_keys, sessions, ack_link_uses)
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("at_ns", BigInteger, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_kind", String(32), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("regency", String(100), nullable=True),
+    Column("province", String(100), nullable=True),
+    Column("client_ip", String(64), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_log_at_ns", "at_ns"),
+    Index("ix_audit_log_regency", "regency"),
+)
+
+API_TABLES = (users, api_keys, sessions, ack_link_uses, audit_log)

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from alerts.model import Incident, Transition
+from alerts.model import Incident, IncidentState, Transition
+from alerts.notify.message import (
+    Language,
+    advice,
+    event_context,
+    level_label,
+    phrases,
+    subject_name,
+    summarise,
+)
 from alerts.pipeline.silence import Silence
 from dashboards.api.schemas import (
     AckPublic,
@@ -23,7 +33,7 @@ from dashboards.api.schemas import (
 )
 from devices.health import StationHealth, time_basis
 from devices.levels import LABEL_SCHEMES, Level, label, thresholds_at
-from devices.stations import Station
+from devices.stations import Station, StationRegistry
 from ingest.batch import StoredRejection
 from ingest.storage.base import LatestReading, MetricSpan, WindowStat
 
@@ -32,6 +42,8 @@ WATER_LEVEL = "water_level_cm"
 WINDOW_SECONDS = {"1m": 60, "10m": 600, "1h": 3600, "1d": 86400}
 # A span shorter than this says too little about a trend.
 MIN_TREND_SPAN_NS = 5 * 60 * NS
+# Trend windows of back-dated stations start on this grid, so that stations share a query.
+TREND_GRID_NS = 5 * 60 * NS
 
 
 def to_datetime(ts_ns: int) -> datetime:
@@ -52,6 +64,31 @@ def trend_cm_h(span: MetricSpan | None) -> float | None:
     if span is None or span.last_ns - span.first_ns < MIN_TREND_SPAN_NS:
         return None
     return round((span.last - span.first) * 3600 * NS / (span.last_ns - span.first_ns), 2)
+
+
+def trend_backfill(
+    latest: Mapping[str, LatestReading],
+    spans: Mapping[str, MetricSpan],
+    window_ns: int,
+    max_queries: int,
+) -> dict[int, list[str]]:
+    """Stations whose trend needs a window ending at their own newest reading, by its start.
+
+    A trend over the last ``window_ns`` of the clock says nothing about a station whose newest
+    readings are older (a replay, a back-dated backlog, a gauge that reports hourly): its window
+    ends at its newest water level instead. Starts fall on a 5-minute grid so that stations
+    share a query; at most ``max_queries`` starts (the newest first) keep the cost bounded.
+    """
+    starts: dict[int, list[str]] = {}
+    for station_id, reading in latest.items():
+        if WATER_LEVEL not in reading.values:
+            continue
+        span = spans.get(station_id)
+        if span is not None and span.last_ns - span.first_ns >= MIN_TREND_SPAN_NS:
+            continue
+        start_ns = (reading.ts_ns - window_ns) // TREND_GRID_NS * TREND_GRID_NS
+        starts.setdefault(start_ns, []).append(station_id)
+    return {start: starts[start] for start in sorted(starts, reverse=True)[:max_queries]}
 
 
 def health_public(health: StationHealth | None) -> HealthPublic | None:
@@ -95,6 +132,11 @@ def upstream_links(stations: Sequence[Station]) -> dict[str, list[LinkPublic]]:
     return found
 
 
+def is_stale(stale_s: float | None, interval_s: float, stale_after_intervals: float) -> bool:
+    """No reading at all, or none for more than the allowed report intervals."""
+    return stale_s is None or stale_s > interval_s * stale_after_intervals
+
+
 def station_public(
     station: Station,
     *,
@@ -128,7 +170,7 @@ def station_public(
         values=dict(latest.values) if latest else {},
         trend_cm_h=trend_cm_h(span),
         stale_s=stale_s,
-        stale=stale_s is None or stale_s > station.interval_s * stale_after_intervals,
+        stale=is_stale(stale_s, station.interval_s, stale_after_intervals),
         health=health_public(health),
         thresholds=ThresholdsPublic(
             waspada_cm=thresholds.waspada_cm,
@@ -159,7 +201,9 @@ def raw_public(ts_ns: int, value: float) -> WindowPublic:
     return WindowPublic(ts=to_datetime(ts_ns), mean=value, min=value, max=value, count=1)
 
 
-def _transition_public(transition: Transition) -> TransitionPublic:
+def _transition_public(
+    transition: Transition, registry: StationRegistry, language: Language
+) -> TransitionPublic:
     event = transition.event
     return TransitionPublic(
         previous_state=transition.previous_state,
@@ -167,17 +211,30 @@ def _transition_public(transition: Transition) -> TransitionPublic:
         at=to_datetime(event.at_ns),
         level=event.severity.name,  # type: ignore[arg-type]
         value=event.value,
-        detail=event.detail,
+        detail=summarise(
+            event, language, registry, resolved=transition.state is IncidentState.RESOLVED
+        ),
         late=event.late,
     )
 
 
-def incident_public(incident: Incident, schemes: Mapping[str, str] | None = None) -> IncidentPublic:
-    """An incident for the API; ``schemes`` maps a station to its label scheme."""
+def incident_public(
+    incident: Incident,
+    schemes: Mapping[str, str] | None = None,
+    *,
+    registry: StationRegistry,
+    language: Language = "id",
+) -> IncidentPublic:
+    """An incident for the API; ``schemes`` maps a station to its label scheme.
+
+    Its summary is rendered from the last event's facts in ``language``, with station names
+    from ``registry`` (incidents store facts, not sentences).
+    """
     station = incident.labels.get("station", incident.subject)
     scheme = (schemes or {}).get(station)
     event = incident.last_event
     ack = incident.acknowledged
+    resolved = incident.state is IncidentState.RESOLVED
     return IncidentPublic(
         id=incident.id,
         subject=incident.subject,
@@ -194,13 +251,44 @@ def incident_public(incident: Incident, schemes: Mapping[str, str] | None = None
         else None,
         assignee=incident.assignee,
         labels=dict(incident.labels),
-        detail=event.detail if event else "",
+        station_name=subject_name(incident.subject, registry),
+        detail=summarise(event, language, registry, labels=incident.labels, resolved=resolved)
+        if event
+        else "",
         value=event.value if event else None,
         expected_at=to_datetime(event.expected_at_ns)
         if event and event.expected_at_ns is not None
         else None,
-        transitions=[_transition_public(t) for t in incident.transitions],
+        transitions=[_transition_public(t, registry, language) for t in incident.transitions],
     )
+
+
+def ack_view(incident: Incident, registry: StationRegistry, language: Language) -> dict[str, Any]:
+    """What the acknowledgement page shows of an incident, in ``language``, with names."""
+    event = incident.last_event
+    resolved = incident.state is IncidentState.RESOLVED
+    view: dict[str, Any] = {
+        "id": incident.id,
+        "station_name": subject_name(incident.subject, registry),
+        "level": incident.severity.name,
+        "level_label": incident.severity.name.capitalize(),
+        "hazard": False,
+        "summary": "",
+        "place": "",
+        "advice": "",
+        "acknowledged_by": incident.acknowledged.by if incident.acknowledged else None,
+    }
+    if event is not None:
+        it = event_context(event, registry, labels=incident.labels, resolved=resolved)
+        words = phrases(language)
+        view.update(
+            level_label=level_label(registry.get(event.subject), incident.severity, event.at_ns),
+            hazard=it["hazard"],
+            summary=summarise(event, language, registry, labels=incident.labels, resolved=resolved),
+            place=str(words.place(it)).strip() if it["is_station"] else "",
+            advice=advice(incident.severity, language) if it["hazard"] else "",
+        )
+    return view
 
 
 def silence_public(silence: Silence) -> SilencePublic:
@@ -212,6 +300,7 @@ def silence_public(silence: Silence) -> SilencePublic:
         ends=to_datetime(silence.ends_ns),
         created_by=silence.created_by,
         comment=silence.comment,
+        regencies=None if silence.regencies is None else sorted(silence.regencies),
     )
 
 

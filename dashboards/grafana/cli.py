@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dashboards.settings import Settings
 from ingest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from devices.registry import Registry
 
 dashboards_app = typer.Typer(
     help="Grafana dashboards generated from the station registry: build the tree, or push it.",
@@ -52,17 +55,27 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _tree(config: Path | None, at: datetime | None) -> dict[str, bytes]:
-    from dashboards.grafana.build import build_tree
+def _registry(settings: Settings) -> Registry:
     from devices.registry import load_registry
 
-    settings = _load(config)
     try:
-        registry = load_registry(settings.stations.file, settings.stations.devices_file)
+        return load_registry(settings.stations.file, settings.stations.devices_file)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    at_ns = time.time_ns() if at is None else int(at.timestamp() * 1e9)
-    return build_tree(registry.stations(), settings.grafana, settings.influx, at_ns)
+
+
+def _at_ns(at: datetime | None) -> int:
+    return time.time_ns() if at is None else int(at.timestamp() * 1e9)
+
+
+def _tree(config: Path | None, at: datetime | None) -> dict[str, bytes]:
+    from dashboards.grafana.build import build_tree
+
+    settings = _load(config)
+    registry = _registry(settings)
+    return build_tree(
+        registry.stations(), settings.grafana, settings.influx, _at_ns(at), registry.provinces()
+    )
 
 
 @dashboards_app.command("build")
@@ -85,17 +98,28 @@ def build(
 @dashboards_app.command("push")
 def push(
     url: Annotated[str | None, typer.Option(help="Grafana's URL (default: grafana.url).")] = None,
+    regencies: Annotated[
+        bool,
+        typer.Option(
+            "--regencies/--no-regencies",
+            help="Also a folder per regency, viewed by its team only (needs the Admin role).",
+        ),
+    ] = True,
     at: AtOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Upsert the dashboards into a running Grafana (token: SIAGA_GRAFANA__TOKEN)."""
+    """Upsert the dashboards into a running Grafana (token: SIAGA_GRAFANA__TOKEN), then a
+    folder per regency with its dashboards, its team and its permissions."""
     import json
 
-    from dashboards.grafana.push import PushError, push_dashboards
+    from dashboards.grafana.build import dashboard_json
+    from dashboards.grafana.build import regencies as regency_boards
+    from dashboards.grafana.push import FolderPlan, PushError, push_dashboards, push_regencies
 
     try:
         settings = _load(config)
         tree = _tree(config, at)
+        registry = _registry(settings)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     grafana = settings.grafana
@@ -120,3 +144,20 @@ def push(
     typer.echo(f"folder {grafana.folder_uid}: {verb}")
     for uid, path in result.dashboards:
         typer.echo(f"{uid}: {target}{path}")
+    if not regencies:
+        return
+    plans = [
+        FolderPlan(f.uid, f.title, f.team, [dashboard_json(b) for b in f.dashboards])
+        for f in regency_boards(registry.stations(), registry.provinces(), grafana, _at_ns(at))
+    ]
+    try:
+        folders = push_regencies(
+            target, grafana.token.get_secret_value(), plans, timeout_s=grafana.timeout_s
+        )
+    except PushError as exc:
+        raise _fail(str(exc)) from None
+    for plan, pushed in zip(plans, folders, strict=True):
+        verb = "created" if pushed.folder_created else "found"
+        typer.echo(f"folder {pushed.uid} ({plan.title}): {verb}, viewed by team {plan.team!r}")
+        for uid, path in pushed.dashboards:
+            typer.echo(f"  {uid}: {target}{path}")

@@ -7,6 +7,13 @@ The calls, all documented in Grafana's HTTP API reference:
 3. ``POST /api/folders`` ``{uid, title}`` when it does not;
 4. ``POST /api/dashboards/db`` ``{dashboard, folderUid, overwrite: true, message}`` per dashboard:
    the dashboard's fixed ``uid`` makes it an upsert.
+
+Each regency's folder (:func:`push_regencies`) the same way, then its team and permissions:
+
+5. ``GET /api/teams/search?name=`` and ``POST /api/teams`` ``{name}`` when it is missing;
+6. ``POST /api/folders/{uid}/permissions`` ``{items}``: the regency's team may view, the Editor
+   role may edit (the push's own service account), and nobody else sees it (the Viewer role's
+   default view is not in the list). Setting permissions needs a token of the Admin role.
 """
 
 from __future__ import annotations
@@ -43,21 +50,8 @@ def _grafana(url: str, token: str, timeout_s: float) -> GrafanaApi:
     return api
 
 
-def push_dashboards(
-    url: str,
-    token: str,
-    dashboards: Sequence[dict[str, Any]],
-    *,
-    folder_uid: str,
-    folder_title: str,
-    timeout_s: float = 10.0,
-    message: str = "siaga dashboards push",
-) -> PushResult:
-    """Create the folder when missing and upsert every dashboard into it (overwrite).
-
-    Raises:
-        PushError: Naming the URL or the token as the cause, or the dashboard Grafana refused.
-    """
+def _connect(url: str, token: str, timeout_s: float) -> GrafanaApi:
+    """A client for the Grafana at ``url``, after it answered ``/api/health`` as Grafana does."""
     api = _grafana(url, token, timeout_s)
     try:
         health = api.client.GET("/health")
@@ -73,9 +67,13 @@ def push_dashboards(
         raise PushError(f"{url} answered /api/health, but not as Grafana does") from None
     if not isinstance(health, dict) or "database" not in health:
         raise PushError(f"{url} answered /api/health, but not as Grafana does")
+    return api
+
+
+def _ensure_folder(api: GrafanaApi, url: str, uid: str, title: str) -> bool:
+    """Create the folder when missing; True when it was created."""
     try:
-        api.folder.get_folder(folder_uid)  # type: ignore[no-untyped-call]
-        created = False
+        api.folder.get_folder(uid)  # type: ignore[no-untyped-call]
     except GrafanaUnauthorizedError:
         raise PushError(
             f"Grafana at {url} refused the token (401): set SIAGA_GRAFANA__TOKEN to a service "
@@ -86,13 +84,17 @@ def push_dashboards(
             raise PushError(f"the token may not read folders at {url} (403)") from None
         if exc.status_code != 404:
             raise PushError(f"Grafana at {url}: {exc.message}") from None
-        created = True
         try:
-            api.folder.create_folder(folder_title, uid=folder_uid)  # type: ignore[no-untyped-call]
+            api.folder.create_folder(title, uid=uid)  # type: ignore[no-untyped-call]
         except GrafanaException as create_exc:
-            raise PushError(
-                f"Grafana refused the folder {folder_uid}: {create_exc.message}"
-            ) from None
+            raise PushError(f"Grafana refused the folder {uid}: {create_exc.message}") from None
+        return True
+    return False
+
+
+def _upsert(
+    api: GrafanaApi, dashboards: Sequence[dict[str, Any]], folder_uid: str, message: str
+) -> list[tuple[str, str]]:
     pushed = []
     for board in dashboards:
         try:
@@ -104,7 +106,97 @@ def push_dashboards(
                 f"Grafana refused dashboard {board.get('uid')}: {exc.message}"
             ) from None
         pushed.append((str(board.get("uid")), str(answer.get("url", ""))))
-    return PushResult(created, pushed)
+    return pushed
+
+
+def push_dashboards(
+    url: str,
+    token: str,
+    dashboards: Sequence[dict[str, Any]],
+    *,
+    folder_uid: str,
+    folder_title: str,
+    timeout_s: float = 10.0,
+    message: str = "siaga dashboards push",
+) -> PushResult:
+    """Create the folder when missing and upsert every dashboard into it (overwrite).
+
+    Raises:
+        PushError: Naming the URL or the token as the cause, or the dashboard Grafana refused.
+    """
+    api = _connect(url, token, timeout_s)
+    created = _ensure_folder(api, url, folder_uid, folder_title)
+    return PushResult(created, _upsert(api, dashboards, folder_uid, message))
+
+
+@dataclass(frozen=True, slots=True)
+class FolderPlan:
+    """A folder to push: its uid, title, the team that views it, and its dashboards (JSON)."""
+
+    uid: str
+    title: str
+    team: str
+    dashboards: Sequence[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderPush:
+    """What the push did to one regency's folder."""
+
+    uid: str
+    folder_created: bool
+    team_id: int
+    team_created: bool
+    dashboards: list[tuple[str, str]]
+
+
+VIEW, EDIT = 1, 2
+"""Grafana's folder permission levels."""
+
+
+def _ensure_team(api: GrafanaApi, name: str) -> tuple[int, bool]:
+    try:
+        found = api.teams.get_team_by_name(name)  # type: ignore[no-untyped-call]
+        for team in found:
+            if team.get("name") == name:
+                return int(team["id"]), False
+        created = api.teams.add_team({"name": name})  # type: ignore[no-untyped-call]
+    except GrafanaException as exc:
+        raise PushError(f"Grafana refused the team {name!r}: {exc.message}") from None
+    return int(created["teamId"]), True
+
+
+def push_regencies(
+    url: str,
+    token: str,
+    folders: Sequence[FolderPlan],
+    *,
+    timeout_s: float = 10.0,
+    message: str = "siaga dashboards push",
+) -> list[FolderPush]:
+    """For each regency: its folder, its dashboards, its team, and who may see the folder.
+
+    Raises:
+        PushError: Naming what Grafana refused (a 403 on permissions: the token needs the Admin
+            role).
+    """
+    api = _connect(url, token, timeout_s)
+    pushed = []
+    for folder in folders:
+        created = _ensure_folder(api, url, folder.uid, folder.title)
+        boards = _upsert(api, folder.dashboards, folder.uid, message)
+        team_id, team_created = _ensure_team(api, folder.team)
+        items = [{"teamId": team_id, "permission": VIEW}, {"role": "Editor", "permission": EDIT}]
+        try:
+            api.folder.update_folder_permissions(folder.uid, items)  # type: ignore[no-untyped-call]
+        except GrafanaException as exc:
+            hint = " (setting permissions needs a token of the Admin role)"
+            raise PushError(
+                f"Grafana refused the permissions of folder {folder.uid}: {exc.message}"
+                f"{hint if exc.status_code == 403 else ''}"
+            ) from None
+        pushed.append(FolderPush(folder.uid, created, team_id, team_created, boards))
+    return pushed
 
 
 def _reason(exc: BaseException) -> str:

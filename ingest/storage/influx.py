@@ -148,12 +148,50 @@ def judge_response(status: int, text: str, headers: Mapping[str, str]) -> Storag
     return PermanentStorageError(f"InfluxDB refused the request ({status}): {text[:300]}", status)
 
 
+# InfluxQL's scanner reads a quoted string up to its closing quote and knows four escapes:
+# \\ \' \" and \n. Its reader turns CR and CRLF into LF, and a raw LF ends the string with an
+# error (an HTTP 400, which a caller turned into a 500); NUL is its end-of-input mark. CR and
+# NUL have no escape at all: a value holding them is matched by a regular expression instead.
+_INFLUXQL_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n"})
+_UNQUOTABLE = frozenset("\r\0")
+
+
+def quote_influxql(value: str, quote: str = "'") -> str:
+    """``value`` as an InfluxQL string literal (``'``) or quoted identifier (``"``).
+
+    Raises:
+        ValueError: ``value`` holds CR or NUL, which no InfluxQL literal can carry (see
+            :func:`influxql_equals` for a condition that can).
+    """
+    if not _UNQUOTABLE.isdisjoint(value):
+        raise ValueError(f"InfluxQL cannot quote {value!r}: it holds CR or NUL")
+    return quote + value.translate(_INFLUXQL_ESCAPES) + quote
+
+
+def influxql_equals(tag: str, value: str) -> str:
+    """The condition ``tag`` equals ``value``, for any value.
+
+    A literal when InfluxQL can quote it; else an anchored regular expression whose every
+    character outside ``[A-Za-z0-9]`` is written as ``\\x{…}`` (Go's regexp syntax, which
+    InfluxQL's ``/…/`` passes through): no byte of ``value`` reaches the query raw.
+    """
+    key = quote_influxql(tag, '"')
+    if _UNQUOTABLE.isdisjoint(value):
+        return f"{key} = {quote_influxql(value)}"
+    pattern = "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in value)
+    return f"{key} =~ /^{pattern}$/"
+
+
+def _station_is(station_id: str) -> str:
+    return influxql_equals("station", station_id)
+
+
 def _quote_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return quote_influxql(value, "'")
 
 
 def _quote_identifier(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quote_influxql(name, '"')
 
 
 def _records(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -460,9 +498,7 @@ class InfluxStorage:
         if station_ids is not None:
             if not station_ids:
                 return []
-            condition += (
-                " AND (" + " OR ".join(f"station = {_quote_string(s)}" for s in station_ids) + ")"
-            )
+            condition += " AND (" + " OR ".join(f"{_station_is(s)}" for s in station_ids) + ")"
         series = await self.query(
             f"SELECT * FROM {ALERTS} WHERE {condition} ORDER BY time ASC LIMIT {int(limit)}"
         )
@@ -489,7 +525,7 @@ class InfluxStorage:
         if station_ids is not None:
             if not station_ids:
                 return {}
-            where = " WHERE " + " OR ".join(f"station = {_quote_string(s)}" for s in station_ids)
+            where = " WHERE " + " OR ".join(f"{_station_is(s)}" for s in station_ids)
         series = await self.query(
             f"SELECT * FROM {TELEMETRY}{where} GROUP BY station ORDER BY time DESC LIMIT 1"
         )
@@ -532,7 +568,7 @@ class InfluxStorage:
         policy = _quote_identifier(self._settings.rollup_policy)
         series = await self.query(
             f"SELECT {', '.join(names)} FROM {policy}.{rollup.ROLLUP} "
-            f"WHERE station = {_quote_string(station_id)} "
+            f"WHERE {_station_is(station_id)} "
             f"AND time >= {int(start_ns)} AND time < {int(end_ns)}"
         )
         if not series:
@@ -551,7 +587,7 @@ class InfluxStorage:
         field = _quote_identifier(metric)
         series = await self.query(
             f"SELECT mean({field}), min({field}), max({field}), count({field}) FROM {TELEMETRY} "
-            f"WHERE station = {_quote_string(station_id)} AND time >= {start_ns} "
+            f"WHERE {_station_is(station_id)} AND time >= {start_ns} "
             f"AND time < {end_ns} GROUP BY time({int(window_s)}s) fill(none)"
         )
         if not series:
@@ -576,7 +612,7 @@ class InfluxStorage:
         if reason is not None:
             condition += f" AND reason = {_quote_string(reason.value)}"
         if station_id is not None:
-            condition += f" AND station = {_quote_string(station_id)}"
+            condition += f" AND {_station_is(station_id)}"
         series = await self.query(
             f"SELECT * FROM {REJECTED} WHERE {condition} ORDER BY time DESC LIMIT {int(limit)}"
         )
@@ -596,7 +632,7 @@ class InfluxStorage:
         """Oldest first, at most ``limit``."""
         field = _quote_identifier(metric)
         series = await self.query(
-            f"SELECT {field} FROM {TELEMETRY} WHERE station = {_quote_string(station_id)} "
+            f"SELECT {field} FROM {TELEMETRY} WHERE {_station_is(station_id)} "
             f"AND time >= {int(start_ns)} AND time < {int(end_ns)} LIMIT {int(limit)}"
         )
         if not series:
@@ -612,7 +648,7 @@ class InfluxStorage:
         if station_ids is not None:
             if not station_ids:
                 return {}
-            where += " AND (" + " OR ".join(f"station = {_quote_string(s)}" for s in station_ids)
+            where += " AND (" + " OR ".join(f"{_station_is(s)}" for s in station_ids)
             where += ")"
         first, last = await asyncio.gather(
             self.query(f"SELECT first({field}) FROM {TELEMETRY} WHERE {where} GROUP BY station"),

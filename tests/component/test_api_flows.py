@@ -12,6 +12,7 @@ from alerts.acklinks import ack_link, sign_ack_token
 from alerts.model import EventKind, IncidentState
 from alerts.notify.acklink import signed_ack_links
 from dashboards.api.accounts import Role
+from dashboards.api.schemas import StationList
 from devices import Reading, Reason, Rejection
 from devices.levels import Level
 from ingest.batch import Batch, StoredRejection
@@ -149,6 +150,13 @@ async def test_an_ack_link_acknowledges_once_in_the_recipients_name(harness: Api
     assert found is not None
     assert found.acknowledged is not None
     assert found.acknowledged.by == "budi@bpbd.example"
+    (audited,) = harness.ctx.audit_log().read(regencies=None)
+    assert (audited.actor, audited.action, audited.target, audited.regency) == (
+        "link:budi@bpbd.example",
+        "incident.acknowledge",
+        "3",
+        "Tulang Bawang",
+    )
 
 
 async def test_expired_or_forged_links_do_nothing(harness: ApiHarness) -> None:
@@ -285,6 +293,38 @@ async def test_incidents_filter_by_activity_regency_kind_and_level(harness: ApiH
         assert detail["level_label"] == "Awas"
 
 
+async def test_an_operator_acknowledges_a_station_or_a_regency_at_once(
+    harness: ApiHarness,
+) -> None:
+    harness.incidents.put(incident(1))
+    harness.incidents.put(incident(2, severity=Level.AWAS))
+    harness.incidents.put(incident(3, "tb-banjar-agung"))
+    harness.incidents.put(incident(4, state=IncidentState.RESOLVED))
+    harness.incidents.put(incident(5, "jr-bedadung-kota", regency="Jember"))
+    async with harness.client(Role.VIEWER) as viewer:
+        refused = await viewer.post("/api/v1/incidents/acknowledge", json={"station": "x"})
+        assert refused.status_code == 403
+    async with harness.client(Role.OPERATOR) as client:
+        vague = await client.post("/api/v1/incidents/acknowledge", json={"comment": "all"})
+        assert vague.status_code == 422
+        assert vague.json()["detail"][0]["loc"] == ["body", "station"]
+
+        async def acknowledge(**body: str) -> list[int]:
+            response = await client.post("/api/v1/incidents/acknowledge", json=body)
+            assert response.status_code == 200, response.text
+            return sorted(i["id"] for i in response.json()["data"])
+
+        assert await acknowledge(station="tb-menggala", comment="tim menuju") == [1, 2]
+        assert await acknowledge(station="tb-menggala") == []  # done already
+        assert await acknowledge(regency="Tulang Bawang") == [3]
+        listed = (await client.get("/api/v1/incidents")).json()["data"]
+    acked = {i["id"]: i["acknowledged"] for i in listed}
+    assert acked[1] == {"by": "key:operator-key", "at": acked[1]["at"], "comment": "tim menuju"}
+    assert acked[3] is not None
+    assert acked[4] is None  # resolved: not active
+    assert acked[5] is None  # another regency
+
+
 async def test_an_operator_silences_and_assigns(harness: ApiHarness) -> None:
     harness.incidents.put(incident(5))
     async with harness.client(Role.OPERATOR) as client:
@@ -377,6 +417,68 @@ async def test_the_station_list_is_a_shared_snapshot_refreshed_in_the_background
         assert await menggala(client) == 310.0
 
 
+async def test_the_station_list_is_never_older_than_its_bound_and_ages_as_of_the_answer(
+    harness: ApiHarness, storage: MemoryStorage
+) -> None:
+    await _readings(storage, "tb-menggala", [(NOW_NS - 60 * NS, 300.0)])
+
+    async def menggala(client: object) -> tuple[dict[str, object], dict[str, object]]:
+        response = await client.get("/api/v1/stations")  # type: ignore[attr-defined]
+        assert response.status_code == 200
+        StationList.model_validate_json(response.content)  # the documented shape, whole
+        body = response.json()
+        (found,) = [s for s in body["data"] if s["id"] == "tb-menggala"]
+        assert found["stale"] is (found["stale_s"] > 900 * 2)
+        return body, found
+
+    async with harness.client(Role.VIEWER) as client:
+        body, found = await menggala(client)
+        assert (body["age_s"], found["stale_s"]) == (0, 60)
+        await _readings(storage, "tb-menggala", [(NOW_NS + 2 * NS, 320.0)])
+        harness.clock.now_ns += 3 * NS
+        body, found = await menggala(client)
+        # The shared snapshot, three seconds old, and the reading's age as of now.
+        assert (body["age_s"], found["value_cm"], found["stale_s"]) == (3, 300.0, 63)
+        harness.clock.now_ns += 10 * NS
+        body, found = await menggala(client)
+        # Older than overview_max_stale_s: never served, the request waits for a fresh one.
+        assert (body["age_s"], found["value_cm"], found["stale_s"]) == (0, 320.0, 11)
+        assert body["as_of"] == "2026-05-28T20:26:53Z"
+
+
+async def test_a_back_dated_station_has_the_trend_of_its_newest_readings(
+    harness: ApiHarness, storage: MemoryStorage
+) -> None:
+    # A replay two days old: rising 3 cm/h over its last hour, nothing in the clock's last hour.
+    newest_ns = NOW_NS - 2 * 86400 * NS
+    await _readings(
+        storage, "tb-menggala", [(newest_ns - k * 900 * NS, 300.0 - 0.75 * k) for k in range(8)]
+    )
+    async with harness.client(Role.VIEWER) as client:
+        (listed,) = [
+            s
+            for s in (await client.get("/api/v1/stations")).json()["data"]
+            if s["id"] == "tb-menggala"
+        ]
+        station = (await client.get("/api/v1/stations/tb-menggala")).json()
+    assert listed["trend_cm_h"] == station["trend_cm_h"] == pytest.approx(3.0)
+    assert station["stale"] is True
+
+    # Asked once per newest reading: the next answers reuse it.
+    asked: list[int] = []
+    spans = storage.spans
+
+    async def counted(metric: str, since_ns: int, ids: object = None) -> object:
+        asked.append(since_ns)
+        return await spans(metric, since_ns, ids)  # type: ignore[arg-type]
+
+    storage.spans = counted  # type: ignore[method-assign]
+    async with harness.client(Role.VIEWER) as client:
+        again = (await client.get("/api/v1/stations/tb-menggala")).json()
+    assert again["trend_cm_h"] == pytest.approx(3.0)
+    assert asked == [NOW_NS - 3600 * NS]  # the clock's window only
+
+
 async def test_a_notification_link_asks_who_and_works_once(harness: ApiHarness) -> None:
     harness.incidents.put(incident(8))
     links = signed_ack_links("http://test", NOTIFY_SECRET, clock=lambda: harness.clock.now_ns / NS)
@@ -398,3 +500,6 @@ async def test_a_notification_link_asks_who_and_works_once(harness: ApiHarness) 
     assert found is not None
     assert found.acknowledged is not None
     assert found.acknowledged.by == "Budi (BPBD)"
+    # Once in the audit log: the second, refused use is not an acknowledgement.
+    (audited,) = harness.ctx.audit_log().read(regencies=None)
+    assert (audited.actor, audited.target) == ("link:Budi (BPBD)", "8")

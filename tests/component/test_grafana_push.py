@@ -8,14 +8,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from typer.testing import CliRunner
 
 from dashboards.grafana.push import PushError, push_dashboards
+from dashboards.grafana.regions import regency_uid
+from devices.stations import load_stations
 from ops.servers import free_port
 from siaga.cli import app
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, STATIONS_FILE
 
 TOKEN = "glsa_test_token"
 
@@ -27,6 +30,10 @@ class FakeGrafana:
     folder_exists: bool = False
     grafana: bool = True
     calls: list[tuple[str, str, str | None, Any]] = field(default_factory=list)
+    folders: set[str] = field(default_factory=set)
+    teams: dict[str, int] = field(default_factory=dict)
+    permissions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    refuse_permissions: bool = False
 
     def answer(self, method: str, path: str, auth: str | None, body: Any) -> tuple[int, Any]:
         self.calls.append((method, path, auth, body))
@@ -40,9 +47,29 @@ class FakeGrafana:
             if self.folder_exists:
                 return 200, {"uid": "siaga", "title": "Siaga", "id": 7}
             return 404, {"message": "folder not found", "status": "not-found"}
-        if method == "POST" and path == "/api/folders":
+        if method == "POST" and path == "/api/folders" and body["uid"] == "siaga":
             self.folder_exists = True
             return 200, {"uid": body["uid"], "title": body["title"], "id": 7}
+        if method == "GET" and path.startswith("/api/folders/"):
+            uid = path.removeprefix("/api/folders/")
+            if uid in self.folders:
+                return 200, {"uid": uid, "title": uid, "id": 8}
+            return 404, {"message": "folder not found", "status": "not-found"}
+        if method == "POST" and path == "/api/folders":
+            self.folders.add(body["uid"])
+            return 200, {"uid": body["uid"], "title": body["title"], "id": 8}
+        if method == "POST" and path.endswith("/permissions"):
+            if self.refuse_permissions:
+                return 403, {"message": "You do not have permission"}
+            self.permissions[path.split("/")[3]] = body["items"]
+            return 200, {"message": "Folder permissions updated"}
+        if method == "GET" and path.startswith("/api/teams/search?name="):
+            name = unquote(path.split("=", 1)[1])
+            found = [{"id": self.teams[name], "name": name}] if name in self.teams else []
+            return 200, {"teams": found, "totalCount": len(found), "page": 1, "perPage": 1000}
+        if method == "POST" and path == "/api/teams":
+            self.teams[body["name"]] = len(self.teams) + 10
+            return 200, {"message": "Team created", "teamId": self.teams[body["name"]]}
         if method == "POST" and path == "/api/dashboards/db":
             uid = body["dashboard"]["uid"]
             return 200, {"id": 1, "uid": uid, "url": f"/d/{uid}/x", "status": "success"}
@@ -159,6 +186,49 @@ def test_cli_push_takes_the_token_from_the_environment(
     result = CliRunner().invoke(app, ["dashboards", "push", "--url", url, *config])
     assert result.exit_code == 0, result.output
     posted = [body["dashboard"]["uid"] for m, p, _, body in fake.calls if p == "/api/dashboards/db"]
-    assert posted == ["siaga-ingest", "siaga-overview", "siaga-station"]
+    assert posted[:3] == ["siaga-ingest", "siaga-overview", "siaga-station"]
     assert "folder siaga: created" in result.output
     assert TOKEN not in result.output
+
+
+def test_cli_push_gives_each_regency_a_folder_its_team_alone_may_view(
+    grafana: tuple[FakeGrafana, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, url = grafana
+    config = ["--config", str(REPO_ROOT / "config/siaga.yaml")]
+    monkeypatch.setenv("SIAGA_GRAFANA__TOKEN", TOKEN)
+    regencies = sorted({s.regency for s in load_stations(STATIONS_FILE).stations()})
+    result = CliRunner().invoke(app, ["dashboards", "push", "--url", url, *config])
+    assert result.exit_code == 0, result.output
+    assert sorted(fake.teams) == [f"Siaga {r}" for r in regencies]
+    jember = regency_uid("f", "Jember")
+    assert fake.permissions[jember] == [
+        {"teamId": fake.teams["Siaga Jember"], "permission": 1},
+        {"role": "Editor", "permission": 2},
+    ]
+    assert len(fake.permissions) == len(regencies)
+    placed = {
+        body["dashboard"]["uid"]: body["folderUid"]
+        for _, p, _, body in fake.calls
+        if p == "/api/dashboards/db"
+    }
+    assert placed[regency_uid("ov", "Jember")] == jember
+    assert placed[regency_uid("st", "Jember")] == jember
+    assert f"folder {jember} (Siaga · Jember): created, viewed by team 'Siaga Jember'" in (
+        result.output
+    )
+    # A second push finds everything and creates nothing more.
+    again = CliRunner().invoke(app, ["dashboards", "push", "--url", url, *config])
+    assert again.exit_code == 0, again.output
+    assert len(fake.teams) == len(regencies)
+    assert "created" not in again.output.replace("folder siaga: created", "")
+    assert "Siaga Jember': found" not in again.output
+    # Without the Admin role, permissions are refused and the push says what is needed.
+    fake.refuse_permissions = True
+    refused = CliRunner().invoke(app, ["dashboards", "push", "--url", url, *config])
+    assert refused.exit_code == 2
+    assert "needs a token of the Admin role" in refused.output
+    skipped = CliRunner().invoke(
+        app, ["dashboards", "push", "--no-regencies", "--url", url, *config]
+    )
+    assert skipped.exit_code == 0, skipped.output

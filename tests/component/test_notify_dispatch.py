@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,14 @@ from alerts.notify.errors import PermanentDeliveryError, PolicyError
 from alerts.notify.memory import MemoryNotifyStore
 from alerts.notify.policy import Policy, PolicyWatcher, parse_policy
 from alerts.notify.records import DELIVERED, FAILED, PENDING, SENDING
+from alerts.notify.regency_policy import PolicyInForce, parse_regency_policy
+from alerts.notify.runtime import follow_regency_policies
 from alerts.pipeline.silence import Matcher, Silence
 from alerts.settings import NotifySettings
 from devices.levels import Level
 from devices.stations import load_stations
 from tests.component.notify_fakes import FakeIncidents
+from tests.helpers import eventually
 
 REGISTRY = load_stations(Path(__file__).parents[2] / "config" / "stations.yaml")
 S = 1_000_000_000
@@ -290,3 +295,53 @@ silences:
     )
     with pytest.raises(PolicyError, match="UTC offset"):
         parse_policy(naive)
+
+
+async def test_a_regency_policy_in_force_takes_its_regencys_notices_alone() -> None:
+    store = MemoryNotifyStore()
+    own = parse_regency_policy(
+        "Tulang Bawang",
+        {
+            "recipients": [{"name": "piket", "channels": [{"name": "tg", "url": "json://x/tb"}]}],
+            "groups": [{"name": "piket", "members": ["piket"]}],
+            "default_groups": ["piket"],
+        },
+    )
+    await store.save_regency_policy("Tulang Bawang", own, "tb-admin", T0)
+    in_force = PolicyInForce()
+    in_force.use({p.regency: p for p in await store.regency_policies()})
+    rig = Rig(in_force(parse_policy(POLICY)), store)
+    await rig.dispatcher.start()
+    rig.incidents.transition("tb-menggala", Level.WASPADA, rig.now)
+    rig.incidents.transition("jr-bedadung-kota", Level.WASPADA, rig.now)
+    await rig.advance(0)
+    await rig.advance(30)
+    (body,) = rig.sent("tulang-bawang.piket", "tg")
+    assert "Menggala" in body
+    assert "Jember" not in body
+    # The file's default still takes the regencies without a policy of their own.
+    (other,) = rig.sent("duty-lampung", "telegram")
+    assert "Menggala" not in other
+
+
+async def test_the_notifier_follows_the_regencies_newest_policies() -> None:
+    store = MemoryNotifyStore()
+    in_force = PolicyInForce()
+    following = asyncio.create_task(follow_regency_policies(store, in_force, 0.01))
+    try:
+        own = parse_regency_policy(
+            "Jember",
+            {
+                "recipients": [{"name": "a", "channels": [{"name": "m", "url": "mailto://a@b"}]}],
+                "groups": [{"name": "a", "members": ["a"]}],
+            },
+        )
+        await store.save_regency_policy("Jember", own, "ana", T0)
+        await eventually(lambda: "Jember" in in_force.regencies, 5, "the policy followed")
+        await store.save_regency_policy("Jember", own, "budi", T0 + S)
+        await eventually(lambda: in_force.regencies["Jember"].version == 2, 5, "version 2")
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+    assert in_force(Policy()).group("jember.a") is not None

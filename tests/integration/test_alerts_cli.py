@@ -14,12 +14,15 @@ import pytest
 from alerts.incidents.store import SqlIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from devices.levels import Level
-from tests.conftest import REPO_ROOT
+from devices.stations import load_stations
+from tests.conftest import REPO_ROOT, STATIONS_FILE
+from tests.textcheck import ids_in
 
 pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
 T0 = 1_790_000_000 * S
+REGISTRY = load_stations(STATIONS_FILE)
 
 
 def siaga(*args: str, url: str) -> subprocess.CompletedProcess[str]:
@@ -92,8 +95,14 @@ def test_list_show_and_ack(url: str) -> None:
     assert everything[0]["state"] == "resolved"
 
     table = siaga("list", url=url)
-    assert "ciliwung-depok" in table.stdout
-    assert "ciliwung-katulampa" not in table.stdout
+    # People read station names and Indonesian summaries; the command says what it read.
+    assert "Pos Pantau Depok" in table.stdout
+    assert "naik ke Siaga" in table.stdout
+    assert "Bendung Katulampa" not in table.stdout
+    assert ids_in(table.stdout, REGISTRY) == []
+    assert "rose" not in table.stdout
+    assert "database " in table.stderr
+    assert "rose to Siaga" in siaga("list", "--lang", "en", url=url).stdout
 
     acked = siaga("ack", str(depok["id"]), "--by", "rina", "--comment", "tim ke lokasi", url=url)
     assert acked.returncode == 0, acked.stderr
@@ -111,6 +120,7 @@ def test_list_show_and_ack(url: str) -> None:
     text = siaga("show", str(depok["id"]), url=url)
     assert text.returncode == 0, text.stderr
     assert "by rina" in text.stdout
+    assert "summary: Pos Pantau Depok naik ke Siaga" in text.stdout
     assert "firing → firing" in text.stdout
 
     missing = siaga("ack", "999", "--by", "rina", url=url)

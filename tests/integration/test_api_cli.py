@@ -48,6 +48,38 @@ def test_the_first_admin_gets_a_generated_password_once(tmp_path: Path) -> None:
     assert siaga("users", "list", env=env).stdout == ""
 
 
+def test_users_get_a_scope_of_regencies_a_province_or_the_deployment(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    secret = ("--password", "a long secret")
+    added = siaga(
+        "users", "add", "tb", "--role", "operator", "--regency", "Tulang Bawang",
+        "--regency", "Way Kanan", *secret, env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.splitlines()[0] == "added tb (operator, Tulang Bawang, Way Kanan)"
+    lampung = siaga(
+        "users", "add", "lp", "--role", "admin", "--province", "Lampung", *secret, env=env
+    )
+    assert lampung.stdout.splitlines()[0] == "added lp (admin, provinsi Lampung)"
+    unknown = siaga("users", "add", "x", "--regency", "Jembr", *secret, env=env)
+    assert (unknown.returncode, unknown.stderr.strip()) == (2, "no regency 'Jembr' in the registry")
+    both = siaga("users", "add", "y", "--regency", "Jember", "--province", "Lampung", env=env)
+    assert both.returncode == 2
+    assert "not both" in both.stderr
+    assert siaga("users", "list", env=env).stdout.splitlines() == [
+        "lp\tadmin\tprovinsi Lampung",
+        "tb\toperator\tTulang Bawang, Way Kanan",
+    ]
+    # --data-dir: the users of a `siaga up` data directory, whatever database.url says.
+    data_dir = tmp_path / "up"
+    data_dir.mkdir()
+    up = siaga("users", "add", "ana", "--role", "admin", "--data-dir", str(data_dir), env=env)
+    assert up.returncode == 0, up.stderr
+    assert (data_dir / "siaga.db").exists()
+    listed = siaga("users", "list", "--data-dir", str(data_dir), env=env).stdout
+    assert listed == "ana\tadmin\tseluruh deployment\n"
+
+
 def test_serve_answers_and_signs_in(tmp_path: Path) -> None:
     env = _env(tmp_path)
     added = siaga(

@@ -10,11 +10,13 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 
+from alerts.model import Incident
 from dashboards.api import create_app
 from dashboards.api.accounts import Accounts, Role
 from dashboards.api.app import sql_engine
@@ -43,6 +45,7 @@ async def test_a_reading_reaches_the_event_stream_within_two_seconds(
     broker_session: MosquittoServer,
     influx_session: InfluxServer,
     database: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stations = registry()
     url = f"sqlite:///{tmp_path}/siaga.db"
@@ -51,6 +54,16 @@ async def test_a_reading_reaches_the_event_stream_within_two_seconds(
     _, key = accounts.add_key("viewer", Role.VIEWER, "test", NOW_NS)
     incidents = MemoryIncidents()
     incidents.put(incident(1, updated_ns=time.time_ns()))
+    # The poller reads the latest readings, then the incidents: once it asks for incidents,
+    # the baseline of readings is taken and a reading published now is news.
+    polled = asyncio.Event()
+    list_incidents = incidents.list
+
+    async def listing(*args: Any, **kwargs: Any) -> list[Incident]:
+        polled.set()
+        return await list_incidents(*args, **kwargs)
+
+    monkeypatch.setattr(incidents, "list", listing)
     port = free_port()
     async with InfluxStorage(
         InfluxSettings(url=influx_session.url, database=database), registry_tags(stations)
@@ -79,9 +92,10 @@ async def test_a_reading_reaches_the_event_stream_within_two_seconds(
             ):
                 assert response.headers["content-type"].startswith("text/event-stream")
                 stream = _events(response)
-                # The stream is subscribed once its first comment arrived; give the poller
-                # its silent baseline before publishing.
-                await asyncio.sleep(1.0)
+                # Nobody listened before this stream, so the poller's first poll is its
+                # silent baseline: publish only once it has been taken.
+                async with asyncio.timeout(10):
+                    await polled.wait()
                 ts_ms = int(time.time() * 1000)
                 topic = f"{worker.topic_prefix}/tb-menggala/telemetry"
                 payload = json.dumps({"ts": ts_ms, "water_level_cm": 371.5}).encode()

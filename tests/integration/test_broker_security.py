@@ -24,12 +24,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices import TopicScheme
-from devices.credentials import acl_file, generate_password, hash_password
 from devices.registry import DIRECT_FORMATS, parse_registry
-from devices.tls import make_ca, make_server_cert
 from devices.topics import LORAWAN_FILTERS
 from ops.brokeradmin import BrokerFiles, TlsPaths, mosquitto_listener_config
+from ops.credentials import acl_file, generate_password, hash_password
 from ops.servers import MosquittoServer, free_port
+from ops.tls import make_ca, make_server_cert
 
 pytestmark = pytest.mark.integration
 

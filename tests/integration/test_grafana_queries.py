@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from dashboards.grafana.build import build_tree, dashboard_json, dashboards
+from dashboards.grafana.build import build_tree, dashboard_json, dashboards, regencies
 from dashboards.grafana.influxql import expand_macros
 from dashboards.settings import GrafanaSettings
 from devices.registry import Registry, load_registry
@@ -293,3 +293,27 @@ def test_the_build_is_the_one_these_queries_came_from(tmp_path: Path) -> None:
     for query in QUERIES:
         if query.where not in {"annotation", "variable"}:
             assert query.text.encode() in b"".join(tree.values()).replace(b'\\"', b'"')
+
+
+def test_a_regencys_folder_shows_its_own_alerts_only(
+    seeded: RunReport, influx_session: InfluxServer
+) -> None:
+    folders = {
+        f.regency: f
+        for f in regencies(registry().stations(), registry().provinces(), GrafanaSettings(), NOW_NS)
+    }
+
+    def active(regency: str) -> list[str]:
+        board = dashboard_json(folders[regency].dashboards[0])
+        (panel,) = [p for p in _panels(board) if p["title"] == "Active alerts"]
+        (target,) = panel["targets"]
+        query = Query(board["uid"], "Active alerts", "A", target["query"], "table", {})
+        series = run(influx_session, query)
+        return [
+            dict(zip(s["columns"], r, strict=True))["station"] for s in series for r in s["values"]
+        ]
+
+    # ciliwung-depok still fires: Kota Depok's folder shows it, Kota Bogor's does not.
+    assert active("Kota Depok") == ["ciliwung-depok"]
+    assert active("Kota Bogor") == []
+    assert active("Tulang Bawang") == []

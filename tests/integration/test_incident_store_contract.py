@@ -16,6 +16,8 @@ from alerts.incidents.store import IncidentStore, SqlIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from devices.levels import Level
 
+pytestmark = pytest.mark.integration
+
 S = 1_000_000_000
 LABELS = {
     "katulampa": {"regency": "Bogor", "river": "Ciliwung", "station": "katulampa"},
@@ -188,6 +190,10 @@ async def test_list_filters_orders_and_pages(store: IncidentStore) -> None:
     assert [i.updated_ns for i in await store.list(since_ns=20 * S)] == [30 * S, 20 * S]
     assert [i.opened_ns for i in await store.list(until_ns=20 * S)] == [10 * S]
     assert [i.updated_ns for i in await store.list(limit=1, offset=1)] == [20 * S]
+    # A caller's scope: only its regencies' incidents (none for an empty scope).
+    assert [i.subject for i in await store.list(regencies={"Bogor"})] == ["katulampa"]
+    assert [i.subject for i in await store.list(regencies={"Depok", "X"})] == ["depok", "depok"]
+    assert await store.list(regencies=set()) == []
 
 
 async def test_acknowledge_and_assign(store: IncidentStore) -> None:
@@ -213,6 +219,22 @@ async def test_acknowledge_and_assign(store: IncidentStore) -> None:
     with pytest.raises(IncidentNotFoundError):
         await store.assign(incident.id + 100, "rina", 1)
     assert await store.get(incident.id + 100) is None
+
+
+async def test_an_acknowledgement_only_if_new_keeps_the_first(store: IncidentStore) -> None:
+    await store.commit([level("depok", 20, Level.SIAGA, Level.NORMAL, FIRING, None)], {}, LABELS)
+    [incident] = await store.list()
+    first = await store.acknowledge(incident.id, "rina", "via telegram", 25 * S, only_if_new=True)
+    again = await store.acknowledge(incident.id, "budi", "via sms", 26 * S, only_if_new=True)
+    assert first.acknowledged is not None
+    assert again.acknowledged == first.acknowledged
+    assert (again.acknowledged.by, again.acknowledged.at_ns) == ("rina", 25 * S)
+    with pytest.raises(IncidentNotFoundError):
+        await store.acknowledge(incident.id + 100, "rina", "", 1, only_if_new=True)
+    # Without it, the web UI's acknowledgement still records the newest.
+    newest = await store.acknowledge(incident.id, "budi", "di lokasi", 27 * S)
+    assert newest.acknowledged is not None
+    assert newest.acknowledged.by == "budi"
 
 
 async def test_outbox_rows_are_routed_once(store: IncidentStore) -> None:
@@ -299,6 +321,8 @@ NOTIFY_TABLES = {
     "notify_silences",
     "cap_documents",
 }
+# Newer than both old heads: a database recorded at them never had these.
+CHAT_TABLES = {"contact_links", "link_codes", "chat_posts", "chat_inbound", "chat_state"}
 
 
 @pytest.mark.parametrize(
@@ -317,7 +341,7 @@ def test_databases_of_the_two_headed_chain_upgrade(
     engine = create_engine(sql_url)
     try:
         with engine.begin() as connection:
-            for table in sorted(missing):
+            for table in sorted(missing | CHAT_TABLES):
                 connection.execute(text(f"DROP TABLE {table}"))
             connection.execute(text("DELETE FROM alembic_version"))
             for revision in sorted(recorded):
@@ -334,8 +358,8 @@ def test_databases_of_the_two_headed_chain_upgrade(
             kept = connection.execute(text("SELECT key FROM engine_state")).all()
     finally:
         engine.dispose()
-    assert versions == [("0003_notify",)]
-    assert _tables(sql_url) >= API_TABLES | NOTIFY_TABLES
+    assert versions == [("0005_tenancy",)]
+    assert _tables(sql_url) >= API_TABLES | NOTIFY_TABLES | CHAT_TABLES
     assert ("kept",) in kept
     downgrade(sql_url, "base")
     assert not (API_TABLES | NOTIFY_TABLES) & _tables(sql_url)

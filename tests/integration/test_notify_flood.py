@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +309,8 @@ def test_flood_wave_notifies_once_per_level_in_indonesian_and_escalates(
             assert len(ids) == len(set(ids))
             # The e-mail channel carried the same messages as the webhook, each once.
             hooked = sorted(r.json()["subject"] for r in receiver.accepted() if r.path == "/piket")
-            assert sorted(m["Subject"] for m in inbox.messages) == hooked
+            subjects = [str(make_header(decode_header(m["Subject"]))) for m in inbox.messages]
+            assert sorted(subjects) == hooked
             # The engine did warn Depok at WASPADA from upstream; no message carried it.
             warned = asyncio.run(upstream_levels(url, "ciliwung-depok"))
             assert "WASPADA" in warned, warned

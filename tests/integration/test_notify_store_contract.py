@@ -10,7 +10,9 @@ import pytest
 
 from alerts.notify.cap import build_cap
 from alerts.notify.memory import MemoryNotifyStore
+from alerts.notify.policy import ChannelSpec, Group, Recipient
 from alerts.notify.records import DELIVERED, PENDING, SENDING, Delivery, Queued
+from alerts.notify.regency_policy import RegencyPolicy
 from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.notify.store import NotifyStore
 from alerts.pipeline.silence import Matcher, Silence
@@ -125,6 +127,47 @@ async def test_silences_are_stored_and_expire(store: NotifyStore) -> None:
     assert await store.expire_silence(made.id, T0 + 60 * S)
     assert await store.silences(T0 + 60 * S) == []
     assert not await store.expire_silence(made.id + 100, T0)
+
+
+async def test_silences_keep_their_regencies(store: NotifyStore) -> None:
+    scoped = Silence(
+        matchers=[Matcher(name="kind", value="level")],
+        starts_ns=T0,
+        ends_ns=T0 + 3600 * S,
+        created_by="jember-op",
+        comment="perbaikan",
+        regencies=frozenset({"Jember", "Rembang"}),
+    )
+    made = await store.add_silence(scoped)
+    (back,) = await store.silences(T0)
+    assert back.regencies == {"Jember", "Rembang"}
+    assert back == made
+
+
+async def test_regency_policies_are_versioned(store: NotifyStore) -> None:
+    first = RegencyPolicy(
+        recipients=[
+            Recipient(name="piket", channels=[ChannelSpec(name="m", url="mailto://a@b.c")])
+        ],
+        groups=[Group(name="piket", members=["piket"])],
+        default_groups=["piket"],
+    )
+    second = first.model_copy(update={"default_groups": []})
+    assert (await store.save_regency_policy("Jember", first, "ana", T0)).version == 1
+    assert (await store.save_regency_policy("Jember", second, "budi", T0 + S)).version == 2
+    assert (await store.save_regency_policy("Rembang", first, "citra", T0)).version == 1
+    newest = await store.regency_policies()
+    assert [(p.regency, p.version, p.created_by) for p in newest] == [
+        ("Jember", 2, "budi"),
+        ("Rembang", 1, "citra"),
+    ]
+    assert newest[0].policy == second
+    history = await store.regency_policies("Jember", history=True)
+    assert [(p.version, p.policy, p.created_ns) for p in history] == [
+        (2, second, T0 + S),
+        (1, first, T0),
+    ]
+    assert await store.regency_policies("Tabalong") == []
 
 
 async def test_cap_documents_feed_and_references(store: NotifyStore) -> None:

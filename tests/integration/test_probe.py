@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.credentials import hash_password
+from ops.credentials import hash_password
 from ops.probe import probe_mqtt5
 from ops.servers import MosquittoServer, free_port
 

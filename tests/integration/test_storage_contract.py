@@ -149,6 +149,22 @@ async def test_rejections_by_station_and_until(storage: Storage) -> None:
     assert [r.received_ns for r in until] == [T0 + 2 * MIN, T0 + MIN]
 
 
+async def test_names_influxql_must_escape_are_asked_for_safely(storage: Storage) -> None:
+    # Quotes and backslashes round-trip; a line break (InfluxQL's \n escape) finds nothing
+    # and is no error (a raw newline ended the string and InfluxDB answered 400).
+    odd = ["it's", 'say "x"', "back\\slash", "a\\'b"]
+    rows = [
+        StoredRejection(Rejection(Reason.OUT_OF_RANGE, "x", name), "t", "{}", T0 + i * MIN)
+        for i, name in enumerate(odd, start=1)
+    ]
+    await storage.write(Batch(rejections=rows))
+    for name in odd:
+        found = await storage.rejections(T0, station_id=name)
+        assert [r.rejection.station_id for r in found] == [name]
+    for name in ("a\nb", "a\r\nb", "a\rb", "a\x00b", "x' OR station =~ /./ OR station = 'y"):
+        assert await storage.rejections(T0, station_id=name) == []
+
+
 def alert(
     station: str, minute: float, level: str, firing: bool = True, **extra: object
 ) -> AlertRecord:

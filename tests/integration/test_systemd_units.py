@@ -45,6 +45,7 @@ def test_every_long_running_command_has_a_unit() -> None:
         "siaga-alerts.service",
         "siaga-notify.service",
         "siaga-serve.service",
+        "siaga-public.service",
     }
     for unit in UNITS:
         text = unit.read_text()

@@ -7,18 +7,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
+from dashboards.api.accounts import Accounts, Role
+from dashboards.api.app import sql_engine
+from ingest.settings import ValidationSettings
 from ops.servers import free_port
 from tests.conftest import REPO_ROOT
 from tests.helpers import wait_for
@@ -29,7 +36,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 class Up:
     """A ``siaga up`` child process whose output is collected as it runs."""
 
-    def __init__(self, data_dir: Path, port: int, *args: str) -> None:
+    def __init__(self, data_dir: Path, port: int, *args: str, cwd: Path = REPO_ROOT) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
         # Nothing of this machine's own services: an InfluxDB that does not answer.
         env["SIAGA_INFLUX__URL"] = f"http://127.0.0.1:{free_port()}"
@@ -48,7 +55,7 @@ class Up:
                 str(port),
                 *args,
             ],
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -96,10 +103,20 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def _incidents(data_dir: Path) -> list[dict[str, object]]:
+    # Found through the record `siaga up` keeps in its data directory, not told the database.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    env["SIAGA_DATABASE__URL"] = f"sqlite:///{data_dir / 'siaga.db'}"
     result = subprocess.run(
-        [sys.executable, "-m", "siaga", "alerts", "list", "--all", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "siaga",
+            "alerts",
+            "--data-dir",
+            str(data_dir),
+            "list",
+            "--all",
+            "--json",
+        ],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -135,6 +152,38 @@ def test_up_demo_fires_a_flood_alert_stops_cleanly_and_keeps_its_data(
         status, _ = _get(f"http://127.0.0.1:{port}/healthz")
         assert status == 200
         assert "first admin" in up.output.lower() or "admin" in up.output
+        # A user added beside it (the hint it prints) can sign in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
+        added = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "siaga",
+                "users",
+                "--data-dir",
+                str(data_dir),
+                "add",
+                "siti",
+                "--role",
+                "operator",
+                "--password",
+                "a long secret",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert added.returncode == 0, added.stderr
+        login = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/login",
+            data=json.dumps({"username": "siti", "password": "a long secret"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(login, timeout=5) as response:
+            assert response.status == 200
         wait_for(lambda: _awas_at_menggala(data_dir), 240, "an AWAS incident at Menggala")
         children = up.children()
         assert {"broker", "ingest", "alerts", "web"} <= {
@@ -159,6 +208,81 @@ def test_up_demo_fires_a_flood_alert_stops_cleanly_and_keeps_its_data(
         assert again.interrupt() == 0, again.output
 
 
+def test_up_writes_nothing_outside_its_data_directory(tmp_path: Path) -> None:
+    # A fresh clone: the code's own folders, the working directory, and nothing else.
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "config").symlink_to(REPO_ROOT / "config", target_is_directory=True)
+    data_dir = tmp_path / "data"
+    port = free_port()
+    up = Up(data_dir, port, "--no-demo", "--storage", "sqlite", cwd=clone)
+    try:
+        up.wait_ready()
+        # A reading past Awas at Menggala, from its device: every part writes something.
+        publish_as_device(data_dir, "tb-menggala", {"water_level_cm": 520.0})
+        wait_for(
+            lambda: (data_dir / "alerts-spool").is_dir() or (clone / "var").exists(),
+            30,
+            "the engine to open its spool",
+        )
+        # Embedded storage: the web UI reads the readings there, the engine writes its alert
+        # events beside them (both read storage.backend, as the worker does).
+        password = re.search(r"user admin\s+password (\S+)", up.output)
+        assert password is not None, up.output
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
+            signed_in = web.post(
+                "/api/v1/login", json={"username": "admin", "password": password.group(1)}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+
+            def shown() -> object:
+                answer = web.get("/api/v1/stations/tb-menggala")
+                return answer.json()["value_cm"] if answer.status_code == 200 else answer.text
+
+            wait_for(lambda: shown() == 520.0, 30, "the web UI to show the reading")
+        wait_for(
+            lambda: _stored_alerts(data_dir / "readings.db", "tb-menggala") > 0,
+            30,
+            "the engine's alert event in the embedded storage",
+        )
+    finally:
+        assert up.interrupt() == 0, up.output
+    written = sorted(str(p.relative_to(clone)) for p in clone.rglob("*") if p.name != "config")
+    assert written == [], f"written outside the data directory: {written}"
+    # Its broker refuses at publish what the worker would not take (tests/integration/
+    # test_oversized.py shows the device hearing it).
+    limit = ValidationSettings().broker_max_packet_bytes
+    assert f"max_packet_size {limit}\n" in (data_dir / "broker/mosquitto.conf").read_text()
+
+
+def publish_as_device(data_dir: Path, station: str, values: dict[str, float]) -> None:
+    """One reading now, published by the station's device with its own credentials."""
+    port = json.loads((data_dir / "state.json").read_text())["mqtt_port"]
+    device = f"gauge-{station}"
+    password = json.loads((data_dir / "secrets.json").read_text())[device]
+    payload = json.dumps({"ts": time.time(), **values})
+    login = ["-u", device, "-P", password]
+    message = ["-t", f"siaga/{station}/telemetry", "-m", payload]
+    subprocess.run(
+        ["mosquitto_pub", "-V", "mqttv5", "-p", str(port), "-q", "1", *login, *message],
+        check=True,
+        timeout=30,
+    )
+
+
+def _stored_alerts(readings_db: Path, station: str) -> int:
+    if not readings_db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(readings_db)) as connection:
+        try:
+            row = connection.execute(
+                "SELECT count(*) FROM alerts WHERE station = ?", (station,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+    return int(row[0])
+
+
 def test_a_second_up_on_a_data_directory_in_use_is_refused(data_dir: Path) -> None:
     port = free_port()
     up = Up(data_dir, port, "--no-demo", "--storage", "sqlite")
@@ -171,6 +295,38 @@ def test_a_second_up_on_a_data_directory_in_use_is_refused(data_dir: Path) -> No
         assert "Traceback" not in second.stderr
     finally:
         assert up.interrupt() == 0, up.output
+
+
+def test_ctrl_c_stops_up_within_five_seconds_with_a_page_open(data_dir: Path) -> None:
+    port = free_port()
+    up = Up(data_dir, port, "--no-demo", "--storage", "sqlite")
+    try:
+        up.wait_ready()
+        accounts = Accounts(sql_engine(f"sqlite:///{data_dir / 'siaga.db'}"))
+        _, key = accounts.add_key("page", Role.VIEWER, "an open page", time.time_ns())
+        with httpx.stream(
+            "GET",
+            f"http://127.0.0.1:{port}/api/v1/events",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        ) as stream:
+            assert stream.status_code == 200
+            # Held, as a page holds it (a dropped iterator would close the connection).
+            lines = stream.iter_lines()
+            assert next(lines) == ": connected"
+            interrupted = time.monotonic()
+            up.process.send_signal(signal.SIGINT)
+            code = up.close()
+            stopped_s = time.monotonic() - interrupted
+            rest = list(lines)  # the stream ended cleanly
+    finally:
+        if up.process.poll() is None:
+            up.interrupt()
+    assert code == 0, up.output
+    assert "did not stop" not in up.output
+    assert ": keepalive" not in rest
+    assert stopped_s < 5, f"siaga up took {stopped_s:.1f} s to stop with a page open"
+    print(f"siaga up stopped {stopped_s:.1f} s after Ctrl-C with an event stream open")
 
 
 def _up_once(*args: str) -> subprocess.CompletedProcess[str]:

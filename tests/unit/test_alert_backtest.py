@@ -154,11 +154,14 @@ def test_values_the_live_validator_refuses_are_refused_counted_and_said(tmp_path
         said = terminal.read(4096).decode()
     assert done.returncode == 0
     assert len(done.stdout.splitlines()) == len(events)
-    assert said.strip() == (
+    assert said.strip().splitlines() == [
         f"backtest: {len(KATULAMPA)} readings replayed; left out: 1 rows: gaps, "
         "1 readings of unknown stations, 3 values refused: out_of_range, "
-        "1 values refused: unknown_metric"
-    )
+        "1 values refused: unknown_metric",
+        "1 stations evaluated, only the stations with readings in the file: the deployment's "
+        "own registry is narrowed to them (--all-stations judges all of it): "
+        "Bendung Katulampa",
+    ]
 
 
 def test_readings_of_which_none_can_be_replayed_are_an_error_not_silence(tmp_path: Path) -> None:
@@ -246,3 +249,75 @@ def test_reescalations_count_a_level_entered_again_within_a_day() -> None:
     result = replay(parse_csv("\n".join(lines)).readings, registry)
     assert result.reescalations() == {"ciliwung-depok": 1}
     assert result.flaps() == {}
+
+
+def _network(tmp_path: Path) -> Path:
+    """A registry of two gauges: Katulampa, which reports, and one that never does."""
+    path = tmp_path / "network.yaml"
+    path.write_text(
+        """\
+profiles:
+  river_gauge:
+    water_level_cm: {unit: cm, min: 0, max: 2000}
+    battery_v: {unit: V, min: 0, max: 15}
+stations:
+  - id: ciliwung-katulampa
+    name: Bendung Katulampa
+    regency: Kota Bogor
+    river: Ciliwung
+    latitude: -6.6334
+    longitude: 106.8370
+    interval_s: 600
+    profile: river_gauge
+    thresholds:
+      - {waspada_cm: 80, siaga_cm: 150, awas_cm: 200, inclusive: false, scheme: jakarta-gates}
+  - id: cisadane-empang
+    name: Pos Empang
+    regency: Kota Bogor
+    river: Cisadane
+    latitude: -6.61
+    longitude: 106.79
+    interval_s: 600
+    profile: river_gauge
+    thresholds:
+      - {waspada_cm: 100, siaga_cm: 150, awas_cm: 200}
+"""
+    )
+    return path
+
+
+def test_a_registry_given_explicitly_is_judged_whole_as_live(
+    csv_file: Path, tmp_path: Path
+) -> None:
+    network = _network(tmp_path)
+    events = backtest_json("--readings", str(csv_file), "--stations", str(network))
+    silent = [e for e in events if e["station"] == "cisadane-empang" and e["kind"] == "no_data"]
+    assert silent, "a station silent through the whole file gets its no-data event, as live"
+    assert silent[0]["firing"] is True
+    # Asked to, only the reporting stations: no word about the silent one.
+    narrowed = backtest_json(
+        "--readings", str(csv_file), "--stations", str(network), "--only-reporting"
+    )
+    assert not [e for e in narrowed if e["station"] == "cisadane-empang"]
+    table = runner.invoke(app, ["alerts", "backtest", "--readings", str(csv_file), "--stations"])
+    assert table.exit_code == 2  # --stations needs its file
+    table = runner.invoke(
+        app, ["alerts", "backtest", "--readings", str(csv_file), "--stations", str(network)]
+    )
+    said = " ".join(table.stdout.split())
+    assert "2 stations evaluated, every station of" in said
+    assert "Bendung Katulampa, Pos Empang" in said
+
+
+def test_the_deployments_own_registry_is_narrowed_to_the_stations_in_the_file(
+    csv_file: Path,
+) -> None:
+    for given in ([], ["--stations", "config/stations.yaml"]):
+        events = backtest_json("--readings", str(csv_file), *given)
+        assert not [e for e in events if e["kind"] == "no_data"]
+        table = runner.invoke(app, ["alerts", "backtest", "--readings", str(csv_file), *given])
+        said = " ".join(table.stdout.split())
+        assert "1 stations evaluated, only the stations with readings in the file" in said
+        assert "Bendung Katulampa" in said
+    everything = backtest_json("--readings", str(csv_file), "--all-stations")
+    assert len({e["station"] for e in everything if e["kind"] == "no_data"}) > 1

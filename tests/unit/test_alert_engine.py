@@ -300,3 +300,41 @@ def test_a_capture_encodes_the_state_of_its_instant_however_late() -> None:
     assert encoded == then
     assert len(capture) == len(then)
     assert capture.encode() == {}
+
+
+def test_a_back_dated_stream_promotes_its_pending_incidents_on_its_own_clock() -> None:
+    # A day-old replay, a reading a second: the wall clock is a day past the incident's start,
+    # but its pending time runs on the station's clock, which its readings move.
+    rules = parse_rules("defaults: {pending_s: {level: 1200}}")
+    wall = T0 + 24 * 60 * MINUTE_NS
+    for ticking in (False, True):
+        engine = Engine(RIVER, rules, started_ns=wall)
+        found: list[tuple[str, str | None, str, int]] = []
+        for i, minutes in enumerate(range(0, 50, 10)):
+            now = wall + i * 1_000_000_000
+            step = engine.process([level("side", minutes, 150)], now)
+            if ticking:
+                step.extend(engine.tick(now + 500_000_000))
+            found += [
+                (t.rule, t.previous_state and t.previous_state.value, t.state.value, t.event.at_ns)
+                for t in step.transitions
+            ]
+        # Pending at minute 0; firing once its 20 minutes ran out, dated by that moment.
+        assert found == [
+            ("level", None, "pending", T0),
+            ("level", "pending", "firing", T0 + 20 * MINUTE_NS),
+        ]
+
+
+def test_a_version_3_state_restores_its_stations_as_live() -> None:
+    engine = Engine(RIVER, started_ns=T0)
+    run(engine, flood("up"))
+    snapshot = engine.state()
+    document = orjson.loads(snapshot["up"])
+    assert document["ar"] == 0  # arrived at its own time
+    del document["ar"]
+    document["v"] = 3
+    again = Engine(RIVER, started_ns=T0)
+    again.restore({**snapshot, "up": orjson.dumps(document)})
+    assert again._states["up"].arrived_ns is None
+    assert again.state()["up"] == orjson.dumps({**document, "v": STATE_VERSION})

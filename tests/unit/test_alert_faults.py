@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from alerts.engine import Engine
 from alerts.model import EventKind
 from alerts.rules import faults
@@ -87,3 +89,61 @@ def test_a_jump_with_no_next_reading_counts_after_two_intervals() -> None:
     ]
     assert {e.rule for e in step.events} == {"level", "rate:rise_10min", "rate:rise_1h"}
     assert engine.tick(T0 + 41 * MINUTE_NS).events == []
+
+
+DAY_NS = 24 * 60 * MINUTE_NS
+
+
+def replayed(
+    engine: Engine, readings: Sequence[tuple[float, float]], *, tick_after: int | None = None
+) -> list[tuple[str, bool, float]]:
+    """Readings a day old, one a second of the wall clock (a replay, the demo at 600x); a tick
+    half a second after the reading at index ``tick_after``."""
+    found = []
+    wall = T0 + DAY_NS
+    for i, (minutes, value) in enumerate(readings):
+        step = engine.process([level("s", minutes, value)], wall + i * 1_000_000_000)
+        if i == tick_after:
+            step.extend(engine.tick(wall + i * 1_000_000_000 + 500_000_000))
+        found += [(e.rule, e.firing, (e.at_ns - T0) / MINUTE_NS) for e in step.events]
+    return found
+
+
+def test_a_tick_between_a_back_dated_spike_and_its_next_reading_changes_nothing() -> None:
+    # Dente Teladas in the demo: a tick landed between its spike and the next reading, and the
+    # wall clock, a day past the spike, released it as a real level (Waspada, fast rises).
+    series = [(0, 60), (10, 61), (20, 160), (30, 62), (40, 63)]
+    alone = replayed(Engine(REGISTRY, started_ns=T0 + DAY_NS), series)
+    assert alone == [("sensor_fault:spike", True, 20)]
+    for tick_after in range(len(series)):
+        engine = Engine(REGISTRY, started_ns=T0 + DAY_NS)
+        assert replayed(engine, series, tick_after=tick_after) == alone
+        assert engine.level_of("s") == Level.NORMAL
+
+
+def test_a_back_dated_jump_counts_two_intervals_after_its_stream_stops() -> None:
+    # The washed-away gauge of a back-dated stream: its clock runs on from its last reading.
+    engine = Engine(REGISTRY, started_ns=T0 + DAY_NS)
+    assert replayed(engine, [(0, 60), (10, 70), (20, 210)]) == []
+    stopped = T0 + DAY_NS + 2 * 1_000_000_000
+    assert engine.tick(stopped + 20 * MINUTE_NS - 1).events == []
+    step = engine.tick(stopped + 20 * MINUTE_NS)
+    assert [(e.severity, e.at_ns, e.late) for e in step.events if e.rule == "level"] == [
+        (Level.SIAGA, T0 + 20 * MINUTE_NS, True)
+    ]
+
+
+def test_a_jump_whose_next_reading_comes_two_intervals_later_counts_as_a_tick_would() -> None:
+    # Readings alone decide what a tick would have: two intervals without a next reading make
+    # the jump count, whether a tick came in between (live) or not (a replay).
+    engine = Engine(REGISTRY, started_ns=T0)
+    events = kinds(engine, [(0, 60), (10, 70), (20, 210), (40, 75)])
+    assert ("level", True, 20) in events
+    assert ("sensor_fault:spike", True, 20) not in events
+    live = Engine(REGISTRY, started_ns=T0)
+    kinds(live, [(0, 60), (10, 70), (20, 210)])
+    ticked = [
+        (e.rule, e.firing, (e.at_ns - T0) / MINUTE_NS)
+        for e in live.tick(T0 + 40 * MINUTE_NS).events
+    ]
+    assert ticked + kinds(live, [(40, 75)]) == events

@@ -7,7 +7,7 @@ import pytest
 from alerts.engine import Engine
 from alerts.model import EventKind
 from alerts.rules.config import RulesFileError, parse_rules
-from tests.alerting import MINUTE_NS, T0, level, registry, station
+from tests.alerting import MINUTE_NS, NS_PER_S, T0, level, registry, station
 
 # interval 10 min, missed_intervals 3: overdue after 30 min; group_wait 15 min.
 
@@ -32,11 +32,27 @@ def test_a_reading_clears_it_on_arrival() -> None:
     assert [t.state.value for t in step.transitions] == ["resolved"]
 
 
-def test_silence_is_judged_on_reading_time_not_arrival() -> None:
+def test_silence_is_judged_on_the_station_s_own_clock() -> None:
     engine = Engine(registry(station("late", regency="Alone")), started_ns=T0)
-    # A backlog arriving now with readings an hour old does not make the station fresh.
+    # A reading an hour old: the station's clock is an hour behind the wall clock, and it is
+    # silent three intervals after that reading on its own clock, 30 minutes after it came.
     engine.process([level("late", 0, 50)], T0 + 60 * MINUTE_NS)
-    assert no_data(engine, 60) == [("late", True, ())]
+    assert no_data(engine, 89) == []
+    assert no_data(engine, 90) == [("late", True, ())]
+
+
+def test_a_replay_faster_than_its_own_time_is_never_silent() -> None:
+    # Readings ten minutes apart, a day old, one a second (the demo plays at 3600x): however
+    # long the engine has been up and wherever a tick falls, the stream is not silent ...
+    engine = Engine(registry(station("replay", regency="Alone")), started_ns=T0)
+    wall = T0 + 2 * 24 * 60 * MINUTE_NS
+    for i in range(200):
+        engine.process([level("replay", i * 10, 50)], wall + i * NS_PER_S)
+        assert no_data(engine, (wall - T0 + i * NS_PER_S + NS_PER_S // 2) / MINUTE_NS) == []
+    # ... until it stops: then three intervals of its own time later (30 wall minutes).
+    stopped = (wall - T0 + 199 * NS_PER_S) / MINUTE_NS
+    assert no_data(engine, stopped + 29.9) == []
+    assert no_data(engine, stopped + 30) == [("replay", True, ())]
 
 
 def test_a_whole_silent_regency_is_one_grouped_event() -> None:
@@ -101,15 +117,21 @@ def test_a_silent_regency_survives_a_restart() -> None:
     ]
 
 
-def test_an_old_backlog_reading_does_not_end_the_silence_a_recent_one_does() -> None:
+def test_a_backlog_ends_the_silence_at_its_first_new_reading_marked_late() -> None:
     engine = Engine(registry(station("logger", regency="Alone")), started_ns=T0)
     engine.process([level("logger", 0, 50)], T0)
     assert no_data(engine, 30) == [("logger", True, ())]
     now = T0 + 120 * MINUTE_NS
-    old = engine.process([level("logger", 40, 50)], now)  # 80 minutes old: still overdue
-    assert [e.kind for e in old.events] == []
-    recent = engine.process([level("logger", 100, 50)], now)
-    assert [(e.kind, e.firing, e.late) for e in recent.events] == [(EventKind.NO_DATA, False, True)]
+    # The logger's store arrives: its stream is back, 80 minutes behind the wall clock.
+    old = engine.process([level("logger", 40, 50)], now)
+    assert [(e.kind, e.firing, e.late, e.at_ns) for e in old.events] == [
+        (EventKind.NO_DATA, False, True, T0 + 40 * MINUTE_NS)
+    ]
+    assert engine.process([level("logger", 100, 50)], now).events == []
+    assert no_data(engine, 120 + 29) == []
+    # A redelivered older reading is not news: it neither clears nor delays a silence.
+    assert no_data(engine, 150) == [("logger", True, ())]
+    assert engine.process([level("logger", 50, 50)], T0 + 151 * MINUTE_NS).events == []
 
 
 def test_stations_behind_one_gateway_are_one_group() -> None:
@@ -125,3 +147,20 @@ def test_a_station_in_two_groups_is_refused() -> None:
         parse_rules(
             "groups: [{name: 'gateway:a', stations: [s]}, {name: 'gateway:b', stations: [s]}]"
         )
+
+
+def test_a_pending_silence_of_a_back_dated_stream_fires_on_the_wall_clock() -> None:
+    # A silence is dated by the wall clock it is judged at, whatever the stream's lag.
+    rules = parse_rules("defaults: {pending_s: {no_data: 600}}")
+    engine = Engine(registry(station("replay", regency="Alone")), rules, started_ns=T0)
+    arrived = T0 + 24 * 60 * MINUTE_NS
+    engine.process([level("replay", 0, 50)], arrived)
+    judged = engine.tick(arrived + 30 * MINUTE_NS)
+    assert [(t.state.value, t.event.at_ns) for t in judged.transitions] == [
+        ("pending", arrived + 30 * MINUTE_NS)
+    ]
+    assert engine.tick(arrived + 39 * MINUTE_NS).transitions == []
+    fired = engine.tick(arrived + 40 * MINUTE_NS)
+    assert [(t.state.value, t.event.at_ns) for t in fired.transitions] == [
+        ("firing", arrived + 40 * MINUTE_NS)
+    ]

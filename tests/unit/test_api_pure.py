@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
 import pytest
+from pydantic import ValidationError
 
 from alerts.acklinks import AckLinkError, ack_link, sign_ack_token, verify_ack_token
 from alerts.model import Acknowledgement
@@ -15,7 +16,16 @@ from alerts.notify.cap import CapDocument
 from dashboards.api.atom import ATOM_NS, atom_feed
 from dashboards.api.live import Fingerprint, LiveEvent, LiveHub, changed_incidents, new_readings
 from dashboards.api.ratelimit import LoginLimiter
-from dashboards.api.views import health_public, to_datetime, to_ns, trend_cm_h
+from dashboards.api.views import (
+    NS,
+    WATER_LEVEL,
+    health_public,
+    to_datetime,
+    to_ns,
+    trend_backfill,
+    trend_cm_h,
+)
+from dashboards.settings import ApiSettings
 from devices.health import BACK_DATED_AFTER_S, StationHealth, time_basis
 from ingest.storage.base import LatestReading, MetricSpan
 from tests.apitools import incident
@@ -195,3 +205,30 @@ def test_attempts_in_flight_count_against_the_limit_until_they_end() -> None:
     assert limiter.retry_after_s("addr:x", 0) == 0
     limiter.end("addr:x")  # ending more than began does nothing
     assert limiter.retry_after_s("addr:x", 0) == 0
+
+
+def test_trend_backfill_groups_back_dated_stations_by_a_window_ending_at_their_newest() -> None:
+    hour_ns = 3600 * NS
+    now_ns = 1_780_000_000 * NS
+    latest = {
+        "fresh": LatestReading("fresh", now_ns - 60 * NS, {WATER_LEVEL: 1.0}),
+        "old-a": LatestReading("old-a", now_ns - 48 * hour_ns, {WATER_LEVEL: 1.0}),
+        "old-b": LatestReading("old-b", now_ns - 48 * hour_ns - 60 * NS, {WATER_LEVEL: 1.0}),
+        "older": LatestReading("older", now_ns - 96 * hour_ns, {WATER_LEVEL: 1.0}),
+        "rain": LatestReading("rain", now_ns - 96 * hour_ns, {"rain_mm": 1.0}),
+    }
+    spans = {"fresh": MetricSpan("fresh", now_ns - hour_ns, 1.0, now_ns - 60 * NS, 2.0)}
+    found = trend_backfill(latest, spans, hour_ns, max_queries=8)
+    grid = 300 * NS
+    start_a = (now_ns - 49 * hour_ns) // grid * grid
+    assert found == {
+        start_a: ["old-a", "old-b"],
+        (now_ns - 97 * hour_ns) // grid * grid: ["older"],
+    }
+    assert trend_backfill(latest, spans, hour_ns, max_queries=1) == {start_a: ["old-a", "old-b"]}
+
+
+def test_the_station_list_is_never_shared_longer_than_it_may_be_served() -> None:
+    assert ApiSettings(overview_max_age_s=2, overview_max_stale_s=2).overview_max_stale_s == 2
+    with pytest.raises(ValidationError, match=r"overview_max_stale_s \(1\) must be at least"):
+        ApiSettings(overview_max_age_s=2, overview_max_stale_s=1)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from devices.credentials import hash_password
 from ingest.errors import ConfigError
 from ops.brokeradmin import BrokerFiles, TlsPaths, mosquitto_listener_config, write_atomically
+from ops.credentials import hash_password
 
 
 def files(tmp_path: Path, pid_file: bool = False) -> BrokerFiles:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from devices import TopicScheme
-from devices.credentials import (
+from devices.registry import Registry, parse_registry
+from ops.credentials import (
     acl_file,
     check_user_name,
     generate_password,
@@ -21,7 +22,6 @@ from devices.credentials import (
     password_file,
     verify_password,
 )
-from devices.registry import Registry, parse_registry
 
 # Made by `mosquitto_passwd -b` (Mosquitto 2.0.11): user `worker`, password `wpass`.
 MOSQUITTO_7 = (

@@ -23,8 +23,8 @@ RISE = [40, 90, 105, 140, 190, 230, 260, 320, 240, 200, 150, 110, 80, 60, 50, 45
 
 def inputs() -> list[tuple[int, list[Reading]] | tuple[int]]:
     """A flood on ``up`` and ``down`` (a spike, batteries, an out-of-order pair, a redelivery),
-    ``side`` reporting once from a backlog two days old (overdue at once, though the engine
-    started only now), and ticks between: ``(now,)`` is a tick."""
+    ``side`` reporting once from a backlog two days old (its clock two days behind: silent
+    30 minutes after it came), and ticks between: ``(now,)`` is a tick."""
     ops: list[tuple[int, list[Reading]] | tuple[int]] = [
         (T0 + MINUTE_NS, [level("side", -2 * 24 * 60, 20.0)]),
         (T0 + 5 * MINUTE_NS,),

@@ -56,8 +56,11 @@ def level_notice(
 
 def test_jakarta_gate_message_in_indonesian_uses_the_local_label_and_wib() -> None:
     rendered = render([level_notice("ciliwung-katulampa", Level.AWAS)], "id", REGISTRY)
-    assert "Siaga 1" in rendered.subject
-    assert "Siaga 1, 220 cm, tren +180 cm/jam, 2020-09-21 18:10 WIB" in rendered.body
+    assert rendered.subject == "[Siaga] SIAGA 1 — Bendung Katulampa: 220 cm"
+    assert (
+        "Bendung Katulampa naik ke Siaga 1 (sebelumnya Siaga 4): 220 cm, laju +180 cm/jam, "
+        "2020-09-21 18:10 WIB." in rendered.body
+    )
     assert "Sungai Ciliwung" in rendered.body
     assert "Segera evakuasi" in rendered.body
     assert "siaga alerts ack 7" in rendered.body
@@ -105,9 +108,14 @@ def test_upstream_warning_names_the_arrival() -> None:
     )
     notice = Notice("u1", 9, labels_of(event, IncidentState.FIRING), event, IncidentState.FIRING)
     rendered = render([notice], "id", REGISTRY)
-    assert "diperkirakan tiba 2020-09-21 21:10 WIB" in rendered.body
+    assert (
+        "Kiriman air dari Bendung Katulampa (Siaga 1) diperkirakan tiba di Pos Pantau Depok "
+        "sekitar 2020-09-21 21:10 WIB." in rendered.body
+    )
     assert "Katulampa" in rendered.body
-    assert rendered.subject == "Siaga: Pos Depok kiriman air Siaga 1 dari Bendung Katulampa (Bogor)"
+    assert rendered.subject == (
+        "[Siaga] SIAGA 1 — Pos Pantau Depok: kiriman air dari Bendung Katulampa"
+    )
 
 
 def test_the_subject_says_which_kind_of_alert_it_is() -> None:
@@ -124,14 +132,17 @@ def test_the_subject_says_which_kind_of_alert_it_is() -> None:
         notice = Notice("n", 3, labels_of(event, state), event, state)
         return render([notice], language, REGISTRY).subject
 
-    name = "Way Tulang Bawang at Menggala (Bugis quarter)"
-    assert subject(EventKind.LEVEL, "id") == f"Siaga: {name} Waspada"
-    assert subject(EventKind.RATE, "id") == f"Siaga: {name} air naik cepat (Waspada)"
-    assert subject(EventKind.NO_DATA, "id") == f"Siaga: {name} tidak mengirim data"
-    assert subject(EventKind.SENSOR_FAULT, "id") == f"Siaga: {name} gangguan sensor"
-    assert subject(EventKind.RATE, "en") == f"Siaga: {name} rising fast (Waspada)"
+    # The product's name in brackets, the level in capitals after it: never "Siaga: … Siaga".
+    name = "Pos Duga Air Menggala"
+    assert subject(EventKind.LEVEL, "id") == f"[Siaga] WASPADA — {name}: Waspada"
+    assert subject(EventKind.RATE, "id") == f"[Siaga] WASPADA — {name}: air naik cepat"
+    assert subject(EventKind.NO_DATA, "id") == f"[Siaga] TANPA DATA — {name}: tidak mengirim data"
+    assert subject(EventKind.SENSOR_FAULT, "id") == (
+        f"[Siaga] GANGGUAN SENSOR — {name}: gangguan sensor"
+    )
+    assert subject(EventKind.RATE, "en") == f"[Siaga] WASPADA — {name}: rising fast"
     assert subject(EventKind.NO_DATA, "en", IncidentState.RESOLVED) == (
-        f"Siaga: {name} sends no data (resolved)"
+        f"[Siaga] RESOLVED — {name}: reports again"
     )
 
 
@@ -139,7 +150,7 @@ def test_resolved_and_late_are_said() -> None:
     resolved = level_notice("tb-menggala", Level.NORMAL, state=IncidentState.RESOLVED)
     assert "kembali Normal" in render([resolved], "id", REGISTRY).body
     late = render([level_notice("tb-menggala", Level.SIAGA, late=True)], "en", REGISTRY)
-    assert late.subject.startswith("[Late]")
+    assert late.subject.startswith("[Siaga] [Late] ")
     assert "[LATE: delayed data from" in late.body
 
 

@@ -146,3 +146,26 @@ def test_the_index_mutes_exactly_what_a_scan_of_the_firing_alerts_does(
     index.remove(extra)
     for target in targets:
         assert (index.mutes(target) is not None) == scan(target)
+
+
+def test_a_regency_silence_never_mutes_another_regencys_alerts() -> None:
+    # Made by a Jember operator with a matcher that, alone, would cover every level alert.
+    jember = maintenance(Matcher(name="kind", value="level")).model_copy(
+        update={"regencies": frozenset({"Jember"})}
+    )
+    assert silenced(notice("jember-1", regency="Jember").labels, T0, [jember]) is jember
+    assert silenced(notice("rembang-1", regency="Rembang").labels, T0, [jember]) is None
+    deployment = maintenance(Matcher(name="kind", value="level"))
+    assert silenced(notice("rembang-1", regency="Rembang").labels, T0, [deployment]) is not None
+
+
+def test_an_inhibition_never_crosses_regencies_whatever_its_equal_labels() -> None:
+    # A policy rule keyed on the basin would let an AWAS upstream mute another regency.
+    by_basin = InhibitRule(
+        source={"severity": "AWAS"}, target={"severity": "WASPADA"}, equal=["kind"]
+    )
+    awas = notice("jember-1", severity=Level.AWAS, regency="Jember").labels
+    same = notice("jember-2", severity=Level.WASPADA, regency="Jember").labels
+    other = notice("rembang-1", severity=Level.WASPADA, regency="Rembang").labels
+    assert inhibited(same, [awas], [by_basin]) is by_basin
+    assert inhibited(other, [awas], [by_basin]) is None

@@ -300,7 +300,10 @@ def test_yaml_that_is_not_a_mapping_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_malformed_yaml_is_a_config_error(tmp_path: Path) -> None:
-    refusal(config(tmp_path, "mqtt: [unclosed\n"))
+    path = config(tmp_path, "mqtt: [unclosed\n")
+    message = refusal(path)
+    assert message.startswith("cannot read configuration:")
+    assert f'in "{path}", line 1, column 7' in message  # where the operator must look
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,15 +11,21 @@ import pytest
 from alerts.notify.policy import parse_policy
 from devices.registry import load_registry
 from ingest.settings import Settings
+from ops.datadir import DataDir
 from ops.errors import ServerError
+from ops.servers import MosquittoServer
+from ops.settings import Settings as WholeSettings
+from ops.settings import load
 from ops.status import Status, metric_total, parse_metrics, status_from_metrics, status_line
 from ops.supervisor import RestartPolicy
 from ops.up import (
     ALERTS_ACCOUNT,
     INGEST_ACCOUNT,
+    Wiring,
     accounts,
     demo_policy,
     ingest_environment,
+    part_environments,
     plan_storage,
     with_passwords,
 )
@@ -141,3 +149,95 @@ def test_status_line_names_a_lasting_storage_refusal() -> None:
         parse_metrics(text.replace("siaga_ready 0.0", "siaga_ready 1.0"))
     )
     assert ready_again.refused_by_storage == ()
+
+
+READ_ONLY_PATHS = {"stations.file", "stations.devices_file", "alerts.rules_file"}
+"""Settings that name files a part only reads (the registry and rules beside the code)."""
+
+
+def _paths(model: object, prefix: str = "") -> Iterator[tuple[str, Path]]:
+    """Every file or directory a settings tree names: Path fields and SQLite URLs."""
+    for name in type(model).model_fields:  # type: ignore[attr-defined]
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, Path):
+            yield key, value
+        elif isinstance(value, str) and value.startswith("sqlite:///"):
+            yield key, Path(value.removeprefix("sqlite:///"))
+        elif hasattr(type(value), "model_fields"):
+            yield from _paths(value, f"{key}.")
+
+
+def _wiring(root: Path, *, influx: bool) -> Wiring:
+    return Wiring(
+        data_dir=DataDir(root),
+        mqtt_url="mqtt://127.0.0.1:1883",
+        influx_url="http://127.0.0.1:8086" if influx else None,
+        web_url="http://127.0.0.1:8080",
+        ack_secret="s" * 32,
+        config=None,
+        metrics_port=9464,
+        alerts_metrics_port=9465,
+        broker_passwords={INGEST_ACCOUNT: "p1", ALERTS_ACCOUNT: "p2"},
+    )
+
+
+def _as_child(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> WholeSettings:
+    """The settings tree a child reads with ``env`` (and nothing else of this process's)."""
+    with monkeypatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("SIAGA_")]:
+            patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return load()
+
+
+@pytest.mark.parametrize("influx", [True, False])
+def test_every_part_of_up_writes_under_its_data_directory_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, influx: bool
+) -> None:
+    root = tmp_path / "data"
+    environments = part_environments(_wiring(root, influx=influx))
+    assert set(environments) == {"ingest", "alerts", "web", "demo"}
+    for part, env in environments.items():
+        settings = _as_child(env, monkeypatch)
+        for key, path in _paths(settings):
+            if key in READ_ONLY_PATHS:
+                continue
+            assert path.resolve().is_relative_to(root), f"{part}: {key} = {path} is outside"
+        if part == "alerts":
+            # What the engine uses (alerts/runtime.py), not the worker's keys.
+            assert settings.alerts.spool_dir.resolve().is_relative_to(root)
+            assert settings.alerts.spool_dir.resolve() != settings.spool.dir.resolve()
+
+
+def test_two_data_directories_give_two_engine_sessions_and_two_worker_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids: dict[str, set[str]] = {"ingest": set(), "alerts": set()}
+    for name in ("one", "two"):
+        environments = part_environments(_wiring(tmp_path / name, influx=True))
+        ids["ingest"].add(_as_child(environments["ingest"], monkeypatch).mqtt.client_id)
+        ids["alerts"].add(_as_child(environments["alerts"], monkeypatch).alerts.client_id)
+    assert len(ids["ingest"]) == 2
+    assert len(ids["alerts"]) == 2
+    assert "siaga-alerts" not in ids["alerts"], "the default session is shared by every platform"
+    assert not ids["ingest"] & ids["alerts"]
+
+
+def test_the_broker_refuses_what_no_subscriber_would_take_and_forwards_the_rest() -> None:
+    limits = load().validation  # the shipped config/siaga.yaml
+    shipped = (REPO / "config/mosquitto/mosquitto.conf").read_text()
+    assert f"\nmax_packet_size {limits.broker_max_packet_bytes}\n" in shipped
+    assert "\nmessage_size_limit" not in shipped, "it acknowledges MQTT 3.1.1 and drops"
+    assert limits.max_payload_bytes < limits.broker_max_packet_bytes
+    # What the broker forwards is the device's packet plus a few bytes of its own properties.
+    assert limits.subscriber_max_packet_bytes - limits.broker_max_packet_bytes >= 1024
+
+
+def test_the_broker_siaga_starts_carries_the_limit(tmp_path: Path) -> None:
+    server = MosquittoServer(tmp_path, port=1883, max_packet_bytes=69632)
+    server.write_config()
+    assert "max_packet_size 69632" in server.config_path.read_text().splitlines()
+    MosquittoServer(tmp_path, port=1883).write_config()
+    assert "max_packet_size" not in server.config_path.read_text()

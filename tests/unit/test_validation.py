@@ -385,10 +385,16 @@ def test_validate_never_raises(topic: str, payload: bytes) -> None:
 
 
 def test_every_rejection_of_an_oversized_message_can_be_stored() -> None:
-    # 'abc\n' passes the topic's station id pattern (see test_topics); the rejection of an
-    # oversized message on it must still be storable, or InfluxStorage.write raises.
+    # 'abc\n' once passed the station id pattern ('$' matches before a final newline) and
+    # became a station tag that no line can hold, so InfluxStorage.write raised. The topic is
+    # refused first, no station is named, and the rejection encodes as one storable line.
     topic = "siaga/abc\n/telemetry"
     outcome = validate(b"x" * 300, topic=topic)
+    assert outcome.readings == []
+    [rejection] = outcome.rejections
+    assert rejection.reason is Reason.BAD_TOPIC
+    assert rejection.station_id is None
     encoder = LineEncoder(lambda station_id: {"station": station_id})
-    for rejection in outcome.rejections:
-        encoder.rejection(StoredRejection(rejection, topic, excerpt(b"x" * 300), NOW_NS))
+    line = encoder.rejection(StoredRejection(rejection, topic, excerpt(b"x" * 300), NOW_NS))
+    assert line.startswith("rejected,reason=bad_topic topic=")
+    assert line.endswith(f" {NOW_NS}")

@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from dashboards.api.accounts import AccountError, Principal, Role
-from dashboards.api.deps import Admin, Context, Viewer
-from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND
+from dashboards.api.accounts import AccountError, ApiKey, Principal, Role, User
+from dashboards.api.context import ApiContext
+from dashboards.api.deps import Admin, Context, Record, Viewer
+from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter
 from dashboards.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -27,13 +28,20 @@ from dashboards.api.schemas import (
     UserList,
     UserPublic,
 )
+from dashboards.api.scopes import may_manage, scope_fields
 from dashboards.api.views import NS, to_datetime
+from devices.scopes import Scope, ScopeError
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
 def _me(who: Principal) -> MePublic:
-    return MePublic(name=who.name, role=who.role.value, csrf_token=who.csrf_token)
+    return MePublic(
+        name=who.name,
+        role=who.role.value,
+        csrf_token=who.csrf_token,
+        **scope_fields(who.scope).model_dump(),
+    )
 
 
 async def _login_request(request: Request) -> LoginRequest:
@@ -113,7 +121,7 @@ async def login(ctx: Context, request: Request, response: Response) -> MePublic:
         samesite=ctx.settings.cookie_samesite,
         path="/",
     )
-    return MePublic(name=user.username, role=user.role.value, csrf_token=csrf)
+    return _me(Principal(user.username, user.role, csrf, user.scope))
 
 
 @router.post("/logout", summary="Sign out", status_code=204, responses=AUTH_RESPONSES)
@@ -133,9 +141,10 @@ async def logout(ctx: Context, request: Request, _who: Viewer) -> Response:
     return response
 
 
-@router.get("/me", summary="Who is signed in", responses=AUTH_RESPONSES)
+@router.get("/me", summary="Who is signed in, and their scope", responses=AUTH_RESPONSES)
 async def me(who: Viewer) -> MePublic:
-    """The principal, and the CSRF token a session's forms must send."""
+    """The principal, their scope (``regencies``, ``province``; neither: the whole
+    deployment), and the CSRF token a session's forms must send."""
     return _me(who)
 
 
@@ -144,14 +153,44 @@ async def me(who: Viewer) -> MePublic:
 admin = APIRouter(prefix="/api/v1", tags=["admin"], responses=AUTH_RESPONSES)
 
 
+def _user_public(user: User) -> UserPublic:
+    return UserPublic(
+        username=user.username,
+        role=user.role.value,
+        created=to_datetime(user.created_ns),
+        **scope_fields(user.scope).model_dump(),
+    )
+
+
+def _given_scope(
+    ctx: ApiContext, who: Principal, regencies: list[str], province: str | None
+) -> Scope:
+    """The scope a request gives a new user or key, when the registry knows it and the admin
+    may give it.
+
+    Raises:
+        HTTPException: 422 for names the registry does not know; 403 for a scope reaching
+            outside the admin's own (a regency admin cannot make a deployment-wide user).
+    """
+    try:
+        scope = Scope.of(regencies, province).check(
+            ctx.registry.provinces(), (s.regency for s in ctx.registry.stations())
+        )
+    except ScopeError as exc:
+        raise bad_parameter("body", "province" if province else "regencies", str(exc)) from None
+    if not may_manage(ctx, who, scope):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"you may only give scopes inside yours ({who.scope.describe()})",
+        )
+    return scope
+
+
 @admin.get("/users", summary="Users")
-async def list_users(ctx: Context, _who: Admin) -> UserList:
-    """Every user (never a password)."""
+async def list_users(ctx: Context, who: Admin) -> UserList:
+    """The users inside the admin's scope (never a password)."""
     found = await run_in_threadpool(ctx.accounts.list_users)
-    data = [
-        UserPublic(username=u.username, role=u.role.value, created=to_datetime(u.created_ns))
-        for u in found
-    ]
+    data = [_user_public(u) for u in found if may_manage(ctx, who, u.scope)]
     return UserList(data=data, count=len(data))
 
 
@@ -161,22 +200,20 @@ async def list_users(ctx: Context, _who: Admin) -> UserList:
     status_code=201,
     responses={409: {"model": Problem, "description": "the name is taken"}},
 )
-async def add_user(ctx: Context, _who: Admin, body: UserCreate) -> UserCreated:
-    """Create a user; a generated password is returned this once."""
+async def add_user(ctx: Context, who: Admin, record: Record, body: UserCreate) -> UserCreated:
+    """Create a user of ``regencies`` or a ``province`` (neither: the whole deployment), inside
+    the admin's own scope; a generated password is returned this once."""
+    scope = _given_scope(ctx, who, body.regencies, body.province)
     generated = body.password is None
     password = body.password or secrets.token_urlsafe(15)
     try:
         user = await run_in_threadpool(
-            ctx.accounts.add_user, body.username, Role(body.role), password, ctx.clock_ns()
+            ctx.accounts.add_user, body.username, Role(body.role), password, ctx.clock_ns(), scope
         )
     except AccountError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return UserCreated(
-        username=user.username,
-        role=user.role.value,
-        created=to_datetime(user.created_ns),
-        password=password if generated else None,
-    )
+    await record("user.add", "user", user.username, scope, {"role": user.role.value})
+    return UserCreated(**_user_public(user).model_dump(), password=password if generated else None)
 
 
 Name = Annotated[str, Path(min_length=1, max_length=100)]
@@ -188,10 +225,13 @@ Name = Annotated[str, Path(min_length=1, max_length=100)]
     status_code=204,
     responses={**NOT_FOUND, 409: {"model": Problem, "description": "yourself or the last admin"}},
 )
-async def remove_user(ctx: Context, who: Admin, username: Name) -> Response:
+async def remove_user(ctx: Context, who: Admin, record: Record, username: Name) -> Response:
     """Delete a user and end their sessions."""
     if username == who.name:
         return JSONResponse({"detail": "you cannot remove yourself"}, status.HTTP_409_CONFLICT)
+    found = await run_in_threadpool(ctx.accounts.get_user, username)
+    if found is None or not may_manage(ctx, who, found.scope):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {username!r}")
     try:
         removed = await run_in_threadpool(
             functools.partial(ctx.accounts.remove_user, username, keep_an_admin=True)
@@ -200,22 +240,25 @@ async def remove_user(ctx: Context, who: Admin, username: Name) -> Response:
         return JSONResponse({"detail": str(exc)}, status.HTTP_409_CONFLICT)
     if not removed:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {username!r}")
+    await record("user.remove", "user", username, found.scope, {"role": found.role.value})
     return Response(status_code=204)
 
 
+def _key_public(key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        name=key.name,
+        role=key.role.value,
+        created_by=key.created_by,
+        created=to_datetime(key.created_ns),
+        **scope_fields(key.scope).model_dump(),
+    )
+
+
 @admin.get("/api-keys", summary="API keys")
-async def list_keys(ctx: Context, _who: Admin) -> ApiKeyList:
-    """Every key's record (never a key)."""
+async def list_keys(ctx: Context, who: Admin) -> ApiKeyList:
+    """The records of the keys inside the admin's scope (never a key)."""
     found = await run_in_threadpool(ctx.accounts.list_keys)
-    data = [
-        ApiKeyPublic(
-            name=k.name,
-            role=k.role.value,
-            created_by=k.created_by,
-            created=to_datetime(k.created_ns),
-        )
-        for k in found
-    ]
+    data = [_key_public(k) for k in found if may_manage(ctx, who, k.scope)]
     return ApiKeyList(data=data, count=len(data))
 
 
@@ -225,26 +268,29 @@ async def list_keys(ctx: Context, _who: Admin) -> ApiKeyList:
     status_code=201,
     responses={409: {"model": Problem, "description": "the name is taken"}},
 )
-async def add_key(ctx: Context, who: Admin, body: ApiKeyCreate) -> ApiKeyCreated:
-    """A new key, shown this once; only its hash is kept."""
+async def add_key(ctx: Context, who: Admin, record: Record, body: ApiKeyCreate) -> ApiKeyCreated:
+    """A new key of ``regencies`` or a ``province`` (neither: the whole deployment), inside the
+    admin's own scope, shown this once; only its hash is kept."""
+    scope = _given_scope(ctx, who, body.regencies, body.province)
     try:
-        record, key = await run_in_threadpool(
-            ctx.accounts.add_key, body.name, Role(body.role), who.name, ctx.clock_ns()
+        stored, key = await run_in_threadpool(
+            ctx.accounts.add_key, body.name, Role(body.role), who.name, ctx.clock_ns(), scope
         )
     except AccountError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return ApiKeyCreated(
-        name=record.name,
-        role=record.role.value,
-        created_by=record.created_by,
-        created=to_datetime(record.created_ns),
-        key=key,
-    )
+    await record("api_key.add", "api_key", stored.name, scope, {"role": stored.role.value})
+    return ApiKeyCreated(**_key_public(stored).model_dump(), key=key)
 
 
 @admin.delete("/api-keys/{name}", summary="Revoke an API key", status_code=204, responses=NOT_FOUND)
-async def remove_key(ctx: Context, _who: Admin, name: Name) -> Response:
-    """Revoke a key at once."""
+async def remove_key(ctx: Context, who: Admin, record: Record, name: Name) -> Response:
+    """Revoke a key (of the admin's scope) at once."""
+    found = next(
+        (k for k in await run_in_threadpool(ctx.accounts.list_keys) if k.name == name), None
+    )
+    if found is None or not may_manage(ctx, who, found.scope):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key {name!r}")
     if not await run_in_threadpool(ctx.accounts.remove_key, name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key {name!r}")
+    await record("api_key.remove", "api_key", name, found.scope, {"role": found.role.value})
     return Response(status_code=204)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Path, Query, status
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -15,13 +15,16 @@ from alerts.acklinks import AckLinkError, verify_ack_token
 from alerts.model import EventKind, Incident
 from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
+from dashboards.api.accounts import Principal
+from dashboards.api.audit import Change
 from dashboards.api.context import ApiContext
-from dashboards.api.deps import Context, Operator, Viewer
+from dashboards.api.deps import Context, Operator, Record, RequestLanguage, Viewer, audit_change
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import (
     ONE_LINE,
     AckRequest,
     AssignRequest,
+    BulkAckRequest,
     IncidentList,
     IncidentPublic,
     LevelName,
@@ -29,18 +32,29 @@ from dashboards.api.schemas import (
     SilenceList,
     SilencePublic,
 )
-from dashboards.api.views import NS, incident_public, silence_public
+from dashboards.api.scopes import (
+    incident_or_404,
+    incident_regency,
+    matcher_in_scope,
+    reach,
+    silence_regencies,
+    silence_visible,
+)
+from dashboards.api.views import NS, ack_view, incident_public, silence_public
+from dashboards.web.i18n import Language, strings
 from devices.levels import Level
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
 IncidentId = Annotated[int, Path(ge=1, le=2**62)]
+BULK_ACK_MAX = 1000
 
 
 @router.get("/incidents", summary="Incidents, active or all", responses=AUTH_RESPONSES)
 async def list_incidents(
     ctx: Context,
-    _who: Viewer,
+    who: Viewer,
+    language: RequestLanguage,
     active: Annotated[bool, Query(description="only pending and firing incidents")] = False,
     regency: Annotated[str | None, Query(max_length=200)] = None,
     station: Annotated[str | None, Query(max_length=200)] = None,
@@ -51,10 +65,11 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> IncidentList:
-    """Newest update first."""
+    """The incidents of the caller's scope, newest update first."""
     since_ns = time_ns("query", "since", since, None)
     until_ns = time_ns("query", "until", until, None)
     found = await ctx.incidents.list(
+        regencies=reach(ctx, who),
         active_only=active,
         regency=regency,
         station=station,
@@ -65,15 +80,22 @@ async def list_incidents(
         limit=limit,
         offset=offset,
     )
-    data = [incident_public(i, ctx.schemes) for i in found]
+    data = [
+        incident_public(i, ctx.schemes, registry=ctx.registry, language=language) for i in found
+    ]
     return IncidentList(data=data, count=len(data))
 
 
-async def _existing(ctx: ApiContext, incident_id: int) -> IncidentPublic:
-    incident = await ctx.incidents.get(incident_id)
-    if incident is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
-    return incident_public(incident, ctx.schemes)
+def _concerns(incident: Incident) -> frozenset[str] | None:
+    regency = incident_regency(incident)
+    return None if regency is None else frozenset({regency})
+
+
+async def _existing(
+    ctx: ApiContext, who: Principal, incident_id: int, language: Language = "id"
+) -> IncidentPublic:
+    incident = await incident_or_404(ctx, who, incident_id)
+    return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
 
 @router.get(
@@ -81,9 +103,11 @@ async def _existing(ctx: ApiContext, incident_id: int) -> IncidentPublic:
     summary="One incident with its transitions",
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
-async def get_incident(ctx: Context, _who: Viewer, incident_id: IncidentId) -> IncidentPublic:
-    """One incident."""
-    return await _existing(ctx, incident_id)
+async def get_incident(
+    ctx: Context, who: Viewer, incident_id: IncidentId, language: RequestLanguage
+) -> IncidentPublic:
+    """One incident (of the caller's scope)."""
+    return await _existing(ctx, who, incident_id, language)
 
 
 @router.post(
@@ -92,14 +116,70 @@ async def get_incident(ctx: Context, _who: Viewer, incident_id: IncidentId) -> I
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def acknowledge(
-    ctx: Context, who: Operator, incident_id: IncidentId, body: AckRequest
+    ctx: Context,
+    who: Operator,
+    record: Record,
+    incident_id: IncidentId,
+    body: AckRequest,
+    language: RequestLanguage,
 ) -> IncidentPublic:
     """Record that ``who`` has seen it (with a comment)."""
-    await _existing(ctx, incident_id)
+    await _existing(ctx, who, incident_id)
     incident = await ctx.incidents.acknowledge(
         incident_id, by=who.name, comment=body.comment, at_ns=ctx.clock_ns()
     )
-    return incident_public(incident, ctx.schemes)
+    await record(
+        "incident.acknowledge",
+        "incident",
+        str(incident_id),
+        _concerns(incident),
+        {"comment": body.comment},
+    )
+    return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
+
+
+@router.post(
+    "/incidents/acknowledge",
+    summary="Acknowledge every active incident of a station or a regency",
+    responses=AUTH_RESPONSES,
+)
+async def acknowledge_all(
+    ctx: Context, who: Operator, record: Record, body: BulkAckRequest, language: RequestLanguage
+) -> IncidentList:
+    """One acknowledgement for everything active at a station or in a regency (both: both),
+    inside the caller's scope.
+
+    Incidents acknowledged already keep their acknowledgement; the answer lists the ones this
+    request acknowledged. At most :data:`BULK_ACK_MAX` at once (the oldest may need a second
+    request).
+    """
+    if body.station is None and body.regency is None:
+        raise bad_parameter("body", "station", "name a station or a regency")
+    found = await ctx.incidents.list(
+        regencies=reach(ctx, who),
+        active_only=True,
+        station=body.station,
+        regency=body.regency,
+        limit=BULK_ACK_MAX,
+    )
+    at_ns = ctx.clock_ns()
+    done = []
+    for found_one in found:
+        if found_one.acknowledged is not None:
+            continue
+        incident = await ctx.incidents.acknowledge(
+            found_one.id, by=who.name, comment=body.comment, at_ns=at_ns
+        )
+        await record(
+            "incident.acknowledge",
+            "incident",
+            str(incident.id),
+            _concerns(incident),
+            {"comment": body.comment},
+        )
+        done.append(incident)
+    data = [incident_public(i, ctx.schemes, registry=ctx.registry, language=language) for i in done]
+    return IncidentList(data=data, count=len(data))
 
 
 @router.post(
@@ -108,22 +188,35 @@ async def acknowledge(
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def assign(
-    ctx: Context, _who: Operator, incident_id: IncidentId, body: AssignRequest
+    ctx: Context,
+    who: Operator,
+    record: Record,
+    incident_id: IncidentId,
+    body: AssignRequest,
+    language: RequestLanguage,
 ) -> IncidentPublic:
     """Give it to someone."""
-    await _existing(ctx, incident_id)
+    await _existing(ctx, who, incident_id)
     incident = await ctx.incidents.assign(incident_id, assignee=body.assignee, at_ns=ctx.clock_ns())
-    return incident_public(incident, ctx.schemes)
+    await record(
+        "incident.assign",
+        "incident",
+        str(incident_id),
+        _concerns(incident),
+        {"assignee": body.assignee},
+    )
+    return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
 
 @router.get("/silences", summary="Silences", responses=AUTH_RESPONSES)
 async def list_silences(
     ctx: Context,
-    _who: Viewer,
+    who: Viewer,
     active: Annotated[bool, Query(description="only silences not yet ended")] = True,
 ) -> SilenceList:
-    """Silences, newest first."""
+    """The silences of the caller's scope, newest first."""
     found = await ctx.notify.silences(ctx.clock_ns() if active else None)
+    found = [s for s in found if silence_visible(ctx, who, s)]
     found = sorted(found, key=lambda s: (s.starts_ns, s.id), reverse=True)
     return SilenceList(data=[silence_public(s) for s in found], count=len(found))
 
@@ -134,12 +227,23 @@ async def list_silences(
     status_code=status.HTTP_201_CREATED,
     responses=AUTH_RESPONSES,
 )
-async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> SilencePublic:
-    """Hold notifications matching every matcher from ``starts`` to ``ends``."""
+async def add_silence(
+    ctx: Context, who: Operator, record: Record, body: SilenceCreate
+) -> SilencePublic:
+    """Hold notifications matching every matcher from ``starts`` to ``ends``.
+
+    A silence made by someone of some regencies or a province mutes only their regencies'
+    notifications, whatever its matchers say.
+    """
     starts_ns = time_ns("body", "starts", body.starts, ctx.clock_ns()) or 0
     ends_ns = time_ns("body", "ends", body.ends, starts_ns + body.duration_min * 60 * NS) or 0
     if ends_ns <= starts_ns:
         raise bad_parameter("body", "ends", "ends must be after starts")
+    for matcher in body.matchers:
+        if matcher.op == "=" and not matcher_in_scope(ctx, who, matcher.name, matcher.value):
+            raise bad_parameter(
+                "body", "matchers", f"no {matcher.name} {matcher.value!r} in your scope"
+            )
     try:
         silence = Silence(
             matchers=[Matcher(name=m.name, value=m.value, op=m.op) for m in body.matchers],
@@ -147,11 +251,20 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
             ends_ns=ends_ns,
             created_by=who.name,
             comment=body.comment,
+            regencies=silence_regencies(ctx, who),
         )
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise bad_parameter("body", "matchers", message) from None
-    return silence_public(await ctx.notify.add_silence(silence))
+    stored = await ctx.notify.add_silence(silence)
+    await record(
+        "silence.add",
+        "silence",
+        str(stored.id),
+        stored.regencies,
+        {"matchers": [m.model_dump() for m in stored.matchers], "comment": stored.comment},
+    )
+    return silence_public(stored)
 
 
 @router.delete(
@@ -161,27 +274,73 @@ async def add_silence(ctx: Context, who: Operator, body: SilenceCreate) -> Silen
     responses=AUTH_RESPONSES | NOT_FOUND,
 )
 async def expire_silence(
-    ctx: Context, _who: Operator, silence_id: Annotated[int, Path(ge=1, le=2**62)]
+    ctx: Context,
+    who: Operator,
+    record: Record,
+    silence_id: Annotated[int, Path(ge=1, le=2**62)],
 ) -> Response:
-    """Ends the silence at once (it stays in the history)."""
+    """Ends the silence (of the caller's scope) at once (it stays in the history)."""
+    known = await ctx.notify.silences(None)
+    found = next((s for s in known if s.id == silence_id), None)
+    if found is None or not silence_visible(ctx, who, found):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
     if not await ctx.notify.expire_silence(silence_id, ctx.clock_ns()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
+    await record("silence.expire", "silence", str(silence_id), found.regencies)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 # -- signed one-click links -------------------------------------------------------------------
-
-_PAGE = """<!doctype html><html lang="id"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>Siaga</title>
-<body style="font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em">{body}</body>
-</html>"""
+# The pages are templates (dashboards/web/templates/ack.html) in the reader's language.
 
 
-def _page(body: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(body=body), status_code=status_code)
+async def _audit_link(ctx: ApiContext, request: Request, incident: Incident, by: str) -> None:
+    """An acknowledgement through a signed link, in the audit log (``link:<name>``: the name
+    the link carries or the page was given, which nobody signed in to prove)."""
+    address = request.client.host if request.client else "?"
+    change = Change(
+        _concerns(incident),
+        f"link:{by}",
+        "incident.acknowledge",
+        "incident",
+        str(incident.id),
+        address,
+        {"comment": "via link"},
+    )
+    await audit_change(ctx, change)
 
 
 _LINK_STATUS = {"malformed": 404, "forged": 404, "expired": 410}
+_LINK_WORDS = {"malformed": "ack.invalid", "forged": "ack.invalid", "expired": "ack.expired"}
+
+
+def _ack_page(
+    request: Request,
+    ctx: ApiContext,
+    language: Language,
+    *,
+    state: str = "message",
+    incident: Incident | None = None,
+    message_key: str = "",
+    status_code: int = 200,
+    **context: object,
+) -> Response:
+    # dashboards.web imports the API's guard: importing it at the top would be a cycle.
+    from dashboards.web import render_page  # noqa: PLC0415
+
+    words = strings(language)
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
+    return render_page(
+        request,
+        "ack.html",
+        "ack.title",
+        status_code,
+        state=state,
+        incident=None if incident is None else ack_view(incident, ctx.registry, language),
+        message=words[message_key].format(**context) if message_key else "",
+        query=query,
+        **context,
+    )
 
 
 @router.get(
@@ -191,7 +350,12 @@ _LINK_STATUS = {"malformed": 404, "forged": 404, "expired": 410}
     tags=["links"],
     responses={404: {"description": "not a genuine link"}, 410: {"description": "expired"}},
 )
-async def ack_link_page(ctx: Context, token: Annotated[str, Path(max_length=2048)]) -> HTMLResponse:
+async def ack_link_page(
+    request: Request,
+    ctx: Context,
+    language: RequestLanguage,
+    token: Annotated[str, Path(max_length=2048)],
+) -> Response:
     """Shows the incident and one button; fetching the link alone changes nothing.
 
     Mail scanners open links before people do: acknowledging on GET would acknowledge on their
@@ -200,15 +364,24 @@ async def ack_link_page(ctx: Context, token: Annotated[str, Path(max_length=2048
     try:
         claim = verify_ack_token(token, ctx.secret_key, ctx.clock_ns() / NS)
     except AckLinkError as exc:
-        return _page(f"<p>{html.escape(str(exc))}</p>", _LINK_STATUS[exc.reason])
+        return _ack_page(
+            request,
+            ctx,
+            language,
+            message_key=_LINK_WORDS[exc.reason],
+            status_code=_LINK_STATUS[exc.reason],
+        )
     incident = await ctx.incidents.get(claim.incident_id)
     if incident is None:
-        return _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
-    detail = html.escape(incident.last_event.detail if incident.last_event else incident.subject)
-    return _page(
-        f"<h1>Insiden {incident.id}</h1><p>{detail}</p>"
-        f'<form method="post"><button style="font-size:1.5em;padding:.5em 1em">'
-        f"Konfirmasi / Acknowledge ({html.escape(claim.recipient)})</button></form>"
+        return _ack_page(request, ctx, language, message_key="ack.not_found", status_code=404)
+    return _ack_page(
+        request,
+        ctx,
+        language,
+        state="form",
+        incident=incident,
+        recipient=claim.recipient,
+        action="",
     )
 
 
@@ -223,26 +396,43 @@ async def ack_link_page(ctx: Context, token: Annotated[str, Path(max_length=2048
         410: {"description": "expired"},
     },
 )
-async def ack_link_use(ctx: Context, token: Annotated[str, Path(max_length=2048)]) -> HTMLResponse:
+async def ack_link_use(
+    request: Request,
+    ctx: Context,
+    language: RequestLanguage,
+    token: Annotated[str, Path(max_length=2048)],
+) -> Response:
     """Acknowledges in the name of the link's recipient, once."""
     now_ns = ctx.clock_ns()
     try:
         claim = verify_ack_token(token, ctx.secret_key, now_ns / NS)
     except AckLinkError as exc:
-        return _page(f"<p>{html.escape(str(exc))}</p>", _LINK_STATUS[exc.reason])
+        return _ack_page(
+            request,
+            ctx,
+            language,
+            message_key=_LINK_WORDS[exc.reason],
+            status_code=_LINK_STATUS[exc.reason],
+        )
     if await ctx.incidents.get(claim.incident_id) is None:
-        return _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
+        return _ack_page(request, ctx, language, message_key="ack.not_found", status_code=404)
     first_use = await run_in_threadpool(
         ctx.accounts.use_ack_nonce, claim.nonce, claim.incident_id, claim.recipient, now_ns
     )
     if not first_use:
-        return _page("<p>Tautan ini sudah dipakai / this link was used already.</p>", 409)
-    await ctx.incidents.acknowledge(
+        return _ack_page(request, ctx, language, message_key="ack.used", status_code=409)
+    incident = await ctx.incidents.acknowledge(
         claim.incident_id, by=claim.recipient, comment="via link", at_ns=now_ns
     )
-    return _page(
-        f"<p>Insiden {claim.incident_id} dikonfirmasi oleh {html.escape(claim.recipient)}."
-        f" / acknowledged by {html.escape(claim.recipient)}.</p>"
+    await _audit_link(ctx, request, incident, claim.recipient)
+    return _ack_page(
+        request,
+        ctx,
+        language,
+        incident=incident,
+        message_key="ack.done",
+        id=claim.incident_id,
+        by=claim.recipient,
     )
 
 
@@ -255,17 +445,21 @@ _Signature = Annotated[str, Query(pattern="^[0-9a-f]{64}$", description="HMAC-SH
 
 
 async def _linked_incident(
-    ctx: ApiContext, incident_id: int, exp: int, sig: str
-) -> tuple[Incident | None, HTMLResponse | None]:
+    request: Request, ctx: ApiContext, language: Language, incident_id: int, exp: int, sig: str
+) -> tuple[Incident | None, Response | None]:
     secret = ctx.notify_ack_secret
     if secret is None or not verify_ack(secret, incident_id, exp, sig, ctx.clock_ns() / NS):
         expired = secret is not None and ctx.clock_ns() / NS >= exp
-        return None, _page(
-            "<p>Tautan tidak berlaku / this link is not valid.</p>", 410 if expired else 404
+        return None, _ack_page(
+            request,
+            ctx,
+            language,
+            message_key="ack.expired" if expired else "ack.invalid",
+            status_code=410 if expired else 404,
         )
     incident = await ctx.incidents.get(incident_id)
     if incident is None:
-        return None, _page("<p>Insiden tidak ditemukan / incident not found.</p>", 404)
+        return None, _ack_page(request, ctx, language, message_key="ack.not_found", status_code=404)
     return incident, None
 
 
@@ -277,19 +471,25 @@ async def _linked_incident(
     responses={404: {"description": "not a genuine link"}, 410: {"description": "expired"}},
 )
 async def notify_link_page(
-    ctx: Context, incident_id: IncidentId, exp: _Expiry, sig: _Signature
-) -> HTMLResponse:
+    request: Request,
+    ctx: Context,
+    language: RequestLanguage,
+    incident_id: IncidentId,
+    exp: _Expiry,
+    sig: _Signature,
+) -> Response:
     """Shows the incident and asks who acknowledges; fetching it changes nothing."""
-    incident, refusal = await _linked_incident(ctx, incident_id, exp, sig)
+    incident, refusal = await _linked_incident(request, ctx, language, incident_id, exp, sig)
     if refusal is not None or incident is None:
-        return refusal or _page("", 404)
-    detail = html.escape(incident.last_event.detail if incident.last_event else incident.subject)
-    return _page(
-        f"<h1>Insiden {incident.id}</h1><p>{detail}</p>"
-        f'<form method="post" action="ack-link?exp={exp}&amp;sig={sig}">'
-        '<label>Nama / name <input name="by" required maxlength="200" autocomplete="name">'
-        '</label> <button style="font-size:1.5em;padding:.5em 1em">Konfirmasi / Acknowledge'
-        "</button></form>"
+        return refusal or _ack_page(request, ctx, language, status_code=404)
+    return _ack_page(
+        request,
+        ctx,
+        language,
+        state="form",
+        incident=incident,
+        recipient=None,
+        action=f"ack-link?{urlencode({'exp': exp, 'sig': sig, 'lang': language})}",
     )
 
 
@@ -305,24 +505,26 @@ async def notify_link_page(
     },
 )
 async def notify_link_use(
+    request: Request,
     ctx: Context,
+    language: RequestLanguage,
     incident_id: IncidentId,
     exp: _Expiry,
     sig: _Signature,
     by: Annotated[str, Form(min_length=1, max_length=200, pattern=ONE_LINE)],
-) -> HTMLResponse:
+) -> Response:
     """Acknowledges in the name given on the page, once per link."""
-    incident, refusal = await _linked_incident(ctx, incident_id, exp, sig)
+    incident, refusal = await _linked_incident(request, ctx, language, incident_id, exp, sig)
     if refusal is not None or incident is None:
-        return refusal or _page("", 404)
+        return refusal or _ack_page(request, ctx, language, status_code=404)
     now_ns = ctx.clock_ns()
     first_use = await run_in_threadpool(
         ctx.accounts.use_ack_nonce, f"n:{sig[:60]}", incident_id, by, now_ns
     )
     if not first_use:
-        return _page("<p>Tautan ini sudah dipakai / this link was used already.</p>", 409)
-    await ctx.incidents.acknowledge(incident_id, by=by, comment="via link", at_ns=now_ns)
-    return _page(
-        f"<p>Insiden {incident_id} dikonfirmasi oleh {html.escape(by)}."
-        f" / acknowledged by {html.escape(by)}.</p>"
+        return _ack_page(request, ctx, language, message_key="ack.used", status_code=409)
+    incident = await ctx.incidents.acknowledge(incident_id, by=by, comment="via link", at_ns=now_ns)
+    await _audit_link(ctx, request, incident, by)
+    return _ack_page(
+        request, ctx, language, incident=incident, message_key="ack.done", id=incident_id, by=by
     )

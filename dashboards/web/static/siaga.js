@@ -60,11 +60,22 @@ const Siaga = (() => {
     if (session === null) {
       session = await api("/api/v1/me").catch(() => ({}));
       const who = document.getElementById("who");
-      if (who && session.name) who.textContent = `${session.name} (${session.role})`;
+      if (who && session.name) who.textContent = `${session.name} (${session.role} · ${scopeText(session)})`;
+      for (const id of ["nav-audit", "nav-policy"]) {
+        const link = document.getElementById(id);
+        if (link && session.role === "admin") link.hidden = false;
+      }
       const logout = document.getElementById("logout");
       if (logout && session.name) logout.hidden = false;
     }
     return session;
+  }
+
+  // The caller's scope in words: "Jember, Rembang", "provinsi Lampung", "seluruh deployment".
+  function scopeText(me) {
+    if (me.province) return t("scope.province", { name: me.province });
+    if (me.regencies && me.regencies.length) return me.regencies.join(", ");
+    return t("scope.deployment");
   }
 
   // Times are shown in the station's own zone (WIB, WITA or WIT), named after the clock.
@@ -85,6 +96,44 @@ const Siaga = (() => {
     if (s < 5400) return t("age.min", { n: Math.round(s / 60) });
     if (s < 172800) return t("age.h", { n: Math.round(s / 3600) });
     return t("age.d", { n: Math.round(s / 86400) });
+  }
+
+  const locale = config.lang === "id" ? "id-ID" : "en-GB";
+  const numbers = new Map();
+  // A number for people: the language's decimal mark, at most ``digits`` decimals.
+  function number(value, digits = 1, sign = false) {
+    const key = `${digits}${sign}`;
+    if (!numbers.has(key)) {
+      numbers.set(key, new Intl.NumberFormat(locale, { maximumFractionDigits: digits, signDisplay: sign ? "exceptZero" : "auto" }));
+    }
+    return numbers.get(key).format(value);
+  }
+
+  // A duration in the largest unit that keeps it readable: "40 detik", "25 menit", "6 hari".
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    const s = Math.abs(seconds);
+    if (s < 90) return t("unit.s", { n: Math.round(s) });
+    if (s < 3570) return t("unit.min", { n: Math.round(s / 60) });
+    if (s < 172800) return t("unit.h", { n: number(s / 3600, s < 36000 ? 1 : 0) });
+    return t("unit.d", { n: number(s / 86400, s < 864000 ? 1 : 0) });
+  }
+
+  // A rate of rise: "+3 cm/jam", "−1,5 cm/jam".
+  function rate(cmPerHour) {
+    if (cmPerHour === null || cmPerHour === undefined) return "–";
+    return t("unit.rate", { n: number(cmPerHour, Math.abs(cmPerHour) < 10 ? 1 : 0, true) });
+  }
+
+  // Arrival minus reading time: positive when readings come late.
+  function skew(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    if (Math.abs(seconds) < 2) return t("skew.none");
+    return t(seconds > 0 ? "skew.late" : "skew.ahead", { d: duration(seconds) });
+  }
+
+  function staleTag() {
+    return el("span", { class: "stale-tag", title: t("stale.title") }, t("stale"));
   }
 
   function levelName(level) { return level ? t(`level.${level}`) : t("level.unknown"); }
@@ -114,6 +163,7 @@ const Siaga = (() => {
       if (!dot) return;
       dot.className = `live ${on ? "on" : "off"}`;
       dot.title = t(on ? "live.connected" : "live.disconnected");
+      dot.setAttribute("aria-label", dot.title);
       dot.dataset.state = on ? "on" : "off";
     };
     source.addEventListener("open", () => mark(true));
@@ -165,5 +215,5 @@ const Siaga = (() => {
   }
 
   return { config, LEVELS, t, el, api, ApiError, whoami, formatTime, age, levelName, levelBadge,
-    zoneOf, live, toast, debounce, throttle };
+    zoneOf, live, toast, debounce, throttle, number, duration, rate, skew, staleTag };
 })();

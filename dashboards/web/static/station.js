@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, el, api, formatTime, levelBadge, levelName, config } = Siaga;
+  const { t, el, api, formatTime, levelBadge, levelName, config, rate, skew, duration, staleTag, number } = Siaga;
   const id = config.station;
   const HOUR = 3600;
   const RANGES = { "6h": 6 * HOUR, "24h": 24 * HOUR, "3d": 72 * HOUR, "7d": 168 * HOUR, "30d": 720 * HOUR, "90d": 2160 * HOUR };
@@ -143,6 +143,7 @@
     node.dataset.bands = thresholds ? "4" : "0";
     const opts = {
       width: width(node), height: window.innerWidth < 600 ? 260 : 360, tzDate,
+      legend: { live: window.innerWidth >= 600 },  // a phone has no pointer to hover with
       cursor: { sync: { key: "siaga" } },
       scales: {
         x: { time: true, range: () => [start, end] },
@@ -180,6 +181,7 @@
     if (!table[0].length) return;
     charts[metric] = new uPlot({
       width: width(node), height: 150, tzDate, cursor: { sync: { key: "siaga" } },
+      legend: { live: window.innerWidth >= 600 },
       scales: { x: { time: true, range: () => [start, end] } },
       axes: [timeAxis, { label: t(labelKey), size: 60 }],
       series: [timeSeries, { label: t(labelKey), stroke: colour, fill: bars ? `${colour}55` : null,
@@ -192,19 +194,35 @@
   const reports = (metric) => !station.values || metric in station.values;
   const asTable = (rows, shift = 0) => [rows.map((r) => toSeconds(r.ts) + shift), rows.map((r) => r.mean)];
 
+  // The chart ends now, or at the newest reading when that is older than the whole range (a
+  // replay, back-dated data, a silent station): a chart opens on the data, never empty.
+  function anchor(now) {
+    const newest = station.ts ? toSeconds(station.ts) : null;
+    const back = newest !== null && newest < now - RANGES[range];
+    const note = document.getElementById("chart-note");
+    note.hidden = !back;
+    if (back) note.textContent = t("station.to_newest", { at: formatTime(station.ts, zone) });
+    document.getElementById("chart-water").dataset.anchor = back ? "newest" : "now";
+    return back ? newest : now;
+  }
+
   async function render() {
     const now = Date.now() / 1000;
-    const start = now - RANGES[range];
+    const last = anchor(now);
+    const start = last - RANGES[range];
     const upstream = station.upstream || [];
     const lead = Math.max(0, ...upstream.map((l) => l.travel_min * 60));
-    const end = now + Math.min(lead, RANGES[range] / 4) + RANGES[range] * 0.02;
-    const [water, incidentsBody, forecast, ...rest] = await Promise.all([
-      readings(id, "water_level_cm", start, now + 60),
+    const end = last + Math.min(lead, RANGES[range] / 4) + RANGES[range] * 0.02;
+    const pendingForecast = loadForecast();  // the forecast band, beside the readings
+    const [water, activeBody, historyBody, ...rest] = await Promise.all([
+      readings(id, "water_level_cm", start, last + 60),
+      api(`/api/v1/incidents?${new URLSearchParams({ station: id, active: "true" })}`).catch(() => ({ data: [] })),
       api(`/api/v1/incidents?${new URLSearchParams({ station: id, since: iso(start) })}`).catch(() => ({ data: [] })),
-      loadForecast(),
-      ...upstream.map((link) => readings(link.station, "water_level_cm", start - link.travel_min * 60, now + 60)),
-      ...SMALL.map(([metric]) => (reports(metric) ? readings(id, metric, start, now + 60) : Promise.resolve([]))),
+      ...upstream.map((link) => readings(link.station, "water_level_cm", start - link.travel_min * 60, last + 60)),
+      ...SMALL.map(([metric]) => (reports(metric) ? readings(id, metric, start, last + 60) : Promise.resolve([]))),
     ]);
+    // Every active incident, however old its last event, and whatever else the range holds.
+    const incidentsBody = { data: [...new Map([...activeBody.data, ...historyBody.data].map((i) => [i.id, i])).values()] };
     const upstreamRows = rest.slice(0, upstream.length);
     const smallRows = rest.slice(upstream.length);
     const series = [{ label: t("station.water"), colour: "#0b5fa5", table: asTable(water) }];
@@ -213,12 +231,12 @@
       series.push({ label: `${t("station.upstream")} ${name} (+${travel(link.travel_min)})`,
         colour: "#7b1fa2", dash: [6, 4], table: asTable(upstreamRows[index], link.travel_min * 60) });
     });
-    const until = addForecast(series, forecast, end);
+    const until = addForecast(series, await pendingForecast, end);
     drawWater(series, incidentsBody.data, start, until, now);
     // Show the small charts that have data first, so that each is sized to its final cell.
     SMALL.forEach(([metric], index) => { smallNode(metric).hidden = !smallRows[index].length; });
     SMALL.forEach(([metric, key, colour, bars], index) => drawSmall(metric, key, colour, bars, asTable(smallRows[index]), start, end));
-    renderIncidents(incidentsBody.data);
+    await renderIncidents(incidentsBody.data);
   }
 
   // -- the forecast beyond "now": its central line and its interval as a band ----------------
@@ -264,18 +282,21 @@
     return high < 0 || low < 0 ? [] : [{ series: [high + 1, low + 1], fill: "rgba(239,108,0,0.15)" }];
   }
 
-  function travel(minutes) {
-    return minutes >= 60 ? `${+(minutes / 60).toFixed(1)} ${config.lang === "id" ? "jam" : "h"}` : `${minutes} min`;
-  }
+  function travel(minutes) { return duration(minutes * 60); }
 
-  function renderIncidents(incidents) {
+  let mayAct = false;
+  async function renderIncidents(incidents) {
+    const names = new Map([[station.id, station], ...[...upstreamNames].map(([sid, name]) => [sid, { name }])]);
+    const active = incidents.filter(SiagaCards.isActive);
+    await SiagaCards.render(document.getElementById("station-now"), active, {
+      stations: names, mayAct, empty: t("overview.none_active"), grouped: false, done: reload,
+    });
+    const past = incidents.filter((i) => !SiagaCards.isActive(i));
     const list = document.getElementById("station-incidents");
-    if (!incidents.length) { list.replaceChildren(el("li", { class: "muted" }, t("incidents.none"))); return; }
-    list.replaceChildren(...incidents.map((i) => el("li", { class: `sev-${i.level}` },
-      levelBadge(i.level, i.level_label), " ", t(`kind.${i.kind}`), " · ", formatTime(i.opened, zone), " · ",
-      t(`incidents.state.${i.state}`), " ", el("span", { class: "muted" }, i.detail || ""),
-      i.expected_at ? el("div", {}, t("incidents.expected", { at: formatTime(i.expected_at, zone) })) : null,
-      " ", el("a", { href: `/incidents#incident-${i.id}` }, "→"))));
+    if (!past.length) { list.replaceChildren(el("li", { class: "muted" }, t("incidents.none"))); return; }
+    list.replaceChildren(...past.map((i) => el("li", { class: `sev-${i.level}`, "data-incident": i.id },
+      levelBadge(i.level, i.level_label), " ", t(`kind.${i.kind}`), " · ", formatTime(i.opened, zone), " – ",
+      formatTime(i.resolved || i.updated, zone), " · ", t(`incidents.state.${i.state}`))));
   }
 
   function renderHeader() {
@@ -284,11 +305,14 @@
     document.getElementById("station-meta").textContent =
       [station.river, station.regency, zone ? `${t("station.zone")} ${zone.abbreviation}` : null].filter(Boolean).join(" · ");
     const latest = document.getElementById("latest");
-    latest.replaceChildren(station.value_cm === null || station.value_cm === undefined ? "–" : `${station.value_cm.toFixed(0)} cm `,
+    latest.replaceChildren(station.value_cm === null || station.value_cm === undefined ? "–" : `${number(station.value_cm, 0)} cm `,
       levelBadge(station.level, station.level_label));
-    document.getElementById("latest-at").textContent = station.ts ? formatTime(station.ts, zone) : "";
+    document.getElementById("latest-at").replaceChildren(station.ts ? `${formatTime(station.ts, zone)} · ${Siaga.age(station.stale_s)}` : "",
+      ...(station.stale ? [" ", staleTag()] : []));
     const trend = station.trend_cm_h;
-    document.getElementById("trend").textContent = trend === null || trend === undefined ? "–" : `${trend > 0 ? "+" : ""}${trend.toFixed(1)}`;
+    const trendBox = document.getElementById("trend");
+    trendBox.textContent = rate(trend);
+    trendBox.className = `big ${trend > 1 ? "rising" : trend < -1 ? "falling" : ""}`;
     renderHealth(station.health);
     const thr = station.thresholds;
     const box = document.getElementById("thresholds");
@@ -302,10 +326,10 @@
     const box = document.getElementById("health");
     if (!health) { box.textContent = "–"; return; }
     const rows = [
-      ["health.completeness", health.completeness_pct, (v) => `${v.toFixed(0)} % (${health.readings_24h}/${health.expected_24h})`],
-      ["health.battery", health.battery_v, (v) => `${v.toFixed(2)} V${health.battery_pct === null ? "" : ` (${health.battery_pct.toFixed(0)} %)`}`],
-      ["health.signal", health.rssi_dbm, (v) => `${v.toFixed(0)} dBm${health.snr_db === null ? "" : ` · SNR ${health.snr_db.toFixed(1)} dB`}`],
-      ["health.skew", health.clock_skew_s, (v) => `${v.toFixed(0)} s`],
+      ["health.completeness", health.completeness_pct, (v) => `${number(v, 0)} % (${health.readings_24h}/${health.expected_24h})`],
+      ["health.battery", health.battery_v, (v) => `${number(v, 2)} V${health.battery_pct === null ? "" : ` (${number(health.battery_pct, 0)} %)`}`],
+      ["health.signal", health.rssi_dbm, (v) => `${number(v, 0)} dBm${health.snr_db === null ? "" : ` · SNR ${number(health.snr_db, 1)} dB`}`],
+      ["health.skew", health.clock_skew_s, skew],
     ].filter(([, value]) => value !== null && value !== undefined);
     const items = rows.map(([key, value, show]) => el("div", { class: "thr" }, el("span", {}, t(key)), el("span", {}, show(value))));
     if (health.time_basis === "back-dated") {
@@ -337,6 +361,8 @@
   }
 
   async function load() {
+    const me = await Siaga.whoami();
+    mayAct = ["operator", "admin"].includes(me.role);
     station = await api(`/api/v1/stations/${encodeURIComponent(id)}`);
     zone = await Siaga.zoneOf(station);
     renderHeader();
@@ -359,12 +385,12 @@
     for (const chart of Object.values(charts)) chart?.setSize({ width: width(chart.root.parentNode), height: chart.height });
   }, 200));
 
-  Siaga.whoami();
   load().catch((error) => {
     if (error.status === 404) document.getElementById("station-name").textContent = t("station.not_found");
     else if (error.status !== 401) Siaga.toast(t("error.load"));
   });
   const reload = Siaga.debounce(async () => {
+    if (SiagaCards.busy()) { reload(); return; }  // not while someone uses the card's menu
     station = await api(`/api/v1/stations/${encodeURIComponent(id)}`);
     renderHeader();
     await renderWave();

@@ -25,6 +25,9 @@ copy("leaflet/LICENSE", "leaflet/LICENSE");
 copy("uplot/dist/uPlot.iife.min.js", "uplot/uPlot.iife.min.js");
 copy("uplot/dist/uPlot.min.css", "uplot/uPlot.min.css");
 copy("uplot/LICENSE", "uplot/LICENSE");
+// axe-core: the accessibility checks the browser test runs on every page (never loaded by a page).
+copy("axe-core/axe.min.js", "axe/axe.min.js");
+copy("axe-core/LICENSE", "axe/LICENSE");
 
 const round = (value) => Math.round(value * 100) / 100;
 function roundRing(ring) {

@@ -1,0 +1,1 @@
+"""The residents' page: one public page per regency, no sign-in, cached, installable (PWA)."""
