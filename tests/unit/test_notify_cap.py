@@ -101,8 +101,12 @@ def test_a_forecast_warning_is_likely_with_its_expected_crossing_as_onset() -> N
     assert info.findtext("cap:certainty", namespaces=NS) == "Likely"
     assert info.findtext("cap:onset", namespaces=NS) == "2026-01-29T16:30:00+08:00"  # WITA
     description = info.findtext("cap:description", namespaces=NS) or ""
-    assert description.startswith("Prakiraan: muka air Sungai Tabalong at Tanjung")
-    assert "kini 430 cm" in description
+    assert description.startswith(
+        "PRAKIRAAN: muka air di Pos Duga Air Tanjung diperkirakan mencapai SIAGA sekitar pukul "
+        "16.30 WITA; kini 430 cm"
+    )
+    headline = info.findtext("cap:headline", namespaces=NS) or ""
+    assert headline == "Prakiraan Siaga: banjir di Pos Duga Air Tanjung"
     assert schema().is_valid(doc.xml)
 
 

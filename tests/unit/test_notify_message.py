@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from alerts.model import AlertEvent, EventKind, IncidentState
 from alerts.notify.localtime import WIB, WIT, WITA, zone_for
-from alerts.notify.message import most_that_fit, render
+from alerts.notify.message import most_that_fit, render, summarise
 from alerts.notify.sms import clip, fits_one_sms, gsm7_septets
 from alerts.pipeline.model import Notice, labels_of
-from devices.levels import Level
+from devices.levels import Level, thresholds_at
 from devices.stations import StaticRegistry, load_stations
 
 REGISTRY = load_stations(Path(__file__).parents[2] / "config" / "stations.yaml")
@@ -248,7 +248,9 @@ def test_a_forecast_warning_says_it_is_a_forecast_with_the_station_name() -> Non
         previous=Level.WASPADA,
         value=301.0,
         expected_at_ns=ns("2025-03-12T07:00:00+00:00"),
-        detail="diperkirakan mencapai SIAGA sekitar pukul 14.00 WIB (80 %: 13.00–15.30)",  # noqa: RUF001
+        expected_range_ns=(ns("2025-03-12T06:00:00+00:00"), ns("2025-03-12T08:30:00+00:00")),
+        coverage_pct=80,
+        detail="a log line: messages are rendered from the facts, never from it",
     )
     notice = Notice(
         id="f",
@@ -258,13 +260,63 @@ def test_a_forecast_warning_says_it_is_a_forecast_with_the_station_name() -> Non
         state=IncidentState.FIRING,
     )
     indonesian = render([notice], "id", REGISTRY)
-    assert "prakiraan Siaga" in indonesian.subject
-    assert found.name in indonesian.body
-    assert "PRAKIRAAN, muka air diperkirakan mencapai SIAGA sekitar pukul 14.00 WIB" in (
-        indonesian.body
+    assert indonesian.subject == (
+        "[Siaga] PRAKIRAAN SIAGA — Pos Duga Air Menggala: "
+        "diperkirakan mencapai Siaga pukul 14.00 WIB"
     )
+    assert (
+        "PRAKIRAAN: muka air di Pos Duga Air Menggala diperkirakan mencapai SIAGA sekitar "
+        "pukul 14.00 WIB (80 %: 13.00–15.30); kini 301 cm"  # noqa: RUF001 - an en dash
+    ) in indonesian.body
     assert "Siapkan evakuasi" in indonesian.body
-    assert "prakiraan Siaga 14:00 WIB" in indonesian.short
+    assert "Pos Duga Air Menggala prakiraan Siaga pukul 14:00 WIB" in indonesian.short
     english = render([notice], "en", REGISTRY)
-    assert "forecast to reach Siaga" in english.subject
-    assert "FORECAST, expected to reach Siaga around 2025-03-12 14:00 WIB" in english.body
+    assert english.subject == (
+        "[Siaga] FORECAST SIAGA — Pos Duga Air Menggala: expected to reach Siaga around 14:00 WIB"
+    )
+    assert (
+        "FORECAST: the water at Pos Duga Air Menggala is expected to reach SIAGA around "
+        "2025-03-12 14:00 WIB (80 %: 13:00–15:30); now 301 cm"  # noqa: RUF001 - an en dash
+    ) in english.body
+    assert "Prepare evacuation" in english.body
+    assert "forecast Siaga by 14:00 WIB" in english.short
+
+
+@pytest.mark.parametrize(
+    ("observed", "indonesian", "english"),
+    [
+        (
+            True,
+            "PRAKIRAAN: SIAGA kini teramati di Pos Duga Air Menggala; prakiraan digantikan "
+            "pengamatan",
+            "FORECAST: SIAGA is now observed at Pos Duga Air Menggala; the observation "
+            "supersedes the forecast",
+        ),
+        (
+            False,
+            "PRAKIRAAN: Pos Duga Air Menggala tidak lagi diperkirakan mencapai SIAGA",
+            "FORECAST: Pos Duga Air Menggala is no longer expected to reach SIAGA",
+        ),
+    ],
+)
+def test_a_withdrawn_forecast_says_whether_the_river_came_or_not(
+    observed: bool, indonesian: str, english: str
+) -> None:
+    station = REGISTRY.get("tb-menggala")
+    assert station is not None
+    at_ns = ns("2025-03-12T05:00:00+00:00")
+    thresholds = thresholds_at(station.thresholds, at_ns)
+    assert thresholds is not None
+    siaga_cm = thresholds.siaga_cm
+    event = AlertEvent(
+        at_ns=at_ns,
+        subject="tb-menggala",
+        kind=EventKind.FORECAST,
+        rule="forecast",
+        firing=False,
+        severity=Level.SIAGA,
+        previous=Level.SIAGA,
+        value=siaga_cm + 5 if observed else siaga_cm - 80,
+    )
+    assert summarise(event, "id", REGISTRY).startswith(indonesian)
+    assert summarise(event, "en", REGISTRY).startswith(english)

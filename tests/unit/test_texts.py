@@ -66,6 +66,25 @@ def events(station: str, firing: bool) -> list[AlertEvent]:
             )
             for f in ("flatline", "spike", "battery")
         ),
+        # A forecast warning (its interval closed, then open-ended), and its withdrawal with the
+        # river far below the level or already at it (superseded by the observation).
+        *(
+            AlertEvent(
+                T,
+                station,
+                EventKind.FORECAST,
+                "forecast",
+                firing,
+                Level.SIAGA,
+                Level.WASPADA if firing else Level.SIAGA,
+                value,
+                expected_at_ns=T + 5 * HOUR if firing else None,
+                expected_range_ns=(T + 4 * HOUR, T + 7 * HOUR) if firing else None,
+                range_open=open_ended,
+                coverage_pct=80 if firing else None,
+            )
+            for value, open_ended in ((120.0, False), (900.0, True))
+        ),
         # Incidents confirmed after their pending time: only the kind, rule and level are known.
         *(
             AlertEvent(T, station, kind, rule, True, Level.SIAGA)
@@ -75,6 +94,7 @@ def events(station: str, firing: bool) -> list[AlertEvent]:
                 (EventKind.RATE, "rate:rise_1h"),
                 (EventKind.NO_DATA, "no_data"),
                 (EventKind.SENSOR_FAULT, "sensor_fault:spike"),
+                (EventKind.FORECAST, "forecast"),
             )
         ),
     ]
@@ -95,6 +115,12 @@ def notices(firing: bool) -> list[Notice]:
         Notice(f"n{i}", i, labels_of(e, state), e, state)
         for i, e in enumerate(e for s in STATIONS for e in events(s, firing))
     ]
+
+
+def test_every_kind_is_checked() -> None:
+    station = STATIONS[0]
+    for firing in (True, False):
+        assert {e.kind for e in events(station, firing)} == set(EventKind)
 
 
 def test_the_english_words_include_the_ones_people_saw() -> None:
