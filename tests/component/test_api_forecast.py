@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from alerts.forecasting import fit_models
 from dashboards.api.accounts import Role
 from dashboards.api.forecasts import ModelCache
 from devices.readings import Reading
+from devices.scopes import Scope
 from forecast import store
 from forecast.models import ModelSpec
 from ingest.batch import Batch
@@ -33,9 +35,8 @@ def harness(tmp_path: Path) -> ApiHarness:
     return build(f"sqlite:///{tmp_path}/siaga.db", MemoryStorage(), tmp_path)
 
 
-async def test_the_forecast_is_served_with_its_interval_and_skill(
-    harness: ApiHarness, tmp_path: Path
-) -> None:
+async def _fitted(harness: ApiHarness, tmp_path: Path) -> None:
+    """Models fitted on the synthetic river, and its readings stored."""
     readings = _river()
     models = fit_models(readings, registry(), ModelSpec(horizon_h=12))
     store.save(tmp_path / "models", models.values())
@@ -43,6 +44,12 @@ async def test_the_forecast_is_served_with_its_interval_and_skill(
     batch = Batch()
     batch.readings.extend(readings)
     await harness.ctx.storage.write(batch)
+
+
+async def test_the_forecast_is_served_with_its_interval_and_skill(
+    harness: ApiHarness, tmp_path: Path
+) -> None:
+    await _fitted(harness, tmp_path)
     async with harness.client(Role.VIEWER) as client:
         response = await client.get("/api/v1/stations/tl-tanjung/forecast")
     assert response.status_code == 200, response.text
@@ -67,5 +74,26 @@ async def test_a_station_without_a_model_says_how_to_get_one(
         anonymous = await nobody.get("/api/v1/stations/tl-tanjung/forecast")
     assert response.status_code == 404
     assert "siaga forecast fit" in response.json()["detail"]
-    assert "Sungai Tabalong at Tanjung" in response.json()["detail"]
+    assert "Pos Duga Air Tanjung" in response.json()["detail"]
     assert anonymous.status_code == 401
+
+
+async def test_outside_the_callers_scope_the_forecast_is_not_found(
+    harness: ApiHarness, tmp_path: Path
+) -> None:
+    await _fitted(harness, tmp_path)
+    accounts = harness.ctx.accounts
+    _, inside = accounts.add_key("tabalong", Role.VIEWER, "test", NOW_NS, Scope.of(["Tabalong"]))
+    _, outside = accounts.add_key("jember", Role.VIEWER, "test", NOW_NS, Scope.of(["Jember"]))
+    answers = {}
+    for name, key in (("inside", inside), ("outside", outside)):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=harness.app),
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client:
+            answers[name] = await client.get("/api/v1/stations/tl-tanjung/forecast")
+    assert answers["inside"].status_code == 200, answers["inside"].text
+    # The same answer as for a station that does not exist: not even its name.
+    assert answers["outside"].status_code == 404
+    assert "Tanjung" not in answers["outside"].json()["detail"].replace("tl-tanjung", "")
