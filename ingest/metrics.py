@@ -173,6 +173,26 @@ class IngestMetrics:
             "Unreadable spool bytes moved to quarantine files",
             registry=r,
         )
+        self.rollup_marks = Counter(
+            "siaga_rollup_dirty_marks",
+            "Dirty (hour, station) marks written with late readings",
+            registry=r,
+        )
+        self.rollup_marks_coalesced = Counter(
+            "siaga_rollup_dirty_marks_coalesced",
+            "Dirty (hour, station) pairs folded into whole-hour marks (a batch over its bound)",
+            registry=r,
+        )
+        self.rollup_hours = Counter(
+            "siaga_rollup_hours_recomputed",
+            "Hours of the hourly rollup recomputed in the background for late readings",
+            registry=r,
+        )
+        self.rollup_failures = Counter(
+            "siaga_rollup_pass_failures",
+            "Background rollup passes that failed (tried again next interval)",
+            registry=r,
+        )
         for reason in Reason:
             self.rejections.labels(reason.value)
 
