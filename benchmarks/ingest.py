@@ -231,6 +231,7 @@ class Report:
     spooled_batches: int = 0
     environment: dict[str, str] = field(default_factory=dict)
     rounds: list[Round] = field(default_factory=list)
+    rollup_metrics: dict[str, float] = field(default_factory=dict)
 
 
 # -- pure helpers -------------------------------------------------------------------------------
@@ -784,6 +785,12 @@ class _Bench:
                 final = scrape.metrics()
                 report.acknowledged = int(final.get("siaga_messages_acknowledged_total", 0))
                 report.spooled_batches = int(final.get("siaga_spooled_batches_total", 0))
+                report.rollup_metrics = {
+                    k.removeprefix("siaga_").removesuffix("_total"): v
+                    for k, v in final.items()
+                    if k.startswith(("siaga_rollup_", "siaga_batch_points_count"))
+                    and not k.endswith("_created")
+                }
         report.stored_in_influx = report.rounds[-1].stored if report.rounds else 0
         report.expected_in_influx = rounds * self.messages
         return report
@@ -1343,6 +1350,14 @@ def round_verdicts(report: Report) -> list[str]:
         f"Siaga's database held {report.stored_in_influx:,} of "
         f"{report.expected_in_influx:,} readings; acknowledged: {report.acknowledged:,}; "
         f"batches spooled: {report.spooled_batches}.",
+        *(
+            [
+                "worker counters at the end: "
+                + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(report.rollup_metrics.items()))
+            ]
+            if report.rollup_metrics
+            else []
+        ),
     ]
 
 

@@ -188,6 +188,11 @@ class IngestMetrics:
             "Hours of the hourly rollup recomputed in the background for late readings",
             registry=r,
         )
+        self.rollup_pass_seconds = Counter(
+            "siaga_rollup_pass_seconds",
+            "Seconds spent in background rollup passes (InfluxDB aggregating late hours)",
+            registry=r,
+        )
         self.rollup_failures = Counter(
             "siaga_rollup_pass_failures",
             "Background rollup passes that failed (tried again next interval)",

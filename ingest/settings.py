@@ -131,16 +131,24 @@ class InfluxSettings(Section):
     rollup_policy: str = Field(default="siaga_rollup", pattern=r"^[A-Za-z0-9_-]+$")
     rollup_retention_days: int = Field(default=5 * 365, ge=1)
     rollup_interval_s: float = Field(
-        default=60.0,
+        default=300.0,
         gt=0,
         description="how often the hours that late readings made dirty are rolled up again "
-        "(in the background; charts read those hours raw until then)",
+        "(in the background; charts read those hours raw until then); as often as the "
+        "continuous query runs: an hour of a draining backlog is recomputed once per interval, "
+        "and that costs InfluxDB about as much as writing it",
     )
     rollup_settle_s: float = Field(
         default=30.0,
         ge=0,
         description="dirty marks younger than this wait for the next pass: another worker's "
         "write that made them may still be on its way",
+    )
+    rollup_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long one rollup recompute may take (a backlog's hour of every "
+        "station is far more than a chart's query)",
     )
     rollup_marks_per_batch: int = Field(
         default=256,

@@ -258,10 +258,16 @@ class InfluxStorage:
             raise judge_response(response.status_code, response.text, response.headers)
         return response
 
-    async def query(self, statement: str, *, write: bool = False) -> list[dict[str, Any]]:
-        """Run InfluxQL and return the first statement's series (``name``, ``columns``, ...)."""
+    async def query(
+        self, statement: str, *, write: bool = False, timeout_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Run InfluxQL and return the first statement's series (``name``, ``columns``, ...).
+
+        ``timeout_s`` replaces ``influx.timeout_s`` for this statement.
+        """
         params = {"q": statement, "db": self._settings.database, "epoch": "ns"}
-        response = await self._request("POST" if write else "GET", "/query", params)
+        extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
+        response = await self._request("POST" if write else "GET", "/query", params, **extra)
         if response.status_code >= 400:
             raise judge_response(response.status_code, response.text, response.headers)
         document = response.json()
@@ -354,6 +360,7 @@ class InfluxStorage:
                 station_ids=station_ids,
             ),
             write=True,
+            timeout_s=settings.rollup_timeout_s,
         )
 
     # -- dirty hours -------------------------------------------------------------------------
