@@ -232,6 +232,8 @@ class Report:
     environment: dict[str, str] = field(default_factory=dict)
     rounds: list[Round] = field(default_factory=list)
     rollup_metrics: dict[str, float] = field(default_factory=dict)
+    rollup_pass: tuple[int, int, float] | None = None
+    """After the rounds: hours and statements one background pass recomputed, and its seconds."""
 
 
 # -- pure helpers -------------------------------------------------------------------------------
@@ -785,6 +787,7 @@ class _Bench:
                 final = scrape.metrics()
                 report.acknowledged = int(final.get("siaga_messages_acknowledged_total", 0))
                 report.spooled_batches = int(final.get("siaga_spooled_batches_total", 0))
+                report.rollup_pass = self._rollup_pass("siaga_bench")
                 report.rollup_metrics = {
                     k.removeprefix("siaga_").removesuffix("_total"): v
                     for k, v in final.items()
@@ -794,6 +797,33 @@ class _Bench:
         report.stored_in_influx = report.rounds[-1].stored if report.rounds else 0
         report.expected_in_influx = rounds * self.messages
         return report
+
+    def _rollup_pass(self, database: str) -> tuple[int, int, float] | None:
+        """Run the worker's background rollup pass once, now, over what the rounds left dirty.
+
+        The worker passes every ``influx.rollup_interval_s`` (300 s), so the rounds may not
+        include one: this measures its cost on InfluxDB alone. None when the worker at hand
+        keeps no dirty marks (an older commit) or the server has no rollups.
+        """
+
+        async def run() -> tuple[int, int, float] | None:
+            settings = InfluxSettings(
+                url=self.influx_server.url,
+                database=database,
+                create_database=False,
+                rollup_settle_s=0,
+            )
+            async with InfluxStorage(settings, lambda station: {"station": station}) as storage:
+                await storage.prepare()
+                started = time.monotonic()
+                done = await storage.refresh_dirty()
+                elapsed = time.monotonic() - started
+            return (done.hours, done.statements, elapsed) if done.marks else None
+
+        try:
+            return asyncio.run(run())
+        except StorageError as exc:
+            raise ServerError(f"InfluxDB: {exc}") from exc
 
     def _pids(self, **more: int) -> dict[str, int | None]:
         return {
@@ -1350,6 +1380,16 @@ def round_verdicts(report: Report) -> list[str]:
         f"Siaga's database held {report.stored_in_influx:,} of "
         f"{report.expected_in_influx:,} readings; acknowledged: {report.acknowledged:,}; "
         f"batches spooled: {report.spooled_batches}.",
+        *(
+            [
+                "one rollup pass over the hours the rounds left dirty (what the worker does "
+                "every influx.rollup_interval_s, off the acknowledgement path), run after the "
+                f"rounds: {report.rollup_pass[0]} hours in {report.rollup_pass[1]} statements, "
+                f"{report.rollup_pass[2]:.1f} s"
+            ]
+            if report.rollup_pass is not None
+            else []
+        ),
         *(
             [
                 "worker counters at the end: "
