@@ -466,8 +466,8 @@ class InfluxStorage:
                 self._marks_in_flight.remove(first_mark_ns)
         for index, message in bad:
             if index >= len(sources):
-                # Cannot happen with the marks Siaga writes; a lost mark only costs a recompute
-                # less, so say so loudly and go on.
+                # Cannot happen with the marks Siaga writes. A lost mark leaves its hour's
+                # rollup stale until a later reading marks it again: say so loudly, go on.
                 log.error("InfluxDB refused a dirty-hour mark: %s", message[:300])
                 continue
             source = sources[index]
