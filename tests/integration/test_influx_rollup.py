@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +14,10 @@ from ingest.settings import InfluxSettings
 from ingest.storage.base import WindowStat
 from ingest.storage.influx import InfluxStorage, RollupPass
 from ingest.storage.rollup import ALL_STATIONS, HOUR_NS, NS, Marks, merge, plan
-from ops.servers import InfluxServer
+from ops.servers import InfluxServer, MosquittoServer
+from tests.conftest import unique_name
+from tests.helpers import influx_count, influx_query, wait_for
+from tests.integration.drivers import WorkerProcess, paho_publish, telemetry_messages
 
 pytestmark = pytest.mark.integration
 
@@ -200,3 +205,59 @@ async def test_a_chart_over_many_separate_dirty_hours_reads_its_middle_raw(
     with_rollup, raw = await _both(storage, start, NOW, 3600)
     _same(with_rollup, raw)
     assert max(w.max for w in with_rollup) == 511.0
+
+
+def _rolled_up(influx: InfluxServer, database: str) -> tuple[int, float]:
+    """Readings counted in the stored rollup, and the sum of their levels."""
+    series = influx_query(
+        influx.url,
+        database,
+        'SELECT sum("count_water_level_cm"), sum("sum_water_level_cm") '
+        'FROM "siaga_rollup"."telemetry_1h"',
+    )
+    return (
+        (int(series[0]["values"][0][1]), float(series[0]["values"][0][2])) if series else (0, 0.0)
+    )
+
+
+def _marks(influx: InfluxServer, database: str) -> int:
+    series = influx_query(influx.url, database, 'SELECT count("hour") FROM rollup_dirty')
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def test_a_worker_killed_before_its_pass_leaves_marks_that_the_next_one_rolls_up(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    broker_session: MosquittoServer,
+    influx_session: InfluxServer,
+    database: str,
+) -> None:
+    """kill -9 after the acknowledgement and before any pass: no rollup is wrong for ever."""
+    name = unique_name(request)
+
+    def worker() -> WorkerProcess:
+        return WorkerProcess(
+            tmp_path / "w",
+            broker_session.url,
+            influx_session.url,
+            database,
+            client_id=f"w-{name}",
+            topic_prefix=f"p{name}",
+            shared_group=f"g{name}",
+            extra_env={"SIAGA_INFLUX__ROLLUP_SETTLE_S": "0"},
+        )
+
+    total = 600
+    two_days_ago_ms = time.time_ns() // 1_000_000 - 2 * 86_400_000
+    messages = telemetry_messages(total, two_days_ago_ms, prefix=f"p{name}")
+    running = worker().start()  # its first pass ran at start, before anything was marked
+    paho_publish(broker_session.port, messages, f"pub-{name}")
+    wait_for(lambda: influx_count(influx_session.url, database) == total, 60, "all stored")
+    running.kill()
+    assert _marks(influx_session, database) >= 1
+    assert _rolled_up(influx_session, database) == (0, 0.0)
+    with worker():
+        # The next worker's first pass, at once: every late reading is in the rollup.
+        wait_for(lambda: _rolled_up(influx_session, database)[0] == total, 60, "rolled up")
+        wait_for(lambda: _marks(influx_session, database) == 0, 10, "marks deleted")
+    assert _rolled_up(influx_session, database) == (total, float(sum(range(total))))
