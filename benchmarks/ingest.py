@@ -9,6 +9,13 @@ One run starts its own Mosquitto and InfluxDB in a temporary directory and measu
 5. Siaga paced at half that rate: publish-to-durable latency (the target is p99 < 1 s);
 6. optionally a soak at half rate that samples the worker's memory.
 
+With ``--rounds N`` it measures instead whether the rate holds as data accumulates: N rounds,
+each the broker's C-to-C ceiling, the naive subscriber and Siaga, one after the other, every
+round into the same databases (one Siaga worker throughout). Readings are back-dated by
+``--late-h`` hours (48 by default): a store-and-forward backlog beyond the continuous query's
+reach, the case that once cost a rollup per batch. ``--worker-pythonpath`` runs the worker
+from another checkout (an older commit) under the same harness.
+
 The publisher is :class:`FleetPublisher`, MQTT 3.1.1 on a raw socket: PUBLISH packets built in
 chunks of a thousand and sent in one write, PUBACKs counted by a reader thread. Each payload's
 ``ts`` is its publish time, so ``siaga_reading_lag_seconds`` is publish-to-durable latency.
@@ -80,6 +87,10 @@ TARGET_VS_NAIVE = 2.0
 TARGET_VS_BROKER = 0.6
 TARGET_P99_HALF_LOAD_S = 1.0
 SOAK_RSS_GROWTH = 1.2
+TARGET_ROUNDS_VS_BROKER = 0.8
+ROUND_DRIFT = 0.15
+"""Each round's rate within this fraction of the first round's: steady as data accumulates."""
+DEFAULT_LATE_H = 48.0
 BROKER_PUBLISHER_INFLIGHT = 1000
 PUBLISH_CHUNK = 1000
 PUBLISH_WINDOW = 20_000
@@ -180,6 +191,25 @@ class Soak:
     latency: Latency
 
 
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One round of a multi-round run: the ceilings and Siaga, measured back to back.
+
+    Attributes:
+        broker_rate: The broker's C-to-C ceiling (messages/s) in this round.
+        naive: The naive paho subscriber in this round (its database keeps earlier rounds').
+        siaga: Siaga in this round (one worker and one database for every round).
+        stored: Readings in Siaga's database after the round.
+        load: The machine's load averages (1, 5, 15 min) when the round ended.
+    """
+
+    broker_rate: float
+    naive: IngestRun
+    siaga: IngestRun
+    stored: int
+    load: str
+
+
 @dataclass(slots=True)
 class Report:
     """Everything one benchmark run measured."""
@@ -200,6 +230,10 @@ class Report:
     acknowledged: int = 0
     spooled_batches: int = 0
     environment: dict[str, str] = field(default_factory=dict)
+    rounds: list[Round] = field(default_factory=list)
+    rollup_metrics: dict[str, float] = field(default_factory=dict)
+    rollup_pass: tuple[int, int, float] | None = None
+    """After the rounds: hours and statements one background pass recomputed, and its seconds."""
 
 
 # -- pure helpers -------------------------------------------------------------------------------
@@ -405,13 +439,24 @@ class FleetPublisher:
         port: The broker's port on 127.0.0.1.
         stations: Station ids; message ``k`` goes to ``stations[k % len(stations)]``.
         window: Unacknowledged messages allowed.
+        prefix: The topics' first level.
+        late_ms: Back-date every reading by this much (a backlog); 0: stamped at publishing.
     """
 
-    def __init__(self, port: int, stations: Sequence[str], window: int = PUBLISH_WINDOW) -> None:
+    def __init__(
+        self,
+        port: int,
+        stations: Sequence[str],
+        window: int = PUBLISH_WINDOW,
+        *,
+        prefix: str = "siaga",
+        late_ms: int = 0,
+    ) -> None:
         if not 0 < window < 65535:
             raise ValueError("window must be between 1 and 65534 messages")
         self._stations = list(stations)
-        self._topics = [f"siaga/{s}/telemetry".encode() for s in self._stations]
+        self._topics = [f"{prefix}/{s}/telemetry".encode() for s in self._stations]
+        self._late_ms = late_ms
         self._last_ts_ms = [0] * len(self._stations)
         self._window = window
         self._sent = 0
@@ -470,7 +515,7 @@ class FleetPublisher:
         stations = len(self._stations)
         topics = self._topics
         last_ts = self._last_ts_ms
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = time.time_ns() // 1_000_000 - self._late_ms
         packets = []
         for k in range(first, first + count):
             index = k % stations
@@ -541,8 +586,11 @@ class NaiveSubscriber:
     it also does less than Siaga: what it holds when it dies is lost.
     """
 
-    def __init__(self, broker_port: int, influx_port: int, database: str, expected: int) -> None:
+    def __init__(
+        self, broker_port: int, influx_port: int, database: str, expected: int, prefix: str
+    ) -> None:
         self._expected = expected
+        self._prefix = prefix
         self._database = database
         self._lines: list[str] = []
         self._opened = 0.0
@@ -568,7 +616,7 @@ class NaiveSubscriber:
         _reason: ReasonCode,
         _properties: Properties | None,
     ) -> None:
-        client.subscribe("siaga/+/telemetry", qos=1)
+        client.subscribe(f"{self._prefix}/+/telemetry", qos=1)
 
     def _on_subscribe(
         self,
@@ -666,8 +714,19 @@ class _Lines:
 class _Bench:
     """One benchmark run: owns the servers, child processes and the temporary directory."""
 
-    def __init__(self, messages: int, stations: int, directory: Path, progress: Progress) -> None:
+    def __init__(
+        self,
+        messages: int,
+        stations: int,
+        directory: Path,
+        progress: Progress,
+        *,
+        late_ms: int = 0,
+        worker_pythonpath: Path | None = None,
+    ) -> None:
         self.messages = messages
+        self.late_ms = late_ms
+        self.worker_pythonpath = worker_pythonpath
         self.stations = station_ids(stations)
         self.directory = directory
         self.progress = progress
@@ -703,6 +762,68 @@ class _Bench:
             report.naive = max(naive, key=lambda run: run.rate)
             self.siaga(trials, paced_s, soak_s)
         return report
+
+    def run_rounds(self, rounds: int) -> Report:
+        """``rounds`` rounds of broker ceiling, naive subscriber and Siaga, data accumulating."""
+        report = self.report
+        with self.broker, self.influx_server:
+            self.influx.query('CREATE DATABASE "bench_naive"')
+            with self._siaga_worker("siaga_bench") as (worker, scrape):
+                publisher = FleetPublisher(self.broker.port, self.stations, late_ms=self.late_ms)
+                try:
+                    for index in range(rounds):
+                        broker_rate = self.broker_ceiling(index, rounds)
+                        # Another prefix: Siaga's worker, subscribed all along, must not see it.
+                        naive = self.naive_ceiling(index, rounds, prefix="naive")
+                        label = f"Siaga, round {index + 1}/{rounds}"
+                        with self._phase(label, self.messages) as update:
+                            run = self._measure(
+                                worker, scrape, publisher, rate_per_s=None, update=update
+                            )
+                        stored = self.influx.count("siaga_bench")
+                        report.rounds.append(Round(broker_rate, naive, run, stored, _uptime()))
+                finally:
+                    publisher.close()
+                final = scrape.metrics()
+                report.acknowledged = int(final.get("siaga_messages_acknowledged_total", 0))
+                report.spooled_batches = int(final.get("siaga_spooled_batches_total", 0))
+                report.rollup_pass = self._rollup_pass("siaga_bench")
+                report.rollup_metrics = {
+                    k.removeprefix("siaga_").removesuffix("_total"): v
+                    for k, v in final.items()
+                    if k.startswith(("siaga_rollup_", "siaga_batch_points_count"))
+                    and not k.endswith("_created")
+                }
+        report.stored_in_influx = report.rounds[-1].stored if report.rounds else 0
+        report.expected_in_influx = rounds * self.messages
+        return report
+
+    def _rollup_pass(self, database: str) -> tuple[int, int, float] | None:
+        """Run the worker's background rollup pass once, now, over what the rounds left dirty.
+
+        The worker passes every ``influx.rollup_interval_s`` (300 s), so the rounds may not
+        include one: this measures its cost on InfluxDB alone. None when the worker at hand
+        keeps no dirty marks (an older commit) or the server has no rollups.
+        """
+
+        async def run() -> tuple[int, int, float] | None:
+            settings = InfluxSettings(
+                url=self.influx_server.url,
+                database=database,
+                create_database=False,
+                rollup_settle_s=0,
+            )
+            async with InfluxStorage(settings, lambda station: {"station": station}) as storage:
+                await storage.prepare()
+                started = time.monotonic()
+                done = await storage.refresh_dirty()
+                elapsed = time.monotonic() - started
+            return (done.hours, done.statements, elapsed) if done.marks else None
+
+        try:
+            return asyncio.run(run())
+        except StorageError as exc:
+            raise ServerError(f"InfluxDB: {exc}") from exc
 
     def _pids(self, **more: int) -> dict[str, int | None]:
         return {
@@ -787,7 +908,7 @@ class _Bench:
             raise ServerError(f"InfluxDB kept {stored} of {self.messages} raw points")
         return self.messages / elapsed
 
-    def naive_ceiling(self, trial: int, trials: int) -> IngestRun:
+    def naive_ceiling(self, trial: int, trials: int, prefix: str = "siaga") -> IngestRun:
         """The naive paho subscriber in its own process, fed by the fleet publisher."""
         database = "bench_naive"
         command = [
@@ -796,6 +917,7 @@ class _Bench:
             "--influx-port", str(self.influx_server.port),
             "--database", database,
             "--expected", str(self.messages),
+            "--prefix", prefix,
         ]  # fmt: skip
         child = subprocess.Popen(command, stdout=subprocess.PIPE, bufsize=0)
         assert child.stdout is not None
@@ -805,7 +927,9 @@ class _Bench:
             line = lines.next(30)
             if line != "ready":
                 raise ServerError(f"the naive subscriber did not subscribe: {line!r}")
-            publisher = FleetPublisher(self.broker.port, self.stations)
+            publisher = FleetPublisher(
+                self.broker.port, self.stations, prefix=prefix, late_ms=self.late_ms
+            )
             cpu_before = CpuSnapshot.take(self._pids(naive=child.pid))
             label = f"naive paho subscriber ({trial + 1}/{trials})"
             with self._phase(label, self.messages) as update:
@@ -840,18 +964,19 @@ class _Bench:
 
     # -- Siaga ------------------------------------------------------------------------------
 
-    def siaga(self, trials: int, paced_s: float, soak_s: float) -> None:
-        """Siaga at full speed, then at half that rate; optionally a soak at half rate."""
+    @contextlib.contextmanager
+    def _siaga_worker(self, database: str) -> Iterator[tuple[subprocess.Popen[bytes], _Scraper]]:
+        """``siaga ingest`` on the benchmark's servers, subscribed; stopped on the way out."""
         stations_file = self.directory / "stations.yaml"
         stations_file.write_text(stations_yaml(len(self.stations)))
         metrics_port = free_port()
-        database = "siaga_bench"
         env = {
-            # SIAGA_BATCH__* pass through, so that batching defaults can be swept.
+            # SIAGA_BATCH__* and SIAGA_INFLUX__ROLLUP* pass through, so that they can be swept.
             **{
                 k: v
                 for k, v in os.environ.items()
-                if not k.startswith("SIAGA_") or k.startswith("SIAGA_BATCH__")
+                if not k.startswith("SIAGA_")
+                or k.startswith(("SIAGA_BATCH__", "SIAGA_INFLUX__ROLLUP"))
             },
             "SIAGA_MQTT__URL": self.broker.url,
             "SIAGA_MQTT__CLIENT_ID": f"siaga-bench-{uuid.uuid4().hex[:8]}",
@@ -862,6 +987,8 @@ class _Bench:
             "SIAGA_STATIONS__FILE": str(stations_file),
             "SIAGA_LOG__LEVEL": "WARNING",
         }
+        if self.worker_pythonpath is not None:
+            env["PYTHONPATH"] = str(self.worker_pythonpath)
         log_path = self.directory / "siaga-ingest.log"
         with log_path.open("wb") as log:
             # cwd is the temporary directory: no config/siaga.yaml there, only the environment.
@@ -869,39 +996,57 @@ class _Bench:
                 [sys.executable, "-m", "siaga", "ingest"],
                 env=env, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        publisher = None
         try:
             scrape = _Scraper(metrics_port, worker, log_path)
             wait_until(
                 lambda: scrape.value("siaga_mqtt_connected") == 1.0, 60, "siaga ingest to subscribe"
             )
-            publisher = FleetPublisher(self.broker.port, self.stations)
-            runs = []
-            for trial in range(trials):
-                label = f"Siaga at full speed ({trial + 1}/{trials})"
-                with self._phase(label, self.messages) as update:
-                    runs.append(
-                        self._measure(worker, scrape, publisher, rate_per_s=None, update=update)
-                    )
-            self.report.siaga_trials = [run.rate for run in runs]
-            self.report.siaga = max(runs, key=lambda run: run.rate)
-            self.report.stored_in_influx = self.influx.count(database)
-            self.report.expected_in_influx = trials * self.messages
-            half_rate = self.report.siaga.rate / 2
-            paced = max(1, int(half_rate * paced_s))
-            with self._phase(f"Siaga at half load ({half_rate:,.0f}/s)", paced) as update:
-                self.report.siaga_half = self._measure(
-                    worker, scrape, publisher, rate_per_s=half_rate, update=update, count=paced
-                )
-            if soak_s > 0:
-                self.report.soak = self._soak(worker, scrape, publisher, half_rate, soak_s)
-            final = scrape.metrics()
-            self.report.acknowledged = int(final.get("siaga_messages_acknowledged_total", 0))
-            self.report.spooled_batches = int(final.get("siaga_spooled_batches_total", 0))
+            yield worker, scrape
         finally:
-            if publisher is not None:
-                publisher.close()
             _stop_process(worker)
+
+    def siaga(self, trials: int, paced_s: float, soak_s: float) -> None:
+        """Siaga at full speed, then at half that rate; optionally a soak at half rate."""
+        database = "siaga_bench"
+        with self._siaga_worker(database) as (worker, scrape):
+            publisher = FleetPublisher(self.broker.port, self.stations, late_ms=self.late_ms)
+            try:
+                self._siaga_runs(worker, scrape, publisher, database, trials, paced_s, soak_s)
+            finally:
+                publisher.close()
+
+    def _siaga_runs(
+        self,
+        worker: subprocess.Popen[bytes],
+        scrape: _Scraper,
+        publisher: FleetPublisher,
+        database: str,
+        trials: int,
+        paced_s: float,
+        soak_s: float,
+    ) -> None:
+        runs = []
+        for trial in range(trials):
+            label = f"Siaga at full speed ({trial + 1}/{trials})"
+            with self._phase(label, self.messages) as update:
+                runs.append(
+                    self._measure(worker, scrape, publisher, rate_per_s=None, update=update)
+                )
+        self.report.siaga_trials = [run.rate for run in runs]
+        self.report.siaga = max(runs, key=lambda run: run.rate)
+        self.report.stored_in_influx = self.influx.count(database)
+        self.report.expected_in_influx = trials * self.messages
+        half_rate = self.report.siaga.rate / 2
+        paced = max(1, int(half_rate * paced_s))
+        with self._phase(f"Siaga at half load ({half_rate:,.0f}/s)", paced) as update:
+            self.report.siaga_half = self._measure(
+                worker, scrape, publisher, rate_per_s=half_rate, update=update, count=paced
+            )
+        if soak_s > 0:
+            self.report.soak = self._soak(worker, scrape, publisher, half_rate, soak_s)
+        final = scrape.metrics()
+        self.report.acknowledged = int(final.get("siaga_messages_acknowledged_total", 0))
+        self.report.spooled_batches = int(final.get("siaga_spooled_batches_total", 0))
 
     def _measure(
         self,
@@ -1193,6 +1338,99 @@ def cpu_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+ROUND_HEADER = (
+    "round", "broker C-to-C /s", "naive paho /s", "Siaga /s", "Siaga ÷ broker",
+    "Siaga ÷ naive", "Siaga ÷ round 1", "stored (Siaga's db)", "load 1/5/15 min",
+)  # fmt: skip
+
+
+def round_rows(report: Report) -> list[list[str]]:
+    """One row per round: the three rates side by side, ratios, what is stored, the load."""
+    if not report.rounds:
+        return []
+    first = report.rounds[0].siaga.rate
+    return [
+        [
+            str(index + 1),
+            f"{r.broker_rate:,.0f}",
+            f"{r.naive.rate:,.0f}",
+            f"{r.siaga.rate:,.0f}",
+            f"{r.siaga.rate / r.broker_rate:.2f}x",
+            f"{r.siaga.rate / r.naive.rate:.2f}x",
+            f"{r.siaga.rate / first:.2f}",
+            f"{r.stored:,}",
+            r.load,
+        ]
+        for index, r in enumerate(report.rounds)
+    ]
+
+
+def round_verdicts(report: Report) -> list[str]:
+    """Whether every round met the targets: the broker's ceiling, and steady across rounds."""
+    if not report.rounds:
+        return []
+    first = report.rounds[0].siaga.rate
+    low = min(r.siaga.rate / r.broker_rate for r in report.rounds)
+    drift = max(abs(r.siaga.rate / first - 1) for r in report.rounds)
+    return [
+        f"every round ≥ {TARGET_ROUNDS_VS_BROKER:.1f}x the broker's C-to-C ceiling of that round "
+        f"(lowest {low:.2f}x): {_verdict(low >= TARGET_ROUNDS_VS_BROKER)}",
+        f"every round within {ROUND_DRIFT:.0%} of the first (widest {drift:.0%}): "
+        f"{_verdict(drift <= ROUND_DRIFT)}",
+        f"Siaga's database held {report.stored_in_influx:,} of "
+        f"{report.expected_in_influx:,} readings; acknowledged: {report.acknowledged:,}; "
+        f"batches spooled: {report.spooled_batches}.",
+        *(
+            [
+                "one rollup pass over the hours the rounds left dirty (what the worker does "
+                "every influx.rollup_interval_s, off the acknowledgement path), run after the "
+                f"rounds: {report.rollup_pass[0]} hours in {report.rollup_pass[1]} statements, "
+                f"{report.rollup_pass[2]:.1f} s"
+            ]
+            if report.rollup_pass is not None
+            else []
+        ),
+        *(
+            [
+                "worker counters at the end: "
+                + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(report.rollup_metrics.items()))
+            ]
+            if report.rollup_metrics
+            else []
+        ),
+    ]
+
+
+def render_rounds_markdown(report: Report) -> str:
+    """A multi-round report as a Markdown document."""
+    return "\n".join([
+        "# Siaga ingest benchmark, rounds into one database",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in report.environment.items()),
+        "",
+        f"| {' | '.join(ROUND_HEADER)} |",
+        "|---|" + "---:|" * (len(ROUND_HEADER) - 2) + "---|",
+        *(f"| {' | '.join(row)} |" for row in round_rows(report)),
+        "",
+        *(f"- {line}" for line in round_verdicts(report)),
+        "",
+    ])  # fmt: skip
+
+
+def print_rounds(report: Report, console: Console) -> None:
+    """A multi-round report as a rich table."""
+    table = Table(title="Siaga ingest benchmark, rounds into one database")
+    for index, name in enumerate(ROUND_HEADER):
+        table.add_column(name, justify="left" if index in {0, len(ROUND_HEADER) - 1} else "right")
+    for row in round_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    for line in round_verdicts(report):
+        console.print(f"• {line}")
+
+
 def render_markdown(report: Report) -> str:
     """The report as a Markdown document."""
     lines = [
@@ -1256,8 +1494,8 @@ def _first_line_of(command: list[str]) -> str:
     return lines[0] if lines else "?"
 
 
-def _source_version() -> str:
-    git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
+def _source_version(checkout: Path | None = None) -> str:
+    git = ["git", "-C", str(checkout or Path(__file__).resolve().parents[1])]
     try:
         commit = subprocess.run(
             [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
@@ -1293,6 +1531,14 @@ def _environment() -> dict[str, str]:
     }
 
 
+def _uptime() -> str:
+    """The load averages over 1, 5 and 15 minutes, as ``uptime`` prints them."""
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "?"
+
+
 def _load_average() -> str:
     try:
         return f"{os.getloadavg()[0]:.2f}"
@@ -1325,6 +1571,9 @@ def run_ingest_benchmark(
     trials: int = 2,
     paced_s: float = 20.0,
     soak_s: float = 60.0,
+    rounds: int = 0,
+    late_h: float | None = None,
+    worker_pythonpath: Path | None = None,
     console: Console | None = None,
 ) -> None:
     """Measure Siaga's ingest against its ceilings in one run; print and optionally save a report.
@@ -1337,13 +1586,19 @@ def run_ingest_benchmark(
         paced_s: How long the half-load latency run publishes.
         soak_s: Then publish at half load this long, sampling the worker's memory every 5 s
             (0 skips it). A minute covers the worker's once-a-minute background work.
+        rounds: Instead of the above, this many rounds of broker ceiling, naive subscriber and
+            Siaga, all into the same databases (0: the single run above).
+        late_h: Back-date readings by this many hours; default 48 with ``rounds``, else 0.
+        worker_pythonpath: Run ``siaga ingest`` from this checkout (another commit).
         console: Where progress and the table go.
 
     Raises:
         ServerError: A server or a child process failed, or a count did not add up.
     """
-    if messages < 1 or stations < 1 or trials < 1:
+    if messages < 1 or stations < 1 or trials < 1 or rounds < 0:
         raise ValueError("messages, stations and trials must be positive")
+    if late_h is None:
+        late_h = DEFAULT_LATE_H if rounds else 0.0
     console = console or Console()
     load_before = _load_average()
     with _cleanup_on_sigterm(), tempfile.TemporaryDirectory(prefix="siaga-bench-") as tmp:
@@ -1355,18 +1610,32 @@ def run_ingest_benchmark(
             console=console,
         )
         with progress:
-            bench = _Bench(messages, stations, Path(tmp), progress)
-            report = bench.run(trials, paced_s, soak_s)
+            bench = _Bench(
+                messages,
+                stations,
+                Path(tmp),
+                progress,
+                late_ms=int(late_h * 3_600_000),
+                worker_pythonpath=worker_pythonpath,
+            )
+            report = bench.run_rounds(rounds) if rounds else bench.run(trials, paced_s, soak_s)
     report.environment = _environment()
+    if worker_pythonpath is not None:
+        report.environment["worker"] = f"{worker_pythonpath} ({_source_version(worker_pythonpath)})"
     report.environment["load average (1 min) before / after"] = f"{load_before} / {_load_average()}"
     report.environment["parameters"] = (
-        f"messages={messages}, stations={stations}, trials={trials}, paced_s={paced_s:g}, "
-        f"soak_s={soak_s:g}"
+        f"messages={messages}, stations={stations}, rounds={rounds}, late_h={late_h:g}"
+        if rounds
+        else f"messages={messages}, stations={stations}, trials={trials}, paced_s={paced_s:g}, "
+        f"soak_s={soak_s:g}, late_h={late_h:g}"
     )
-    print_report(report, console)
+    if rounds:
+        print_rounds(report, console)
+    else:
+        print_report(report, console)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render_markdown(report))
+        output.write_text(render_rounds_markdown(report) if rounds else render_markdown(report))
         console.print(f"report written to {output}")
 
 
@@ -1382,6 +1651,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     naive.add_argument("--influx-port", type=int, required=True)
     naive.add_argument("--database", required=True)
     naive.add_argument("--expected", type=int, required=True)
+    naive.add_argument("--prefix", default="siaga")
     run = commands.add_parser("run", help="the whole benchmark, with the extra knobs")
     run.add_argument("--messages", type=int, default=200_000)
     run.add_argument("--stations", type=int, default=1000)
@@ -1389,9 +1659,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     run.add_argument("--trials", type=int, default=2)
     run.add_argument("--paced-s", type=float, default=20.0)
     run.add_argument("--soak-s", type=float, default=60.0)
+    run.add_argument("--rounds", type=int, default=0)
+    run.add_argument("--late-h", type=float, default=None)
+    run.add_argument("--worker-pythonpath", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.command == "naive":
-        NaiveSubscriber(args.broker_port, args.influx_port, args.database, args.expected).run()
+        NaiveSubscriber(
+            args.broker_port, args.influx_port, args.database, args.expected, args.prefix
+        ).run()
     else:
         run_ingest_benchmark(
             args.messages,
@@ -1400,6 +1675,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             trials=args.trials,
             paced_s=args.paced_s,
             soak_s=args.soak_s,
+            rounds=args.rounds,
+            late_h=args.late_h,
+            worker_pythonpath=args.worker_pythonpath,
         )
 
 

@@ -179,6 +179,31 @@ class IngestMetrics:
             "inspect | replay shows and stores what of them is still readable)",
             registry=r,
         )
+        self.rollup_marks = Counter(
+            "siaga_rollup_dirty_marks",
+            "Dirty (hour, station) marks written with late readings",
+            registry=r,
+        )
+        self.rollup_marks_coalesced = Counter(
+            "siaga_rollup_dirty_marks_coalesced",
+            "Dirty (hour, station) pairs folded into whole-hour marks (a batch over its bound)",
+            registry=r,
+        )
+        self.rollup_hours = Counter(
+            "siaga_rollup_hours_recomputed",
+            "Hours of the hourly rollup recomputed in the background for late readings",
+            registry=r,
+        )
+        self.rollup_pass_seconds = Counter(
+            "siaga_rollup_pass_seconds",
+            "Seconds spent in background rollup passes (InfluxDB aggregating late hours)",
+            registry=r,
+        )
+        self.rollup_failures = Counter(
+            "siaga_rollup_pass_failures",
+            "Background rollup passes that failed (tried again next interval)",
+            registry=r,
+        )
         for reason in Reason:
             self.rejections.labels(reason.value)
 

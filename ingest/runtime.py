@@ -10,7 +10,7 @@ import shutil
 import signal
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +30,7 @@ from ingest.settings import InfluxSettings, Settings
 from ingest.spool import Spool
 from ingest.storage.base import Storage
 from ingest.storage.influx import InfluxStorage, registry_tags
+from ingest.storage.rollup import Marks
 from ingest.storage.sqlite import SqliteStorage
 from ingest.validation import Limits, Validator
 from ingest.worker import IngestWorker, Observer
@@ -105,7 +106,7 @@ def open_storage(
     """The chosen backend, not yet prepared."""
     if backend == "sqlite":
         return SqliteStorage(settings.storage.sqlite_path, settings.storage.sqlite_synchronous)
-    return InfluxStorage(settings.influx, station_tags)
+    return InfluxStorage(settings.influx, station_tags, writer=settings.mqtt.client_id)
 
 
 def connect_options(settings: Settings) -> ConnectOptions:
@@ -268,6 +269,11 @@ async def run_ingest(
             companions = {"registry-watch": watcher.run}
             if isinstance(storage, SqliteStorage):
                 companions["sqlite-retention"] = lambda: _retain(storage, settings.max_age_s)
+            elif settings.influx.rollups:
+                storage.on_marks = lambda marks: _count_marks(metrics, marks)
+                companions["rollup"] = lambda: refresh_rollups(
+                    storage, settings.influx.rollup_interval_s, metrics
+                )
             if settings.health.enabled:
                 companions["health"] = health.run
             await worker.run(stop, companions)
@@ -298,6 +304,47 @@ async def _retain(storage: SqliteStorage, max_age_s: float) -> None:
                     max_age_s / 86400,
                 )
         await asyncio.sleep(SQLITE_PRUNE_INTERVAL_S)
+
+
+def _count_marks(metrics: IngestMetrics, marks: Marks) -> None:
+    metrics.rollup_marks.inc(len(marks.pairs))
+    if marks.coalesced:
+        metrics.rollup_marks_coalesced.inc(marks.coalesced)
+
+
+async def refresh_rollups(
+    storage: InfluxStorage,
+    interval_s: float,
+    metrics: IngestMetrics,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Every ``interval_s``, recompute the hours late readings made dirty (off the write path).
+
+    The first pass runs at once: marks left by a worker killed after acknowledging are
+    recomputed on start. A pass that fails (InfluxDB down) leaves its marks for the next one.
+    """
+    while True:
+        started = time.monotonic()
+        try:
+            done = await storage.refresh_dirty()
+        except StorageError as exc:
+            metrics.rollup_failures.inc()
+            log.warning(
+                "rollup of late readings: not now (%s); next pass in %.0f s", exc, interval_s
+            )
+        else:
+            if done.hours:
+                metrics.rollup_pass_seconds.inc(time.monotonic() - started)
+                metrics.rollup_hours.inc(done.hours)
+                log.info(
+                    "rollup of late readings: %d hours recomputed (%d marks, %d statements) "
+                    "in %.1f s",
+                    done.hours,
+                    done.marks,
+                    done.statements,
+                    time.monotonic() - started,
+                )
+        await sleep(interval_s)
 
 
 async def _prepare_storage(storage: Storage) -> None:

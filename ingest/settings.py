@@ -130,6 +130,32 @@ class InfluxSettings(Section):
     )
     rollup_policy: str = Field(default="siaga_rollup", pattern=r"^[A-Za-z0-9_-]+$")
     rollup_retention_days: int = Field(default=5 * 365, ge=1)
+    rollup_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how often the hours that late readings made dirty are rolled up again "
+        "(in the background; charts read those hours raw until then); as often as the "
+        "continuous query runs: an hour of a draining backlog is recomputed once per interval, "
+        "and that costs InfluxDB about as much as writing it",
+    )
+    rollup_settle_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="dirty marks younger than this wait for the next pass: another worker's "
+        "write that made them may still be on its way",
+    )
+    rollup_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long one rollup recompute may take (a backlog's hour of every "
+        "station is far more than a chart's query)",
+    )
+    rollup_marks_per_batch: int = Field(
+        default=256,
+        ge=1,
+        description="dirty (hour, station) marks one batch writes at most; beyond, the busiest "
+        "hours are marked dirty for every station",
+    )
     gzip: bool = True
     timeout_s: float = Field(default=10.0, gt=0)
     write_retry_initial_s: float = Field(default=0.05, gt=0)

@@ -594,6 +594,22 @@ def bench_ingest(
     trials: Annotated[int, typer.Option(help="Full-speed runs per contender; best counts.")] = 2,
     paced_s: Annotated[float, typer.Option(help="Seconds of the half-load latency run.")] = 20.0,
     soak_s: Annotated[float, typer.Option(help="Seconds of the memory soak (0: none).")] = 60.0,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Instead: this many rounds of broker ceiling, naive client and Siaga into one "
+            "database, to show a rate that falls as data accumulates (0: the single run)."
+        ),
+    ] = 0,
+    late_h: Annotated[
+        float | None,
+        typer.Option(
+            help="Back-date readings this many hours (default: 48 with --rounds, else 0)."
+        ),
+    ] = None,
+    worker_pythonpath: Annotated[
+        Path | None, typer.Option(help="Run the worker from this checkout (another commit).")
+    ] = None,
 ) -> None:
     """Sustained ingest rate and latency next to broker, InfluxDB and naive-client ceilings."""
     from benchmarks.ingest import run_ingest_benchmark
@@ -606,6 +622,9 @@ def bench_ingest(
             trials=trials,
             paced_s=paced_s,
             soak_s=soak_s,
+            rounds=rounds,
+            late_h=late_h,
+            worker_pythonpath=worker_pythonpath,
         )
     except ServerError as exc:
         raise _fail(str(exc)) from None

@@ -12,7 +12,7 @@ acknowledged" and changes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -21,6 +21,7 @@ from alerts.incidents.errors import IncidentNotFoundError
 from alerts.model import Incident
 from alerts.notify.localtime import Zone, clock_time
 from alerts.pipeline.silence import Matcher, Silence
+from devices.scopes import DEPLOYMENT, Scope
 
 CALLBACK_MAX_BYTES = 64
 ROLE_RANKS = {"viewer": 0, "operator": 1, "admin": 2}
@@ -57,12 +58,12 @@ class Person:
     Attributes:
         username: The user.
         role: ``viewer``, ``operator`` or ``admin``.
-        regencies: The regencies they may act on; None for all.
+        scope: The regencies they may act on (devices/scopes.py): the user's own scope.
     """
 
     username: str
     role: str
-    regencies: frozenset[str] | None = None
+    scope: Scope = DEPLOYMENT
 
 
 def callback_data(press: Press) -> str:
@@ -98,9 +99,17 @@ def parse_sms_reply(text: str) -> Press | None:
 
 
 def refusal(
-    person: Person | None, incident: Incident | None, incident_id: int, least_role: str
+    person: Person | None,
+    incident: Incident | None,
+    incident_id: int,
+    least_role: str,
+    provinces: Mapping[str, str] | None = None,
 ) -> str | None:
-    """Why ``person`` may not act on the incident (in Indonesian), or None when they may."""
+    """Why ``person`` may not act on the incident (in Indonesian), or None when they may.
+
+    ``provinces`` (regency -> province, the registry's) places the incident's regency for a
+    person whose scope is a province.
+    """
     if person is None:
         return (
             "Akun ini belum terhubung ke pengguna Siaga. Buat kode di halaman Profil Siaga "
@@ -114,7 +123,7 @@ def refusal(
     if incident is None:
         return f"Insiden #{incident_id} tidak ada."
     regency = incident.labels.get("regency", "")
-    if person.regencies is not None and regency not in person.regencies:
+    if not person.scope.allows(regency, provinces or {}):
         return (
             f"{person.username}: insiden #{incident_id} di {regency or '-'}, di luar wilayah Anda."
         )
@@ -178,6 +187,7 @@ async def act(
     via: str,
     least_role: str = "operator",
     silence_s: float = 3600.0,
+    provinces: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Carry out a press for ``person``, or say why not (nothing changes then).
 
@@ -191,9 +201,10 @@ async def act(
         via: ``telegram`` or ``sms``: in the acknowledgement's comment.
         least_role: The least role that may act.
         silence_s: How long a mute lasts.
+        provinces: The registry's regency -> province (a province-wide person's scope).
     """
     incident = await incidents.get(press.incident_id)
-    reason = refusal(person, incident, press.incident_id, least_role)
+    reason = refusal(person, incident, press.incident_id, least_role, provinces)
     if reason is not None or person is None or incident is None:
         return Outcome(reason or "", changed=False, incident=incident, refused=True)
     try:

@@ -9,7 +9,7 @@
 - ``chat_state``: small named values (the ``getUpdates`` offset).
 
 The users themselves are the API's ``users`` table (``dashboards/api/tables.py``); this package
-may not import it, so :data:`users_view` names the two columns it reads.
+may not import it, so :data:`users_view` names the columns it reads (who, role, scope).
 """
 
 from __future__ import annotations
@@ -65,4 +65,6 @@ chat_state = Table(
 
 CHAT_TABLES = (contact_links, link_codes, chat_posts, chat_inbound, chat_state)
 
-users_view = table("users", column("username"), column("role"))
+users_view = table(
+    "users", column("username"), column("role"), column("regencies"), column("province")
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from alerts.notify.chat_tables import (
     link_codes,
     users_view,
 )
+from devices.scopes import DEPLOYMENT, Scope
 
 _T = TypeVar("_T")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -196,7 +198,12 @@ class SqlChatStore:
     async def person(self, channel: str, address: str) -> Person | None:
         """See :meth:`ChatStore.person`."""
         query = (
-            select(users_view.c.username, users_view.c.role)
+            select(
+                users_view.c.username,
+                users_view.c.role,
+                users_view.c.regencies,
+                users_view.c.province,
+            )
             .select_from(
                 contact_links.join(users_view, users_view.c.username == contact_links.c.username)
             )
@@ -206,7 +213,13 @@ class SqlChatStore:
         def run() -> Person | None:
             with self.engine.connect() as connection:
                 row = connection.execute(query).first()
-            return None if row is None else Person(str(row.username), str(row.role))
+            if row is None:
+                return None
+            regencies = row.regencies
+            if isinstance(regencies, str):  # a JSON column read without its type
+                regencies = json.loads(regencies)
+            scope = Scope.of(regencies or (), row.province)
+            return Person(str(row.username), str(row.role), scope)
 
         return await self._run(run)
 
@@ -324,9 +337,10 @@ def _replace_link(
 
 @dataclass(slots=True)
 class MemoryChatStore:
-    """:class:`ChatStore` in memory; ``roles`` stands for the users table."""
+    """:class:`ChatStore` in memory; ``roles`` and ``scopes`` stand for the users table."""
 
     roles: dict[str, str] = field(default_factory=dict)
+    scopes: dict[str, Scope] = field(default_factory=dict)
     links: dict[tuple[str, str], str] = field(default_factory=dict)
     codes: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     inbound: set[tuple[str, str]] = field(default_factory=set)
@@ -364,7 +378,7 @@ class MemoryChatStore:
         username = self.links.get((channel, address))
         if username is None or username not in self.roles:
             return None
-        return Person(username, self.roles[username])
+        return Person(username, self.roles[username], self.scopes.get(username, DEPLOYMENT))
 
     async def handled(self, source: str, key: str) -> bool:
         """See :meth:`ChatStore.handled`."""

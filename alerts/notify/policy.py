@@ -7,7 +7,6 @@ channel URLs name them as ``${VAR}`` and webhooks name the variable holding thei
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -23,6 +22,7 @@ from alerts.pipeline.group import Timings
 from alerts.pipeline.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule
 from alerts.pipeline.route import Route
 from alerts.pipeline.silence import Matcher, Silence
+from ingest.filewatch import FileChanges, poll
 
 log = logging.getLogger(__name__)
 
@@ -268,21 +268,12 @@ class PolicyWatcher:
         self.reloads = 0
         self.failures = 0
         self._on_change = on_change
-        self._seen = self._signature()
-
-    def _signature(self) -> tuple[int, int] | None:
-        try:
-            status = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (status.st_mtime_ns, status.st_size)
+        self._changes = FileChanges([path])
 
     def check(self) -> bool:
         """Reload if the file changed; returns whether a new policy is in force."""
-        signature = self._signature()
-        if signature == self._seen:
+        if not self._changes.changed():
             return False
-        self._seen = signature
         try:
             policy = load_policy(self.path)
         except PolicyError as exc:
@@ -298,6 +289,4 @@ class PolicyWatcher:
 
     async def run(self, interval_s: float) -> None:
         """Look every ``interval_s`` until cancelled."""
-        while True:
-            await asyncio.sleep(interval_s)
-            self.check()
+        await poll(self.check, interval_s)

@@ -63,6 +63,7 @@ class Responder:
             via=via,
             least_role=least_role,
             silence_s=silence_s,
+            provinces=self._registry().provinces(),
         )
         verdict = "refused" if outcome.refused else "acted" if outcome.changed else "repeated"
         self.counts[verdict] += 1

@@ -14,7 +14,9 @@ import email.utils
 import gzip
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -202,6 +204,26 @@ def _records(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in series[0]["values"]]
 
 
+@dataclass(frozen=True, slots=True)
+class RollupPass:
+    """What one background pass over the dirty hours did.
+
+    Attributes:
+        marks: Distinct ``(hour, station)`` marks read (a whole-hour mark counts once).
+        hours: Hours recomputed (each once, whatever the number of marks).
+        statements: ``SELECT … INTO`` statements run.
+    """
+
+    marks: int = 0
+    hours: int = 0
+    statements: int = 0
+
+
+MarksObserver = Callable[[rollup.Marks], None]
+_MAX_DIRTY_RUNS = 8
+"""More separate dirty runs than this in one chart: read its rollup range raw in one query."""
+
+
 class InfluxStorage:
     """Storage on an InfluxDB server's v1 API.
 
@@ -209,6 +231,8 @@ class InfluxStorage:
         settings: URL, database, credentials and timeouts.
         station_tags: Tags for each station's telemetry series.
         transport: An httpx transport to use instead of the network (tests).
+        writer: Tags this writer's dirty-hour marks (the worker's MQTT client id, unique by
+            the protocol); a random id by default.
     """
 
     def __init__(
@@ -216,12 +240,20 @@ class InfluxStorage:
         settings: InfluxSettings,
         station_tags: StationTags,
         transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        writer: str | None = None,
     ) -> None:
         self._settings = settings
         self.encoder = LineEncoder(station_tags)
         self.clock_ns: Callable[[], int] = time.time_ns
         # Known after prepare(): whether the hourly rollup exists and may answer long windows.
         self.rollups_ready = False
+        self.writer = writer or f"w-{uuid.uuid4().hex[:12]}"
+        self.on_marks: MarksObserver = lambda _marks: None
+        self._last_mark_ns = 0
+        # First mark time of each write still on its way: a pass never deletes marks from
+        # there on, whatever the settle time, since their readings may not be visible yet.
+        self._marks_in_flight: list[int] = []
         headers = {}
         auth: httpx.BasicAuth | None = None
         if settings.token is not None:
@@ -264,10 +296,16 @@ class InfluxStorage:
             raise judge_response(response.status_code, response.text, response.headers)
         return response
 
-    async def query(self, statement: str, *, write: bool = False) -> list[dict[str, Any]]:
-        """Run InfluxQL and return the first statement's series (``name``, ``columns``, ...)."""
+    async def query(
+        self, statement: str, *, write: bool = False, timeout_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Run InfluxQL and return the first statement's series (``name``, ``columns``, ...).
+
+        ``timeout_s`` replaces ``influx.timeout_s`` for this statement.
+        """
         params = {"q": statement, "db": self._settings.database, "epoch": "ns"}
-        response = await self._request("POST" if write else "GET", "/query", params)
+        extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
+        response = await self._request("POST" if write else "GET", "/query", params, **extra)
         if response.status_code >= 400:
             raise judge_response(response.status_code, response.text, response.headers)
         document = response.json()
@@ -360,12 +398,84 @@ class InfluxStorage:
                 station_ids=station_ids,
             ),
             write=True,
+            timeout_s=settings.rollup_timeout_s,
         )
+
+    # -- dirty hours -------------------------------------------------------------------------
+
+    def _dirty_lines(self, readings: Sequence[Reading]) -> tuple[list[str], int | None]:
+        """Marks for the hours late ``readings`` make dirty, and the time of the first one."""
+        if not (self.rollups_ready and readings):
+            return [], None
+        now_ns = self.clock_ns()
+        marks = rollup.dirty_marks(
+            readings, rollup.late_horizon(now_ns), self._settings.rollup_marks_per_batch
+        )
+        if not marks.pairs:
+            return [], None
+        first_ns = max(now_ns, self._last_mark_ns + 1)
+        self._last_mark_ns = first_ns + len(marks.pairs) - 1
+        self.on_marks(marks)
+        return rollup.mark_lines(marks, first_ns, self.writer), first_ns
+
+    async def refresh_dirty(self) -> RollupPass:
+        """Recompute every hour marked dirty long enough ago, once, then delete those marks.
+
+        Marks are read up to a cut (now less ``rollup_settle_s``, and before any write of ours
+        still on its way), so every mark read had its readings visible: the recompute sees
+        them, and deleting by time removes only marks that were read. A mark made meanwhile
+        stays for the next pass. Nothing is kept in memory between passes: a worker killed
+        after acknowledging a batch left its marks in InfluxDB with its readings, and the next
+        pass (of any worker) recomputes them.
+        """
+        if not self.rollups_ready:
+            return RollupPass()
+        settings = self._settings
+        cut_ns = self.clock_ns() - int(settings.rollup_settle_s * rollup.NS)
+        if self._marks_in_flight:
+            cut_ns = min(cut_ns, *self._marks_in_flight)
+        policy = _quote_identifier(settings.retention_policy)
+        series = await self.query(
+            f'SELECT DISTINCT("hour") FROM {policy}.{rollup.DIRTY} '
+            f"WHERE time < {cut_ns} GROUP BY station"
+        )
+        dirty = {
+            entry["tags"]["station"]: [int(value) for _, value in entry["values"]]
+            for entry in series
+        }
+        if not dirty:
+            return RollupPass()
+        plan = rollup.refreshes(
+            dirty, max_stations=rollup.REFRESH_MAX_STATIONS, max_hours=rollup.REFRESH_MAX_HOURS
+        )
+        for step in plan:
+            await self.refresh_rollup(step.start_ns, step.end_ns, step.station_ids)
+        await self.query(f"DELETE FROM {rollup.DIRTY} WHERE time < {cut_ns}", write=True)
+        return RollupPass(
+            marks=sum(len(hours) for hours in dirty.values()),
+            hours=sum((step.end_ns - step.start_ns) // rollup.HOUR_NS for step in plan),
+            statements=len(plan),
+        )
+
+    async def _dirty_hours(self, station_id: str, start_ns: int, end_ns: int) -> list[int]:
+        """Hours in ``[start_ns, end_ns)`` marked dirty for the station or for all stations."""
+        policy = _quote_identifier(self._settings.retention_policy)
+        series = await self.query(
+            f'SELECT DISTINCT("hour") FROM {policy}.{rollup.DIRTY} '
+            f"WHERE (station = {_quote_string(station_id)} "
+            f"OR station = {_quote_string(rollup.ALL_STATIONS)}) "
+            f'AND "hour" >= {rollup.floor_hour(start_ns)} AND "hour" < {int(end_ns)}'
+        )
+        return [int(value) for entry in series for _, value in entry["values"]]
 
     # -- writing -----------------------------------------------------------------------------
 
     async def write(self, batch: Batch) -> WriteReport:
-        """Write a batch; lines the server refuses as bad data become rejections."""
+        """Write a batch; lines the server refuses as bad data become rejections.
+
+        Readings older than the continuous query's reach also write marks of the hours they
+        make dirty, in the same request: a mark is durable exactly when its readings are.
+        """
         lines: list[str] = []
         sources: list[Reading | StoredRejection] = []
         refused: list[StoredRejection] = []
@@ -383,8 +493,21 @@ class InfluxStorage:
                 log.error("a rejection record cannot be encoded (%s): %r", exc, stored)
                 continue
             sources.append(stored)
-        bad = await self._write_lines(lines, 0, len(lines))
+        marks, first_mark_ns = self._dirty_lines(batch.readings)
+        lines += marks
+        if first_mark_ns is not None:
+            self._marks_in_flight.append(first_mark_ns)
+        try:
+            bad = await self._write_lines(lines, 0, len(lines))
+        finally:
+            if first_mark_ns is not None:
+                self._marks_in_flight.remove(first_mark_ns)
         for index, message in bad:
+            if index >= len(sources):
+                # Cannot happen with the marks Siaga writes. A lost mark leaves its hour's
+                # rollup stale until a later reading marks it again: say so loudly, go on.
+                log.error("InfluxDB refused a dirty-hour mark: %s", message[:300])
+                continue
             source = sources[index]
             if isinstance(source, StoredRejection):
                 # A rejection record the server will not take: say so loudly, do not loop.
@@ -393,20 +516,8 @@ class InfluxStorage:
                 refused.append(_refusal(source, message))
         if refused:
             await self._write_lines([self.encoder.rejection(r) for r in refused], 0, len(refused))
-        if self.rollups_ready and batch.readings:
-            await self._roll_up_late(batch.readings)
-        return WriteReport(stored=len(lines) - len(bad), refused=len(refused))
-
-    async def _roll_up_late(self, readings: Sequence[Reading]) -> None:
-        """Readings older than the continuous query's reach are rolled up here instead."""
-        horizon = self.clock_ns() - rollup.RESAMPLE_FOR_S * rollup.NS + rollup.HOUR_NS
-        late = [r for r in readings if r.ts_ns < horizon]
-        if late:
-            await self.refresh_rollup(
-                min(r.ts_ns for r in late),
-                max(r.ts_ns for r in late) + 1,
-                sorted({r.station_id for r in late}),
-            )
+        kept = len(sources) - sum(1 for index, _ in bad if index < len(sources))
+        return WriteReport(stored=kept, refused=len(refused))
 
     async def _write_lines(self, lines: list[str], start: int, end: int) -> list[tuple[int, str]]:
         """POST ``lines[start:end]``; on a 400 split in halves to find the lines at fault.
@@ -549,17 +660,39 @@ class InfluxStorage:
         """Mean, min, max and count per window, windows aligned to the epoch.
 
         Long windows of whole hours read the hourly rollup where it is final, and raw readings
-        only for the partial hour at the start and the recent hours at the end.
+        for the partial hour at the start, the recent hours at the end and every hour marked
+        dirty (late readings not rolled up yet).
         """
         chosen = rollup.plan(start_ns, end_ns, window_s, self.clock_ns())
         if not (self.rollups_ready and chosen.use_rollup):
             return await self._raw_window(station_id, metric, start_ns, end_ns, window_s)
-        head, rows, tail = await asyncio.gather(
+        head, (rows, middle), tail = await asyncio.gather(
             self._raw_window(station_id, metric, start_ns, chosen.head_end, window_s),
-            self._rollup_rows(station_id, metric, chosen.head_end, chosen.tail_start),
+            self._clean_rollup(station_id, metric, chosen.head_end, chosen.tail_start, window_s),
             self._raw_window(station_id, metric, chosen.tail_start, end_ns, window_s),
         )
-        return rollup.merge(window_s, [*head, *tail], rows)
+        return rollup.merge(window_s, [*head, *middle, *tail], rows)
+
+    async def _clean_rollup(
+        self, station_id: str, metric: str, start_ns: int, end_ns: int, window_s: int
+    ) -> tuple[list[tuple[int, float, int, float, float]], list[WindowStat]]:
+        """Rollup rows of the clean hours of ``[start_ns, end_ns)``, raw windows of the dirty.
+
+        The marks are read before the rows: a pass deletes a mark only after its recompute,
+        so rows read after a mark was seen gone are already recomputed.
+        """
+        dirty = await self._dirty_hours(station_id, start_ns, end_ns)
+        runs = rollup.dirty_runs(start_ns, end_ns, dirty)
+        if len(runs) > _MAX_DIRTY_RUNS:
+            return [], await self._raw_window(station_id, metric, start_ns, end_ns, window_s)
+        rows, raw = await asyncio.gather(
+            self._rollup_rows(station_id, metric, start_ns, end_ns),
+            asyncio.gather(
+                *(self._raw_window(station_id, metric, low, high, window_s) for low, high in runs)
+            ),
+        )
+        skip = set(dirty)
+        return [row for row in rows if row[0] not in skip], [s for part in raw for s in part]
 
     async def _rollup_rows(
         self, station_id: str, metric: str, start_ns: int, end_ns: int

@@ -20,12 +20,13 @@ from alerts.notify.runtime import Companions, notification_companions
 from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.settings import Settings
 from dashboards.api.accounts import Accounts, Role
+from devices.scopes import Scope
 from tests.alerting import T0, level, registry, station
 from tests.helpers import eventually
 from tests.integration.telegram_peer import TOKEN, Posted, TelegramPeer
 
 CHAT = "-1001234567"
-BUDI, TAMU, STRANGER = 7001, 7002, 7999
+BUDI, TAMU, EKO, STRANGER = 7001, 7002, 7003, 7999
 REGISTRY = registry(station("tb-menggala", regency="Tulang Bawang", river="Way Tulang Bawang"))
 POLICY = """
 recipients:
@@ -139,6 +140,8 @@ async def notifier_rig(
         accounts = Accounts(create_sql_engine(url))
         accounts.add_user("budi", Role.OPERATOR, "budi-password-1", T0)
         accounts.add_user("tamu", Role.VIEWER, "tamu-password-1", T0)
+        # An operator of another regency: may act in Jember only.
+        accounts.add_user("eko", Role.OPERATOR, "eko-password-12", T0, Scope.of(["Jember"]))
         chats = SqlChatStore(url)
         rig = Rig(peer, settings, incidents, notify, chats, modem=modem)
         try:

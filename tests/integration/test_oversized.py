@@ -27,6 +27,7 @@ from tests.integration.drivers import WorkerProcess
 pytestmark = pytest.mark.integration
 
 PACKET_TOO_LARGE = 0x95
+UNSPECIFIED = 0x80  # paho's reason when the connection drops without a DISCONNECT read
 
 
 def shipped_max_packet_size() -> int:
@@ -95,7 +96,14 @@ def test_a_payload_too_large_is_refused_at_publish_or_stored_never_dropped(
         for size in (100_000, 2_000_000):
             payload = b"{" + b" " * (size - 2) + b"}"
             said = publish_once(broker.port, topic, payload, paho.MQTTv5)
-            assert said == Outcome(disconnect=PACKET_TOO_LARGE), (size, said)
+            if size > 1_000_000:
+                # The broker answers DISCONNECT 0x95 and closes while a device may still be
+                # sending megabytes: its TCP stack can then see the reset before the answer
+                # (paho: 0x80, the connection lost). Refused either way, never acknowledged.
+                assert said.puback is None, (size, said)
+                assert said.disconnect in {PACKET_TOO_LARGE, UNSPECIFIED}, (size, said)
+            else:
+                assert said == Outcome(disconnect=PACKET_TOO_LARGE), (size, said)
             legacy = publish_once(broker.port, topic, payload, paho.MQTTv311)
             assert legacy.puback is None, f"a {size} B publish acknowledged: {legacy}"
             assert legacy.disconnect is not None

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from alerts.notify.telegram import webhook_app
 from tests.alerting import T0
 from tests.helpers import eventually
-from tests.integration.notify_rig import BUDI, CHAT, STRANGER, TAMU, Rig, notifier_rig
+from tests.integration.notify_rig import BUDI, CHAT, EKO, STRANGER, TAMU, Rig, notifier_rig
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +150,19 @@ async def test_unlinked_and_view_only_users_are_refused_with_the_reason(rig: Rig
         lambda: any("Kode tidak berlaku" in m["text"] for m in rig.peer.sent()), 10, "refusal"
     )
     assert wrong_code["update_id"] > 0
+
+
+async def test_an_operator_of_another_regency_is_refused(rig: Rig) -> None:
+    # Eko operates in Jember; Menggala's incident is Tulang Bawang's (the users table's scope).
+    await rig.link(EKO, "eko")
+    await rig.start()
+    incident_id = await rig.flood()
+    post = await rig.post()
+    answer = await answered(rig, rig.peer.press(post, "Akui", EKO, "Eko"))
+    assert "di luar wilayah" in answer["text"]
+    incident = await rig.incidents.get(incident_id)
+    assert incident is not None
+    assert incident.acknowledged is None
 
 
 async def test_telegram_unreachable_for_a_while_loses_and_doubles_nothing(rig: Rig) -> None:

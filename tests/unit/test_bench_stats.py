@@ -7,11 +7,16 @@ import math
 import pytest
 
 from benchmarks.ingest import (
+    IngestRun,
     Latency,
+    Report,
+    Round,
     bucket_delta,
     histogram_buckets,
     histogram_quantile,
     latency_from,
+    round_rows,
+    round_verdicts,
 )
 from ops.status import parse_metrics
 
@@ -78,3 +83,31 @@ def test_a_run_is_the_difference_of_two_scrapes() -> None:
         histogram_quantile(delta, 0.5), histogram_quantile(delta, 0.99), 30
     )
     assert latency_from(delta).p50_s == pytest.approx(0.1 + 0.9 * 15 / 20)
+
+
+def _round(broker: float, naive: float, siaga: float, stored: int) -> Round:
+    def run(rate: float) -> IngestRun:
+        return IngestRun(messages=1000, seconds=1000 / rate, cpu_s=0.0, peak_rss_bytes=0)
+
+    return Round(broker, run(naive), run(siaga), stored, "1.00 2.00 3.00")
+
+
+def test_rounds_are_judged_against_their_own_ceiling_and_the_first_round() -> None:
+    report = Report(messages=1000, stations=10, expected_in_influx=3000, stored_in_influx=3000)
+    report.rounds = [
+        _round(10_000, 5_000, 9_000, 1000),
+        _round(12_000, 5_000, 8_000, 2000),
+        _round(10_000, 5_000, 7_200, 3000),
+    ]
+    rows = round_rows(report)
+    assert rows[1] == [
+        "2", "12,000", "5,000", "8,000", "0.67x", "1.60x", "0.89", "2,000", "1.00 2.00 3.00",
+    ]  # fmt: skip
+    low, drift, _ = round_verdicts(report)
+    assert low.endswith("(lowest 0.67x): FAIL")
+    assert drift.endswith("(widest 20%): FAIL")
+    report.rounds = report.rounds[:1]
+    low, drift, stored = round_verdicts(report)
+    assert low.endswith("(lowest 0.90x): pass")
+    assert drift.endswith("(widest 0%): pass")
+    assert stored.startswith("Siaga's database held 3,000 of 3,000 readings")

@@ -29,6 +29,7 @@ from alerts.notify.localtime import WIB, WITA
 from alerts.notify.telegram import keyboard, secret_matches, translate
 from alerts.pipeline.silence import Matcher, Silence
 from devices.levels import Level
+from devices.scopes import Scope
 
 S = 1_000_000_000
 
@@ -84,15 +85,21 @@ def test_refusals_say_why() -> None:
     assert viewer is not None
     assert "'viewer'" in viewer
     assert "'operator'" in viewer
-    elsewhere = refusal(Person("budi", "operator", frozenset({"Jember"})), found, 42, "operator")
+    elsewhere = refusal(Person("budi", "operator", Scope.of(["Jember"])), found, 42, "operator")
     assert elsewhere is not None
     assert "Tulang Bawang" in elsewhere
     assert "di luar wilayah" in elsewhere
     missing = refusal(Person("budi", "operator"), None, 9, "operator")
     assert missing == "Insiden #9 tidak ada."
     assert refusal(Person("budi", "operator"), found, 42, "operator") is None
-    assert refusal(Person("ani", "admin", frozenset({"Tulang Bawang"})), found, 42, "admin") is None
+    assert refusal(Person("ani", "admin", Scope.of(["Tulang Bawang"])), found, 42, "admin") is None
     assert refusal(Person("budi", "operator"), found, 42, "admin") is not None
+    # A province-wide person: the registry's provinces place the incident's regency.
+    lampung = Person("sari", "operator", Scope.of(province="Lampung"))
+    provinces = {"Tulang Bawang": "Lampung", "Jember": "Jawa Timur"}
+    assert refusal(lampung, found, 42, "operator", provinces) is None
+    east_java = Person("eko", "operator", Scope.of(province="Jawa Timur"))
+    assert "di luar wilayah" in (refusal(east_java, found, 42, "operator", provinces) or "")
 
 
 def test_status_lines_name_who_and_when_in_the_station_zone() -> None:

@@ -151,8 +151,8 @@ def test_status_line_names_a_lasting_storage_refusal() -> None:
     assert ready_again.refused_by_storage == ()
 
 
-READ_ONLY_PATHS = {"stations.file", "stations.devices_file", "alerts.rules_file"}
-"""Settings that name files a part only reads (the registry and rules beside the code)."""
+READ_ONLY_PATHS = {"stations.file", "stations.devices_file", "alerts.rules_file", "public.file"}
+"""Settings that name files a part only reads (the registry, rules and public regencies)."""
 
 
 def _paths(model: object, prefix: str = "") -> Iterator[tuple[str, Path]]:

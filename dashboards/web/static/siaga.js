@@ -60,7 +60,10 @@ const Siaga = (() => {
     if (session === null) {
       session = await api("/api/v1/me").catch(() => ({}));
       const who = document.getElementById("who");
-      if (who && session.name) who.textContent = `${session.name} (${session.role} · ${scopeText(session)})`;
+      if (who && session.name) {
+        who.textContent = `${session.name} (${session.role} · ${scopeText(session)})`;
+        who.hidden = false;
+      }
       for (const id of ["nav-audit", "nav-policy"]) {
         const link = document.getElementById(id);
         if (link && session.role === "admin") link.hidden = false;
