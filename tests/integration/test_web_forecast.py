@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ import pytest
 import uvicorn
 
 from alerts.forecasting import fit_models
+from alerts.model import AlertEvent, EventKind, Incident, IncidentState, Transition
 from dashboards.api.accounts import Accounts, Role
 from dashboards.api.app import create_app, sql_engine
 from dashboards.settings import Settings
+from devices.levels import Level
 from devices.readings import Reading
 from devices.stations import load_stations
 from forecast import store
@@ -115,3 +118,45 @@ def test_the_station_page_draws_the_forecast_band_and_its_skill(page: Any, web: 
     end_s = page.evaluate("window.SiagaCharts.water.scales.x.max")
     assert end_s > now_s + 11 * 3600
     screenshot(page, "station-forecast-360px")
+
+
+def test_a_forecast_incident_is_a_reason_on_its_card_with_its_time(
+    page: Any, web: WebServer
+) -> None:
+    now_ns = time.time_ns()
+    expected_ns = now_ns + 5 * 3600 * 10**9
+    event = AlertEvent(
+        at_ns=now_ns,
+        subject="tl-tanjung",
+        kind=EventKind.FORECAST,
+        rule="forecast",
+        firing=True,
+        severity=Level.SIAGA,
+        previous=Level.WASPADA,
+        value=410.0,
+        expected_at_ns=expected_ns,
+    )
+    web.incidents.put(
+        Incident(
+            id=21,
+            subject="tl-tanjung",
+            rule="forecast",
+            kind=EventKind.FORECAST,
+            state=IncidentState.FIRING,
+            severity=Level.SIAGA,
+            opened_ns=now_ns,
+            updated_ns=now_ns,
+            labels={"station": "tl-tanjung", "regency": "Tabalong", "kind": "forecast"},
+            last_event=event,
+            transitions=(Transition("tl-tanjung", "forecast", None, IncidentState.FIRING, event),),
+        )
+    )
+    sign_in(page, web, "/")
+    reason = page.locator("#active-incidents #station-card-tl-tanjung li[data-kind='forecast']")
+    reason.wait_for(state="attached", timeout=10_000)
+    text = reason.text_content() or ""
+    assert "Prakiraan: Siaga" in text
+    # The expected time in the station's zone (WITA, UTC+8), as the card writes times.
+    at = datetime.fromtimestamp(expected_ns / 1e9, tz=timezone(timedelta(hours=8)))
+    assert f"diperkirakan tercapai {at.day} " in text, text
+    assert f"{at:%H.%M} WITA" in text, text  # id-ID writes 14.30
