@@ -1,10 +1,11 @@
 """CAP 1.2 (OASIS Common Alerting Protocol) documents for public flood alerts.
 
-One document per transition of a public-hazard incident (``level``, ``rate``, ``upstream``):
-the first is ``Alert``, later ones ``Update``, and the incident's resolution ``Cancel``, each
-``references`` every earlier document of the incident (``sender,identifier,sent`` triples).
-A gauge reading past a threshold is ``Observed``; an upstream wave still on its way is
-``Likely`` with ``onset`` at the expected arrival. Each document has an ``id-ID`` and an
+One document per transition of a public-hazard incident (``level``, ``rate``, ``upstream``,
+``forecast``): the first is ``Alert``, later ones ``Update``, and the incident's resolution
+``Cancel``, each ``references`` every earlier document of the incident
+(``sender,identifier,sent`` triples). A gauge reading past a threshold is ``Observed``; an
+upstream wave still on its way, or a forecast crossing, is ``Likely`` with ``onset`` at the
+expected arrival. Each document has an ``id-ID`` and an
 ``en-US`` info block and a circle around the station. Operational incidents (no data, sensor
 faults) are for staff, not the public, and get no CAP document.
 

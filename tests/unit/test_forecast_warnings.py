@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import orjson
 import pytest
 
 from alerts import journal
 from alerts.engine import Engine, Scope
 from alerts.forecasting import fit_models
+from alerts.incidents.records import event_from_json, event_to_json
 from alerts.journal import JournalBuffer
 from alerts.model import AlertEvent, EventKind
 from alerts.notify.localtime import WIB, WITA
@@ -75,6 +77,23 @@ def test_a_confirmed_forecast_warns_once_with_expected_time_and_interval() -> No
     assert event.detail == (
         "diperkirakan mencapai SIAGA sekitar pukul 09.45 WIB (80 %: 09.30–10.00)"  # noqa: RUF001
     )
+    # The facts the messages are rendered from, and they survive the incident store's JSON.
+    assert event.expected_range_ns == (alerting.T0 + int(2.5 * H), alerting.T0 + 3 * H)
+    assert (event.range_open, event.coverage_pct) == (False, 80)
+    assert event_from_json(orjson.loads(orjson.dumps(event_to_json(event)))) == event
+
+
+def test_a_band_whose_low_bound_never_crosses_is_open_ended() -> None:
+    rising = [180.0, 190.0, 210.0, 230.0]
+    _, events = _judge(
+        [_forecast(0, 170, rising, spread=40.0), _forecast(0.25, 172, rising, spread=40.0)]
+    )
+    assert len(events) == 1
+    event = events[0]
+    assert event.range_open
+    assert event.expected_range_ns is not None
+    assert event.expected_range_ns[1] == alerting.T0 + int(4.25 * H)  # the horizon's end
+    assert event.detail.endswith("–sesudah 11.15)")  # noqa: RUF001 - an en dash
 
 
 def test_one_forecast_alone_never_warns() -> None:
