@@ -44,8 +44,14 @@ class ModelCache:
 async def station_forecast(
     storage: Storage, settings: ForecastSettings, model: FittedModel, now_ns: int
 ) -> ForecastPublic | None:
-    """The forecast as of the station's newest reading (None: no reading recent enough)."""
-    end = now_ns + 1
+    """The forecast as of the station's newest reading (None: no reading recent enough).
+
+    On the station's own clock: a station whose newest reading is older than ``now_ns`` (a
+    replay, back-dated data, a silent station) is forecast from that reading, as its chart
+    ends there; the forecast's ``issued_at`` says when that was.
+    """
+    newest = (await storage.latest([model.station])).get(model.station)
+    end = (now_ns if newest is None else min(now_ns, newest.ts_ns)) + 1
     start = end - model.lookback_ns - int(settings.max_stale_s * NS_PER_S)
     inputs = [(model.station, LEVEL_METRIC)]
     inputs += [(source, LEVEL_METRIC) for source, _ in model.upstream]

@@ -35,9 +35,9 @@ def harness(tmp_path: Path) -> ApiHarness:
     return build(f"sqlite:///{tmp_path}/siaga.db", MemoryStorage(), tmp_path)
 
 
-async def _fitted(harness: ApiHarness, tmp_path: Path) -> None:
-    """Models fitted on the synthetic river, and its readings stored."""
-    readings = _river()
+async def _fitted(harness: ApiHarness, tmp_path: Path, back_ns: int = 0) -> None:
+    """Models fitted on the synthetic river, and its readings stored (``back_ns`` earlier)."""
+    readings = [Reading(r.station_id, r.ts_ns - back_ns, r.values) for r in _river()]
     models = fit_models(readings, registry(), ModelSpec(horizon_h=12))
     store.save(tmp_path / "models", models.values())
     harness.ctx.models = ModelCache(tmp_path / "models")
@@ -97,3 +97,14 @@ async def test_outside_the_callers_scope_the_forecast_is_not_found(
     # The same answer as for a station that does not exist: not even its name.
     assert answers["outside"].status_code == 404
     assert "Tanjung" not in answers["outside"].json()["detail"].replace("tl-tanjung", "")
+
+
+async def test_a_station_whose_data_stopped_days_ago_is_forecast_from_its_newest_reading(
+    harness: ApiHarness, tmp_path: Path
+) -> None:
+    # As its chart ends at its newest reading: a replay or back-dated data still shows a band.
+    await _fitted(harness, tmp_path, back_ns=3 * 24 * H)
+    async with harness.client(Role.VIEWER) as client:
+        response = await client.get("/api/v1/stations/tl-tanjung/forecast")
+    assert response.status_code == 200, response.text
+    assert response.json()["issued_at"].startswith("2026-05-25T20:16:40")
