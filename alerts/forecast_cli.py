@@ -19,9 +19,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alerts.cli import ConfigOption, _fail, _progress_bar, load_alert_settings, read_readings_file
+from alerts.cli import (
+    ConfigOption,
+    LanguageOption,
+    _fail,
+    _language,
+    _progress_bar,
+    load_alert_settings,
+    read_readings_file,
+)
 
 if TYPE_CHECKING:
+    from alerts.notify.message import Language
+    from devices.stations import StationRegistry
     from forecast.models import FittedModel
 
 forecast_app = typer.Typer(
@@ -151,6 +161,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per event, then per skill.")
     ] = False,
+    language: LanguageOption = "id",
     config: ConfigOption = None,
 ) -> None:
     """Fit models before --train-until, replay the rest through the engine with forecasts on."""
@@ -168,6 +179,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
 
     if horizon_h < 1:
         raise _fail("--horizon-h must be 1 or more")
+    chosen = _language(language)
     try:
         settings = load_alert_settings(config)
         registry = load_stations(stations)
@@ -200,29 +212,29 @@ def backtest(  # noqa: PLR0917 - typer passes every option
         for score in result.scores:
             typer.echo(orjson.dumps(score.record()).decode())
         return
-    _print_skill(result)
+    _print_skill(result, registry, chosen)
 
 
-def _print_skill(result: object) -> None:
+def _print_skill(result: object, registry: StationRegistry, language: Language) -> None:
     from rich.table import Table  # noqa: PLC0415
 
+    from alerts.backtest import event_record  # noqa: PLC0415
     from alerts.cli import _console  # noqa: PLC0415
     from alerts.forecasting import ForecastBacktest  # noqa: PLC0415
+    from alerts.notify.message import subject_name, summarise  # noqa: PLC0415
 
     assert isinstance(result, ForecastBacktest)
     console = _console()
-    events = Table("at", "station", "level", "expected at", "detail")
+    events = Table("at", "station", "level", "expected at", "summary")
     for event in result.replay.events:
         if event.kind.value == "forecast" and event.firing:
-            from alerts.backtest import event_record  # noqa: PLC0415
-
             record = event_record(event)
             events.add_row(
                 record["at"],
-                event.subject,
+                subject_name(event.subject, registry),
                 record["level"],
                 record.get("expected_at", ""),
-                event.detail,
+                summarise(event, language, registry),
             )
     console.print(events)
     table = Table(

@@ -97,6 +97,25 @@ def test_backtest_prints_events_then_skill_and_writes_the_forecasts(
     assert all(float(r["low"]) <= float(r["value"]) <= float(r["high"]) for r in rows)
 
 
+def test_backtest_table_names_stations_and_speaks_the_chosen_language(
+    files: tuple[Path, Path],
+) -> None:
+    readings, stations = files
+    cut = format_rfc3339(alerting.T0 + 39 * 24 * alerting.HOUR_NS)
+    result = runner.invoke(
+        app,
+        [
+            "forecast", "backtest", "--readings", str(readings), "--stations", str(stations),
+            "--train-until", cut, "--horizon-h", "6", "--lang", "en",
+        ],
+        env={"COLUMNS": "400"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.stdout.splitlines() if "FORECAST:" in line)
+    assert "the water at Pos Hilir is expected to reach" in warning
+    assert " hilir " not in warning
+
+
 def test_backtest_refuses_a_cut_with_nothing_before_it(files: tuple[Path, Path]) -> None:
     readings, stations = files
     result = runner.invoke(
