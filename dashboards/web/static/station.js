@@ -214,6 +214,7 @@
     const lead = Math.max(0, ...upstream.map((l) => l.travel_min * 60));
     const end = last + Math.min(lead, RANGES[range] / 4) + RANGES[range] * 0.02;
     const pendingForecast = loadForecast();  // the forecast band, beside the readings
+    pendingForecast.catch(() => {});  // awaited below; a 401 then fails render() as the rest do
     const [water, activeBody, historyBody, ...rest] = await Promise.all([
       readings(id, "water_level_cm", start, last + 60),
       api(`/api/v1/incidents?${new URLSearchParams({ station: id, active: "true" })}`).catch(() => ({ data: [] })),
