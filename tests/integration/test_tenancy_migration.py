@@ -17,6 +17,8 @@ from dashboards.api.accounts import Accounts, Role
 from dashboards.api.audit import AuditLog, Change, entries
 from devices.scopes import DEPLOYMENT, Scope
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:

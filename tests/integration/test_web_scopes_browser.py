@@ -20,6 +20,7 @@ import uvicorn
 
 from dashboards.api.accounts import Accounts, Role
 from dashboards.api.app import create_app, sql_engine
+from dashboards.api.service import ApiServer
 from dashboards.settings import Settings
 from devices import Reading
 from devices.scopes import Scope
@@ -92,7 +93,8 @@ def web(tmp_path: Path) -> Iterator[ScopedWeb]:
         settings, storage=storage, registry=registry, incidents_store=incidents, accounts=accounts
     )
     port = free_port()
-    server = uvicorn.Server(
+    # ApiServer ends the page's event stream at shutdown (plain uvicorn would wait for it).
+    server = ApiServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                        timeout_graceful_shutdown=2)
     )  # fmt: skip
@@ -154,8 +156,10 @@ def test_a_regency_operator_sees_only_their_regency(page: Any, web: ScopedWeb) -
     until(page, f"document.querySelectorAll('path.station-marker').length === {len(jember)}")
     assert _shown(page, "#station-rows tr", "data-station") == jember
     assert _shown(page, "path.station-marker", "data-station") == jember
-    page.locator("#active-incidents li[data-incident='1']").wait_for()
-    assert _shown(page, "#active-incidents li", "data-incident") == {"1"}
+    # One card per station; its incidents are folded inside it (attached, not shown).
+    page.locator("#active-incidents li[data-incident='1']").wait_for(state="attached")
+    assert _shown(page, "#active-incidents li[data-incident]", "data-incident") == {"1"}
+    assert _shown(page, "#active-incidents .station-card", "data-station") == {"jr-bedadung-kota"}
     assert page.locator("#station-count").inner_text() == f"({len(jember)})"
     assert "Jember" in page.locator("#who").inner_text()
     until(page, "document.getElementById('live').dataset.state === 'on'")
@@ -170,11 +174,11 @@ def test_a_regency_operator_sees_only_their_regency(page: Any, web: ScopedWeb) -
     web.write([_level("jr-bedadung-kota", now_ns + 1, 222.0)])
     value = page.locator("tr[data-station='jr-bedadung-kota'] td[data-field=value]")
     sync_api.expect(value).to_have_text("222", timeout=5000)
-    page.locator("#active-incidents li[data-incident='5']").wait_for(timeout=5000)
+    page.locator("#active-incidents li[data-incident='5']").wait_for(state="attached", timeout=5000)
     assert page.evaluate("window.__sameDocument") is True
     assert _shown(page, "#station-rows tr", "data-station") == jember
     assert _shown(page, "path.station-marker", "data-station") == jember
-    assert _shown(page, "#active-incidents li", "data-incident") == {"1", "5"}
+    assert _shown(page, "#active-incidents li[data-incident]", "data-incident") == {"1", "5"}
     text = page.locator("body").inner_text()
     assert "Lasem" not in text
     assert "Menggala" not in text
@@ -183,8 +187,8 @@ def test_a_regency_operator_sees_only_their_regency(page: Any, web: ScopedWeb) -
     # The incidents page: Jember's alone, with their forms.
     page.click("nav a[href='/incidents']")
     page.wait_for_url(f"{web.url}/incidents")
-    page.locator("#incident-5").wait_for()
-    assert _shown(page, "#incident-list > li", "id") == {"incident-1", "incident-5"}
+    page.locator("#incident-5").wait_for(state="attached")
+    assert _shown(page, "#incident-list li[data-incident]", "id") == {"incident-1", "incident-5"}
 
     # A station of another regency is not there at all.
     page.goto(f"{web.url}/stations/rb-lasem")
