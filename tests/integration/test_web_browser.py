@@ -8,6 +8,7 @@ uvicorn → Server-Sent Events → the page. Screenshots of every page are kept 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import threading
@@ -190,8 +191,9 @@ def web(
         thread.join(15)
 
 
-@pytest.fixture
-def page(web: WebServer) -> Iterator[Any]:
+@contextlib.contextmanager
+def chromium_page(width: int = 1366, height: int = 860) -> Iterator[Any]:
+    """A page of Debian's headless chromium in Indonesian; any JavaScript error fails the test."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -199,7 +201,7 @@ def page(web: WebServer) -> Iterator[Any]:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
-        context = browser.new_context(viewport={"width": 1366, "height": 860}, locale="id-ID")
+        context = browser.new_context(viewport={"width": width, "height": height}, locale="id-ID")
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
@@ -208,6 +210,12 @@ def page(web: WebServer) -> Iterator[Any]:
         finally:
             browser.close()
         assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(web: WebServer) -> Iterator[Any]:
+    with chromium_page() as opened:
+        yield opened
 
 
 def screenshot(page: Any, name: str) -> Path:

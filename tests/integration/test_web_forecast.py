@@ -32,10 +32,9 @@ from tests.fake_incidents import MemoryIncidents
 from tests.forecasting import HISTORY_CRESTS, waves
 from tests.helpers import wait_for
 from tests.integration.test_web_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     OPERATOR,
     WebServer,
+    chromium_page,
     screenshot,
     sign_in,
     until,
@@ -88,21 +87,8 @@ def web(tmp_path: Path) -> Iterator[WebServer]:
 
 @pytest.fixture
 def page(web: WebServer) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        context = browser.new_context(viewport={"width": 360, "height": 780}, locale="id-ID")
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors: {errors}"
+    with chromium_page(360, 780) as opened:
+        yield opened
 
 
 def test_the_station_page_draws_the_forecast_band_and_its_skill(page: Any, web: WebServer) -> None:

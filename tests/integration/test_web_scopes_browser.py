@@ -33,9 +33,7 @@ from tests.conftest import STATIONS_FILE
 from tests.fake_incidents import MemoryIncidents
 from tests.helpers import wait_for
 from tests.integration.test_web_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
+    chromium_page,
     screenshot,
     until,
 )
@@ -116,22 +114,8 @@ def web(tmp_path: Path) -> Iterator[ScopedWeb]:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        context = browser.new_context(viewport={"width": 1366, "height": 860}, locale="id-ID")
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors: {errors}"
+    with chromium_page() as opened:
+        yield opened
 
 
 def _shown(page: Any, selector: str, attribute: str) -> set[str]:
