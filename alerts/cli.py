@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from alerts.cli_options import DATA_DIR, DataDirOption
+from alerts.cli_options import DATA_DIR, DataDirOption, FromOption, ReadingsCsvOption, ToOption
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -95,19 +95,15 @@ def _fail(message: str) -> typer.Exit:
 
 @alerts_app.command("backtest")
 def backtest(  # noqa: PLR0917 - typer passes every option
-    readings: Annotated[
-        Path | None, typer.Option(help="CSV with header station,ts,metric,value (any order).")
-    ] = None,
+    readings: ReadingsCsvOption = None,
     stations: Annotated[
         Path | None, typer.Option(help="Registry file (config/stations.yaml format).")
     ] = None,
     rules: Annotated[
         Path | None, typer.Option(help="Rules file (default: alerts.rules_file).")
     ] = None,
-    start: Annotated[
-        str | None, typer.Option("--from", help="Read InfluxDB from this RFC 3339 time.")
-    ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="... up to this RFC 3339 time.")] = None,
+    start: FromOption = None,
+    end: ToOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
     all_stations: Annotated[
         bool | None,
@@ -321,9 +317,7 @@ def _print_table(
 
 @alerts_app.command("verify")
 def verify(  # noqa: PLR0917 - typer passes every option
-    readings: Annotated[
-        Path | None, typer.Option(help="CSV with header station,ts,metric,value (any order).")
-    ] = None,
+    readings: ReadingsCsvOption = None,
     events: Annotated[
         Path | None,
         typer.Option(help="Events as JSON lines (siaga alerts/forecast backtest --json)."),
@@ -331,7 +325,7 @@ def verify(  # noqa: PLR0917 - typer passes every option
     start: Annotated[
         str | None, typer.Option("--from", help="Read readings and events from InfluxDB.")
     ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="... up to this RFC 3339 time.")] = None,
+    end: ToOption = None,
     stations: Annotated[
         Path | None, typer.Option(help="Registry file (default: stations.file).")
     ] = None,

@@ -28,6 +28,7 @@ from alerts.cli import (
     load_alert_settings,
     read_readings_file,
 )
+from alerts.cli_options import FromOption, ReadingsCsvOption, ToOption
 
 if TYPE_CHECKING:
     from alerts.notify.message import Language
@@ -64,13 +65,9 @@ def _fit_progress() -> Iterator[Callable[[int, int], None]]:
 
 @forecast_app.command("fit")
 def fit(  # noqa: PLR0917 - typer passes every option
-    readings: Annotated[
-        Path | None, typer.Option(help="CSV with header station,ts,metric,value (any order).")
-    ] = None,
-    start: Annotated[
-        str | None, typer.Option("--from", help="Read InfluxDB from this RFC 3339 time.")
-    ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="... up to this RFC 3339 time.")] = None,
+    readings: ReadingsCsvOption = None,
+    start: FromOption = None,
+    end: ToOption = None,
     stations: Annotated[
         Path | None, typer.Option(help="Registry file (default: stations.file).")
     ] = None,
