@@ -177,6 +177,15 @@ def web(
             )
         )
     app = create_app(settings, incidents_store=incidents, accounts=accounts)
+    with serving(app, incidents, port) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serving(app: Any, incidents: MemoryIncidents, port: int | None = None) -> Iterator[WebServer]:
+    """``app`` under uvicorn in a thread on loopback, until the block ends (its event streams
+    end at shutdown: ApiServer)."""
+    port = free_port() if port is None else port
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
     )

@@ -4,7 +4,6 @@ browser (Debian's chromium, headless, driven by Playwright)."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from alerts.forecasting import fit_models
 from alerts.model import AlertEvent, EventKind, Incident, IncidentState, Transition
@@ -26,16 +24,15 @@ from forecast import store
 from forecast.models import ModelSpec
 from ingest.batch import Batch
 from ingest.storage.memory import MemoryStorage
-from ops.servers import free_port
 from tests.conftest import STATIONS_FILE
 from tests.fake_incidents import MemoryIncidents
 from tests.forecasting import HISTORY_CRESTS, waves
-from tests.helpers import wait_for
 from tests.integration.test_web_browser import (
     OPERATOR,
     WebServer,
     chromium_page,
     screenshot,
+    serving,
     sign_in,
     until,
 )
@@ -72,17 +69,8 @@ def web(tmp_path: Path) -> Iterator[WebServer]:
     accounts.add_user(OPERATOR[0], Role.OPERATOR, OPERATOR[1], time.time_ns())
     incidents = MemoryIncidents()
     app = create_app(settings, storage=storage, incidents_store=incidents, accounts=accounts)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="web-forecast-uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 30, "uvicorn started")
-    try:
-        yield WebServer(f"http://127.0.0.1:{port}", incidents, server, thread)
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with serving(app, incidents) as served:
+        yield served
 
 
 @pytest.fixture
