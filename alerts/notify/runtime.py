@@ -22,16 +22,18 @@ import httpx
 
 from alerts.model import Transition
 from alerts.notify.acklink import signed_ack_links
+from alerts.notify.channelbook import ChannelBook, Unavailable
 from alerts.notify.channels import Channel
 from alerts.notify.chat import IncidentActions, SilenceBook
 from alerts.notify.chatstore import ChatStore, SqlChatStore
-from alerts.notify.dispatch import ChannelBook, Dispatcher, IncidentSource, Sender, Unavailable
+from alerts.notify.dispatcher import Dispatcher, IncidentSource
 from alerts.notify.errors import NotifyError
 from alerts.notify.fallback import FallbackWatch
 from alerts.notify.gammu_sms import GammuModem, Modem, SmsChannel, SmsInbox
 from alerts.notify.message import AckLink
 from alerts.notify.policy import ChannelSpec, Policy, PolicyWatcher
 from alerts.notify.regency_policy import PolicyInForce
+from alerts.notify.sender import Sender
 from alerts.notify.sqlstore import SqlNotifyStore
 from alerts.notify.store import NotifyStore
 from alerts.notify.telegram import TelegramApi, TelegramBot, TelegramChannel, serve_webhook

@@ -10,14 +10,16 @@ import httpx
 import pytest
 
 from alerts.model import EventKind, IncidentState
+from alerts.notify.channelbook import ChannelBook
 from alerts.notify.channels import MemoryChannel, SendResult
-from alerts.notify.dispatch import ChannelBook, Dispatcher, Sender
+from alerts.notify.dispatcher import Dispatcher
 from alerts.notify.errors import PermanentDeliveryError, PolicyError
 from alerts.notify.memory import MemoryNotifyStore
 from alerts.notify.policy import Policy, PolicyWatcher, parse_policy
 from alerts.notify.records import DELIVERED, FAILED, PENDING, SENDING
 from alerts.notify.regency_policy import PolicyInForce, parse_regency_policy
 from alerts.notify.runtime import follow_regency_policies
+from alerts.notify.sender import Sender
 from alerts.pipeline.silence import Matcher, Silence
 from alerts.settings import NotifySettings
 from devices.levels import Level
@@ -175,6 +177,38 @@ async def test_silence_and_inhibition_drop_exactly_their_notices(rig: Rig) -> No
     assert len(rig.sent("duty-bogor", "telegram")) == 1
     assert rig.dispatcher.counts.silenced == 1
     assert rig.dispatcher.counts.inhibited == 1
+
+
+async def test_inhibition_comes_before_silence(rig: Rig) -> None:
+    """Alertmanager's order: a notice both inhibited and silenced counts as inhibited."""
+    assert [name for name, _ in rig.dispatcher.pipeline] == [
+        "route", "escalate", "group", "inhibit", "silence", "dedup", "notify",
+    ]  # fmt: skip
+    await rig.store.add_silence(
+        Silence(
+            matchers=[
+                Matcher(name="station", value="ciliwung-depok"),
+                Matcher(name="kind", value="upstream"),
+            ],
+            starts_ns=T0,
+            ends_ns=T0 + 3600 * S,
+            created_by="ops",
+            comment="upstream model under review",
+        )
+    )
+    await rig.commit("ciliwung-depok", Level.AWAS, rig.now)
+    await rig.advance(30)
+    await rig.commit(
+        "ciliwung-depok",
+        Level.WASPADA,
+        rig.now,
+        kind=EventKind.UPSTREAM,
+        source="ciliwung-katulampa",
+        expected_at_ns=rig.now + 3 * 3600 * S,
+    )
+    await rig.advance(300)
+    assert len(rig.sent("duty-bogor", "telegram")) == 1  # the AWAS only
+    assert (rig.dispatcher.counts.inhibited, rig.dispatcher.counts.silenced) == (1, 0)
 
 
 async def test_unacknowledged_incident_escalates_and_reminds_until_acknowledged(rig: Rig) -> None:
