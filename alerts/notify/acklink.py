@@ -16,6 +16,9 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from alerts.notify.message import AckLink, no_ack_link
+from alerts.settings import NotifySettings
+
+_NOTIFY = NotifySettings.model_fields  # the settings tree is the one source of every default
 
 
 def ack_signature(secret: bytes, incident_id: int, expires_s: int) -> str:
@@ -35,7 +38,7 @@ def verify_ack(
 def signed_ack_links(
     base_url: str | None,
     secret: bytes | None,
-    valid_s: float = 48 * 3600,
+    valid_s: float = _NOTIFY["ack_link_valid_s"].default,
     clock: Callable[[], float] = time.time,
 ) -> AckLink:
     """An ``ack_link`` for messages: signed links when configured, else none."""

@@ -29,6 +29,7 @@ from alerts.model import EventKind, IncidentState
 from alerts.notify.localtime import Zone, zone_for
 from alerts.notify.message import Language, advice, event_context, phrases
 from alerts.pipeline.model import Notice
+from alerts.settings import NotifySettings
 from devices.levels import Level
 from devices.stations import StationRegistry
 from ingest.errors import SiagaError
@@ -38,6 +39,7 @@ SCHEMA_PATH = Path(__file__).parent / "schema" / "CAP-v1.2.xsd"
 PUBLIC_KINDS = frozenset({EventKind.LEVEL, EventKind.RATE, EventKind.UPSTREAM, EventKind.FORECAST})
 _EXPECTED = frozenset({EventKind.UPSTREAM, EventKind.FORECAST})
 """Kinds about water still to come: CAP ``certainty`` Likely, ``urgency`` Expected, an onset."""
+_NOTIFY = NotifySettings.model_fields  # the settings tree is the one source of every default
 
 _SEVERITY = {
     Level.AWAS: "Extreme",
@@ -114,8 +116,8 @@ def build_cap(
     *,
     sender: str,
     sent_ns: int,
-    radius_km: float = 5.0,
-    status: str = "Actual",
+    radius_km: float = _NOTIFY["cap_radius_km"].default,
+    status: str = _NOTIFY["cap_status"].default,
 ) -> CapDocument:
     """The CAP document for one transition, validated.
 

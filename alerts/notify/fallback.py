@@ -18,6 +18,7 @@ from alerts.notify.policy import Policy
 from alerts.notify.records import DELIVERED, PENDING, Delivery
 from alerts.notify.store import NotifyStore
 from alerts.pipeline.dedup import delivery_id
+from alerts.settings import NotifySettings
 
 NS = 1_000_000_000
 
@@ -94,7 +95,7 @@ class FallbackWatch:
         on_deliveries: Callable[[], None] = lambda: None,
         clock: Callable[[], int] = time.time_ns,
         is_leader: Callable[[], bool] = lambda: True,
-        interval_s: float = 5.0,
+        interval_s: float = NotifySettings.model_fields["fallback_check_s"].default,
     ) -> None:
         self._store = store
         self._policy = policy

@@ -25,11 +25,13 @@ from pydantic import SecretStr
 
 from alerts.notify.channels import DELIVERED, Outgoing, SendResult, expand_secrets, redact
 from alerts.notify.errors import PermanentDeliveryError, RetryableDeliveryError
+from alerts.settings import NotifySettings
 
 SIGNATURE_HEADER = "X-Siaga-Signature"
 TIMESTAMP_HEADER = "X-Siaga-Timestamp"
 ID_HEADER = "X-Siaga-Id"
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
+_NOTIFY = NotifySettings.model_fields  # the settings tree is the one source of every default
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -74,7 +76,7 @@ class WebhookChannel:
         secret: SecretStr,
         client: httpx.AsyncClient,
         *,
-        timeout_s: float = 5.0,
+        timeout_s: float = _NOTIFY["webhook_timeout_s"].default,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
     ) -> None:

@@ -19,11 +19,12 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class Timings:
-    """When grouped messages leave (seconds)."""
+    """When grouped messages leave (seconds; the defaults are the policy file's,
+    :class:`~alerts.notify.policy.Policy`)."""
 
-    group_wait_s: float = 30.0
-    group_interval_s: float = 300.0
-    repeat_interval_s: float = 4 * 3600.0
+    group_wait_s: float
+    group_interval_s: float
+    repeat_interval_s: float
 
 
 @dataclass(frozen=True, slots=True)
