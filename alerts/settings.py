@@ -26,7 +26,7 @@ class NotifySettings(Section):
     policy_file: str = Field(default="config/alerts.yaml", description="Routing policy (YAML)")
     in_engine: bool = Field(
         default=True,
-        description="run the notifier inside siaga alerts run (else: python -m alerts.notify)",
+        description="run the notifier inside siaga alerts run (else: siaga alerts notify)",
     )
     policy_reload_s: float = Field(default=5.0, gt=0)
     cap_sender: str = Field(default="siaga@bpbd.example.go.id", min_length=1)

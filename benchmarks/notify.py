@@ -225,7 +225,7 @@ def run_notify_benchmark(
             if separate:
                 with (directory / "notifier.log").open("wb") as log:
                     notifier = subprocess.Popen(
-                        [sys.executable, "-m", "alerts.notify"],
+                        [sys.executable, "-m", "siaga", "alerts", "notify"],
                         cwd=REPO_ROOT,
                         env=env,
                         stdout=log,

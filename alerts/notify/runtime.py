@@ -3,7 +3,7 @@
 :func:`notification_tasks` adds three tasks to the caller's TaskGroup: ``notify.policy``
 (hot reload), ``notify.dispatch`` and ``notify.send``. Both of the latter act only while
 ``is_leader()`` is true, so on a standby pair only the leader sends. :func:`run_notifier`
-runs them alone (``python -m alerts.notify``), for deployments and tests that keep the
+runs them alone (``siaga alerts notify``), for deployments and tests that keep the
 notifier in its own process.
 """
 

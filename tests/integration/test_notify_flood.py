@@ -393,7 +393,7 @@ group_wait_s: 0
             )
 
     with receiver.running():
-        first = notifier("-m", "alerts.notify")
+        first = notifier("-m", "siaga", "alerts", "notify")
         try:
             assert receiver.hold is not None
             wait_for(receiver.hold.is_set, 60, "a webhook request in flight")
@@ -404,7 +404,7 @@ group_wait_s: 0
                 first.kill()
         receiver.hold = None
         receiver.release.set()  # the in-flight request completes on the receiver's side
-        second = notifier("-m", "siaga", "alerts", "notify")  # the command, after the module
+        second = notifier("-m", "siaga", "alerts", "notify")  # a restart
         try:
             wait_for(
                 lambda: len({r.json()["id"] for r in receiver.accepted()}) == len(stations),
