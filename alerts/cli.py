@@ -5,8 +5,8 @@
     siaga alerts backtest --from 2025-03-10T00:00:00+07:00 --to 2025-03-26T00:00:00+07:00
 
 ``siaga`` adds this sub-app with ``app.add_typer(alerts_app, name="alerts")`` and tells it the
-most derived settings class with :func:`use_settings` (imports point one way: alerts cannot
-import ops).
+most derived settings class with :func:`alerts.cli_options.use_settings` (imports point one
+way: alerts cannot import ops).
 """
 
 from __future__ import annotations
@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from alerts.cli_options import DATA_DIR, DataDirOption, FromOption, ReadingsCsvOption, ToOption
+from alerts.cli_options import (
+    DATA_DIR,
+    ConfigOption,
+    DataDirOption,
+    FromOption,
+    ReadingsCsvOption,
+    ToOption,
+    load_alert_settings,
+    platform_settings,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,47 +51,7 @@ def alerts_main(data_dir: DataDirOption = None) -> None:
     DATA_DIR[0] = data_dir
 
 
-_SETTINGS: list[type[Settings]] = []
-PlatformLoader = Callable[..., "Settings"]
-_PLATFORM: list[PlatformLoader] = []
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Settings YAML (default: config/siaga.yaml)."),
-]
-
-
 LanguageOption = Annotated[str, typer.Option("--lang", help="id (Bahasa Indonesia) or en.")]
-
-
-def use_settings(settings_cls: type[Settings], platform: PlatformLoader | None = None) -> None:
-    """Read settings with this (derived) class: the ``siaga`` command passes the whole tree,
-    and ``platform``, which finds the platform the incident commands serve (``--data-dir``)."""
-    _SETTINGS[:] = [settings_cls]
-    _PLATFORM[:] = [] if platform is None else [platform]
-
-
-def platform_settings(
-    config: Path | None, data_dir: Path | None, *, create: bool = False
-) -> Settings:
-    """The settings of the platform ``siaga alerts list/show/ack/silence`` serve.
-
-    Args:
-        config: ``--config``.
-        data_dir: ``--data-dir``.
-        create: The command may create a missing database (a silence is a first write).
-    """
-    if _PLATFORM:
-        return _PLATFORM[0](config, data_dir, create=create)
-    return load_alert_settings(config)
-
-
-def load_alert_settings(config: Path | None) -> Settings:
-    """The settings tree, through the class given to :func:`use_settings`."""
-    from alerts.settings import Settings  # noqa: PLC0415
-    from ingest.settings import load_settings  # noqa: PLC0415
-
-    return load_settings(config, settings_cls=_SETTINGS[0] if _SETTINGS else Settings)
 
 
 def _fail(message: str) -> typer.Exit:

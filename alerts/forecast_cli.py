@@ -19,16 +19,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alerts.cli import (
+from alerts.cli import LanguageOption, _fail, _language, _progress_bar, read_readings_file
+from alerts.cli_options import (
     ConfigOption,
-    LanguageOption,
-    _fail,
-    _language,
-    _progress_bar,
+    FromOption,
+    ReadingsCsvOption,
+    ToOption,
     load_alert_settings,
-    read_readings_file,
 )
-from alerts.cli_options import FromOption, ReadingsCsvOption, ToOption
 
 if TYPE_CHECKING:
     from alerts.notify.message import Language

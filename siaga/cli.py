@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from alerts.cli import alerts_app
-from alerts.cli import use_settings as use_alert_settings
 from alerts.cli_options import DATA_DIR, DataDirOption
+from alerts.cli_options import use_settings as use_alert_settings
 from alerts.forecast_cli import forecast_app
 from ingest.errors import ConfigError
 from ingest.logs import configure_logging

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from alerts.cli_options import DATA_DIR
+from alerts.cli_options import DATA_DIR, ConfigOption, platform_settings
 from alerts.notify.errors import NotifyError
 from alerts.pipeline.silence import Matcher, Silence
 
@@ -28,10 +28,6 @@ silence_app = typer.Typer(
 
 _T = TypeVar("_T")
 _MATCHER = re.compile(r"^([a-z_]+)(=~|!~|!=|=)(.*)$")
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Settings YAML (default: config/siaga.yaml)."),
-]
 
 
 def parse_matcher(text: str) -> Matcher:
@@ -49,7 +45,6 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _run(config: Path | None, action: Callable[[SqlNotifyStore], Awaitable[_T]]) -> _T:
-    from alerts.cli import platform_settings  # noqa: PLC0415 - the CLI's settings class
     from alerts.notify.sqlstore import SqlNotifyStore  # noqa: PLC0415 - SQLAlchemy is heavy
     from ingest.errors import ConfigError  # noqa: PLC0415
 
