@@ -148,6 +148,18 @@ async def test_gate_message_in_indonesian_with_the_local_label_and_cap(rig: Rig)
     assert first.identifier in latest.xml
 
 
+async def upstream_warning_for_depok(rig: Rig) -> None:
+    """Katulampa's wave is coming: an upstream WASPADA for Depok (AWAS there inhibits it)."""
+    await rig.commit(
+        "ciliwung-depok",
+        Level.WASPADA,
+        rig.now,
+        kind=EventKind.UPSTREAM,
+        source="ciliwung-katulampa",
+        expected_at_ns=rig.now + 3 * 3600 * S,
+    )
+
+
 async def test_silence_and_inhibition_drop_exactly_their_notices(rig: Rig) -> None:
     await rig.store.add_silence(
         Silence(
@@ -165,14 +177,7 @@ async def test_silence_and_inhibition_drop_exactly_their_notices(rig: Rig) -> No
     (lampung,) = rig.sent("duty-lampung", "telegram")
     assert "Banjar Agung" in lampung
     assert "Menggala" not in lampung
-    await rig.commit(
-        "ciliwung-depok",
-        Level.WASPADA,
-        rig.now,
-        kind=EventKind.UPSTREAM,
-        source="ciliwung-katulampa",
-        expected_at_ns=rig.now + 3 * 3600 * S,
-    )
+    await upstream_warning_for_depok(rig)
     await rig.advance(300)
     assert len(rig.sent("duty-bogor", "telegram")) == 1
     assert rig.dispatcher.counts.silenced == 1
@@ -198,14 +203,7 @@ async def test_inhibition_comes_before_silence(rig: Rig) -> None:
     )
     await rig.commit("ciliwung-depok", Level.AWAS, rig.now)
     await rig.advance(30)
-    await rig.commit(
-        "ciliwung-depok",
-        Level.WASPADA,
-        rig.now,
-        kind=EventKind.UPSTREAM,
-        source="ciliwung-katulampa",
-        expected_at_ns=rig.now + 3 * 3600 * S,
-    )
+    await upstream_warning_for_depok(rig)
     await rig.advance(300)
     assert len(rig.sent("duty-bogor", "telegram")) == 1  # the AWAS only
     assert (rig.dispatcher.counts.inhibited, rig.dispatcher.counts.silenced) == (1, 0)
