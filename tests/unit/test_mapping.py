@@ -22,6 +22,7 @@ from devices.formats.mapping import (
 from devices.readings import Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap
 from devices.topics import Route
+from tests.helpers import json_values
 from tests.unit.lorawan_fixtures import DDS75, LORAWAN_METRICS
 
 STATION = "tb-dente-teladas"
@@ -266,14 +267,7 @@ def test_json_type(value: object, name: str) -> None:
     assert json_type(value) == name
 
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+JSON_VALUES = json_values(text_size=20, max_leaves=20)
 
 
 @settings(max_examples=200)

@@ -18,7 +18,7 @@ from devices.formats.ttn import OTHER_MESSAGES, decode_ttn
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap, load_registry
 from devices.topics import TopicScheme, parse_route
-from tests.helpers import only_rejection
+from tests.helpers import json_values, only_rejection
 from tests.unit import lorawan_fixtures
 from tests.unit.lorawan_fixtures import DDS75, LORAWAN_METRICS
 
@@ -330,14 +330,7 @@ def test_arbitrary_bytes_never_raise(payload: bytes) -> None:
     check_well_formed(decode_ttn(payload, context()))
 
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=25,
-)
+JSON_VALUES = json_values()
 
 
 @settings(max_examples=200)
