@@ -86,7 +86,6 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     config: ConfigOption = None,
 ) -> None:
     """Replay recorded readings through the live engine and print what it would have said."""
-    import asyncio  # noqa: PLC0415
 
     from alerts.backtest import (  # noqa: PLC0415
         BacktestError,
@@ -95,28 +94,16 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     )
     from alerts.rules.config import RulesFileError, load_rules  # noqa: PLC0415
     from devices.stations import StationFileError, load_stations  # noqa: PLC0415
-    from devices.timestamps import TimestampError, parse_timestamp_ns  # noqa: PLC0415
+    from devices.timestamps import TimestampError  # noqa: PLC0415
     from ingest.errors import ConfigError  # noqa: PLC0415
 
     chosen = _language(language)
-    if (readings is None) == (start is None and end is None):
-        raise _fail("give either --readings FILE or --from/--to")
-    if readings is None and (start is None or end is None):
-        raise _fail("give both --from and --to")
+    _one_source(readings, start, end)
     try:
         settings = load_alert_settings(config)
         registry = load_stations(stations or settings.stations.file)
         rules_config = load_rules(rules or settings.alerts.rules_file)
-        if readings is not None:
-            parsed = read_readings_file(readings)
-            recorded = parsed.readings
-            skipped = parsed.skipped()
-        else:
-            assert start is not None
-            assert end is not None
-            start_ns, end_ns = parse_timestamp_ns(start), parse_timestamp_ns(end)
-            recorded = asyncio.run(_from_influx(settings, registry, start_ns, end_ns))
-            skipped = {}
+        recorded, skipped = recorded_readings(settings, registry, readings, start, end)
     except (
         BacktestError,
         ConfigError,
@@ -158,6 +145,41 @@ def backtest(  # noqa: PLR0917 - typer passes every option
     else:
         evaluated = _evaluated(result, registry, judged.why)
         _print_table(result, skipped_rows, registry, chosen, evaluated)
+
+
+def _one_source(readings: Path | None, start: str | None, end: str | None) -> None:
+    """Refuse all but a readings file, or both ``--from`` and ``--to``."""
+    if (readings is None) == (start is None and end is None):
+        raise _fail("give either --readings FILE or --from/--to")
+    if readings is None and (start is None or end is None):
+        raise _fail("give both --from and --to")
+
+
+def recorded_readings(
+    settings: Settings,
+    registry: StationRegistry,
+    readings: Path | None,
+    start: str | None,
+    end: str | None,
+) -> tuple[list[Reading], dict[str, int]]:
+    """The readings of the CSV file ``readings``, else InfluxDB's from ``start`` to ``end``;
+    and the file's rows skipped, by why.
+
+    Raises:
+        BacktestError: The file cannot be read or is not a readings CSV.
+        TimestampError: ``start`` or ``end`` is not an RFC 3339 time.
+    """
+    import asyncio  # noqa: PLC0415
+
+    from devices.timestamps import parse_timestamp_ns  # noqa: PLC0415
+
+    if readings is not None:
+        parsed = read_readings_file(readings)
+        return parsed.readings, parsed.skipped()
+    assert start is not None
+    assert end is not None
+    start_ns, end_ns = parse_timestamp_ns(start), parse_timestamp_ns(end)
+    return asyncio.run(_from_influx(settings, registry, start_ns, end_ns)), {}
 
 
 def read_readings_file(path: Path) -> ReadingsCsv:

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alerts.cli import LanguageOption, _fail, _language, _progress_bar, read_readings_file
+from alerts.cli import (
+    LanguageOption,
+    _fail,
+    _language,
+    _one_source,
+    _progress_bar,
+    read_readings_file,
+    recorded_readings,
+)
 from alerts.cli_options import (
     ConfigOption,
     FromOption,
@@ -75,30 +83,19 @@ def fit(  # noqa: PLR0917 - typer passes every option
     config: ConfigOption = None,
 ) -> None:
     """Fit every water-level station's model on stored history and save it as a new version."""
-    import asyncio  # noqa: PLC0415
 
     from alerts.backtest import BacktestError  # noqa: PLC0415
-    from alerts.cli import _from_influx  # noqa: PLC0415
     from alerts.forecasting import fit_models, model_spec  # noqa: PLC0415
     from devices.stations import StationFileError, load_stations  # noqa: PLC0415
-    from devices.timestamps import TimestampError, parse_timestamp_ns  # noqa: PLC0415
+    from devices.timestamps import TimestampError  # noqa: PLC0415
     from forecast import store  # noqa: PLC0415
     from ingest.errors import ConfigError  # noqa: PLC0415
 
-    if (readings is None) == (start is None and end is None):
-        raise _fail("give either --readings FILE or --from/--to")
-    if readings is None and (start is None or end is None):
-        raise _fail("give both --from and --to")
+    _one_source(readings, start, end)
     try:
         settings = load_alert_settings(config)
         registry = load_stations(stations or settings.stations.file)
-        if readings is not None:
-            recorded = read_readings_file(readings).readings
-        else:
-            assert start is not None
-            assert end is not None
-            start_ns, end_ns = parse_timestamp_ns(start), parse_timestamp_ns(end)
-            recorded = asyncio.run(_from_influx(settings, registry, start_ns, end_ns))
+        recorded, _ = recorded_readings(settings, registry, readings, start, end)
     except (BacktestError, ConfigError, StationFileError, TimestampError) as exc:
         raise _fail(str(exc)) from None
     if not recorded:

@@ -21,9 +21,17 @@ from alerts.rules.forecast import ForecastRule
 from devices.readings import Reading
 from devices.stations import StationRegistry
 from devices.timestamps import format_rfc3339
-from forecast import skill, store
+from forecast import store
 from forecast.live import LiveForecaster
-from forecast.models import FittedModel, Forecast, Inputs, ModelSpec, fit, registry_inputs
+from forecast.models import (
+    FittedModel,
+    Forecast,
+    Inputs,
+    LeadSkill,
+    ModelSpec,
+    fit,
+    registry_inputs,
+)
 from forecast.series import (
     LEVEL_METRIC,
     NS_PER_H,
@@ -128,18 +136,10 @@ def fit_series(
 
 
 @dataclass(frozen=True, slots=True)
-class LeadScore:
+class LeadScore(LeadSkill):
     """A station's forecasts at one lead, scored over a replayed period."""
 
     station: str
-    lead_h: int
-    n: int
-    nse: float
-    nse_persistence: float
-    rmse_cm: float
-    rmse_persistence_cm: float
-    skill: float
-    coverage: float
 
     def record(self) -> dict[str, Any]:
         """The ``{"kind": "skill", ...}`` line of ``siaga forecast backtest --json``."""
@@ -237,17 +237,7 @@ def score(
             observed = interpolate(series, issued + lead * NS_PER_H, max_gap)
             n = int(np.isfinite(observed).sum())
             found.append(
-                LeadScore(
-                    station=station,
-                    lead_h=lead,
-                    n=n,
-                    nse=skill.nse(central, observed),
-                    nse_persistence=skill.nse(now, observed),
-                    rmse_cm=skill.rmse(central, observed),
-                    rmse_persistence_cm=skill.rmse(now, observed),
-                    skill=skill.skill_score(central, now, observed),
-                    coverage=skill.coverage(low, high, observed),
-                )
+                LeadScore.measured(lead, n, central, now, observed, low, high, station=station)
             )
     return found
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from devices import Reading
 from ingest.batch import Batch
 from ingest.settings import InfluxSettings
+from ingest.storage.base import Storage
 from ingest.storage.influx import InfluxStorage
 from ingest.storage.sqlite import SCHEMA, SqliteStorage, Synchronous
 from ops.servers import InfluxServer
@@ -85,14 +86,19 @@ def baseline(path: Path, work: list[Batch]) -> float:
     return total / elapsed
 
 
+async def _write_rate(storage: Storage, work: list[Batch]) -> float:
+    """Readings per second ``storage`` writes ``work`` at, one batch after another."""
+    await storage.prepare()
+    start = time.perf_counter()
+    for batch in work:
+        await storage.write(batch)
+    elapsed = time.perf_counter() - start
+    return sum(len(b.readings) for b in work) / elapsed
+
+
 async def siaga_sqlite(path: Path, work: list[Batch], synchronous: Synchronous) -> float:
     async with SqliteStorage(path, synchronous) as storage:
-        await storage.prepare()
-        start = time.perf_counter()
-        for batch in work:
-            await storage.write(batch)
-        elapsed = time.perf_counter() - start
-    return sum(len(b.readings) for b in work) / elapsed
+        return await _write_rate(storage, work)
 
 
 def influx_installed() -> bool:
@@ -106,12 +112,7 @@ async def siaga_influx(directory: Path, work: list[Batch]) -> float:
             lambda station: {"station": station, "regency": "Bench", "river": "Bench"},
         )
         async with storage:
-            await storage.prepare()
-            start = time.perf_counter()
-            for batch in work:
-                await storage.write(batch)
-            elapsed = time.perf_counter() - start
-    return sum(len(b.readings) for b in work) / elapsed
+            return await _write_rate(storage, work)
 
 
 async def station_year_bytes(directory: Path, interval_s: int) -> tuple[int, int]:

@@ -32,7 +32,7 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -158,6 +158,42 @@ class LeadSkill:
     rmse_persistence_cm: float
     skill: float
     coverage: float
+
+    @classmethod
+    def measured(  # noqa: PLR0917 - the arrays a score is measured on
+        cls,
+        lead_h: int,
+        n: int,
+        central: npt.ArrayLike,
+        persistence: npt.ArrayLike,
+        observed: npt.ArrayLike,
+        low: npt.ArrayLike,
+        high: npt.ArrayLike,
+        **more: Any,
+    ) -> Self:
+        """The scores of forecasts at ``lead_h`` against what was then observed.
+
+        Args:
+            lead_h: The lead, in hours.
+            n: How many of them had an outcome.
+            central: The central forecasts.
+            persistence: The level at each forecast's issue (persistence's forecast).
+            observed: The level ``lead_h`` hours later (NaN where unknown).
+            low: The intervals' lower ends.
+            high: The intervals' upper ends.
+            more: A subclass's further fields.
+        """
+        return cls(
+            lead_h=lead_h,
+            n=n,
+            nse=skill.nse(central, observed),
+            nse_persistence=skill.nse(persistence, observed),
+            rmse_cm=skill.rmse(central, observed),
+            rmse_persistence_cm=skill.rmse(persistence, observed),
+            skill=skill.skill_score(central, persistence, observed),
+            coverage=skill.coverage(low, high, observed),
+            **more,
+        )
 
 
 # Not frozen: a frozen dataclass costs several times as much to build, and one is built for
@@ -467,18 +503,7 @@ def fit(
         width = spread[test]
         lo = central + width * np.where(regime[test] == RISING, low[RISING][-1], low[FALLING][-1])
         hi = central + width * np.where(regime[test] == RISING, high[RISING][-1], high[FALLING][-1])
-        skills.append(
-            LeadSkill(
-                lead_h=k,
-                n=int(test.sum()),
-                nse=skill.nse(central, observed),
-                nse_persistence=skill.nse(base, observed),
-                rmse_cm=skill.rmse(central, observed),
-                rmse_persistence_cm=skill.rmse(base, observed),
-                skill=skill.skill_score(central, base, observed),
-                coverage=skill.coverage(lo, hi, observed),
-            )
-        )
+        skills.append(LeadSkill.measured(k, int(test.sum()), central, base, observed, lo, hi))
         coef.append(tuple(float(v) for v in fitted_all))
     if error_correction:
         stage1 = _lstsq(design1[usable1], changes[0][usable1])

@@ -8,9 +8,10 @@ stored or logged in clear.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devices import TopicScheme
 from devices.registry import (
@@ -145,26 +146,23 @@ class DeviceAdmin:
 
     def revoke(self, account_id: str) -> None:
         """Revoke a device, integration or worker: credential and ACL gone, history kept."""
-        registry = self.load()
-        revoked = False
-        changes: dict[str, list[object]] = {}
-        for key, items in (
-            ("devices", registry.devices),
-            ("integrations", registry.integrations),
-            ("workers", registry.workers),
-        ):
-            if account_id in items:
-                changes[key] = [
-                    item.model_copy(update={"revoked": True}) if item.id == account_id else item
-                    for item in items.values()
-                ]
-                revoked = True
-        if not revoked:
-            raise DeviceAdminError(f"no device, integration or worker named {account_id!r}")
-        self._save(self._change(registry, changes), self.broker.read_passwords())
+        self._edit_account(
+            account_id,
+            lambda items: [
+                item.model_copy(update={"revoked": True}) if item.id == account_id else item
+                for item in items
+            ],
+        )
 
     def remove(self, account_id: str) -> None:
         """Forget a device, integration or worker entirely."""
+        self._edit_account(
+            account_id, lambda items: [item for item in items if item.id != account_id]
+        )
+
+    def _edit_account(self, account_id: str, edit: Callable[[list[Any]], list[object]]) -> None:
+        """Replace the list (devices, integrations or workers) that holds ``account_id`` by
+        ``edit`` of it, and save."""
         registry = self.load()
         changes: dict[str, list[object]] = {}
         for key, items in (
@@ -173,7 +171,7 @@ class DeviceAdmin:
             ("workers", registry.workers),
         ):
             if account_id in items:
-                changes[key] = [item for item in items.values() if item.id != account_id]
+                changes[key] = edit(list(items.values()))
         if not changes:
             raise DeviceAdminError(f"no device, integration or worker named {account_id!r}")
         self._save(self._change(registry, changes), self.broker.read_passwords())

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from alerts import journal
+from alerts.engine import Engine
+from alerts.journal import JournalBuffer
 from devices.levels import Thresholds
 from devices.readings import Reading
 from devices.stations import Link, MetricSpec, StaticRegistry, Station
@@ -74,3 +78,32 @@ def registry(*stations: Station) -> StaticRegistry:
 def level(station_id: str, minutes: float, value_cm: float, **extra: float) -> Reading:
     """A water-level reading ``minutes`` after :data:`T0`."""
     return Reading(station_id, T0 + int(minutes * MINUTE_NS), {"water_level_cm": value_cm, **extra})
+
+
+@dataclass
+class HeldJournal:
+    """What the incident store holds of an engine's journal, written as the alert loop writes it:
+    an entry at each checkpoint, now and then a snapshot (its rows applied as the store would)."""
+
+    held: dict[str, bytes] = field(default_factory=dict)
+    number: int = 0
+    unsnapshotted: list[int] = field(default_factory=list)
+
+    def checkpoint(self, buffer: JournalBuffer) -> int:
+        """Store what ``buffer`` recorded as the next entry; that entry's number."""
+        body = buffer.take()
+        assert body is not None
+        self.number += 1
+        self.held[journal.entry_key(self.number)] = body
+        self.unsnapshotted.append(self.number)
+        return self.number
+
+    def snapshot(self, engine: Engine) -> None:
+        """Store ``engine``'s changed state, and drop the entries it makes redundant."""
+        rows = journal.snapshot(engine.dirty_state(), self.number, self.unsnapshotted)
+        for key, value in rows.items():
+            if value is None:
+                self.held.pop(key, None)
+            else:
+                self.held[key] = value
+        self.unsnapshotted = []

@@ -10,6 +10,8 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from hypothesis import strategies as st
+
 from devices.readings import Decoded, Rejection
 
 
@@ -76,3 +78,22 @@ def influx_count(url: str, database: str, field: str = "water_level_cm") -> int:
     except OSError:
         return -1
     return int(series[0]["values"][0][1]) if series else 0
+
+
+def json_scalars(text_size: int) -> st.SearchStrategy[Any]:
+    """JSON's scalars, NaN and the infinities among the floats (``json.dumps`` writes them)."""
+    return st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=text_size)
+
+
+def json_values(
+    *, text_size: int = 12, key_size: int = 8, max_leaves: int = 25
+) -> st.SearchStrategy[Any]:
+    """Any JSON document: scalars, and lists and objects of them nested."""
+    return st.recursive(
+        json_scalars(text_size),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=key_size), children, max_size=4)
+        ),
+        max_leaves=max_leaves,
+    )

@@ -140,17 +140,12 @@ def evaluate(
     at = forecast.issued_ns
     if state.active and observed >= state.warned:
         events.append(
-            _event(
+            _calm(
                 forecast,
                 state.warned,
-                state.warned,
-                False,
-                None,
                 late,
-                (
-                    f"{label(state.warned, thresholds.scheme).upper()} teramati; prakiraan "
-                    "digantikan pengamatan (observed: the forecast warning is superseded)"
-                ),
+                f"{label(state.warned, thresholds.scheme).upper()} teramati; prakiraan "
+                "digantikan pengamatan (observed: the forecast warning is superseded)",
             )
         )
         state = ForecastState(state.warned, False, 0, Level.NORMAL, None)
@@ -203,12 +198,9 @@ def evaluate(
         return ForecastState(state.warned, state.active, 0, Level.NORMAL, since), events
     if state.active:
         events.append(
-            _event(
+            _calm(
                 forecast,
                 state.warned,
-                state.warned,
-                False,
-                None,
                 late,
                 f"tidak lagi diperkirakan mencapai {label(state.warned, thresholds.scheme).upper()}"
                 " (no longer forecast)",
@@ -239,6 +231,11 @@ def _event(  # noqa: PLR0917 - an event's parts, in the order AlertEvent has the
         expected_at_ns=expected_ns,
         detail=detail,
     )
+
+
+def _calm(forecast: Forecast, warned: Level, late: bool, detail: str) -> AlertEvent:
+    """The event that ends the warning of ``warned``."""
+    return _event(forecast, warned, warned, False, None, late, detail)
 
 
 def _message(  # noqa: PLR0917 - the sentence's parts

@@ -114,36 +114,27 @@ def evaluate(
         limit = rule.rise_cm if rise else rule.fall_cm
         assert limit is not None
         change = change_cm(times, values, index, window_ns, rise)
-        name = f"rate:{rule.name}"
         if change > limit:
-            if rule.name not in firing:
-                events.append(
-                    _event(
-                        station_id,
-                        ts_ns,
-                        value_cm,
-                        rule=rule,
-                        name=name,
-                        firing=True,
-                        change=change,
-                        late=late,
-                    )
-                )
+            started = rule.name not in firing
             firing[rule.name] = max(ts_ns, firing.get(rule.name, ts_ns))
+            if not started:
+                continue  # firing already: said once
         elif newest and rule.name in firing and ts_ns - firing[rule.name] >= window_ns:
             del firing[rule.name]
-            events.append(
-                _event(
-                    station_id,
-                    ts_ns,
-                    value_cm,
-                    rule=rule,
-                    name=name,
-                    firing=False,
-                    change=change,
-                    late=late,
-                )
+        else:
+            continue
+        events.append(
+            _event(
+                station_id,
+                ts_ns,
+                value_cm,
+                rule=rule,
+                name=f"rate:{rule.name}",
+                firing=change > limit,
+                change=change,
+                late=late,
             )
+        )
     # Keep two of the longest windows behind the newest reading (the pro-rating horizon).
     keep_from = bisect_left(times, times[-1] - 2 * longest_ns)
     next_state = RateState(times[keep_from:], values[keep_from:], tuple(sorted(firing.items())))

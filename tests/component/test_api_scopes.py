@@ -11,9 +11,7 @@ document), query parameters name B's regency and station, and bodies try to reac
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from devices.stations import Station
 from ingest.batch import Batch, StoredRejection
 from ingest.storage.memory import MemoryStorage
 from ops.servers import free_port
-from tests.apitools import NOW_NS, NS, ApiHarness, build, incident, registry
+from tests.apitools import NOW_NS, NS, ApiHarness, build, incident, registry, sse_events
 from tests.helpers import eventually
 
 # Operations that the walk does not call, and why (each is tested where named).
@@ -322,15 +320,6 @@ async def test_the_scope_sees_its_own_data_and_the_deployment_sees_all(
     assert (me["regencies"], me["province"]) == ([], None)
 
 
-async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    kind = ""
-    async for line in response.aiter_lines():
-        if line.startswith("event: "):
-            kind = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            yield kind, json.loads(line.removeprefix("data: "))
-
-
 def _about(kind: str, data: dict[str, Any]) -> str:
     return str(data["station"] if kind == "reading" else data["subject"])
 
@@ -364,7 +353,7 @@ async def test_the_live_stream_carries_only_the_scope(tmp_path: Path) -> None:
             a_client.stream("GET", "/api/v1/events") as a_stream,
             all_client.stream("GET", "/api/v1/events") as all_stream,
         ):
-            a_events, all_events = _events(a_stream), _events(all_stream)
+            a_events, all_events = sse_events(a_stream), sse_events(all_stream)
             hub = harness.ctx.hub
             assert hub is not None
             await eventually(lambda: hub.clients == 2, 10, "two streams")

@@ -30,6 +30,34 @@ STATIONS = [
 ]
 
 
+def siaga_env(**values: str) -> dict[str, str]:
+    """This process's environment without its ``SIAGA_*`` settings, then ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
+    env.update(values)
+    return env
+
+
+def run_siaga(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT
+) -> subprocess.CompletedProcess[str]:
+    """``siaga ARGS`` to its end (a minute at most), its output captured as text.
+
+    Args:
+        args: The command line after ``siaga``.
+        env: The command's environment (default: this process's, as it is).
+        cwd: Where it runs (default: the repository).
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "siaga", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class SiagaProcess:
     """A ``siaga`` command in its own process, its output in a log file (the drivers' base)."""
 
@@ -86,8 +114,7 @@ class WorkerProcess(SiagaProcess):
 
     def start(self) -> WorkerProcess:
         self.directory.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-        env.update(
+        env = siaga_env(
             SIAGA_MQTT__URL=self.broker_url,
             SIAGA_MQTT__CLIENT_ID=self.client_id,
             SIAGA_MQTT__TOPIC_PREFIX=self.topic_prefix,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from alerts.acklinks import ack_link
 from alerts.notify.apprise_channel import AppriseChannel
@@ -26,10 +24,9 @@ from alerts.notify.channels import Outgoing
 from alerts.notify.message import render
 from devices.levels import Level
 from ingest.storage.memory import MemoryStorage
-from ops.servers import free_port
 from tests.apitools import NOW_NS, NS, ApiHarness, build, incident, registry
 from tests.conftest import REPO_ROOT
-from tests.helpers import wait_for
+from tests.integration.browsers import chromium, uvicorn_thread
 from tests.integration.notify_peers import smtp_server
 from tests.integration.test_notify_channels import plain_text
 from tests.textcheck import english_in, ids_in
@@ -39,7 +36,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts" / "ack"
 KEY = b"test-secret-" + b"x" * 20
 SIZES = {"phone": (360, 740), "desktop": (1366, 768)}
@@ -50,33 +46,14 @@ def served(tmp_path: Path) -> Iterator[tuple[str, ApiHarness]]:
     harness = build(f"sqlite:///{tmp_path}/siaga.db", MemoryStorage(), tmp_path)
     for number, station in enumerate(("tb-menggala", "ciliwung-katulampa"), start=3):
         harness.incidents.put(incident(number, station))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(harness.app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="ack-page-uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 30, "uvicorn started")
-    try:
-        yield f"http://127.0.0.1:{port}", harness
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with uvicorn_thread(harness.app) as base:
+        yield base, harness
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        found = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"], headless=True
-        )
-        try:
-            yield found
-        finally:
-            found.close()
+    with chromium(ARTIFACTS, ["--no-sandbox", "--disable-gpu"]) as launched:
+        yield launched
 
 
 @pytest.mark.parametrize("size", SIZES)

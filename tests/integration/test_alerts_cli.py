@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +12,8 @@ from alerts.incidents.store import SqlIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from devices.levels import Level
 from devices.stations import load_stations
-from tests.conftest import REPO_ROOT, STATIONS_FILE
+from tests.conftest import STATIONS_FILE
+from tests.integration.drivers import run_siaga, siaga_env
 from tests.textcheck import ids_in
 
 pytestmark = pytest.mark.integration
@@ -26,17 +24,7 @@ REGISTRY = load_stations(STATIONS_FILE)
 
 
 def siaga(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    env["SIAGA_DATABASE__URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "siaga", "alerts", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_siaga("alerts", *args, env=siaga_env(SIAGA_DATABASE__URL=url))
 
 
 def transition(
@@ -55,16 +43,13 @@ def transition(
     return Transition(subject, "level", before, state, event)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'siaga.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
+@pytest.fixture
+def url(sql_url: str) -> str:
+    """The database (SQLite, then PostgreSQL) with Depok's incident firing, Katulampa's resolved."""
 
     async def seed() -> None:
         firing, resolved = IncidentState.FIRING, IncidentState.RESOLVED
-        async with SqlIncidentStore(url) as store:
+        async with SqlIncidentStore(sql_url) as store:
             await store.commit(
                 [transition("ciliwung-depok", 0, Level.WASPADA, firing, None)],
                 {},
@@ -77,7 +62,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
             )
 
     asyncio.run(seed())
-    return url
+    return sql_url
 
 
 def test_list_show_and_ack(url: str) -> None:

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.integration.drivers import run_siaga, siaga_env
 
 pytestmark = pytest.mark.integration
-
-
-def siaga(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "siaga", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def clean_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    env.update(values)
-    return env
 
 
 @pytest.mark.parametrize(
@@ -44,9 +23,9 @@ def clean_env(**values: str) -> dict[str, str]:
 def test_bad_configuration_is_refused_at_start_naming_the_key(
     variable: str, value: str, message: str, tmp_path: Path
 ) -> None:
-    result = siaga(
+    result = run_siaga(
         "ingest",
-        env=clean_env(
+        env=siaga_env(
             **{variable: value},
             SIAGA_SPOOL__DIR=str(tmp_path / "spool"),
             SIAGA_METRICS__ENABLED="false",
@@ -60,6 +39,6 @@ def test_bad_configuration_is_refused_at_start_naming_the_key(
 def test_unknown_keys_in_the_config_file_are_refused(tmp_path: Path) -> None:
     config = tmp_path / "siaga.yaml"
     config.write_text("mqtt:\n  urll: mqtt://x\n")
-    result = siaga("ingest", "--config", str(config), env=clean_env())
+    result = run_siaga("ingest", "--config", str(config), env=siaga_env())
     assert result.returncode == 2
     assert "mqtt.urll: unknown setting" in result.stderr

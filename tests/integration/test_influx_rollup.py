@@ -15,8 +15,8 @@ from ingest.storage.base import WindowStat
 from ingest.storage.influx import InfluxStorage, RollupPass
 from ingest.storage.rollup import ALL_STATIONS, HOUR_NS, NS, Marks, merge, plan
 from ops.servers import InfluxServer, MosquittoServer
-from tests.conftest import unique_name
 from tests.helpers import influx_count, influx_query, wait_for
+from tests.integration.conftest import NewWorker
 from tests.integration.drivers import WorkerProcess, paho_publish, telemetry_messages
 
 pytestmark = pytest.mark.integration
@@ -226,32 +226,23 @@ def _marks(influx: InfluxServer, database: str) -> int:
 
 
 def test_a_worker_killed_before_its_pass_leaves_marks_that_the_next_one_rolls_up(
-    request: pytest.FixtureRequest,
     tmp_path: Path,
+    new_worker: NewWorker,
     broker_session: MosquittoServer,
     influx_session: InfluxServer,
     database: str,
 ) -> None:
     """kill -9 after the acknowledgement and before any pass: no rollup is wrong for ever."""
-    name = unique_name(request)
 
     def worker() -> WorkerProcess:
-        return WorkerProcess(
-            tmp_path / "w",
-            broker_session.url,
-            influx_session.url,
-            database,
-            client_id=f"w-{name}",
-            topic_prefix=f"p{name}",
-            shared_group=f"g{name}",
-            extra_env={"SIAGA_INFLUX__ROLLUP_SETTLE_S": "0"},
-        )
+        return new_worker(tmp_path / "w", {"SIAGA_INFLUX__ROLLUP_SETTLE_S": "0"})
 
     total = 600
     two_days_ago_ms = time.time_ns() // 1_000_000 - 2 * 86_400_000
-    messages = telemetry_messages(total, two_days_ago_ms, prefix=f"p{name}")
-    running = worker().start()  # its first pass ran at start, before anything was marked
-    paho_publish(broker_session.port, messages, f"pub-{name}")
+    first = worker()
+    messages = telemetry_messages(total, two_days_ago_ms, prefix=first.topic_prefix)
+    running = first.start()  # its first pass ran at start, before anything was marked
+    paho_publish(broker_session.port, messages, f"pub-{first.topic_prefix}")
     wait_for(lambda: influx_count(influx_session.url, database) == total, 60, "all stored")
     running.kill()
     assert _marks(influx_session, database) >= 1

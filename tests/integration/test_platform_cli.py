@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from dashboards.api.app import sql_engine
 from devices.levels import Level
 from ops.datadir import DataDir
 from tests.conftest import REPO_ROOT, STATIONS_FILE
+from tests.integration.drivers import run_siaga, siaga_env
 
 pytestmark = pytest.mark.integration
 
@@ -30,17 +29,7 @@ T0 = 1_790_000_000 * 1_000_000_000
 
 
 def siaga(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    clean["PYTHONPATH"] = str(REPO_ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "siaga", *args],
-        cwd=cwd,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_siaga(*args, env=siaga_env(PYTHONPATH=str(REPO_ROOT), **env), cwd=cwd)
 
 
 @pytest.fixture

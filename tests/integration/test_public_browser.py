@@ -8,14 +8,12 @@ import asyncio
 import concurrent.futures
 import html
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import Acknowledgement, AlertEvent, EventKind, Incident, IncidentState
@@ -34,15 +32,13 @@ from devices.readings import Reading
 from devices.registry import load_registry
 from ingest.batch import Batch
 from ingest.storage.memory import MemoryStorage
-from ops.servers import free_port
 from tests.conftest import REPO_ROOT, STATIONS_FILE
-from tests.helpers import wait_for
+from tests.integration.browsers import chromium, uvicorn_thread
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts" / "reach"
 PUBLIC_FILE = REPO_ROOT / "config" / "public.yaml"
@@ -116,31 +112,14 @@ def public_url() -> Iterator[str]:
         incidents,
         cap_url="https://siaga.bpbd.example.go.id/api/v1/cap.atom",
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(site, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 15, "the public server")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with uvicorn_thread(site, lifespan="on") as url:
+        yield url
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium(ARTIFACTS, ARGS) as launched:
+        yield launched
 
 
 def test_the_public_page_at_360_px_fits_its_budget_and_works_offline(
@@ -299,37 +278,31 @@ def test_a_user_makes_a_telegram_link_code_on_the_profile_page(
         chats=chats,
         live=False,
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 15, "the API")
     try:
-        context = browser.new_context(viewport=PHONE, locale="id-ID", device_scale_factor=2)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"http://127.0.0.1:{port}/login?next=/profil")
-        page.fill("input[name=username]", "sari")
-        page.fill("input[name=password]", "operator-password-1")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/profil")
-        page.click("#link-code")
-        page.wait_for_selector("#code-box:not([hidden])")
-        command = page.locator("#link-command").inner_text()
-        assert command.startswith("/link ")
-        assert "Berlaku sampai" in page.locator("#code-expires").inner_text()
-        page.screenshot(path=str(ARTIFACTS / "profile-360.png"), full_page=True)
-        code = command.removeprefix("/link ")
-        # Playwright's sync API holds this thread's event loop: redeem from another thread.
-        with concurrent.futures.ThreadPoolExecutor(1) as other:
-            redeem = chats.redeem_code("telegram", code, "7001", time.time_ns())
-            linked = other.submit(asyncio.run, redeem).result()
-        assert linked == "sari"
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        assert errors == []
-        context.close()
+        with uvicorn_thread(app) as base:
+            context = browser.new_context(viewport=PHONE, locale="id-ID", device_scale_factor=2)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{base}/login?next=/profil")
+            page.fill("input[name=username]", "sari")
+            page.fill("input[name=password]", "operator-password-1")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/profil")
+            page.click("#link-code")
+            page.wait_for_selector("#code-box:not([hidden])")
+            command = page.locator("#link-command").inner_text()
+            assert command.startswith("/link ")
+            assert "Berlaku sampai" in page.locator("#code-expires").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "profile-360.png"), full_page=True)
+            code = command.removeprefix("/link ")
+            # Playwright's sync API holds this thread's event loop: redeem from another thread.
+            with concurrent.futures.ThreadPoolExecutor(1) as other:
+                redeem = chats.redeem_code("telegram", code, "7001", time.time_ns())
+                linked = other.submit(asyncio.run, redeem).result()
+            assert linked == "sari"
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            assert errors == []
+            context.close()
     finally:
-        server.should_exit = True
-        thread.join(10)
         accounts.engine.dispose()

@@ -31,6 +31,7 @@ from simulators.runner import (
 from simulators.scenario import load_scenario, parse_scenario
 from tests.conftest import REPO_ROOT, unique_name
 from tests.helpers import influx_count, influx_query, wait_for
+from tests.integration.conftest import NewWorker
 from tests.integration.drivers import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -149,24 +150,17 @@ def test_a_replay_lands_as_reported(
 
 
 def test_a_small_fleet_is_published_at_its_rate_and_stored(
-    request: pytest.FixtureRequest,
     tmp_path: Path,
+    new_worker: NewWorker,
     broker_session: MosquittoServer,
     influx_session: InfluxServer,
     database: str,
 ) -> None:
     stations, interval_s, duration_s = 300, 1.0, 3.0
-    name = unique_name(request)
     stations_file = write_fleet_stations(tmp_path / "fleet.yaml", stations, interval_s=interval_s)
-    with WorkerProcess(
+    with new_worker(
         tmp_path / "worker",
-        broker_session.url,
-        influx_session.url,
-        database,
-        client_id=f"w-{name}",
-        topic_prefix=f"p{name}",
-        shared_group=f"g{name}",
-        extra_env={
+        {
             "SIAGA_STATIONS__FILE": str(stations_file),
             "SIAGA_STATIONS__DEVICES_FILE": str(tmp_path / "no-devices.yaml"),
             "SIAGA_MQTT__LORAWAN": "false",

@@ -3,8 +3,6 @@ incident, and everyone in it becomes deployment-wide (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
@@ -18,14 +16,6 @@ from dashboards.api.audit import AuditLog, Change, entries
 from devices.scopes import DEPLOYMENT, Scope
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'incidents.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def _seed_the_schema_before_scopes(url: str, hasher: PasswordHasher) -> None:

@@ -37,13 +37,13 @@ from ops.servers import InfluxServer, MosquittoServer, free_port
 from tests.conftest import REPO_ROOT, STATIONS_FILE
 from tests.fake_incidents import MemoryIncidents
 from tests.helpers import wait_for
+from tests.integration.browsers import chromium
 from tests.integration.drivers import WorkerProcess, paho_publish
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -203,22 +203,13 @@ def serving(app: Any, incidents: MemoryIncidents, port: int | None = None) -> It
 @contextlib.contextmanager
 def chromium_page(width: int = 1366, height: int = 860) -> Iterator[Any]:
     """A page of Debian's headless chromium in Indonesian; any JavaScript error fails the test."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+    with chromium(ARTIFACTS, CHROMIUM_ARGS) as browser:
         context = browser.new_context(viewport={"width": width, "height": height}, locale="id-ID")
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors: {errors}"
+        yield page
+    assert not errors, f"JavaScript errors: {errors}"
 
 
 @pytest.fixture

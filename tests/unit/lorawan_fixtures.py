@@ -1,10 +1,11 @@
-"""What the LoRaWAN decoder tests share: a gauge's metrics, the DDS75 profile, a sanity check."""
+"""What the LoRaWAN decoder tests share: a gauge's metrics, the DDS75 profile, its station, a sanity
+check."""
 
 from __future__ import annotations
 
 import math
 
-from devices import MetricSpec, Reason
+from devices import MetricSpec, Reason, Station
 from devices.readings import Decoded
 from devices.registry import DeviceProfile, FieldMap
 
@@ -21,6 +22,22 @@ DDS75_FIELDS = {
     "batteryLevel": FieldMap(metric="battery_pct", unit="%"),
 }
 DDS75 = DeviceProfile(fields=DDS75_FIELDS, distance_absent_mm=0, distance_min_valid_mm=280)
+DENTE_TELADAS = "tb-dente-teladas"
+
+
+def dente_teladas(
+    metrics: dict[str, MetricSpec] | None = None, mounting_height_cm: float | None = 600
+) -> Station:
+    """The station a DDS75 gauge measures, 6 m above the river bed (``LORAWAN_METRICS``)."""
+    return Station(
+        id=DENTE_TELADAS,
+        name="Way Tulang Bawang at Dente Teladas",
+        regency="Tulang Bawang",
+        latitude=-4.3295,
+        longitude=105.7702,
+        metrics=LORAWAN_METRICS if metrics is None else metrics,
+        mounting_height_cm=mounting_height_cm,
+    )
 
 
 def check_well_formed(

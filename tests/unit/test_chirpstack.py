@@ -18,7 +18,7 @@ from devices.formats.context import DecodeContext
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap, load_registry
 from devices.topics import Route, TopicScheme, parse_route
-from tests.helpers import only_rejection
+from tests.helpers import json_values, only_rejection
 from tests.unit import lorawan_fixtures
 from tests.unit.lorawan_fixtures import DDS75, DDS75_FIELDS, LORAWAN_METRICS
 
@@ -360,14 +360,7 @@ def test_arbitrary_bytes_never_raise(payload: bytes, event: str) -> None:
     check_well_formed(decode_chirpstack(payload, context(event, WITH_MARGIN)))
 
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=25,
-)
+JSON_VALUES = json_values()
 
 
 @settings(max_examples=200)

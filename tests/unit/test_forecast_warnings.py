@@ -307,7 +307,7 @@ def test_a_snapshot_and_the_journal_give_back_the_forecasts_without_repeats(
     assert expected
     for crash_at in (60, 96, 104, 112, 124, 133, 201):
         live = Engine(RIVER, started_ns=flood[0].ts_ns, forecaster=LiveForecaster(models))
-        buffer, held, number, unsnapshotted = JournalBuffer(), {}, 0, []
+        buffer, store = JournalBuffer(), alerting.HeldJournal()
         done: list[tuple[str, str]] = []
         by_entry: dict[int, list[tuple[str, str]]] = {}
         pending: list[tuple[str, str]] = []
@@ -317,23 +317,12 @@ def test_a_snapshot_and_the_journal_give_back_the_forecasts_without_repeats(
             buffer.record_process([reading], reading.ts_ns)
             if index % 5:
                 continue
-            body = buffer.take()
-            assert body is not None
-            number += 1
-            held[journal.entry_key(number)] = body
+            number = store.checkpoint(buffer)
             by_entry[number], pending = pending, []
             done += by_entry[number]
-            unsnapshotted.append(number)
             if number % 4 == 1:
-                for key, value in journal.snapshot(
-                    live.dirty_state(), number, unsnapshotted
-                ).items():
-                    if value is None:
-                        held.pop(key, None)
-                    else:
-                        held[key] = value
-                unsnapshotted = []
-        saved = journal.split(held)
+                store.snapshot(live)
+        saved = journal.split(store.held)
         revived = Engine(RIVER, started_ns=flood[0].ts_ns, forecaster=LiveForecaster(models))
         revived.restore(saved.states)
         replayed = journal.replay(revived, (body for _, body in saved.entries))
@@ -341,7 +330,7 @@ def test_a_snapshot_and_the_journal_give_back_the_forecasts_without_repeats(
             k for n, _ in saved.entries for k in by_entry[n]
         ]
         # The rest of the flood, redelivered from the last checkpoint on.
-        resumed = (number * 5) if number else 0
+        resumed = store.number * 5
         for reading in flood[resumed:]:
             done += [
                 (t.event.id, t.state.value)

@@ -11,7 +11,7 @@ from alerts import journal
 from alerts.engine import Engine, Step
 from alerts.journal import JournalBuffer, JournalError
 from devices.readings import Reading
-from tests.alerting import MINUTE_NS, T0, level, registry, station
+from tests.alerting import MINUTE_NS, T0, HeldJournal, level, registry, station
 
 RIVER = registry(
     station("up", regency="Hulu", downstream=[("down", 120)]),
@@ -68,8 +68,7 @@ def test_snapshot_and_replay_give_back_the_engine_and_its_transitions(
     ops = inputs()[:crash_at]
     live = Engine(RIVER, started_ns=T0)
     buffer = JournalBuffer()
-    held: dict[str, bytes] = {}  # what the store holds, rows applied as it would
-    number, unsnapshotted = 0, []
+    store = HeldJournal()
     transitions_by_entry: dict[int, list[tuple[str, str]]] = {}
     pending: list[tuple[str, str]] = []
     for index, op in enumerate(ops):
@@ -81,28 +80,18 @@ def test_snapshot_and_replay_give_back_the_engine_and_its_transitions(
             buffer.record_process(op[1], op[0])
         if not checkpoints[index]:
             continue
-        body = buffer.take()
-        assert body is not None
-        number += 1
-        held[journal.entry_key(number)] = body
+        number = store.checkpoint(buffer)
         transitions_by_entry[number], pending = pending, []
-        unsnapshotted.append(number)
         if snapshots[index] or number == 1:  # (as the loop: its first checkpoint snapshots)
-            rows = journal.snapshot(live.dirty_state(), number, unsnapshotted)
-            for key, value in rows.items():
-                if value is None:
-                    held.pop(key, None)
-                else:
-                    held[key] = value
-            unsnapshotted = []
+            store.snapshot(live)
     # kill -9: what was not checkpointed is gone (the broker redelivers those readings).
-    saved = journal.split(held)
+    saved = journal.split(store.held)
     restarted = Engine(RIVER, started_ns=T0 + 999 * MINUTE_NS)
     restarted.restore(saved.states)
     replayed = journal.replay(restarted, (body for _, body in saved.entries))
     expected = [t for n, _ in saved.entries for t in transitions_by_entry[n]]
     assert ids(replayed.step) == expected
-    assert saved.next_number == number + 1
+    assert saved.next_number == store.number + 1
     # The same engine as the one that ran (less what came after the last checkpoint).
     last = max((i for i in range(len(ops)) if checkpoints[i]), default=-1)
     reference = Engine(RIVER, started_ns=T0 if last >= 0 else T0 + 999 * MINUTE_NS)

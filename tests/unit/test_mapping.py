@@ -22,30 +22,17 @@ from devices.formats.mapping import (
 from devices.readings import Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap
 from devices.topics import Route
-from tests.unit.lorawan_fixtures import DDS75, LORAWAN_METRICS
+from tests.helpers import json_values
+from tests.unit.lorawan_fixtures import DDS75, DENTE_TELADAS, LORAWAN_METRICS, dente_teladas
 
-STATION = "tb-dente-teladas"
-
-
-def station(
-    metrics: dict[str, MetricSpec] | None = None, mounting_height_cm: float | None = 600
-) -> Station:
-    return Station(
-        id=STATION,
-        name="Way Tulang Bawang at Dente Teladas",
-        regency="Tulang Bawang",
-        latitude=-4.3295,
-        longitude=105.7702,
-        metrics=LORAWAN_METRICS if metrics is None else metrics,
-        mounting_height_cm=mounting_height_cm,
-    )
+STATION = DENTE_TELADAS
 
 
 def context(
     profile: DeviceProfile | None = DDS75, the_station: Station | None = None
 ) -> DecodeContext:
     return DecodeContext(
-        the_station or station(),
+        the_station or dente_teladas(),
         None,
         profile,
         Route("ttn", "dds75-dente-teladas", application_id="siaga-tulang-bawang"),
@@ -104,7 +91,7 @@ def test_levels_follow_the_station_unit() -> None:
     profile = DeviceProfile(
         fields={"distance": FieldMap(metric="water_level_m", unit="mm", kind="distance")}
     )
-    values, rejections = apply({"distance": 1234}, context(profile, station(metrics)))
+    values, rejections = apply({"distance": 1234}, context(profile, dente_teladas(metrics)))
     assert (values, rejections) == ({"water_level_m": 4.766}, [])
 
 
@@ -135,7 +122,7 @@ def test_profile_without_fault_values_passes_every_distance() -> None:
 
 def test_distance_needs_a_mounting_height() -> None:
     values, rejections = apply(
-        {"distance": 1234}, context(the_station=station(mounting_height_cm=None))
+        {"distance": 1234}, context(the_station=dente_teladas(mounting_height_cm=None))
     )
     assert values == {}
     assert rejections == [
@@ -242,7 +229,9 @@ def test_signal_values_without_receptions(receptions: object) -> None:
 
 def test_signal_values_only_for_metrics_the_station_declares() -> None:
     metrics = {"water_level_cm": LORAWAN_METRICS["water_level_cm"]}
-    assert signal_values([{"rssi": -97, "snr": 6.5}], context(the_station=station(metrics))) == (
+    assert signal_values(
+        [{"rssi": -97, "snr": 6.5}], context(the_station=dente_teladas(metrics))
+    ) == (
         {},
         [],
     )
@@ -250,7 +239,7 @@ def test_signal_values_only_for_metrics_the_station_declares() -> None:
 
 def test_signal_values_refuse_a_station_unit_that_is_not_a_signal_unit() -> None:
     metrics = {"rssi_dbm": MetricSpec(unit="V", min=-150, max=0)}
-    values, rejections = signal_values([{"rssi": -97}], context(the_station=station(metrics)))
+    values, rejections = signal_values([{"rssi": -97}], context(the_station=dente_teladas(metrics)))
     assert values == {}
     assert rejections == [
         rejected(Reason.WRONG_TYPE, "rssi_dbm: cannot convert dBm (power level) to V (voltage)")
@@ -266,14 +255,7 @@ def test_json_type(value: object, name: str) -> None:
     assert json_type(value) == name
 
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+JSON_VALUES = json_values(text_size=20, max_leaves=20)
 
 
 @settings(max_examples=200)

@@ -16,7 +16,7 @@ from devices.formats import DECODERS, DecodeContext, decode_native
 from devices.formats.native import RESERVED_KEYS
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.topics import Route
-from tests.helpers import only_rejection
+from tests.helpers import json_scalars, json_values, only_rejection
 
 STATION = "tb-menggala"
 TS_S = 1_700_000_000
@@ -365,20 +365,8 @@ def test_arbitrary_bytes_never_raise(payload: bytes) -> None:
     check_well_formed(decode_native(payload, STATION, 5))
 
 
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()  # NaN and infinities too: json.dumps writes NaN/Infinity
-    | st.text(max_size=20)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+JSON_SCALARS = json_scalars(20)
+JSON_VALUES = json_values(text_size=20, key_size=10, max_leaves=20)
 # Timestamps that parse, and some that do not (years 1 and 9999 have tests of their own).
 GOOD_TIMESTAMPS = st.integers(min_value=0, max_value=10**14 - 1) | st.datetimes(
     min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.timezones()

@@ -17,7 +17,7 @@ from devices.formats.senml import RECORDS_PER_READING, decode_senml
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap
 from devices.topics import Route
-from tests.helpers import only_rejection
+from tests.helpers import json_values, only_rejection
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
 STATION = "jr-bedadung-kota"
@@ -444,14 +444,7 @@ def test_arbitrary_bytes_never_raise(payload: bytes) -> None:
     check_well_formed(decode_senml(payload, context()))
 
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
-    ),
-    max_leaves=25,
-)
+JSON_VALUES = json_values(key_size=6)
 LABELS = st.sampled_from(
     ["bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut", "x_"]
 )

@@ -12,21 +12,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices import MetricSpec, Station
+from devices import MetricSpec
 from devices.formats.context import DecodeContext
 from devices.formats.ttn import OTHER_MESSAGES, decode_ttn
 from devices.readings import Decoded, Reading, Reason, Rejection
 from devices.registry import DeviceProfile, FieldMap, load_registry
 from devices.topics import TopicScheme, parse_route
-from tests.helpers import only_rejection
+from tests.helpers import json_values, only_rejection
 from tests.unit import lorawan_fixtures
-from tests.unit.lorawan_fixtures import DDS75, LORAWAN_METRICS
+from tests.unit.lorawan_fixtures import DDS75, DENTE_TELADAS, LORAWAN_METRICS, dente_teladas
 
 REPO = Path(__file__).resolve().parent.parent.parent
 FIXTURE = json.loads(
     (REPO / "tests" / "fixtures" / "payloads" / "ttn_uplink.json").read_text(encoding="utf-8")
 )
-STATION = "tb-dente-teladas"
+STATION = DENTE_TELADAS
 DEVICE = "dds75-dente-teladas"
 APPLICATION = "siaga-tulang-bawang"
 TOPIC = f"v3/{APPLICATION}@ttn/devices/{DEVICE}/up"
@@ -36,18 +36,9 @@ RECEIVED_NS = 1_741_572_942_306_848_000  # uplink_message.received_at, to the mi
 def context(
     metrics: dict[str, MetricSpec] | None = None, profile: DeviceProfile | None = DDS75
 ) -> DecodeContext:
-    station = Station(
-        id=STATION,
-        name="Way Tulang Bawang at Dente Teladas",
-        regency="Tulang Bawang",
-        latitude=-4.3295,
-        longitude=105.7702,
-        metrics=LORAWAN_METRICS if metrics is None else metrics,
-        mounting_height_cm=600,
-    )
     route = parse_route(TOPIC, TopicScheme())
     assert route is not None
-    return DecodeContext(station, None, profile, route, max_readings=10)
+    return DecodeContext(dente_teladas(metrics), None, profile, route, max_readings=10)
 
 
 def uplink(**changes: Any) -> dict[str, Any]:
@@ -330,14 +321,7 @@ def test_arbitrary_bytes_never_raise(payload: bytes) -> None:
     check_well_formed(decode_ttn(payload, context()))
 
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=25,
-)
+JSON_VALUES = json_values()
 
 
 @settings(max_examples=200)

@@ -58,10 +58,15 @@ const SiagaCards = (() => {
   }
 
   // Sends one change; the button is busy meanwhile, the page reloads its data afterwards.
-  async function act(button, path, json, done) {
+  function act(button, path, json, done) {
+    return changing(button, () => api(path, { json }), done);
+  }
+
+  // Runs send(), which changes something; the button is busy meanwhile, done() follows.
+  async function changing(button, send, done) {
     button.disabled = true;
     try {
-      await api(path, { json });
+      await send();
       Siaga.toast(t("incidents.done"));
       await done();
     } catch (error) {
@@ -83,18 +88,9 @@ const SiagaCards = (() => {
     const comment = form("comment", field("comment", t("incidents.comment"), { maxlength: "2000", required: true }), t("card.ack_comment"),
       (node, button) => act(button, "/api/v1/incidents/acknowledge", { station: stationId, comment: node.comment.value }, done));
     const assign = form("assign", field("assignee", t("incidents.assignee"), { maxlength: "200", required: true, value: active.find((i) => i.assignee)?.assignee || "", autocomplete: "off" }),
-      t("incidents.assign"), async (node, button) => {
-        button.disabled = true;
-        try {
-          for (const incident of active) await api(`/api/v1/incidents/${incident.id}/assign`, { json: { assignee: node.assignee.value } });
-          Siaga.toast(t("incidents.done"));
-          await done();
-        } catch (error) {
-          Siaga.toast(error.status === 403 ? t("incidents.forbidden") : `${t("error.load")}: ${error.message}`);
-        } finally {
-          button.disabled = false;
-        }
-      });
+      t("incidents.assign"), (node, button) => changing(button, async () => {
+        for (const incident of active) await api(`/api/v1/incidents/${incident.id}/assign`, { json: { assignee: node.assignee.value } });
+      }, done));
     const choices = SILENCE_MIN.map((minutes) => el("option", { value: String(minutes), selected: minutes === 60 }, duration(minutes * 60)));
     const silence = form("silence", [
       el("label", { for: `duration-${uid}` }, t("card.silence_for")), el("select", { id: `duration-${uid}`, name: "duration_min" }, ...choices),
