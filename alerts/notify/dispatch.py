@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import SecretStr
 
+from alerts.incidents.records import ACTIVE, IncidentFilter
 from alerts.model import Incident, IncidentState, Transition
 from alerts.notify.apprise_channel import AppriseChannel
 from alerts.notify.cap import CapDocument, CapReference, build_cap, wants_cap
@@ -79,8 +80,8 @@ class IncidentSource(Protocol):
         """Mark outbox rows routed."""
         ...
 
-    async def list(self, active_only: bool = True, *, limit: int = 100) -> list[Incident]:
-        """Incidents, most recently updated first (the store's other filters unused here)."""
+    async def list(self, wanted: IncidentFilter = ACTIVE) -> list[Incident]:
+        """The incidents ``wanted`` selects, most recently updated first."""
         ...
 
 
@@ -243,7 +244,7 @@ class Dispatcher:
             self.grouper.add(item.group, item.notice, item.queued_ns)
 
     async def _escalate(self, policy: Policy, now: int) -> None:
-        active = await self._incidents.list(active_only=True, limit=100_000)
+        active = await self._incidents.list(IncidentFilter(limit=100_000))
         registry = self._registry()
         firing: list[Labels] = []
         acknowledged: list[int] = []
