@@ -537,11 +537,12 @@ def list_incidents(
 ) -> None:
     """Incidents, most recently changed first (open ones only unless --all)."""
     from alerts.incidents.present import LIST_COLUMNS, incident_json, incident_line  # noqa: PLC0415
+    from alerts.incidents.records import IncidentFilter  # noqa: PLC0415
 
     chosen = _language(language)
 
     async def listed(store: Any, registry: StationRegistry) -> Any:
-        return registry, await store.list(not show_all, limit=limit)
+        return registry, await store.list(IncidentFilter(active_only=not show_all, limit=limit))
 
     registry, incidents = _with_store(config, listed)
     if as_json:

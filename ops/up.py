@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from alerts.incidents.migrations import upgrade
-from alerts.incidents.store import IncidentStore, SqlIncidentStore
+from alerts.incidents.ports import IncidentStore
+from alerts.incidents.records import IncidentFilter
+from alerts.incidents.store import SqlIncidentStore
 from dashboards.api.accounts import AccountError, Role
 from dashboards.api.service import add_user
 from devices.registry import DIRECT_FORMATS, Registry, load_registry
@@ -697,7 +699,7 @@ class Platform:
                 continue
             try:
                 reporting = len(await storage.latest())
-                active = len(await incidents.list(active_only=True, limit=100_000))
+                active = len(await incidents.list(IncidentFilter(limit=100_000)))
             except SiagaError as exc:
                 self._say(f"status: {exc}")
                 reporting = active = -1

@@ -13,6 +13,7 @@ import httpx
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
+from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import AlertEvent, EventKind, Incident, IncidentState, Transition
 from alerts.notify.memory import MemoryNotifyStore
 from alerts.settings import DatabaseSettings, NotifySettings
@@ -25,7 +26,6 @@ from devices.levels import Level
 from devices.stations import StaticRegistry, load_stations
 from ingest.storage.base import Storage
 from tests.conftest import STATIONS_FILE
-from tests.fake_incidents import MemoryIncidents
 
 NS = 1_000_000_000
 NOW_NS = 1_780_000_000 * NS  # 2026-05-28T20:26:40Z
@@ -59,9 +59,9 @@ class ApiHarness:
         return found
 
     @property
-    def incidents(self) -> MemoryIncidents:
+    def incidents(self) -> MemoryIncidentStore:
         store = self.ctx.incidents
-        assert isinstance(store, MemoryIncidents)
+        assert isinstance(store, MemoryIncidentStore)
         return store
 
     def client(self, role: Role | None = None) -> httpx.AsyncClient:
@@ -91,7 +91,7 @@ def build(
     storage: Storage,
     tmp_path: Path,
     *,
-    incidents: MemoryIncidents | None = None,
+    incidents: MemoryIncidentStore | None = None,
     live: bool = False,
     **api: object,
 ) -> ApiHarness:
@@ -103,7 +103,7 @@ def build(
         settings(database_url, tmp_path, **api),
         storage=storage,
         registry=registry(),
-        incidents_store=incidents if incidents is not None else MemoryIncidents(),
+        incidents_store=incidents if incidents is not None else MemoryIncidentStore(),
         notify=MemoryNotifyStore(),
         accounts=accounts,
         clock_ns=clock,

@@ -1,1 +1,2 @@
-"""Incidents: the tables, their migrations, the store (SQLAlchemy) and its in-memory twin."""
+"""Incidents: the interfaces (ports), the tables and migrations, the database (engines, the leader
+lock), the SQL store, and its in-memory twin."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 
 from alerts.incidents.errors import IncidentNotFoundError, IncidentStoreError
+from alerts.incidents.ports import LEADER_POLL_S, Labels
 from alerts.incidents.records import (
+    ACTIVE,
     NEW,
     ROUTED,
     CommitReport,
@@ -25,10 +27,7 @@ from alerts.incidents.records import (
     open_key,
     transition_key,
 )
-from alerts.model import EventKind, Incident, IncidentState, Transition
-from devices.levels import Level
-
-Labels = Mapping[str, Mapping[str, str]]
+from alerts.model import Incident, IncidentState, Transition
 
 
 @dataclasses.dataclass(slots=True)
@@ -60,6 +59,23 @@ class MemoryIncidentStore:
         self.available = True
         self.leading = True
 
+    def put(self, incident: Incident) -> None:
+        """Add or replace an incident as commits would have left it, with its transitions in
+        the history (and no outbox rows): for tests and demonstrations that start from a state.
+        """
+        self.incidents[incident.id] = dataclasses.replace(incident, transitions=())
+        for transition in incident.transitions:
+            key = transition_key(transition)
+            if key not in self._keys:  # stored already, as a commit would skip it
+                self._keys.add(key)
+                self.history[len(self.history) + 1] = (incident.id, transition)
+        slot = open_key(incident.subject, incident.rule)
+        if incident.state == IncidentState.RESOLVED:
+            if self._open.get(slot) == incident.id:
+                del self._open[slot]
+        else:
+            self._open[slot] = incident.id
+
     async def prepare(self) -> None:
         """Nothing to create."""
 
@@ -72,7 +88,7 @@ class MemoryIncidentStore:
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    async def lead(self, poll_s: float = 1.0) -> None:
+    async def lead(self, poll_s: float = LEADER_POLL_S) -> None:
         """One process, always the leader."""
 
     async def check_leadership(self) -> None:
@@ -89,7 +105,7 @@ class MemoryIncidentStore:
         labels: Labels | None = None,
         now_ns: int | None = None,
     ) -> CommitReport:
-        """See :meth:`alerts.incidents.store.IncidentStore.commit` (all or nothing)."""
+        """See :meth:`alerts.incidents.ports.IncidentStore.commit` (all or nothing)."""
         self._check()
         now = time.time_ns() if now_ns is None else now_ns
         labels = labels or {}
@@ -128,7 +144,7 @@ class MemoryIncidentStore:
         return CommitReport(tuple(stored), len(skipped), tuple(skipped))
 
     async def save_states(self, states: StateRows) -> None:
-        """See :meth:`alerts.incidents.store.IncidentStore.save_states`."""
+        """See :meth:`alerts.incidents.ports.IncidentStore.save_states`."""
         self._check()
         self._put_states(states)
 
@@ -144,37 +160,16 @@ class MemoryIncidentStore:
         self._check()
         return dict(self.states)
 
-    async def list(
-        self,
-        active_only: bool = True,
-        *,
-        regency: str | None = None,
-        station: str | None = None,
-        kind: EventKind | None = None,
-        severity: Level | None = None,
-        since_ns: int | None = None,
-        until_ns: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        regencies: Collection[str] | None = None,
-    ) -> builtins.list[Incident]:
-        """See :meth:`alerts.incidents.store.IncidentStore.list`."""
+    async def list(self, wanted: IncidentFilter = ACTIVE) -> builtins.list[Incident]:
+        """See :meth:`alerts.incidents.ports.IncidentQueries.list`."""
         self._check()
-        wanted = IncidentFilter(
-            active_only,
-            regency,
-            station,
-            kind,
-            severity,
-            since_ns,
-            until_ns,
-            limit,
-            offset,
-            None if regencies is None else frozenset(regencies),
-        )
-        found = [i for i in self.incidents.values() if wanted.matches(i)]
+        found = [
+            dataclasses.replace(i, transitions=())
+            for i in self.incidents.values()
+            if wanted.matches(i)
+        ]
         found.sort(key=lambda i: (i.updated_ns, i.id), reverse=True)
-        return found[offset : offset + limit]
+        return found[wanted.offset : wanted.offset + wanted.limit]
 
     async def get(self, incident_id: int) -> Incident | None:
         """One incident with its transitions."""

@@ -26,7 +26,20 @@ ROUTED = "routed"
 
 @dataclass(frozen=True, slots=True)
 class IncidentFilter:
-    """What :meth:`IncidentStore.list` selects (every ``None`` means: any)."""
+    """What :meth:`IncidentStore.list` selects (every ``None`` means: any).
+
+    Attributes:
+        active_only: Pending and firing incidents only (not resolved ones).
+        regency: Incidents of this regency.
+        station: Incidents of this station.
+        kind: Incidents of this kind of event.
+        severity: Incidents at this level.
+        since_ns: Incidents updated at or after this time.
+        until_ns: Incidents opened before this time.
+        limit: At most this many (the most recently updated first).
+        offset: Skipping this many first.
+        regencies: A caller's scope: only incidents of these regencies.
+    """
 
     active_only: bool = True
     regency: str | None = None
@@ -37,7 +50,6 @@ class IncidentFilter:
     until_ns: int | None = None
     limit: int = 100
     offset: int = 0
-    # A caller's scope: only incidents of these regencies (None: any).
     regencies: frozenset[str] | None = None
 
     def matches(self, incident: Incident) -> bool:
@@ -60,6 +72,10 @@ class IncidentFilter:
         if self.since_ns is not None and incident.updated_ns < self.since_ns:
             return False
         return self.until_ns is None or incident.opened_ns < self.until_ns
+
+
+ACTIVE = IncidentFilter()
+"""The default selection: the 100 most recently updated incidents not resolved."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,18 @@
-"""The incident store: the protocol the engine, the notifier and the API code against, and its
-SQLAlchemy implementation for SQLite (the default, one file, WAL) and PostgreSQL (psycopg 3).
+"""The SQL incident store: :class:`alerts.incidents.ports.IncidentStore` on SQLAlchemy, for
+SQLite (the default, one file, WAL) and PostgreSQL (psycopg 3).
 
-The engine's :meth:`IncidentStore.commit` writes transitions, their outbox rows and engine state
-rows (a checkpoint's journal entry, a snapshot) in ONE transaction: either the incident state a
-reading caused is durable, with the notifications it owes and the inputs that caused it, or none
-of it is. On SQLite the engine saves a snapshot with :meth:`IncidentStore.save_states` instead,
-in a worker thread after the checkpoint's transitions and journal entry were committed: a crash
-between them restarts from the older snapshot and replays the entries (``alerts.journal``), and
-the replayed transitions are skipped.
+The engine's :meth:`SqlIncidentStore.commit` writes transitions, their outbox rows and engine
+state rows (a checkpoint's journal entry, a snapshot) in ONE transaction: either the incident
+state a reading caused is durable, with the notifications it owes and the inputs that caused
+it, or none of it is. On SQLite the engine saves a snapshot with
+:meth:`SqlIncidentStore.save_states` instead, in a worker thread after the checkpoint's
+transitions and journal entry were committed: a crash between them restarts from the older
+snapshot and replays the entries (``alerts.journal``), and the replayed transitions are skipped.
 
-Leadership (hot standby): :meth:`SqlIncidentStore.lead` waits for the leader lock, a
-PostgreSQL session advisory lock (SQLite: an exclusive ``flock`` on ``<file>.lock``). On
-PostgreSQL every commit then runs on the very connection that holds the lock, so a leader whose
-connection died (and with it the lock) cannot commit anything more: fencing without clocks.
+Leadership (hot standby): :meth:`SqlIncidentStore.lead` waits for the leader lock
+(:class:`alerts.incidents.database.LeaderLock`); on PostgreSQL every commit then runs on the
+very connection that holds the lock, so a leader whose connection died (and with it the lock)
+cannot commit anything more: fencing without clocks.
 
 SQLAlchemy's synchronous API runs in worker threads (``asyncio.to_thread``): one code path for
 both databases, no extra async drivers.
@@ -22,55 +22,46 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
-import fcntl
 import functools
 import logging
-import os
 import sqlite3
-import threading
 import time
-import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    bindparam,
-    create_engine,
-    delete,
-    event,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Select, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.incidents import tables
+from alerts.incidents.database import (
+    LeaderLock,
+    create_sql_engine,
+    migrate_database,
+    no_wal_autocheckpoint,
+    wait_to_lead,
+)
 from alerts.incidents.errors import (
     IncidentNotFoundError,
     IncidentStoreError,
     LeadershipLostError,
 )
+from alerts.incidents.plan import CommitPlan, incident_from_row, transition_from_row
+from alerts.incidents.ports import LEADER_POLL_S, IncidentStore, Labels
 from alerts.incidents.records import (
+    ACTIVE,
     NEW,
     ROUTED,
     CommitReport,
+    IncidentFilter,
     OutboxEntry,
     StateRows,
-    apply_transition,
-    event_from_json,
-    event_to_json,
-    open_incident,
     open_key,
     transition_key,
 )
-from alerts.model import Acknowledgement, EventKind, Incident, IncidentState, Transition
-from devices.levels import Level
+from alerts.model import Incident, IncidentState, Transition
+
+__all__ = ["IncidentStore", "SqlIncidentStore", "open_store"]  # IncidentStore: for alerts.runtime
 
 log = logging.getLogger(__name__)
 
@@ -86,338 +77,6 @@ _COPY_MIN_ROWS = 200
 """State rows from which PostgreSQL gets them by COPY (a snapshot; not a journal entry)."""
 _IN_CHUNK = 500
 """Keys per ``IN (...)`` query (SQLite allows 32,766 parameters, PostgreSQL 65,535)."""
-
-Labels = Mapping[str, Mapping[str, str]]
-"""Routing labels per subject (``regency``, ``river``, ``station``), from the registry."""
-
-
-class IncidentQueries(Protocol):
-    """People's side of the store (contract 3): list, read, acknowledge, assign. All async.
-
-    The API reads and changes incidents through this alone (``dashboards.api.ports``).
-    """
-
-    async def list(
-        self,
-        active_only: bool = True,
-        *,
-        regency: str | None = None,
-        station: str | None = None,
-        kind: EventKind | None = None,
-        severity: Level | None = None,
-        since_ns: int | None = None,
-        until_ns: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        regencies: Collection[str] | None = None,
-    ) -> builtins.list[Incident]:
-        """Incidents, most recently updated first, without their transitions.
-
-        ``since_ns`` keeps incidents updated at or after it; ``until_ns`` those opened before it;
-        ``regencies`` (a caller's scope) those of these regencies (None: any).
-        """
-        ...
-
-    async def get(self, incident_id: int) -> Incident | None:
-        """One incident with all its transitions (oldest first), or None."""
-        ...
-
-    async def acknowledge(
-        self, incident_id: int, by: str, comment: str, at_ns: int, *, only_if_new: bool = False
-    ) -> Incident:
-        """Record who acknowledged the incident. Raises :class:`IncidentNotFoundError`.
-
-        With ``only_if_new`` an earlier acknowledgement is kept (and returned): chat buttons
-        and SMS replies acknowledge exactly once however often they are replayed.
-        """
-        ...
-
-    async def assign(self, incident_id: int, assignee: str | None, at_ns: int) -> Incident:
-        """Assign the incident (None unassigns). Raises :class:`IncidentNotFoundError`."""
-        ...
-
-
-class IncidentStore(IncidentQueries, Protocol):
-    """Incidents, their history, the outbox and the engine's state. All methods are async."""
-
-    async def commit(
-        self,
-        transitions: Sequence[Transition],
-        states: StateRows,
-        labels: Labels | None = None,
-        now_ns: int | None = None,
-    ) -> CommitReport:
-        """Atomically store transitions, one outbox row each, and engine state rows (a key
-        with None is deleted).
-
-        A transition already stored (same event, same new state) is skipped, so replaying a
-        step after a crash between commit and acknowledgement repeats nothing.
-
-        Raises:
-            LeadershipLostError: This store was leading and lost the lock (nothing stored).
-            IncidentStoreError: The database failed (nothing stored).
-        """
-        ...
-
-    async def save_states(self, states: StateRows) -> None:
-        """Store engine state rows on their own, in a transaction of their own (None deletes).
-
-        For a snapshot of the engine's state after the checkpoint whose transitions and
-        journal entry :meth:`commit` already stored (the loop uses it when ``states_apart`` is
-        true): it only replaces journal entries that are durable already. A crash between the
-        two restarts from the older snapshot and replays the entries.
-
-        Raises:
-            LeadershipLostError: This store was leading and lost the lock (nothing stored).
-            IncidentStoreError: The database failed (nothing stored).
-        """
-        ...
-
-    async def load_states(self) -> dict[str, bytes]:
-        """The engine state saved by :meth:`commit` or :meth:`save_states`, for
-        ``Engine.restore``."""
-        ...
-
-    async def outbox_new(self, limit: int = 100) -> builtins.list[OutboxEntry]:
-        """The oldest outbox rows still ``new``, in commit order."""
-        ...
-
-    async def mark_routed(self, outbox_ids: Sequence[int], at_ns: int) -> int:
-        """Mark outbox rows ``routed``; returns how many changed."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections and the leader lock."""
-        ...
-
-
-# -- SQLAlchemy -------------------------------------------------------------------------------
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL, or None (another database, or in memory)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    if parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
-
-
-def create_sql_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a generous busy timeout.
-
-    A bare ``postgresql://`` URL is taken to mean psycopg 3 (the only driver installed).
-    """
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        path = sqlite_path(url)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: object) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return create_engine(parsed, pool_pre_ping=True)
-
-
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit advisory lock key for a lock name."""
-    value = zlib.crc32(name.encode()) | (0x5141 << 32)
-    return value if value < 1 << 63 else value - (1 << 64)
-
-
-def _incident_from_row(row: Mapping[Any, Any]) -> Incident:
-    ack = None
-    if row["acknowledged_by"] is not None:
-        ack = Acknowledgement(
-            row["acknowledged_by"], int(row["acknowledged_ns"]), row["ack_comment"] or ""
-        )
-    last = row["last_event"]
-    return Incident(
-        id=int(row["id"]),
-        subject=row["subject"],
-        rule=row["rule"],
-        kind=EventKind(row["kind"]),
-        state=IncidentState(row["state"]),
-        severity=Level[row["severity"]],
-        opened_ns=int(row["opened_ns"]),
-        updated_ns=int(row["updated_ns"]),
-        resolved_ns=None if row["resolved_ns"] is None else int(row["resolved_ns"]),
-        acknowledged=ack,
-        assignee=row["assignee"],
-        labels=dict(row["labels"] or {}),
-        last_event=None if last is None else event_from_json(last),
-    )
-
-
-def _transition_from_row(row: RowMapping) -> Transition:
-    event = event_from_json(row["event"])
-    previous = row["previous_state"]
-    return Transition(
-        subject=event.subject,
-        rule=event.rule,
-        previous_state=None if previous is None else IncidentState(previous),
-        state=IncidentState(row["state"]),
-        event=event,
-    )
-
-
-_ENGINE_COLUMNS = (
-    "state",
-    "severity",
-    "updated_ns",
-    "resolved_ns",
-    "labels",
-    "last_event",
-    "open_key",
-)
-"""The incident columns the engine changes (acknowledgement and assignee are people's)."""
-_INCIDENT_UPDATE = tables.incidents.update().where(
-    tables.incidents.c.id == bindparam("incident_id")
-)
-
-
-class _Plan:
-    """One commit's incident changes, worked out in memory, then written in four statements.
-
-    Statement per transition cost about 0.7 ms in SQLAlchemy (building, caching and executing
-    three statements); with ``insertmanyvalues`` a commit of a few hundred transitions is one
-    ``UPDATE`` executemany, and three multi-row ``INSERT``s (``RETURNING`` the new ids in the
-    parameters' order).
-
-    Args:
-        open_rows: The open incidents the transitions move (``open_key`` → row).
-    """
-
-    def __init__(self, open_rows: dict[str, dict[str, Any]]) -> None:
-        self._open_rows = open_rows
-        self._slots: list[dict[str, Any]] = []  # incidents moved: a row, "id" None if new
-        self._open_slot: dict[str, int] = {}
-        # (slot, transition, key, the event as JSON): one per transition to store
-        self.history: list[tuple[int, Transition, str, dict[str, Any]]] = []
-
-    def apply(self, transition: Transition, key: str, labels: Labels) -> None:
-        """Move the transition's incident (opened by it when none is open)."""
-        slot_key = open_key(transition.subject, transition.rule)
-        slot = self._open_slot.get(slot_key)
-        if slot is None and slot_key in self._open_rows:
-            slot = len(self._slots)
-            self._slots.append(self._open_rows.pop(slot_key))
-        event = transition.event
-        if slot is None:
-            after = open_incident(0, transition, dict(labels.get(transition.subject, {})))
-            slot = len(self._slots)
-            self._slots.append(
-                {
-                    "id": None,
-                    "subject": after.subject,
-                    "rule": after.rule,
-                    "kind": after.kind.value,
-                    "regency": after.labels.get("regency", ""),
-                    "river": after.labels.get("river", ""),
-                    "opened_ns": after.opened_ns,
-                    "acknowledged_by": None,
-                    "acknowledged_ns": None,
-                    "ack_comment": None,
-                    "assignee": None,
-                }
-            )
-        else:
-            row = self._slots[slot]
-            after = apply_transition(_incident_from_row({**row, "id": row["id"] or 0}), transition)
-        resolved = after.state == IncidentState.RESOLVED
-        event_json = event_to_json(event)
-        self._slots[slot].update(
-            {
-                "state": after.state.value,
-                "severity": after.severity.name,
-                "updated_ns": after.updated_ns,
-                "resolved_ns": after.resolved_ns,
-                "labels": after.labels,
-                "last_event": event_json,
-                "open_key": None if resolved else slot_key,
-            }
-        )
-        if resolved:
-            self._open_slot.pop(slot_key, None)
-        else:
-            self._open_slot[slot_key] = slot
-        self.history.append((slot, transition, key, event_json))
-
-    def write(self, connection: Connection, now_ns: int) -> list[int]:
-        """Write the changes; the new transitions' ids, in order."""
-        incidents, history, outbox = (
-            tables.incidents,
-            tables.incident_transitions,
-            tables.outbox,
-        )
-        # Every incident in a slot was moved by at least one transition.
-        updates = [
-            {"incident_id": row["id"], **{name: row[name] for name in _ENGINE_COLUMNS}}
-            for row in self._slots
-            if row["id"] is not None
-        ]
-        if updates:
-            # Before the inserts: an incident resolved here frees its open_key for a new one.
-            connection.execute(_INCIDENT_UPDATE, updates)
-        created = [row for row in self._slots if row["id"] is None]
-        if created:
-            columns = [c.name for c in incidents.columns if c.name != "id"]
-            ids = connection.execute(
-                incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True),
-                [{name: row[name] for name in columns} for row in created],
-            ).scalars()
-            for row, incident_id in zip(created, ids, strict=True):
-                row["id"] = int(incident_id)
-        rows = []
-        for slot, transition, key, event_json in self.history:
-            event = transition.event
-            no_data = event.kind == EventKind.NO_DATA
-            previous = transition.previous_state
-            rows.append(
-                {
-                    "incident_id": self._slots[slot]["id"],
-                    "transition_key": key,
-                    "previous_state": None if previous is None else previous.value,
-                    "state": transition.state.value,
-                    "event_id": event.id,
-                    "event": event_json,
-                    "at_ns": event.at_ns,
-                    "reading_station": None if no_data else event.subject,
-                    "reading_ts_ns": None if no_data else event.at_ns,
-                    "reading_value": event.value,
-                    "committed_ns": now_ns,
-                }
-            )
-        transition_ids = [
-            int(i)
-            for i in connection.execute(
-                history.insert().returning(history.c.id, sort_by_parameter_order=True), rows
-            ).scalars()
-        ]
-        connection.execute(
-            outbox.insert(),
-            [
-                {
-                    "transition_id": transition_id,
-                    "incident_id": row["incident_id"],
-                    "created_ns": now_ns,
-                    "state": NEW,
-                }
-                for transition_id, row in zip(transition_ids, rows, strict=True)
-            ],
-        )
-        return transition_ids
 
 
 class SqlIncidentStore:
@@ -456,25 +115,16 @@ class SqlIncidentStore:
             # Copying the WAL's pages into the database (megabytes after each checkpoint's
             # state) runs in a worker thread after the save, not in whichever commit crossed
             # the threshold: neither the loop's thread nor the committer waits for it.
-            event.listen(self.engine, "connect", _no_wal_autocheckpoint)
-        self._lock_name = lock_name
+            no_wal_autocheckpoint(self.engine)
         self._migrate = migrate
-        self._leader: Connection | None = None
-        self._leader_file: int | None = None
-        self._leader_guard = threading.Lock()
-        self._lost = False
+        self._lock = LeaderLock(self.engine, url, lock_name)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def prepare(self) -> None:
         """Create or upgrade the schema (Alembic)."""
         if self._migrate:
-            from alerts.incidents.migrations import upgrade  # noqa: PLC0415 - alembic is heavy
-
-            try:
-                await asyncio.to_thread(upgrade, self.url)
-            except SQLAlchemyError as exc:
-                raise IncidentStoreError(f"migrating the incident database failed: {exc}") from exc
+            await migrate_database(self.url)
 
     async def __aenter__(self) -> SqlIncidentStore:
         await self.prepare()
@@ -487,116 +137,29 @@ class SqlIncidentStore:
         """Release the leader lock and every connection."""
         if self._wal_checkpoint is not None:
             await self._wal_checkpoint
-        await asyncio.to_thread(self._release)
+        await asyncio.to_thread(self._lock.release)
         await asyncio.to_thread(self.engine.dispose)
-
-    def _release(self) -> None:
-        with self._leader_guard:
-            if self._leader is not None:
-                with contextlib.suppress(SQLAlchemyError):
-                    self._leader.close()
-                self._leader = None
-            if self._leader_file is not None:
-                os.close(self._leader_file)  # closing the descriptor drops the flock
-                self._leader_file = None
 
     # -- leadership -------------------------------------------------------------------------
 
     @property
     def leading(self) -> bool:
         """Whether this store holds the leader lock (and has not lost it)."""
-        return (self._leader is not None or self._leader_file is not None) and not self._lost
+        return self._lock.leading
 
-    async def lead(self, poll_s: float = 1.0) -> None:
+    async def lead(self, poll_s: float = LEADER_POLL_S) -> None:
         """Wait until this process holds the leader lock. Cancel it to give up waiting."""
-        announced = False
-        while not await asyncio.to_thread(self._try_lead):
-            if not announced:
-                log.info("another engine leads (lock %r); standing by", self._lock_name)
-                announced = True
-            await asyncio.sleep(poll_s)
-        log.info("leading: holding lock %r", self._lock_name)
-
-    def _try_lead(self) -> bool:
-        with self._leader_guard:
-            if self.dialect == "postgresql":
-                return self._try_pg_lock()
-            return self._try_file_lock()
-
-    def _try_pg_lock(self) -> bool:
-        try:
-            connection = self.engine.connect()
-        except SQLAlchemyError as exc:
-            log.warning("cannot reach the incident database to take the lock: %s", exc)
-            return False
-        try:
-            held = connection.execute(
-                select(func.pg_try_advisory_lock(advisory_key(self._lock_name)))
-            ).scalar_one()
-            connection.commit()
-        except SQLAlchemyError as exc:
-            connection.close()
-            log.warning("taking the leader lock failed: %s", exc)
-            return False
-        if not held:
-            connection.close()
-            return False
-        self._leader = connection
-        return True
-
-    def _try_file_lock(self) -> bool:
-        path = sqlite_path(self.url)
-        if path is None:  # in-memory SQLite: one process by construction
-            self._leader_file = os.open(os.devnull, os.O_RDONLY)
-            return True
-        lock_path = path.with_name(path.name + ".lock")
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            return False
-        self._leader_file = descriptor
-        return True
+        name = self._lock.name
+        await wait_to_lead(
+            self._lock.try_take,
+            standby=f"another engine leads (lock {name!r}); standing by",
+            leading=f"leading: holding lock {name!r}",
+            poll_s=poll_s,
+        )
 
     async def check_leadership(self) -> None:
         """Raise :class:`LeadershipLostError` when the lock's connection is gone."""
-        await asyncio.to_thread(self._check_leadership)
-
-    def _check_leadership(self) -> None:
-        with self._leader_guard:
-            if self._lost:
-                raise LeadershipLostError("the leader lock was lost")
-            if self._leader is None:
-                return
-            try:
-                self._leader.execute(select(1)).scalar_one()
-                self._leader.commit()
-            except SQLAlchemyError as exc:
-                self._lost = True
-                raise LeadershipLostError(f"the leader lock's connection failed: {exc}") from exc
-
-    @contextlib.contextmanager
-    def _writer(self) -> Iterator[Connection]:
-        """A connection in a transaction for writes: the leader's own one when leading."""
-        with self._leader_guard:
-            if self._lost:
-                raise LeadershipLostError("the leader lock was lost")
-            if self._leader is not None:
-                connection = self._leader
-                try:
-                    with connection.begin():
-                        yield connection
-                except SQLAlchemyError as exc:
-                    if connection.invalidated or connection.closed:
-                        self._lost = True
-                        raise LeadershipLostError(
-                            f"the leader lock's connection failed: {exc}"
-                        ) from exc
-                    raise
-                return
-            with self.engine.begin() as connection:
-                yield connection
+        await asyncio.to_thread(self._lock.check)
 
     # -- the engine's commit ----------------------------------------------------------------
 
@@ -628,12 +191,12 @@ class SqlIncidentStore:
         now_ns: int,
     ) -> CommitReport:
         skipped: list[int] = []
-        with self._writer() as connection:
+        with self._lock.writer() as connection:
             keys = [transition_key(t) for t in transitions]
             # Two queries for the whole commit instead of two per transition: the transitions
             # already stored (a replay after a restart), and the open incidents they move.
             known = self._stored_keys(connection, keys)
-            plan = _Plan(
+            plan = CommitPlan(
                 self._open_incidents(
                     connection,
                     [
@@ -727,7 +290,7 @@ class SqlIncidentStore:
             log.warning("checkpointing the incident database's WAL failed: %s", exc)
 
     def _save_states_alone(self, states: StateRows, now_ns: int) -> None:
-        with self._writer() as connection:
+        with self._lock.writer() as connection:
             if self.dialect != "sqlite":
                 self._save_states(connection, states, now_ns)
                 return
@@ -754,45 +317,13 @@ class SqlIncidentStore:
 
     # -- people's side ----------------------------------------------------------------------
 
-    async def list(
-        self,
-        active_only: bool = True,
-        *,
-        regency: str | None = None,
-        station: str | None = None,
-        kind: EventKind | None = None,
-        severity: Level | None = None,
-        since_ns: int | None = None,
-        until_ns: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        regencies: Collection[str] | None = None,
-    ) -> builtins.list[Incident]:
-        """See :meth:`IncidentStore.list`."""
-        table = tables.incidents
-        query = select(table)
-        if active_only:
-            query = query.where(table.c.state != IncidentState.RESOLVED.value)
-        if regency is not None:
-            query = query.where(table.c.regency == regency)
-        if regencies is not None:
-            query = query.where(table.c.regency.in_(sorted(regencies)))
-        if station is not None:
-            query = query.where(table.c.subject == station)
-        if kind is not None:
-            query = query.where(table.c.kind == kind.value)
-        if severity is not None:
-            query = query.where(table.c.severity == severity.name)
-        if since_ns is not None:
-            query = query.where(table.c.updated_ns >= since_ns)
-        if until_ns is not None:
-            query = query.where(table.c.opened_ns < until_ns)
-        query = query.order_by(table.c.updated_ns.desc(), table.c.id.desc())
-        query = query.limit(limit).offset(offset)
+    async def list(self, wanted: IncidentFilter = ACTIVE) -> builtins.list[Incident]:
+        """See :meth:`IncidentQueries.list`."""
+        query = _selection(wanted)
 
         def run() -> builtins.list[Incident]:
             with self.engine.connect() as connection:
-                return [_incident_from_row(r) for r in connection.execute(query).mappings()]
+                return [incident_from_row(r) for r in connection.execute(query).mappings()]
 
         return await self._run(run)
 
@@ -818,11 +349,11 @@ class SqlIncidentStore:
         found = connection.execute(
             select(history).where(history.c.incident_id == incident_id).order_by(history.c.id)
         ).mappings()
-        incident = _incident_from_row(row)
+        incident = incident_from_row(row)
         return Incident(
             **{
                 **{f: getattr(incident, f) for f in Incident.__dataclass_fields__},
-                "transitions": tuple(_transition_from_row(r) for r in found),
+                "transitions": tuple(transition_from_row(r) for r in found),
             }
         )
 
@@ -893,7 +424,7 @@ class SqlIncidentStore:
                         id=int(r["id"]),
                         transition_id=int(r["transition_id"]),
                         incident_id=int(r["incident_id"]),
-                        transition=_transition_from_row(r),
+                        transition=transition_from_row(r),
                         created_ns=int(r["created_ns"]),
                     )
                     for r in connection.execute(query).mappings()
@@ -926,6 +457,30 @@ class SqlIncidentStore:
             raise IncidentStoreError(f"incident database: {exc}") from exc
 
 
+def _selection(wanted: IncidentFilter) -> Select[Any]:
+    """The query for the incidents ``wanted`` selects (:meth:`IncidentFilter.matches` in SQL)."""
+    table = tables.incidents
+    query = select(table)
+    if wanted.active_only:
+        query = query.where(table.c.state != IncidentState.RESOLVED.value)
+    if wanted.regency is not None:
+        query = query.where(table.c.regency == wanted.regency)
+    if wanted.regencies is not None:
+        query = query.where(table.c.regency.in_(sorted(wanted.regencies)))
+    if wanted.station is not None:
+        query = query.where(table.c.subject == wanted.station)
+    if wanted.kind is not None:
+        query = query.where(table.c.kind == wanted.kind.value)
+    if wanted.severity is not None:
+        query = query.where(table.c.severity == wanted.severity.name)
+    if wanted.since_ns is not None:
+        query = query.where(table.c.updated_ns >= wanted.since_ns)
+    if wanted.until_ns is not None:
+        query = query.where(table.c.opened_ns < wanted.until_ns)
+    query = query.order_by(table.c.updated_ns.desc(), table.c.id.desc())
+    return query.limit(wanted.limit).offset(wanted.offset)
+
+
 def _copy_states(connection: Connection, rows: Sequence[tuple[str, bytes, int]]) -> None:
     """A snapshot's rows on PostgreSQL: COPY into a temporary table, then one upsert from it.
 
@@ -948,12 +503,6 @@ def _copy_states(connection: Connection, rows: Sequence[tuple[str, bytes, int]])
             "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
             "updated_ns = excluded.updated_ns"
         )
-
-
-def _no_wal_autocheckpoint(dbapi_connection: Any, _record: object) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA wal_autocheckpoint=0")
-    cursor.close()
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from alerts.incidents.store import create_sql_engine
+from alerts.incidents.database import create_sql_engine
 from alerts.incidents.tables import metadata
 from alerts.notify.chat import Person
 from alerts.notify.chat_tables import (

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from alerts.incidents.records import ACTIVE, IncidentFilter
 from alerts.model import Incident, IncidentState, Transition
 from alerts.notify.cap import CapDocument, CapReference, build_cap, wants_cap
 from alerts.notify.message import AckLink, Rendered, level_label, no_ack_link, render
@@ -73,8 +74,8 @@ class IncidentSource(Protocol):
         """Mark outbox rows routed."""
         ...
 
-    async def list(self, active_only: bool = True, *, limit: int = 100) -> list[Incident]:
-        """Incidents, most recently updated first (the store's other filters unused here)."""
+    async def list(self, wanted: IncidentFilter = ACTIVE) -> list[Incident]:
+        """The incidents ``wanted`` selects, most recently updated first."""
         ...
 
 
@@ -269,7 +270,7 @@ class Dispatcher:
         if now < self._next_escalation_ns:
             return
         self._next_escalation_ns = now + self._escalation_check_ns
-        active = await self._incidents.list(active_only=True, limit=100_000)
+        active = await self._incidents.list(IncidentFilter(limit=100_000))
         firing: list[Labels] = []
         acknowledged: list[int] = []
         items: list[Queued] = []

@@ -10,9 +10,7 @@ notifier in its own process.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,38 +288,18 @@ async def follow_regency_policies(
         await asyncio.sleep(interval_s)
 
 
-async def _lead_by_file(path: Path, poll_s: float = 1.0) -> int:
-    """Hold an exclusive lock on ``path`` (SQLite deployments), waiting while another holds it.
-
-    The incident store's own SQLite lock belongs to the engine; the notifier alone takes its
-    own, so one notifier sends per database beside one engine.
-    """
-    announced = False
-    while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            if not announced:
-                log.info("another notifier leads (%s); standing by", path)
-                announced = True
-            await asyncio.sleep(poll_s)
-            continue
-        log.info("notifier leading: holding %s", path)
-        return descriptor
-
-
 async def run_notifier(settings: Settings) -> None:
     """Run the notifier alone against the incident database until cancelled.
 
     Leadership: PostgreSQL's advisory lock ``siaga-notify``; on SQLite a lock file beside the
     database (``<db>.notify.lock``). Only the holder dispatches and sends.
     """
-    from alerts.incidents.store import SqlIncidentStore, sqlite_path  # noqa: PLC0415
+    from alerts.incidents.database import FileLock, sqlite_path, wait_to_lead  # noqa: PLC0415
+    from alerts.incidents.store import SqlIncidentStore  # noqa: PLC0415
 
     registry = load_stations(Path(settings.stations.file))
     database = sqlite_path(settings.database.url)
+    poll_s = settings.alerts.leader_poll_s
     async with (
         SqlIncidentStore(settings.database.url, lock_name="siaga-notify") as incidents,
         SqlNotifyStore(settings.database.url) as store,
@@ -329,12 +307,21 @@ async def run_notifier(settings: Settings) -> None:
         asyncio.TaskGroup() as tasks,
     ):
         if database is not None:
-            await _lead_by_file(database.with_name(database.name + ".notify.lock"))
+            # The incident store's own SQLite lock belongs to the engine; the notifier takes
+            # its own, so one notifier sends per database beside one engine.
+            path = database.with_name(database.name + ".notify.lock")
+            held = FileLock(path)  # until the process ends
+            await wait_to_lead(
+                held.try_take,
+                standby=f"another notifier leads ({path}); standing by",
+                leading=f"notifier leading: holding {path}",
+                poll_s=poll_s,
+            )
 
             def is_leader() -> bool:
                 return True
         else:
-            await incidents.lead()
+            await incidents.lead(poll_s)
 
             def is_leader() -> bool:
                 return incidents.leading

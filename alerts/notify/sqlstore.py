@@ -11,7 +11,7 @@ from sqlalchemy import Connection, RowMapping, Table, and_, delete, func, or_, s
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.incidents.store import create_sql_engine
+from alerts.incidents.database import create_sql_engine
 from alerts.notify.cap import CapDocument, CapReference
 from alerts.notify.errors import NotifyError
 from alerts.notify.records import PENDING, SENDING, Delivery, Queued, notice_from_json, notice_json

@@ -13,8 +13,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from alerts.incidents.database import create_sql_engine
 from alerts.incidents.memory import MemoryIncidentStore
-from alerts.incidents.store import create_sql_engine
+from alerts.incidents.records import IncidentFilter
 from alerts.notify.chatstore import ChatStore, SqlChatStore
 from alerts.notify.memory import MemoryNotifyStore
 from dashboards.api import errors
@@ -96,9 +97,11 @@ def _poller(ctx: ApiContext) -> Callable[[], asyncio.Future[list[LiveEvent]]]:
         # Active incidents (acknowledgements, assignments, escalations) and the ones updated
         # lately (resolutions): an incident resolved long ago changes no more.
         active, recent = await asyncio.gather(
-            ctx.incidents.list(active_only=True, limit=_LIVE_INCIDENTS),
+            ctx.incidents.list(IncidentFilter(limit=_LIVE_INCIDENTS)),
             ctx.incidents.list(
-                active_only=False, since_ns=ctx.clock_ns() - _RECENT_NS, limit=_LIVE_INCIDENTS
+                IncidentFilter(
+                    active_only=False, since_ns=ctx.clock_ns() - _RECENT_NS, limit=_LIVE_INCIDENTS
+                )
             ),
         )
         changed = changed_incidents(seen, {i.id: i for i in [*recent, *active]}.values())

@@ -1,7 +1,7 @@
 """The narrow interfaces the API reads and changes alerting through.
 
 :class:`IncidentStore` is the incident store's people's side (contract 3), defined once in
-:class:`alerts.incidents.store.IncidentQueries`. The notification store
+:class:`alerts.incidents.ports.IncidentQueries`. The notification store
 (``alerts/notify/store.py``) satisfies :class:`NotifyReader` structurally; the in-memory twins
 (``alerts/incidents/memory.py``, ``alerts/notify/memory.py``) both too.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from alerts.incidents.store import IncidentQueries as IncidentStore
+from alerts.incidents.ports import IncidentQueries as IncidentStore
 from alerts.notify.cap import CapDocument
 from alerts.notify.records import Delivery
 from alerts.notify.regency_policy import RegencyPolicy, StoredRegencyPolicy

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from alerts.incidents.records import ACTIVE, IncidentFilter
 from alerts.model import Incident
 from dashboards.public.config import WATER_LEVEL, PublicConfig, load_public
 from dashboards.public.model import NS, build_page
@@ -63,8 +64,8 @@ class ReadingSource(Protocol):
 class IncidentSource(Protocol):
     """The incident store's part the page reads."""
 
-    async def list(self, active_only: bool = True, *, limit: int = 100) -> list[Incident]:
-        """Active incidents."""
+    async def list(self, wanted: IncidentFilter = ACTIVE) -> list[Incident]:
+        """The incidents ``wanted`` selects (active ones by default)."""
         ...
 
 
@@ -142,7 +143,7 @@ class PublicSite:
         latest, spans, incidents = await asyncio.gather(
             self._readings.latest(),
             self._readings.spans(WATER_LEVEL, now_ns - TREND_WINDOW_S * NS),
-            self._incidents.list(active_only=True, limit=10_000),
+            self._incidents.list(IncidentFilter(limit=10_000)),
         )
         return Snapshot(latest, spans, incidents)
 

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from alerts.incidents.records import ACTIVE, IncidentFilter
 from alerts.model import (
     Acknowledgement,
     AlertEvent,
@@ -97,12 +98,10 @@ class FakeIncidents:
         self.outbox = [(e, routed or e.id in ids) for e, routed in self.outbox]
         return len(ids)
 
-    async def list(
-        self, active_only: bool = True, *_args: object, limit: int = 100, **_kwargs: object
-    ) -> list[Incident]:
+    async def list(self, wanted: IncidentFilter = ACTIVE) -> list[Incident]:
         found = [
             i
             for i in self.incidents.values()
-            if not active_only or i.state is not IncidentState.RESOLVED
+            if not wanted.active_only or i.state is not IncidentState.RESOLVED
         ]
-        return found[:limit]
+        return found[: wanted.limit]

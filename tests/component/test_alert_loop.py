@@ -17,6 +17,7 @@ from alerts import journal
 from alerts.engine import Engine
 from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.memory import MemoryIncidentStore
+from alerts.incidents.records import IncidentFilter
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from alerts.rules.config import RulesConfig
 from alerts.runtime import AlertLoop, LoopPolicy, alert_record, decode_records, encode_records
@@ -174,7 +175,9 @@ async def test_a_flood_commits_its_transitions_then_acknowledges(
     assert levels[-1][1] == "resolved"
     assert sorted(await stored_transitions(rig.store)) == sorted(expected)
     assert len(rig.store.outbox) == len(expected)
-    [incident] = await rig.store.list(active_only=False, station=STATION, kind=EventKind.LEVEL)
+    [incident] = await rig.store.list(
+        IncidentFilter(active_only=False, station=STATION, kind=EventKind.LEVEL)
+    )
     assert incident.state == IncidentState.RESOLVED
     assert incident.labels["regency"] == "Kota Bogor"
     assert incident.labels["river"] == "Ciliwung"

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 
 from alerts.engine import Engine
-from alerts.incidents.store import SqlIncidentStore, create_sql_engine
+from alerts.incidents.database import create_sql_engine
+from alerts.incidents.store import SqlIncidentStore
 from alerts.notify.chatstore import SqlChatStore
 from alerts.notify.gammu_sms import Modem
 from alerts.notify.runtime import Companions, notification_companions
@@ -91,7 +92,7 @@ class Rig:
         await self.incidents.commit(step.transitions, {}, labels)
         assert self.companions is not None
         self.companions.notifier.dispatcher.wake()
-        (incident,) = await self.incidents.list(active_only=True)
+        (incident,) = await self.incidents.list()
         return incident.id
 
     async def link(self, user_id: int, username: str) -> None:

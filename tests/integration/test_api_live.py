@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import Incident
 from dashboards.api import create_app
 from dashboards.api.accounts import Accounts, Role
@@ -24,7 +25,6 @@ from ingest.settings import InfluxSettings
 from ingest.storage.influx import InfluxStorage, registry_tags
 from ops.servers import InfluxServer, MosquittoServer, free_port
 from tests.apitools import FAST_HASHER, NOW_NS, incident, registry, settings
-from tests.fake_incidents import MemoryIncidents
 from tests.integration.drivers import WorkerProcess, paho_publish
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ async def test_a_reading_reaches_the_event_stream_within_two_seconds(
     accounts = Accounts(sql_engine(url), hasher=FAST_HASHER)
     accounts.create_tables()
     _, key = accounts.add_key("viewer", Role.VIEWER, "test", NOW_NS)
-    incidents = MemoryIncidents()
+    incidents = MemoryIncidentStore()
     incidents.put(incident(1, updated_ns=time.time_ns()))
     # The poller reads the latest readings, then the incidents: once it asks for incidents,
     # the baseline of readings is taken and a reading published now is news.

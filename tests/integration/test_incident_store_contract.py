@@ -12,7 +12,9 @@ from sqlalchemy import create_engine, inspect, text
 from alerts.incidents.errors import IncidentNotFoundError, LeadershipLostError
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.incidents.migrations import downgrade, upgrade
-from alerts.incidents.store import IncidentStore, SqlIncidentStore
+from alerts.incidents.ports import IncidentStore
+from alerts.incidents.records import IncidentFilter
+from alerts.incidents.store import SqlIncidentStore
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from devices.levels import Level
 
@@ -111,7 +113,7 @@ async def test_escalation_and_resolution_update_one_incident_and_a_new_rise_open
     ]
     for step in steps:
         await store.commit([step], {}, LABELS)
-    [resolved] = await store.list(active_only=False)
+    [resolved] = await store.list(IncidentFilter(active_only=False))
     assert resolved.state == RESOLVED
     assert resolved.severity == Level.AWAS  # the highest it reached stays visible
     assert resolved.resolved_ns == 30 * S
@@ -142,7 +144,9 @@ async def test_one_commit_moves_an_incident_several_times_and_a_partial_replay_s
     assert len(first.transition_ids) == 2
     assert len(report.transition_ids) == 3
     assert report.skipped == (0, 1, 5)
-    [resolved] = await store.list(active_only=False, station="katulampa", until_ns=35 * S)
+    [resolved] = await store.list(
+        IncidentFilter(active_only=False, station="katulampa", until_ns=35 * S)
+    )
     assert (resolved.state, resolved.severity, resolved.resolved_ns) == (
         RESOLVED,
         Level.AWAS,
@@ -183,17 +187,22 @@ async def test_list_filters_orders_and_pages(store: IncidentStore) -> None:
         LABELS,
     )
     assert [i.subject for i in await store.list()] == ["depok", "depok", "katulampa"]
-    assert [i.rule for i in await store.list(station="depok")] == ["rate:rise", "level"]
-    assert [i.subject for i in await store.list(regency="Bogor")] == ["katulampa"]
-    assert [i.rule for i in await store.list(kind=EventKind.RATE)] == ["rate:rise"]
-    assert [i.subject for i in await store.list(severity=Level.WASPADA)] == ["depok"]
-    assert [i.updated_ns for i in await store.list(since_ns=20 * S)] == [30 * S, 20 * S]
-    assert [i.opened_ns for i in await store.list(until_ns=20 * S)] == [10 * S]
-    assert [i.updated_ns for i in await store.list(limit=1, offset=1)] == [20 * S]
+
+    async def listed(field: str, wanted: IncidentFilter) -> list[object]:
+        return [getattr(i, field) for i in await store.list(wanted)]
+
+    assert await listed("rule", IncidentFilter(station="depok")) == ["rate:rise", "level"]
+    assert await listed("subject", IncidentFilter(regency="Bogor")) == ["katulampa"]
+    assert await listed("rule", IncidentFilter(kind=EventKind.RATE)) == ["rate:rise"]
+    assert await listed("subject", IncidentFilter(severity=Level.WASPADA)) == ["depok"]
+    assert await listed("updated_ns", IncidentFilter(since_ns=20 * S)) == [30 * S, 20 * S]
+    assert await listed("opened_ns", IncidentFilter(until_ns=20 * S)) == [10 * S]
+    assert await listed("updated_ns", IncidentFilter(limit=1, offset=1)) == [20 * S]
     # A caller's scope: only its regencies' incidents (none for an empty scope).
-    assert [i.subject for i in await store.list(regencies={"Bogor"})] == ["katulampa"]
-    assert [i.subject for i in await store.list(regencies={"Depok", "X"})] == ["depok", "depok"]
-    assert await store.list(regencies=set()) == []
+    bogor, depok_x = frozenset({"Bogor"}), frozenset({"Depok", "X"})
+    assert await listed("subject", IncidentFilter(regencies=bogor)) == ["katulampa"]
+    assert await listed("subject", IncidentFilter(regencies=depok_x)) == ["depok", "depok"]
+    assert await store.list(IncidentFilter(regencies=frozenset())) == []
 
 
 async def test_acknowledge_and_assign(store: IncidentStore) -> None:

@@ -114,11 +114,12 @@ def level_alerts(received: list[Received], station: str) -> list[dict[str, Any]]
 
 async def upstream_levels(url: str, station: str) -> set[str]:
     """The levels of every upstream transition the engine committed for ``station``."""
+    from alerts.incidents.records import IncidentFilter  # noqa: PLC0415
     from alerts.incidents.store import SqlIncidentStore  # noqa: PLC0415
 
     levels: set[str] = set()
     async with SqlIncidentStore(url) as store:
-        for incident in await store.list(active_only=False, station=station, limit=100):
+        for incident in await store.list(IncidentFilter(active_only=False, station=station)):
             found = await store.get(incident.id)
             assert found is not None
             levels |= {

@@ -84,7 +84,7 @@ async def test_every_user_key_silence_and_incident_is_kept_and_deployment_wide(
         incident = await incidents.get(7)
         assert incident is not None
         assert incident.labels.get("regency", "Tulang Bawang") == "Tulang Bawang"
-        assert [i.id for i in await incidents.list(active_only=True)] == [7]
+        assert [i.id for i in await incidents.list()] == [7]
     async with SqlNotifyStore(sql_url, migrate=False) as notify:
         [silence] = await notify.silences()
         assert silence.regencies is None

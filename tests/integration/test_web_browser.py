@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import AlertEvent, EventKind, Incident, IncidentState
 from alerts.notify.acklink import signed_ack_links
 from dashboards.api.accounts import Accounts, Role
@@ -35,7 +36,6 @@ from ingest.settings import InfluxSettings
 from ingest.storage.influx import InfluxStorage, registry_tags
 from ops.servers import InfluxServer, MosquittoServer, free_port
 from tests.conftest import REPO_ROOT, STATIONS_FILE
-from tests.fake_incidents import MemoryIncidents
 from tests.helpers import wait_for
 from tests.integration.browsers import chromium
 from tests.integration.drivers import WorkerProcess, paho_publish
@@ -70,7 +70,7 @@ class WebServer:
     """The API and UI under uvicorn in a thread, with an operator account and one incident."""
 
     url: str
-    incidents: MemoryIncidents
+    incidents: MemoryIncidentStore
     server: uvicorn.Server
     thread: threading.Thread
 
@@ -94,7 +94,7 @@ def web(
     accounts.add_user(OPERATOR[0], Role.OPERATOR, OPERATOR[1], time.time_ns())
     accounts.add_user(VIEWER[0], Role.VIEWER, VIEWER[1], time.time_ns())
     now_ns = time.time_ns()
-    incidents = MemoryIncidents()
+    incidents = MemoryIncidentStore()
     incidents.put(
         Incident(
             id=7,
@@ -182,7 +182,9 @@ def web(
 
 
 @contextlib.contextmanager
-def serving(app: Any, incidents: MemoryIncidents, port: int | None = None) -> Iterator[WebServer]:
+def serving(
+    app: Any, incidents: MemoryIncidentStore, port: int | None = None
+) -> Iterator[WebServer]:
     """``app`` under uvicorn in a thread on loopback, until the block ends (its event streams
     end at shutdown: ApiServer)."""
     port = free_port() if port is None else port

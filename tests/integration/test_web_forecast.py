@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from alerts.forecasting import fit_models
+from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import AlertEvent, EventKind, Incident, IncidentState, Transition
 from dashboards.api.accounts import Accounts, Role
 from dashboards.api.app import create_app, sql_engine
@@ -25,7 +26,6 @@ from forecast.models import ModelSpec
 from ingest.batch import Batch
 from ingest.storage.memory import MemoryStorage
 from tests.conftest import STATIONS_FILE
-from tests.fake_incidents import MemoryIncidents
 from tests.forecasting import HISTORY_CRESTS, waves
 from tests.integration.test_web_browser import (
     OPERATOR,
@@ -67,7 +67,7 @@ def web(tmp_path: Path) -> Iterator[WebServer]:
     accounts = Accounts(sql_engine(settings.database.url))
     accounts.create_tables()
     accounts.add_user(OPERATOR[0], Role.OPERATOR, OPERATOR[1], time.time_ns())
-    incidents = MemoryIncidents()
+    incidents = MemoryIncidentStore()
     app = create_app(settings, storage=storage, incidents_store=incidents, accounts=accounts)
     with serving(app, incidents) as served:
         yield served

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from alerts.incidents.memory import MemoryIncidentStore
 from dashboards.api.accounts import Accounts, Role
 from dashboards.api.app import create_app, sql_engine
 from dashboards.api.service import ApiServer
@@ -30,7 +31,6 @@ from ingest.storage.memory import MemoryStorage
 from ops.servers import free_port
 from tests.apitools import incident
 from tests.conftest import STATIONS_FILE
-from tests.fake_incidents import MemoryIncidents
 from tests.helpers import wait_for
 from tests.integration.test_web_browser import (
     chromium_page,
@@ -51,7 +51,7 @@ MINUTE_NS = 60 * 1_000_000_000
 class ScopedWeb:
     url: str
     storage: MemoryStorage
-    incidents: MemoryIncidents
+    incidents: MemoryIncidentStore
     loop: asyncio.AbstractEventLoop
 
     def write(self, readings: list[Reading]) -> None:
@@ -83,7 +83,7 @@ def web(tmp_path: Path) -> Iterator[ScopedWeb]:
     for station in registry.stations():
         metric, spec = next(iter(station.metrics.items()))
         readings.append(Reading(station.id, now_ns - 5 * MINUTE_NS, {metric: spec.min + 100}))
-    incidents = MemoryIncidents()
+    incidents = MemoryIncidentStore()
     incidents.put(incident(1, "jr-bedadung-kota", regency="Jember", updated_ns=now_ns))
     incidents.put(incident(2, "rb-lasem", regency="Rembang", updated_ns=now_ns))
     incidents.put(incident(3, "tb-menggala", regency="Tulang Bawang", updated_ns=now_ns))

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from alerts.acklinks import AckLinkError, verify_ack_token
+from alerts.incidents.records import IncidentFilter
 from alerts.model import EventKind, Incident
 from alerts.notify.acklink import verify_ack
 from alerts.pipeline.silence import Matcher, Silence
@@ -68,7 +69,7 @@ async def list_incidents(
     """The incidents of the caller's scope, newest update first."""
     since_ns = time_ns("query", "since", since, None)
     until_ns = time_ns("query", "until", until, None)
-    found = await ctx.incidents.list(
+    wanted = IncidentFilter(
         regencies=reach(ctx, who),
         active_only=active,
         regency=regency,
@@ -80,6 +81,7 @@ async def list_incidents(
         limit=limit,
         offset=offset,
     )
+    found = await ctx.incidents.list(wanted)
     data = [
         incident_public(i, ctx.schemes, registry=ctx.registry, language=language) for i in found
     ]
@@ -156,11 +158,12 @@ async def acknowledge_all(
     if body.station is None and body.regency is None:
         raise bad_parameter("body", "station", "name a station or a regency")
     found = await ctx.incidents.list(
-        regencies=reach(ctx, who),
-        active_only=True,
-        station=body.station,
-        regency=body.regency,
-        limit=BULK_ACK_MAX,
+        IncidentFilter(
+            regencies=reach(ctx, who),
+            station=body.station,
+            regency=body.regency,
+            limit=BULK_ACK_MAX,
+        )
     )
     at_ns = ctx.clock_ns()
     done = []
