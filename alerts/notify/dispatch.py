@@ -39,7 +39,6 @@ from alerts.notify.errors import DeliveryError
 from alerts.notify.message import AckLink, Rendered, level_label, no_ack_link, render
 from alerts.notify.policy import ChannelSpec, Policy
 from alerts.notify.records import DELIVERED, FAILED, PENDING, Delivery, Queued
-from alerts.notify.retry import Backoff
 from alerts.notify.store import NotifyStore
 from alerts.notify.webhook import WebhookChannel
 from alerts.pipeline.dedup import delivery_id, message_id
@@ -51,6 +50,7 @@ from alerts.pipeline.route import channels_for, route
 from alerts.pipeline.silence import Silence, silenced
 from alerts.settings import NotifySettings
 from devices.stations import StationRegistry
+from ingest.retry import RetryPolicy as Backoff
 
 log = logging.getLogger(__name__)
 
