@@ -1,4 +1,4 @@
-"""What the engine's loop did: counts and times, read by tests, the benchmark and the logs."""
+"""What the engine's loop did: counts and times (:class:`LoopCounters`)."""
 
 from __future__ import annotations
 

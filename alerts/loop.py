@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 CommitObserver = Callable[[Sequence[Transition], int], None]
 """Called with the transitions each commit stored (not those it found already stored) and the
 wall-clock time the commit returned."""
+
 _FULL_HEALTH_EVERY = 10
 SNAPSHOT_KEYS_PER_CYCLE = 500
 """Keys of a snapshot encoded per turn of the evaluation loop (~3.5 ms)."""
@@ -162,7 +163,7 @@ def _alerts(name: str) -> Any:
     return _ALERTS[name].default
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class LoopPolicy:
     """When to commit, tick and record health, and how persistently to retry.
 
