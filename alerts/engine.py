@@ -170,13 +170,11 @@ class Engine:
         rules: The rules file (None: the defaults, which alert from the registry alone).
         scope: The stations this engine evaluates (a country splits by regency).
         late_lag_s: A reading older than this when it arrives is a backlog: its events say
-            ``late``.
+            ``late`` (``alerts.late_lag_s``).
         clock: Wall clock in ns, read once for the start (the no-data rule counts a station
             never seen from then).
         started_ns: The start, instead of the clock (backtests use the first reading's time).
-        health_window_s: Device health's completeness window.
-
-        ``late_lag_s`` and ``health_window_s`` default to ``alerts.*`` of the same name.
+        health_window_s: Device health's completeness window (``alerts.health_window_s``).
         forecaster: Fitted models that forecast stations as readings arrive (None: no
             forecasts); their forecasts pass the ``forecast`` rule.
         forecast_rule: When a forecast warns.
