@@ -2,8 +2,8 @@
 
 Readings are replayed in the order of their own timestamps, one at a time, each "arriving" at
 its own time, through exactly the :class:`~alerts.engine.Engine` that runs live; the no-data
-rule is ticked every ``tick_s`` of replayed time in between (never after the last reading: the
-end of a file is not a silence).
+rule is ticked every ``tick_s`` (``alerts.backtest_tick_s``, 60 s) of replayed time in between
+(never after the last reading: the end of a file is not a silence).
 
 Which stations are judged (:func:`stations_to_judge`): with the deployment's own registry, only
 those that have readings, so a basin office exporting 3 of its 20 gauges gets no 17 no-data
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from alerts.engine import Engine, Scope, Step
 from alerts.model import AlertEvent, EventKind
 from alerts.rules.config import RulesConfig
+from alerts.settings import AlertsSettings
 from devices.levels import Level
 from devices.readings import Reading, Rejection
 from devices.readings_csv import ReadingsCsv, ReadingsCsvError, parse_readings_csv
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from forecast.live import LiveForecaster
     from ingest.storage.influx import InfluxStorage
 
+_ALERTS = AlertsSettings.model_fields  # the settings tree is the one source of every default
 _ANY_TIME = (STORABLE_NS[1], STORABLE_NS[0])
 """A recording has no "now": every storable time is in bounds (newest, oldest)."""
 FLAP_WINDOW_NS = 3600 * NS_PER_S
@@ -165,8 +167,8 @@ def replay(
     rules: RulesConfig | None = None,
     *,
     all_stations: bool = False,
-    tick_s: float = 60.0,
-    late_lag_s: float = 600.0,
+    tick_s: float = _ALERTS["backtest_tick_s"].default,
+    late_lag_s: float = _ALERTS["late_lag_s"].default,
     progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
     forecaster: LiveForecaster | None = None,
@@ -178,6 +180,9 @@ def replay(
     their ranges): a sentinel such as -9999 or 9999 in a recording never reaches the rules.
 
     Args:
+        tick_s: How often the time-driven rules are ticked, in replayed time
+            (``alerts.backtest_tick_s``: coarser than the live engine's ``tick_interval_s``).
+        late_lag_s: As the live engine's (``alerts.late_lag_s``).
         progress: Told how many readings are done, every ``progress_every`` and at the end (a
             year of a hundred gauges is millions of readings: minutes).
         forecaster: Forecast with these models as the live engine does (``forecast`` events).

@@ -121,6 +121,7 @@ def backtest(  # noqa: PLR0917 - typer passes every option
             registry,
             rules_config,
             all_stations=judged.all_stations,
+            tick_s=settings.alerts.backtest_tick_s,
             late_lag_s=settings.alerts.late_lag_s,
             progress=progress,
         )

@@ -41,6 +41,7 @@ from alerts.notify.localtime import Zone, zone_for
 from alerts.rules import LEVEL_METRIC, faults, level, nodata, rate, upstream
 from alerts.rules import forecast as forecasting
 from alerts.rules.config import TIDAL_DAY_S, RulesConfig, RuleSet
+from alerts.settings import AlertsSettings
 from devices.health import HealthTracker, StationHealth
 from devices.levels import Level, Thresholds
 from devices.readings import Reading
@@ -158,6 +159,9 @@ class _Plan:
         return found
 
 
+_ALERTS = AlertsSettings.model_fields  # the settings tree is the one source of every default
+
+
 class Engine:
     """Evaluates the flood rules over readings; holds every station's rule and incident state.
 
@@ -166,11 +170,11 @@ class Engine:
         rules: The rules file (None: the defaults, which alert from the registry alone).
         scope: The stations this engine evaluates (a country splits by regency).
         late_lag_s: A reading older than this when it arrives is a backlog: its events say
-            ``late``.
+            ``late`` (``alerts.late_lag_s``).
         clock: Wall clock in ns, read once for the start (the no-data rule counts a station
             never seen from then).
         started_ns: The start, instead of the clock (backtests use the first reading's time).
-        health_window_s: Device health's completeness window.
+        health_window_s: Device health's completeness window (``alerts.health_window_s``).
         forecaster: Fitted models that forecast stations as readings arrive (None: no
             forecasts); their forecasts pass the ``forecast`` rule.
         forecast_rule: When a forecast warns.
@@ -182,10 +186,10 @@ class Engine:
         rules: RulesConfig | None = None,
         *,
         scope: Scope | None = None,
-        late_lag_s: float = 600.0,
+        late_lag_s: float = _ALERTS["late_lag_s"].default,
         clock: Callable[[], int] = time.time_ns,
         started_ns: int | None = None,
-        health_window_s: float = 86400.0,
+        health_window_s: float = _ALERTS["health_window_s"].default,
         forecaster: LiveForecaster | None = None,
         forecast_rule: forecasting.ForecastRule | None = None,
     ) -> None:

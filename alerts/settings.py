@@ -176,6 +176,25 @@ class AlertsSettings(Section):
     leader_check_s: float = Field(
         default=2.0, gt=0, description="how often the leader checks it still holds the lock"
     )
+    max_cycles_in_flight: int = Field(
+        default=16,
+        gt=0,
+        description="evaluated cycles that may wait for the committer; evaluation waits beyond",
+    )
+    retry_initial_s: float = Field(
+        default=0.1,
+        gt=0,
+        description="first wait before a failed incident commit, alert spool write or alert "
+        "write is tried again (doubling, no jitter: it retries until it succeeds)",
+    )
+    retry_max_s: float = Field(default=5.0, gt=0, description="longest wait between those tries")
+    backtest_tick_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often siaga alerts backtest ticks the time-driven rules, in replayed "
+        "time: coarser than tick_interval_s (the live engine's, in wall-clock time) to keep "
+        "long replays fast (a replayed year is 525,600 ticks at 60 s, 3.2 million at 10 s)",
+    )
 
 
 class ForecastSettings(Section):

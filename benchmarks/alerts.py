@@ -508,8 +508,9 @@ async def _engine_latency(
     settings: Any, port: int, stations: int, rate_per_s: float, count: int, timeout_s: float
 ) -> tuple[list[float], dict[str, float]]:
     """Publish → transition committed through ``siaga alerts run``'s loop."""
+    from alerts.loop import AlertLoop  # noqa: PLC0415
     from alerts.model import EventKind  # noqa: PLC0415
-    from alerts.runtime import AlertLoop, run_alerts  # noqa: PLC0415
+    from alerts.runtime import run_alerts  # noqa: PLC0415
 
     latencies: list[float] = []
     at_s: list[float] = []  # each latency's reading time, seconds since the start

@@ -285,7 +285,10 @@ class HealthSettings(Section):
     )
     interval_s: float = Field(default=60.0, gt=0)
     restart_initial_s: float = Field(
-        default=1.0, gt=0, description="backoff of a failed secondary loop (health, registry)"
+        default=1.0,
+        gt=0,
+        description="backoff of a failed secondary loop: the worker's (health, registry watch) "
+        "and the engine's companions (registry and rules watch, the notifier's tasks)",
     )
     restart_max_s: float = Field(default=60.0, gt=0)
     heartbeat_s: float = Field(default=900.0, gt=0)

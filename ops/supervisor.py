@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.retry import RetryPolicy
 from ops.errors import ServerError
 from ops.servers import _die_with_parent
 
@@ -41,24 +42,26 @@ class PartFailedError(ServerError):
         self.reason = reason
 
 
+PART_BACKOFF = RetryPolicy(initial_s=1.0, max_s=30.0, jitter="none", deadline_s=None)
+"""1 s doubling to 30 s, no jitter: one supervisor restarting its own children has no crowd to
+spread."""
+
+
 @dataclass(frozen=True, slots=True)
 class RestartPolicy:
-    """When to restart a part that died: exponential backoff, reset after a stable run.
+    """When to restart a part that died: the backoff's delays, reset after a stable run.
 
     Attributes:
-        initial_s: The first delay.
-        max_s: The largest delay.
+        backoff: The delays between restarts.
         stable_s: A run at least this long resets the backoff (the part was healthy).
     """
 
-    initial_s: float = 1.0
-    max_s: float = 30.0
+    backoff: RetryPolicy = PART_BACKOFF
     stable_s: float = 60.0
 
     def delay_s(self, consecutive_failures: int) -> float:
         """The wait before restart number ``consecutive_failures`` (1 for the first)."""
-        exponent = max(consecutive_failures - 1, 0)
-        return min(self.initial_s * 2.0**exponent, self.max_s)
+        return self.backoff.delay_s(consecutive_failures)
 
     def failures_after(self, previous_failures: int, ran_for_s: float) -> int:
         """The consecutive-failure count after a run of ``ran_for_s`` ended in a death."""

@@ -23,9 +23,9 @@ from alerts.notify.channels import Outgoing, SendResult
 from alerts.notify.errors import DeliveryError
 from alerts.notify.policy import Policy
 from alerts.notify.records import DELIVERED, FAILED, PENDING, Delivery
-from alerts.notify.retry import Backoff
 from alerts.notify.store import NotifyStore
 from alerts.settings import NotifySettings
+from ingest.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Sender:
         self._clock = clock
         self._is_leader = is_leader
         self._rng = rng or random.Random()  # noqa: S311 - jitter
-        self.backoff = Backoff(
+        self.backoff = RetryPolicy(
             initial_s=settings.retry_initial_s,
             max_s=settings.retry_max_s,
             multiplier=settings.retry_multiplier,

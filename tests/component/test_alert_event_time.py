@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.engine import Engine, Scope
+from alerts.loop import LoopPolicy
 from alerts.model import AlertEvent, EventKind
 from alerts.rules.config import RulesConfig, load_rules, parse_rules
-from alerts.runtime import LoopPolicy
 from devices.readings import Reading
 from devices.registry import Registry, load_registry
 from devices.topics import TopicScheme

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from alerts import journal
+from alerts.alert_records import alert_record, decode_records, encode_records
 from alerts.engine import Engine
 from alerts.incidents.errors import IncidentStoreError, LeadershipLostError
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.incidents.records import IncidentFilter
+from alerts.loop import AlertLoop, LoopPolicy
 from alerts.model import AlertEvent, EventKind, IncidentState, Transition
 from alerts.rules.config import RulesConfig
-from alerts.runtime import AlertLoop, LoopPolicy, alert_record, decode_records, encode_records
 from devices import TopicScheme, load_stations
 from devices.levels import Level
 from devices.stations import StaticRegistry
@@ -74,6 +75,7 @@ async def start(
     store: MemoryIncidentStore | None = None,
     storage: MemoryStorage | None = None,
     snapshot_interval_s: float = 30.0,
+    companions: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
 ) -> Rig:
     source = source or MemorySource()
     store = store or MemoryIncidentStore()
@@ -98,11 +100,13 @@ async def start(
             leader_check_s=0.05,
             retry_initial_s=0.005,
             retry_max_s=0.02,
+            restart_initial_s=0.005,
+            restart_max_s=0.02,
         ),
         observers=[lambda transitions, _ns: committed.extend(transitions)],
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
+    task = asyncio.create_task(loop.run(stop, companions))
     await asyncio.wait_for(loop.ready.wait(), 10)
     return Rig(source, store, storage, loop, stop, task, committed)
 
@@ -430,3 +434,28 @@ async def test_a_rules_reload_snapshots_at_the_next_checkpoint(
         await eventually(lambda: not saved(rig.store).entries, what="entries replaced")
     finally:
         await rig.finish()
+
+
+@pytest.mark.logged_exceptions
+async def test_a_companion_that_raises_is_restarted_and_counted_and_the_engine_goes_on(
+    tmp_path: Path, registry: StaticRegistry
+) -> None:
+    # The watchers and the notifier run beside the loop: a bug in one must neither stop the
+    # engine nor end that companion for good.
+    runs: list[int] = []
+
+    async def flaky_watcher() -> None:
+        runs.append(len(runs))
+        if len(runs) < 3:
+            raise RuntimeError("watcher bug")
+        await asyncio.Event().wait()
+
+    rig = await start(tmp_path, registry, companions={"rules-watch": flaky_watcher})
+    await eventually(lambda: len(runs) == 3, what="restarted twice")
+    assert rig.loop.counters.companion_restarts == {"rules-watch": 2}
+    publish_flood(rig.source, FLOOD[:6])
+    await eventually(lambda: not rig.source.unacked, what="the engine goes on")
+    assert not rig.task.done()
+    names = {task.get_name() for task in asyncio.all_tasks()}
+    assert "siaga.alerts.rules-watch" in names
+    await rig.finish()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.retry import RetryPolicy
 from ops.datadir import AlreadyRunningError, DataDir
 from ops.supervisor import Part, PartFailedError, RestartPolicy, Supervisor
 
@@ -56,7 +57,11 @@ async def test_a_part_that_never_becomes_ready_is_named(tmp_path: Path) -> None:
 async def test_a_dead_part_is_restarted_and_reported_then_all_stop(tmp_path: Path) -> None:
     lines: list[str] = []
     supervisor = Supervisor(
-        tmp_path, policy=RestartPolicy(initial_s=0.05, max_s=0.1), report=lines.append
+        tmp_path,
+        policy=RestartPolicy(
+            RetryPolicy(initial_s=0.05, max_s=0.1, jitter="none", deadline_s=None)
+        ),
+        report=lines.append,
     )
     await supervisor.start(Part("worker", [PYTHON, "-c", "import time; time.sleep(60)"]))
     first = supervisor.pid("worker")

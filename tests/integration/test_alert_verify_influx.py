@@ -9,8 +9,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from alerts.alert_records import alert_record
 from alerts.model import AlertEvent, EventKind
-from alerts.runtime import alert_record
 from devices.levels import Level
 from devices.readings import Reading
 from devices.stations import load_stations

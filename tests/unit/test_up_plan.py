@@ -10,6 +10,7 @@ import pytest
 
 from alerts.notify.policy import parse_policy
 from devices.registry import load_registry
+from ingest.retry import RetryPolicy
 from ingest.settings import Settings
 from ops.datadir import DataDir
 from ops.errors import ServerError
@@ -80,7 +81,9 @@ def test_passwords_are_kept_across_runs_and_made_for_new_accounts() -> None:
 
 
 def test_restart_backoff_doubles_up_to_its_cap_and_resets_after_a_stable_run() -> None:
-    policy = RestartPolicy(initial_s=1, max_s=10, stable_s=60)
+    policy = RestartPolicy(
+        RetryPolicy(initial_s=1, max_s=10, jitter="none", deadline_s=None), stable_s=60
+    )
     assert [policy.delay_s(n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
     assert policy.failures_after(5, ran_for_s=3) == 6
     assert policy.failures_after(5, ran_for_s=61) == 1
