@@ -11,7 +11,7 @@ Layout (default ``./.siaga``)::
     influxdb/         influxd's data (when Siaga starts its own)
     siaga.db          incidents, notifications, users (SQLite)
     readings.db       readings when no InfluxDB is available (embedded storage)
-    spool/, alerts-spool/   batches waiting for storage
+    spool/, spool-alerts/   batches waiting for storage (the worker's, the engine's)
     logs/             one log per part
     inbox/            notifications delivered by the demo's local channel
 """

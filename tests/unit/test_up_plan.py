@@ -174,7 +174,7 @@ def _wiring(root: Path, *, influx: bool) -> Wiring:
         mqtt_url="mqtt://127.0.0.1:1883",
         influx_url="http://127.0.0.1:8086" if influx else None,
         web_url="http://127.0.0.1:8080",
-        ack_secret="s" * 32,
+        secret_key="s" * 32,
         config=None,
         metrics_port=9464,
         alerts_metrics_port=9465,
@@ -206,9 +206,12 @@ def test_every_part_of_up_writes_under_its_data_directory_only(
                 continue
             assert path.resolve().is_relative_to(root), f"{part}: {key} = {path} is outside"
         if part == "alerts":
-            # What the engine uses (alerts/runtime.py), not the worker's keys.
-            assert settings.alerts.spool_dir.resolve().is_relative_to(root)
-            assert settings.alerts.spool_dir.resolve() != settings.spool.dir.resolve()
+            # What the engine uses (alerts/runtime.py): beside the worker's spool, not in it.
+            assert settings.engine_spool_dir.resolve().is_relative_to(root)
+            assert settings.engine_spool_dir.resolve() != settings.spool.dir.resolve()
+            assert not settings.engine_spool_dir.resolve().is_relative_to(
+                settings.spool.dir.resolve()
+            )
 
 
 def test_two_data_directories_give_two_engine_sessions_and_two_worker_sessions(
@@ -218,7 +221,7 @@ def test_two_data_directories_give_two_engine_sessions_and_two_worker_sessions(
     for name in ("one", "two"):
         environments = part_environments(_wiring(tmp_path / name, influx=True))
         ids["ingest"].add(_as_child(environments["ingest"], monkeypatch).mqtt.client_id)
-        ids["alerts"].add(_as_child(environments["alerts"], monkeypatch).alerts.client_id)
+        ids["alerts"].add(_as_child(environments["alerts"], monkeypatch).engine_client_id)
     assert len(ids["ingest"]) == 2
     assert len(ids["alerts"]) == 2
     assert "siaga-alerts" not in ids["alerts"], "the default session is shared by every platform"
