@@ -40,6 +40,14 @@ class DataDir:
 
     root: Path
 
+    def adopt_old_layout(self) -> None:
+        """Move what an older ``siaga up`` kept under another name, so nothing it left waiting
+        is forgotten: the engine's spool was ``alerts-spool/`` (now ``spool-alerts/``, named
+        after ``spool.dir`` as the engine derives it)."""
+        old, new = self.root / "alerts-spool", self.root / "spool-alerts"
+        if old.is_dir() and not new.exists():
+            old.rename(new)
+
     @property
     def lock(self) -> Path:
         """Held while ``siaga up`` runs."""

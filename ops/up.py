@@ -585,6 +585,7 @@ class Platform:
             PartFailedError: A part could not start (named, with the reason); the rest stopped.
         """
         with self._dir.locked():
+            self._dir.adopt_old_layout()
             self._state = self._dir.read_state()
             registry = self._registry()
             self._secrets = with_passwords(

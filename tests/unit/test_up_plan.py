@@ -214,6 +214,16 @@ def test_every_part_of_up_writes_under_its_data_directory_only(
             )
 
 
+def test_an_older_engine_spool_is_adopted_with_what_waits_in_it(tmp_path: Path) -> None:
+    old = tmp_path / "alerts-spool"
+    old.mkdir()
+    (old / "00000001.spool").write_bytes(b"waiting")
+    DataDir(tmp_path).adopt_old_layout()
+    assert (tmp_path / "spool-alerts" / "00000001.spool").read_bytes() == b"waiting"
+    assert not old.exists()
+    DataDir(tmp_path).adopt_old_layout()  # nothing left to move
+
+
 def test_two_data_directories_give_two_engine_sessions_and_two_worker_sessions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
