@@ -124,13 +124,13 @@ async def run_alerts(
     own = settings.model_copy(
         update={
             "mqtt": settings.mqtt.model_copy(
-                update={"client_id": settings.alerts.client_id, "shared_group": None}
+                update={"client_id": settings.engine_client_id, "shared_group": None}
             )
         }
     )
     subscriber = MqttSubscriber(connect_options(own))
     try:
-        spool = Spool(settings.alerts.spool_dir, settings.spool.max_bytes)
+        spool = Spool(settings.engine_spool_dir, settings.spool.max_bytes)
     except SpoolError as exc:
         raise ConfigError(str(exc)) from None
     current = [registry]
@@ -140,7 +140,7 @@ async def run_alerts(
 
     store = SqlIncidentStore(
         settings.database.url,
-        lock_name=settings.alerts.client_id,
+        lock_name=settings.engine_client_id,
         inline_commits=settings.database.url.startswith("sqlite"),
     )
     # The backend the ingest workers use (storage.backend): alert events and device health go

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,11 @@ class DatabaseSettings(Section):
 class NotifySettings(Section):
     """Notifications: the policy file, CAP identity, and how the sender retries."""
 
+    retired = {
+        "ack_base_url": "set api.public_url (messages link the API there)",
+        "ack_secret": "set api.secret_key (or leave it to api.secret_key_file)",
+    }
+
     policy_file: str = Field(default="config/alerts.yaml", description="Routing policy (YAML)")
     in_engine: bool = Field(
         default=True,
@@ -42,10 +48,6 @@ class NotifySettings(Section):
     delivery_deadline_s: float = Field(default=6 * 3600.0, gt=0)
     channel_concurrency: int = Field(default=8, gt=0)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
-    ack_base_url: str | None = Field(
-        default=None, description="Public URL of the API for one-click ack links (none: CLI)"
-    )
-    ack_secret: SecretStr | None = Field(default=None, description="Signs one-click ack links")
     ack_link_valid_s: float = Field(default=48 * 3600.0, gt=0)
     fallback_check_s: float = Field(
         default=5.0, gt=0, description="how often undelivered messages are checked for fallback"
@@ -107,7 +109,16 @@ class SmsSettings(Section):
 
 
 class AlertsSettings(Section):
-    """The alert engine (``siaga alerts run``) and its rules."""
+    """The alert engine (``siaga alerts run``) and its rules.
+
+    The engine's MQTT session and spool come from ``mqtt.client_id`` and ``spool.dir``
+    (:attr:`Settings.engine_client_id`, :attr:`Settings.engine_spool_dir`).
+    """
+
+    retired = {
+        "client_id": "set mqtt.client_id (the engine's session is that id with -alerts)",
+        "spool_dir": "set spool.dir (the engine spools beside it, in <spool.dir>-alerts)",
+    }
 
     rules_file: Path | None = Field(
         default=Path("config/rules.yaml"),
@@ -128,16 +139,6 @@ class AlertsSettings(Section):
     )
     health_window_s: float = Field(default=86400.0, gt=0)
     # -- the running engine (siaga alerts run) --
-    client_id: str = Field(
-        default="siaga-alerts",
-        description="MQTT client id of the engine's own persistent session, outside the ingest "
-        "group; the two engines of a hot-standby pair share it (and the leader lock named "
-        "after it); engines of different scopes need different ones",
-    )
-    spool_dir: Path = Field(
-        default=Path("var/spool-alerts"),
-        description="where alert events wait while InfluxDB is down",
-    )
     commit_interval_s: float = Field(
         default=0.02, gt=0, description="the longest a reading waits before its commit"
     )
@@ -235,12 +236,71 @@ class ForecastSettings(Section):
     recovery_band_pct: float = Field(default=5.0, ge=0, lt=100)
 
 
+class ApiSettings(Section):
+    """Where people reach the HTTP API and the key that signs its links: what a message needs
+    for a one-click acknowledgement link. ``dashboards.settings.ApiSettings`` adds the server's
+    own settings to this section."""
+
+    public_url: str | None = Field(
+        default=None,
+        description="where people reach the API: the base of the acknowledgement links in "
+        "messages (none: messages name the command siaga alerts ack) and of the CAP feed "
+        "(none: http://api.host:api.port)",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="signs acknowledgement links; when unset, read from (or created in) "
+        "secret_key_file so that every process on this host agrees",
+    )
+    secret_key_file: Path = Path("var/api-secret.key")
+
+    def resolve_secret_key(self) -> bytes:
+        """The signing key: configured, or read from the key file (created once, mode 0600)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.secret_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+            if not path.read_text(encoding="ascii").strip():
+                path.write_text(secrets.token_urlsafe(48), encoding="ascii")
+        return path.read_text(encoding="ascii").strip().encode()
+
+
+ENGINE_CLIENT_ID = "siaga-alerts"
+"""The engine's MQTT session when ``mqtt.client_id`` is not set (host-independent: the two
+engines of a hot-standby pair share it)."""
+ENGINE_SUFFIX = "-alerts"
+
+
 class Settings(IngestSettings):
     """The data plane's settings plus alerting's."""
 
+    api: ApiSettings = ApiSettings()
     database: DatabaseSettings = DatabaseSettings()
     notify: NotifySettings = NotifySettings()
     alerts: AlertsSettings = AlertsSettings()
     forecast: ForecastSettings = ForecastSettings()
     telegram: TelegramSettings = TelegramSettings()
     sms: SmsSettings = SmsSettings()
+
+    @property
+    def engine_client_id(self) -> str:
+        """The MQTT client id of the engine's own persistent session (outside the ingest group).
+
+        ``mqtt.client_id`` with ``-alerts`` when it is set, so that a worker and an engine
+        reading one settings file never take each other's session; ``siaga-alerts`` when it is
+        not (the default worker id names the host, and a hot-standby pair on two hosts must
+        share one session). The leader lock is named after it too: the two engines of a pair
+        share it, engines of different scopes need different ``mqtt.client_id``.
+        """
+        if "client_id" in self.mqtt.model_fields_set:
+            return f"{self.mqtt.client_id}{ENGINE_SUFFIX}"
+        return ENGINE_CLIENT_ID
+
+    @property
+    def engine_spool_dir(self) -> Path:
+        """Where the engine's alert events wait while InfluxDB is down: beside the worker's
+        spool (``var/spool`` -> ``var/spool-alerts``), never inside it."""
+        spool = self.spool.dir
+        return spool.with_name(f"{spool.name}{ENGINE_SUFFIX}")

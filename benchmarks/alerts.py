@@ -635,7 +635,13 @@ def run_latency_benchmark(
             settings = load_settings(
                 None,
                 settings_cls=Settings,
-                mqtt={"url": broker.url, "lorawan": False, "shared_group": None},
+                # The engine's session: bench-alerts.
+                mqtt={
+                    "url": broker.url,
+                    "lorawan": False,
+                    "shared_group": None,
+                    "client_id": "bench",
+                },
                 influx={"url": influx.url, "database": "bench_alerts"},
                 stations={"file": stations_file, "devices_file": directory / "devices.yaml"},
                 database={"url": url},
@@ -643,8 +649,6 @@ def run_latency_benchmark(
                 health={"interval_s": 30.0},
                 notify={"in_engine": notify_in_engine},
                 alerts={
-                    "client_id": "bench-alerts",
-                    "spool_dir": directory / "alert-spool",
                     "rules_file": None,
                     "checkpoint_interval_s": checkpoint_s,
                     "checkpoint_max_messages": 60_000,

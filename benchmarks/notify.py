@@ -196,8 +196,8 @@ def run_notify_benchmark(
             SIAGA_DATABASE__URL=f"sqlite:///{directory / 'siaga.db'}",
             SIAGA_STATIONS__FILE=str(directory / "stations.yaml"),
             SIAGA_STATIONS__DEVICES_FILE=str(directory / "devices.yaml"),
-            SIAGA_ALERTS__CLIENT_ID="bench-alerts",
-            SIAGA_ALERTS__SPOOL_DIR=str(directory / "alert-spool"),
+            SIAGA_MQTT__CLIENT_ID="bench",  # the engine's session: bench-alerts
+            SIAGA_SPOOL__DIR=str(directory / "spool"),  # the engine's: spool-alerts
             SIAGA_ALERTS__RULES_FILE=str(directory / "rules.yaml"),
             SIAGA_NOTIFY__POLICY_FILE=str(directory / "alerts.yaml"),
             SIAGA_NOTIFY__TICK_S=str(tick_s),

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from alerts.settings import ApiSettings as ApiLinkSettings
 from alerts.settings import Settings as AlertsSettings
 from ingest.settings import Section
 
 
-class ApiSettings(Section):
-    """The HTTP API and web UI (``siaga serve``)."""
+class ApiSettings(ApiLinkSettings):
+    """The HTTP API and web UI (``siaga serve``); where people reach it and the link key come
+    from alerting's part of the section (``alerts.settings.ApiSettings``)."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    public_url: str = Field(
-        default="http://127.0.0.1:8080",
-        description="where people reach the API: the base of signed acknowledgement links",
-    )
-    secret_key: SecretStr | None = Field(
-        default=None,
-        description="signs acknowledgement links; when unset, read from (or created in) "
-        "secret_key_file so that every process on this host agrees",
-    )
-    secret_key_file: Path = Path("var/api-secret.key")
     cookie_name: str = Field(default="siaga_session", pattern=r"^[A-Za-z0-9_-]+$")
     cookie_secure: bool = Field(
         default=False, description="send the session cookie over HTTPS only (set in production)"
@@ -81,17 +72,10 @@ class ApiSettings(Section):
             raise ValueError(msg)
         return self
 
-    def resolve_secret_key(self) -> bytes:
-        """The signing key: configured, or read from the key file (created once, mode 0600)."""
-        if self.secret_key is not None:
-            return self.secret_key.get_secret_value().encode()
-        path = self.secret_key_file
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600, exist_ok=True)
-            if not path.read_text(encoding="ascii").strip():
-                path.write_text(secrets.token_urlsafe(48), encoding="ascii")
-        return path.read_text(encoding="ascii").strip().encode()
+    @property
+    def base_url(self) -> str:
+        """Where people reach the API: ``public_url``, else where it listens."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 def _http_url(url: str) -> str:
@@ -192,5 +176,5 @@ class Settings(AlertsSettings):
         if self.public.cap_feed_url:
             return self.public.cap_feed_url
         if self.api.cap_feed_public:
-            return f"{self.api.public_url.rstrip('/')}/api/v1/cap.atom"
+            return f"{self.api.base_url}/api/v1/cap.atom"
         return None

@@ -23,7 +23,7 @@ translated once, at each boundary. Classes outside this module are drawn by modu
     │   ├── devices.formats.native._NonFiniteError  NaN or Infinity in JSON
     │   ├── devices.formats.senml._PackError        a SenML pack RFC 8428 says to reject
     │   ├── ingest.lineprotocol.LineProtocolError   a value line protocol cannot carry
-    │   ├── alerts.acklinks.AckLinkError            a malformed, forged or expired ack link
+    │   ├── alerts.notify.acklink.AckLinkError      a forged or expired ack link
     │   ├── dashboards.api.accounts.AccountError    a user or key change that cannot be made
     │   └── dashboards.api.guard.TooLargeError      a request body above api.max_body_bytes
     ├── ingest.errors.SourceError                   the message source (MQTT) failed

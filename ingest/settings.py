@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -35,9 +36,23 @@ DEFAULT_CONFIG = Path("config/siaga.yaml")
 
 
 class Section(BaseModel):
-    """Base of every settings section: unknown keys are refused, values are frozen."""
+    """Base of every settings section: unknown keys are refused, values are frozen.
+
+    A key that was folded into another is named in :attr:`retired` (old key -> what to set
+    instead): a settings file or environment that still gives it is refused with the new key.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    retired: ClassVar[Mapping[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_retired(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for old, instead in cls.retired.items():
+                if old in data:
+                    raise ValueError(f"{old} is no longer a setting: {instead}")
+        return data
 
 
 class MqttSettings(Section):

@@ -11,7 +11,7 @@ Layout (default ``./.siaga``)::
     influxdb/         influxd's data (when Siaga starts its own)
     siaga.db          incidents, notifications, users (SQLite)
     readings.db       readings when no InfluxDB is available (embedded storage)
-    spool/, alerts-spool/   batches waiting for storage
+    spool/, spool-alerts/   batches waiting for storage (the worker's, the engine's)
     logs/             one log per part
     inbox/            notifications delivered by the demo's local channel
 """
@@ -39,6 +39,14 @@ class DataDir:
     """Paths under one data directory."""
 
     root: Path
+
+    def adopt_old_layout(self) -> None:
+        """Move what an older ``siaga up`` kept under another name, so nothing it left waiting
+        is forgotten: the engine's spool was ``alerts-spool/`` (now ``spool-alerts/``, named
+        after ``spool.dir`` as the engine derives it)."""
+        old, new = self.root / "alerts-spool", self.root / "spool-alerts"
+        if old.is_dir() and not new.exists():
+            old.rename(new)
 
     @property
     def lock(self) -> Path:

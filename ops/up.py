@@ -217,7 +217,7 @@ class Wiring:
         mqtt_url: The broker.
         influx_url: The InfluxDB in use; None: the embedded (SQLite) storage.
         web_url: The web UI's address (acknowledgement links point at it).
-        ack_secret: Signs one-click acknowledgement links.
+        secret_key: Signs one-click acknowledgement links (``api.secret_key``).
         config: The settings file the children read (None: their default).
         metrics_port: The ingest worker's Prometheus port.
         alerts_metrics_port: The engine's Prometheus port.
@@ -229,7 +229,7 @@ class Wiring:
     mqtt_url: str
     influx_url: str | None
     web_url: str
-    ack_secret: str
+    secret_key: str
     config: Path | None
     metrics_port: int
     alerts_metrics_port: int
@@ -240,19 +240,17 @@ def part_environments(wiring: Wiring) -> dict[str, dict[str, str]]:
     """The environment of each child (``ingest``, ``alerts``, ``web``, ``demo``).
 
     Every place a part writes is under the data directory, and every MQTT session is named
-    after it, each through the settings key its part reads: the engine reads
-    ``alerts.client_id`` and ``alerts.spool_dir``, not ``mqtt.client_id`` and ``spool.dir``.
+    after it: the worker's is ``mqtt.client_id``, the engine's ``mqtt.client_id`` with
+    ``-alerts`` (its spool ``spool.dir`` with ``-alerts``), so each part gets its own id.
     """
     root = wiring.data_dir.root
     common = {
         "SIAGA_MQTT__URL": wiring.mqtt_url,
         "SIAGA_SPOOL__DIR": str(root / "spool"),
-        "SIAGA_ALERTS__SPOOL_DIR": str(root / "alerts-spool"),
         "SIAGA_DATABASE__URL": f"sqlite:///{wiring.data_dir.database}",
         "SIAGA_API__SECRET_KEY_FILE": str(root / "api-secret.key"),
         "SIAGA_API__PUBLIC_URL": wiring.web_url,
-        "SIAGA_NOTIFY__ACK_BASE_URL": wiring.web_url,
-        "SIAGA_NOTIFY__ACK_SECRET": wiring.ack_secret,
+        "SIAGA_API__SECRET_KEY": wiring.secret_key,
         "SIAGA_NOTIFY__POLICY_FILE": str(root / "alerts.yaml"),
         # The engine and the API read the models `siaga forecast fit --models-dir` wrote.
         "SIAGA_FORECAST__MODELS_DIR": str(root / "forecast-models"),
@@ -273,11 +271,10 @@ def part_environments(wiring: Wiring) -> dict[str, dict[str, str]]:
     ingest = ingest_environment(
         common, client_id=client_id(root, "ingest"), metrics_port=wiring.metrics_port
     )
-    engine_id = client_id(root, "alerts")
     alerts = {
         **common,
-        "SIAGA_ALERTS__CLIENT_ID": engine_id,
-        "SIAGA_MQTT__CLIENT_ID": engine_id,
+        # The engine's session and leader lock: this id with -alerts.
+        "SIAGA_MQTT__CLIENT_ID": client_id(root, "engine"),
         "SIAGA_METRICS__PORT": str(wiring.alerts_metrics_port),
     }
     if wiring.broker_passwords is not None:
@@ -511,7 +508,7 @@ class Platform:
                 mqtt_url=mqtt_url,
                 influx_url=self._influx_url,
                 web_url=self._web_url,
-                ack_secret=self._secrets[ACK_SIGNER_ENTRY],
+                secret_key=self._secrets[ACK_SIGNER_ENTRY],
                 config=self._options.config,
                 metrics_port=self._metrics_port,
                 alerts_metrics_port=_port(self._state, "alerts_metrics_port"),
@@ -590,6 +587,7 @@ class Platform:
             PartFailedError: A part could not start (named, with the reason); the rest stopped.
         """
         with self._dir.locked():
+            self._dir.adopt_old_layout()
             self._state = self._dir.read_state()
             registry = self._registry()
             self._secrets = with_passwords(

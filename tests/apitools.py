@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from alerts.incidents.memory import MemoryIncidentStore
 from alerts.model import AlertEvent, EventKind, Incident, IncidentState, Transition
 from alerts.notify.memory import MemoryNotifyStore
-from alerts.settings import DatabaseSettings, NotifySettings
+from alerts.settings import DatabaseSettings
 from dashboards.api import create_app
 from dashboards.api.accounts import Accounts, Role
 from dashboards.api.app import sql_engine
@@ -30,7 +30,7 @@ from tests.conftest import STATIONS_FILE
 NS = 1_000_000_000
 NOW_NS = 1_780_000_000 * NS  # 2026-05-28T20:26:40Z
 PASSWORD = "correct horse battery"
-NOTIFY_SECRET = b"notify-secret-" + b"y" * 20
+SECRET_KEY = b"test-secret-" + b"x" * 20  # api.secret_key: signs acknowledgement links
 # Argon2 with the cheapest parameters: the tests check the flow, not the hash's cost.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
@@ -80,9 +80,8 @@ def registry() -> StaticRegistry:
 def settings(database_url: str, tmp_path: Path, **api: object) -> Settings:
     """Settings for a test app."""
     return Settings(
-        api=ApiSettings(secret_key="test-secret-" + "x" * 20, **api),  # type: ignore[arg-type]
+        api=ApiSettings(secret_key=SECRET_KEY.decode(), public_url="http://test", **api),  # type: ignore[arg-type]
         database=DatabaseSettings(url=database_url),
-        notify=NotifySettings(ack_secret=NOTIFY_SECRET.decode(), ack_base_url="http://test"),  # type: ignore[arg-type]
     )
 
 

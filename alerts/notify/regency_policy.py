@@ -9,7 +9,7 @@ then the merged whole), :func:`effective_policy` merges.
 Names are the regency's own: ``bpbd`` in Jember's policy is ``jember.bpbd`` in force, so two
 regencies never collide and a regency can only name its own groups. Channel URLs and webhook
 keys may name secrets only as ``${SIAGA_REGENCY_<SLUG>_...}`` variables, so a regency's admin can
-never send the deployment's secrets (an ``${SIAGA_NOTIFY__ACK_SECRET}`` in a URL) somewhere.
+never send the deployment's secrets (an ``${SIAGA_API__SECRET_KEY}`` in a URL) somewhere.
 """
 
 from __future__ import annotations

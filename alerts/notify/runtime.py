@@ -28,7 +28,7 @@ from alerts.notify.dispatcher import Dispatcher, IncidentSource
 from alerts.notify.errors import NotifyError
 from alerts.notify.fallback import FallbackWatch
 from alerts.notify.gammu_sms import GammuModem, Modem, SmsChannel, SmsInbox
-from alerts.notify.message import AckLink
+from alerts.notify.message import AckLink, no_ack_link
 from alerts.notify.policy import ChannelSpec, Policy, PolicyWatcher
 from alerts.notify.regency_policy import PolicyInForce
 from alerts.notify.sender import Sender
@@ -42,12 +42,13 @@ log = logging.getLogger(__name__)
 
 
 def settings_ack_link(settings: Settings) -> AckLink:
-    """Signed one-click links when ``notify.ack_base_url`` and ``notify.ack_secret`` are set."""
-    secret = settings.notify.ack_secret
+    """Signed one-click links when ``api.public_url`` is set, signed with the API's key
+    (``api.secret_key``, else ``api.secret_key_file``); else messages name the command."""
+    base_url = settings.api.public_url
+    if not base_url:
+        return no_ack_link
     return signed_ack_links(
-        settings.notify.ack_base_url,
-        secret.get_secret_value().encode() if secret else None,
-        settings.notify.ack_link_valid_s,
+        base_url, settings.api.resolve_secret_key(), settings.notify.ack_link_valid_s
     )
 
 

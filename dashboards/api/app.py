@@ -175,11 +175,6 @@ def create_app(
         incidents=incidents_store if incidents_store is not None else MemoryIncidentStore(),
         notify=notify if notify is not None else MemoryNotifyStore(),
         secret_key=settings.api.resolve_secret_key(),
-        notify_ack_secret=(
-            settings.notify.ack_secret.get_secret_value().encode()
-            if settings.notify.ack_secret is not None
-            else None
-        ),
         limiter=LoginLimiter(settings.api.login_max_failures, settings.api.login_window_s),
         clock_ns=clock_ns,
         forecast=settings.forecast,

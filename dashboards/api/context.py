@@ -71,9 +71,8 @@ class ApiContext:
     accounts: Accounts
     incidents: IncidentStore
     notify: NotifyReader
+    # ``api.secret_key`` (or its file): verifies acknowledgement links (alerts/notify/acklink.py).
     secret_key: bytes
-    # ``notify.ack_secret``: signs the notification pipeline's links (alerts/notify/acklink.py).
-    notify_ack_secret: bytes | None
     limiter: LoginLimiter
     clock_ns: Callable[[], int] = time.time_ns
     forecast: ForecastSettings = field(default_factory=ForecastSettings)

@@ -127,16 +127,15 @@ async def _too_large(limit: int, send: Send) -> None:
 
 # -- access logs ------------------------------------------------------------------------------
 
-# Secrets that may travel in a URL: the feed key (?key=), a notification link's signature
-# (?sig=), a signed acknowledgement link's token (/ack/<token>).
+# Secrets that may travel in a URL: the feed key (?key=), an acknowledgement link's signature
+# (?sig=).
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:key|sig|token|api_key|password)=)[^&\s\"]*")
-_ACK_TOKEN = re.compile(r"(/api/v1/ack/)[^/?\s\"]+")
 REDACTED = "***"
 
 
 def redact_url(text: str) -> str:
     """``text`` with the secrets a URL may carry replaced by ``***``."""
-    return _ACK_TOKEN.sub(rf"\g<1>{REDACTED}", _SECRET_QUERY.sub(rf"\g<1>{REDACTED}", text))
+    return _SECRET_QUERY.sub(rf"\g<1>{REDACTED}", text)
 
 
 class RedactUrls(logging.Filter):

@@ -3,7 +3,7 @@
 - ``users``: people who sign in; Argon2 password hashes, one role each.
 - ``api_keys``: machines; only the SHA-256 of each key is kept (keys are random, 256 bits).
 - ``sessions``: browser sessions; only the SHA-256 of the cookie value, plus its CSRF token.
-- ``ack_link_uses``: the nonce of every acknowledgement link honoured, so each works once.
+- ``ack_link_uses``: every acknowledgement link honoured (by its signature), so each works once.
 - ``audit_log``: who did what to which incident, user, key, silence or policy, when and from
   where; rows are only ever added (one per regency concerned; none: deployment-wide).
 

@@ -208,7 +208,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ack.incident": ("Insiden {id}", "Incident {id}"),
     "ack.advice": ("Tindakan", "What to do"),
     "ack.already": ("Sudah dikonfirmasi oleh {by}.", "Already acknowledged by {by}."),
-    "ack.as": ("Anda mengonfirmasi sebagai {name}.", "You acknowledge as {name}."),
     "ack.name": ("Nama Anda", "Your name"),
     "ack.button": ("Konfirmasi", "Acknowledge"),
     "ack.done": (

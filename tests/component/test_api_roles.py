@@ -59,8 +59,6 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Role | None]] = [
 # Routes with their own rules, tested elsewhere in this file or in test_api_flows.py.
 SEPARATE = {
     ("POST", "/api/v1/login"),
-    ("GET", "/api/v1/ack/{token}"),
-    ("POST", "/api/v1/ack/{token}"),
     ("GET", "/api/v1/incidents/{incident_id}/ack"),
     ("POST", "/api/v1/incidents/{incident_id}/ack-link"),
     ("GET", "/api/v1/cap/{identifier}.xml"),

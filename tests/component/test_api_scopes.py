@@ -37,8 +37,6 @@ from tests.helpers import eventually
 # Operations that the walk does not call, and why (each is tested where named).
 NOT_WALKED = {
     ("POST", "/api/v1/login"): "names no object; /me after signing in is walked",
-    ("GET", "/api/v1/ack/{token}"): "a signed link of one incident, not a scoped caller",
-    ("POST", "/api/v1/ack/{token}"): "a signed link of one incident, not a scoped caller",
     ("GET", "/api/v1/incidents/{incident_id}/ack"): "a signed link (exp, sig), no caller",
     ("POST", "/api/v1/incidents/{incident_id}/ack-link"): "a signed link (exp, sig), no caller",
     ("GET", "/api/v1/events"): "a stream: test_the_live_stream_carries_only_the_scope",

@@ -33,7 +33,7 @@ def harness(tmp_path: Path) -> ApiHarness:
     "path",
     [
         "/api/v1/stations",  # 401
-        "/api/v1/ack/not-a-token",  # an HTML page of the API
+        f"/api/v1/incidents/3/ack?exp=9&sig={'0' * 64}",  # an HTML page of the API
         "/static/siaga.js",
         "/healthz",
         "/login",
@@ -305,7 +305,6 @@ def test_url_secrets_are_blotted_out_of_access_log_lines() -> None:
     line = record.getMessage()
     assert "feed-SECRET" not in line
     assert "limit=5&key=***&x=1" in line
-    assert redact_url("/api/v1/ack/eyJ.SECRET.sig?x=1") == "/api/v1/ack/***?x=1"
     assert "f" * 64 not in redact_url(f"/api/v1/incidents/3/ack?exp=9&sig={'f' * 64}")
 
 

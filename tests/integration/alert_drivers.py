@@ -59,8 +59,8 @@ class EngineProcess(SiagaProcess):
             SIAGA_MQTT__URL=self.broker_url,
             SIAGA_MQTT__TOPIC_PREFIX=self.topic_prefix,
             SIAGA_MQTT__RECONNECT_MAX_S="1",
-            SIAGA_ALERTS__CLIENT_ID=self.client_id,
-            SIAGA_ALERTS__SPOOL_DIR=str(self.directory / "alert-spool"),
+            SIAGA_MQTT__CLIENT_ID=self.client_id,  # the engine's session: <client_id>-alerts
+            SIAGA_SPOOL__DIR=str(self.directory / "spool"),
             SIAGA_ALERTS__RULES_FILE=str(self.directory / "no-rules.yaml"),
             # Time-driven rules judge the wall clock, a backtest the readings' own: keep them out.
             SIAGA_ALERTS__TICK_INTERVAL_S="3600",

@@ -1,8 +1,9 @@
 """The acknowledgement page and the e-mail that links it, as people see them: phone, desktop.
 
 Debian's chromium, headless, through Playwright. At 360x740 and 1366x768 the page needs no
-sideways scrolling, names the station and the level, says what to do, and its one button is
-big enough for a thumb; pressing it acknowledges. Screenshots go to tests/artifacts/ack/.
+sideways scrolling, names the station and the level, says what to do, and its name field and
+one button are big enough for a thumb; giving a name and pressing it acknowledges. Screenshots
+go to tests/artifacts/ack/.
 """
 
 from __future__ import annotations
@@ -11,20 +12,19 @@ import asyncio
 import html
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from alerts.acklinks import ack_link
+from alerts.notify.acklink import signed_ack_links
 from alerts.notify.apprise_channel import AppriseChannel
 from alerts.notify.channels import Outgoing
 from alerts.notify.message import render
 from devices.levels import Level
 from ingest.storage.memory import MemoryStorage
-from tests.apitools import NOW_NS, NS, ApiHarness, build, incident, registry
+from tests.apitools import NOW_NS, NS, SECRET_KEY, ApiHarness, build, incident, registry
 from tests.conftest import REPO_ROOT
 from tests.integration.browsers import chromium, uvicorn_thread
 from tests.integration.notify_peers import smtp_server
@@ -37,7 +37,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts" / "ack"
-KEY = b"test-secret-" + b"x" * 20
 SIZES = {"phone": (360, 740), "desktop": (1366, 768)}
 
 
@@ -62,14 +61,15 @@ def test_the_ack_page_works_on_a_phone_and_a_desktop(
 ) -> None:
     base, harness = served
     width, height = SIZES[size]
-    expires = datetime.fromtimestamp(NOW_NS / NS + 3600, UTC)
-    link = ack_link(3, "budi@bpbd.example", expires, key=KEY, base_url=base)
+    link = signed_ack_links(base, SECRET_KEY, clock=lambda: NOW_NS / NS)(3)
+    assert link is not None
     page = browser.new_context(viewport={"width": width, "height": height}).new_page()
     page.goto(link)
     text = page.inner_text("body")
     assert "Pos Duga Air Menggala" in text
     assert "Siaga" in text
     assert "Tindakan:" in text
+    assert "Nama Anda" in text
     assert ids_in(text, registry()) == []
     assert english_in(text, registry()) == []
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -79,7 +79,13 @@ def test_the_ack_page_works_on_a_phone_and_a_desktop(
     assert button["height"] >= 44  # a thumb's target
     assert button["x"] >= 0
     assert button["x"] + button["width"] <= width
+    name = page.get_by_label("Nama Anda")
+    field = name.bounding_box()
+    assert field is not None
+    assert field["height"] >= 44
+    assert field["x"] + field["width"] <= width
     page.screenshot(path=str(ARTIFACTS / f"ack-{size}.png"), full_page=True)
+    name.fill("budi@bpbd.example")
     page.get_by_role("button").click()
     page.wait_for_selector("text=dikonfirmasi oleh budi@bpbd.example")
     page.screenshot(path=str(ARTIFACTS / f"ack-done-{size}.png"), full_page=True)

@@ -9,12 +9,10 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from alerts.acklinks import sign_ack_token
 from alerts.notify.acklink import signed_ack_links
 from ops.servers import free_port, port_open
 from tests.conftest import REPO_ROOT, STATIONS_FILE
@@ -26,7 +24,6 @@ pytestmark = pytest.mark.integration
 PASSWORD = "Kata-Sandi-Rahasia-42"
 WRONG = "Salah-Sandi-Rahasia-43"
 API_SECRET = "api-signing-SECRET-" + "k" * 20
-NOTIFY_SECRET = "notify-signing-SECRET-" + "n" * 20
 FEED_KEY = "feed-key-SECRET-" + "f" * 20
 
 
@@ -55,7 +52,6 @@ def test_serve_at_debug_logs_no_secret(tmp_path: Path) -> None:
         SIAGA_API__SECRET_KEY=API_SECRET,
         SIAGA_API__CAP_FEED_PUBLIC="false",
         SIAGA_API__CAP_FEED_KEY=FEED_KEY,
-        SIAGA_NOTIFY__ACK_SECRET=NOTIFY_SECRET,
         SIAGA_INFLUX__URL=f"http://127.0.0.1:{free_port()}",
         SIAGA_LOG__LEVEL="DEBUG",
     )
@@ -63,7 +59,7 @@ def test_serve_at_debug_logs_no_secret(tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    secrets = [PASSWORD, WRONG, API_SECRET, NOTIFY_SECRET, FEED_KEY]
+    secrets = [PASSWORD, WRONG, API_SECRET, FEED_KEY]
     log_file = tmp_path / "serve.log"
     with (
         log_file.open("wb") as log,
@@ -98,12 +94,7 @@ def test_serve_at_debug_logs_no_secret(tmp_path: Path) -> None:
             assert _call(f"{base}/api/v1/me", headers={"X-API-Key": key})[0] == 200
             assert _call(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {key}"})[0] == 200
             assert _call(f"{base}/api/v1/cap.atom?key={FEED_KEY}")[0] == 200
-            token = sign_ack_token(
-                3, "budi@example.id", datetime.now(UTC) + timedelta(hours=1), API_SECRET.encode()
-            )
-            secrets.append(token)
-            assert _call(f"{base}/api/v1/ack/{token}")[0] == 404  # no incident 3
-            link = signed_ack_links(base, NOTIFY_SECRET.encode())(3)
+            link = signed_ack_links(base, API_SECRET.encode())(3)
             assert link is not None
             signature = link.rsplit("sig=", 1)[1]
             secrets.append(signature)
@@ -114,7 +105,7 @@ def test_serve_at_debug_logs_no_secret(tmp_path: Path) -> None:
             assert server.wait(30) == 0
     text = log_file.read_text(encoding="utf-8", errors="replace")
     assert "uvicorn.access" in text  # the requests were logged ...
-    assert "/api/v1/ack/***" in text
+    assert "sig=***" in text
     assert "key=***" in text
     for secret in secrets:
         assert secret not in text, f"a secret was logged: {secret[:6]}..."  # ... without secrets

@@ -221,7 +221,7 @@ def test_up_writes_nothing_outside_its_data_directory(tmp_path: Path) -> None:
         # A reading past Awas at Menggala, from its device: every part writes something.
         publish_as_device(data_dir, "tb-menggala", {"water_level_cm": 520.0})
         wait_for(
-            lambda: (data_dir / "alerts-spool").is_dir() or (clone / "var").exists(),
+            lambda: (data_dir / "spool-alerts").is_dir() or (clone / "var").exists(),
             30,
             "the engine to open its spool",
         )

@@ -60,7 +60,7 @@ MINUTE_NS = 60 * 1_000_000_000
 HOUR_NS = 60 * MINUTE_NS
 # The demo's flood is replayed with readings this far in the past.
 BACK_DATED_NS = 3 * 24 * HOUR_NS
-NOTIFY_SECRET = "notify-secret-" + "y" * 20
+LINK_KEY = "k" * 48  # api.secret_key: signs acknowledgement links
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1366, "height": 768}
 
@@ -85,8 +85,11 @@ def web(
             "influx": {"url": influx_session.url, "database": database},
             "stations": {"file": str(STATIONS_FILE)},
             "database": {"url": f"sqlite:///{tmp_path / 'siaga.db'}"},
-            "api": {"secret_key": "k" * 48, "live_poll_s": 0.1},
-            "notify": {"ack_secret": NOTIFY_SECRET, "ack_base_url": f"http://127.0.0.1:{port}"},
+            "api": {
+                "secret_key": LINK_KEY,
+                "public_url": f"http://127.0.0.1:{port}",
+                "live_poll_s": 0.1,
+            },
         }
     )
     accounts = Accounts(sql_engine(settings.database.url))
@@ -586,7 +589,7 @@ def test_every_page_on_a_phone_and_a_desktop_opens_on_the_data_and_is_accessible
             battery_v=3.91,
         ),
     )
-    ack_page = signed_ack_links(web.url, NOTIFY_SECRET.encode())(10).removeprefix(web.url)
+    ack_page = signed_ack_links(web.url, LINK_KEY.encode())(10).removeprefix(web.url)
 
     favicon = page.request.get(f"{web.url}/favicon.ico")
     assert (favicon.status, favicon.headers["content-type"]) == (200, "image/vnd.microsoft.icon")

@@ -54,3 +54,54 @@ def test_the_loop_policy_is_built_from_the_settings_and_defaults_to_them(tmp_pat
     assert policy.retry == RetryPolicy(
         initial_s=0.1, max_s=9.0, multiplier=2.0, jitter="none", deadline_s=None
     )
+
+
+def test_the_engine_session_and_spool_come_from_the_spine_keys() -> None:
+    default = Settings()
+    # Host-independent by default: the two engines of a hot-standby pair share it.
+    assert default.engine_client_id == "siaga-alerts"
+    assert default.engine_spool_dir == Path("var/spool-alerts")
+    configured = Settings.model_validate(
+        {"mqtt": {"client_id": "bpbd-lampung"}, "spool": {"dir": "/srv/siaga/spool"}}
+    )
+    # One settings file read by a worker and an engine: two sessions, two spools side by side.
+    assert configured.engine_client_id == "bpbd-lampung-alerts"
+    assert configured.engine_client_id != configured.mqtt.client_id
+    assert configured.engine_spool_dir == Path("/srv/siaga/spool-alerts")
+    assert not configured.engine_spool_dir.is_relative_to(configured.spool.dir)
+
+
+def test_the_environment_names_the_engine_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIAGA_MQTT__CLIENT_ID", "e-1")
+    assert Settings().engine_client_id == "e-1-alerts"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("alerts: {client_id: x}", "alerts: client_id is no longer a setting: set mqtt.client_id"),
+        ("alerts: {spool_dir: x}", "alerts: spool_dir is no longer a setting: set spool.dir"),
+        (
+            "notify: {ack_base_url: 'https://x'}",
+            "notify: ack_base_url is no longer a setting: set api.public_url",
+        ),
+        (
+            "notify: {ack_secret: s}",
+            "notify: ack_secret is no longer a setting: set api.secret_key",
+        ),
+    ],
+)
+def test_a_folded_key_is_refused_with_the_key_to_set(tmp_path: Path, text: str, line: str) -> None:
+    config = tmp_path / "siaga.yaml"
+    config.write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, settings_cls=Settings)
+    assert f"  {line}" in str(info.value)
+
+
+def test_a_folded_key_in_the_environment_is_refused_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIAGA_NOTIFY__ACK_SECRET", "s" * 32)
+    with pytest.raises(ConfigError, match=r"notify: ack_secret .* set api\.secret_key"):
+        load_settings(None, settings_cls=Settings)

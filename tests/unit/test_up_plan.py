@@ -177,7 +177,7 @@ def _wiring(root: Path, *, influx: bool) -> Wiring:
         mqtt_url="mqtt://127.0.0.1:1883",
         influx_url="http://127.0.0.1:8086" if influx else None,
         web_url="http://127.0.0.1:8080",
-        ack_secret="s" * 32,
+        secret_key="s" * 32,
         config=None,
         metrics_port=9464,
         alerts_metrics_port=9465,
@@ -209,9 +209,22 @@ def test_every_part_of_up_writes_under_its_data_directory_only(
                 continue
             assert path.resolve().is_relative_to(root), f"{part}: {key} = {path} is outside"
         if part == "alerts":
-            # What the engine uses (alerts/runtime.py), not the worker's keys.
-            assert settings.alerts.spool_dir.resolve().is_relative_to(root)
-            assert settings.alerts.spool_dir.resolve() != settings.spool.dir.resolve()
+            # What the engine uses (alerts/runtime.py): beside the worker's spool, not in it.
+            assert settings.engine_spool_dir.resolve().is_relative_to(root)
+            assert settings.engine_spool_dir.resolve() != settings.spool.dir.resolve()
+            assert not settings.engine_spool_dir.resolve().is_relative_to(
+                settings.spool.dir.resolve()
+            )
+
+
+def test_an_older_engine_spool_is_adopted_with_what_waits_in_it(tmp_path: Path) -> None:
+    old = tmp_path / "alerts-spool"
+    old.mkdir()
+    (old / "00000001.spool").write_bytes(b"waiting")
+    DataDir(tmp_path).adopt_old_layout()
+    assert (tmp_path / "spool-alerts" / "00000001.spool").read_bytes() == b"waiting"
+    assert not old.exists()
+    DataDir(tmp_path).adopt_old_layout()  # nothing left to move
 
 
 def test_two_data_directories_give_two_engine_sessions_and_two_worker_sessions(
@@ -221,7 +234,7 @@ def test_two_data_directories_give_two_engine_sessions_and_two_worker_sessions(
     for name in ("one", "two"):
         environments = part_environments(_wiring(tmp_path / name, influx=True))
         ids["ingest"].add(_as_child(environments["ingest"], monkeypatch).mqtt.client_id)
-        ids["alerts"].add(_as_child(environments["alerts"], monkeypatch).alerts.client_id)
+        ids["alerts"].add(_as_child(environments["alerts"], monkeypatch).engine_client_id)
     assert len(ids["ingest"]) == 2
     assert len(ids["alerts"]) == 2
     assert "siaga-alerts" not in ids["alerts"], "the default session is shared by every platform"

@@ -11,10 +11,9 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from alerts.acklinks import AckLinkError, verify_ack_token
 from alerts.incidents.records import IncidentFilter
 from alerts.model import EventKind, Incident
-from alerts.notify.acklink import verify_ack
+from alerts.notify.acklink import AckLinkError, verify_ack
 from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api.accounts import Principal
 from dashboards.api.audit import Change
@@ -299,7 +298,7 @@ async def expire_silence(
 
 async def _audit_link(ctx: ApiContext, request: Request, incident: Incident, by: str) -> None:
     """An acknowledgement through a signed link, in the audit log (``link:<name>``: the name
-    the link carries or the page was given, which nobody signed in to prove)."""
+    the page was given, which nobody signed in to prove)."""
     address = request.client.host if request.client else "?"
     change = Change(
         _concerns(incident),
@@ -313,8 +312,8 @@ async def _audit_link(ctx: ApiContext, request: Request, incident: Incident, by:
     await audit_change(ctx, change)
 
 
-_LINK_STATUS = {"malformed": 404, "forged": 404, "expired": 410}
-_LINK_WORDS = {"malformed": "ack.invalid", "forged": "ack.invalid", "expired": "ack.expired"}
+_LINK_STATUS = {"forged": 404, "expired": 410}
+_LINK_WORDS = {"forged": "ack.invalid", "expired": "ack.expired"}
 
 
 def _ack_page(
@@ -346,102 +345,8 @@ def _ack_page(
     )
 
 
-@router.get(
-    "/ack/{token}",
-    summary="The page behind a signed acknowledgement link",
-    response_class=HTMLResponse,
-    tags=["links"],
-    responses={404: {"description": "not a genuine link"}, 410: {"description": "expired"}},
-)
-async def ack_link_page(
-    request: Request,
-    ctx: Context,
-    language: RequestLanguage,
-    token: Annotated[str, Path(max_length=2048)],
-) -> Response:
-    """Shows the incident and one button; fetching the link alone changes nothing.
-
-    Mail scanners open links before people do: acknowledging on GET would acknowledge on their
-    behalf, so the one click is the button, which posts back to this address.
-    """
-    try:
-        claim = verify_ack_token(token, ctx.secret_key, ctx.clock_ns() / NS)
-    except AckLinkError as exc:
-        return _ack_page(
-            request,
-            ctx,
-            language,
-            message_key=_LINK_WORDS[exc.reason],
-            status_code=_LINK_STATUS[exc.reason],
-        )
-    incident = await ctx.incidents.get(claim.incident_id)
-    if incident is None:
-        return _ack_page(request, ctx, language, message_key="ack.not_found", status_code=404)
-    return _ack_page(
-        request,
-        ctx,
-        language,
-        state="form",
-        incident=incident,
-        recipient=claim.recipient,
-        action="",
-    )
-
-
-@router.post(
-    "/ack/{token}",
-    summary="Acknowledge through a signed link (single use)",
-    response_class=HTMLResponse,
-    tags=["links"],
-    responses={
-        404: {"description": "not a genuine link"},
-        409: {"description": "used already"},
-        410: {"description": "expired"},
-    },
-)
-async def ack_link_use(
-    request: Request,
-    ctx: Context,
-    language: RequestLanguage,
-    token: Annotated[str, Path(max_length=2048)],
-) -> Response:
-    """Acknowledges in the name of the link's recipient, once."""
-    now_ns = ctx.clock_ns()
-    try:
-        claim = verify_ack_token(token, ctx.secret_key, now_ns / NS)
-    except AckLinkError as exc:
-        return _ack_page(
-            request,
-            ctx,
-            language,
-            message_key=_LINK_WORDS[exc.reason],
-            status_code=_LINK_STATUS[exc.reason],
-        )
-    if await ctx.incidents.get(claim.incident_id) is None:
-        return _ack_page(request, ctx, language, message_key="ack.not_found", status_code=404)
-    first_use = await run_in_threadpool(
-        ctx.accounts.use_ack_nonce, claim.nonce, claim.incident_id, claim.recipient, now_ns
-    )
-    if not first_use:
-        return _ack_page(request, ctx, language, message_key="ack.used", status_code=409)
-    incident = await ctx.incidents.acknowledge(
-        claim.incident_id, by=claim.recipient, comment="via link", at_ns=now_ns
-    )
-    await _audit_link(ctx, request, incident, claim.recipient)
-    return _ack_page(
-        request,
-        ctx,
-        language,
-        incident=incident,
-        message_key="ack.done",
-        id=claim.incident_id,
-        by=claim.recipient,
-    )
-
-
-# -- the notification pipeline's links (alerts/notify/acklink.py) -----------------------------
-# ``{base}/api/v1/incidents/{id}/ack?exp=&sig=`` names no one: the page asks who acknowledges,
-# and each link works once (its signature is recorded like a nonce).
+# ``{api.public_url}/api/v1/incidents/{id}/ack?exp=&sig=`` (alerts/notify/acklink.py) names no
+# one: the page asks who acknowledges, and each link works once (its signature is recorded).
 
 _Expiry = Annotated[int, Query(ge=0, le=2**40, description="expiry, Unix seconds")]
 _Signature = Annotated[str, Query(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256, hex")]
@@ -450,15 +355,15 @@ _Signature = Annotated[str, Query(pattern="^[0-9a-f]{64}$", description="HMAC-SH
 async def _linked_incident(
     request: Request, ctx: ApiContext, language: Language, incident_id: int, exp: int, sig: str
 ) -> tuple[Incident | None, Response | None]:
-    secret = ctx.notify_ack_secret
-    if secret is None or not verify_ack(secret, incident_id, exp, sig, ctx.clock_ns() / NS):
-        expired = secret is not None and ctx.clock_ns() / NS >= exp
+    try:
+        verify_ack(ctx.secret_key, incident_id, exp, sig, ctx.clock_ns() / NS)
+    except AckLinkError as exc:
         return None, _ack_page(
             request,
             ctx,
             language,
-            message_key="ack.expired" if expired else "ack.invalid",
-            status_code=410 if expired else 404,
+            message_key=_LINK_WORDS[exc.reason],
+            status_code=_LINK_STATUS[exc.reason],
         )
     incident = await ctx.incidents.get(incident_id)
     if incident is None:
@@ -491,7 +396,6 @@ async def notify_link_page(
         language,
         state="form",
         incident=incident,
-        recipient=None,
         action=f"ack-link?{urlencode({'exp': exp, 'sig': sig, 'lang': language})}",
     )
 

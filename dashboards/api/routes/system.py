@@ -203,8 +203,8 @@ async def cap_feed(
     documents = _cap_in_scope(ctx, access, await _recent_cap(ctx))[:limit]
     body = atom_feed(
         documents,
-        base_url=ctx.settings.public_url,
-        feed_id=f"urn:siaga:cap-feed:{ctx.settings.public_url}",
+        base_url=ctx.settings.base_url,
+        feed_id=f"urn:siaga:cap-feed:{ctx.settings.base_url}",
         now_ns=ctx.clock_ns(),
     )
     return Response(body, media_type="application/atom+xml")
