@@ -57,6 +57,9 @@ def model_spec(settings: ForecastSettings, horizon_h: int | None = None) -> Mode
         issue_step_s=settings.issue_step_s,
         max_stale_s=settings.max_stale_s,
         error_correction=settings.error_correction,
+        rising_cm_per_h=settings.rising_cm_per_h,
+        wet_mm=settings.wet_mm,
+        min_regime_rows=settings.min_regime_rows,
     )
 
 

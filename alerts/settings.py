@@ -224,6 +224,15 @@ class ForecastSettings(Section):
         default=False,
         description="the last hour's error of the 1-hour forecast as a term (skill at 1-2 h only)",
     )
+    rising_cm_per_h: float = Field(
+        default=1.0, ge=0, description="a rise over the last hour that makes the rising regime"
+    )
+    wet_mm: float = Field(
+        default=1.0, gt=0, description="rain over the last 6 h that makes the wet regime"
+    )
+    min_regime_rows: int = Field(
+        default=50, ge=10, description="fewer held-out residuals: a regime borrows pooled ones"
+    )
     confirm: int = Field(
         default=2, ge=1, description="forecasts in a row that must reach a level to warn"
     )

@@ -10,7 +10,9 @@ of fitting.
    (:func:`alerts.forecasting.backtest`, what ``siaga forecast backtest`` runs). Reported per
    station at 3 h and 6 h: skill against persistence (``1 - MSE/MSE(persistence)``) over the
    whole replay and over its rising limb (the level rose over the next lead), the 80 %
-   interval's coverage, and the SIAGA warning's lead and the error of its ``expected_at``.
+   interval's coverage (over all forecasts, and over those issued on a rising limb: the level
+   rose 1 cm or more in the hour before), and the SIAGA warning's lead and the error of its
+   ``expected_at``.
 2. **Quiet.** A dry fortnight on the same river (``tabalong-dry-fortnight``: the basin's
    afternoon showers, no storm) replayed with the wet month's models: forecast warnings counted
    (the promise: none).
@@ -83,6 +85,7 @@ class StationFigures:
     rising_skill_3h: float
     rising_skill_6h: float
     coverage: float
+    rising_coverage: float
     siaga_lead_h: float | None
     siaga_error_h: float | None
 
@@ -90,6 +93,7 @@ class StationFigures:
 def figures(result: ForecastBacktest, readings: list[Reading], cut_ns: int) -> list[StationFigures]:
     """Per forecast station: skill at 3 h and 6 h (all, rising limb), coverage, SIAGA lead."""
     levels = series_from_readings((r for r in readings if r.ts_ns >= cut_ns), LEVEL_METRIC)
+    everything = series_from_readings(readings, LEVEL_METRIC)
     by_station: dict[str, list[Forecast]] = {}
     for forecast in result.forecasts:
         by_station.setdefault(forecast.station, []).append(forecast)
@@ -101,6 +105,11 @@ def figures(result: ForecastBacktest, readings: list[Reading], cut_ns: int) -> l
         now = np.array([f.now_cm for f in mine])
         row: dict[str, float] = {}
         inside = []
+        rising_inside = []
+        past = everything[station]
+        hour_ago = np.searchsorted(past.times_ns, issued - NS_PER_H, side="right") - 1
+        before = np.where(hour_ago >= 0, past.values[np.maximum(hour_ago, 0)], np.nan)
+        rising_at_issue = now - before >= 1.0
         for lead in (3, 6):
             central = np.array([f.values[lead - 1] for f in mine])
             observed = interpolate(series, issued + lead * NS_PER_H, 3 * NS_PER_H)
@@ -112,7 +121,9 @@ def figures(result: ForecastBacktest, readings: list[Reading], cut_ns: int) -> l
             low = np.array([f.low[lead - 1] for f in mine])
             high = np.array([f.high[lead - 1] for f in mine])
             ok = np.isfinite(observed)
-            inside.extend(((observed[ok] >= low[ok]) & (observed[ok] <= high[ok])).tolist())
+            covered = (observed >= low) & (observed <= high)
+            inside.extend(covered[ok].tolist())
+            rising_inside.extend(covered[ok & rising_at_issue].tolist())
         warning = next(
             (e for e in events if e.kind is EventKind.FORECAST and e.subject == station
              and e.firing and e.severity == Level.SIAGA),
@@ -130,7 +141,8 @@ def figures(result: ForecastBacktest, readings: list[Reading], cut_ns: int) -> l
         found.append(
             StationFigures(
                 station, row["all_3"], row["all_6"], row["rise_3"], row["rise_6"],
-                float(np.mean(inside)) if inside else float("nan"), lead_h, error_h,
+                float(np.mean(inside)) if inside else float("nan"),
+                float(np.mean(rising_inside)) if rising_inside else float("nan"), lead_h, error_h,
             )
         )  # fmt: skip
     return found
@@ -214,12 +226,16 @@ def run_forecast_benchmark(fit_stations: int = 0, fit_days: float = 365.0) -> No
             f"== {name}: fitted on {train_days:g} days, replayed {result.replay.readings} "
             f"readings, {len(result.forecasts)} forecasts"
         )
-        say("  station               skill 3h  6h   rising 3h  6h   80% covers  SIAGA lead  error")
+        say(
+            "  station               skill 3h  6h   rising 3h  6h   80% covers  rising  "
+            "SIAGA lead  error"
+        )
         for found in figures(result, readings, cut):
             say(
                 f"  {found.station:<20} {found.skill_3h:7.2f} {found.skill_6h:5.2f}   "
                 f"{found.rising_skill_3h:7.2f} {found.rising_skill_6h:5.2f}   "
-                f"{found.coverage:8.0%}    {_hours(found.siaga_lead_h):>9}  "
+                f"{found.coverage:8.0%}  {found.rising_coverage:7.0%}    "
+                f"{_hours(found.siaga_lead_h):>9}  "
                 f"{_hours(found.siaga_error_h):>7}"
             )
         for station, model in sorted(result.models.items()):

@@ -19,8 +19,10 @@ The change from now is fitted, not the level, so the forecast is anchored to the
 observation and persistence is the model with every coefficient zero: the baseline and the
 fallback. A station with too little history, or whose inputs are silent at issue time,
 forecasts persistence and says why. The 80 % interval comes from empirical quantiles of
-held-out residuals, per lead and per regime (rising or falling in the last hour), relative to
-the change the model foresees (a bigger flood than any held out gets a wider interval).
+held-out residuals, per lead and per regime at issue time (rising or not over the last hour,
+wet or dry over the last 6 hours of the catchment's rain), relative to the change the model
+foresees (a bigger flood than any held out gets a wider interval). A regime with too few
+held-out residuals borrows the quantiles of its trend (wet and dry pooled), then of all.
 
 Fitted models are plain data (:meth:`FittedModel.to_dict`), saved and versioned by
 :mod:`forecast.store`.
@@ -54,8 +56,15 @@ RAIN_WINDOWS_H: tuple[tuple[int, int], ...] = ((0, 3), (3, 6), (6, 12), (12, 24)
 """Rain summed over ``(t - a h, t - b h]`` for each ``(b, a)``: the catchment's recent rain."""
 ARX = "arx"
 PERSISTENCE = "persistence"
-RISING, FALLING = 0, 1
-"""Regimes for the intervals: the level rose (or held) over the last hour, or it fell."""
+MODEL_FORMAT = 2
+"""The model file's format: 1 had two regimes (the level rose or held over the last hour, or it
+fell); 2 has four (:data:`REGIMES`) with their thresholds. Format 1 files are read as format 2
+with the thresholds that give their old regimes back; a newer format is refused."""
+STEADY_DRY, RISING_DRY, STEADY_WET, RISING_WET = 0, 1, 2, 3
+REGIMES = ("steady/falling, dry", "rising, dry", "steady/falling, wet", "rising, wet")
+"""The intervals' regimes at issue time: rising (the level rose by ``rising_cm_per_h`` or more
+over the last hour) or not, and wet (the catchment's rain over the last 6 hours reached
+``wet_mm``) or dry. Index = rising + 2 * wet."""
 
 
 class Sampler(Protocol):
@@ -129,6 +138,12 @@ class ModelSpec:
         error_correction: Use the last hour's error of the 1-hour forecast as a term (off by
             default: it adds skill at 1-2 h only and costs a sixth of a live forecast's time;
             docs/forecasting.md).
+        rising_cm_per_h: A rise over the last hour of this much or more is the rising regime
+            of the intervals (below: steady or falling).
+        wet_mm: The catchment's rain over the last 6 hours of this much or more is the wet
+            regime (a station without rain gauges is always dry).
+        min_regime_rows: A regime with fewer held-out residuals borrows the quantiles of its
+            trend (wet and dry pooled), then of every regime.
     """
 
     horizon_h: int = 12
@@ -139,6 +154,9 @@ class ModelSpec:
     max_stale_s: float = 7200.0
     max_gap_s: float = 3 * 3600.0
     error_correction: bool = False
+    rising_cm_per_h: float = 1.0
+    wet_mm: float = 1.0
+    min_regime_rows: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +259,12 @@ class FittedModel:
         scale: Per lead, the typical change foreseen (cm): the interval's quantiles are of the
             residual divided by this plus the change foreseen (empty: in cm, unscaled).
         stage1: The 1-hour model without error correction (to compute the error term).
-        low: Per regime (rising, falling), per lead, the residual quantile below.
+        low: Per regime (:data:`REGIMES`), per lead, the residual quantile below.
         high: The same above.
+        rising_cm_per_h: The rising regime's threshold (format 1 files: 0, "rose or held").
+        wet_mm: The wet regime's threshold (format 1 files: infinite, never wet).
+        regime_rows: Per regime, the held-out residuals it had at lead 1 (fewer than the
+            fit's ``min_regime_rows``: it borrowed pooled quantiles).
         trained_from_ns: The training window's first reading.
         trained_to_ns: Its last.
         rows: Issue times used.
@@ -262,8 +284,11 @@ class FittedModel:
     coef: tuple[tuple[float, ...], ...] = ()
     scale: tuple[float, ...] = ()
     stage1: tuple[float, ...] = ()
-    low: tuple[tuple[float, ...], ...] = ((), ())
-    high: tuple[tuple[float, ...], ...] = ((), ())
+    low: tuple[tuple[float, ...], ...] = ((), (), (), ())
+    high: tuple[tuple[float, ...], ...] = ((), (), (), ())
+    rising_cm_per_h: float = 1.0
+    wet_mm: float = 1.0
+    regime_rows: tuple[int, ...] = ()
     max_stale_s: float = 7200.0
     trained_from_ns: int = 0
     trained_to_ns: int = 0
@@ -285,6 +310,7 @@ class FittedModel:
     def to_dict(self) -> dict[str, Any]:
         """The model as JSON-ready data."""
         return {
+            "format": MODEL_FORMAT,
             "station": self.station,
             "method": self.method,
             "horizon_h": self.horizon_h,
@@ -299,6 +325,9 @@ class FittedModel:
             "stage1": list(self.stage1),
             "low": [list(q) for q in self.low],
             "high": [list(q) for q in self.high],
+            "rising_cm_per_h": self.rising_cm_per_h,
+            "wet_mm": _json_number(self.wet_mm),
+            "regime_rows": list(self.regime_rows),
             "max_stale_s": self.max_stale_s,
             "trained_from_ns": self.trained_from_ns,
             "trained_to_ns": self.trained_to_ns,
@@ -312,7 +341,27 @@ class FittedModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FittedModel:
-        """A model from :meth:`to_dict`'s data."""
+        """A model from :meth:`to_dict`'s data (format 1 or 2).
+
+        Raises:
+            ValueError: A format newer than :data:`MODEL_FORMAT` (written by a newer Siaga).
+        """
+        version = int(data.get("format", 1))
+        if version > MODEL_FORMAT:
+            raise ValueError(
+                f"model format {version} is newer than this Siaga reads ({MODEL_FORMAT}): "
+                "upgrade Siaga, or refit with `siaga forecast fit`"
+            )
+        low = tuple(tuple(float(v) for v in q) for q in data.get("low", ((), ())))
+        high = tuple(tuple(float(v) for v in q) for q in data.get("high", ((), ())))
+        rising_cm_per_h = float(data.get("rising_cm_per_h", 1.0))
+        wet = data.get("wet_mm", 1.0)
+        wet_mm = math.inf if wet is None else float(wet)
+        if version == 1:
+            # Two regimes, (rose or held, fell), become four that split the same way: rising
+            # from a change of 0, never wet.
+            low, high = _two_regimes(low), _two_regimes(high)
+            rising_cm_per_h, wet_mm = 0.0, math.inf
         return cls(
             station=str(data["station"]),
             method=str(data["method"]),
@@ -326,8 +375,11 @@ class FittedModel:
             coef=tuple(tuple(float(v) for v in c) for c in data.get("coef", ())),
             scale=tuple(float(v) for v in data.get("scale", ())),
             stage1=tuple(float(v) for v in data.get("stage1", ())),
-            low=tuple(tuple(float(v) for v in q) for q in data.get("low", ((), ()))),
-            high=tuple(tuple(float(v) for v in q) for q in data.get("high", ((), ()))),
+            low=low,
+            high=high,
+            rising_cm_per_h=rising_cm_per_h,
+            wet_mm=wet_mm,
+            regime_rows=tuple(int(v) for v in data.get("regime_rows", ())),
             max_stale_s=float(data.get("max_stale_s", 7200.0)),
             trained_from_ns=int(data.get("trained_from_ns", 0)),
             trained_to_ns=int(data.get("trained_to_ns", 0)),
@@ -339,6 +391,12 @@ class FittedModel:
             version=int(data.get("version", 0)),
             fitted_at_ns=int(data.get("fitted_at_ns", 0)),
         )
+
+
+def _two_regimes(quantiles: tuple[tuple[float, ...], ...]) -> tuple[tuple[float, ...], ...]:
+    """Format 1's (rose or held, fell) quantiles in format 2's regime order."""
+    rose, fell = (*quantiles, (), ())[:2]
+    return (fell, rose, fell, rose)
 
 
 def _json_number(value: float) -> float | None:
@@ -447,7 +505,7 @@ def fit(
         _as_columns(columns, times.size)
         for columns in _upstream(sampler, inputs.upstream, times, spec.horizon_h)
     ]
-    regime = np.where(shared[:, 1] < 0, FALLING, RISING)
+    regime = _regimes(shared, spec.rising_cm_per_h, spec.wet_mm if inputs.rain else math.inf)
     n = times.size
     # Blocked folds in time: every row is predicted by a model that did not see its fold (nor,
     # but at the folds' edges, its neighbours), and every flood of the history is held out once.
@@ -480,9 +538,9 @@ def fit(
     coef: list[tuple[float, ...]] = []
     scale: list[float] = []
     skills: list[LeadSkill] = []
-    low: list[list[float]] = [[], []]
-    high: list[list[float]] = [[], []]
-    alpha = (1 - spec.coverage) / 2
+    low: list[list[float]] = [[] for _ in REGIMES]
+    high: list[list[float]] = [[] for _ in REGIMES]
+    rows: list[int] = []
     for k, design, change, ok in zip(leads, designs, changes, usable, strict=True):
         fitted_all, predicted = _folded_fit(design, change, ok, fold, spec.folds)
         test = ok & np.isfinite(predicted)
@@ -492,17 +550,17 @@ def fit(
         scale.append(float(np.mean(np.abs(predicted[test]))) + 1e-3)
         spread = scale[-1] + np.abs(predicted)
         residual = (change - predicted) / spread
-        for r in (RISING, FALLING):
-            pick = test & (regime == r)
-            pool = residual[pick] if pick.sum() >= 30 else residual[test]
-            low[r].append(float(np.quantile(pool, alpha)))
-            high[r].append(float(np.quantile(pool, 1 - alpha)))
+        below, above, counts = _regime_quantiles(residual, regime, test, spec)
+        rows = rows or counts
+        for r in range(len(REGIMES)):
+            low[r].append(below[r])
+            high[r].append(above[r])
         base = now[test]
         observed = base + change[test]
         central = base + predicted[test]
         width = spread[test]
-        lo = central + width * np.where(regime[test] == RISING, low[RISING][-1], low[FALLING][-1])
-        hi = central + width * np.where(regime[test] == RISING, high[RISING][-1], high[FALLING][-1])
+        lo = central + width * np.asarray(below)[regime[test]]
+        hi = central + width * np.asarray(above)[regime[test]]
         skills.append(LeadSkill.measured(k, int(test.sum()), central, base, observed, lo, hi))
         coef.append(tuple(float(v) for v in fitted_all))
     if error_correction:
@@ -520,8 +578,11 @@ def fit(
         coef=tuple(coef),
         scale=tuple(scale),
         stage1=tuple(float(v) for v in stage1),
-        low=(tuple(low[RISING]), tuple(low[FALLING])),
-        high=(tuple(high[RISING]), tuple(high[FALLING])),
+        low=tuple(tuple(q) for q in low),
+        high=tuple(tuple(q) for q in high),
+        rising_cm_per_h=spec.rising_cm_per_h,
+        wet_mm=spec.wet_mm if inputs.rain else math.inf,
+        regime_rows=tuple(rows),
         max_stale_s=spec.max_stale_s,
         trained_from_ns=int(own.times_ns[0]),
         trained_to_ns=int(own.times_ns[-1]),
@@ -529,6 +590,47 @@ def fit(
         skill=tuple(skills),
         fitted_at_ns=fitted_at_ns,
     )
+
+
+def _regimes(shared: FloatArray, rising_cm_per_h: float, wet_mm: float) -> npt.NDArray[np.intp]:
+    """Each issue time's regime (:data:`REGIMES`) from its shared columns: the change over the
+    last hour, and the rain of the last 6 hours (the first two rain windows, when there are)."""
+    rising = shared[:, 1] >= rising_cm_per_h
+    if shared.shape[1] > 5 and math.isfinite(wet_mm):
+        wet = np.nan_to_num(shared[:, 4] + shared[:, 5]) >= wet_mm
+    else:
+        wet = np.zeros(shared.shape[0], dtype=bool)
+    return (rising.astype(np.intp) + 2 * wet.astype(np.intp)).astype(np.intp)
+
+
+def _regime_quantiles(
+    values: FloatArray,
+    regime: npt.NDArray[np.intp],
+    usable: npt.NDArray[np.bool_],
+    spec: ModelSpec,
+) -> tuple[list[float], list[float], list[int]]:
+    """Per regime, the central interval's quantiles of ``values`` (held-out residuals, or
+    changes), and how many each regime had.
+
+    A regime with fewer than ``spec.min_regime_rows`` borrows those of its trend with wet and
+    dry pooled, then those of every usable row; none at all (fewer than 10): zeros.
+    """
+    alpha = (1 - spec.coverage) / 2
+    below: list[float] = []
+    above: list[float] = []
+    counts: list[int] = []
+    rising = regime % 2
+    for r in range(len(REGIMES)):
+        pick = usable & (regime == r)
+        counts.append(int(pick.sum()))
+        if pick.sum() < spec.min_regime_rows:
+            pick = usable & (rising == r % 2)
+        if pick.sum() < spec.min_regime_rows:
+            pick = usable
+        pool = values[pick]
+        below.append(float(np.quantile(pool, alpha)) if pool.size >= 10 else 0.0)
+        above.append(float(np.quantile(pool, 1 - alpha)) if pool.size >= 10 else 0.0)
+    return below, above, counts
 
 
 def _before(series: Series | None, until_ns: int | None) -> Series | None:
@@ -599,31 +701,33 @@ def _persistence(  # noqa: PLR0917 - the fit's columns, when it got that far
     station: str,
     reason: str,
     changes: Sequence[FloatArray] = (),
-    regime: npt.NDArray[np.int64] | None = None,
+    regime: npt.NDArray[np.intp] | None = None,
     usable: Sequence[npt.NDArray[np.bool_]] = (),
     own: Series | None = None,
 ) -> FittedModel:
     """Persistence, its interval drawn from the changes the station's history shows."""
-    alpha = (1 - spec.coverage) / 2
-    low: list[list[float]] = [[], []]
-    high: list[list[float]] = [[], []]
+    low: list[list[float]] = [[] for _ in REGIMES]
+    high: list[list[float]] = [[] for _ in REGIMES]
+    rows: list[int] = []
     for k in range(spec.horizon_h):
-        for r in (RISING, FALLING):
-            pool = np.zeros(0)
-            if changes and regime is not None:
-                ok = usable[k]
-                pool = changes[k][ok & (regime == r)]
-                if pool.size < 30:
-                    pool = changes[k][ok]
-            low[r].append(float(np.quantile(pool, alpha)) if pool.size >= 10 else 0.0)
-            high[r].append(float(np.quantile(pool, 1 - alpha)) if pool.size >= 10 else 0.0)
+        if changes and regime is not None:
+            below, above, counts = _regime_quantiles(changes[k], regime, usable[k], spec)
+            rows = rows or counts
+        else:
+            below = above = [0.0] * len(REGIMES)
+        for r in range(len(REGIMES)):
+            low[r].append(below[r])
+            high[r].append(above[r])
     return FittedModel(
         station=station,
         method=PERSISTENCE,
         horizon_h=spec.horizon_h,
         reason=reason,
-        low=(tuple(low[0]), tuple(low[1])),
-        high=(tuple(high[0]), tuple(high[1])),
+        low=tuple(tuple(q) for q in low),
+        high=tuple(tuple(q) for q in high),
+        rising_cm_per_h=spec.rising_cm_per_h,
+        wet_mm=math.inf,
+        regime_rows=tuple(rows),
         max_stale_s=spec.max_stale_s,
         trained_from_ns=int(own.times_ns[0]) if own is not None and len(own) else 0,
         trained_to_ns=int(own.times_ns[-1]) if own is not None and len(own) else 0,
@@ -656,8 +760,9 @@ class Predictor:
         self._coef = [list(c) for c in model.coef]
         self._scale = list(model.scale) if model.scale else [1.0] * horizon
         self._stage1 = list(model.stage1)
-        self._low = [list(q) if len(q) == horizon else [0.0] * horizon for q in model.low]
-        self._high = [list(q) if len(q) == horizon else [0.0] * horizon for q in model.high]
+        low, high = (*model.low, (), (), (), ())[:4], (*model.high, (), (), (), ())[:4]
+        self._low = [list(q) if len(q) == horizon else [0.0] * horizon for q in low]
+        self._high = [list(q) if len(q) == horizon else [0.0] * horizon for q in high]
 
     def predict(self, sampler: Sampler, t: int) -> Forecast | None:
         """The forecast at ``t`` (None when the station itself has no recent reading).
@@ -671,10 +776,13 @@ class Predictor:
             return None
         if model.method != ARX:
             trend = now - sampler.level(station, t - NS_PER_H)
-            regime = FALLING if trend < 0 else RISING
+            regime = 1 if trend >= model.rising_cm_per_h else 0  # never wet: no rain read
             return self._persist(t, now, regime, model.reason or "persistence baseline")
         shared = _shared(sampler, station, model.rain, model.level_mean, t)
-        regime = FALLING if shared[1] < 0 else RISING  # the change over the last hour
+        # The regime: rising over the last hour, and wet over the last 6 (NaN: not rising, dry).
+        regime = 1 if shared[1] >= model.rising_cm_per_h else 0
+        if len(shared) > 5 and shared[4] + shared[5] >= model.wet_mm:
+            regime += 2
         error: list[float] = []
         if model.error_correction:
             before = t - NS_PER_H
@@ -719,8 +827,10 @@ def _silent(model: FittedModel, sampler: Sampler, t: int) -> str:
 
 __all__ = [
     "ARX",
+    "MODEL_FORMAT",
     "PERSISTENCE",
     "RAIN_WINDOWS_H",
+    "REGIMES",
     "FittedModel",
     "Forecast",
     "Inputs",

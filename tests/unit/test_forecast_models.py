@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
+from forecast import store
 from forecast.models import (
     ARX,
+    MODEL_FORMAT,
     PERSISTENCE,
+    RISING_DRY,
+    RISING_WET,
+    STEADY_DRY,
+    STEADY_WET,
     FittedModel,
     Inputs,
     ModelSpec,
@@ -18,6 +26,7 @@ from forecast.models import (
     registry_inputs,
 )
 from forecast.series import NS_PER_H, ArraySampler, PointSampler, Series, interpolate
+from forecast.store import ModelStoreError
 from tests import alerting
 
 STEP_NS = 900 * 1_000_000_000
@@ -236,3 +245,116 @@ def test_interpolated_outcomes_do_not_bridge_gaps() -> None:
     assert found[1] == 10.0
     assert math.isnan(found[2])
     assert math.isnan(found[3])
+
+
+def _rising_and_falling(days: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """30 h rising by 4 cm/h with an unforeseeable random walk on top (0.8 cm a step), then
+    30 h falling by 4 cm/h, smoothly: the rising regime's errors are the wide ones."""
+    rng = np.random.default_rng(seed)
+    n = days * 96
+    rising = (np.arange(n) // 120) % 2 == 0
+    step = np.where(rising, 1.0 + rng.normal(0, 0.8, n), -1.0 + rng.normal(0, 0.05, n))
+    return T0 + np.arange(n, dtype=np.int64) * STEP_NS, 300 + np.cumsum(step)
+
+
+def _coverage_by_regime(model: FittedModel, lead_h: int) -> dict[bool, tuple[float, float]]:
+    """On another 120 days of the same river, live: per regime at issue (rose 1 cm or more
+    over the last hour), the interval's coverage at ``lead_h`` and its mean width."""
+    times, level = _rising_and_falling(120, seed=2)
+    sampler = PointSampler(max_stale_ns=NS_PER_H)
+    sampler.watch("river", model.lookback_ns)
+    predictor = Predictor(model)
+    inside: dict[bool, list[bool]] = {True: [], False: []}
+    width: dict[bool, list[float]] = {True: [], False: []}
+    ahead = lead_h * 4
+    for i in range(len(times) - ahead):
+        sampler.add("river", int(times[i]), float(level[i]))
+        if i < 8:
+            continue
+        forecast = predictor.predict(sampler, int(times[i]))
+        assert forecast is not None
+        regime = bool(level[i] - level[i - 4] >= 1.0)
+        low, high = forecast.low[lead_h - 1], forecast.high[lead_h - 1]
+        inside[regime].append(low <= level[i + ahead] <= high)
+        width[regime].append(high - low)
+    return {r: (float(np.mean(inside[r])), float(np.mean(width[r]))) for r in (True, False)}
+
+
+def test_rising_intervals_are_wider_and_each_regime_is_calibrated() -> None:
+    """Known answer: the rising limb's errors are wider, so its interval must be, and each
+    regime's must cover about 80 % on data the model never saw; one pooled interval covers
+    the steady river too much and the rising one too little."""
+    times, level = _rising_and_falling(120, seed=1)
+    levels = {"river": Series(times, level)}
+    model = fit(ModelSpec(horizon_h=3), Inputs("river"), levels, {})
+    assert model.regime_rows[RISING_DRY] > 5000
+    assert model.regime_rows[STEADY_DRY] > 5000
+    assert model.high[RISING_DRY][1] - model.low[RISING_DRY][1] > 1.5 * (
+        model.high[STEADY_DRY][1] - model.low[STEADY_DRY][1]
+    )
+    by_regime = _coverage_by_regime(model, lead_h=2)
+    (rising, rising_width), (steady, steady_width) = by_regime[True], by_regime[False]
+    assert 0.72 <= rising <= 0.88
+    assert 0.72 <= steady <= 0.88
+    assert rising_width > 1.3 * steady_width
+    pooled = fit(ModelSpec(horizon_h=3, min_regime_rows=10**9), Inputs("river"), levels, {})
+    (pooled_rising, _), (pooled_steady, _) = _coverage_by_regime(pooled, lead_h=2).values()
+    assert pooled_steady > 0.85
+    assert pooled_rising < rising
+
+
+def test_a_regime_with_too_few_residuals_borrows_pooled_ones() -> None:
+    """No rain gauge: never wet, so the wet regimes borrow the dry ones of the same trend."""
+    times, level = _rising_and_falling(40, seed=3)
+    model = fit(ModelSpec(horizon_h=2), Inputs("river"), {"river": Series(times, level)}, {})
+    assert model.regime_rows[STEADY_WET] == model.regime_rows[RISING_WET] == 0
+    assert model.low[STEADY_WET] == model.low[STEADY_DRY]
+    assert model.high[RISING_WET] == model.high[RISING_DRY]
+    assert model.low[RISING_DRY] != model.low[STEADY_DRY]
+
+
+def _format_1(model: FittedModel) -> dict[str, object]:
+    """A model as format 1 wrote it: no format, two regimes (rose or held, fell)."""
+    data = model.to_dict()
+    for key in ("format", "rising_cm_per_h", "wet_mm", "regime_rows"):
+        del data[key]
+    data["low"] = [[-1.0] * model.horizon_h, [-2.0] * model.horizon_h]
+    data["high"] = [[1.0] * model.horizon_h, [2.0] * model.horizon_h]
+    return data
+
+
+def test_format_1_model_files_load_with_their_old_regimes(tmp_path: Path) -> None:
+    times, levels = _lagged_pair()
+    model = fit(ModelSpec(horizon_h=3), Inputs("down", (("up", TRAVEL_H * NS_PER_H),)), levels, {})
+    (tmp_path / "down").mkdir()
+    (tmp_path / "down" / "v0001.json").write_bytes(orjson.dumps(_format_1(model)))
+    old = store.load(tmp_path, "down")
+    assert old is not None
+    assert old.to_dict()["format"] == MODEL_FORMAT
+    # Format 1's regimes: the level rose or held over the last hour (its first quantiles),
+    # or it fell (its second); never wet.
+    assert old.rising_cm_per_h == 0.0
+    assert old.low == ((-2.0,) * 3, (-1.0,) * 3, (-2.0,) * 3, (-1.0,) * 3)
+    assert FittedModel.from_dict(old.to_dict()) == old
+    sampler = PointSampler(max_stale_ns=NS_PER_H)
+    for station in ("up", "down"):
+        sampler.watch(station, old.lookback_ns)
+    for i in range(len(times) - 60, len(times)):
+        for station in ("up", "down"):
+            sampler.add(station, int(times[i]), float(levels[station].values[i]))
+    forecast = Predictor(old).predict(sampler, int(times[-1]))
+    assert forecast is not None
+    fell = levels["down"].values[-1] < levels["down"].values[-5]
+    spread = old.scale[0] + abs(forecast.values[0] - forecast.now_cm)
+    expected = -2.0 if fell else -1.0
+    assert forecast.low[0] == pytest.approx(forecast.values[0] + expected * spread)
+
+
+def test_a_newer_model_format_is_refused_naming_the_file(tmp_path: Path) -> None:
+    _, levels = _lagged_pair(days=10)
+    model = fit(ModelSpec(horizon_h=2), Inputs("down", (("up", TRAVEL_H * NS_PER_H),)), levels, {})
+    (tmp_path / "down").mkdir()
+    newer = {**model.to_dict(), "format": MODEL_FORMAT + 1}
+    (tmp_path / "down" / "v0001.json").write_bytes(orjson.dumps(newer))
+    with pytest.raises(ModelStoreError, match=r"v0001\.json.*format 3 is newer"):
+        store.load(tmp_path, "down")
