@@ -39,6 +39,7 @@ from alerts.rules.config import RulesConfig
 from devices.levels import Level, Thresholds
 from devices.readings import Reading
 from devices.stations import Link, MetricSpec, StaticRegistry, Station
+from devices.topics import TopicScheme
 from forecast.live import LiveForecaster
 from forecast.models import FittedModel, ModelSpec
 
@@ -464,7 +465,9 @@ async def _baseline_latency(
     from ingest.mqtt.client import ConnectOptions, MqttSubscriber  # noqa: PLC0415
 
     subscriber = MqttSubscriber(
-        ConnectOptions("127.0.0.1", port, "bench-bare", ("siaga/+/telemetry",), keepalive_s=60)
+        ConnectOptions(
+            "127.0.0.1", port, "bench-bare", (TopicScheme().subscription(),), keepalive_s=60
+        )
     )
     runner = asyncio.create_task(subscriber.run(), name="bench.bare-subscriber")
     latencies: list[float] = []

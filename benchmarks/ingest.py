@@ -875,7 +875,7 @@ class _Bench:
             raise ServerError(f"InfluxDB kept {stored} of {self.messages} raw points")
         return self.messages / elapsed
 
-    def naive_ceiling(self, trial: int, trials: int, prefix: str = "siaga") -> IngestRun:
+    def naive_ceiling(self, trial: int, trials: int, prefix: str = DEFAULT_PREFIX) -> IngestRun:
         """The naive paho subscriber in its own process, fed by the fleet publisher."""
         database = "bench_naive"
         command = [
@@ -1618,7 +1618,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     naive.add_argument("--influx-port", type=int, required=True)
     naive.add_argument("--database", required=True)
     naive.add_argument("--expected", type=int, required=True)
-    naive.add_argument("--prefix", default="siaga")
+    naive.add_argument("--prefix", default=DEFAULT_PREFIX)
     run = commands.add_parser("run", help="the whole benchmark, with the extra knobs")
     run.add_argument("--messages", type=int, default=200_000)
     run.add_argument("--stations", type=int, default=1000)

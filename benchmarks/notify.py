@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.notify.webhook import SIGNATURE_HEADER, verify
 from benchmarks.ingest import FleetPublisher, station_ids, stations_yaml
+from devices.topics import TopicScheme
 from ops.servers import InfluxServer, MosquittoServer, free_port, wait_until
 
 HALF_LOAD_PER_S = 17_800.0  # the ingest benchmark's half load (docs/benchmarks.md)
@@ -239,7 +240,7 @@ def run_notify_benchmark(
                 ts_s = max(int(time.time()), last_s[station] + 1)
                 last_s[station] = ts_s
                 payload = json.dumps({"ts": ts_s * 1000, "water_level_cm": cm, "battery_v": 3.9})
-                info = client.publish(f"siaga/{station}/telemetry", payload, qos=1)
+                info = client.publish(TopicScheme().telemetry(station), payload, qos=1)
                 info.wait_for_publish(10)
                 if measure:
                     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_s))
