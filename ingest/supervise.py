@@ -113,7 +113,8 @@ async def supervised(
             spawn(name, start)
         try:
             yield spawn
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, unwrapped, once the tasks are gone
+        # Kept to re-raise below, once the tasks are gone: a group would wrap it.
+        except BaseException as exc:  # noqa: BLE001
             error = exc
         finally:
             for task in list(tasks):
