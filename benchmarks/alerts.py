@@ -39,6 +39,7 @@ from alerts.rules.config import RulesConfig
 from devices.levels import Level, Thresholds
 from devices.readings import Reading
 from devices.stations import Link, MetricSpec, StaticRegistry, Station
+from devices.topics import TopicScheme
 from forecast.live import LiveForecaster
 from forecast.models import FittedModel, ModelSpec
 
@@ -428,22 +429,11 @@ def wave_level_cm(station_index: int, reading_index: int) -> float:
 def _publish_paced(port: int, stations: int, rate_per_s: float, count: int) -> None:
     """In a child process: publish ``count`` wave readings at ``rate_per_s``."""
     from benchmarks.ingest import FleetPublisher  # noqa: PLC0415
-    from ingest.mqtt.codec import encode_publish  # noqa: PLC0415
 
     class WavePublisher(FleetPublisher):
-        def _encode(self, first: int, count: int) -> bytes:
-            topics = self._topics
-            last_ts = self._last_ts_ms
-            now_ms = time.time_ns() // 1_000_000
-            packets = []
-            for k in range(first, first + count):
-                index = k % stations
-                ts = now_ms if now_ms > last_ts[index] else last_ts[index] + 1
-                last_ts[index] = ts
-                level = wave_level_cm(index, k // stations)
-                payload = b'{"ts":%d,"water_level_cm":%.1f,"battery_v":3.91}' % (ts, level)
-                packets.append(encode_publish(topics[index], payload, k % 65535 + 1))
-            return b"".join(packets)
+        def payload(self, k: int, index: int, ts_ms: int) -> bytes:
+            level = wave_level_cm(index, k // stations)
+            return b'{"ts":%d,"water_level_cm":%.1f,"battery_v":3.91}' % (ts_ms, level)
 
     publisher = WavePublisher(port, [f"lat-{i:05d}" for i in range(stations)])
     try:
@@ -475,7 +465,9 @@ async def _baseline_latency(
     from ingest.mqtt.client import ConnectOptions, MqttSubscriber  # noqa: PLC0415
 
     subscriber = MqttSubscriber(
-        ConnectOptions("127.0.0.1", port, "bench-bare", ("siaga/+/telemetry",), keepalive_s=60)
+        ConnectOptions(
+            "127.0.0.1", port, "bench-bare", (TopicScheme().subscription(),), keepalive_s=60
+        )
     )
     runner = asyncio.create_task(subscriber.run(), name="bench.bare-subscriber")
     latencies: list[float] = []

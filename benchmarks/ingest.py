@@ -16,10 +16,11 @@ round into the same databases (one Siaga worker throughout). Readings are back-d
 reach, the case that once cost a rollup per batch. ``--worker-pythonpath`` runs the worker
 from another checkout (an older commit) under the same harness.
 
-The publisher is :class:`FleetPublisher`, MQTT 3.1.1 on a raw socket: PUBLISH packets built in
-chunks of a thousand and sent in one write, PUBACKs counted by a reader thread. Each payload's
-``ts`` is its publish time, so ``siaga_reading_lag_seconds`` is publish-to-durable latency.
-Process figures come from ``/proc``, so the benchmark runs on Linux only.
+The publisher is :class:`FleetPublisher`, over the project's raw MQTT publisher
+(:mod:`simulators.wire`, speaking MQTT 5): PUBLISH packets built in chunks of a thousand and
+sent in one write, PUBACKs counted by a reader thread. Each payload's ``ts`` is its publish time,
+so ``siaga_reading_lag_seconds`` is publish-to-durable latency. Process figures come from
+``/proc``, so the benchmark runs on Linux only.
 
 Run it as ``siaga bench ingest``; ``python -m benchmarks.ingest naive ...`` is the naive
 subscriber the benchmark starts as its own process.
@@ -38,7 +39,6 @@ import platform
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -67,20 +67,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from devices.topics import DEFAULT_PREFIX, TopicScheme
 from ingest.errors import StorageError
-from ingest.mqtt.codec import (
-    DISCONNECT_NORMAL,
-    ConnAck,
-    Packet,
-    PacketReader,
-    encode_connect,
-    encode_publish,
-)
 from ingest.settings import InfluxSettings
 from ingest.storage.influx import InfluxStorage
 from ops.errors import ServerError
 from ops.servers import InfluxServer, MosquittoServer, free_port, require_binary, wait_until
 from ops.status import parse_metrics
+from simulators.wire import WireError, WirePublisher, encoded_topic, publish_packet
 
 INFLUX_BATCH_POINTS = 5000
 TARGET_VS_NAIVE = 2.0
@@ -94,6 +88,8 @@ DEFAULT_LATE_H = 48.0
 BROKER_PUBLISHER_INFLIGHT = 1000
 PUBLISH_CHUNK = 1000
 PUBLISH_WINDOW = 20_000
+PUBLISH_ACK_TIMEOUT_S = 120.0
+"""A publisher whose broker acknowledges nothing for this long gives up (it once waited on)."""
 METRICS_POLL_S = 0.1
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LE_LABEL = re.compile(r'le="([^"]+)"')
@@ -429,11 +425,11 @@ class PublishStats:
 class FleetPublisher:
     """Publishes single-reading QoS 1 messages for a fleet of stations, fast.
 
-    MQTT 5 on a raw socket, encoded by the subscriber's own codec (:mod:`ingest.mqtt.codec`):
-    packets are encoded a thousand at a time and sent with one ``sendall``; a reader thread counts
-    PUBACKs (4 bytes each: a successful MQTT 5 PUBACK takes the short form, and keep-alive is
-    off, so nothing else arrives). At most ``window`` messages are unacknowledged, fewer than
-    the 65,535 packet ids.
+    The project's one raw publisher (:class:`simulators.wire.WirePublisher`: MQTT 5 on a raw
+    socket, PUBACKs counted by a reader thread) fed a thousand packets at a time. Each chunk
+    is encoded once the window has room for it, so every ``ts`` is its publish time. At most
+    ``window`` messages are unacknowledged, fewer than the 65,535 packet ids. Subclasses change
+    the payload (:meth:`payload`).
 
     Args:
         port: The broker's port on 127.0.0.1.
@@ -441,6 +437,9 @@ class FleetPublisher:
         window: Unacknowledged messages allowed.
         prefix: The topics' first level.
         late_ms: Back-date every reading by this much (a backlog); 0: stamped at publishing.
+
+    Raises:
+        ServerError: The broker refused the publisher.
     """
 
     def __init__(
@@ -449,72 +448,44 @@ class FleetPublisher:
         stations: Sequence[str],
         window: int = PUBLISH_WINDOW,
         *,
-        prefix: str = "siaga",
+        prefix: str = DEFAULT_PREFIX,
         late_ms: int = 0,
     ) -> None:
-        if not 0 < window < 65535:
-            raise ValueError("window must be between 1 and 65534 messages")
         self._stations = list(stations)
-        self._topics = [f"{prefix}/{s}/telemetry".encode() for s in self._stations]
+        scheme = TopicScheme(prefix)
+        self._topics = [encoded_topic(scheme.telemetry(s)) for s in self._stations]
         self._late_ms = late_ms
         self._last_ts_ms = [0] * len(self._stations)
-        self._window = window
-        self._sent = 0
-        self._acked_bytes = 0
-        self._acked = threading.Event()
-        self._socket = socket.create_connection(("127.0.0.1", port), timeout=30)
         try:
-            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._connect(f"siaga-bench-pub-{uuid.uuid4().hex[:8]}")
-        except BaseException:
-            self._socket.close()
-            raise
-        self._reader = threading.Thread(target=self._read_acks, name="bench.puback-reader")
-        self._reader.daemon = True
-        self._reader.start()
-
-    def _connect(self, client_id: str) -> None:
-        self._socket.sendall(
-            encode_connect(
-                client_id,
-                keepalive_s=0,
-                clean_start=True,
-                session_expiry_s=0,
-                receive_maximum=65535,
+            self._wire = WirePublisher(
+                "127.0.0.1",
+                port,
+                window=window,
+                client_id=f"siaga-bench-pub-{uuid.uuid4().hex[:8]}",
+                protocol=5,  # mosquitto takes MQTT 5 publishes faster than 3.1.1's
             )
-        )
-        reader = PacketReader()
-        packets: list[Packet] = []
-        while not packets:
-            chunk = self._socket.recv(4096)
-            if not chunk:
-                raise ServerError("the broker closed the publisher's connection")
-            packets = reader.feed(chunk)
-        connack = packets[0]
-        if not isinstance(connack, ConnAck) or connack.reason_code != 0:
-            raise ServerError(f"the broker refused the publisher: {connack}")
-        self._socket.settimeout(None)
-
-    def _read_acks(self) -> None:
-        while True:
-            try:
-                data = self._socket.recv(1 << 16)
-            except OSError:
-                return
-            if not data:
-                return
-            self._acked_bytes += len(data)
-            self._acked.set()
+        except WireError as exc:
+            raise ServerError(f"the publisher: {exc}") from exc
 
     @property
     def acknowledged(self) -> int:
         """Messages the broker acknowledged so far."""
-        return self._acked_bytes // 4
+        return self._wire.acknowledged
 
-    def _encode(self, first: int, count: int) -> bytes:
+    def payload(self, k: int, index: int, ts_ms: int) -> bytes:
+        """Message ``k``'s payload, for ``stations[index]`` at ``ts_ms``."""
+        return b'{"ts":%d,"seq":%d,"water_level_cm":%d.4,"battery_v":3.91,"rssi_dbm":-97}' % (
+            ts_ms,
+            k // len(self._stations),
+            100 + k % 900,
+        )
+
+    def _encode(self, first: int, count: int) -> list[bytes]:
         stations = len(self._stations)
         topics = self._topics
         last_ts = self._last_ts_ms
+        payload = self.payload
+        properties = self._wire.properties
         now_ms = time.time_ns() // 1_000_000 - self._late_ms
         packets = []
         for k in range(first, first + count):
@@ -522,12 +493,10 @@ class FleetPublisher:
             # Distinct timestamps per station: a reading's identity is (station, ts).
             ts = now_ms if now_ms > last_ts[index] else last_ts[index] + 1
             last_ts[index] = ts
-            payload = (
-                b'{"ts":%d,"seq":%d,"water_level_cm":%d.4,"battery_v":3.91,"rssi_dbm":-97}'
-                % (ts, k // stations, 100 + k % 900)
+            packets.append(
+                publish_packet(topics[index], k % 65535 + 1, payload(k, index, ts), properties)
             )
-            packets.append(encode_publish(topics[index], payload, k % 65535 + 1))
-        return b"".join(packets)
+        return packets
 
     def publish(
         self,
@@ -538,42 +507,40 @@ class FleetPublisher:
         """Publish ``count`` messages, as fast as the broker takes them or at ``rate_per_s``.
 
         Returns once the broker acknowledged every one of them.
+
+        Raises:
+            ServerError: The broker closed the connection, or stopped acknowledging.
         """
-        base = self._sent
+        wire = self._wire
+        base = wire.sent
         end = base + count
         chunk = PUBLISH_CHUNK
         if rate_per_s is not None:
             chunk = max(1, min(PUBLISH_CHUNK, int(rate_per_s / 100)))
         started = time.monotonic()
-        while self._sent < end:
-            size = min(chunk, end - self._sent)
-            if rate_per_s is not None:
-                # Paced: send a chunk once all of it is due (a burst every ~10 ms).
-                due_at = (self._sent - base + size) / rate_per_s
-                wait_s = due_at - (time.monotonic() - started)
-                if wait_s > 0:
-                    time.sleep(wait_s)
-            self._acked.clear()
-            if self._sent + size - self.acknowledged > self._window:
-                self._acked.wait(0.01)
-                continue
-            self._socket.sendall(self._encode(self._sent, size))
-            self._sent += size
-            if on_progress is not None:
-                on_progress(self._sent - base)
-        while self.acknowledged < self._sent:
-            self._acked.clear()
-            if self.acknowledged < self._sent:
-                self._acked.wait(0.05)
+        try:
+            while wire.sent < end:
+                size = min(chunk, end - wire.sent)
+                if rate_per_s is not None:
+                    # Paced: send a chunk once all of it is due (a burst every ~10 ms).
+                    due_at = (wire.sent - base + size) / rate_per_s
+                    wait_s = due_at - (time.monotonic() - started)
+                    if wait_s > 0:
+                        time.sleep(wait_s)
+                wire.wait_room(size, PUBLISH_ACK_TIMEOUT_S)
+                wire.send(self._encode(wire.sent, size), PUBLISH_ACK_TIMEOUT_S)
+                if on_progress is not None:
+                    on_progress(wire.sent - base)
+            acknowledged = wire.wait_acknowledged(PUBLISH_ACK_TIMEOUT_S)
+        except WireError as exc:
+            raise ServerError(f"the publisher: {exc}") from exc
+        if not acknowledged:
+            raise ServerError(f"the publisher: no acknowledgement for {PUBLISH_ACK_TIMEOUT_S:g} s")
         return PublishStats(started, time.monotonic(), count)
 
     def close(self) -> None:
         """Disconnect."""
-        with contextlib.suppress(OSError):
-            self._socket.sendall(DISCONNECT_NORMAL)
-            self._socket.shutdown(socket.SHUT_RDWR)
-        self._socket.close()
-        self._reader.join(5)
+        self._wire.close()
 
 
 # -- the naive subscriber -----------------------------------------------------------------------
@@ -908,7 +875,7 @@ class _Bench:
             raise ServerError(f"InfluxDB kept {stored} of {self.messages} raw points")
         return self.messages / elapsed
 
-    def naive_ceiling(self, trial: int, trials: int, prefix: str = "siaga") -> IngestRun:
+    def naive_ceiling(self, trial: int, trials: int, prefix: str = DEFAULT_PREFIX) -> IngestRun:
         """The naive paho subscriber in its own process, fed by the fleet publisher."""
         database = "bench_naive"
         command = [
@@ -1651,7 +1618,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     naive.add_argument("--influx-port", type=int, required=True)
     naive.add_argument("--database", required=True)
     naive.add_argument("--expected", type=int, required=True)
-    naive.add_argument("--prefix", default="siaga")
+    naive.add_argument("--prefix", default=DEFAULT_PREFIX)
     run = commands.add_parser("run", help="the whole benchmark, with the extra knobs")
     run.add_argument("--messages", type=int, default=200_000)
     run.add_argument("--stations", type=int, default=1000)

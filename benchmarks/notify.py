@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.notify.webhook import SIGNATURE_HEADER, verify
 from benchmarks.ingest import FleetPublisher, station_ids, stations_yaml
-from ingest.mqtt.codec import encode_publish
+from devices.topics import TopicScheme
 from ops.servers import InfluxServer, MosquittoServer, free_port, wait_until
 
 HALF_LOAD_PER_S = 17_800.0  # the ingest benchmark's half load (docs/benchmarks.md)
@@ -105,19 +105,12 @@ def receiver(probes: Probes, port: int) -> Iterator[None]:
 class QuietFleet(FleetPublisher):
     """The ingest benchmark's publisher with steady readings (no alert of their own)."""
 
-    def _encode(self, first: int, count: int) -> bytes:
-        packets = []
-        now_ms = time.time_ns() // 1_000_000
-        for k in range(first, first + count):
-            index = k % len(self._stations)
-            ts = max(now_ms, self._last_ts_ms[index] + 1)
-            self._last_ts_ms[index] = ts
-            payload = b'{"ts":%d,"seq":%d,"water_level_cm":50.0,"battery_v":3.91}' % (
-                ts,
-                k // len(self._stations),
-            )
-            packets.append(encode_publish(self._topics[index], payload, k % 65535 + 1))
-        return b"".join(packets)
+    def payload(self, k: int, index: int, ts_ms: int) -> bytes:
+        """A steady level, well below any threshold."""
+        return b'{"ts":%d,"seq":%d,"water_level_cm":50.0,"battery_v":3.91}' % (
+            ts_ms,
+            k // len(self._stations),
+        )
 
 
 def probe_ids(count: int) -> list[str]:
@@ -247,7 +240,7 @@ def run_notify_benchmark(
                 ts_s = max(int(time.time()), last_s[station] + 1)
                 last_s[station] = ts_s
                 payload = json.dumps({"ts": ts_s * 1000, "water_level_cm": cm, "battery_v": 3.9})
-                info = client.publish(f"siaga/{station}/telemetry", payload, qos=1)
+                info = client.publish(TopicScheme().telemetry(station), payload, qos=1)
                 info.wait_for_publish(10)
                 if measure:
                     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_s))

@@ -10,6 +10,9 @@ STATION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 TELEMETRY_SUFFIX = "telemetry"
 
+DEFAULT_PREFIX = "siaga"
+"""The topics' first level unless configured otherwise (``mqtt.topic_prefix``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TopicScheme:
@@ -19,7 +22,7 @@ class TopicScheme:
         prefix: The first topic level(s), without trailing slash, e.g. ``siaga``.
     """
 
-    prefix: str = "siaga"
+    prefix: str = DEFAULT_PREFIX
 
     def telemetry(self, station_id: str) -> str:
         """The topic a station publishes its readings on."""

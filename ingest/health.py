@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from devices import Reading, StationRegistry
 from devices.health import HealthTracker, StationHealth
 from ingest.errors import StorageError
+from ingest.settings import HealthSettings
 from ingest.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 500
+_HEALTH = HealthSettings.model_fields  # the settings tree: one source of defaults
 NS_PER_S = 1_000_000_000
 
 
@@ -98,10 +100,10 @@ class HealthRecorder:
         self,
         registry: StationRegistry,
         storage: Storage,
-        interval_s: float = 60.0,
+        interval_s: float = _HEALTH["interval_s"].default,
         clock_ns: Callable[[], int] = time.time_ns,
         *,
-        heartbeat_s: float = 900.0,
+        heartbeat_s: float = _HEALTH["heartbeat_s"].default,
         materiality: Materiality | None = None,
     ) -> None:
         self.tracker = HealthTracker(registry)

@@ -7,6 +7,10 @@ import logging
 import sys
 import time
 
+from ingest.settings import LogSettings
+
+_LOG = LogSettings.model_fields  # the settings tree: one source of defaults
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the exception if any."""
@@ -25,8 +29,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Send Siaga's logs to stderr in the chosen format."""
+def configure_logging(
+    level: str = _LOG["level"].default, fmt: str = _LOG["format"].default
+) -> None:
+    """Send Siaga's logs to stderr in the chosen format (``log.level``, ``log.format``)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -30,6 +30,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from devices.topics import DEFAULT_PREFIX
 from ingest.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/siaga.yaml")
@@ -64,7 +65,7 @@ class MqttSettings(Section):
     client_id: str = Field(
         default_factory=lambda: f"siaga-ingest-{socket.gethostname()}"[:64], min_length=1
     )
-    topic_prefix: str = Field(default="siaga", pattern=r"^[A-Za-z0-9_./-]+$")
+    topic_prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_./-]+$")
     shared_group: str | None = Field(default="siaga-ingest", pattern=r"^[A-Za-z0-9_-]+$")
     keepalive_s: int = Field(default=30, ge=5, le=65535)
     session_expiry_s: int = Field(default=7 * 86400, ge=0)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import SpoolError, SpoolFullError
+from ingest.settings import SpoolSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ _HEADER = struct.Struct(">4sII")  # magic, length, crc32(length bytes + body)
 HEADER_BYTES = _HEADER.size
 _LEGACY_HEADER = struct.Struct(">II")  # length, crc32(body): the format before the marker
 _SUFFIX = ".spool"
+_SPOOL = SpoolSettings.model_fields  # the settings tree: one source of defaults
 QUARANTINE = "quarantine"
 _CRC_SEED = 1  # crc32(b"") is 0: unseeded, a zero-filled torn tail would read as empty records
 
@@ -161,10 +163,16 @@ class Spool:
         directory: Where segment files live; created if missing.
         budget_bytes: The most disk the spool may use; an append beyond it raises
             :class:`SpoolFullError` (nothing is ever evicted).
-        segment_bytes: A segment is closed and a new one begun past this size.
+        segment_bytes: A segment is closed and a new one begun past this size
+            (``spool.segment_bytes``).
     """
 
-    def __init__(self, directory: Path, budget_bytes: int, segment_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        budget_bytes: int,
+        segment_bytes: int = _SPOOL["segment_bytes"].default,
+    ) -> None:
         self._directory = directory
         self._budget = budget_bytes
         self._segment_bytes = segment_bytes

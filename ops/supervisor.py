@@ -209,9 +209,13 @@ class Supervisor:
         return "\n".join(f"  | {line}" for line in text.splitlines()[-lines:])
 
     async def watch(self) -> None:
-        """Restart parts that die, with backoff, until cancelled."""
+        """Restart parts that die, with backoff, until cancelled.
+
+        It may be run again after it failed: parts that ran to completion stay finished, and a
+        part that died meanwhile is restarted.
+        """
         async with asyncio.TaskGroup() as group:
-            for name in list(self._order):
+            for name in [n for n in self._order if n not in self.finished]:
                 group.create_task(self._watch_one(name), name=f"siaga.up.watch.{name}")
 
     async def _watch_one(self, name: str) -> None:

@@ -11,13 +11,14 @@ stopped. Deciding what to start (:func:`plan_storage`, :func:`accounts`) is pure
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,10 @@ from dashboards.api.service import add_user
 from devices.registry import DIRECT_FORMATS, Registry, load_registry
 from devices.topics import TopicScheme
 from ingest.errors import ConfigError, SiagaError
-from ingest.runtime import open_storage
+from ingest.runtime import loop_restart, open_storage
 from ingest.settings import DEFAULT_CONFIG, MqttSettings
 from ingest.storage.base import Storage
+from ingest.supervise import LoopFactory, supervised
 from ops.brokeradmin import BrokerFiles
 from ops.credentials import acl_file, generate_password, hash_password, verify_password
 from ops.datadir import DataDir
@@ -319,6 +321,8 @@ class Platform:
         self._database_url = f"sqlite:///{self._dir.database}"
         self._web_url = f"http://{options.web_host}:{options.web_port}"
         self.admin_password: str | None = None
+        self.loop_restarts: Counter[str] = Counter()
+        """How often each of :meth:`keep_running`'s loops failed and was restarted."""
 
     # -- the parts ----------------------------------------------------------------------------
 
@@ -611,18 +615,34 @@ class Platform:
                 started = True
                 self._say(self._summary())
                 self._say("ready")
-                watch = asyncio.create_task(self._supervisor.watch(), name="siaga.up.watch")
-                status = asyncio.create_task(self._report_status(stop), name="siaga.up.status")
-                await stop.wait()
-                for task in (watch, status):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await self.keep_running(stop)
             finally:
                 if not started:
                     self._say("stopping what was started")
                 await self._supervisor.stop_all()
             self._say(f"Siaga stopped; everything acknowledged was stored under {self._dir.root}")
+
+    async def keep_running(self, stop: asyncio.Event) -> None:
+        """Watch the parts and show the status line until ``stop``.
+
+        Both loops run supervised: one that raises is reported, counted in
+        :attr:`loop_restarts` and started again, so a bug there never leaves the parts unwatched.
+        """
+        loops: dict[str, LoopFactory] = {
+            "watch": self._supervisor.watch,
+            "status": functools.partial(self._report_status, stop),
+        }
+        async with supervised(
+            loops,
+            restart=loop_restart(self._settings),
+            on_failure=self._loop_failed,
+            task_prefix="siaga.up",
+        ):
+            await stop.wait()
+
+    def _loop_failed(self, name: str) -> None:
+        self.loop_restarts[name] += 1
+        self._say(f"siaga up's {name} loop failed (the traceback is logged); restarting it")
 
     def _command(self, group: str) -> str:
         """``siaga GROUP``, naming the data directory unless it is ``./.siaga`` from here."""

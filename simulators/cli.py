@@ -19,6 +19,8 @@ from typing import Annotated
 
 import typer
 
+from devices.topics import DEFAULT_PREFIX
+
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 
 simulate_app = typer.Typer(
@@ -74,7 +76,7 @@ def simulate(  # typer passes every option by name
     seed: Annotated[int | None, typer.Option(help="Replace the scenario's seed.")] = None,
     topic_prefix: Annotated[
         str, typer.Option(envvar="SIAGA_MQTT__TOPIC_PREFIX", help="Native topic prefix.")
-    ] = "siaga",
+    ] = DEFAULT_PREFIX,
     stations_file: Annotated[Path, typer.Option(help="Stations registry.")] = Path(
         "config/stations.yaml"
     ),

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from devices.topics import TopicScheme
+from devices.topics import DEFAULT_PREFIX, TopicScheme
 from simulators.runner import RunError, parse_broker_url
 from simulators.wire import WireError, WirePublisher, encoded_topic, publish_packet
 
@@ -378,7 +378,7 @@ def run_fleet(
     processes: int = 2,
     *,
     broker_url: str = "mqtt://127.0.0.1:1883",
-    topic_prefix: str = "siaga",
+    topic_prefix: str = DEFAULT_PREFIX,
     seed: int = 1,
     start_delay_s: float = 2.0,
     ack_timeout_s: float = 120.0,

@@ -23,7 +23,7 @@ from pathlib import Path
 from devices.errors import ConfigError
 from devices.readings_csv import ReadingsCsvError, parse_readings_csv
 from devices.registry import Registry
-from devices.topics import TopicScheme
+from devices.topics import DEFAULT_PREFIX, TopicScheme
 from simulators.encoding import DeviceReading, Encoded, Sender, encode_native
 from simulators.faults import Outgoing
 from simulators.runner import (
@@ -172,7 +172,7 @@ def run_replay(
     shift_to_now: bool = False,
     credentials: dict[str, str] | None = None,
     registry: Registry | None = None,
-    topic_prefix: str = "siaga",
+    topic_prefix: str = DEFAULT_PREFIX,
     display: Display | None = None,
     publisher: Publisher | None = None,
     now_ns: int | None = None,

@@ -37,7 +37,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.errors import SiagaError
 from devices.registry import Registry, load_registry
-from devices.topics import TopicScheme
+from devices.topics import DEFAULT_PREFIX, TopicScheme
 from simulators.faults import FaultRecord, Outgoing
 from simulators.plan import Plan, build_plan
 from simulators.scenario import Scenario
@@ -636,7 +636,7 @@ def run_scenario(
     seed: int | None = None,
     credentials: Mapping[str, str] | None = None,
     registry: Registry | None = None,
-    topic_prefix: str = "siaga",
+    topic_prefix: str = DEFAULT_PREFIX,
     formats: set[str] | None = None,
     display: Display | None = None,
     publisher: Publisher | None = None,

@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alerts.rules.config import RulesConfig, reload_rules
+from alerts.settings import AlertsSettings
 from ingest.filewatch import FileChanges, poll
 
 log = logging.getLogger(__name__)
+
+_ALERTS = AlertsSettings.model_fields  # the settings tree: one source of defaults
 
 
 class RulesWatcher:
@@ -19,7 +22,7 @@ class RulesWatcher:
         path: The rules file (None: nothing to watch, the defaults stay).
         current: The rules in force.
         apply: Called with each newly loaded configuration (e.g. ``engine.use_rules``).
-        interval_s: How often to look at the file.
+        interval_s: How often to look at the file (``alerts.reload_interval_s``).
     """
 
     def __init__(
@@ -27,7 +30,7 @@ class RulesWatcher:
         path: Path | None,
         current: RulesConfig,
         apply: Callable[[RulesConfig], None],
-        interval_s: float = 2.0,
+        interval_s: float = _ALERTS["reload_interval_s"].default,
     ) -> None:
         self._path = path
         self._current = current

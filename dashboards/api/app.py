@@ -41,9 +41,10 @@ from devices.levels import label, thresholds_at
 from devices.registry import load_registry
 from devices.stations import StationRegistry
 from ingest.errors import SiagaError
-from ingest.runtime import Backend, open_storage
+from ingest.runtime import Backend, loop_restart, open_storage
 from ingest.storage.base import LatestReading, Storage
 from ingest.storage.influx import registry_tags
+from ingest.supervise import LoopFactory, supervised
 
 log = logging.getLogger(__name__)
 
@@ -190,19 +191,26 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        tasks = []
+        # Every background task runs supervised in one group that ends with the app: one that
+        # raises is logged, counted (``/healthz``'s ``loop_restarts``) and started again.
+        loops: dict[str, LoopFactory] = {}
         if own_storage:
-            tasks.append(asyncio.create_task(_prepare(ctx.storage), name="siaga-api.prepare"))
+            loops["prepare"] = functools.partial(_prepare, ctx.storage)
         if ctx.hub is not None:
-            tasks.append(asyncio.create_task(ctx.hub.run(), name="siaga-api.live-poll"))
+            loops["live-poll"] = ctx.hub.run
         try:
-            yield
+            async with supervised(
+                loops,
+                restart=loop_restart(settings),
+                on_failure=ctx.count_loop_failure,
+                task_prefix="siaga-api",
+            ) as spawn:
+                ctx.spawn = spawn
+                try:
+                    yield
+                finally:
+                    ctx.spawn = None
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             if own_storage:
                 await ctx.storage.aclose()
 

@@ -27,6 +27,7 @@ from devices.health import StationHealth
 from devices.stations import Station, StationRegistry
 from ingest.errors import RetryableStorageError, SiagaError
 from ingest.storage.base import LatestReading, MetricSpan, Storage
+from ingest.supervise import Spawn
 
 log = logging.getLogger(__name__)
 # Queries per snapshot for the trends of stations whose newest readings are older than the window.
@@ -91,6 +92,10 @@ class ApiContext:
     _trend_cache: dict[str, tuple[int, MetricSpan | None]] = field(default_factory=dict)
     _refreshing: asyncio.Task[None] | None = None
     snapshot_failures: int = 0
+    # Starts a supervised task in the app's lifespan (None outside it; see ``create_app``).
+    spawn: Spawn | None = None
+    # Background tasks (live poll, fleet refresh...) restarted after raising, by name.
+    loop_restarts: Counter[str] = field(default_factory=Counter)
     # Requests refused before a route ran (body too large, too many live streams), by reason.
     refused: Counter[str] = field(default_factory=Counter)
     # The newest CAP documents and when they were read (the public feed's flood guard).
@@ -123,7 +128,10 @@ class ApiContext:
             return current
         refreshing = self._refreshing
         if refreshing is None or refreshing.done():
-            refreshing = asyncio.create_task(self._refresh(), name="siaga-api.fleet")
+            if self.spawn is not None:
+                refreshing = self.spawn("fleet-refresh", self._refresh)
+            else:  # no lifespan (an app driven without one): a task of its own
+                refreshing = asyncio.create_task(self._refresh(), name="siaga-api.fleet-refresh")
             self._refreshing = refreshing
         if age_ns < self.settings.overview_max_stale_s * NS:
             return current
@@ -187,6 +195,10 @@ class ApiContext:
             # storage answers.
             self.snapshot_failures += 1
             log.warning("refreshing the station overview failed: %s", exc)
+
+    def count_loop_failure(self, name: str) -> None:
+        """Count a background task that raised (it is restarted)."""
+        self.loop_restarts[name] += 1
 
     def audit_log(self) -> AuditLog:
         """The audit log, on the users' database."""

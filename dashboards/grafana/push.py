@@ -30,7 +30,10 @@ from grafana_client.client import (
     GrafanaUnauthorizedError,
 )
 
+from dashboards.settings import GrafanaSettings
 from ingest.errors import SiagaError
+
+_TIMEOUT_S: float = GrafanaSettings.model_fields["timeout_s"].default  # the one default
 
 
 class PushError(SiagaError):
@@ -116,7 +119,7 @@ def push_dashboards(
     *,
     folder_uid: str,
     folder_title: str,
-    timeout_s: float = 10.0,
+    timeout_s: float = _TIMEOUT_S,
     message: str = "siaga dashboards push",
 ) -> PushResult:
     """Create the folder when missing and upsert every dashboard into it (overwrite).
@@ -171,7 +174,7 @@ def push_regencies(
     token: str,
     folders: Sequence[FolderPlan],
     *,
-    timeout_s: float = 10.0,
+    timeout_s: float = _TIMEOUT_S,
     message: str = "siaga dashboards push",
 ) -> list[FolderPush]:
     """For each regency: its folder, its dashboards, its team, and who may see the folder.

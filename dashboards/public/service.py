@@ -15,7 +15,7 @@ from dashboards.api.service import run_uvicorn
 from dashboards.public.site import PublicSite
 from dashboards.settings import Settings
 from devices.registry import load_registry
-from ingest.runtime import open_storage, select_backend
+from ingest.runtime import loop_restart, open_storage, select_backend
 from ingest.storage.influx import registry_tags
 
 
@@ -45,6 +45,7 @@ async def serve_public(
             stale_intervals=settings.public.stale_intervals,
             stale_floor_s=settings.public.stale_floor_s,
             cap_url=settings.cap_feed_url(),
+            restart=loop_restart(settings),
         )
         http, _loop = fast_http()
         config = uvicorn.Config(

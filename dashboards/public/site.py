@@ -34,7 +34,10 @@ from dashboards.public.render import (
 )
 from devices.stations import StationRegistry
 from ingest.errors import ConfigError, SiagaError
+from ingest.retry import RetryPolicy
+from ingest.settings import HealthSettings
 from ingest.storage.base import LatestReading, MetricSpan
+from ingest.supervise import supervised
 
 log = logging.getLogger(__name__)
 TREND_WINDOW_S = 3600
@@ -90,6 +93,9 @@ class PublicSite:
         stale_intervals, stale_floor_s: When a reading is too old to be the state now.
         cap_url: The public CAP feed (linked from every page).
         clock: Nanoseconds since the epoch.
+        restart: How the refresh loop is restarted after a bug (default: ``health``'s
+            ``restart_initial_s`` and ``restart_max_s``); each restart counts
+            ``counts["refresh_restarts"]``.
     """
 
     def __init__(
@@ -105,7 +111,14 @@ class PublicSite:
         stale_floor_s: float = 1800.0,
         cap_url: str | None = None,
         clock: Callable[[], int] = time.time_ns,
+        restart: RetryPolicy | None = None,
     ) -> None:
+        if restart is None:
+            health = HealthSettings()
+            restart = RetryPolicy(
+                initial_s=health.restart_initial_s, max_s=health.restart_max_s, deadline_s=None
+            )
+        self._restart = restart
         self._config_file = config_file
         self._config_seen: tuple[int, int] | None = None
         self._config = PublicConfig()
@@ -249,18 +262,21 @@ class PublicSite:
         )
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
-        task: asyncio.Task[None] | None = None
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.refresh()
-                task = asyncio.create_task(self.run(), name="siaga-public.refresh")
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if task is not None:
-                    task.cancel()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        while (await receive())["type"] != "lifespan.startup":
+            pass
+        await self.refresh()
+        # Supervised: a bug in one rebuild is logged, counted and the loop goes on, rather than
+        # leaving the pages frozen at their last build.
+        async with supervised(
+            {"refresh": self.run},
+            restart=self._restart,
+            on_failure=lambda _name: self.counts.update(["refresh_restarts"]),
+            task_prefix="siaga-public",
+        ):
+            await send({"type": "lifespan.startup.complete"})
+            while (await receive())["type"] != "lifespan.shutdown":
+                pass
+        await send({"type": "lifespan.shutdown.complete"})
 
 
 async def _answer(

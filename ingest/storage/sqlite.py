@@ -31,6 +31,7 @@ from devices import Reason, Rejection
 from devices.health import StationHealth
 from ingest.batch import Batch, StoredRejection
 from ingest.errors import PermanentStorageError, RetryableStorageError
+from ingest.settings import StorageSettings
 from ingest.storage.base import (
     AlertRecord,
     LatestReading,
@@ -41,6 +42,7 @@ from ingest.storage.base import (
 
 T = TypeVar("T")
 Synchronous = Literal["full", "normal"]
+_STORAGE = StorageSettings.model_fields  # the settings tree: one source of defaults
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -88,13 +90,17 @@ class SqliteStorage:
 
     Args:
         path: The database file (created with its folder when missing).
-        synchronous: ``full`` (default): a committed batch survives a power cut; ``normal``:
-            it survives a crash of the process, and writes are faster.
+        synchronous: ``full`` (``storage.sqlite_synchronous``'s default): a committed batch
+            survives a power cut; ``normal``: it survives a crash of the process, and writes are
+            faster.
         busy_timeout_s: How long a writer waits for another process's write lock.
     """
 
     def __init__(
-        self, path: Path, synchronous: Synchronous = "full", busy_timeout_s: float = 10.0
+        self,
+        path: Path,
+        synchronous: Synchronous = _STORAGE["sqlite_synchronous"].default,
+        busy_timeout_s: float = 10.0,
     ) -> None:
         self.path = path
         self._synchronous = synchronous

@@ -3,8 +3,10 @@ the page budget, and pages that go on (marked stale) when the stores fail."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,10 +14,13 @@ import pytest
 from alerts.incidents.memory import MemoryIncidentStore
 from dashboards.public.site import PublicSite
 from devices.readings import Reading
+from devices.stations import StationRegistry
 from ingest.batch import Batch
 from ingest.errors import StorageError
+from ingest.retry import RetryPolicy
 from ingest.storage.memory import MemoryStorage
 from tests.alerting import HOUR_NS, MINUTE_NS, T0, registry, station
+from tests.helpers import eventually
 
 NOW = T0 + 10 * HOUR_NS
 REGISTRY = registry(
@@ -143,3 +148,42 @@ async def test_pages_go_on_from_the_last_data_and_turn_stale_when_the_stores_fai
     assert state["rivers"][0]["stale"] is True
     assert state["rivers"][0]["word"] == "Tidak diketahui"
     assert "DATA LAMA" in page.text
+
+
+@pytest.mark.logged_exceptions
+async def test_a_rebuild_that_raises_is_restarted_counted_and_the_pages_go_on(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "public.yaml"
+    config.write_text(CONFIG)
+    calls: list[int] = []
+
+    def buggy_registry() -> StationRegistry:
+        calls.append(len(calls))
+        if len(calls) == 2:  # the first rebuild of the loop, after the one at start-up
+            raise RuntimeError("a bug in reading the registry")
+        return REGISTRY
+
+    site = PublicSite(
+        config,
+        buggy_registry,
+        FailingStorage(),
+        MemoryIncidentStore(),
+        refresh_s=0.01,
+        clock=Clock(),
+        restart=RetryPolicy(initial_s=0.01, max_s=0.02, deadline_s=None),
+    )
+    messages: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    sent: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    await messages.put({"type": "lifespan.startup"})
+    lifespan = asyncio.create_task(site({"type": "lifespan"}, messages.get, send))
+    await eventually(lambda: site.counts["refresh_restarts"] == 1 and site.counts["refreshed"] >= 3)
+    async with client(site) as http:
+        assert (await http.get("/tulang-bawang/")).status_code == 200
+    await messages.put({"type": "lifespan.shutdown"})
+    await asyncio.wait_for(lifespan, 5)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]

@@ -6,13 +6,17 @@ import asyncio
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from ingest.retry import RetryPolicy
+from ingest.settings import HealthSettings
 from ops.datadir import AlreadyRunningError, DataDir
+from ops.settings import Settings
 from ops.supervisor import Part, PartFailedError, RestartPolicy, Supervisor
+from ops.up import Platform, UpOptions
 
 PYTHON = sys.executable
 
@@ -76,6 +80,57 @@ async def test_a_dead_part_is_restarted_and_reported_then_all_stop(tmp_path: Pat
     watch.cancel()
     await supervisor.stop_all()
     assert not _alive(second)
+
+
+@pytest.mark.logged_exceptions
+async def test_siaga_ups_loops_that_fail_are_restarted_counted_and_keep_watching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said: list[str] = []
+    bug = ["in the report of a death"]
+
+    def report(line: str) -> None:
+        if "died" in line and bug:
+            raise RuntimeError(bug.pop())
+        said.append(line)
+
+    supervisor = Supervisor(
+        tmp_path / "logs",
+        policy=RestartPolicy(
+            RetryPolicy(initial_s=0.05, max_s=0.1, jitter="none", deadline_s=None)
+        ),
+        report=report,
+    )
+    settings = Settings(health=HealthSettings(restart_initial_s=0.01, restart_max_s=0.02))
+    platform = Platform(settings, UpOptions(data_dir=tmp_path / "data"), said.append)
+    monkeypatch.setattr(platform, "_supervisor", supervisor)
+    status_runs: list[int] = []
+
+    async def status(stop: asyncio.Event) -> None:
+        status_runs.append(len(status_runs))
+        if len(status_runs) == 1:
+            raise RuntimeError("a bug in the status line")
+        await stop.wait()
+
+    monkeypatch.setattr(platform, "_report_status", status)
+    await supervisor.start(Part("worker", [PYTHON, "-c", "import time; time.sleep(60)"]))
+    first = supervisor.pid("worker")
+    assert first is not None
+    stop = asyncio.Event()
+    running = asyncio.create_task(platform.keep_running(stop))
+    try:
+        os.kill(first, 9)
+        # The watch died reporting the death; restarted, it still restarts the part.
+        await _until(lambda: supervisor.restarts("worker") == 1 and supervisor.pid("worker"))
+        await _until(lambda: len(status_runs) == 2)
+        assert platform.loop_restarts == Counter({"watch": 1, "status": 1})
+        assert any("watch loop failed" in line for line in said)
+        assert any("worker died" in line for line in said)
+        stop.set()
+        await asyncio.wait_for(running, 5)
+    finally:
+        running.cancel()
+        await supervisor.stop_all()
 
 
 async def test_a_part_that_runs_to_completion_is_not_restarted(tmp_path: Path) -> None:

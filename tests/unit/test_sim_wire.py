@@ -1,9 +1,10 @@
-"""The fleet's cheap MQTT encoder: packets as the MQTT 3.1.1 standard spells them."""
+"""The fleet's cheap MQTT encoder: packets as the MQTT 3.1.1 and 5 standards spell them."""
 
 from __future__ import annotations
 
 import pytest
 
+from ingest.mqtt.codec import PacketReader, Publish, encode_publish
 from simulators.wire import connect_packet, encoded_topic, publish_packet, remaining_length
 
 
@@ -31,3 +32,15 @@ def test_connect_with_and_without_a_login() -> None:
     assert with_login[9] == 0xC2  # user name, password, clean session
     assert with_login.endswith(b"\x00\x01c\x00\x01u\x00\x02pw")
     assert with_login[1] == len(with_login) - 2
+
+
+def test_mqtt5_packets_are_the_subscribers_own() -> None:
+    topic, payload = "siaga/a/telemetry", b'{"ts":1}'
+    packet = publish_packet(encoded_topic(topic), 258, payload, properties=b"\x00")
+    assert packet == encode_publish(topic.encode(), payload, 258)
+    (decoded,) = PacketReader().feed(packet)
+    assert isinstance(decoded, Publish)
+    assert (decoded.topic, decoded.payload, decoded.packet_id) == (topic, payload, 258)
+    assert (
+        connect_packet("c", None, None, 5) == b"\x10\x0e\x00\x04MQTT\x05\x02\x00\x00\x00\x00\x01c"
+    )

@@ -121,6 +121,7 @@ async def healthz(ctx: Context) -> dict[str, Any]:
         "live_clients": hub.clients if hub else 0,
         "live_dropped": hub.dropped if hub else 0,
         "refused": dict(ctx.refused),
+        "loop_restarts": dict(ctx.loop_restarts),
     }
 
 
