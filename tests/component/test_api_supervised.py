@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from alerts.incidents.memory import MemoryIncidentStore
 from alerts.notify.memory import MemoryNotifyStore
 from dashboards.api import create_app
 from dashboards.api.accounts import Accounts
@@ -23,7 +24,6 @@ from ingest.settings import HealthSettings
 from ingest.storage.base import LatestReading
 from ingest.storage.memory import MemoryStorage
 from tests.apitools import FAST_HASHER, NOW_NS, NS, Clock, registry, settings
-from tests.fake_incidents import MemoryIncidents
 from tests.helpers import eventually
 
 
@@ -52,7 +52,7 @@ def _app(tmp_path: Path, storage: MemoryStorage, clock: Clock) -> FastAPI:
         fast_restarts,
         storage=storage,
         registry=registry(),
-        incidents_store=MemoryIncidents(),
+        incidents_store=MemoryIncidentStore(),
         notify=MemoryNotifyStore(),
         accounts=accounts,
         clock_ns=clock,
