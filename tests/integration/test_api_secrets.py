@@ -17,7 +17,7 @@ from alerts.notify.acklink import signed_ack_links
 from ops.servers import free_port, port_open
 from tests.conftest import REPO_ROOT, STATIONS_FILE
 from tests.helpers import wait_for
-from tests.integration.test_cli import clean_env, siaga
+from tests.integration.drivers import run_siaga, siaga_env
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def _call(
 
 
 def test_serve_at_debug_logs_no_secret(tmp_path: Path) -> None:
-    env = clean_env(
+    env = siaga_env(
         SIAGA_DATABASE__URL=f"sqlite:///{tmp_path}/siaga.db",
         SIAGA_STATIONS__FILE=str(STATIONS_FILE),
         SIAGA_STATIONS__DEVICES_FILE=str(tmp_path / "devices.yaml"),
@@ -55,7 +55,7 @@ def test_serve_at_debug_logs_no_secret(tmp_path: Path) -> None:
         SIAGA_INFLUX__URL=f"http://127.0.0.1:{free_port()}",
         SIAGA_LOG__LEVEL="DEBUG",
     )
-    added = siaga("users", "add", "root", "--role", "admin", "--password", PASSWORD, env=env)
+    added = run_siaga("users", "add", "root", "--role", "admin", "--password", PASSWORD, env=env)
     assert added.returncode == 0, added.stderr
     port = free_port()
     base = f"http://127.0.0.1:{port}"
