@@ -22,7 +22,8 @@ from tests.integration.alert_drivers import (
     scenario_messages,
     wait_for_keys,
 )
-from tests.integration.drivers import WorkerProcess, paho_publish
+from tests.integration.conftest import NewWorker
+from tests.integration.drivers import paho_publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,7 +85,7 @@ def test_two_ingest_workers_and_one_engine_see_every_event(
     tmp_path: Path,
     broker_session: MosquittoServer,
     influx_session: InfluxServer,
-    database: str,
+    new_worker: NewWorker,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'siaga.db'}"
     engine = engine_for(request, tmp_path / "engine", broker_session, influx_session, url)
@@ -93,15 +94,8 @@ def test_two_ingest_workers_and_one_engine_see_every_event(
     expected = backtest_keys(messages, prefix)
     assert any(k[1].startswith("upstream") for k in expected)  # Katulampa warns Depok
     workers = [
-        WorkerProcess(
-            tmp_path / f"worker{i}",
-            broker_session.url,
-            influx_session.url,
-            database,
-            client_id=f"w{i}-{prefix}",
-            topic_prefix=prefix,
-            shared_group=f"g{prefix}",
-            extra_env={"SIAGA_HEALTH__ENABLED": "false"},
+        new_worker(
+            tmp_path / f"worker{i}", {"SIAGA_HEALTH__ENABLED": "false"}, client_id=f"w{i}-{prefix}"
         )
         for i in (1, 2)
     ]

@@ -302,14 +302,6 @@ async def test_engine_state_rows_with_none_are_deleted(store: IncidentStore) -> 
 # -- SQL only ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'incidents.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def test_migrations_create_the_tables_and_go_back_down(sql_url: str) -> None:
     ours = {"incidents", "incident_transitions", "outbox", "engine_state"}
     upgrade(sql_url)
