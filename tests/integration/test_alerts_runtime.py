@@ -36,6 +36,7 @@ def engine_for(
     broker: MosquittoServer,
     influx: InfluxServer,
     database_url: str,
+    topic_prefix: str | None = None,
     **extra: str,
 ) -> EngineProcess:
     name = unique_name(request)
@@ -46,7 +47,7 @@ def engine_for(
         f"a_{name}",
         database_url,
         client_id=f"e-{name}",
-        topic_prefix=f"p{name}",
+        topic_prefix=topic_prefix or f"p{name}",
         extra_env=dict(extra),
     )
 
@@ -88,17 +89,17 @@ def test_two_ingest_workers_and_one_engine_see_every_event(
     new_worker: NewWorker,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'siaga.db'}"
-    engine = engine_for(request, tmp_path / "engine", broker_session, influx_session, url)
-    prefix = engine.topic_prefix
+    workers = [
+        new_worker(tmp_path / f"worker{i}", {"SIAGA_HEALTH__ENABLED": "false"}, tag=str(i))
+        for i in (1, 2)
+    ]
+    prefix = workers[0].topic_prefix  # the engine reads what the workers read
+    engine = engine_for(
+        request, tmp_path / "engine", broker_session, influx_session, url, topic_prefix=prefix
+    )
     messages = scenario_messages("jakarta-water-gates", prefix)
     expected = backtest_keys(messages, prefix)
     assert any(k[1].startswith("upstream") for k in expected)  # Katulampa warns Depok
-    workers = [
-        new_worker(
-            tmp_path / f"worker{i}", {"SIAGA_HEALTH__ENABLED": "false"}, client_id=f"w{i}-{prefix}"
-        )
-        for i in (1, 2)
-    ]
     with workers[0], workers[1], engine:
         paho_publish(broker_session.port, messages, client_id=f"pub-{prefix}")
         assert_same(wait_for_keys(url, expected), expected)

@@ -138,7 +138,8 @@ def test_flood_wave_notifies_once_per_level_in_indonesian_and_escalates(
 ) -> None:
     smtp_port, inbox, receiver = peers
     name = unique_name(request)
-    prefix = f"p{name}"
+    worker = new_worker(tmp_path / "worker")
+    prefix = worker.topic_prefix  # the engine reads what the worker reads
     policy = tmp_path / "alerts.yaml"
     policy.write_text(POLICY.format(smtp=smtp_port, hook=receiver.url, hook_port=receiver.port))
     url = f"sqlite:///{tmp_path / 'siaga.db'}"
@@ -158,7 +159,7 @@ def test_flood_wave_notifies_once_per_level_in_indonesian_and_escalates(
         FLOOD_HOOK_KEY=HOOK_KEY,
     )
     engine = Engine(tmp_path, env)
-    with new_worker(tmp_path / "worker"):
+    with worker:
         engine.start()
         try:
             wait_for(lambda: "leading" in engine.log() or not engine.alive(), 60, "engine leads")
