@@ -130,7 +130,9 @@ async def run_alerts(
     )
     subscriber = MqttSubscriber(connect_options(own))
     try:
-        spool = Spool(settings.engine_spool_dir, settings.spool.max_bytes)
+        spool = Spool(
+            settings.engine_spool_dir, settings.spool.max_bytes, settings.spool.segment_bytes
+        )
     except SpoolError as exc:
         raise ConfigError(str(exc)) from None
     current = [registry]

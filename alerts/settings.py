@@ -52,6 +52,9 @@ class NotifySettings(Section):
     fallback_check_s: float = Field(
         default=5.0, gt=0, description="how often undelivered messages are checked for fallback"
     )
+    escalation_check_s: float = Field(
+        default=1.0, gt=0, description="how often unacknowledged incidents are checked to escalate"
+    )
 
 
 class TelegramSettings(Section):

@@ -17,6 +17,7 @@ import math
 import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,6 +38,16 @@ def fleet_station_id(index: int) -> str:
     return f"{FLEET_PREFIX}-{index:06d}"
 
 
+def _places(count: int) -> Iterator[tuple[int, int, float, float]]:
+    """Each fleet station's index (from 1), regency number, latitude and longitude: a
+    low-discrepancy spread over the archipelago's bounding box."""
+    golden = (math.sqrt(5) - 1) / 2
+    for index in range(1, count + 1):
+        latitude = -11.0 + 17.0 * ((index * golden) % 1.0)
+        longitude = 95.0 + 46.0 * ((index * golden * golden) % 1.0)
+        yield index, index % REGENCIES + 1, latitude, longitude
+
+
 def fleet_stations_yaml(count: int, *, interval_s: float = 10.0) -> str:
     """A stations document for ``count`` fleet stations (river gauges spread over Indonesia).
 
@@ -54,12 +65,7 @@ def fleet_stations_yaml(count: int, *, interval_s: float = 10.0) -> str:
         "    battery_v: {unit: V, min: 0, max: 15}",
         "stations:",
     ]
-    golden = (math.sqrt(5) - 1) / 2
-    for index in range(1, count + 1):
-        # A low-discrepancy spread over the archipelago's bounding box.
-        latitude = -11.0 + 17.0 * ((index * golden) % 1.0)
-        longitude = 95.0 + 46.0 * ((index * golden * golden) % 1.0)
-        regency = index % REGENCIES + 1
+    for index, regency, latitude, longitude in _places(count):
         lines.append(
             f"  - {{id: {fleet_station_id(index)}, name: Fleet gauge {index}, "
             f"regency: Fleet regency {regency:03d}, latitude: {latitude:.4f}, "
@@ -79,11 +85,7 @@ def fleet_stations_csv(count: int, *, interval_s: float = 10.0) -> str:
         raise ValueError("a fleet has between 1 and 999,999 stations")
     interval = max(round(interval_s), 1)
     lines = ["id,name,regency,latitude,longitude,interval_s,profile"]
-    golden = (math.sqrt(5) - 1) / 2
-    for index in range(1, count + 1):
-        latitude = -11.0 + 17.0 * ((index * golden) % 1.0)
-        longitude = 95.0 + 46.0 * ((index * golden * golden) % 1.0)
-        regency = index % REGENCIES + 1
+    for index, regency, latitude, longitude in _places(count):
         lines.append(
             f"{fleet_station_id(index)},Fleet gauge {index},Fleet regency {regency:03d},"
             f"{latitude:.4f},{longitude:.4f},{interval},fleet_gauge"

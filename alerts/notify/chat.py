@@ -185,8 +185,8 @@ async def act(
     now_ns: int,
     zone: Zone,
     via: str,
-    least_role: str = "operator",
-    silence_s: float = 3600.0,
+    least_role: str,
+    silence_s: float,
     provinces: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Carry out a press for ``person``, or say why not (nothing changes then).
@@ -199,8 +199,8 @@ async def act(
         now_ns: The moment of the press as Siaga received it.
         zone: The time zone answers and message lines are written in.
         via: ``telegram`` or ``sms``: in the acknowledgement's comment.
-        least_role: The least role that may act.
-        silence_s: How long a mute lasts.
+        least_role: The least role that may act (``telegram.act_role``, ``sms.act_role``).
+        silence_s: How long a mute lasts (``telegram.silence_s``).
         provinces: The registry's regency -> province (a province-wide person's scope).
     """
     incident = await incidents.get(press.incident_id)

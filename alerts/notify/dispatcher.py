@@ -161,11 +161,11 @@ class Dispatcher:
         store: The notification store.
         policy: Returns the policy in force (hot reload swaps it).
         registry: Stations, for labels and messages.
-        settings: The ``notify`` settings.
+        settings: The ``notify`` settings (``escalation_check_s``: how often unacknowledged
+            incidents are checked for escalation).
         clock: Nanoseconds since the epoch.
         ack_link: Builds an incident's one-click acknowledgement link (the API supplies it).
         is_leader: Only the leader dispatches.
-        escalation_check_s: How often unacknowledged incidents are checked for escalation.
     """
 
     def __init__(
@@ -179,7 +179,6 @@ class Dispatcher:
         clock: Callable[[], int] = time.time_ns,
         ack_link: AckLink = no_ack_link,
         is_leader: Callable[[], bool] = lambda: True,
-        escalation_check_s: float = 1.0,
     ) -> None:
         self._incidents = incidents
         self._store = store
@@ -189,7 +188,7 @@ class Dispatcher:
         self._clock = clock
         self._ack_link = ack_link
         self._is_leader = is_leader
-        self._escalation_check_ns = int(escalation_check_s * 1e9)
+        self._escalation_check_ns = int(settings.escalation_check_s * 1e9)
         current = policy()
         self.grouper = Grouper(current.timings, current.group_by)
         self.counts = Counts()

@@ -1,10 +1,11 @@
 """Notifications inside a process: the named tasks ``siaga alerts run`` starts.
 
-:func:`notification_tasks` adds three tasks to the caller's TaskGroup: ``notify.policy``
-(hot reload), ``notify.dispatch`` and ``notify.send``. Both of the latter act only while
-``is_leader()`` is true, so on a standby pair only the leader sends. :func:`run_notifier`
-runs them alone (``siaga alerts notify``), for deployments and tests that keep the
-notifier in its own process.
+:func:`notification_companions` builds the named tasks: ``notify.policy`` (hot reload),
+``notify.regency-policies``, ``notify.dispatch``, ``notify.send``, ``notify.fallback``, and
+``notify.telegram`` and ``notify.sms`` when enabled. Dispatch, sending and fallback act only
+while ``is_leader()`` is true, so on a standby pair only the leader sends. :func:`run_notifier`
+runs them alone (``siaga alerts notify``), for deployments and tests that keep the notifier in
+its own process.
 """
 
 from __future__ import annotations
@@ -64,56 +65,6 @@ class Notifier:
     fallback: FallbackWatch | None = None
 
 
-def notification_tasks(
-    tasks: asyncio.TaskGroup,
-    settings: Settings,
-    *,
-    incidents: IncidentSource,
-    store: NotifyStore,
-    client: httpx.AsyncClient,
-    registry: Callable[[], StationRegistry],
-    is_leader: Callable[[], bool] = lambda: True,
-    ack_link: AckLink | None = None,
-    actions: IncidentActions | None = None,
-    chat_store: ChatStore | None = None,
-    modem: Modem | None = None,
-) -> Notifier:
-    """Start the notification tasks in ``tasks`` and return their pieces.
-
-    Args:
-        tasks: The process's TaskGroup.
-        settings: The settings (``notify`` section).
-        incidents: The incident store (its outbox and active incidents).
-        store: The notification store (usually :class:`SqlNotifyStore` on the same database).
-        client: The HTTP client webhooks use (its lifetime is the caller's).
-        registry: The station registry in force (hot reload swaps it).
-        is_leader: Only the leader dispatches and sends.
-        ack_link: Builds one-click acknowledgement links (default: signed links from the
-            ``notify`` settings, or none).
-        actions: The incident store's acknowledge/assign (two-way channels act through it).
-        chat_store: Where two-way channels keep links and posts (default: the database).
-        modem: The GSM modem (default: Gammu on ``sms.gammu_device`` when ``sms.enabled``).
-
-    Raises:
-        PolicyError: The policy file is invalid at start.
-    """
-    companions = notification_companions(
-        settings,
-        incidents=incidents,
-        store=store,
-        client=client,
-        registry=registry,
-        is_leader=is_leader,
-        ack_link=ack_link,
-        actions=actions,
-        chat_store=chat_store,
-        modem=modem,
-    )
-    for name, start in companions.tasks.items():
-        tasks.create_task(start(), name=name)
-    return companions.notifier
-
-
 @dataclass(slots=True)
 class Companions:
     """The notifier as companion tasks of another process, and its commit hook."""
@@ -124,6 +75,12 @@ class Companions:
     def on_commit(self, _transitions: Sequence[Transition], _committed_ns: int) -> None:
         """A commit observer: the dispatcher looks at the outbox at once."""
         self.notifier.dispatcher.wake()
+
+    def start(self, tasks: asyncio.TaskGroup) -> Notifier:
+        """Start every task in ``tasks`` (a process that runs the notifier alone)."""
+        for name, start in self.tasks.items():
+            tasks.create_task(start(), name=name)
+        return self.notifier
 
 
 def notification_companions(
@@ -139,9 +96,22 @@ def notification_companions(
     chat_store: ChatStore | None = None,
     modem: Modem | None = None,
 ) -> Companions:
-    """The same tasks as :func:`notification_tasks`, as named coroutine factories for a
-    process that starts its own tasks (``siaga alerts run``'s companions), with a commit
-    observer that wakes the dispatcher.
+    """The notification tasks as named coroutine factories, with a commit observer that
+    wakes the dispatcher: ``siaga alerts run`` starts them as its companions,
+    :func:`run_notifier` with :meth:`Companions.start`.
+
+    Args:
+        settings: The settings (``notify`` section).
+        incidents: The incident store (its outbox and active incidents).
+        store: The notification store (usually :class:`SqlNotifyStore` on the same database).
+        client: The HTTP client webhooks use (its lifetime is the caller's).
+        registry: The station registry in force (hot reload swaps it).
+        is_leader: Only the leader dispatches and sends.
+        ack_link: Builds one-click acknowledgement links (default: signed links from the
+            ``notify`` settings, or none).
+        actions: The incident store's acknowledge/assign (two-way channels act through it).
+        chat_store: Where two-way channels keep links and posts (default: the database).
+        modem: The GSM modem (default: Gammu on ``sms.gammu_device`` when ``sms.enabled``).
 
     Raises:
         PolicyError: The policy file is invalid at start.
@@ -327,8 +297,7 @@ async def run_notifier(settings: Settings) -> None:
             def is_leader() -> bool:
                 return incidents.leading
 
-        notification_tasks(
-            tasks,
+        notification_companions(
             settings,
             incidents=incidents,
             store=store,
@@ -336,4 +305,4 @@ async def run_notifier(settings: Settings) -> None:
             registry=lambda: registry,
             is_leader=is_leader,
             actions=incidents,
-        )
+        ).start(tasks)

@@ -15,7 +15,47 @@ from alerts.notify.regency_policy import RegencyPolicy, StoredRegencyPolicy
 from alerts.pipeline.silence import Silence
 
 
-class NotifyStore(Protocol):
+class NotifyQueries(Protocol):
+    """The people's side: silences, deliveries, regency policies and the CAP feed (what the
+    API reads and changes, ``dashboards.api.ports.NotifyReader``). All methods are async."""
+
+    async def deliveries(
+        self, message_id: str | None = None, *, since_ns: int | None = None
+    ) -> list[Delivery]:
+        """Deliveries (of one message; created at or after ``since_ns``), oldest first."""
+        ...
+
+    async def add_silence(self, silence: Silence) -> Silence:
+        """Store a silence; returns it with its id."""
+        ...
+
+    async def expire_silence(self, silence_id: int, at_ns: int) -> bool:
+        """End a silence now; False when there is no such silence."""
+        ...
+
+    async def silences(self, now_ns: int | None = None) -> list[Silence]:
+        """Silences not yet ended at ``now_ns`` (all when None)."""
+        ...
+
+    async def save_regency_policy(
+        self, regency: str, policy: RegencyPolicy, created_by: str, created_ns: int
+    ) -> StoredRegencyPolicy:
+        """Store a new version of a regency's policy (validated by the caller); returns it."""
+        ...
+
+    async def regency_policies(
+        self, regency: str | None = None, *, history: bool = False
+    ) -> list[StoredRegencyPolicy]:
+        """The newest version of each regency's policy (of ``regency`` only when given); with
+        ``history`` every version, newest first."""
+        ...
+
+    async def cap_feed_entries(self, since_ns: int | None, limit: int) -> list[CapDocument]:
+        """CAP documents sent at or after ``since_ns``, newest first (the Atom feed)."""
+        ...
+
+
+class NotifyStore(NotifyQueries, Protocol):
     """Where the pipeline keeps what must survive a restart. All methods are async."""
 
     async def queue(
@@ -56,43 +96,8 @@ class NotifyStore(Protocol):
         """Store a delivery's new status, attempts, next attempt and error."""
         ...
 
-    async def deliveries(
-        self, message_id: str | None = None, *, since_ns: int | None = None
-    ) -> list[Delivery]:
-        """Deliveries (of one message; created at or after ``since_ns``), oldest first."""
-        ...
-
-    async def add_silence(self, silence: Silence) -> Silence:
-        """Store a silence; returns it with its id."""
-        ...
-
-    async def expire_silence(self, silence_id: int, at_ns: int) -> bool:
-        """End a silence now; False when there is no such silence."""
-        ...
-
-    async def silences(self, now_ns: int | None = None) -> list[Silence]:
-        """Silences not yet ended at ``now_ns`` (all when None)."""
-        ...
-
-    async def save_regency_policy(
-        self, regency: str, policy: RegencyPolicy, created_by: str, created_ns: int
-    ) -> StoredRegencyPolicy:
-        """Store a new version of a regency's policy (validated by the caller); returns it."""
-        ...
-
-    async def regency_policies(
-        self, regency: str | None = None, *, history: bool = False
-    ) -> list[StoredRegencyPolicy]:
-        """The newest version of each regency's policy (of ``regency`` only when given); with
-        ``history`` every version, newest first."""
-        ...
-
     async def cap_references(self, incident_id: int) -> list[CapReference]:
         """An incident's CAP documents so far, oldest first (for ``references``)."""
-        ...
-
-    async def cap_feed_entries(self, since_ns: int | None, limit: int) -> list[CapDocument]:
-        """CAP documents sent at or after ``since_ns``, newest first (the Atom feed)."""
         ...
 
     async def aclose(self) -> None:

@@ -76,6 +76,7 @@ CHANNEL = "telegram"
 TEXT_MAX = 4096
 MAX_INCIDENT_ROWS = 4
 OFFSET_KEY = "telegram.offset"
+_TELEGRAM = TelegramSettings.model_fields  # the settings tree: one source of defaults
 
 Keyboard = list[list[tuple[str, str]]]
 View = Callable[[str, Sequence[int]], Awaitable[tuple[str, Keyboard]]]
@@ -149,7 +150,12 @@ class TelegramApi:
     """
 
     def __init__(
-        self, token: SecretStr, base_url: str, *, timeout_s: float = 10.0, poll_timeout_s: int = 30
+        self,
+        token: SecretStr,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        poll_timeout_s: int = _TELEGRAM["poll_timeout_s"].default,
     ) -> None:
         base = base_url.rstrip("/")
         self.poll_timeout_s = poll_timeout_s

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from alerts.model import EventKind, Incident, IncidentState
 from alerts.notify.localtime import WIB, Zone, clock_time, zone_for
 from dashboards.public.config import WATER_LEVEL, PublicRegency
+from dashboards.settings import PublicSettings
 from devices.levels import Level, label, thresholds_at
 from devices.stations import Station, StationRegistry
 from ingest.storage.base import LatestReading, MetricSpan
 
 NS = 1_000_000_000
+_PUBLIC = PublicSettings.model_fields  # the settings tree: one source of defaults
 WORDS = {Level.NORMAL: "Normal", Level.WASPADA: "Waspada", Level.SIAGA: "Siaga", Level.AWAS: "Awas"}
 UNKNOWN = "Tidak diketahui"
 ADVICE = {
@@ -277,8 +279,8 @@ def build_page(
     spans: Mapping[str, MetricSpan],
     incidents: Sequence[Incident],
     now_ns: int,
-    stale_intervals: float = 3.0,
-    stale_floor_s: float = 1800.0,
+    stale_intervals: float = _PUBLIC["stale_intervals"].default,
+    stale_floor_s: float = _PUBLIC["stale_floor_s"].default,
     cap_url: str | None = None,
 ) -> PageModel:
     """A regency's page from the newest readings, the trend window and the active incidents."""

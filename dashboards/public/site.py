@@ -32,6 +32,7 @@ from dashboards.public.render import (
     page_json,
     service_worker,
 )
+from dashboards.settings import PublicSettings
 from devices.stations import StationRegistry
 from ingest.errors import ConfigError, SiagaError
 from ingest.retry import RetryPolicy
@@ -41,6 +42,7 @@ from ingest.supervise import supervised
 
 log = logging.getLogger(__name__)
 TREND_WINDOW_S = 3600
+_PUBLIC = PublicSettings.model_fields  # the settings tree: one source of defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +107,10 @@ class PublicSite:
         readings: ReadingSource,
         incidents: IncidentSource,
         *,
-        refresh_s: float = 15.0,
-        max_age_s: int = 30,
-        stale_intervals: float = 3.0,
-        stale_floor_s: float = 1800.0,
+        refresh_s: float = _PUBLIC["refresh_s"].default,
+        max_age_s: int = _PUBLIC["max_age_s"].default,
+        stale_intervals: float = _PUBLIC["stale_intervals"].default,
+        stale_floor_s: float = _PUBLIC["stale_floor_s"].default,
         cap_url: str | None = None,
         clock: Callable[[], int] = time.time_ns,
         restart: RetryPolicy | None = None,

@@ -160,6 +160,15 @@ class SqliteStorage:
         self._metric_ids = dict(connection.execute("SELECT name, id FROM metrics").fetchall())
         self._series = set(connection.execute("SELECT station_id, metric_id FROM series"))
 
+    def _series_ids(
+        self, connection: sqlite3.Connection, station_id: str, metric: str
+    ) -> tuple[int, int] | None:
+        """The ids of a station's metric, fresh from the database (None: nothing stored yet)."""
+        self._load_ids(connection)
+        station = self._station_ids.get(station_id)
+        metric_id = self._metric_ids.get(metric)
+        return None if station is None or metric_id is None else (station, metric_id)
+
     @staticmethod
     def _id(connection: sqlite3.Connection, table: str, cache: dict[str, int], name: str) -> int:
         found = cache.get(name)
@@ -293,11 +302,10 @@ class SqliteStorage:
         width = int(window_s) * 1_000_000_000
 
         def query(connection: sqlite3.Connection) -> list[WindowStat]:
-            self._load_ids(connection)
-            station = self._station_ids.get(station_id)
-            metric_id = self._metric_ids.get(metric)
-            if station is None or metric_id is None:
+            series = self._series_ids(connection, station_id, metric)
+            if series is None:
                 return []
+            station, metric_id = series
             rows = connection.execute(
                 "SELECT ts_ns - ((ts_ns % :w) + :w) % :w AS start, avg(value), min(value), "
                 "max(value), count(*) FROM telemetry WHERE station_id = :s AND metric_id = :m "
@@ -314,11 +322,10 @@ class SqliteStorage:
         """Raw values of one metric in ``[start_ns, end_ns)``, oldest first, at most ``limit``."""
 
         def query(connection: sqlite3.Connection) -> list[tuple[int, float]]:
-            self._load_ids(connection)
-            station = self._station_ids.get(station_id)
-            metric_id = self._metric_ids.get(metric)
-            if station is None or metric_id is None:
+            series = self._series_ids(connection, station_id, metric)
+            if series is None:
                 return []
+            station, metric_id = series
             rows = connection.execute(
                 "SELECT ts_ns, value FROM telemetry WHERE station_id = ? AND metric_id = ? "
                 "AND ts_ns >= ? AND ts_ns < ? ORDER BY ts_ns LIMIT ?",

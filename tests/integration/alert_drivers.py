@@ -3,7 +3,6 @@ flood scenarios as messages, the transitions a database holds and those a backte
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from simulators.runner import prepare
 from simulators.scenario import load_scenario
 from tests.conftest import REPO_ROOT
 from tests.helpers import wait_for
-from tests.integration.drivers import SiagaProcess
+from tests.integration.drivers import SiagaProcess, siaga_env
 
 DEVICES_FILE = REPO_ROOT / "config" / "devices.yaml"
 STATIONS_FILE = REPO_ROOT / "config" / "stations.yaml"
@@ -54,8 +53,7 @@ class EngineProcess(SiagaProcess):
 
     def start(self, *, wait_subscribed: bool = True) -> EngineProcess:
         self.directory.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-        env.update(
+        env = siaga_env(
             SIAGA_MQTT__URL=self.broker_url,
             SIAGA_MQTT__TOPIC_PREFIX=self.topic_prefix,
             SIAGA_MQTT__RECONNECT_MAX_S="1",

@@ -22,16 +22,19 @@ def new_worker(
     database: str,
 ) -> NewWorker:
     """Makes `siaga ingest` drivers on the shared servers, with this test's own topic prefix,
-    group and database: ``new_worker(directory, extra_env=None)`` (not started)."""
+    group and database: ``new_worker(directory, extra_env=None, tag="")`` (not started; a
+    second worker of the same test needs its own ``tag``, which its client id carries)."""
     name = unique_name(request)
 
-    def make(directory: Path, extra_env: dict[str, str] | None = None) -> WorkerProcess:
+    def make(
+        directory: Path, extra_env: dict[str, str] | None = None, tag: str = ""
+    ) -> WorkerProcess:
         return WorkerProcess(
             directory,
             broker_session.url,
             influx_session.url,
             database,
-            client_id=f"w-{name}",
+            client_id=f"w{tag}-{name}",
             topic_prefix=f"p{name}",
             shared_group=f"g{name}",
             extra_env=dict(extra_env or {}),

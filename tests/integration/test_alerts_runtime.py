@@ -22,7 +22,8 @@ from tests.integration.alert_drivers import (
     scenario_messages,
     wait_for_keys,
 )
-from tests.integration.drivers import WorkerProcess, paho_publish
+from tests.integration.conftest import NewWorker
+from tests.integration.drivers import paho_publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,6 +36,7 @@ def engine_for(
     broker: MosquittoServer,
     influx: InfluxServer,
     database_url: str,
+    topic_prefix: str | None = None,
     **extra: str,
 ) -> EngineProcess:
     name = unique_name(request)
@@ -45,7 +47,7 @@ def engine_for(
         f"a_{name}",
         database_url,
         client_id=f"e-{name}",
-        topic_prefix=f"p{name}",
+        topic_prefix=topic_prefix or f"p{name}",
         extra_env=dict(extra),
     )
 
@@ -84,27 +86,20 @@ def test_two_ingest_workers_and_one_engine_see_every_event(
     tmp_path: Path,
     broker_session: MosquittoServer,
     influx_session: InfluxServer,
-    database: str,
+    new_worker: NewWorker,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'siaga.db'}"
-    engine = engine_for(request, tmp_path / "engine", broker_session, influx_session, url)
-    prefix = engine.topic_prefix
+    workers = [
+        new_worker(tmp_path / f"worker{i}", {"SIAGA_HEALTH__ENABLED": "false"}, tag=str(i))
+        for i in (1, 2)
+    ]
+    prefix = workers[0].topic_prefix  # the engine reads what the workers read
+    engine = engine_for(
+        request, tmp_path / "engine", broker_session, influx_session, url, topic_prefix=prefix
+    )
     messages = scenario_messages("jakarta-water-gates", prefix)
     expected = backtest_keys(messages, prefix)
     assert any(k[1].startswith("upstream") for k in expected)  # Katulampa warns Depok
-    workers = [
-        WorkerProcess(
-            tmp_path / f"worker{i}",
-            broker_session.url,
-            influx_session.url,
-            database,
-            client_id=f"w{i}-{prefix}",
-            topic_prefix=prefix,
-            shared_group=f"g{prefix}",
-            extra_env={"SIAGA_HEALTH__ENABLED": "false"},
-        )
-        for i in (1, 2)
-    ]
     with workers[0], workers[1], engine:
         paho_publish(broker_session.port, messages, client_id=f"pub-{prefix}")
         assert_same(wait_for_keys(url, expected), expected)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +23,10 @@ from dashboards.api.app import sql_engine
 from ingest.settings import InfluxSettings
 from ingest.storage.influx import InfluxStorage, registry_tags
 from ops.servers import InfluxServer, MosquittoServer, free_port
-from tests.apitools import FAST_HASHER, NOW_NS, incident, registry, settings
+from tests.apitools import FAST_HASHER, NOW_NS, incident, registry, settings, sse_events
 from tests.integration.drivers import WorkerProcess, paho_publish
 
 pytestmark = pytest.mark.integration
-
-
-async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, object]]]:
-    kind = ""
-    async for line in response.aiter_lines():
-        if line.startswith("event: "):
-            kind = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            yield kind, json.loads(line.removeprefix("data: "))
 
 
 async def test_a_reading_reaches_the_event_stream_within_two_seconds(
@@ -91,7 +81,7 @@ async def test_a_reading_reaches_the_event_stream_within_two_seconds(
                 client.stream("GET", "/api/v1/events") as response,
             ):
                 assert response.headers["content-type"].startswith("text/event-stream")
-                stream = _events(response)
+                stream = sse_events(response)
                 # Nobody listened before this stream, so the poller's first poll is its
                 # silent baseline: publish only once it has been taken.
                 async with asyncio.timeout(10):

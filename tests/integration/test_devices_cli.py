@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +15,7 @@ from ops.brokeradmin import BrokerFiles, mosquitto_listener_config
 from ops.servers import InfluxServer, MosquittoServer, free_port
 from tests.conftest import REPO_ROOT
 from tests.helpers import influx_count, reading_payload, wait_for
-from tests.integration.drivers import WorkerProcess
+from tests.integration.drivers import WorkerProcess, run_siaga, siaga_env
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +30,7 @@ class Cli:
         shutil.copy(REPO_ROOT / "config/devices.yaml", self.devices)
         broker = directory / "broker"
         self.files = BrokerFiles(broker / "passwd", broker / "acl", broker / "mosquitto.pid")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-        self.env.update(
+        self.env = siaga_env(
             SIAGA_STATIONS__FILE=str(self.stations),
             SIAGA_STATIONS__DEVICES_FILE=str(self.devices),
             SIAGA_BROKER__PASSWORD_FILE=str(self.files.password_file),
@@ -43,15 +39,7 @@ class Cli:
         )
 
     def __call__(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "siaga", "devices", *args],
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_siaga("devices", *args, env=self.env)
         assert result.returncode == 0, result.stderr
         return result.stdout
 

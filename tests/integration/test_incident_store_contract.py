@@ -63,6 +63,12 @@ def rate(subject: str, at_s: int) -> Transition:
 
 
 FIRING, RESOLVED = IncidentState.FIRING, IncidentState.RESOLVED
+RISE_AND_FALL = (
+    level("katulampa", 10, Level.WASPADA, Level.NORMAL, FIRING, None),
+    level("katulampa", 20, Level.AWAS, Level.WASPADA, FIRING, FIRING),
+    level("katulampa", 30, Level.NORMAL, Level.AWAS, RESOLVED, FIRING),
+)
+"""One incident's life at Katulampa: it warns, escalates to AWAS and resolves."""
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -106,12 +112,7 @@ async def test_a_first_transition_opens_an_incident_with_labels_history_and_outb
 async def test_escalation_and_resolution_update_one_incident_and_a_new_rise_opens_another(
     store: IncidentStore,
 ) -> None:
-    steps = [
-        level("katulampa", 10, Level.WASPADA, Level.NORMAL, FIRING, None),
-        level("katulampa", 20, Level.AWAS, Level.WASPADA, FIRING, FIRING),
-        level("katulampa", 30, Level.NORMAL, Level.AWAS, RESOLVED, FIRING),
-    ]
-    for step in steps:
+    for step in RISE_AND_FALL:
         await store.commit([step], {}, LABELS)
     [resolved] = await store.list(IncidentFilter(active_only=False))
     assert resolved.state == RESOLVED
@@ -132,9 +133,7 @@ async def test_one_commit_moves_an_incident_several_times_and_a_partial_replay_s
     store: IncidentStore,
 ) -> None:
     steps = [
-        level("katulampa", 10, Level.WASPADA, Level.NORMAL, FIRING, None),
-        level("katulampa", 20, Level.AWAS, Level.WASPADA, FIRING, FIRING),
-        level("katulampa", 30, Level.NORMAL, Level.AWAS, RESOLVED, FIRING),
+        *RISE_AND_FALL,
         level("katulampa", 40, Level.WASPADA, Level.NORMAL, FIRING, None),
         level("depok", 40, Level.SIAGA, Level.NORMAL, FIRING, None),
     ]
@@ -300,14 +299,6 @@ async def test_engine_state_rows_with_none_are_deleted(store: IncidentStore) -> 
 
 
 # -- SQL only ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'incidents.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def test_migrations_create_the_tables_and_go_back_down(sql_url: str) -> None:

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.integration.drivers import run_siaga, siaga_env
 
 pytestmark = pytest.mark.integration
 
 
 def siaga(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    env["SIAGA_DATABASE__URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "siaga", "alerts", "silence", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_siaga("alerts", "silence", *args, env=siaga_env(SIAGA_DATABASE__URL=url))
 
 
 def test_add_list_and_expire_a_silence(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ a silence honoured. Then kill -9 of the notifier in the middle of sending."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,8 @@ import pytest
 from ops.servers import InfluxServer, MosquittoServer
 from tests.conftest import REPO_ROOT, STATIONS_FILE, unique_name
 from tests.helpers import reading_payload, wait_for
-from tests.integration.drivers import WorkerProcess, paho_publish
+from tests.integration.conftest import NewWorker
+from tests.integration.drivers import SiagaProcess, paho_publish, run_siaga, siaga_env
 from tests.integration.notify_peers import Received, WebhookReceiver, smtp_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,27 +64,17 @@ silences:
 """
 
 
-class Engine:
+class Engine(SiagaProcess):
     """`siaga alerts run` in its own process."""
 
     def __init__(self, directory: Path, env: dict[str, str]) -> None:
         self.directory = directory
         self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = directory / "engine.log"
+        self.process = None
+        self.log_path = None
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "siaga", "alerts", "run"],
-                cwd=REPO_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        self.spawn(["alerts", "run"], self.env, "engine")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -144,15 +134,16 @@ def test_flood_wave_notifies_once_per_level_in_indonesian_and_escalates(
     influx_session: InfluxServer,
     database: str,
     peers: tuple[int, Any, WebhookReceiver],
+    new_worker: NewWorker,
 ) -> None:
     smtp_port, inbox, receiver = peers
     name = unique_name(request)
-    prefix = f"p{name}"
+    worker = new_worker(tmp_path / "worker")
+    prefix = worker.topic_prefix  # the engine reads what the worker reads
     policy = tmp_path / "alerts.yaml"
     policy.write_text(POLICY.format(smtp=smtp_port, hook=receiver.url, hook_port=receiver.port))
     url = f"sqlite:///{tmp_path / 'siaga.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    env.update(
+    env = siaga_env(
         SIAGA_MQTT__URL=broker_session.url,
         SIAGA_MQTT__TOPIC_PREFIX=prefix,
         SIAGA_MQTT__RECONNECT_MAX_S="1",
@@ -168,15 +159,7 @@ def test_flood_wave_notifies_once_per_level_in_indonesian_and_escalates(
         FLOOD_HOOK_KEY=HOOK_KEY,
     )
     engine = Engine(tmp_path, env)
-    with WorkerProcess(
-        tmp_path / "worker",
-        broker_session.url,
-        influx_session.url,
-        database,
-        client_id=f"w-{name}",
-        topic_prefix=prefix,
-        shared_group=f"g{name}",
-    ):
+    with worker:
         engine.start()
         try:
             wait_for(lambda: "leading" in engine.log() or not engine.alive(), 60, "engine leads")
@@ -251,15 +234,7 @@ def test_flood_wave_notifies_once_per_level_in_indonesian_and_escalates(
             escalation = next(r for r in receiver.accepted() if r.path == "/pimpinan")
             assert escalation.json()["message"].startswith("ESKALASI")
             incident = levels[0]["incident_id"]
-            acked = subprocess.run(
-                [sys.executable, "-m", "siaga", "alerts", "ack", str(incident), "--by", "rina"],
-                cwd=REPO_ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            acked = run_siaga("alerts", "ack", str(incident), "--by", "rina", env=env)
             assert acked.returncode == 0, acked.stderr
 
             # The water falls back through every level (a gradual fall: a jump that returns
@@ -371,8 +346,7 @@ default_groups: [all]
 group_by: [station]
 group_wait_s: 0
 """)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    env.update(
+    env = siaga_env(
         SIAGA_DATABASE__URL=url,
         SIAGA_STATIONS__FILE=str(STATIONS_FILE),
         SIAGA_NOTIFY__POLICY_FILE=str(policy),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,13 +12,13 @@ import pytest
 
 from ops.servers import MosquittoServer
 from tests.conftest import REPO_ROOT
+from tests.integration.drivers import siaga_env
 
 pytestmark = pytest.mark.integration
 
 
 def _simulate(broker: MosquittoServer, speed: str, output: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    env["COLUMNS"] = "200"
+    env = siaga_env(COLUMNS="200")
     with output.open("wb") as sink:
         return subprocess.Popen(
             [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import signal
 import socket
@@ -29,6 +28,7 @@ from ingest.settings import ValidationSettings
 from ops.servers import free_port
 from tests.conftest import REPO_ROOT
 from tests.helpers import wait_for
+from tests.integration.drivers import run_siaga, siaga_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,9 +37,8 @@ class Up:
     """A ``siaga up`` child process whose output is collected as it runs."""
 
     def __init__(self, data_dir: Path, port: int, *args: str, cwd: Path = REPO_ROOT) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
         # Nothing of this machine's own services: an InfluxDB that does not answer.
-        env["SIAGA_INFLUX__URL"] = f"http://127.0.0.1:{free_port()}"
+        env = siaga_env(SIAGA_INFLUX__URL=f"http://127.0.0.1:{free_port()}")
         self.port = port
         self.data_dir = data_dir
         self.lines: list[str] = []
@@ -104,25 +103,8 @@ def _get(url: str) -> tuple[int, bytes]:
 
 def _incidents(data_dir: Path) -> list[dict[str, object]]:
     # Found through the record `siaga up` keeps in its data directory, not told the database.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "siaga",
-            "alerts",
-            "--data-dir",
-            str(data_dir),
-            "list",
-            "--all",
-            "--json",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_siaga(
+        "alerts", "--data-dir", str(data_dir), "list", "--all", "--json", env=siaga_env()
     )
     if result.returncode != 0:
         return []
@@ -153,28 +135,17 @@ def test_up_demo_fires_a_flood_alert_stops_cleanly_and_keeps_its_data(
         assert status == 200
         assert "first admin" in up.output.lower() or "admin" in up.output
         # A user added beside it (the hint it prints) can sign in.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
-        added = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "siaga",
-                "users",
-                "--data-dir",
-                str(data_dir),
-                "add",
-                "siti",
-                "--role",
-                "operator",
-                "--password",
-                "a long secret",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        added = run_siaga(
+            "users",
+            "--data-dir",
+            str(data_dir),
+            "add",
+            "siti",
+            "--role",
+            "operator",
+            "--password",
+            "a long secret",
+            env=siaga_env(),
         )
         assert added.returncode == 0, added.stderr
         login = urllib.request.Request(
@@ -288,7 +259,7 @@ def test_a_second_up_on_a_data_directory_in_use_is_refused(data_dir: Path) -> No
     up = Up(data_dir, port, "--no-demo", "--storage", "sqlite")
     try:
         up.wait_ready()
-        second = _up_once("--data-dir", str(data_dir))
+        second = run_siaga("up", "--data-dir", str(data_dir))
         assert second.returncode == 2
         assert "already running on the data directory" in second.stderr
         assert f"pid {up.process.pid}" in second.stderr
@@ -329,21 +300,9 @@ def test_ctrl_c_stops_up_within_five_seconds_with_a_page_open(data_dir: Path) ->
     print(f"siaga up stopped {stopped_s:.1f} s after Ctrl-C with an event stream open")
 
 
-def _up_once(*args: str) -> subprocess.CompletedProcess[str]:
-    """``siaga up`` that is expected to refuse to start."""
-    return subprocess.run(
-        [sys.executable, "-m", "siaga", "up", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_a_taken_web_port_is_named_without_a_traceback(data_dir: Path) -> None:
     with socket_listening() as port:
-        result = _up_once("--data-dir", str(data_dir), "--port", str(port), "--no-demo")
+        result = run_siaga("up", "--data-dir", str(data_dir), "--port", str(port), "--no-demo")
     assert result.returncode == 2
     assert f"port {port}" in result.stderr
     assert "--port" in result.stderr
@@ -352,7 +311,8 @@ def test_a_taken_web_port_is_named_without_a_traceback(data_dir: Path) -> None:
 
 def test_an_existing_port_that_is_not_an_mqtt5_broker_is_refused(data_dir: Path) -> None:
     with socket_listening() as port:
-        result = _up_once(
+        result = run_siaga(
+            "up",
             "--data-dir",
             str(data_dir),
             "--port",

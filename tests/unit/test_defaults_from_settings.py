@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 
+from alerts.notify.telegram import TelegramApi
 from alerts.rules.watch import RulesWatcher
-from alerts.settings import AlertsSettings
+from alerts.settings import AlertsSettings, TelegramSettings
 from dashboards.grafana.push import push_dashboards, push_regencies
-from dashboards.settings import GrafanaSettings
+from dashboards.public.model import build_page
+from dashboards.public.site import PublicSite
+from dashboards.settings import GrafanaSettings, PublicSettings
 from devices.topics import DEFAULT_PREFIX, TopicScheme
 from ingest.health import HealthRecorder
 from ingest.logs import configure_logging
@@ -44,6 +47,13 @@ from simulators.runner import run_scenario
         (run_fleet, "topic_prefix", MqttSettings().topic_prefix),
         (run_replay, "topic_prefix", MqttSettings().topic_prefix),
         (run_scenario, "topic_prefix", MqttSettings().topic_prefix),
+        (PublicSite, "refresh_s", PublicSettings().refresh_s),
+        (PublicSite, "max_age_s", PublicSettings().max_age_s),
+        (PublicSite, "stale_intervals", PublicSettings().stale_intervals),
+        (PublicSite, "stale_floor_s", PublicSettings().stale_floor_s),
+        (build_page, "stale_intervals", PublicSettings().stale_intervals),
+        (build_page, "stale_floor_s", PublicSettings().stale_floor_s),
+        (TelegramApi, "poll_timeout_s", TelegramSettings().poll_timeout_s),
     ],
 )
 def test_a_default_is_the_settings_trees(

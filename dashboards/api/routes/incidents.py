@@ -18,7 +18,15 @@ from alerts.pipeline.silence import Matcher, Silence
 from dashboards.api.accounts import Principal
 from dashboards.api.audit import Change
 from dashboards.api.context import ApiContext
-from dashboards.api.deps import Context, Operator, Record, RequestLanguage, Viewer, audit_change
+from dashboards.api.deps import (
+    Context,
+    Operator,
+    Record,
+    Recorder,
+    RequestLanguage,
+    Viewer,
+    audit_change,
+)
 from dashboards.api.routes import AUTH_RESPONSES, NOT_FOUND, bad_parameter, time_ns
 from dashboards.api.schemas import (
     ONE_LINE,
@@ -92,6 +100,23 @@ def _concerns(incident: Incident) -> frozenset[str] | None:
     return None if regency is None else frozenset({regency})
 
 
+async def _acknowledge(
+    ctx: ApiContext, who: Principal, record: Recorder, incident_id: int, comment: str, at_ns: int
+) -> Incident:
+    """Acknowledge one incident as ``who`` and record it in the audit log."""
+    incident = await ctx.incidents.acknowledge(
+        incident_id, by=who.name, comment=comment, at_ns=at_ns
+    )
+    await record(
+        "incident.acknowledge",
+        "incident",
+        str(incident_id),
+        _concerns(incident),
+        {"comment": comment},
+    )
+    return incident
+
+
 async def _existing(
     ctx: ApiContext, who: Principal, incident_id: int, language: Language = "id"
 ) -> IncidentPublic:
@@ -126,16 +151,7 @@ async def acknowledge(
 ) -> IncidentPublic:
     """Record that ``who`` has seen it (with a comment)."""
     await _existing(ctx, who, incident_id)
-    incident = await ctx.incidents.acknowledge(
-        incident_id, by=who.name, comment=body.comment, at_ns=ctx.clock_ns()
-    )
-    await record(
-        "incident.acknowledge",
-        "incident",
-        str(incident_id),
-        _concerns(incident),
-        {"comment": body.comment},
-    )
+    incident = await _acknowledge(ctx, who, record, incident_id, body.comment, ctx.clock_ns())
     return incident_public(incident, ctx.schemes, registry=ctx.registry, language=language)
 
 
@@ -169,17 +185,7 @@ async def acknowledge_all(
     for found_one in found:
         if found_one.acknowledged is not None:
             continue
-        incident = await ctx.incidents.acknowledge(
-            found_one.id, by=who.name, comment=body.comment, at_ns=at_ns
-        )
-        await record(
-            "incident.acknowledge",
-            "incident",
-            str(incident.id),
-            _concerns(incident),
-            {"comment": body.comment},
-        )
-        done.append(incident)
+        done.append(await _acknowledge(ctx, who, record, found_one.id, body.comment, at_ns))
     data = [incident_public(i, ctx.schemes, registry=ctx.registry, language=language) for i in done]
     return IncidentList(data=data, count=len(data))
 
