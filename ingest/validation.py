@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from devices import (
     Reading,
@@ -54,8 +54,8 @@ class Limits:
 class Outcome:
     """What one message became: readings to store, and rejections to store and count."""
 
-    readings: list[Reading] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
+    readings: list[Reading]
+    rejections: list[Rejection]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,10 @@ class Validator:
     ) -> None:
         self._topics = topics
         self._limits = limits
+        # Per message, these are read often: computed once.
+        self._max_payload_bytes = limits.max_payload_bytes
+        self._max_future_ns = int(limits.max_future_s * NS_PER_S)
+        self._max_age_ns = int(limits.max_age_s * NS_PER_S)
         self._decoders = DECODERS if decoders is None else decoders
         self._senders: dict[str, _Sender | _Unresolved] = {}
         self.use_registry(registry)
@@ -156,30 +160,34 @@ class Validator:
         Returns:
             The valid readings (only valid metrics kept) and every rejection with its reason.
         """
-        sender = self._sender(topic)
+        sender = self._senders.get(topic)
+        if sender is None:
+            sender = self._sender(topic)
         if isinstance(sender, tuple):
             return _reject(*sender)
-        station_id = sender.context.station.id
-        limits = self._limits
-        if len(payload) > limits.max_payload_bytes:
+        if len(payload) > self._max_payload_bytes:
             return _reject(
                 Reason.PAYLOAD_TOO_LARGE,
-                f"payload is {len(payload)} bytes; the limit is {limits.max_payload_bytes}",
-                station_id,
+                f"payload is {len(payload)} bytes; the limit is {self._max_payload_bytes}",
+                sender.context.station.id,
             )
-        if sender.decoder is None:
+        decoder = sender.decoder
+        if decoder is None:
             return _reject(
-                Reason.UNDECODABLE, f"no decoder for payload format {sender.format!r}", station_id
+                Reason.UNDECODABLE,
+                f"no decoder for payload format {sender.format!r}",
+                sender.context.station.id,
             )
-        decoded = sender.decoder(payload, sender.context)
-        outcome = Outcome([], decoded.rejections)
-        newest_ns = now_ns + int(limits.max_future_s * NS_PER_S)
-        oldest_ns = now_ns - int(limits.max_age_s * NS_PER_S)
+        decoded = decoder(payload, sender.context)
+        newest_ns = now_ns + self._max_future_ns
+        oldest_ns = now_ns - self._max_age_ns
+        rejections = decoded.rejections
+        readings = []
         for reading in decoded.readings:
-            kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, outcome.rejections)
+            kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, rejections)
             if kept is not None:
-                outcome.readings.append(kept)
-        return outcome
+                readings.append(kept)
+        return Outcome(readings, rejections)
 
 
 def _reject(reason: Reason, detail: str, station_id: str | None = None) -> Outcome:

@@ -296,8 +296,9 @@ class IngestWorker:
         now_ns = self._clock_ns()
         now_s = self._monotonic()
         validate = self._validator.validate
-        add = self._batcher.add
-        valid = 0
+        readings: list[Reading] = []
+        stored: list[StoredRejection] = []
+        tokens: list[object] = []
         reasons: list[Reason] = []
         for delivery in chunk:
             try:
@@ -306,21 +307,24 @@ class IngestWorker:
                 # A decoder bug must cost one message, never the loop; the tests fail on it.
                 log.exception("validating a message on %s raised", delivery.topic[:100])
                 outcome = Outcome([], [Rejection(Reason.DECODER_ERROR, repr(exc)[:300])])
-            stored: list[StoredRejection] = []
-            for rejection in outcome.rejections:
-                reasons.append(rejection.reason)
-                stored.append(
-                    StoredRejection(
-                        rejection,
-                        delivery.topic,
-                        excerpt(delivery.payload),
-                        self._unique_rejection_ns(now_ns),
+            if outcome.rejections:
+                for rejection in outcome.rejections:
+                    reasons.append(rejection.reason)
+                    stored.append(
+                        StoredRejection(
+                            rejection,
+                            delivery.topic,
+                            excerpt(delivery.payload),
+                            self._unique_rejection_ns(now_ns),
+                        )
                     )
-                )
-            valid += len(outcome.readings)
-            add(outcome.readings, stored, delivery.token, now_s)
+            readings += outcome.readings
+            if delivery.token is not None:
+                tokens.append(delivery.token)
+        # The whole chunk at once: a batch is flushed between chunks, never within one.
+        self._batcher.add_many(readings, stored, tokens, now_s)
         self.metrics.messages_received.inc(len(chunk))
-        self.metrics.readings_received.inc(valid)
+        self.metrics.readings_received.inc(len(readings))
         if reasons:
             self.metrics.count_rejections(reasons)
 
