@@ -70,9 +70,10 @@ def publish_stream(messages: int, stations: int, late_h: float, prefix: str = "s
     for k in range(messages):
         index = k % stations
         ts = start_ms + k // stations
-        payload = (
-            b'{"ts":%d,"seq":%d,"water_level_cm":%d.4,"battery_v":3.91,"rssi_dbm":-97}'
-            % (ts, k // stations, 100 + k % 900)
+        payload = b'{"ts":%d,"seq":%d,"water_level_cm":%d.4,"battery_v":3.91,"rssi_dbm":-97}' % (
+            ts,
+            k // stations,
+            100 + k % 900,
         )
         packets.append(encode_publish(topics[index], payload, k % 65535 + 1))
     return b"".join(packets)
@@ -81,14 +82,18 @@ def publish_stream(messages: int, stations: int, late_h: float, prefix: str = "s
 class _Transport(asyncio.Transport):
     """The socket's side the protocol writes PUBACKs to; counts them."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int) -> None:
         super().__init__()
         self.acked = 0
+        self.expected = expected
+        self.all_acked = asyncio.Event()
         self.paused = False
         self.resumed = asyncio.Event()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.acked += len(data) // 4
+        if self.acked >= self.expected:
+            self.all_acked.set()
 
     def is_closing(self) -> bool:
         return False
@@ -139,7 +144,7 @@ async def _run_once(stream: bytes, messages: int, stations: int, directory: Path
     batch = BatchSettings()
     options = ConnectOptions("localhost", 1883, "bench-cpu", ("siaga/+/telemetry",))
     subscriber = _Subscriber(options)
-    transport = _Transport()
+    transport = _Transport(messages)
     protocol = _Protocol(subscriber, 1)
     protocol.connection_made(transport)
     subscriber._protocol = protocol
@@ -157,7 +162,7 @@ async def _run_once(stream: bytes, messages: int, stations: int, directory: Path
         storage.rollups_ready = True  # back-dated readings write dirty-hour marks, as live
         health = HealthRecorder(registry, storage, 60.0, heartbeat_s=600.0)
         worker = IngestWorker(
-            subscriber,  # type: ignore[arg-type]
+            subscriber,
             storage,
             spool,
             validator,
@@ -178,8 +183,7 @@ async def _run_once(stream: bytes, messages: int, stations: int, directory: Path
             group.create_task(worker.run(stop))
             await worker.ready.wait()
             group.create_task(_feed(protocol, transport, stream))
-            while transport.acked < messages:
-                await asyncio.sleep(0.005)
+            await transport.all_acked.wait()
             stop.set()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     spool.close()

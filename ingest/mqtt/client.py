@@ -41,7 +41,6 @@ from ingest.mqtt.codec import (
     PacketReader,
     PingResp,
     ProtocolError,
-    Publish,
     SubAck,
     describe_reason,
     encode_connect,
@@ -121,16 +120,18 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
         try:
-            packets = self._reader.feed(data)
+            packets = self._reader.feed_raw(data)
         except ProtocolError as exc:
             self._fail(exc)
             return
         deliveries: list[Delivery] = []
         base = self._generation << 16
         for packet in packets:
-            if type(packet) is Publish:
-                token = None if packet.packet_id is None else base | packet.packet_id
-                deliveries.append(Delivery(packet.topic, packet.payload, token))
+            if type(packet) is tuple:
+                topic, payload, packet_id = packet
+                deliveries.append(
+                    Delivery(topic, payload, None if packet_id is None else base | packet_id)
+                )
             elif isinstance(packet, ConnAck):
                 if not self.connack.done():
                     self.connack.set_result(packet)

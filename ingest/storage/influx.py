@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 StationTags = Callable[[str], Mapping[str, str]]
 _GZIP_MIN_BYTES = 4096
+_MAX_TEMPLATES = 100_000
 
 
 def registry_tags(registry: StationRegistry) -> StationTags:
@@ -65,6 +66,9 @@ class LineEncoder:
         self._station_tags = station_tags
         self._series: dict[str, str] = {}
         self._field_keys: dict[str, str] = {}
+        # (station, metric names...) → the line with %-placeholders for values, seq and time.
+        self._templates: dict[tuple[str, ...], str] = {}
+        self._templates_seq: dict[tuple[str, ...], str] = {}
 
     def station_tags(self, station_id: str) -> Mapping[str, str]:
         """The tags of a station's series."""
@@ -73,25 +77,43 @@ class LineEncoder:
     def forget_stations(self) -> None:
         """Drop cached series keys (after the registry changed)."""
         self._series.clear()
+        self._templates.clear()
+        self._templates_seq.clear()
 
     def reading(self, reading: Reading) -> str:
         """One telemetry line. Metric values are always floats, so types never conflict."""
+        values = reading.values
+        shape = (reading.station_id, *values)
+        seq = reading.seq
+        templates = self._templates if seq is None else self._templates_seq
+        template = templates.get(shape)
+        if template is None:
+            template = self._template(reading)
+            if len(templates) >= _MAX_TEMPLATES:
+                templates.clear()
+            templates[shape] = template
+        if seq is None:
+            return template % (*values.values(), reading.ts_ns)
+        return template % (*values.values(), seq, reading.ts_ns)
+
+    def _template(self, reading: Reading) -> str:
+        """The line of a reading's station and metrics, values left as placeholders."""
         series = self._series.get(reading.station_id)
         if series is None:
             series = series_key(TELEMETRY, self._station_tags(reading.station_id))
             self._series[reading.station_id] = series
         keys = self._field_keys
         parts = []
-        for name, value in reading.values.items():
+        for name in reading.values:
             key = keys.get(name)
             if key is None:
                 key = keys[name] = escape_field_key(name)
-            parts.append(f"{key}={value!r}")
+            parts.append(key.replace("%", "%%") + "=%r")
         if not parts:
             raise LineProtocolError("a reading without values cannot be stored")
         if reading.seq is not None:
-            parts.append(f"seq={reading.seq}i")
-        return f"{series} {','.join(parts)} {reading.ts_ns}"
+            parts.append("seq=%si")
+        return f"{series.replace('%', '%%')} {','.join(parts)} %s"
 
     @staticmethod
     def rejection(stored: StoredRejection) -> str:
