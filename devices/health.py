@@ -66,6 +66,7 @@ class StationHealth:
 
 
 _VITALS = ("battery_v", "battery_pct", "rssi_dbm", "snr_db")
+_VITAL_SLOTS = tuple(enumerate(_VITALS))
 _NEVER = -(2**63)
 
 
@@ -205,19 +206,23 @@ class HealthTracker:
             track = self._tracks[station_id] = _Track(oldest_ns, self._ring)
         elif oldest_ns < track.first_seen_ns:
             track.first_seen_ns = oldest_ns
-        interval_ns = self._interval_ns(station_id)
+        interval_ns = self._intervals.get(station_id) or self._interval_ns(station_id)
+        count = self._count
         for reading in group:
-            self._count(track, reading, interval_ns)
+            count(track, reading, interval_ns)
         newest = group[-1]
+        newest_ns = newest.ts_ns
         # The freshest reading of the batch has the smallest delay: the best skew sample.
-        track.skews_ns[track.skew_count % _SKEW_SAMPLES] = arrival_ns - newest.ts_ns
+        track.skews_ns[track.skew_count % _SKEW_SAMPLES] = arrival_ns - newest_ns
         track.skew_count += 1
         vitals, vital_times = track.vitals, track.vital_times
-        for at, name in enumerate(_VITALS):
-            value = newest.values.get(name)
+        values = newest.values
+        single = len(group) == 1
+        for at, name in _VITAL_SLOTS:
+            value = values.get(name)
             if value is not None:
-                ts_ns = newest.ts_ns
-            elif len(group) == 1:
+                ts_ns = newest_ns
+            elif single:
                 continue
             else:
                 # Rare (a status message apart from the readings): look through the batch.

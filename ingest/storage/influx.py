@@ -498,15 +498,21 @@ class InfluxStorage:
         Readings older than the continuous query's reach also write marks of the hours they
         make dirty, in the same request: a mark is durable exactly when its readings are.
         """
-        lines: list[str] = []
-        sources: list[Reading | StoredRejection] = []
+        lines: list[str]
+        sources: list[Reading | StoredRejection]
         refused: list[StoredRejection] = []
-        for reading in batch.readings:
-            try:
-                lines.append(self.encoder.reading(reading))
-                sources.append(reading)
-            except LineProtocolError as exc:
-                refused.append(_refusal(reading, str(exc)))
+        encode = self.encoder.reading
+        try:
+            lines = [encode(reading) for reading in batch.readings]  # all of them, usually
+            sources = list(batch.readings)
+        except LineProtocolError:
+            lines, sources = [], []
+            for reading in batch.readings:
+                try:
+                    lines.append(encode(reading))
+                    sources.append(reading)
+                except LineProtocolError as exc:
+                    refused.append(_refusal(reading, str(exc)))
         for stored in batch.rejections:
             try:
                 lines.append(self.encoder.rejection(stored))
