@@ -224,16 +224,3 @@ def measure(
     best = min(r.cpu_us_per_message for r in plain)
     say(f"median {median:.2f} µs CPU per message (best {best:.2f})")
     return runs
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--stations", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--late-h", type=float, default=48.0)
-    parser.add_argument("--profile", type=Path)
-    args = parser.parse_args()
-    measure(args.messages, args.stations, args.repeats, args.late_h, args.profile)
