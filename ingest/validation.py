@@ -166,24 +166,48 @@ class Validator:
         Returns:
             The valid readings (only valid metrics kept) and every rejection with its reason.
         """
+        outcome = Outcome([], [])
+        self.validate_into(topic, payload, now_ns, outcome.readings, outcome.rejections)
+        return outcome
+
+    def validate_into(
+        self,
+        topic: str,
+        payload: bytes,
+        now_ns: int,
+        readings: list[Reading],
+        rejections: list[Rejection],
+    ) -> None:
+        """As :meth:`validate`, appending to lists the caller holds (the worker's hot path:
+        no objects per message for the outcome).
+
+        If it raises (a decoder's bug), it may have appended nothing, or part of the message.
+        """
         sender = self._senders.get(topic)
         if sender is None:
             sender = self._sender(topic)
         if isinstance(sender, tuple):
-            return _reject(*sender)
+            rejections.append(Rejection(sender[0], sender[1]))
+            return
         if len(payload) > self._max_payload_bytes:
-            return _reject(
-                Reason.PAYLOAD_TOO_LARGE,
-                f"payload is {len(payload)} bytes; the limit is {self._max_payload_bytes}",
-                sender.context.station.id,
+            rejections.append(
+                Rejection(
+                    Reason.PAYLOAD_TOO_LARGE,
+                    f"payload is {len(payload)} bytes; the limit is {self._max_payload_bytes}",
+                    sender.context.station.id,
+                )
             )
+            return
         decoder = sender.decoder
         if decoder is None:
-            return _reject(
-                Reason.UNDECODABLE,
-                f"no decoder for payload format {sender.format!r}",
-                sender.context.station.id,
+            rejections.append(
+                Rejection(
+                    Reason.UNDECODABLE,
+                    f"no decoder for payload format {sender.format!r}",
+                    sender.context.station.id,
+                )
             )
+            return
         newest_ns = now_ns + self._max_future_ns
         oldest_ns = now_ns - self._max_age_ns
         if sender.plain_native:
@@ -196,21 +220,16 @@ class Validator:
             if type(document) is dict:
                 reading = plain_reading(document, sender.context.station.id)
                 if reading is not None:
-                    refused: list[Rejection] = []
-                    kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, refused)
-                    return Outcome([] if kept is None else [kept], refused)
+                    kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, rejections)
+                    if kept is not None:
+                        readings.append(kept)
+                    return
         decoded = decoder(payload, sender.context)
-        rejections = decoded.rejections
-        readings = []
+        rejections += decoded.rejections
         for reading in decoded.readings:
             kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, rejections)
             if kept is not None:
                 readings.append(kept)
-        return Outcome(readings, rejections)
-
-
-def _reject(reason: Reason, detail: str, station_id: str | None = None) -> Outcome:
-    return Outcome([], [Rejection(reason, detail, station_id)])
 
 
 def metric_ranges(station: Station) -> dict[str, tuple[float, float]]:
