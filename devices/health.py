@@ -288,7 +288,12 @@ class HealthTracker:
                 # The usual case, inlined: in time order, the run's next numbers.
                 behind = track.run_max - seq
                 if track.run_max >= 0:
-                    previous = self._slot_index(track, track.run_ts_ns)
+                    previous_ns = track.run_ts_ns
+                    previous = (
+                        at  # the reading before it is in the same bucket, usually
+                        if previous_ns // bucket_ns == bucket
+                        else self._slot_index(track, previous_ns)
+                    )
                     if previous is not None:
                         # The gap belongs to the reading before it, so it leaves the window
                         # with it.
