@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 StationTags = Callable[[str], Mapping[str, str]]
 _GZIP_MIN_BYTES = 4096
 _MAX_TEMPLATES = 100_000
+_MAX_FLOAT_TEXTS = 100_000
 
 
 def registry_tags(registry: StationRegistry) -> StationTags:
@@ -69,6 +70,9 @@ class LineEncoder:
         # (station, metric names...) → the line with %-placeholders for values, seq and time.
         self._templates: dict[tuple[str, ...], str] = {}
         self._templates_seq: dict[tuple[str, ...], str] = {}
+        # Value → its shortest round-trip text: sensors repeat values, and repr costs more
+        # than a lookup. Equal floats other than ±0 have the same bits, so the same text.
+        self._float_texts: dict[float, str] = {}
 
     def station_tags(self, station_id: str) -> Mapping[str, str]:
         """The tags of a station's series."""
@@ -92,9 +96,23 @@ class LineEncoder:
             if len(templates) >= _MAX_TEMPLATES:
                 templates.clear()
             templates[shape] = template
+        texts = self._float_texts
+        args = []
+        for value in values.values():
+            if type(value) is float:
+                text = texts.get(value)
+                if text is None:
+                    text = repr(value)
+                    if value:  # zero keeps its sign: -0.0 equals 0.0 as a key
+                        if len(texts) >= _MAX_FLOAT_TEXTS:
+                            texts.clear()
+                        texts[value] = text
+            else:
+                text = repr(value)
+            args.append(text)
         if seq is None:
-            return template % (*values.values(), reading.ts_ns)
-        return template % (*values.values(), seq, reading.ts_ns)
+            return template % (*args, reading.ts_ns)
+        return template % (*args, seq, reading.ts_ns)
 
     def _template(self, reading: Reading) -> str:
         """The line of a reading's station and metrics, values left as placeholders."""
@@ -108,7 +126,7 @@ class LineEncoder:
             key = keys.get(name)
             if key is None:
                 key = keys[name] = escape_field_key(name)
-            parts.append(key.replace("%", "%%") + "=%r")
+            parts.append(key.replace("%", "%%") + "=%s")
         if not parts:
             raise LineProtocolError("a reading without values cannot be stored")
         if reading.seq is not None:
