@@ -345,7 +345,7 @@ class IngestWorker:
                 self.metrics.readings_stored.inc(len(batch.readings))
                 durable_ns = self._clock_ns()
                 self.metrics.reading_lag.observe_many(
-                    (durable_ns - r.ts_ns) / 1e9 for r in batch.readings
+                    [(durable_ns - r.ts_ns) / 1e9 for r in batch.readings]
                 )
                 self.metrics.batch_points.observe(len(batch))
                 await self._notify(batch.readings)
