@@ -16,6 +16,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from devices.readings import Reading
 from devices.stations import StationRegistry
@@ -65,11 +66,11 @@ class StationHealth:
 
 
 _VITALS = ("battery_v", "battery_pct", "rssi_dbm", "snr_db")
+_VITAL_SLOTS = tuple(enumerate(_VITALS))
 _NEVER = -(2**63)
 
 
-def _reading_time(reading: Reading) -> int:
-    return reading.ts_ns
+_reading_time = attrgetter("ts_ns")
 
 
 class _Track:
@@ -205,19 +206,23 @@ class HealthTracker:
             track = self._tracks[station_id] = _Track(oldest_ns, self._ring)
         elif oldest_ns < track.first_seen_ns:
             track.first_seen_ns = oldest_ns
-        interval_ns = self._interval_ns(station_id)
+        interval_ns = self._intervals.get(station_id) or self._interval_ns(station_id)
+        count = self._count
         for reading in group:
-            self._count(track, reading, interval_ns)
+            count(track, reading, interval_ns)
         newest = group[-1]
+        newest_ns = newest.ts_ns
         # The freshest reading of the batch has the smallest delay: the best skew sample.
-        track.skews_ns[track.skew_count % _SKEW_SAMPLES] = arrival_ns - newest.ts_ns
+        track.skews_ns[track.skew_count % _SKEW_SAMPLES] = arrival_ns - newest_ns
         track.skew_count += 1
         vitals, vital_times = track.vitals, track.vital_times
-        for at, name in enumerate(_VITALS):
-            value = newest.values.get(name)
+        values = newest.values
+        single = len(group) == 1
+        for at, name in _VITAL_SLOTS:
+            value = values.get(name)
             if value is not None:
-                ts_ns = newest.ts_ns
-            elif len(group) == 1:
+                ts_ns = newest_ns
+            elif single:
                 continue
             else:
                 # Rare (a status message apart from the readings): look through the batch.
@@ -251,11 +256,17 @@ class HealthTracker:
         track.recent_times_at += 1
         if ts_ns > track.newest_ns:  # noqa: PLR1730 - faster than max() on the hot path
             track.newest_ns = ts_ns
-        at = self._slot_index(track, ts_ns)
-        if at is None:
-            return
+        bucket_ns = self._bucket_ns
+        bucket = ts_ns // bucket_ns
+        if bucket == track.base:  # the usual case, inlined: the ring's newest bucket
+            at = (bucket % self._ring) * _FIELDS
+        else:
+            found = self._slot_index(track, ts_ns)
+            if found is None:
+                return
+            at = found
         counts = track.counts
-        per_bucket = self._bucket_ns // interval_ns + 2  # slots a bucket touches, at most
+        per_bucket = bucket_ns // interval_ns + 2  # slots a bucket touches, at most
         if counts[at + _READINGS] < 2 * per_bucket:
             counts[at + _READINGS] += 1
         slot = ts_ns // interval_ns
@@ -271,8 +282,30 @@ class HealthTracker:
             new_slot = True  # too far back to remember one by one: the bucket's cap bounds it
         if new_slot and counts[at + _SLOTS] < per_bucket:
             counts[at + _SLOTS] += 1
-        if reading.seq is not None:
-            self._sequence(track, reading.seq, ts_ns)
+        seq = reading.seq
+        if seq is not None:
+            if ts_ns >= track.run_ts_ns and seq > track.run_max:
+                # The usual case, inlined: in time order, the run's next numbers.
+                behind = track.run_max - seq
+                if track.run_max >= 0:
+                    previous_ns = track.run_ts_ns
+                    previous = (
+                        at  # the reading before it is in the same bucket, usually
+                        if previous_ns // bucket_ns == bucket
+                        else self._slot_index(track, previous_ns)
+                    )
+                    if previous is not None:
+                        # The gap belongs to the reading before it, so it leaves the window
+                        # with it.
+                        counts[previous + _GAPS] += -behind - 1
+                    track.seq_bits = ((track.seq_bits << -behind) | 1) & _RECENT_MASK
+                    track.run_max = seq
+                else:
+                    track.run_max, track.run_min, track.seq_bits = seq, seq, 1
+                track.run_ts_ns = ts_ns
+                track.previous_seq = seq
+            else:
+                self._sequence(track, seq, ts_ns)
 
     def _sequence(self, track: _Track, seq: int, ts_ns: int) -> None:
         """Count gaps in the sequence numbers incrementally (see :func:`missing_from_sequence`)."""

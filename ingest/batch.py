@@ -125,6 +125,21 @@ class Batcher:
         if token is not None:
             self._tokens.append(token)
 
+    def add_many(
+        self,
+        readings: list[Reading],
+        rejections: list[StoredRejection],
+        tokens: list[object],
+        now_s: float,
+    ) -> None:
+        """Add the outcomes of several messages at once and the tokens that acknowledge them
+        (as :meth:`add` for each, in one call: the worker adds a whole chunk)."""
+        if self._opened_at is None:
+            self._opened_at = now_s
+        self._batch.readings += readings
+        self._batch.rejections += rejections
+        self._tokens += tokens
+
     @property
     def pending(self) -> int:
         """Entries waiting in the open batch."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import orjson
 
 from devices import (
     Reading,
@@ -14,6 +16,7 @@ from devices import (
     TopicScheme,
 )
 from devices.formats import DECODERS, DecodeContext, Decoder
+from devices.formats.native import plain_reading
 from devices.registry import Registry
 from devices.timestamps import NS_PER_S
 from devices.topics import parse_route
@@ -54,8 +57,8 @@ class Limits:
 class Outcome:
     """What one message became: readings to store, and rejections to store and count."""
 
-    readings: list[Reading] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
+    readings: list[Reading]
+    rejections: list[Rejection]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class _Sender:
     ranges: dict[str, tuple[float, float]]
     decoder: Decoder | None
     format: str
+    plain_native: bool
+    """Whether the decoder is Siaga's native one, whose common case validation inlines."""
 
 
 _Unresolved = tuple[Reason, str]
@@ -91,6 +96,10 @@ class Validator:
     ) -> None:
         self._topics = topics
         self._limits = limits
+        # Per message, these are read often: computed once.
+        self._max_payload_bytes = limits.max_payload_bytes
+        self._max_future_ns = int(limits.max_future_s * NS_PER_S)
+        self._max_age_ns = int(limits.max_age_s * NS_PER_S)
         self._decoders = DECODERS if decoders is None else decoders
         self._senders: dict[str, _Sender | _Unresolved] = {}
         self.use_registry(registry)
@@ -143,7 +152,8 @@ class Validator:
         context = DecodeContext(
             station, resolved.device, resolved.profile, route, self._limits.max_readings_per_message
         )
-        return _Sender(context, metric_ranges(station), self._decoders.get(fmt), fmt)
+        decoder = self._decoders.get(fmt)
+        return _Sender(context, metric_ranges(station), decoder, fmt, decoder is DECODERS["native"])
 
     def validate(self, topic: str, payload: bytes, now_ns: int) -> Outcome:
         """Validate one message.
@@ -156,34 +166,80 @@ class Validator:
         Returns:
             The valid readings (only valid metrics kept) and every rejection with its reason.
         """
-        sender = self._sender(topic)
-        if isinstance(sender, tuple):
-            return _reject(*sender)
-        station_id = sender.context.station.id
-        limits = self._limits
-        if len(payload) > limits.max_payload_bytes:
-            return _reject(
-                Reason.PAYLOAD_TOO_LARGE,
-                f"payload is {len(payload)} bytes; the limit is {limits.max_payload_bytes}",
-                station_id,
-            )
-        if sender.decoder is None:
-            return _reject(
-                Reason.UNDECODABLE, f"no decoder for payload format {sender.format!r}", station_id
-            )
-        decoded = sender.decoder(payload, sender.context)
-        outcome = Outcome([], decoded.rejections)
-        newest_ns = now_ns + int(limits.max_future_s * NS_PER_S)
-        oldest_ns = now_ns - int(limits.max_age_s * NS_PER_S)
-        for reading in decoded.readings:
-            kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, outcome.rejections)
-            if kept is not None:
-                outcome.readings.append(kept)
+        outcome = Outcome([], [])
+        self.validate_into(topic, payload, now_ns, outcome.readings, outcome.rejections)
         return outcome
 
+    def validate_into(
+        self,
+        topic: str,
+        payload: bytes,
+        now_ns: int,
+        readings: list[Reading],
+        rejections: list[Rejection],
+    ) -> None:
+        """As :meth:`validate`, appending to lists the caller holds (the worker's hot path:
+        no objects per message for the outcome).
 
-def _reject(reason: Reason, detail: str, station_id: str | None = None) -> Outcome:
-    return Outcome([], [Rejection(reason, detail, station_id)])
+        If it raises (a decoder's bug), it may have appended nothing, or part of the message.
+        """
+        sender = self._senders.get(topic)
+        if sender is None:
+            sender = self._sender(topic)
+        if isinstance(sender, tuple):
+            rejections.append(Rejection(sender[0], sender[1]))
+            return
+        if len(payload) > self._max_payload_bytes:
+            rejections.append(
+                Rejection(
+                    Reason.PAYLOAD_TOO_LARGE,
+                    f"payload is {len(payload)} bytes; the limit is {self._max_payload_bytes}",
+                    sender.context.station.id,
+                )
+            )
+            return
+        decoder = sender.decoder
+        if decoder is None:
+            rejections.append(
+                Rejection(
+                    Reason.UNDECODABLE,
+                    f"no decoder for payload format {sender.format!r}",
+                    sender.context.station.id,
+                )
+            )
+            return
+        newest_ns = now_ns + self._max_future_ns
+        oldest_ns = now_ns - self._max_age_ns
+        if sender.plain_native:
+            # The native decoder's common case, without its layers: one JSON object that
+            # plain_reading takes. Anything else goes to the decoder, which explains it.
+            try:
+                document = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                document = None
+            if type(document) is dict:
+                reading = plain_reading(document, sender.context.station.id)
+                if reading is not None:
+                    if oldest_ns <= reading.ts_ns <= newest_ns:
+                        # check_reading's answer when all is well, without the call.
+                        ranges = sender.ranges
+                        for name, value in reading.values.items():
+                            bounds = ranges.get(name)
+                            if bounds is None or not bounds[0] <= value <= bounds[1]:
+                                break  # check_reading says what is wrong
+                        else:
+                            readings.append(reading)
+                            return
+                    kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, rejections)
+                    if kept is not None:
+                        readings.append(kept)
+                    return
+        decoded = decoder(payload, sender.context)
+        rejections += decoded.rejections
+        for reading in decoded.readings:
+            kept = check_reading(reading, sender.ranges, newest_ns, oldest_ns, rejections)
+            if kept is not None:
+                readings.append(kept)
 
 
 def metric_ranges(station: Station) -> dict[str, tuple[float, float]]:

@@ -39,7 +39,7 @@ from ingest.source import Delivery, MessageSource
 from ingest.spool import Spool
 from ingest.storage.base import Storage, WriteReport
 from ingest.supervise import supervise
-from ingest.validation import Outcome, Validator
+from ingest.validation import Validator
 
 log = logging.getLogger(__name__)
 
@@ -295,34 +295,38 @@ class IngestWorker:
             return
         now_ns = self._clock_ns()
         now_s = self._monotonic()
-        validate = self._validator.validate
-        add = self._batcher.add
-        valid = 0
-        reasons: list[Reason] = []
+        validate_into = self._validator.validate_into
+        readings: list[Reading] = []
+        rejections: list[Rejection] = []
+        stored: list[StoredRejection] = []
+        tokens: list[object] = []
         for delivery in chunk:
+            readings_before, rejections_before = len(readings), len(rejections)
             try:
-                outcome = validate(delivery.topic, delivery.payload, now_ns)
+                validate_into(delivery.topic, delivery.payload, now_ns, readings, rejections)
             except Exception as exc:
                 # A decoder bug must cost one message, never the loop; the tests fail on it.
                 log.exception("validating a message on %s raised", delivery.topic[:100])
-                outcome = Outcome([], [Rejection(Reason.DECODER_ERROR, repr(exc)[:300])])
-            stored: list[StoredRejection] = []
-            for rejection in outcome.rejections:
-                reasons.append(rejection.reason)
-                stored.append(
-                    StoredRejection(
-                        rejection,
-                        delivery.topic,
-                        excerpt(delivery.payload),
-                        self._unique_rejection_ns(now_ns),
+                del readings[readings_before:], rejections[rejections_before:]
+                rejections.append(Rejection(Reason.DECODER_ERROR, repr(exc)[:300]))
+            if len(rejections) > rejections_before:
+                for rejection in rejections[rejections_before:]:
+                    stored.append(
+                        StoredRejection(
+                            rejection,
+                            delivery.topic,
+                            excerpt(delivery.payload),
+                            self._unique_rejection_ns(now_ns),
+                        )
                     )
-                )
-            valid += len(outcome.readings)
-            add(outcome.readings, stored, delivery.token, now_s)
+            if delivery.token is not None:
+                tokens.append(delivery.token)
+        # The whole chunk at once: a batch is flushed between chunks, never within one.
+        self._batcher.add_many(readings, stored, tokens, now_s)
         self.metrics.messages_received.inc(len(chunk))
-        self.metrics.readings_received.inc(valid)
-        if reasons:
-            self.metrics.count_rejections(reasons)
+        self.metrics.readings_received.inc(len(readings))
+        if rejections:
+            self.metrics.count_rejections(r.reason for r in rejections)
 
     def _unique_rejection_ns(self, now_ns: int) -> int:
         # Rejections are points too: distinct timestamps keep two from overwriting each other.
@@ -341,7 +345,7 @@ class IngestWorker:
                 self.metrics.readings_stored.inc(len(batch.readings))
                 durable_ns = self._clock_ns()
                 self.metrics.reading_lag.observe_many(
-                    (durable_ns - r.ts_ns) / 1e9 for r in batch.readings
+                    [(durable_ns - r.ts_ns) / 1e9 for r in batch.readings]
                 )
                 self.metrics.batch_points.observe(len(batch))
                 await self._notify(batch.readings)

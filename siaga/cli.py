@@ -630,6 +630,22 @@ def bench_ingest(
         raise _fail(str(exc)) from None
 
 
+@bench.command("ingest-cpu")
+def bench_ingest_cpu(
+    messages: Annotated[int, typer.Option(help="Messages per run.")] = 100_000,
+    stations: Annotated[int, typer.Option(help="Stations in the fleet.")] = 1000,
+    repeats: Annotated[int, typer.Option(help="Runs; the median counts.")] = 5,
+    late_h: Annotated[float, typer.Option(help="Back-date readings this many hours.")] = 48.0,
+    profile: Annotated[
+        Path | None, typer.Option(help="Write a cProfile of the last run here.")
+    ] = None,
+) -> None:
+    """The ingest worker's CPU per message, in process (no broker, no database)."""
+    from benchmarks.ingest_cpu import measure
+
+    measure(messages, stations, repeats, late_h, profile)
+
+
 @bench.command("alerts")
 def bench_alerts(
     stations: Annotated[int, typer.Option(help="Stations registered.")] = 10_000,

@@ -25,7 +25,7 @@ from devices.timestamps import (
 )
 
 RESERVED_KEYS = frozenset({"ts", "seq", "station"})
-_TS_AND_SEQ = frozenset({"ts", "seq"})
+_STORABLE_MAX_NS = STORABLE_NS[1]
 
 
 class _NonFiniteError(InputError):
@@ -76,24 +76,22 @@ def plain_reading(item: dict[str, Any], station_id: str) -> Reading | None:
     if type(ts) is not int or ts < 0 or "station" in item:
         return None
     ts_ns = ts * 1_000_000 if ts >= EPOCH_MS_THRESHOLD else ts * NS_PER_S
-    if ts >= EPOCH_MAX_MS or ts_ns > STORABLE_NS[1]:
+    if ts >= EPOCH_MAX_MS or ts_ns > _STORABLE_MAX_NS:
         return None
-    seq = item.get("seq")
+    values = item.copy()  # one C-level copy, then out with the reserved keys
+    del values["ts"]
+    seq = values.pop("seq", None)
     if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
         return None
-    values: dict[str, float] = {}
-    for key, value in item.items():
-        if key in _TS_AND_SEQ:
-            continue
-        kind = type(value)
-        if kind is float:
-            values[key] = value  # orjson never yields NaN or infinities
-        elif kind is int:
-            values[key] = float(value)
-        else:
-            return None  # strings, booleans, null, nesting: the general path explains them
     if not values:
         return None
+    for key, value in values.items():
+        kind = type(value)
+        if kind is not float:  # orjson never yields NaN or infinities
+            if kind is int:
+                values[key] = float(value)  # the same key: the dict's size does not change
+            else:
+                return None  # strings, booleans, null, nesting: the general path explains them
     return Reading(station_id, ts_ns, values, seq)
 
 

@@ -41,7 +41,6 @@ from ingest.mqtt.codec import (
     PacketReader,
     PingResp,
     ProtocolError,
-    Publish,
     SubAck,
     describe_reason,
     encode_connect,
@@ -121,17 +120,12 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
         try:
-            packets = self._reader.feed(data)
+            deliveries, packets = self._reader.feed_deliveries(data, self._generation << 16)
         except ProtocolError as exc:
             self._fail(exc)
             return
-        deliveries: list[Delivery] = []
-        base = self._generation << 16
-        for packet in packets:
-            if type(packet) is Publish:
-                token = None if packet.packet_id is None else base | packet.packet_id
-                deliveries.append(Delivery(packet.topic, packet.payload, token))
-            elif isinstance(packet, ConnAck):
+        for packet in packets:  # the rest: handshake answers, ping responses, a DISCONNECT
+            if isinstance(packet, ConnAck):
                 if not self.connack.done():
                     self.connack.set_result(packet)
             elif isinstance(packet, SubAck):

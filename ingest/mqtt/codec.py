@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import Any
 
 from ingest.errors import SourceError
+from ingest.source import Delivery
 
 PROTOCOL_NAME = b"\x00\x04MQTT"
 PROTOCOL_LEVEL = 5
@@ -372,17 +373,36 @@ class PacketReader:
         Raises:
             ProtocolError: The stream is not valid MQTT 5; the connection must be closed.
         """
+        return self._feed(data, None)[1]
+
+    def feed_deliveries(self, data: bytes, token_base: int) -> tuple[list[Delivery], list[Packet]]:
+        """As :meth:`feed`, with each PUBLISH as a :class:`~ingest.source.Delivery` whose token
+        is ``token_base | packet_id`` (None at QoS 0): the subscriber's hot path, one object
+        per message.
+
+        Returns:
+            The deliveries, in order, and the other packets, in order.
+
+        Raises:
+            ProtocolError: The stream is not valid MQTT 5; the connection must be closed.
+        """
+        return self._feed(data, token_base)
+
+    def _feed(self, data: bytes, token_base: int | None) -> tuple[list[Delivery], list[Packet]]:
         buffer = self._buffer
         buffer += data
         # Slices of a view copy once; bytearray slices copy twice. The view must be released
         # before the buffer is resized, whatever happens in between.
         with memoryview(buffer) as view:
-            packets, offset = self._parse(buffer, view)
+            deliveries, packets, offset = self._parse(buffer, view, token_base)
         if offset:
             del buffer[:offset]
-        return packets
+        return deliveries, packets
 
-    def _parse(self, buffer: bytearray, view: memoryview) -> tuple[list[Packet], int]:
+    def _parse(
+        self, buffer: bytearray, view: memoryview, token_base: int | None
+    ) -> tuple[list[Delivery], list[Packet], int]:
+        deliveries: list[Delivery] = []
         packets: list[Packet] = []
         offset = 0
         size = len(buffer)
@@ -404,17 +424,50 @@ class PacketReader:
             if end > size:
                 break
             if first >> 4 == _PUBLISH:
+                if token_base is not None and first & 0x06 == 0x02 and length >= 5:
+                    # QoS 1 to a subscriber, inlined: topic, packet id, short properties.
+                    cursor = start + 2 + ((buffer[start] << 8) | buffer[start + 1])
+                    if cursor + 3 <= end and cursor + 3 + buffer[cursor + 2] <= end:
+                        properties = buffer[cursor + 2]
+                        if properties < 0x80:
+                            raw_topic = bytes(view[start + 2 : cursor])
+                            topic = topics.get(raw_topic)
+                            if topic is None:
+                                topic = _new_topic(raw_topic, topics)
+                            deliveries.append(
+                                Delivery(
+                                    topic,
+                                    bytes(view[cursor + 3 + properties : end]),
+                                    token_base | (buffer[cursor] << 8) | buffer[cursor + 1],
+                                )
+                            )
+                            offset = end
+                            continue
                 try:
-                    packets.append(_publish(view, first, start, end, topics))
+                    publish = _publish(view, first, start, end, topics)
                 except IndexError:
                     raise ProtocolError("truncated PUBLISH packet") from None
+                if token_base is None:
+                    packets.append(publish)
+                else:
+                    packet_id = publish.packet_id
+                    token = None if packet_id is None else token_base | packet_id
+                    deliveries.append(Delivery(publish.topic, publish.payload, token))
             else:
                 packets.append(_control(bytes(view[start:end]), first))
             offset = end
-        return packets, offset
+        return deliveries, packets, offset
 
 
 _PUBLISH = int(PacketType.PUBLISH)  # a plain int compares several times faster than an IntEnum
+
+
+def _new_topic(raw_topic: bytes, topics: dict[bytes, str]) -> str:
+    """A topic not seen before: decoded, and remembered (up to a bound)."""
+    topic = raw_topic.decode("utf-8", errors="replace")
+    if len(topics) < 100_000:
+        topics[raw_topic] = topic
+    return topic
 
 
 def _publish(
@@ -428,9 +481,7 @@ def _publish(
     raw_topic = bytes(buffer[start + 2 : cursor])
     topic = topics.get(raw_topic)
     if topic is None:
-        topic = raw_topic.decode("utf-8", errors="replace")
-        if len(topics) < 100_000:
-            topics[raw_topic] = topic
+        topic = _new_topic(raw_topic, topics)
     packet_id = None
     if qos:
         packet_id = (buffer[cursor] << 8) | buffer[cursor + 1]

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 StationTags = Callable[[str], Mapping[str, str]]
 _GZIP_MIN_BYTES = 4096
+_MAX_TEMPLATES = 100_000
+_MAX_FLOAT_TEXTS = 100_000
 
 
 def registry_tags(registry: StationRegistry) -> StationTags:
@@ -65,6 +67,12 @@ class LineEncoder:
         self._station_tags = station_tags
         self._series: dict[str, str] = {}
         self._field_keys: dict[str, str] = {}
+        # (station, metric names...) → the line with %-placeholders for values, seq and time.
+        self._templates: dict[tuple[str, ...], str] = {}
+        self._templates_seq: dict[tuple[str, ...], str] = {}
+        # Value → its shortest round-trip text: sensors repeat values, and repr costs more
+        # than a lookup. Equal floats other than ±0 have the same bits, so the same text.
+        self._float_texts: dict[float, str] = {}
 
     def station_tags(self, station_id: str) -> Mapping[str, str]:
         """The tags of a station's series."""
@@ -73,25 +81,57 @@ class LineEncoder:
     def forget_stations(self) -> None:
         """Drop cached series keys (after the registry changed)."""
         self._series.clear()
+        self._templates.clear()
+        self._templates_seq.clear()
 
     def reading(self, reading: Reading) -> str:
         """One telemetry line. Metric values are always floats, so types never conflict."""
+        values = reading.values
+        shape = (reading.station_id, *values)
+        seq = reading.seq
+        templates = self._templates if seq is None else self._templates_seq
+        template = templates.get(shape)
+        if template is None:
+            template = self._template(reading)
+            if len(templates) >= _MAX_TEMPLATES:
+                templates.clear()
+            templates[shape] = template
+        texts = self._float_texts
+        args = []
+        for value in values.values():
+            if type(value) is float:
+                text = texts.get(value)
+                if text is None:
+                    text = repr(value)
+                    if value:  # zero keeps its sign: -0.0 equals 0.0 as a key
+                        if len(texts) >= _MAX_FLOAT_TEXTS:
+                            texts.clear()
+                        texts[value] = text
+            else:
+                text = repr(value)
+            args.append(text)
+        if seq is None:
+            return template % (*args, reading.ts_ns)
+        return template % (*args, seq, reading.ts_ns)
+
+    def _template(self, reading: Reading) -> str:
+        """The line of a reading's station and metrics, values left as placeholders."""
         series = self._series.get(reading.station_id)
         if series is None:
             series = series_key(TELEMETRY, self._station_tags(reading.station_id))
             self._series[reading.station_id] = series
         keys = self._field_keys
         parts = []
-        for name, value in reading.values.items():
+        for name in reading.values:
             key = keys.get(name)
             if key is None:
                 key = keys[name] = escape_field_key(name)
-            parts.append(f"{key}={value!r}")
+            parts.append(key.replace("%", "%%") + "=%s")
         if not parts:
             raise LineProtocolError("a reading without values cannot be stored")
         if reading.seq is not None:
-            parts.append(f"seq={reading.seq}i")
-        return f"{series} {','.join(parts)} {reading.ts_ns}"
+            parts.append("seq=%si")
+        return f"{series.replace('%', '%%')} {','.join(parts)} %s"
 
     @staticmethod
     def rejection(stored: StoredRejection) -> str:
@@ -476,15 +516,21 @@ class InfluxStorage:
         Readings older than the continuous query's reach also write marks of the hours they
         make dirty, in the same request: a mark is durable exactly when its readings are.
         """
-        lines: list[str] = []
-        sources: list[Reading | StoredRejection] = []
+        lines: list[str]
+        sources: list[Reading | StoredRejection]
         refused: list[StoredRejection] = []
-        for reading in batch.readings:
-            try:
-                lines.append(self.encoder.reading(reading))
-                sources.append(reading)
-            except LineProtocolError as exc:
-                refused.append(_refusal(reading, str(exc)))
+        encode = self.encoder.reading
+        try:
+            lines = [encode(reading) for reading in batch.readings]  # all of them, usually
+            sources = list(batch.readings)
+        except LineProtocolError:
+            lines, sources = [], []
+            for reading in batch.readings:
+                try:
+                    lines.append(encode(reading))
+                    sources.append(reading)
+                except LineProtocolError as exc:
+                    refused.append(_refusal(reading, str(exc)))
         for stored in batch.rejections:
             try:
                 lines.append(self.encoder.rejection(stored))

@@ -186,15 +186,20 @@ def dirty_marks(readings: Iterable[Reading], horizon_ns: int, max_marks: int) ->
     larger recompute and raw charts for every station of that hour.
     """
     by_hour: dict[int, set[str]] = {}
+    # A batch's readings mostly fall in one hour: remember the last hour's set and its bounds.
+    low = high = 0
+    stations: set[str] = set()
     for reading in readings:
         ts_ns = reading.ts_ns
         if ts_ns < horizon_ns:
-            hour = ts_ns - ts_ns % HOUR_NS
-            stations = by_hour.get(hour)
-            if stations is None:
-                by_hour[hour] = {reading.station_id}
-            else:
-                stations.add(reading.station_id)
+            if not low <= ts_ns < high:
+                low = ts_ns - ts_ns % HOUR_NS
+                high = low + HOUR_NS
+                found = by_hour.get(low)
+                if found is None:
+                    found = by_hour[low] = set()
+                stations = found
+            stations.add(reading.station_id)
     total = sum(len(s) for s in by_hour.values())
     coalesced = 0
     if total > max_marks:

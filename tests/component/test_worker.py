@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devices import Reading, Reason, TopicScheme, load_stations
+from devices import Reading, Reason, Rejection, TopicScheme, load_stations
 from devices.formats import DECODERS, DecodeContext
 from devices.readings import Decoded
 from ingest.batch import BatchPolicy
@@ -291,6 +291,30 @@ async def test_a_decoder_bug_costs_one_message_not_the_loop(tmp_path: Path) -> N
     publish_readings(rig.source, 5, now_ms() - 60_000)
     await eventually(lambda: not rig.source.unacked, what="all acknowledged")
     assert len(rig.storage.points) == 5
+    assert [r.rejection.reason for r in rig.storage.stored_rejections] == [Reason.DECODER_ERROR]
+    await rig.finish()
+
+
+@pytest.mark.logged_exceptions
+async def test_a_decoder_bug_midway_keeps_nothing_of_that_message(tmp_path: Path) -> None:
+    # The worker validates into lists it holds for the whole chunk: a message that raises
+    # after part of it was appended must leave nothing of itself behind.
+    def half(payload: bytes, context: DecodeContext) -> Decoded:
+        decoded = DECODERS["native"](payload, context)
+        good = decoded.readings[0]
+        if good.seq == 2:
+            values: dict[str, Any] = {"water_level_cm": "oops"}  # no number: check_reading raises
+            bad = Reading(good.station_id, good.ts_ns, values)
+            return Decoded([good, bad], [Rejection(Reason.WRONG_TYPE, "first", good.station_id)])
+        return decoded
+
+    validator = Validator(
+        load_stations(STATIONS_FILE), TopicScheme(), Limits(), decoders={"native": half}
+    )
+    rig = await start_rig(tmp_path, validator=validator)
+    publish_readings(rig.source, 5, now_ms() - 60_000)
+    await eventually(lambda: not rig.source.unacked, what="all acknowledged")
+    assert len(rig.storage.points) == 4
     assert [r.rejection.reason for r in rig.storage.stored_rejections] == [Reason.DECODER_ERROR]
     await rig.finish()
 

@@ -297,3 +297,16 @@ def test_line_encoder_rejection_without_station(station_id: str | None) -> None:
         'rejected,reason=bad_topic topic="x y",payload="",'
         "detail=\"topic 'x y' is not a telemetry topic\" 1700000000000000000"
     )
+
+
+def test_the_reading_encoder_caches_nothing_that_changes_a_line() -> None:
+    # Templates per station and metrics, and texts per float value, are caches: each line
+    # must be what formatting it afresh gives, whatever came before it.
+    encoder = LineEncoder(lambda station: {"station": station, "river": "Way 50%"})
+    values: list[float] = [0.0, -0.0, 97.0, 97, True, 1e16, 5e-324, 3.91, -3.91, float("nan")]
+    for value in values * 2:
+        for seq in (None, 7):
+            reading = Reading("s%d", 1_700_000_000_000_000_000, {"w%": value, "b v": 2.5}, seq)
+            fields = f"w%={value!r},b\\ v=2.5" + ("" if seq is None else f",seq={seq}i")
+            expected = f"telemetry,river=Way\\ 50%,station=s%d {fields} 1700000000000000000"
+            assert encoder.reading(reading) == expected

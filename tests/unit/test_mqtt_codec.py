@@ -32,6 +32,7 @@ from ingest.mqtt.codec import (
     encode_subscribe,
     encode_varint,
 )
+from ingest.source import Delivery
 
 
 def u16(value: int) -> bytes:
@@ -550,3 +551,73 @@ def test_reasons_are_described_with_the_brokers_words() -> None:
 
     assert describe_reason(0x9E, "no") == "0x9e (shared subscriptions not supported: no)"
     assert describe_reason(0x42) == "0x42 (unknown reason)"
+
+
+# -- the subscriber's path: deliveries straight from the parser --------------------------------
+
+
+def _as_read_by_feed(data: bytes, token_base: int) -> tuple[list[Delivery], list[Packet]] | str:
+    """What feed_deliveries must give: feed's packets, each PUBLISH as a delivery."""
+    try:
+        packets = PacketReader().feed(data)
+    except ProtocolError as exc:
+        return str(exc)
+    deliveries = [
+        Delivery(p.topic, p.payload, None if p.packet_id is None else token_base | p.packet_id)
+        for p in packets
+        if isinstance(p, Publish)
+    ]
+    return deliveries, [p for p in packets if not isinstance(p, Publish)]
+
+
+def _as_read_by_feed_deliveries(
+    data: bytes, token_base: int
+) -> tuple[list[Delivery], list[Packet]] | str:
+    try:
+        return PacketReader().feed_deliveries(data, token_base)
+    except ProtocolError as exc:
+        return str(exc)
+
+
+def test_deliveries_carry_the_generation_in_their_tokens() -> None:
+    deliveries, others = PacketReader().feed_deliveries(STREAM, 7 << 16)
+    assert deliveries == [
+        Delivery("siaga/a/telemetry", b"one", None),
+        Delivery("siaga/b/telemetry", b"x" * 300, 7 << 16 | 70),
+        Delivery("siaga/a/telemetry", b"", 7 << 16 | 71),
+        Delivery("s/é", b"\xff" * 130, 7 << 16 | 65535),
+    ]
+    assert others == [p for p in EXPECTED if not isinstance(p, Publish)]
+
+
+@settings(max_examples=500, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=10),
+            st.binary(max_size=40),
+            st.sampled_from([0, 1]),
+            st.binary(max_size=200).map(lambda b: b"\x01\x01" * (len(b) // 2)),
+        ),
+        max_size=4,
+    ),
+    st.binary(max_size=12),
+)
+@example([("t", b"p", 1, b"\x01\x01" * 70)], b"")  # a property length of two bytes
+def test_deliveries_are_what_feed_reads(
+    messages: list[tuple[str, bytes, int, bytes]], tail: bytes
+) -> None:
+    stream = b"".join(
+        publish_bytes(topic, payload, qos=qos, packet_id=9 if qos else None, properties=props)
+        for topic, payload, qos, props in messages
+    )
+    stream += tail  # and whatever follows: a fragment, garbage, a QoS 1 header cut short
+    assert _as_read_by_feed_deliveries(stream, 3 << 16) == _as_read_by_feed(stream, 3 << 16)
+
+
+@settings(max_examples=500, derandomize=True)
+@given(st.binary(max_size=60).map(lambda b: b"\x32" + b))
+@example(b"\x32\x05\x00\x05abcde")  # the topic leaves no room for the packet id
+@example(b"\x32\x06\x00\x01t\x00\x01\x05")  # the property length runs past the packet
+def test_deliveries_from_arbitrary_qos1_bytes_are_what_feed_reads(data: bytes) -> None:
+    assert _as_read_by_feed_deliveries(data, 1 << 16) == _as_read_by_feed(data, 1 << 16)

@@ -398,3 +398,24 @@ def test_every_rejection_of_an_oversized_message_can_be_stored() -> None:
     line = encoder.rejection(StoredRejection(rejection, topic, excerpt(b"x" * 300), NOW_NS))
     assert line.startswith("rejected,reason=bad_topic topic=")
     assert line.endswith(f" {NOW_NS}")
+
+
+def _through_the_decoder(payload: bytes, context: DecodeContext) -> Decoded:
+    return DECODERS["native"](payload, context)  # the same decoder, not inlined by validation
+
+
+_PAYLOAD_KEYS = st.sampled_from(["ts", "seq", "station", "water_level_cm", "rssi_dbm", "x"])
+_PAYLOAD_VALUES = (
+    st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=False, allow_infinity=False, min_value=-1e4, max_value=1e4)
+    | st.sampled_from([NOW_S, NOW_S * 1000, NOW_S + 10_000, NOW_S - 10**6, STATION, None, True])
+)
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(_PAYLOAD_KEYS, _PAYLOAD_VALUES, max_size=6) | st.just([]))
+def test_the_inlined_native_path_gives_what_the_native_decoder_gives(document: object) -> None:
+    raw = json.dumps(document).encode()
+    inlined = validator().validate(TOPIC, raw, NOW_NS)
+    plain = Validator(REGISTRY, TopicScheme(), LIMITS, decoders={"native": _through_the_decoder})
+    assert inlined == plain.validate(TOPIC, raw, NOW_NS)
