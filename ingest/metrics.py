@@ -199,6 +199,11 @@ class IngestMetrics:
             "Seconds spent in background rollup passes (InfluxDB aggregating late hours)",
             registry=r,
         )
+        self.rollup_passes = Counter(
+            "siaga_rollup_passes",
+            "Background rollup passes that finished, with or without dirty hours to recompute",
+            registry=r,
+        )
         self.rollup_failures = Counter(
             "siaga_rollup_pass_failures",
             "Background rollup passes that failed (tried again next interval)",

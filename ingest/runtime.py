@@ -333,6 +333,7 @@ async def refresh_rollups(
                 "rollup of late readings: not now (%s); next pass in %.0f s", exc, interval_s
             )
         else:
+            metrics.rollup_passes.inc()
             if done.hours:
                 metrics.rollup_pass_seconds.inc(time.monotonic() - started)
                 metrics.rollup_hours.inc(done.hours)

@@ -45,4 +45,5 @@ async def test_a_failing_pass_is_counted_and_the_next_one_runs() -> None:
     assert all("rollup_dirty" in q for q in statements)
     sample = metrics.registry.get_sample_value
     assert sample("siaga_rollup_pass_failures_total") == 1.0
+    assert sample("siaga_rollup_passes_total") == 1.0  # the other pass, which found nothing
     assert sample("siaga_rollup_hours_recomputed_total") == 0.0

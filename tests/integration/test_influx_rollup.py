@@ -241,7 +241,9 @@ def test_a_worker_killed_before_its_pass_leaves_marks_that_the_next_one_rolls_up
     two_days_ago_ms = time.time_ns() // 1_000_000 - 2 * 86_400_000
     first = worker()
     messages = telemetry_messages(total, two_days_ago_ms, prefix=first.topic_prefix)
-    running = first.start()  # its first pass ran at start, before anything was marked
+    running = first.start()
+    # Its first pass runs at start; publish only once it has run, with nothing yet marked.
+    wait_for(lambda: running.metric("siaga_rollup_passes_total") >= 1, 30, "first pass")
     paho_publish(broker_session.port, messages, f"pub-{first.topic_prefix}")
     wait_for(lambda: influx_count(influx_session.url, database) == total, 60, "all stored")
     running.kill()
