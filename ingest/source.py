@@ -8,6 +8,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+async def wait_set(event: asyncio.Event, timeout_s: float | None) -> bool:
+    """Clear ``event``, then wait for it to be set again; False when ``timeout_s`` passes first.
+
+    Every source's ``next_chunk`` waits this way for its next messages.
+    """
+    event.clear()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 @dataclass(slots=True)  # not frozen: built per message on the hot path (see Reading)
 class Delivery:
     """A message handed to the worker; ``token`` is None when nothing is to be acknowledged."""
@@ -103,11 +117,7 @@ class MemorySource:
             await asyncio.sleep(timeout_s or 0)
             return []
         while not self._waiting or self._allowed() == 0:
-            self._ready.clear()
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._ready.wait()
-            except TimeoutError:
+            if not await wait_set(self._ready, timeout_s):
                 return []
         chunk = [self._waiting.popleft() for _ in range(min(1000, self._allowed()))]
         self._in_flight += sum(1 for d in chunk if d.token is not None)

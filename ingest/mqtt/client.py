@@ -49,7 +49,7 @@ from ingest.mqtt.codec import (
 )
 from ingest.retry import RetryPolicy
 from ingest.settings import MqttSettings
-from ingest.source import Delivery
+from ingest.source import Delivery, wait_set
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +221,8 @@ class MqttSubscriber:
 
     async def next_chunk(self, timeout_s: float | None) -> list[Delivery]:
         """The next chunk of messages, or an empty list when ``timeout_s`` passes first."""
-        if not self._queue:
-            self._ready.clear()
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._ready.wait()
-            except TimeoutError:
-                return []
+        if not self._queue and not await wait_set(self._ready, timeout_s):
+            return []
         chunk = self._queue.popleft()
         self._buffered -= len(chunk)
         if self._paused and self._buffered < self._options.max_buffered_messages // 2:
