@@ -118,12 +118,7 @@ class Batcher:
         now_s: float,
     ) -> None:
         """Add one message's outcome and the token that acknowledges it (None for QoS 0)."""
-        if self._opened_at is None:
-            self._opened_at = now_s
-        self._batch.readings.extend(readings)
-        self._batch.rejections.extend(rejections)
-        if token is not None:
-            self._tokens.append(token)
+        self.add_many(list(readings), list(rejections), [] if token is None else [token], now_s)
 
     def add_many(
         self,
